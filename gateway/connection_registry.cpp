@@ -1,0 +1,42 @@
+#include "connection_registry.h"
+
+namespace wsgw {
+
+ConnectionRegistry::Shard &ConnectionRegistry::shardFor(const std::string &id) const {
+    return shards_[std::hash<std::string>{}(id) % kShards];
+}
+
+void ConnectionRegistry::add(std::shared_ptr<LiveConnection> conn) {
+    Shard &s = shardFor(conn->info.connectionId);
+    std::lock_guard lock(s.mutex);
+    auto [it, inserted] = s.map.emplace(conn->info.connectionId, std::move(conn));
+    (void)it;
+    if (inserted) count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ConnectionRegistry::remove(const std::string &connectionId) {
+    Shard &s = shardFor(connectionId);
+    std::lock_guard lock(s.mutex);
+    if (s.map.erase(connectionId)) count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::shared_ptr<LiveConnection> ConnectionRegistry::find(const std::string &connectionId) const {
+    Shard &s = shardFor(connectionId);
+    std::lock_guard lock(s.mutex);
+    auto it = s.map.find(connectionId);
+    return it == s.map.end() ? nullptr : it->second;
+}
+
+void ConnectionRegistry::forEach(const std::function<void(const std::shared_ptr<LiveConnection> &)> &fn) const {
+    for (auto &s : shards_) {
+        std::vector<std::shared_ptr<LiveConnection>> copy;
+        {
+            std::lock_guard lock(s.mutex);
+            copy.reserve(s.map.size());
+            for (auto &kv : s.map) copy.push_back(kv.second);
+        }
+        for (auto &c : copy) fn(c);
+    }
+}
+
+}  // namespace wsgw

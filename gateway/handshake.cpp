@@ -1,0 +1,521 @@
+#include "handshake.h"
+
+#include "utf8.h"
+
+#include <algorithm>
+#include <array>
+
+namespace wsgw {
+
+namespace {
+
+constexpr size_t kQuotedValueMax = 64;
+constexpr size_t kHostHintMax = 100;
+
+bool isTchar(unsigned char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool isBase64Char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+unsigned char lowerAscii(unsigned char c) { return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c; }
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (lowerAscii(static_cast<unsigned char>(a[i])) != lowerAscii(static_cast<unsigned char>(b[i]))) return false;
+    }
+    return true;
+}
+
+std::string_view trimOws(std::string_view s) {
+    size_t b = 0, e = s.size();
+    while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
+    return s.substr(b, e - b);
+}
+
+// True when the comma-separated list holds `token` as one of its elements (RFC 7230 7: empty elements and
+// whitespace around elements are allowed).
+bool listHasToken(std::string_view list, std::string_view token) {
+    while (true) {
+        size_t comma = list.find(',');
+        if (equalsIgnoreCase(trimOws(list.substr(0, comma)), token)) return true;
+        if (comma == std::string_view::npos) return false;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+// Client bytes echoed in a reason: printable ASCII only and bounded, so a reason is always safe to log and
+// to put in a JSON body.
+void appendPrintable(std::string &out, std::string_view value, size_t max) {
+    size_t n = std::min(value.size(), max);
+    for (size_t i = 0; i < n; ++i) {
+        unsigned char c = static_cast<unsigned char>(value[i]);
+        out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+    }
+    if (value.size() > max) out += "...";
+}
+
+void appendQuoted(std::string &out, std::string_view value) {
+    out += '"';
+    appendPrintable(out, value, kQuotedValueMax);
+    out += '"';
+}
+
+void appendHexByte(std::string &out, unsigned char c) {
+    static constexpr char kDigits[] = "0123456789ABCDEF";
+    out += "0x";
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0xF];
+}
+
+HeadParse refuse(int status, std::string reason, HeaderList extra = {}) {
+    HeadParse p;
+    p.result = HeadResult::Refuse;
+    p.refusal.status = status;
+    p.refusal.reason = std::move(reason);
+    p.refusal.extraHeaders = std::move(extra);
+    return p;
+}
+
+HeadParse malformedRequestLine(std::string_view line) {
+    std::string r = "malformed request line: expected \"GET /path HTTP/1.1\", got ";
+    appendQuoted(r, line);
+    return refuse(400, std::move(r));
+}
+
+HeadParse malformedHeaderLine(size_t lineNo, std::string_view what) {
+    std::string r = "malformed header line ";
+    r += std::to_string(lineNo);
+    r += ": ";
+    r += what;
+    return refuse(400, std::move(r));
+}
+
+struct RequestLine {
+    std::string_view method, target;
+};
+
+// Returns false, with `out` set to the refusal, when the line cannot start a WebSocket upgrade.
+bool parseRequestLine(std::string_view line, RequestLine &rl, HeadParse &out) {
+    size_t sp1 = line.find(' ');
+    size_t sp2 = line.rfind(' ');
+    if (sp1 == 0 || sp1 == std::string_view::npos || sp2 == sp1) {
+        out = malformedRequestLine(line);
+        return false;
+    }
+    std::string_view method = line.substr(0, sp1);
+    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    std::string_view version = line.substr(sp2 + 1);
+    if (!std::all_of(method.begin(), method.end(), [](char c) { return isTchar(static_cast<unsigned char>(c)); }) ||
+        target.empty() || target.find(' ') != std::string_view::npos) {
+        out = malformedRequestLine(line);
+        return false;
+    }
+    if (version != "HTTP/1.1") {
+        if (version.substr(0, 5) != "HTTP/") {
+            out = malformedRequestLine(line);
+            return false;
+        }
+        std::string r = "WebSocket needs HTTP/1.1: the request line says ";
+        appendQuoted(r, version);
+        r += " (RFC 6455 4.1); send the upgrade as HTTP/1.1";
+        out = refuse(400, std::move(r));
+        return false;
+    }
+    if (target.front() != '/') {
+        std::string r = "request target must be a path starting with '/' (origin-form), got ";
+        appendQuoted(r, target);
+        r += ": send \"GET /path HTTP/1.1\" with the host in the Host header";
+        out = refuse(400, std::move(r));
+        return false;
+    }
+    for (size_t i = 0; i < target.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(target[i]);
+        if (c <= 0x20 || c >= 0x7f) {
+            std::string r = "request target has the byte ";
+            appendHexByte(r, c);
+            r += " at offset ";
+            r += std::to_string(i);
+            r += ": a URL must be ASCII, percent-encode other bytes";
+            out = refuse(400, std::move(r));
+            return false;
+        }
+    }
+    rl.method = method;
+    rl.target = target;
+    return true;
+}
+
+struct Field {
+    std::string_view name, value;
+};
+
+// One lookup of a header that the upgrade checks need: its first value and how often it occurred.
+struct Seen {
+    std::string_view value;
+    size_t count = 0;
+    void add(std::string_view v) {
+        if (count++ == 0) value = v;
+    }
+};
+
+HeadParse duplicate(std::string_view name) {
+    std::string r = "duplicate ";
+    r += name;
+    r += " header: send it once (RFC 6455 4.1)";
+    return refuse(400, std::move(r));
+}
+
+bool isValidWebSocketKey(std::string_view key) {
+    if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+    for (size_t i = 0; i < 22; ++i) {
+        if (!isBase64Char(static_cast<unsigned char>(key[i]))) return false;
+    }
+    return true;
+}
+
+// The header checks of RFC 6455 4.2.1, in the order that gives the most useful answer first: a plain HTTP
+// request learns that this is a WebSocket endpoint before it learns anything about WebSocket headers.
+bool checkUpgradeHeaders(const RequestLine &rl, const Field *fields, size_t count, HeadParse &out) {
+    Seen upgrade, version, key, host;
+    size_t connectionCount = 0;
+    bool connectionHasUpgrade = false;
+    std::string_view firstConnection;
+    for (size_t i = 0; i < count; ++i) {
+        std::string_view n = fields[i].name, v = fields[i].value;
+        if (equalsIgnoreCase(n, "Upgrade")) upgrade.add(v);
+        else if (equalsIgnoreCase(n, "Sec-WebSocket-Version")) version.add(v);
+        else if (equalsIgnoreCase(n, "Sec-WebSocket-Key")) key.add(v);
+        else if (equalsIgnoreCase(n, "Host")) host.add(v);
+        else if (equalsIgnoreCase(n, "Connection")) {
+            if (connectionCount++ == 0) firstConnection = v;
+            connectionHasUpgrade = connectionHasUpgrade || listHasToken(v, "upgrade");
+        }
+    }
+
+    if (upgrade.count == 0) {
+        std::string r = "this is a WebSocket endpoint: connect with a WebSocket client, e.g. wscat -c ws://";
+        if (host.count > 0 && !host.value.empty()) appendPrintable(r, host.value, kHostHintMax);
+        else r += "HOST";
+        r += "/";
+        out = refuse(426, std::move(r),
+                     {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Version", "13"}});
+        return false;
+    }
+    if (upgrade.count > 1) {
+        out = duplicate("Upgrade");
+        return false;
+    }
+    if (!listHasToken(upgrade.value, "websocket")) {
+        std::string r = "Upgrade header is ";
+        appendQuoted(r, upgrade.value);
+        r += " but this endpoint only upgrades to WebSocket: send Upgrade: websocket (RFC 6455 4.1)";
+        out = refuse(400, std::move(r));
+        return false;
+    }
+    if (rl.method != "GET") {
+        std::string r = "method ";
+        appendQuoted(r, rl.method);
+        r += " cannot open a WebSocket: the upgrade request must be GET (RFC 6455 4.1)";
+        out = refuse(405, std::move(r), {{"Allow", "GET"}});
+        return false;
+    }
+    if (connectionCount == 0) {
+        out = refuse(400, "missing Connection header: a WebSocket client must send Connection: Upgrade (RFC 6455 4.1)");
+        return false;
+    }
+    if (!connectionHasUpgrade) {
+        std::string r = "Connection header ";
+        appendQuoted(r, firstConnection);
+        r += " lacks the token \"Upgrade\": a WebSocket client must send Connection: Upgrade (RFC 6455 4.1)";
+        out = refuse(400, std::move(r));
+        return false;
+    }
+    if (version.count > 1) {
+        out = duplicate("Sec-WebSocket-Version");
+        return false;
+    }
+    if (version.count == 0 || version.value != "13") {
+        std::string r;
+        if (version.count == 0) {
+            r = "missing Sec-WebSocket-Version header: this gateway speaks WebSocket version 13, send "
+                "Sec-WebSocket-Version: 13 (RFC 6455 4.1)";
+        } else {
+            r = "unsupported Sec-WebSocket-Version ";
+            appendQuoted(r, version.value);
+            r += ": this gateway speaks only version 13 (RFC 6455), use a client that sends Sec-WebSocket-Version: 13";
+        }
+        out = refuse(426, std::move(r), {{"Sec-WebSocket-Version", "13"}});
+        return false;
+    }
+    if (key.count > 1) {
+        out = duplicate("Sec-WebSocket-Key");
+        return false;
+    }
+    if (key.count == 0) {
+        out = refuse(400, "missing Sec-WebSocket-Key header: a WebSocket client must send it (RFC 6455 4.1)");
+        return false;
+    }
+    if (!isValidWebSocketKey(key.value)) {
+        std::string r = "invalid Sec-WebSocket-Key ";
+        appendQuoted(r, key.value);
+        r += ": it must be the base64 of 16 random bytes, 24 characters ending in \"==\" (RFC 6455 4.1)";
+        out = refuse(400, std::move(r));
+        return false;
+    }
+    if (host.count == 0) {
+        out = refuse(400, "missing Host header: HTTP/1.1 requires it (RFC 7230 5.4), send Host: <host>:<port>");
+        return false;
+    }
+    if (host.count > 1) {
+        out = refuse(400, "more than one Host header: send it once (RFC 7230 5.4)");
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+const std::string *UpgradeRequest::header(std::string_view name) const {
+    for (const auto &h : headers) {
+        if (equalsIgnoreCase(h.first, name)) return &h.second;
+    }
+    return nullptr;
+}
+
+HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
+    // A TLS ClientHello starts with record type 22; answering in plain text at once beats waiting for a head.
+    if (!bytes.empty() && bytes[0] == 0x16) {
+        return refuse(400, "the client sent a TLS handshake to a plain-text listener: connect with ws:// instead of "
+                           "wss://, or start wsgw with --tls-cert and --tls-key");
+    }
+    const size_t limit = std::min(bytes.size(), maxHeadBytes);
+    // Views into `bytes`: nothing is copied until the head is complete and valid.
+    std::array<Field, kMaxUpgradeHeaders> fields;
+    size_t fieldCount = 0;
+    RequestLine rl;
+    HeadParse out;
+    size_t pos = 0;
+    size_t lineNo = 0;  // 0 is the request line
+    size_t headLength = 0;
+    while (headLength == 0) {
+        size_t eol = pos;
+        for (; eol < limit; ++eol) {
+            unsigned char c = static_cast<unsigned char>(bytes[eol]);
+            if (c == '\n') break;
+            if (c == '\r') {
+                if (eol + 1 < limit && bytes[eol + 1] != '\n') {
+                    std::string r = "malformed request head: CR not followed by LF at byte ";
+                    r += std::to_string(eol);
+                    r += ": lines must end with CRLF";
+                    return refuse(400, std::move(r));
+                }
+                continue;
+            }
+            if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                std::string r = "malformed request head: control character ";
+                appendHexByte(r, c);
+                r += " at byte ";
+                r += std::to_string(eol);
+                r += ": a request head is text (only tab is allowed)";
+                return refuse(400, std::move(r));
+            }
+        }
+        if (eol == limit) {
+            if (bytes.size() < maxHeadBytes) return out;  // NeedMore
+            std::string r = "request head larger than ";
+            r += std::to_string(maxHeadBytes);
+            r += " bytes: send fewer or shorter headers (cookies count too)";
+            return refuse(431, std::move(r));
+        }
+        if (eol == pos || bytes[eol - 1] != '\r') {
+            std::string r = "malformed request line/headers: lines must end with CRLF (bare LF at byte ";
+            r += std::to_string(eol);
+            r += ")";
+            return refuse(400, std::move(r));
+        }
+        std::string_view line = bytes.substr(pos, eol - 1 - pos);
+        pos = eol + 1;
+        if (line.empty()) {
+            if (lineNo == 0) return malformedRequestLine(line);
+            headLength = pos;
+            break;
+        }
+        if (lineNo == 0) {
+            if (!parseRequestLine(line, rl, out)) return out;
+        } else {
+            if (line.front() == ' ' || line.front() == '\t') {
+                return malformedHeaderLine(lineNo, "a line starting with a space or tab (obs-fold, RFC 7230 3.2.4) "
+                                                   "is not accepted: send each header on one line");
+            }
+            if (fieldCount == kMaxUpgradeHeaders) {
+                return refuse(431, "more than " + std::to_string(kMaxUpgradeHeaders) +
+                                       " header lines in the request head: send fewer headers");
+            }
+            size_t colon = line.find(':');
+            if (colon == std::string_view::npos) {
+                std::string r = "expected \"Name: value\", got ";
+                appendQuoted(r, line);
+                return malformedHeaderLine(lineNo, r);
+            }
+            std::string_view name = line.substr(0, colon);
+            for (unsigned char c : name) {
+                if (isTchar(c)) continue;
+                if (c == ' ' || c == '\t') {
+                    std::string r = "whitespace between the header name and ':' in ";
+                    appendQuoted(r, line);
+                    r += " (RFC 7230 3.2.4): write \"Name: value\"";
+                    return malformedHeaderLine(lineNo, r);
+                }
+                std::string r = "header name ";
+                appendQuoted(r, name);
+                r += " has the byte ";
+                appendHexByte(r, c);
+                r += ", which a header name cannot contain (RFC 7230 3.2)";
+                return malformedHeaderLine(lineNo, r);
+            }
+            if (name.empty()) return malformedHeaderLine(lineNo, "empty header name before ':'");
+            fields[fieldCount++] = Field{name, trimOws(line.substr(colon + 1))};
+        }
+        ++lineNo;
+    }
+
+    if (!checkUpgradeHeaders(rl, fields.data(), fieldCount, out)) return out;
+
+    out.result = HeadResult::Upgrade;
+    UpgradeRequest &req = out.request;
+    req.method = rl.method;
+    req.target = rl.target;
+    size_t q = rl.target.find('?');
+    req.path = rl.target.substr(0, q);
+    if (q != std::string_view::npos) req.rawQuery = rl.target.substr(q + 1);
+    req.headers.reserve(fieldCount);
+    for (size_t i = 0; i < fieldCount; ++i) req.headers.emplace_back(fields[i].name, fields[i].value);
+    req.headLength = headLength;
+    return out;
+}
+
+std::string renderHttpRefusal(int status, std::string_view reason, const HeaderList &extraHeaders) {
+    // Reasons may carry a handler's text; the body must stay valid JSON, so bytes that are not UTF-8 become '?'.
+    const bool utf8 = isValidUtf8(reason.data(), reason.size());
+    std::string body;
+    body.reserve(reason.size() + 16);
+    body += "{\"message\":\"";
+    for (char ch : reason) {
+        unsigned char c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+            body += '\\';
+            body += ch;
+        } else if (c < 0x20) {
+            static constexpr char kDigits[] = "0123456789abcdef";
+            body += "\\u00";
+            body += kDigits[c >> 4];
+            body += kDigits[c & 0xF];
+        } else if (c >= 0x80 && !utf8) {
+            body += '?';
+        } else {
+            body += ch;
+        }
+    }
+    body += "\"}";
+
+    std::string s;
+    s.reserve(160 + body.size() + extraHeaders.size() * 48);
+    s += "HTTP/1.1 ";
+    s += std::to_string(status);
+    s += ' ';
+    s += httpReasonPhrase(status);
+    s += "\r\nContent-Type: application/json\r\nContent-Length: ";
+    s += std::to_string(body.size());
+    s += "\r\nConnection: close\r\n";
+    // A CR or LF in a header would split the response; such bytes are dropped.
+    auto appendHeaderText = [&s](std::string_view t) {
+        for (char ch : t) {
+            if (ch != '\r' && ch != '\n' && ch != '\0') s += ch;
+        }
+    };
+    for (const auto &[name, value] : extraHeaders) {
+        appendHeaderText(name);
+        s += ": ";
+        appendHeaderText(value);
+        s += "\r\n";
+    }
+    s += "\r\n";
+    s += body;
+    return s;
+}
+
+const char *httpReasonPhrase(int status) {
+    switch (status) {
+        case 100: return "Continue";
+        case 101: return "Switching Protocols";
+        case 200: return "OK";
+        case 201: return "Created";
+        case 202: return "Accepted";
+        case 204: return "No Content";
+        case 301: return "Moved Permanently";
+        case 302: return "Found";
+        case 303: return "See Other";
+        case 304: return "Not Modified";
+        case 307: return "Temporary Redirect";
+        case 308: return "Permanent Redirect";
+        case 400: return "Bad Request";
+        case 401: return "Unauthorized";
+        case 402: return "Payment Required";
+        case 403: return "Forbidden";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 406: return "Not Acceptable";
+        case 407: return "Proxy Authentication Required";
+        case 408: return "Request Timeout";
+        case 409: return "Conflict";
+        case 410: return "Gone";
+        case 411: return "Length Required";
+        case 412: return "Precondition Failed";
+        case 413: return "Payload Too Large";
+        case 414: return "URI Too Long";
+        case 415: return "Unsupported Media Type";
+        case 416: return "Range Not Satisfiable";
+        case 417: return "Expectation Failed";
+        case 418: return "I'm a teapot";
+        case 421: return "Misdirected Request";
+        case 422: return "Unprocessable Entity";
+        case 423: return "Locked";
+        case 424: return "Failed Dependency";
+        case 425: return "Too Early";
+        case 426: return "Upgrade Required";
+        case 428: return "Precondition Required";
+        case 429: return "Too Many Requests";
+        case 431: return "Request Header Fields Too Large";
+        case 451: return "Unavailable For Legal Reasons";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        case 502: return "Bad Gateway";
+        case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
+        case 505: return "HTTP Version Not Supported";
+        case 507: return "Insufficient Storage";
+        case 508: return "Loop Detected";
+        case 511: return "Network Authentication Required";
+        default: break;
+    }
+    if (status >= 100 && status < 200) return "Informational";
+    if (status >= 200 && status < 300) return "Success";
+    if (status >= 300 && status < 400) return "Redirection";
+    if (status >= 400 && status < 500) return "Client Error";
+    if (status >= 500 && status < 600) return "Server Error";
+    return "Unknown";
+}
+
+}  // namespace wsgw

@@ -1,0 +1,256 @@
+#include "invoker.h"
+
+#include "log.h"
+
+#include <cstring>
+
+namespace wsgw {
+
+std::string awsErrorFrame(std::string_view message, std::string_view connectionId, std::string_view requestId) {
+    std::string s;
+    s.reserve(64 + message.size() + connectionId.size() + requestId.size());
+    s += "{\"message\": \"";
+    s += message;
+    s += "\", \"connectionId\":\"";
+    s += connectionId;
+    s += "\", \"requestId\":\"";
+    s += requestId;
+    s += "\"}";
+    return s;
+}
+
+struct Invoker::Lane {
+    std::mutex mutex;
+    std::deque<Invocation> queue;
+    bool scheduled = false;
+};
+
+// What the watchdog needs to know about the invocation a worker is running.
+struct Invoker::WorkerSlot {
+    std::mutex mutex;
+    bool busy = false;
+    bool timedOut = false;
+    std::chrono::steady_clock::time_point deadline;
+    wsgw_event_type type = WSGW_MESSAGE;
+    std::string connectionId, requestId, routeKey, handler;
+};
+
+namespace {
+constexpr int kLaneBatch = 32;  // invocations of one lane before yielding the worker to other lanes
+}
+
+Invoker::Invoker(unsigned threads, ConnectionControl &control) : control_(control) {
+    if (threads == 0) threads = 1;
+    for (unsigned i = 0; i < threads; ++i) slots_.push_back(std::make_unique<WorkerSlot>());
+    for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this, i] { workerLoop(*slots_[i]); });
+    watchdog_ = std::thread([this] { watchdogLoop(); });
+}
+
+Invoker::~Invoker() { stop(); }
+
+void Invoker::stop() {
+    {
+        std::lock_guard lock(readyMutex_);
+        if (stopping_ && threads_.empty()) return;
+        stopping_ = true;
+    }
+    readyCv_.notify_all();
+    watchdogCv_.notify_all();
+    for (auto &t : threads_) t.join();
+    threads_.clear();
+    if (watchdog_.joinable()) watchdog_.join();
+}
+
+std::shared_ptr<Invoker::Lane> Invoker::newLane() { return std::make_shared<Lane>(); }
+
+void Invoker::submit(const std::shared_ptr<Lane> &lane, Invocation &&inv) {
+    pending_.fetch_add(1, std::memory_order_relaxed);
+    bool schedule = false;
+    {
+        std::lock_guard lock(lane->mutex);
+        lane->queue.push_back(std::move(inv));
+        if (!lane->scheduled) {
+            lane->scheduled = true;
+            schedule = true;
+        }
+    }
+    if (schedule) {
+        {
+            std::lock_guard lock(readyMutex_);
+            ready_.push_back(lane);
+        }
+        readyCv_.notify_one();
+    }
+}
+
+bool Invoker::waitIdle(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(idleMutex_);
+    return idleCv_.wait_for(lock, timeout, [this] { return pending_.load() == 0; });
+}
+
+void Invoker::workerLoop(WorkerSlot &slot) {
+    for (;;) {
+        std::shared_ptr<Lane> lane;
+        {
+            std::unique_lock lock(readyMutex_);
+            readyCv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+            if (ready_.empty()) return;  // stopping and nothing left
+            lane = std::move(ready_.front());
+            ready_.pop_front();
+        }
+        for (int n = 0;; ++n) {
+            Invocation inv;
+            {
+                std::lock_guard lock(lane->mutex);
+                if (lane->queue.empty()) {
+                    lane->scheduled = false;
+                    break;
+                }
+                if (n == kLaneBatch) {
+                    std::lock_guard rlock(readyMutex_);
+                    ready_.push_back(lane);  // still scheduled; let other lanes run first
+                    readyCv_.notify_one();
+                    break;
+                }
+                inv = std::move(lane->queue.front());
+                lane->queue.pop_front();
+            }
+            run(slot, inv);
+            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard lock(idleMutex_);
+                idleCv_.notify_all();
+            }
+        }
+    }
+}
+
+namespace {
+
+const char *routeKeyOf(const Invocation &inv) {
+    if (inv.route) return inv.route->key.c_str();
+    return inv.type == WSGW_CONNECT ? "$connect" : inv.type == WSGW_DISCONNECT ? "$disconnect" : "$default";
+}
+
+}  // namespace
+
+void Invoker::run(WorkerSlot &slot, Invocation &inv) {
+    const std::string &connectionId = inv.connection->info.connectionId;
+    const char *routeKey = routeKeyOf(inv);
+    PluginInstance *handler = inv.route->handler;
+
+    InvocationEvent ie;
+    ie.ev.size = sizeof(wsgw_event);
+    ie.ev.type = inv.type;
+    ie.ev.route_key = routeKey;
+    ie.ev.connection_id = connectionId.c_str();
+    if (inv.type == WSGW_MESSAGE) {
+        ie.ev.body = inv.body.data();
+        ie.ev.body_len = inv.body.size();
+        ie.ev.is_binary = inv.binary ? 1 : 0;
+    }
+    ie.connection = &inv.connection->info;
+    ie.fields.type = inv.type;
+    ie.fields.routeKey = routeKey;
+    ie.fields.requestId = inv.requestId;
+    ie.fields.messageId = inv.messageId;
+    ie.fields.requestTimeEpochMs = inv.requestTimeMs;
+    ie.fields.body = inv.body;
+    ie.fields.isBinary = inv.binary;
+    ie.fields.disconnectStatusCode = inv.disconnectCode;
+    ie.fields.disconnectReason = inv.disconnectReason;
+
+    wsgw_response resp{};
+    resp.size = sizeof(wsgw_response);
+    resp.status_code = 200;
+
+    {
+        std::lock_guard lock(slot.mutex);
+        slot.busy = true;
+        slot.timedOut = false;
+        slot.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(inv.route->timeoutMs);
+        slot.type = inv.type;
+        slot.connectionId = connectionId;
+        slot.requestId = inv.requestId;
+        slot.routeKey = routeKey;
+        slot.handler = handler->name;
+    }
+
+    int rc = 0;
+    std::string failure;
+    try {
+        rc = handler->descriptor->handle(handler->state, &ie.ev, &resp);
+        if (rc != 0) failure = "handler returned " + std::to_string(rc);
+    } catch (const std::exception &e) {
+        rc = -1;
+        failure = std::string("handler threw: ") + e.what();
+    } catch (...) {
+        rc = -1;
+        failure = "handler threw a non-standard exception";
+    }
+
+    bool timedOut;
+    {
+        std::lock_guard lock(slot.mutex);
+        slot.busy = false;
+        timedOut = slot.timedOut;
+    }
+    if (timedOut) return;  // the watchdog already answered; this late result is dropped
+
+    if (rc != 0) {
+        log::warn("integration error", {log::Field("connectionId", connectionId), log::Field("requestId", inv.requestId),
+                                        log::Field("routeKey", routeKey), log::Field("handler", handler->name),
+                                        log::Field("error", failure)});
+    }
+    switch (inv.type) {
+    case WSGW_CONNECT: {
+        int status = 0;
+        std::string body;
+        if (rc != 0) {
+            status = 502;
+        } else if (resp.status_code < 200 || resp.status_code > 299) {
+            status = resp.status_code >= 100 && resp.status_code <= 599 ? resp.status_code : 502;
+            if (resp.body && resp.body_len) body.assign(resp.body, resp.body_len);
+        }
+        control_.connectDecided(connectionId, status, std::move(body));
+        break;
+    }
+    case WSGW_MESSAGE:
+        if (rc != 0) {
+            control_.sendFrame(connectionId, awsErrorFrame("Internal server error", connectionId, inv.requestId), false);
+        } else if (inv.route->routeResponse && resp.body && resp.body_len) {
+            control_.sendFrame(connectionId, std::string(resp.body, resp.body_len), resp.is_binary != 0);
+        }
+        break;
+    case WSGW_DISCONNECT:
+        break;
+    }
+}
+
+void Invoker::watchdogLoop() {
+    std::unique_lock lock(watchdogMutex_);
+    for (;;) {
+        watchdogCv_.wait_for(lock, std::chrono::milliseconds(5));
+        {
+            std::lock_guard rlock(readyMutex_);
+            if (stopping_) return;
+        }
+        auto now = std::chrono::steady_clock::now();
+        for (auto &slotPtr : slots_) {
+            WorkerSlot &slot = *slotPtr;
+            std::lock_guard slock(slot.mutex);
+            if (!slot.busy || slot.timedOut || now < slot.deadline) continue;
+            slot.timedOut = true;
+            log::warn("integration timeout", {log::Field("connectionId", slot.connectionId),
+                                              log::Field("requestId", slot.requestId), log::Field("routeKey", slot.routeKey),
+                                              log::Field("handler", slot.handler)});
+            if (slot.type == WSGW_CONNECT) {
+                control_.connectDecided(slot.connectionId, 504, {});
+            } else if (slot.type == WSGW_MESSAGE) {
+                control_.sendFrame(slot.connectionId,
+                                   awsErrorFrame("Endpoint request timed out", slot.connectionId, slot.requestId), false);
+            }
+        }
+    }
+}
+
+}  // namespace wsgw

@@ -1,0 +1,75 @@
+// Runs handler invocations off the network thread: a worker pool fed by per-connection lanes, so one
+// connection's events run one at a time in arrival order ($disconnect last) while different connections
+// run in parallel. A watchdog enforces each route's timeoutMs: the client gets AWS's timeout message at the
+// deadline and the late result is dropped. Exceptions and non-zero returns become integration errors.
+#pragma once
+
+#include "host_api.h"
+#include "route_table.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace wsgw {
+
+struct Invocation {
+    std::shared_ptr<const RouteTable> table;  // keeps the route and its plugin alive while this runs
+    const CompiledRoute *route = nullptr;
+    std::shared_ptr<LiveConnection> connection;
+    wsgw_event_type type = WSGW_MESSAGE;
+    std::string body;
+    bool binary = false;
+    std::string requestId, messageId;
+    int64_t requestTimeMs = 0;
+    int disconnectCode = 0;
+    std::string disconnectReason;
+};
+
+// AWS's error frame text, spaced exactly as AWS spaces it.
+std::string awsErrorFrame(std::string_view message, std::string_view connectionId, std::string_view requestId);
+
+class Invoker {
+public:
+    struct Lane;
+
+    Invoker(unsigned threads, ConnectionControl &control);
+    ~Invoker();
+    Invoker(const Invoker &) = delete;
+    Invoker &operator=(const Invoker &) = delete;
+
+    std::shared_ptr<Lane> newLane();
+    void submit(const std::shared_ptr<Lane> &lane, Invocation &&inv);
+    // Waits until every submitted invocation has finished; false on timeout.
+    bool waitIdle(std::chrono::milliseconds timeout);
+    size_t pending() const { return pending_.load(std::memory_order_relaxed); }
+    void stop();
+
+private:
+    struct WorkerSlot;
+    void workerLoop(WorkerSlot &slot);
+    void run(WorkerSlot &slot, Invocation &inv);
+    void watchdogLoop();
+
+    ConnectionControl &control_;
+    std::mutex readyMutex_;
+    std::condition_variable readyCv_;
+    std::deque<std::shared_ptr<Lane>> ready_;
+    bool stopping_ = false;
+    std::atomic<size_t> pending_{0};
+    std::mutex idleMutex_;
+    std::condition_variable idleCv_;
+    std::vector<std::unique_ptr<WorkerSlot>> slots_;
+    std::vector<std::thread> threads_;
+    std::thread watchdog_;
+    std::mutex watchdogMutex_;
+    std::condition_variable watchdogCv_;
+};
+
+}  // namespace wsgw

@@ -1,0 +1,77 @@
+#include "listen_socket.h"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace wsgw {
+
+int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error) {
+    sockaddr_storage ss{};
+    socklen_t sslen = 0;
+    int family = AF_INET;
+    auto *a4 = reinterpret_cast<sockaddr_in *>(&ss);
+    auto *a6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+    if (inet_pton(AF_INET, hp.host.c_str(), &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(static_cast<uint16_t>(hp.port));
+        sslen = sizeof(sockaddr_in);
+    } else if (inet_pton(AF_INET6, hp.host.c_str(), &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(static_cast<uint16_t>(hp.port));
+        sslen = sizeof(sockaddr_in6);
+        family = AF_INET6;
+    } else if (hp.host == "localhost") {
+        a4->sin_family = AF_INET;
+        a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a4->sin_port = htons(static_cast<uint16_t>(hp.port));
+        sslen = sizeof(sockaddr_in);
+    } else {
+        *error = flag + ": '" + hp.host + "' is not an IP address: give an IPv4 or IPv6 address, e.g. 0.0.0.0:8080";
+        return -1;
+    }
+    int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *error = flag + ": cannot create a socket: " + std::strerror(errno);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), sslen) != 0 || ::listen(fd, 1024) != 0) {
+        *error = flag + ": cannot listen on " + hp.host + ":" + std::to_string(hp.port) + ": " + std::strerror(errno) +
+                 " (is another process using the port? choose another with " + flag + ")";
+        ::close(fd);
+        return -1;
+    }
+    sockaddr_storage bound{};
+    socklen_t boundLen = sizeof bound;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &boundLen);
+    int port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in *>(&bound)->sin_port
+                                       : reinterpret_cast<sockaddr_in6 *>(&bound)->sin6_port);
+    std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
+    *boundAddress = (family == AF_INET6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    return fd;
+}
+
+std::string peerAddress(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, reinterpret_cast<sockaddr *>(&ss), &len) != 0) return "";
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(&ss)->sin_addr, buf, sizeof buf);
+    } else if (ss.ss_family == AF_INET6) {
+        auto *a6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+            inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], buf, sizeof buf);
+        } else {
+            inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof buf);
+        }
+    }
+    return buf;
+}
+
+}  // namespace wsgw

@@ -1,0 +1,17 @@
+// Listening sockets and peer addresses, shared by the public listener and the management API: both own
+// their sockets (instead of letting libwebsockets bind them) so that they read requests themselves.
+#pragma once
+
+#include "options.h"
+
+#include <string>
+
+namespace wsgw {
+
+// A non-blocking listening TCP socket on host:port (port 0 picks a free one). Returns the fd, or -1 with
+// *error saying what went wrong and what to do; *boundAddress gets "host:port" with the real port.
+int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error);
+// The peer's IP address as text ("127.0.0.1"; IPv4-mapped IPv6 addresses are shown as IPv4).
+std::string peerAddress(int fd);
+
+}  // namespace wsgw

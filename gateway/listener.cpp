@@ -1,0 +1,719 @@
+#include "listener.h"
+
+#include "connection_id.h"
+#include "handshake.h"
+#include "listen_socket.h"
+#include "log.h"
+
+#include <ev.h>
+#include <libwebsockets.h>
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <unordered_map>
+
+namespace wsgw {
+
+namespace {
+
+constexpr size_t kMaxHeadBytes = 8192;
+constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most this often per connection
+constexpr int kFramesPerWritable = 64;       // bound the work of one WRITEABLE callback
+constexpr int kAcceptsPerWakeup = 64;
+
+struct OutFrame {
+    std::string bytes;  // LWS_PRE bytes of headroom, then the payload
+    bool binary = false;
+};
+
+std::string withHeadroom(std::string_view payload) {
+    std::string s;
+    s.reserve(LWS_PRE + payload.size());
+    s.append(LWS_PRE, '\0');
+    s.append(payload);
+    return s;
+}
+
+// A refusal whose body the $connect handler chose (AWS passes the integration's body through).
+std::string renderRawResponse(int status, std::string_view body) {
+    std::string s = "HTTP/1.1 " + std::to_string(status) + " " + httpReasonPhrase(status) + "\r\n";
+    s += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    s += body;
+    return s;
+}
+
+void writeAllBestEffort(int fd, const std::string &bytes) {
+    // The socket is about to be closed; a refusal that does not fit the send buffer is cut short rather
+    // than holding the network thread.
+    size_t off = 0;
+    while (off < bytes.size()) {
+        ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+    }
+}
+
+}  // namespace
+
+struct Session {
+    enum class State { ReadingHead, Connecting, Adopting, Open, Finished };
+
+    Listener::Impl *owner = nullptr;
+    std::string id;
+    State state = State::ReadingHead;
+    int fd = -1;
+    ev_io io{};
+    ev_timer handshakeTimer{};
+    std::string head;
+    std::shared_ptr<LiveConnection> live;
+    std::shared_ptr<Invoker::Lane> lane;
+    lws *wsi = nullptr;
+    std::deque<OutFrame> out;
+    std::string rx;
+    bool rxBinary = false;
+    int64_t lastTouchMs = 0;
+    bool closeRequested = false;
+    int closeCode = 0;
+    std::string closeReason;
+    bool peerClosed = false;
+    int peerCloseCode = 0;
+    std::string peerCloseReason;
+};
+
+struct Command {
+    enum class Kind { Send, Close, ConnectDecided } kind;
+    std::string connectionId;
+    std::string data;  // Send: LWS_PRE headroom + payload; Close: reason; ConnectDecided: body
+    bool binary = false;
+    int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts)
+};
+
+struct Listener::Impl {
+    Listener *self = nullptr;
+    ListenerSettings settings;
+    ConnectionRegistry &registry;
+    ConnectionStore &store;
+    HostContext &host;
+    std::shared_ptr<const RouteTable> table;
+    std::string boundAddress;
+
+    struct ev_loop *loop = nullptr;
+    lws_context *context = nullptr;
+    lws_vhost *vhost = nullptr;
+    int listenFd = -1;
+    ev_io acceptWatcher{};
+    ev_async wakeWatcher{};
+    ev_signal sigterm{}, sigint{};
+    ev_timer drainTimer{};
+    bool draining = false;
+    ev_tstamp drainDeadline = 0;
+
+    std::unordered_map<std::string, std::unique_ptr<Session>> sessions;
+    Session *adopting = nullptr;  // the session whose socket lws_adopt is taking right now
+
+    std::mutex commandMutex;
+    std::vector<Command> commands;
+    std::vector<Command> commandsInHand;
+
+    std::string scratchKey;
+
+    Impl(Listener *s, ListenerSettings st, ConnectionRegistry &r, ConnectionStore &cs, HostContext &h)
+        : self(s), settings(std::move(st)), registry(r), store(cs), host(h) {}
+
+    Invoker &invoker() { return *self->invoker_; }
+
+    void post(Command &&c) {
+        bool wasEmpty;
+        {
+            std::lock_guard lock(commandMutex);
+            wasEmpty = commands.empty();
+            commands.push_back(std::move(c));
+        }
+        if (wasEmpty) ev_async_send(loop, &wakeWatcher);
+    }
+
+    // ---- accepting and the upgrade head -------------------------------------------------------------
+
+    static void onAccept(struct ev_loop *, ev_io *w, int) {
+        auto *impl = static_cast<Impl *>(w->data);
+        for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+            int fd = accept4(impl->listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                    log::warn("accept failed", {log::Field("error", std::strerror(errno))});
+                return;
+            }
+            impl->beginHandshake(fd);
+        }
+    }
+
+    void beginHandshake(int fd) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        auto s = std::make_unique<Session>();
+        s->owner = this;
+        s->fd = fd;
+        s->id = newConnectionId();
+        Session *raw = s.get();
+        ev_io_init(&raw->io, onHeadReadable, fd, EV_READ);
+        raw->io.data = raw;
+        ev_io_start(loop, &raw->io);
+        int timeoutSeconds = table ? table->config.limits.handshakeTimeoutSeconds : 10;
+        ev_timer_init(&raw->handshakeTimer, onHandshakeTimeout, timeoutSeconds, 0.);
+        raw->handshakeTimer.data = raw;
+        ev_timer_start(loop, &raw->handshakeTimer);
+        sessions.emplace(raw->id, std::move(s));
+    }
+
+    void stopHandshakeWatchers(Session *s) {
+        ev_io_stop(loop, &s->io);
+        ev_timer_stop(loop, &s->handshakeTimer);
+    }
+
+    // Drops a connection that never became a WebSocket: nothing of it is in the registry or the table.
+    void dropUnaccepted(Session *s, const std::string *response) {
+        stopHandshakeWatchers(s);
+        if (s->fd >= 0) {
+            if (response) writeAllBestEffort(s->fd, *response);
+            ::shutdown(s->fd, SHUT_WR);
+            ::close(s->fd);
+            s->fd = -1;
+        }
+        if (s->live) registry.remove(s->id);
+        sessions.erase(s->id);
+    }
+
+    static void onHandshakeTimeout(struct ev_loop *, ev_timer *w, int) {
+        auto *s = static_cast<Session *>(w->data);
+        log::info("handshake timeout", {log::Field("connectionId", s->id)});
+        s->owner->dropUnaccepted(s, nullptr);
+    }
+
+    static void onHeadReadable(struct ev_loop *, ev_io *w, int) {
+        auto *s = static_cast<Session *>(w->data);
+        s->owner->readHead(s);
+    }
+
+    void readHead(Session *s) {
+        char buf[4096];
+        ssize_t n = ::recv(s->fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            dropUnaccepted(s, nullptr);
+            return;
+        }
+        if (n < 0) return;
+        s->head.append(buf, static_cast<size_t>(n));
+        HeadParse parsed = parseUpgradeHead(s->head, kMaxHeadBytes);
+        if (parsed.result == HeadResult::NeedMore) return;
+        if (parsed.result == HeadResult::Refuse) {
+            std::string response = renderHttpRefusal(parsed.refusal.status, parsed.refusal.reason, parsed.refusal.extraHeaders);
+            log::info("upgrade refused", {log::Field("status", parsed.refusal.status), log::Field("reason", parsed.refusal.reason),
+                                          log::Field("sourceIp", peerAddress(s->fd))});
+            dropUnaccepted(s, &response);
+            return;
+        }
+        if (draining) {
+            std::string response = renderHttpRefusal(503, "the gateway is shutting down: reconnect shortly");
+            dropUnaccepted(s, &response);
+            return;
+        }
+        if (parsed.request.header("Sec-WebSocket-Protocol")) {
+            std::string response = renderHttpRefusal(
+                400, "this gateway does not negotiate WebSocket subprotocols: connect without Sec-WebSocket-Protocol");
+            dropUnaccepted(s, &response);
+            return;
+        }
+        stopHandshakeWatchers(s);
+        startConnect(s, parsed.request);
+    }
+
+    void startConnect(Session *s, const UpgradeRequest &req) {
+        auto live = std::make_shared<LiveConnection>();
+        ConnectionInfo &info = live->info;
+        info.connectionId = s->id;
+        info.connectedAtMs = nowEpochMs();
+        info.sourceIp = peerAddress(s->fd);
+        if (const std::string *ua = req.header("User-Agent")) info.userAgent = *ua;
+        if (const std::string *h = req.header("Host")) {
+            // The domain name AWS reports has no port.
+            size_t colon = h->rfind(':');
+            bool bracketed = !h->empty() && h->front() == '[';
+            info.domainName = (colon == std::string::npos || (bracketed && h->back() == ']')) ? *h : h->substr(0, colon);
+        }
+        info.headers = req.headers;
+        info.rawQuery = req.rawQuery;
+        live->lastActiveAtMs.store(info.connectedAtMs);
+        s->live = live;
+        s->lane = invoker().newLane();
+        s->state = Session::State::Connecting;
+        registry.add(live);  // from here a push (even from inside $connect) is accepted and queued
+        if (table && table->connect) {
+            Invocation inv;
+            inv.table = table;
+            inv.route = table->connect;
+            inv.connection = live;
+            inv.type = WSGW_CONNECT;
+            inv.requestId = newRequestId();
+            inv.requestTimeMs = info.connectedAtMs;
+            invoker().submit(s->lane, std::move(inv));
+        } else {
+            adopt(s);
+        }
+    }
+
+    void decideConnect(const std::string &id, int status, std::string &body) {
+        auto it = sessions.find(id);
+        if (it == sessions.end() || it->second->state != Session::State::Connecting) return;
+        Session *s = it->second.get();
+        if (status == 0) {
+            adopt(s);
+            return;
+        }
+        std::string response = body.empty() ? renderHttpRefusal(status, status == 502 ? "Internal server error"
+                                                                         : status == 504 ? "Endpoint request timed out"
+                                                                                         : httpReasonPhrase(status))
+                                            : renderRawResponse(status, body);
+        log::info("connect refused", {log::Field("connectionId", id), log::Field("status", status)});
+        dropUnaccepted(s, &response);
+    }
+
+    void adopt(Session *s) {
+        s->state = Session::State::Adopting;
+        int fd = s->fd;
+        s->fd = -1;  // lws owns the socket from here, even when adoption fails
+        const std::string id = s->id;
+        adopting = s;
+        lws *wsi = lws_adopt_socket_vhost_readbuf(vhost, fd, s->head.data(), s->head.size());
+        adopting = nullptr;
+        // The session may already be gone if lws closed the socket while processing the head.
+        if (sessions.find(id) == sessions.end()) return;
+        if (!wsi) {
+            finish(s);
+            return;
+        }
+        if (!lws_get_opaque_user_data(wsi)) lws_set_opaque_user_data(wsi, s);
+        std::string().swap(s->head);
+    }
+
+    // ---- libwebsockets callbacks ----------------------------------------------------------------------
+
+    static int callback(lws *wsi, enum lws_callback_reasons reason, void *, void *in, size_t len) {
+        lws_context *ctx = lws_get_context(wsi);
+        auto *impl = ctx ? static_cast<Impl *>(lws_context_user(ctx)) : nullptr;
+        if (!impl) return 0;
+        auto *s = static_cast<Session *>(lws_get_opaque_user_data(wsi));
+        if (!s && impl->adopting && reason != LWS_CALLBACK_PROTOCOL_INIT && reason != LWS_CALLBACK_PROTOCOL_DESTROY &&
+            reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+            s = impl->adopting;
+            lws_set_opaque_user_data(wsi, s);
+        }
+        switch (reason) {
+        case LWS_CALLBACK_ESTABLISHED:
+            if (s) impl->established(s, wsi);
+            break;
+        case LWS_CALLBACK_RECEIVE:
+            if (s) return impl->receive(s, wsi, static_cast<const char *>(in), len);
+            break;
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            if (s) return impl->writeable(s, wsi);
+            break;
+        case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+            if (s) {
+                s->peerClosed = true;
+                const auto *p = static_cast<const unsigned char *>(in);
+                if (len >= 2) {
+                    s->peerCloseCode = (p[0] << 8) | p[1];
+                    s->peerCloseReason.assign(reinterpret_cast<const char *>(p) + 2, len - 2);
+                }
+            }
+            break;
+        case LWS_CALLBACK_CLOSED:
+        case LWS_CALLBACK_WSI_DESTROY:
+            if (s) {
+                lws_set_opaque_user_data(wsi, nullptr);
+                impl->finish(s);
+            }
+            break;
+        default:
+            break;
+        }
+        return 0;
+    }
+
+    void established(Session *s, lws *wsi) {
+        s->wsi = wsi;
+        s->state = Session::State::Open;
+        s->live->upgraded.store(true);
+        s->lastTouchMs = s->live->info.connectedAtMs;
+        ConnectionRow row;
+        row.connectionId = s->id;
+        row.nodeId = settings.nodeId;
+        row.connectedAtMs = s->live->info.connectedAtMs;
+        row.lastActiveAtMs = row.connectedAtMs;
+        row.sourceIp = s->live->info.sourceIp;
+        row.userAgent = s->live->info.userAgent;
+        row.headersJson = headersJson(s->live->info.headers);
+        row.queryJson = queryJson(s->live->info.rawQuery);
+        row.authorizerJson = s->live->info.authorizerJson;
+        store.insert(std::move(row));
+        log::debug("connected", {log::Field("connectionId", s->id), log::Field("sourceIp", s->live->info.sourceIp)});
+        if (draining) requestClose(s, 1001, "Going away");
+        else if (!s->out.empty()) lws_callback_on_writable(wsi);
+    }
+
+    static std::string jsonString(std::string_view v) {
+        std::string out = "\"";
+        for (unsigned char c : v) {
+            switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    char b[8];
+                    std::snprintf(b, sizeof b, "\\u%04x", c);
+                    out += b;
+                } else {
+                    out += static_cast<char>(c);
+                }
+            }
+        }
+        return out + "\"";
+    }
+
+    // The table keeps every value of repeated names: {"name": ["v1", "v2"]}.
+    static std::string multiMapJson(const std::vector<std::pair<std::string, std::string>> &pairs) {
+        std::vector<std::pair<std::string, std::vector<std::string>>> grouped;
+        for (const auto &[k, v] : pairs) {
+            auto it = std::find_if(grouped.begin(), grouped.end(), [&](auto &g) { return g.first == k; });
+            if (it == grouped.end()) grouped.push_back({k, {v}});
+            else it->second.push_back(v);
+        }
+        std::string out = "{";
+        for (size_t i = 0; i < grouped.size(); ++i) {
+            if (i) out += ",";
+            out += jsonString(grouped[i].first) + ":[";
+            for (size_t j = 0; j < grouped[i].second.size(); ++j) {
+                if (j) out += ",";
+                out += jsonString(grouped[i].second[j]);
+            }
+            out += "]";
+        }
+        return out + "}";
+    }
+    static std::string headersJson(const std::vector<std::pair<std::string, std::string>> &h) { return multiMapJson(h); }
+    static std::string queryJson(const std::string &rawQuery) { return multiMapJson(parseQueryString(rawQuery)); }
+
+    int receive(Session *s, lws *wsi, const char *in, size_t len) {
+        if (s->state != Session::State::Open) return 0;
+        if (lws_is_first_fragment(wsi)) {
+            s->rx.clear();
+            s->rxBinary = lws_frame_is_binary(wsi) != 0;
+        }
+        size_t limit = table ? table->config.limits.maxMessageBytes : 131072;
+        if (s->rx.size() + len > limit) {
+            static const char kReason[] = "Message too big";
+            requestCloseNow(s, 1009, kReason);
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)kReason, sizeof kReason - 1);
+            return -1;
+        }
+        s->rx.append(in, len);
+        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0) return 0;
+        dispatchMessage(s);
+        return 0;
+    }
+
+    void dispatchMessage(Session *s) {
+        int64_t now = nowEpochMs();
+        s->live->lastActiveAtMs.store(now, std::memory_order_relaxed);
+        if (now - s->lastTouchMs >= kTouchIntervalMs) {
+            s->lastTouchMs = now;
+            store.touch(s->id, now);
+        }
+        const CompiledRoute *route = table ? table->route(s->rx, s->rxBinary, scratchKey) : nullptr;
+        std::string requestId = newRequestId();
+        if (!route) {
+            queueFrame(s, withHeadroom(awsErrorFrame("Forbidden", s->id, requestId)), false);
+            s->rx.clear();
+            return;
+        }
+        Invocation inv;
+        inv.table = table;
+        inv.route = route;
+        inv.connection = s->live;
+        inv.type = WSGW_MESSAGE;
+        inv.body = std::move(s->rx);
+        s->rx = std::string();
+        inv.binary = s->rxBinary;
+        inv.requestId = std::move(requestId);
+        inv.messageId = newRequestId();
+        inv.requestTimeMs = now;
+        invoker().submit(s->lane, std::move(inv));
+    }
+
+    void queueFrame(Session *s, std::string bytes, bool binary) {
+        if (s->closeRequested) return;
+        s->out.push_back(OutFrame{std::move(bytes), binary});
+        if (s->state == Session::State::Open && s->out.size() == 1) lws_callback_on_writable(s->wsi);
+    }
+
+    int writeable(Session *s, lws *wsi) {
+        for (int n = 0; n < kFramesPerWritable && !s->out.empty(); ++n) {
+            if (n > 0 && lws_send_pipe_choked(wsi)) break;
+            OutFrame &f = s->out.front();
+            size_t len = f.bytes.size() - LWS_PRE;
+            int wrote = lws_write(wsi, reinterpret_cast<unsigned char *>(f.bytes.data()) + LWS_PRE, len,
+                                  f.binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+            if (wrote < static_cast<int>(len)) return -1;
+            s->out.pop_front();
+        }
+        if (!s->out.empty()) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        if (s->closeRequested) {
+            lws_close_reason(wsi, static_cast<lws_close_status>(s->closeCode),
+                             reinterpret_cast<unsigned char *>(s->closeReason.data()), s->closeReason.size());
+            return -1;
+        }
+        return 0;
+    }
+
+    // Closes after the frames already queued have been written.
+    void requestClose(Session *s, int code, std::string reason) {
+        if (s->closeRequested) return;
+        s->closeRequested = true;
+        s->closeCode = code;
+        s->closeReason = std::move(reason);
+        if (s->state == Session::State::Open) lws_callback_on_writable(s->wsi);
+    }
+
+    void requestCloseNow(Session *s, int code, std::string reason) {
+        s->out.clear();
+        s->closeRequested = true;
+        s->closeCode = code;
+        s->closeReason = std::move(reason);
+    }
+
+    // The connection is gone: forget it everywhere and run its $disconnect (it was accepted).
+    void finish(Session *s) {
+        if (s->state == Session::State::Finished) return;
+        s->state = Session::State::Finished;
+        if (adopting == s) adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
+        registry.remove(s->id);
+        store.remove(s->id);
+        int code;
+        std::string reason;
+        if (s->peerClosed) {
+            code = s->peerCloseCode ? s->peerCloseCode : 1005;
+            reason = s->peerCloseCode ? s->peerCloseReason : "Client-side close frame status not set";
+        } else if (s->closeRequested) {
+            code = s->closeCode;
+            reason = s->closeReason;
+        } else {
+            code = 1006;
+            reason = "Connection closed abnormally";
+        }
+        if (table && table->disconnect) {
+            Invocation inv;
+            inv.table = table;
+            inv.route = table->disconnect;
+            inv.connection = s->live;
+            inv.type = WSGW_DISCONNECT;
+            inv.requestId = newRequestId();
+            inv.requestTimeMs = nowEpochMs();
+            inv.disconnectCode = code;
+            inv.disconnectReason = reason;
+            invoker().submit(s->lane, std::move(inv));
+        }
+        log::debug("disconnected", {log::Field("connectionId", s->id), log::Field("code", code), log::Field("reason", reason)});
+        sessions.erase(s->id);
+        if (draining && sessions.empty()) ev_break(loop, EVBREAK_ALL);
+    }
+
+    // ---- the command queue from other threads ---------------------------------------------------------
+
+    static void onWake(struct ev_loop *, ev_async *w, int) { static_cast<Impl *>(w->data)->drainCommands(); }
+
+    void drainCommands() {
+        {
+            std::lock_guard lock(commandMutex);
+            commandsInHand.swap(commands);
+        }
+        for (Command &c : commandsInHand) {
+            if (c.kind == Command::Kind::ConnectDecided) {
+                decideConnect(c.connectionId, c.code, c.data);
+                continue;
+            }
+            auto it = sessions.find(c.connectionId);
+            if (it == sessions.end()) continue;  // closed meanwhile: the push is dropped, as GONE would say
+            Session *s = it->second.get();
+            if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) continue;
+            if (c.kind == Command::Kind::Send) {
+                queueFrame(s, std::move(c.data), c.binary);
+            } else {
+                requestClose(s, c.code, std::move(c.data));
+            }
+        }
+        commandsInHand.clear();
+    }
+
+    // ---- shutdown ---------------------------------------------------------------------------------------
+
+    static void onSignal(struct ev_loop *, ev_signal *w, int) { static_cast<Impl *>(w->data)->beginDrain(); }
+
+    void beginDrain() {
+        if (draining) return;
+        draining = true;
+        log::info("draining", {log::Field("connections", static_cast<uint64_t>(sessions.size()))});
+        ev_io_stop(loop, &acceptWatcher);
+        if (listenFd >= 0) {
+            ::close(listenFd);
+            listenFd = -1;
+        }
+        std::vector<Session *> all;
+        for (auto &[id, s] : sessions) all.push_back(s.get());
+        for (Session *s : all) {
+            if (s->state == Session::State::ReadingHead) dropUnaccepted(s, nullptr);
+            else if (s->state == Session::State::Open) requestClose(s, 1001, "Going away");
+            // Connecting sessions finish their $connect; an accepted one is closed right after upgrade.
+        }
+        if (sessions.empty()) {
+            ev_break(loop, EVBREAK_ALL);
+            return;
+        }
+        ev_timer_init(&drainTimer, onDrainTimeout, settings.drainSeconds, 0.);
+        drainTimer.data = this;
+        ev_timer_start(loop, &drainTimer);
+    }
+
+    static void onDrainTimeout(struct ev_loop *l, ev_timer *w, int) {
+        auto *impl = static_cast<Impl *>(w->data);
+        log::warn("drain timeout: closing the remaining connections",
+                  {log::Field("connections", static_cast<uint64_t>(impl->sessions.size()))});
+        ev_break(l, EVBREAK_ALL);
+    }
+};
+
+// lws logs every adoption with a readbuf at error level; those lines are noise for us.
+static void lwsLogEmit(int level, const char *line) {
+    if (std::strstr(line, "calling service") || std::strstr(line, "deferring handling ah")) return;
+    std::string text = line;
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    log::write(level & LLL_ERR ? log::Level::Error : log::Level::Warn, "libwebsockets",
+               {log::Field("detail", text)});
+}
+
+Listener::Listener(ListenerSettings settings, ConnectionRegistry &registry, ConnectionStore &store, HostContext &host)
+    : impl_(std::make_unique<Impl>(this, std::move(settings), registry, store, host)) {}
+
+Listener::~Listener() {
+    if (impl_->context) lws_context_destroy(impl_->context);
+    if (impl_->listenFd >= 0) ::close(impl_->listenFd);
+    if (impl_->loop) ev_loop_destroy(impl_->loop);
+}
+
+void Listener::setRouteTable(std::shared_ptr<const RouteTable> table) {
+    impl_->table = std::move(table);
+    if (impl_->table) impl_->host.maxMessageBytes.store(impl_->table->config.limits.maxMessageBytes);
+}
+
+std::string Listener::boundAddress() const { return impl_->boundAddress; }
+
+struct ev_loop *Listener::loop() const { return impl_->loop; }
+
+std::string Listener::start() {
+    Impl &m = *impl_;
+    m.loop = ev_loop_new(EVFLAG_AUTO | EVBACKEND_EPOLL);
+    if (!m.loop) return "cannot create the event loop (libev)";
+
+    // The listening socket is ours (not lws's) so that we read the upgrade head before lws sees it.
+    std::string error;
+    m.listenFd = openListeningSocket(m.settings.listen, "--listen", &m.boundAddress, &error);
+    if (m.listenFd < 0) return error;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lwsLogEmit);
+    static const lws_protocols protocols[] = {
+        {"wsgw", Impl::callback, 0, 4096, 0, nullptr, 0},
+        {nullptr, nullptr, 0, 0, 0, nullptr, 0},
+    };
+    lws_context_creation_info info{};
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    void *foreign[1] = {m.loop};
+    info.foreign_loops = foreign;
+    info.user = &m;
+    info.max_http_header_data = static_cast<unsigned short>(kMaxHeadBytes + 1024);
+    info.max_http_header_pool = 64;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    m.context = lws_create_context(&info);
+    if (!m.context) return "cannot create the libwebsockets context (is libwebsockets-evlib-ev installed?)";
+    lws_context_creation_info vinfo{};
+    vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    vinfo.protocols = protocols;
+    vinfo.vhost_name = "public";
+    vinfo.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    vinfo.timeout_secs = 30;
+    m.vhost = lws_create_vhost(m.context, &vinfo);
+    if (!m.vhost) return "cannot create the libwebsockets vhost";
+
+    ev_io_init(&m.acceptWatcher, Impl::onAccept, m.listenFd, EV_READ);
+    m.acceptWatcher.data = &m;
+    ev_io_start(m.loop, &m.acceptWatcher);
+    ev_async_init(&m.wakeWatcher, Impl::onWake);
+    m.wakeWatcher.data = &m;
+    ev_async_start(m.loop, &m.wakeWatcher);
+    ev_signal_init(&m.sigterm, Impl::onSignal, SIGTERM);
+    m.sigterm.data = &m;
+    ev_signal_start(m.loop, &m.sigterm);
+    ev_signal_init(&m.sigint, Impl::onSignal, SIGINT);
+    m.sigint.data = &m;
+    ev_signal_start(m.loop, &m.sigint);
+    return {};
+}
+
+void Listener::run() {
+    Impl &m = *impl_;
+    ev_run(m.loop, 0);
+    // Anything still open after the drain deadline is closed now; lws reports each as CLOSED, which
+    // queues its $disconnect.
+    ev_async_stop(m.loop, &m.wakeWatcher);
+    ev_signal_stop(m.loop, &m.sigterm);
+    ev_signal_stop(m.loop, &m.sigint);
+    ev_timer_stop(m.loop, &m.drainTimer);
+    std::vector<Session *> rest;
+    for (auto &[id, s] : m.sessions) rest.push_back(s.get());
+    for (Session *s : rest) {
+        if (s->state == Session::State::ReadingHead || s->state == Session::State::Connecting) m.dropUnaccepted(s, nullptr);
+    }
+    if (m.context) {
+        lws_context_destroy(m.context);
+        m.context = nullptr;
+    }
+    rest.clear();
+    for (auto &[id, s] : m.sessions) rest.push_back(s.get());
+    for (Session *s : rest) m.finish(s);
+}
+
+void Listener::sendFrame(const std::string &connectionId, std::string data, bool binary) {
+    impl_->post(Command{Command::Kind::Send, connectionId, withHeadroom(data), binary, 0});
+}
+
+void Listener::closeConnection(const std::string &connectionId, int code, std::string reason) {
+    impl_->post(Command{Command::Kind::Close, connectionId, std::move(reason), false, code});
+}
+
+void Listener::connectDecided(const std::string &connectionId, int status, std::string body) {
+    impl_->post(Command{Command::Kind::ConnectDecided, connectionId, std::move(body), false, status});
+}
+
+}  // namespace wsgw

@@ -1,0 +1,58 @@
+// The public WebSocket listener and the network thread. It owns the listening socket, reads and checks
+// each upgrade request itself (so $connect can run on a worker and refuse with any HTTP status), then hands
+// the socket to libwebsockets, which speaks the WebSocket protocol. Frames are reassembled here, routed
+// by the current RouteTable and queued to the Invoker; results and pushes come back through one command
+// queue (ConnectionControl) and are written only on this thread. Runs on a libev loop (O(1) wake-ups).
+#pragma once
+
+#include "connection_registry.h"
+#include "connection_store.h"
+#include "host_api.h"
+#include "invoker.h"
+#include "options.h"
+#include "route_table.h"
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+struct ev_loop;
+
+namespace wsgw {
+
+struct ListenerSettings {
+    HostPort listen;
+    std::string nodeId;
+    int drainSeconds = 10;
+};
+
+class Listener final : public ConnectionControl {
+public:
+    Listener(ListenerSettings settings, ConnectionRegistry &registry, ConnectionStore &store, HostContext &host);
+    ~Listener() override;
+    Listener(const Listener &) = delete;
+    Listener &operator=(const Listener &) = delete;
+
+    // Binds the public socket and creates the libwebsockets context. Returns "" or what went wrong.
+    std::string start();
+    std::string boundAddress() const;
+    struct ev_loop *loop() const;  // the network thread's loop, for other listeners that share the thread
+    void setInvoker(Invoker *invoker) { invoker_ = invoker; }
+    void setRouteTable(std::shared_ptr<const RouteTable> table);
+    // Serves until SIGTERM or SIGINT, then drains: stops accepting, closes every connection with 1001 and
+    // lets its $disconnect run. Returns when the loop has ended and libwebsockets is torn down.
+    void run();
+
+    void sendFrame(const std::string &connectionId, std::string data, bool binary) override;
+    void closeConnection(const std::string &connectionId, int code, std::string reason) override;
+    void connectDecided(const std::string &connectionId, int status, std::string body) override;
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+    Invoker *invoker_ = nullptr;
+};
+
+}  // namespace wsgw

@@ -1,0 +1,147 @@
+// wsgw: flags, wiring and the order of start-up and shutdown. Everything else lives in one file per concern.
+#include "config.h"
+#include "connection_id.h"
+#include "connection_registry.h"
+#include "host_api.h"
+#include "invoker.h"
+#include "listener.h"
+#include "log.h"
+#include "options.h"
+#include "route_table.h"
+#include "sqlite_store.h"
+
+#include <libwebsockets.h>
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#ifndef WSGW_DEFAULT_HANDLERS_DIR
+#define WSGW_DEFAULT_HANDLERS_DIR "handlers"
+#endif
+#ifndef WSGW_VERSION
+#define WSGW_VERSION "0.1.0"
+#endif
+
+namespace {
+
+int fail(const std::string &message) {
+    std::fprintf(stderr, "wsgw: %s\n", message.c_str());
+    wsgw::log::error("start-up failed", {wsgw::log::Field("error", message)});
+    return 2;
+}
+
+wsgw::log::Level levelFromName(const std::string &n) {
+    if (n == "debug") return wsgw::log::Level::Debug;
+    if (n == "warn") return wsgw::log::Level::Warn;
+    if (n == "error") return wsgw::log::Level::Error;
+    return wsgw::log::Level::Info;
+}
+
+// Rows this node left behind after an unclean stop: their connections are gone, so their $disconnect
+// runs now, before we serve, with a reason that says what happened.
+void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &nodeId,
+                             const std::shared_ptr<const wsgw::RouteTable> &table, wsgw::Invoker &invoker) {
+    auto rows = store.takeRowsOfNode(nodeId);
+    if (rows.empty()) return;
+    wsgw::log::warn("cleaning up connections left by an unclean stop",
+                    {wsgw::log::Field("node", nodeId), wsgw::log::Field("connections", static_cast<uint64_t>(rows.size()))});
+    if (!table->disconnect) return;
+    for (auto &row : rows) {
+        auto live = std::make_shared<wsgw::LiveConnection>();
+        live->info.connectionId = row.connectionId;
+        live->info.connectedAtMs = row.connectedAtMs;
+        live->info.sourceIp = row.sourceIp;
+        live->info.userAgent = row.userAgent;
+        live->info.authorizerJson = row.authorizerJson;
+        live->lastActiveAtMs = row.lastActiveAtMs;
+        wsgw::Invocation inv;
+        inv.table = table;
+        inv.route = table->disconnect;
+        inv.connection = live;
+        inv.type = WSGW_DISCONNECT;
+        inv.requestId = wsgw::newRequestId();
+        inv.requestTimeMs = wsgw::nowEpochMs();
+        inv.disconnectCode = 1006;
+        inv.disconnectReason = "Gateway node '" + nodeId + "' stopped uncleanly; connection lost";
+        invoker.submit(invoker.newLane(), std::move(inv));
+    }
+    invoker.waitIdle(std::chrono::seconds(30));
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    auto parsed = wsgw::parseOptions(argc, argv, WSGW_DEFAULT_HANDLERS_DIR);
+    if (auto *err = std::get_if<std::string>(&parsed)) {
+        std::fprintf(stderr, "wsgw: %s\n", err->c_str());
+        return 2;
+    }
+    const wsgw::Options &opt = std::get<wsgw::Options>(parsed);
+    if (opt.help) {
+        std::fputs(wsgw::usageText().c_str(), stdout);
+        return 0;
+    }
+    if (opt.version) {
+        std::printf("wsgw %s (libwebsockets %s)\n", WSGW_VERSION, lws_get_library_version());
+        return 0;
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+    wsgw::log::setMinLevel(levelFromName(opt.logLevel));
+
+    auto listen = wsgw::parseHostPort(opt.listen, "--listen");
+    if (auto *err = std::get_if<std::string>(&listen)) return fail(*err);
+
+    auto config = wsgw::loadApiConfig(opt.routesPath);
+    if (auto *err = std::get_if<wsgw::ConfigError>(&config)) return fail(err->message());
+
+    std::string storeError;
+    auto store = wsgw::openSqliteStore(opt.dbPath, &storeError);
+    if (!store) return fail(storeError);
+
+    wsgw::ConnectionRegistry registry;
+    wsgw::HostContext hostContext;
+    hostContext.registry = &registry;
+
+    wsgw::ListenerSettings settings{std::get<wsgw::HostPort>(listen), opt.nodeId, opt.drainSeconds};
+    auto listener = std::make_unique<wsgw::Listener>(settings, registry, *store, hostContext);
+    hostContext.control = listener.get();
+    unsigned workers = opt.workers > 0 ? static_cast<unsigned>(opt.workers)
+                                       : std::max(4u, 2 * std::max(1u, std::thread::hardware_concurrency()));
+    wsgw::Invoker invoker(workers, *listener);
+    listener->setInvoker(&invoker);
+
+    auto built = wsgw::buildRouteTable(std::move(std::get<wsgw::ApiConfig>(config)), opt.handlersDir, &hostContext);
+    if (auto *err = std::get_if<std::string>(&built)) return fail(*err);
+    auto table = std::get<std::shared_ptr<const wsgw::RouteTable>>(built);
+    listener->setRouteTable(table);
+
+    recoverStaleConnections(*store, opt.nodeId, table, invoker);
+
+    if (std::string err = listener->start(); !err.empty()) return fail(err);
+    std::string handlerNames;
+    for (const auto &[name, inst] : table->plugins->instances) {
+        (void)inst;
+        handlerNames += (handlerNames.empty() ? "" : ",") + name;
+    }
+    wsgw::log::info("listening", {wsgw::log::Field("address", listener->boundAddress()),
+                                  wsgw::log::Field("version", WSGW_VERSION),
+                                  wsgw::log::Field("libwebsockets", lws_get_library_version()),
+                                  wsgw::log::Field("routes", opt.routesPath), wsgw::log::Field("handlers", handlerNames),
+                                  wsgw::log::Field("db", opt.dbPath), wsgw::log::Field("node", opt.nodeId),
+                                  wsgw::log::Field("workers", static_cast<uint64_t>(workers))});
+    listener->run();
+
+    // Every connection is closed and its $disconnect queued: let the handlers finish, then shut the
+    // plugins down (they may join threads that still push) before the listener they push to goes away.
+    if (!invoker.waitIdle(std::chrono::seconds(opt.drainSeconds)))
+        wsgw::log::warn("drain: handlers still running at the deadline", {wsgw::log::Field("pending", static_cast<uint64_t>(invoker.pending()))});
+    invoker.stop();
+    table.reset();
+    listener->setRouteTable(nullptr);
+    listener.reset();
+    store->flush();
+    store.reset();
+    wsgw::log::info("stopped");
+    return 0;
+}

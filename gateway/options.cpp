@@ -1,0 +1,152 @@
+#include "options.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+
+namespace wsgw {
+
+namespace {
+
+struct FlagSpec {
+    const char *flag;
+    const char *env;
+    const char *help;
+};
+
+constexpr FlagSpec kFlags[] = {
+    {"--routes", "WSGW_ROUTES", "FILE  route table (default ./routes.json)"},
+    {"--handlers", "WSGW_HANDLERS", "DIR   directory of handler plugins <name>.so (default: the build's handlers/)"},
+    {"--db", "WSGW_DB", "FILE  SQLite connection table (default ./data/wsgw.db)"},
+    {"--listen", "WSGW_LISTEN", "HOST:PORT  public WebSocket listener (default 0.0.0.0:8080; port 0 picks a free one)"},
+    {"--management-listen", "WSGW_MANAGEMENT_LISTEN", "HOST:PORT  management API listener (default 127.0.0.1:9001; 'off' disables it)"},
+    {"--management-credentials", "WSGW_MANAGEMENT_CREDENTIALS",
+     "FILE  {\"tokens\": [...], \"sigv4\": [{\"accessKeyId\", \"secretAccessKey\"}]}; required off loopback"},
+    {"--node-id", "WSGW_NODE_ID", "ID    this node's name in the connection table (default: the host name)"},
+    {"--workers", "WSGW_WORKERS", "N     handler worker threads (default 2 x cores, at least 4)"},
+    {"--log-level", "WSGW_LOG_LEVEL", "LEVEL debug|info|warn|error (default info)"},
+    {"--drain-seconds", "WSGW_DRAIN_SECONDS", "N     how long SIGTERM waits for connections and handlers (default 10)"},
+};
+
+bool parseInt(const std::string &s, int lo, int hi, int &out) {
+    if (s.empty()) return false;
+    char *end = nullptr;
+    long v = std::strtol(s.c_str(), &end, 10);
+    if (*end != '\0' || v < lo || v > hi) return false;
+    out = static_cast<int>(v);
+    return true;
+}
+
+std::string apply(Options &o, const std::string &flag, const std::string &value) {
+    if (flag == "--routes") o.routesPath = value;
+    else if (flag == "--handlers") o.handlersDir = value;
+    else if (flag == "--db") o.dbPath = value;
+    else if (flag == "--listen") {
+        auto hp = parseHostPort(value, flag);
+        if (auto *err = std::get_if<std::string>(&hp)) return *err;
+        o.listen = value;
+    } else if (flag == "--management-listen") {
+        if (value != "off") {
+            auto hp = parseHostPort(value, flag);
+            if (auto *err = std::get_if<std::string>(&hp)) return *err;
+        }
+        o.managementListen = value;
+    } else if (flag == "--management-credentials") {
+        o.managementCredentials = value;
+    } else if (flag == "--node-id") {
+        if (value.empty() || value.size() > 128) return "--node-id: give 1 to 128 characters";
+        o.nodeId = value;
+    } else if (flag == "--workers") {
+        if (!parseInt(value, 1, 1024, o.workers)) return "--workers: expected a number from 1 to 1024, got '" + value + "'";
+    } else if (flag == "--log-level") {
+        if (value != "debug" && value != "info" && value != "warn" && value != "error")
+            return "--log-level: expected debug, info, warn or error, got '" + value + "'";
+        o.logLevel = value;
+    } else if (flag == "--drain-seconds") {
+        if (!parseInt(value, 0, 3600, o.drainSeconds)) return "--drain-seconds: expected 0 to 3600, got '" + value + "'";
+    }
+    return {};
+}
+
+}  // namespace
+
+std::variant<HostPort, std::string> parseHostPort(const std::string &text, const std::string &flag) {
+    HostPort hp;
+    std::string portText;
+    if (!text.empty() && text[0] == '[') {
+        auto close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return flag + ": expected [IPV6]:PORT, got '" + text + "'";
+        hp.host = text.substr(1, close - 1);
+        portText = text.substr(close + 2);
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string::npos) {
+            portText = text;  // ":8080" style without host, or just a port
+            hp.host = "0.0.0.0";
+        } else {
+            hp.host = text.substr(0, colon);
+            portText = text.substr(colon + 1);
+        }
+        if (hp.host.empty()) hp.host = "0.0.0.0";
+    }
+    if (!parseInt(portText, 0, 65535, hp.port))
+        return flag + ": expected HOST:PORT with a port from 0 to 65535, got '" + text + "'";
+    return hp;
+}
+
+std::variant<Options, std::string> parseOptions(int argc, const char *const *argv, const char *defaultHandlersDir) {
+    Options o;
+    o.handlersDir = defaultHandlersDir ? defaultHandlersDir : "handlers";
+    for (const auto &f : kFlags) {
+        if (const char *v = std::getenv(f.env)) {
+            std::string err = apply(o, f.flag, v);
+            if (!err.empty()) return "environment " + std::string(f.env) + ": " + err;
+        }
+    }
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") { o.help = true; continue; }
+        if (arg == "--version") { o.version = true; continue; }
+        std::string value;
+        bool hasValue = false;
+        auto eq = arg.find('=');
+        if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            hasValue = true;
+        }
+        const FlagSpec *spec = nullptr;
+        for (const auto &f : kFlags)
+            if (arg == f.flag) spec = &f;
+        if (!spec) return "unknown option '" + arg + "': see wsgw --help";
+        if (!hasValue) {
+            if (i + 1 >= argc) return arg + ": needs a value: see wsgw --help";
+            value = argv[++i];
+        }
+        std::string err = apply(o, arg, value);
+        if (!err.empty()) return err;
+    }
+    if (o.nodeId.empty()) {
+        char host[256] = {};
+        if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "local");
+        o.nodeId = host;
+    }
+    return o;
+}
+
+std::string usageText() {
+    std::string s =
+        "usage: wsgw [options]\n"
+        "Self-hosted WebSocket API gateway: routes each message by the route selection expression of\n"
+        "routes.json to handler plugins, keeps live connections in SQLite.\n\noptions (each also as an\n"
+        "environment variable):\n";
+    for (const auto &f : kFlags) {
+        std::string line = "  " + std::string(f.flag) + " " + f.help;
+        s += line + "  [" + f.env + "]\n";
+    }
+    s += "  --help            this text\n  --version         print the version\n";
+    return s;
+}
+
+}  // namespace wsgw

@@ -1,0 +1,35 @@
+// Command-line flags and their WSGW_* environment variables: runtime settings that are not part of the API
+// definition (routes.json). Parsing is pure so that --help and every error message can be tested.
+#pragma once
+
+#include <string>
+#include <variant>
+
+namespace wsgw {
+
+struct Options {
+    std::string routesPath = "routes.json";
+    std::string handlersDir;          // default: the build's handlers directory
+    std::string dbPath = "data/wsgw.db";
+    std::string listen = "0.0.0.0:8080";
+    std::string managementListen = "127.0.0.1:9001";
+    std::string managementCredentials;  // a JSON file of bearer tokens and SigV4 keys
+    std::string nodeId;               // default: the host name
+    std::string logLevel = "info";
+    int workers = 0;                  // 0: 2 x cores, at least 4
+    int drainSeconds = 10;
+    bool help = false;
+    bool version = false;
+};
+
+struct HostPort {
+    std::string host;
+    int port = 0;
+};
+
+// Returns the options, or a message saying which flag is wrong and how to fix it.
+std::variant<Options, std::string> parseOptions(int argc, const char *const *argv, const char *defaultHandlersDir);
+std::variant<HostPort, std::string> parseHostPort(const std::string &text, const std::string &flag);
+std::string usageText();
+
+}  // namespace wsgw

@@ -1,0 +1,49 @@
+#include "route_table.h"
+
+namespace wsgw {
+
+const CompiledRoute *RouteTable::route(std::string_view body, bool isBinary, std::string &scratchKey) const {
+    if (selector.select(body, isBinary, scratchKey)) {
+        auto it = routes.find(scratchKey);
+        if (it != routes.end()) return &it->second;
+    }
+    return fallback;
+}
+
+std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(ApiConfig config, const std::string &handlersDir,
+                                                                             HostContext *host) {
+    std::string error;
+    auto selector = RouteSelector::compile(config.routeSelectionExpression, &error);
+    if (!selector) {
+        return config.sourcePath + ": /routeSelectionExpression: " + error +
+               " (use $request.body.PATH, ${request.body.PATH} parts joined with text, or a static key)";
+    }
+    auto plugins = loadPlugins(config, handlersDir, host);
+    if (auto *err = std::get_if<std::string>(&plugins)) return *err;
+
+    auto table = std::make_shared<RouteTable>(RouteTable{std::move(config), std::move(*selector),
+                                                         std::get<std::shared_ptr<PluginSet>>(plugins), {}, nullptr,
+                                                         nullptr, nullptr});
+    for (const auto &[key, spec] : table->config.routes) {
+        CompiledRoute r;
+        r.key = key;
+        r.handler = table->plugins->find(spec.handler);
+        r.routeResponse = spec.routeResponse;
+        r.timeoutMs = spec.timeoutMs;
+        if (!r.handler) {
+            return table->config.sourcePath + ": /routes/" + key + "/handler: handler '" + spec.handler +
+                   "' was not loaded";
+        }
+        table->routes.emplace(key, std::move(r));
+    }
+    auto find = [&](const char *k) -> const CompiledRoute * {
+        auto it = table->routes.find(k);
+        return it == table->routes.end() ? nullptr : &it->second;
+    };
+    table->connect = find("$connect");
+    table->disconnect = find("$disconnect");
+    table->fallback = find("$default");
+    return std::shared_ptr<const RouteTable>(std::move(table));
+}
+
+}  // namespace wsgw

@@ -1,0 +1,41 @@
+// The compiled, immutable route table: the selection expression compiled once, each route key bound to its
+// loaded handler instance. The network thread holds a shared_ptr to the current table; in-flight
+// invocations keep the table (and so its plugins) alive until they finish.
+#pragma once
+
+#include "config.h"
+#include "plugin_registry.h"
+#include "route_selector.h"
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <variant>
+
+namespace wsgw {
+
+struct CompiledRoute {
+    std::string key;
+    PluginInstance *handler = nullptr;
+    bool routeResponse = false;
+    uint32_t timeoutMs = 29000;
+};
+
+struct RouteTable {
+    ApiConfig config;
+    RouteSelector selector;
+    std::shared_ptr<PluginSet> plugins;
+    std::unordered_map<std::string, CompiledRoute> routes;
+    const CompiledRoute *connect = nullptr;
+    const CompiledRoute *disconnect = nullptr;
+    const CompiledRoute *fallback = nullptr;  // $default
+
+    // The route for one message: its selected key's route, else $default, else nullptr (AWS: Forbidden).
+    const CompiledRoute *route(std::string_view body, bool isBinary, std::string &scratchKey) const;
+};
+
+// Compiles the expression and loads the plugins. Errors name the file, the JSON path and what to do.
+std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(ApiConfig config, const std::string &handlersDir,
+                                                                             HostContext *host);
+
+}  // namespace wsgw
