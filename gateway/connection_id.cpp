@@ -1,0 +1,92 @@
+#include "connection_id.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <sys/random.h>
+
+namespace wsgw {
+
+namespace {
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+struct RandomPool {
+    unsigned char bytes[4096];
+    size_t used = sizeof bytes;
+};
+thread_local RandomPool pool;
+
+void refill() {
+    size_t off = 0;
+    while (off < sizeof pool.bytes) {
+        ssize_t n = getrandom(pool.bytes + off, sizeof pool.bytes - off, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
+        }
+        off += static_cast<size_t>(n);
+    }
+    pool.used = 0;
+}
+}  // namespace
+
+void fillRandom(void *buf, size_t len) {
+    auto *out = static_cast<unsigned char *>(buf);
+    while (len > 0) {
+        if (pool.used == sizeof pool.bytes) refill();
+        size_t take = std::min(len, sizeof pool.bytes - pool.used);
+        std::memcpy(out, pool.bytes + pool.used, take);
+        std::memset(pool.bytes + pool.used, 0, take);  // a used random byte never stays in memory
+        pool.used += take;
+        out += take;
+        len -= take;
+    }
+}
+
+std::string base64UrlEncode(const unsigned char *b, size_t len) {
+    std::string out;
+    out.reserve((len * 4 + 2) / 3);
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+        out += kAlphabet[(v >> 6) & 63];
+        out += kAlphabet[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = b[i] << 16;
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+    } else if (len - i == 2) {
+        uint32_t v = (b[i] << 16) | (b[i + 1] << 8);
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+        out += kAlphabet[(v >> 6) & 63];
+    }
+    return out;
+}
+
+std::string newConnectionId() {
+    unsigned char b[16];
+    fillRandom(b, sizeof b);
+    return base64UrlEncode(b, sizeof b);
+}
+
+std::string newRequestId() {
+    unsigned char b[12];
+    fillRandom(b, sizeof b);
+    return base64UrlEncode(b, sizeof b);
+}
+
+bool isWellFormedConnectionId(std::string_view id) {
+    if (id.size() != 22) return false;
+    for (char c : id) {
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        if (!ok) return false;
+    }
+    // 16 bytes are 128 bits; the last character carries 2 of them, so its low 4 bits are zero.
+    char last = id.back();
+    return last == 'A' || last == 'Q' || last == 'g' || last == 'w';
+}
+
+}  // namespace wsgw

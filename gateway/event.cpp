@@ -1,0 +1,236 @@
+#include "event.h"
+
+#include "log.h"
+
+#include <wsgw/handler.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace wsgw {
+
+namespace {
+
+const char *kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+std::tm utc(int64_t epochMs) {
+    time_t secs = static_cast<time_t>(epochMs / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    return tm;
+}
+
+void key(std::string &out, std::string_view k) {
+    log::appendJsonString(out, k);
+    out += ':';
+}
+
+void stringField(std::string &out, std::string_view k, std::string_view v) {
+    key(out, k);
+    log::appendJsonString(out, v);
+    out += ',';
+}
+
+void numberField(std::string &out, std::string_view k, int64_t v) {
+    key(out, k);
+    out += std::to_string(v);
+    out += ',';
+}
+
+void closeObject(std::string &out) {
+    if (out.back() == ',') out.back() = '}';
+    else out += '}';
+}
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+// AWS's single-value map keeps the last value of a repeated name; the multi-value map keeps all, in order.
+void singleAndMulti(std::string &out, std::string_view single, std::string_view multi, const Pairs &pairs) {
+    std::vector<std::pair<std::string_view, std::vector<std::string_view>>> grouped;
+    for (const auto &[k, v] : pairs) {
+        bool found = false;
+        for (auto &g : grouped)
+            if (g.first == k) {
+                g.second.push_back(v);
+                found = true;
+                break;
+            }
+        if (!found) grouped.push_back({k, {v}});
+    }
+    key(out, single);
+    out += '{';
+    for (const auto &g : grouped) stringField(out, g.first, g.second.back());
+    closeObject(out);
+    out += ',';
+    key(out, multi);
+    out += '{';
+    for (const auto &g : grouped) {
+        key(out, g.first);
+        out += '[';
+        for (size_t i = 0; i < g.second.size(); ++i) {
+            if (i) out += ',';
+            log::appendJsonString(out, g.second[i]);
+        }
+        out += "],";
+    }
+    closeObject(out);
+    out += ',';
+}
+
+int hexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::string formDecode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == '+') {
+            out += ' ';
+        } else if (c == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
+            out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
+            i += 2;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+int64_t nowEpochMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string formatRequestTime(int64_t epochMs) {
+    std::tm tm = utc(epochMs);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%02d/%s/%04d:%02d:%02d:%02d +0000", tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return buf;
+}
+
+std::string formatIso8601Millis(int64_t epochMs) {
+    std::tm tm = utc(epochMs);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(epochMs % 1000));
+    return buf;
+}
+
+std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_view raw) {
+    std::vector<std::pair<std::string, std::string>> out;
+    while (!raw.empty()) {
+        size_t amp = raw.find('&');
+        std::string_view part = raw.substr(0, amp);
+        raw = amp == std::string_view::npos ? std::string_view() : raw.substr(amp + 1);
+        if (part.empty()) continue;
+        size_t eq = part.find('=');
+        if (eq == std::string_view::npos) out.emplace_back(formDecode(part), std::string());
+        else out.emplace_back(formDecode(part.substr(0, eq)), formDecode(part.substr(eq + 1)));
+    }
+    return out;
+}
+
+std::string base64Encode(std::string_view bytes) {
+    static const char kStd[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    const auto *b = reinterpret_cast<const unsigned char *>(bytes.data());
+    size_t i = 0, n = bytes.size();
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
+        out += kStd[(v >> 18) & 63];
+        out += kStd[(v >> 12) & 63];
+        out += kStd[(v >> 6) & 63];
+        out += kStd[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = b[i] << 16;
+        out += kStd[(v >> 18) & 63];
+        out += kStd[(v >> 12) & 63];
+        out += "==";
+    } else if (n - i == 2) {
+        uint32_t v = (b[i] << 16) | (b[i + 1] << 8);
+        out += kStd[(v >> 18) & 63];
+        out += kStd[(v >> 12) & 63];
+        out += kStd[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+std::string buildEventJson(const ConnectionInfo &c, const EventFields &e) {
+    std::string out;
+    out.reserve(512 + e.body.size() * (e.isBinary ? 2 : 1) + c.headers.size() * 64);
+    out += '{';
+    key(out, "requestContext");
+    out += '{';
+    stringField(out, "routeKey", e.routeKey);
+    const char *eventType = e.type == WSGW_CONNECT ? "CONNECT" : e.type == WSGW_DISCONNECT ? "DISCONNECT" : "MESSAGE";
+    stringField(out, "eventType", eventType);
+    stringField(out, "messageDirection", "IN");
+    stringField(out, "connectionId", c.connectionId);
+    if (e.type == WSGW_MESSAGE) stringField(out, "messageId", e.messageId);
+    stringField(out, "requestId", e.requestId);
+    stringField(out, "extendedRequestId", e.requestId);
+    stringField(out, "domainName", c.domainName);
+    stringField(out, "stage", c.stage);
+    stringField(out, "apiId", c.apiId);
+    numberField(out, "connectedAt", c.connectedAtMs);
+    numberField(out, "requestTimeEpoch", e.requestTimeEpochMs);
+    stringField(out, "requestTime", formatRequestTime(e.requestTimeEpochMs));
+    key(out, "identity");
+    out += '{';
+    stringField(out, "sourceIp", c.sourceIp);
+    stringField(out, "userAgent", c.userAgent);
+    closeObject(out);
+    out += ',';
+    if (!c.authorizerJson.empty()) {
+        key(out, "authorizer");
+        out += c.authorizerJson;
+        out += ',';
+    }
+    if (e.type == WSGW_DISCONNECT) {
+        numberField(out, "disconnectStatusCode", e.disconnectStatusCode);
+        stringField(out, "disconnectReason", e.disconnectReason);
+    }
+    closeObject(out);
+    out += ',';
+    if (e.type == WSGW_CONNECT) {
+        singleAndMulti(out, "headers", "multiValueHeaders", c.headers);
+        if (!c.rawQuery.empty()) {
+            singleAndMulti(out, "queryStringParameters", "multiValueQueryStringParameters", parseQueryString(c.rawQuery));
+        }
+    }
+    if (e.type == WSGW_MESSAGE) {
+        if (e.isBinary) stringField(out, "body", base64Encode(e.body));
+        else stringField(out, "body", e.body);
+    }
+    key(out, "isBase64Encoded");
+    out += (e.type == WSGW_MESSAGE && e.isBinary) ? "true" : "false";
+    out += '}';
+    return out;
+}
+
+std::string connectionDescriptionJson(const ConnectionInfo &c, int64_t lastActiveAtMs) {
+    std::string out = "{";
+    stringField(out, "connectedAt", formatIso8601Millis(c.connectedAtMs));
+    key(out, "identity");
+    out += '{';
+    stringField(out, "sourceIp", c.sourceIp);
+    stringField(out, "userAgent", c.userAgent);
+    closeObject(out);
+    out += ',';
+    stringField(out, "lastActiveAt", formatIso8601Millis(lastActiveAtMs));
+    closeObject(out);
+    return out;
+}
+
+}  // namespace wsgw

@@ -634,7 +634,7 @@ struct ev_loop *Listener::loop() const { return impl_->loop; }
 
 std::string Listener::start() {
     Impl &m = *impl_;
-    m.loop = ev_loop_new(EVFLAG_AUTO | EVBACKEND_EPOLL);
+    m.loop = ev_loop_new(static_cast<unsigned>(EVFLAG_AUTO) | static_cast<unsigned>(EVBACKEND_EPOLL));
     if (!m.loop) return "cannot create the event loop (libev)";
 
     // The listening socket is ours (not lws's) so that we read the upgrade head before lws sees it.
