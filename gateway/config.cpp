@@ -92,25 +92,12 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
                 if (!instance->HasMember(m.GetString())) missing += (missing.empty() ? "'" : ", '") + std::string(m.GetString()) + "'";
         return "required property " + missing + " is missing";
     }
-    if (keyword == "additionalProperties" || keyword == "patternProperties") {
-        std::string name;
-        if (instance && instance->IsObject() && rule) {
-            const rapidjson::Value *props = rule->HasMember("properties") ? &(*rule)["properties"] : nullptr;
-            for (auto &m : instance->GetObject()) {
-                std::string n(m.name.GetString(), m.name.GetStringLength());
-                bool known = props && props->HasMember(m.name);
-                if (!known && rule->HasMember("patternProperties")) {
-                    known = std::all_of(n.begin(), n.end(), [](char c) {
-                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
-                    }) && !n.empty();
-                }
-                if (!known) {
-                    name = n;
-                    break;
-                }
-            }
-        }
-        path += "/" + name;
+    if (keyword == "additionalProperties") {
+        // RapidJSON 1.1 points at the disallowed property itself.
+        const rapidjson::Pointer &at = v.GetInvalidDocumentPointer();
+        std::string name = at.GetTokenCount() ? std::string(at.GetTokens()[at.GetTokenCount() - 1].name,
+                                                            at.GetTokens()[at.GetTokenCount() - 1].length)
+                                              : std::string();
         if (laterFeature(name)) return "unknown property '" + name + "' (not supported by this version of wsgw)";
         if (path.rfind("/handlers/", 0) == 0 && std::count(path.begin(), path.end(), '/') == 2)
             return "handler name '" + name + "' may only use letters, digits, '_', '.' and '-'";
@@ -149,10 +136,18 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
         return error("", "invalid JSON at line " + std::to_string(line) + ", column " + std::to_string(column) + ": " +
                              rapidjson::GetParseError_En(doc.GetParseError()));
     }
+    // A handler's "config" may be any JSON and is the plugin's to check. RapidJSON 1.1's validator crashes
+    // on nested objects below a pattern property, so the schema sees each config as null.
+    rapidjson::Document checked;
+    checked.CopyFrom(doc, checked.GetAllocator());
+    if (checked.IsObject() && checked.HasMember("handlers") && checked["handlers"].IsObject()) {
+        for (auto &h : checked["handlers"].GetObject())
+            if (h.value.IsObject() && h.value.HasMember("config")) h.value["config"].SetNull();
+    }
     rapidjson::SchemaValidator validator(routesSchema());
-    if (!doc.Accept(validator)) {
+    if (!checked.Accept(validator)) {
         std::string path = pointerText(validator.GetInvalidDocumentPointer());
-        std::string reason = schemaReason(validator, doc, path);
+        std::string reason = schemaReason(validator, checked, path);
         return error(path, reason);
     }
 
@@ -168,6 +163,13 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
         for (auto &m : doc["handlers"].GetObject()) {
             HandlerSpec h;
             h.name = m.name.GetString();
+            bool nameOk = !h.name.empty() && std::all_of(h.name.begin(), h.name.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+            });
+            if (!nameOk) {
+                rapidjson::Pointer p(rapidjson::Pointer().Append(std::string("handlers")).Append(h.name));
+                return error(pointerText(p), "handler name '" + h.name + "' may only use letters, digits, '_', '.' and '-'");
+            }
             h.plugin = m.value.HasMember("plugin") ? m.value["plugin"].GetString() : h.name;
             h.configJson = m.value.HasMember("config") ? compact(m.value["config"]) : "{}";
             cfg.handlers[h.name] = std::move(h);
