@@ -225,13 +225,22 @@ export class Gateway {
   async stop({ signal = 'SIGTERM', timeoutMs = 15000 } = {}) {
     if (!this.proc || this.exit) return this.exit;
     this.proc.kill(signal);
+    let exit;
     try {
-      return await withTimeout(this.exited, timeoutMs, `wsgw to exit after ${signal}`);
+      exit = await withTimeout(this.exited, timeoutMs, `wsgw to exit after ${signal}`);
     } catch {
       this.killedAfterTimeout = true;
       this.proc.kill('SIGKILL');
-      return await withTimeout(this.exited, 5000, 'wsgw to exit after SIGKILL');
+      exit = await withTimeout(this.exited, 5000, 'wsgw to exit after SIGKILL');
     }
+    // A drain must end cleanly: exit 0, and no sanitizer report (the ASan+UBSan build runs these tests too).
+    if (signal === 'SIGTERM') {
+      const report = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.exec(this.stderr);
+      if (this.killedAfterTimeout || exit.code !== 0 || report) {
+        throw new Error(`wsgw did not stop cleanly after SIGTERM (exit ${JSON.stringify(exit)}${this.killedAfterTimeout ? ', killed after timeout' : ''})\n--- stderr ---\n${this.stderr.slice(-4000)}`);
+      }
+    }
+    return exit;
   }
 
   // The probe's events, parsed, in the order it wrote them.
