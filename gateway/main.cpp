@@ -6,6 +6,7 @@
 #include "invoker.h"
 #include "listener.h"
 #include "log.h"
+#include "management_api.h"
 #include "options.h"
 #include "route_table.h"
 #include "sqlite_store.h"
@@ -119,18 +120,32 @@ int main(int argc, char **argv) {
     recoverStaleConnections(*store, opt.nodeId, table, invoker);
 
     if (std::string err = listener->start(); !err.empty()) return fail(err);
+    std::unique_ptr<wsgw::ManagementApi> management;
+    if (opt.managementListen != "off") {
+        auto hp = wsgw::parseHostPort(opt.managementListen, "--management-listen");
+        if (auto *err = std::get_if<std::string>(&hp)) return fail(*err);
+        wsgw::ManagementCredentials credentials;
+        if (!opt.managementCredentials.empty()) {
+            if (std::string err = wsgw::loadManagementCredentials(opt.managementCredentials, credentials); !err.empty())
+                return fail(err);
+        }
+        management = std::make_unique<wsgw::ManagementApi>(std::get<wsgw::HostPort>(hp), std::move(credentials), hostContext);
+        if (std::string err = management->start(listener->loop()); !err.empty()) return fail(err);
+    }
     std::string handlerNames;
     for (const auto &[name, inst] : table->plugins->instances) {
         (void)inst;
         handlerNames += (handlerNames.empty() ? "" : ",") + name;
     }
     wsgw::log::info("listening", {wsgw::log::Field("address", listener->boundAddress()),
+                                  wsgw::log::Field("management", management ? management->boundAddress() : std::string("off")),
                                   wsgw::log::Field("version", WSGW_VERSION),
                                   wsgw::log::Field("libwebsockets", lws_get_library_version()),
                                   wsgw::log::Field("routes", opt.routesPath), wsgw::log::Field("handlers", handlerNames),
                                   wsgw::log::Field("db", opt.dbPath), wsgw::log::Field("node", opt.nodeId),
                                   wsgw::log::Field("workers", static_cast<uint64_t>(workers))});
     listener->run();
+    management.reset();  // its sockets live on the network thread's loop, which the listener owns
 
     // Every connection is closed and its $disconnect queued: let the handlers finish, then shut the
     // plugins down (they may join threads that still push) before the listener they push to goes away.

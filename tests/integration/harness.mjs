@@ -142,6 +142,7 @@ export class Gateway {
       if (!Number.isInteger(port) || port <= 0) throw new Error(`"listening" line has no usable address: ${JSON.stringify(line)}`);
       gw.port = port;
       gw.url = `ws://127.0.0.1:${port}`;
+      if (line.management && line.management !== 'off') gw.managementUrl = `http://${line.management}`;
     } catch (err) {
       await gw.stop();
       err.message += `\n--- wsgw stderr ---\n${gw.stderr}\n--- wsgw stdout ---\n${gw.rawLines.join('\n')}`;
@@ -152,7 +153,7 @@ export class Gateway {
 
   args(extraArgs = []) {
     return ['--routes', this.routesPath, '--handlers', this.handlersDir, '--db', this.dbPath,
-      '--listen', '127.0.0.1:0', '--node-id', this.nodeId, '--workers', String(this.workers),
+      '--listen', '127.0.0.1:0', '--management-listen', '127.0.0.1:0', '--node-id', this.nodeId, '--workers', String(this.workers),
       '--log-level', this.logLevel, ...extraArgs];
   }
 
@@ -258,7 +259,8 @@ export class Gateway {
 export async function runExpectingExit({ routes, plugins = [], timeoutMs = 5000, extraArgs = [] } = {}) {
   const layout = prepareDir({ routes, plugins });
   const args = ['--routes', layout.routesPath, '--handlers', layout.handlersDir, '--db', layout.dbPath,
-    '--listen', '127.0.0.1:0', '--node-id', 'startup-node', '--log-level', 'info', ...extraArgs];
+    '--listen', '127.0.0.1:0', '--management-listen', '127.0.0.1:0', '--node-id', 'startup-node', '--log-level', 'info',
+    ...extraArgs];
   const started = Date.now();
   const proc = spawn(WSGW_BIN, args, { cwd: layout.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

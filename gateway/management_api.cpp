@@ -1,0 +1,453 @@
+#include "management_api.h"
+
+#include "connection_id.h"
+#include "event.h"
+#include "http_request.h"
+#include "listen_socket.h"
+#include "log.h"
+#include "management_path.h"
+
+#include <ev.h>
+#include <openssl/crypto.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sstream>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <unordered_map>
+
+namespace wsgw {
+
+namespace {
+
+constexpr double kIdleSeconds = 15.0;          // a connection with no complete request for this long is closed
+constexpr size_t kMaxPendingOutput = 1 << 20;  // stop reading a client that does not read its answers
+constexpr size_t kMaxBodyBytes = 131072;
+constexpr size_t kDefaultPageSize = 100;
+constexpr size_t kMaxPageSize = 1000;
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct Response {
+    int status = 200;
+    std::string body;
+    std::string contentType = "application/json";
+    Headers headers;
+};
+
+std::string jsonMessage(std::string_view message) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    w.Key("message");
+    w.String(message.data(), static_cast<rapidjson::SizeType>(message.size()));
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+// AWS SDKs name the error from x-amzn-ErrorType, so every error carries one.
+Response awsError(int status, const char *errorType, std::string_view message) {
+    Response r;
+    r.status = status;
+    r.body = jsonMessage(message);
+    r.headers.emplace_back("x-amzn-ErrorType", errorType);
+    return r;
+}
+
+bool constantTimeEquals(const std::string &a, const std::string &b) {
+    if (a.size() != b.size()) return false;
+    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+bool isLoopbackHost(const std::string &host) {
+    if (host == "localhost" || host == "::1") return true;
+    in_addr a{};
+    if (inet_pton(AF_INET, host.c_str(), &a) == 1) return (ntohl(a.s_addr) >> 24) == 127;
+    return false;
+}
+
+std::string loadManagementCredentials(const std::string &path, ManagementCredentials &out) {
+    std::ifstream in(path);
+    if (!in) return path + ": cannot read the management credentials file: " + std::strerror(errno);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    rapidjson::Document doc;
+    doc.Parse(text.c_str(), text.size());
+    const std::string shape =
+        " (expected {\"tokens\": [\"...\"], \"sigv4\": [{\"accessKeyId\": \"...\", \"secretAccessKey\": \"...\"}]})";
+    if (doc.HasParseError() || !doc.IsObject()) return path + ": not a JSON object" + shape;
+    for (auto &m : doc.GetObject()) {
+        std::string key = m.name.GetString();
+        if (key == "tokens") {
+            if (!m.value.IsArray()) return path + ": /tokens: expected an array of strings" + shape;
+            for (auto &t : m.value.GetArray()) {
+                if (!t.IsString() || t.GetStringLength() < 16)
+                    return path + ": /tokens: every token must be a string of at least 16 characters";
+                out.tokens.emplace_back(t.GetString(), t.GetStringLength());
+            }
+        } else if (key == "sigv4") {
+            if (!m.value.IsArray()) return path + ": /sigv4: expected an array" + shape;
+            size_t i = 0;
+            for (auto &c : m.value.GetArray()) {
+                std::string where = path + ": /sigv4/" + std::to_string(i++);
+                if (!c.IsObject() || !c.HasMember("accessKeyId") || !c.HasMember("secretAccessKey") ||
+                    !c["accessKeyId"].IsString() || !c["secretAccessKey"].IsString() || c["accessKeyId"].GetStringLength() == 0 ||
+                    c["secretAccessKey"].GetStringLength() == 0)
+                    return where + ": needs non-empty string fields accessKeyId and secretAccessKey";
+                out.sigv4.push_back({c["accessKeyId"].GetString(), c["secretAccessKey"].GetString()});
+            }
+        } else {
+            return path + ": unknown property '" + key + "'" + shape;
+        }
+    }
+    if (out.empty()) return path + ": no credentials in the file" + shape;
+    return {};
+}
+
+
+namespace {
+
+struct HttpConnection {
+    ManagementApi::Impl *owner = nullptr;
+    int fd = -1;
+    std::string peer;
+    ev_io readWatcher{}, writeWatcher{};
+    ev_timer idleTimer{};
+    std::string in, out;
+    bool closeAfterWrite = false;
+    bool readPaused = false;
+};
+
+}  // namespace
+
+struct ManagementApi::Impl {
+    HostPort listen;
+    ManagementCredentials credentials;
+    HostContext &host;
+    struct ev_loop *loop = nullptr;
+    int listenFd = -1;
+    std::string boundAddress;
+    ev_io acceptWatcher{};
+    std::unordered_map<HttpConnection *, std::unique_ptr<HttpConnection>> connections;
+
+    Impl(HostPort l, ManagementCredentials c, HostContext &h) : listen(std::move(l)), credentials(std::move(c)), host(h) {}
+
+    static void onAccept(struct ev_loop *, ev_io *w, int) {
+        auto *m = static_cast<Impl *>(w->data);
+        for (int i = 0; i < 64; ++i) {
+            int fd = accept4(m->listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) return;
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            auto c = std::make_unique<HttpConnection>();
+            c->owner = m;
+            c->fd = fd;
+            c->peer = peerAddress(fd);
+            ev_io_init(&c->readWatcher, onReadable, fd, EV_READ);
+            c->readWatcher.data = c.get();
+            ev_io_init(&c->writeWatcher, onWritable, fd, EV_WRITE);
+            c->writeWatcher.data = c.get();
+            ev_timer_init(&c->idleTimer, onIdle, kIdleSeconds, kIdleSeconds);
+            c->idleTimer.data = c.get();
+            ev_io_start(m->loop, &c->readWatcher);
+            ev_timer_start(m->loop, &c->idleTimer);
+            HttpConnection *raw = c.get();
+            m->connections.emplace(raw, std::move(c));
+        }
+    }
+
+    void closeConnection(HttpConnection *c) {
+        ev_io_stop(loop, &c->readWatcher);
+        ev_io_stop(loop, &c->writeWatcher);
+        ev_timer_stop(loop, &c->idleTimer);
+        ::close(c->fd);
+        connections.erase(c);
+    }
+
+    static void onIdle(struct ev_loop *, ev_timer *w, int) {
+        auto *c = static_cast<HttpConnection *>(w->data);
+        c->owner->closeConnection(c);
+    }
+
+    static void onReadable(struct ev_loop *, ev_io *w, int) {
+        auto *c = static_cast<HttpConnection *>(w->data);
+        c->owner->readFrom(c);
+    }
+
+    static void onWritable(struct ev_loop *, ev_io *w, int) {
+        auto *c = static_cast<HttpConnection *>(w->data);
+        c->owner->flush(c);
+    }
+
+    void readFrom(HttpConnection *c) {
+        char buf[16384];
+        ssize_t n = ::recv(c->fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            closeConnection(c);
+            return;
+        }
+        if (n < 0) return;
+        c->in.append(buf, static_cast<size_t>(n));
+        size_t offset = 0;
+        while (!c->closeAfterWrite && offset < c->in.size()) {
+            HttpParse p = parseHttpRequest(std::string_view(c->in).substr(offset), 16384, kMaxBodyBytes);
+            if (p.state == HttpParseState::NeedMore) break;
+            if (p.state == HttpParseState::Error) {
+                const char *type = p.error.status == 413 ? "PayloadTooLargeException" : "BadRequestException";
+                Response r = awsError(p.error.status, type, p.error.reason);
+                c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, false);
+                c->closeAfterWrite = true;
+                offset = c->in.size();
+                log::info("management request refused", {log::Field("status", p.error.status),
+                                                         log::Field("reason", p.error.reason), log::Field("sourceIp", c->peer)});
+                break;
+            }
+            offset += p.consumed;
+            Response r = handle(p.request, c->peer);
+            c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, p.request.keepAlive);
+            if (!p.request.keepAlive) c->closeAfterWrite = true;
+            ev_timer_again(loop, &c->idleTimer);
+        }
+        c->in.erase(0, offset);
+        flush(c);
+    }
+
+    void flush(HttpConnection *c) {
+        while (!c->out.empty()) {
+            ssize_t n = ::send(c->fd, c->out.data(), c->out.size(), MSG_NOSIGNAL);
+            if (n > 0) {
+                c->out.erase(0, static_cast<size_t>(n));
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+            if (n < 0 && errno == EINTR) continue;
+            closeConnection(c);
+            return;
+        }
+        if (c->out.empty()) {
+            ev_io_stop(loop, &c->writeWatcher);
+            if (c->closeAfterWrite) {
+                ::shutdown(c->fd, SHUT_WR);
+                closeConnection(c);
+                return;
+            }
+            if (c->readPaused) {
+                c->readPaused = false;
+                ev_io_start(loop, &c->readWatcher);
+            }
+        } else {
+            ev_io_start(loop, &c->writeWatcher);
+            if (c->out.size() > kMaxPendingOutput && !c->readPaused) {
+                c->readPaused = true;
+                ev_io_stop(loop, &c->readWatcher);
+            }
+        }
+    }
+
+    // ---- requests ---------------------------------------------------------------------------------------
+
+    bool authorized(const HttpRequest &req, std::string &reason) {
+        if (credentials.empty()) return true;
+        const std::string *auth = req.header("Authorization");
+        if (!auth || auth->empty()) {
+            reason = "Missing Authentication Token: send Authorization: Bearer <token> or sign the request with AWS SigV4";
+            return false;
+        }
+        static constexpr std::string_view kBearer = "Bearer ";
+        if (auth->size() > kBearer.size() && strncasecmp(auth->c_str(), kBearer.data(), kBearer.size()) == 0) {
+            std::string token = auth->substr(kBearer.size());
+            for (const auto &t : credentials.tokens)
+                if (constantTimeEquals(t, token)) return true;
+            reason = "the bearer token is not valid";
+            return false;
+        }
+        if (auth->rfind("AWS4-HMAC-SHA256", 0) == 0) {
+            SigV4Result r = verifySigV4(req.method, req.path, req.rawQuery, req.headers, req.body, credentials.sigv4,
+                                        nowEpochMs() / 1000);
+            if (r.ok) return true;
+            reason = r.reason;
+            return false;
+        }
+        reason = "unsupported Authorization scheme: use Bearer or AWS4-HMAC-SHA256";
+        return false;
+    }
+
+    Response handle(const HttpRequest &req, const std::string &peer) {
+        Response r = route(req, peer);
+        log::debug("management request", {log::Field("method", req.method), log::Field("path", req.path),
+                                          log::Field("status", r.status), log::Field("sourceIp", peer)});
+        return r;
+    }
+
+    Response route(const HttpRequest &req, const std::string &) {
+        ManagementPath mp = parseManagementPath(req.path);
+        if (mp.target == ManagementTarget::Unknown) {
+            std::string why = mp.error.empty() ? "no such resource" : mp.error;
+            return awsError(404, "NotFoundException",
+                            why + ": the management API serves /@connections/{connectionId} and /@connections");
+        }
+        std::string reason;
+        if (!authorized(req, reason)) return awsError(403, "ForbiddenException", reason);
+
+        if (mp.target == ManagementTarget::ConnectionList) {
+            if (req.method != "GET") {
+                Response e = awsError(405, "MethodNotAllowedException", "only GET lists connections");
+                e.headers.emplace_back("Allow", "GET");
+                return e;
+            }
+            return list(req);
+        }
+        if (!isWellFormedConnectionId(mp.connectionId)) {
+            return awsError(400, "BadRequestException",
+                            "Invalid connectionId: '" + mp.connectionId.substr(0, 64) +
+                                "' is not a connection ID this gateway could have issued (22 URL-safe base64 characters)");
+        }
+        if (req.method == "POST") {
+            if (req.body.size() > host.maxMessageBytes.load())
+                return awsError(413, "PayloadTooLargeException",
+                                "the data is " + std::to_string(req.body.size()) + " bytes; the message limit is " +
+                                    std::to_string(host.maxMessageBytes.load()));
+            int rc = postToConnection(host, mp.connectionId, req.body.data(), req.body.size(), false);
+            if (rc == WSGW_OK) {
+                Response ok;
+                ok.contentType = "application/json";
+                return ok;
+            }
+            if (rc == WSGW_TOO_LARGE) return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
+            return awsError(410, "GoneException", "the connection " + mp.connectionId + " is closed or never existed");
+        }
+        if (req.method == "GET") {
+            Response ok;
+            if (!describeConnection(host, mp.connectionId, ok.body))
+                return awsError(410, "GoneException", "the connection " + mp.connectionId + " is closed or never existed");
+            return ok;
+        }
+        if (req.method == "DELETE") {
+            if (deleteConnection(host, mp.connectionId) != WSGW_OK)
+                return awsError(410, "GoneException", "the connection " + mp.connectionId + " is closed or never existed");
+            Response ok;
+            ok.status = 204;
+            ok.contentType.clear();
+            return ok;
+        }
+        Response e = awsError(405, "MethodNotAllowedException", "use POST, GET or DELETE on /@connections/{connectionId}");
+        e.headers.emplace_back("Allow", "POST, GET, DELETE");
+        return e;
+    }
+
+    // Beyond AWS: a page of live connections ordered by ID; `cursor` is the last ID of the previous page.
+    Response list(const HttpRequest &req) {
+        size_t limit = kDefaultPageSize;
+        std::string cursor;
+        for (const auto &[k, v] : parseQueryString(req.rawQuery)) {
+            if (k == "limit") {
+                char *end = nullptr;
+                long n = std::strtol(v.c_str(), &end, 10);
+                if (v.empty() || *end || n < 1 || n > static_cast<long>(kMaxPageSize))
+                    return awsError(400, "BadRequestException", "limit must be a number from 1 to " + std::to_string(kMaxPageSize));
+                limit = static_cast<size_t>(n);
+            } else if (k == "cursor") {
+                cursor = v;
+            } else {
+                return awsError(400, "BadRequestException", "unknown query parameter '" + k + "': use limit and cursor");
+            }
+        }
+        std::vector<std::shared_ptr<LiveConnection>> page;
+        host.registry->forEach([&](const std::shared_ptr<LiveConnection> &c) {
+            if (c->upgraded.load() && c->info.connectionId > cursor) page.push_back(c);
+        });
+        bool more = page.size() > limit;
+        auto byId = [](const auto &a, const auto &b) { return a->info.connectionId < b->info.connectionId; };
+        if (more) {
+            std::partial_sort(page.begin(), page.begin() + static_cast<long>(limit), page.end(), byId);
+            page.resize(limit);
+        } else {
+            std::sort(page.begin(), page.end(), byId);
+        }
+        rapidjson::StringBuffer buf;
+        rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+        w.StartObject();
+        w.Key("items");
+        w.StartArray();
+        for (const auto &c : page) {
+            w.StartObject();
+            w.Key("connectionId");
+            w.String(c->info.connectionId);
+            w.Key("connectedAt");
+            w.String(formatIso8601Millis(c->info.connectedAtMs));
+            w.Key("identity");
+            w.StartObject();
+            w.Key("sourceIp");
+            w.String(c->info.sourceIp);
+            w.Key("userAgent");
+            w.String(c->info.userAgent);
+            w.EndObject();
+            w.Key("lastActiveAt");
+            w.String(formatIso8601Millis(c->lastActiveAtMs.load()));
+            w.EndObject();
+        }
+        w.EndArray();
+        if (more) {
+            w.Key("nextCursor");
+            w.String(page.back()->info.connectionId);
+        }
+        w.EndObject();
+        Response ok;
+        ok.body.assign(buf.GetString(), buf.GetSize());
+        return ok;
+    }
+};
+
+ManagementApi::ManagementApi(HostPort listen, ManagementCredentials credentials, HostContext &host)
+    : impl_(std::make_unique<Impl>(std::move(listen), std::move(credentials), host)) {}
+
+ManagementApi::~ManagementApi() {
+    stop();
+}
+
+std::string ManagementApi::start(struct ev_loop *loop) {
+    Impl &m = *impl_;
+    if (!isLoopbackHost(m.listen.host) && m.credentials.empty()) {
+        return "--management-listen " + m.listen.host + ":" + std::to_string(m.listen.port) +
+               " is not a loopback address, so the management API needs credentials: give "
+               "--management-credentials FILE (bearer tokens or SigV4 keys) or listen on 127.0.0.1";
+    }
+    m.loop = loop;
+    std::string error;
+    m.listenFd = openListeningSocket(m.listen, "--management-listen", &m.boundAddress, &error);
+    if (m.listenFd < 0) return error;
+    ev_io_init(&m.acceptWatcher, Impl::onAccept, m.listenFd, EV_READ);
+    m.acceptWatcher.data = &m;
+    ev_io_start(loop, &m.acceptWatcher);
+    return {};
+}
+
+std::string ManagementApi::boundAddress() const { return impl_->boundAddress; }
+
+void ManagementApi::stop() {
+    Impl &m = *impl_;
+    if (!m.loop) return;
+    ev_io_stop(m.loop, &m.acceptWatcher);
+    if (m.listenFd >= 0) {
+        ::close(m.listenFd);
+        m.listenFd = -1;
+    }
+    std::vector<HttpConnection *> all;
+    for (auto &[p, c] : m.connections) all.push_back(p);
+    for (auto *c : all) m.closeConnection(c);
+    m.loop = nullptr;
+}
+
+}  // namespace wsgw

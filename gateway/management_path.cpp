@@ -1,0 +1,89 @@
+#include "management_path.h"
+
+#include <vector>
+
+namespace wsgw {
+
+namespace {
+int hexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+}  // namespace
+
+std::string percentDecode(std::string_view in, bool *ok) {
+    std::string out;
+    out.reserve(in.size());
+    *ok = true;
+    for (size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out += in[i];
+            continue;
+        }
+        if (i + 2 >= in.size()) {
+            *ok = false;
+            return out;
+        }
+        int hi = hexValue(in[i + 1]), lo = hexValue(in[i + 2]);
+        if (hi < 0 || lo < 0) {
+            *ok = false;
+            return out;
+        }
+        char c = static_cast<char>(hi * 16 + lo);
+        if (c == '\0') {
+            *ok = false;
+            return out;
+        }
+        out += c;
+        i += 2;
+    }
+    return out;
+}
+
+ManagementPath parseManagementPath(std::string_view rawPath) {
+    ManagementPath mp;
+    // Split on the raw '/' first: an encoded %2F inside a segment is data, not a separator.
+    std::vector<std::string> segments;
+    if (rawPath.empty() || rawPath[0] != '/') {
+        mp.error = "the path must start with '/'";
+        return mp;
+    }
+    std::string_view rest = rawPath.substr(1);
+    for (;;) {
+        size_t slash = rest.find('/');
+        bool ok = true;
+        std::string seg = percentDecode(rest.substr(0, slash), &ok);
+        if (!ok) {
+            mp.error = "bad percent-escape in the path";
+            return mp;
+        }
+        segments.push_back(std::move(seg));
+        if (slash == std::string_view::npos) break;
+        rest.remove_prefix(slash + 1);
+    }
+    size_t at = 0;
+    if (segments.size() >= 2 && segments[0] != "@connections") {
+        mp.stage = segments[0];
+        at = 1;
+    }
+    if (segments[at] != "@connections") {
+        mp.error = "unknown path";
+        return mp;
+    }
+    size_t left = segments.size() - at;
+    if (left == 1) {
+        mp.target = ManagementTarget::ConnectionList;
+        return mp;
+    }
+    if (left == 2 && !segments[at + 1].empty()) {
+        mp.target = ManagementTarget::Connection;
+        mp.connectionId = segments[at + 1];
+        return mp;
+    }
+    mp.error = "expected /@connections/{connectionId}";
+    return mp;
+}
+
+}  // namespace wsgw

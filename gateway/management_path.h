@@ -1,0 +1,22 @@
+// The paths of the management API: /@connections/{id} and /@connections, also under one stage prefix
+// (/{stage}/@connections/...) as the AWS SDK sends them, percent-decoded first (%40connections, %3D).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace wsgw {
+
+enum class ManagementTarget { Connection, ConnectionList, Unknown };
+
+struct ManagementPath {
+    ManagementTarget target = ManagementTarget::Unknown;
+    std::string stage;
+    std::string connectionId;
+    std::string error;  // why an Unknown path is not one of ours
+};
+
+ManagementPath parseManagementPath(std::string_view rawPath);
+std::string percentDecode(std::string_view in, bool *ok);
+
+}  // namespace wsgw

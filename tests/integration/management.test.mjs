@@ -1,0 +1,203 @@
+// The management API of SPEC section 6 over real HTTP: POST/GET/DELETE /@connections/{id}, with and
+// without a stage prefix, AWS's status codes, JSON error bodies and x-amzn-ErrorType, bearer tokens,
+// the connection list, and bad requests that must not disturb the gateway or its connections.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Gateway, Client, defaultRoutes, probeRoutes, whoami, waitForEvent, ctx, makeTempDir, runExpectingExit, withTimeout } from './harness.mjs';
+
+const TOKEN = 'test-token-0123456789abcdef';
+let open;    // a gateway with no credentials (loopback development)
+let locked;  // a gateway that requires a bearer token
+
+before(async () => {
+  open = await Gateway.start({ routes: probeRoutes({ routes: ['whoami'] }), plugins: ['probe'] });
+  const dir = makeTempDir('wsgw-mgmt-');
+  const creds = path.join(dir, 'credentials.json');
+  fs.writeFileSync(creds, JSON.stringify({ tokens: [TOKEN] }));
+  locked = await Gateway.start({ dir, routes: defaultRoutes(), plugins: ['echo', 'chat'], extraArgs: ['--management-credentials', creds] });
+});
+
+after(async () => {
+  await open?.stop();
+  await locked?.stop();
+});
+
+async function call(gw, method, p, { body, headers = {} } = {}) {
+  const res = await fetch(gw.managementUrl + p, { method, body, headers });
+  const text = await res.text();
+  return { status: res.status, text, headers: res.headers, json: text ? (() => { try { return JSON.parse(text); } catch { return undefined; } })() : undefined };
+}
+
+test('POST delivers to the connection, in the order posted, as text or binary', async () => {
+  const c = await Client.open(open.url);
+  const id = await whoami(c);
+  for (let i = 0; i < 20; i++) {
+    const r = await call(open, 'POST', `/@connections/${id}`, { body: `push-${i}` });
+    assert.equal(r.status, 200);
+    assert.equal(r.text, '');
+  }
+  assert.deepEqual(await c.collectTexts(20, 5000), Array.from({ length: 20 }, (_, i) => `push-${i}`));
+  const bin = await call(open, 'POST', `/@connections/${id}`, { body: Buffer.from([0xff, 0x00, 0xfe]) });
+  assert.equal(bin.status, 200);
+  const msg = await c.next();
+  assert.equal(msg.isBinary, true);
+  assert.deepEqual([...msg.data], [0xff, 0x00, 0xfe]);
+  await c.close(1000);
+});
+
+test('the stage prefix and URL-encoded paths of the AWS SDK work', async () => {
+  const c = await Client.open(open.url);
+  const id = await whoami(c);
+  const r = await call(open, 'POST', `/prod/%40connections/${encodeURIComponent(id)}`, { body: 'via-stage' });
+  assert.equal(r.status, 200);
+  assert.equal(await c.nextText(), 'via-stage');
+  await c.close(1000);
+});
+
+test('GET describes a live connection; DELETE closes it and its $disconnect runs', async () => {
+  const c = await Client.open(open.url, { headers: { 'User-Agent': 'mgmt-test/1.0' } });
+  const id = await whoami(c);
+  const g = await call(open, 'GET', `/@connections/${id}`);
+  assert.equal(g.status, 200);
+  assert.equal(g.json.identity.sourceIp, '127.0.0.1');
+  assert.equal(g.json.identity.userAgent, 'mgmt-test/1.0');
+  assert.match(g.json.connectedAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+  assert.match(g.json.lastActiveAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+  const d = await call(open, 'DELETE', `/@connections/${id}`);
+  assert.equal(d.status, 204);
+  const closed = await c.waitClosed(3000);
+  assert.equal(closed.code, 1000);
+  await waitForEvent(open.eventsPath, (e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).connectionId === id,
+    { what: 'the $disconnect of the deleted connection' });
+  for (const method of ['POST', 'GET', 'DELETE']) {
+    const gone = await call(open, method, `/@connections/${id}`, { body: method === 'POST' ? 'x' : undefined });
+    assert.equal(gone.status, 410, `${method} after delete`);
+    assert.equal(gone.headers.get('x-amzn-errortype'), 'GoneException');
+    assert.equal(typeof gone.json.message, 'string');
+  }
+});
+
+test('errors: malformed ID 400, unknown ID 410, over the limit 413, unknown path 404, wrong method 405', async () => {
+  const bad = await call(open, 'POST', '/@connections/not-an-id!', { body: 'x' });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.headers.get('x-amzn-errortype'), 'BadRequestException');
+  const unknown = await call(open, 'GET', '/@connections/AAAAAAAAAAAAAAAAAAAAAA');
+  assert.equal(unknown.status, 410);
+  const c = await Client.open(open.url);
+  const id = await whoami(c);
+  const big = await call(open, 'POST', `/@connections/${id}`, { body: 'x'.repeat(131073) });
+  assert.equal(big.status, 413);
+  assert.equal(big.headers.get('x-amzn-errortype'), 'PayloadTooLargeException');
+  const nf = await call(open, 'GET', '/nothing/here/at/all');
+  assert.equal(nf.status, 404);
+  assert.match(nf.json.message, /@connections/);
+  const put = await call(open, 'PUT', `/@connections/${id}`, { body: 'x' });
+  assert.equal(put.status, 405);
+  assert.match(put.headers.get('allow'), /POST/);
+  assert.equal(await c.request('{"action":"whoami"}'), id, 'the connection is undisturbed');
+  await c.close(1000);
+});
+
+test('GET /@connections lists live connections with cursor pagination', async () => {
+  const clients = await Promise.all(Array.from({ length: 5 }, () => Client.open(open.url)));
+  const ids = await Promise.all(clients.map((c) => whoami(c)));
+  const seen = [];
+  let cursor = '';
+  for (let page = 0; page < 10; page++) {
+    const r = await call(open, 'GET', `/@connections?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    assert.equal(r.status, 200);
+    assert.ok(r.json.items.length <= 2);
+    for (const item of r.json.items) seen.push(item.connectionId);
+    if (!r.json.nextCursor) break;
+    cursor = r.json.nextCursor;
+  }
+  for (const id of ids) assert.ok(seen.includes(id), `${id} listed`);
+  assert.deepEqual(seen, [...seen].sort(), 'ordered by connection ID');
+  assert.equal(new Set(seen).size, seen.length, 'no connection listed twice');
+  const badLimit = await call(open, 'GET', '/@connections?limit=0');
+  assert.equal(badLimit.status, 400);
+  await Promise.all(clients.map((c) => c.close(1000)));
+});
+
+test('with credentials: no token or a wrong token is 403 ForbiddenException; the right token works', async () => {
+  const c = await Client.open(locked.url);
+  c.send(JSON.stringify({ action: 'nothing' }));
+  await c.nextText();
+  const list = await call(locked, 'GET', '/@connections', { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(list.status, 200);
+  assert.equal(list.json.items.length, 1);
+  const id = list.json.items[0].connectionId;
+  const none = await call(locked, 'POST', `/@connections/${id}`, { body: 'x' });
+  assert.equal(none.status, 403);
+  assert.equal(none.headers.get('x-amzn-errortype'), 'ForbiddenException');
+  const wrong = await call(locked, 'POST', `/@connections/${id}`, { body: 'x', headers: { Authorization: 'Bearer wrong-token-0123456789' } });
+  assert.equal(wrong.status, 403);
+  const ok = await call(locked, 'POST', `/@connections/${id}`, { body: 'authorized', headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(ok.status, 200);
+  assert.equal(await c.nextText(), 'authorized');
+  await c.close(1000);
+});
+
+test('malformed, truncated and pipelined raw requests get clear answers and disturb nothing', async () => {
+  const { port } = new URL(open.managementUrl);
+  const raw = (bytes, waitMs = 1500) => withTimeout(new Promise((resolve) => {
+    const s = net.connect(Number(port), '127.0.0.1', () => s.write(bytes));
+    let got = '';
+    s.on('data', (d) => { got += d.toString('latin1'); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    setTimeout(() => { s.destroy(); resolve(got); }, waitMs);
+  }), waitMs + 1000, 'a raw management request');
+  assert.match(await raw('GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  assert.match(await raw('GET /@connections HTTP/2.0\r\n\r\n'), /^HTTP\/1\.1 505 /);
+  assert.match(await raw('POST /@connections/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'), /^HTTP\/1\.1 501 /);
+  assert.match(await raw('POST /@connections/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n'), /^HTTP\/1\.1 413 /);
+  const two = await raw('GET /@connections HTTP/1.1\r\nHost: x\r\n\r\nGET /@connections/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.match(two, /^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 410 /, 'two pipelined requests, two answers in order');
+  assert.equal(await raw('POST /@connections/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc', 500), '', 'a truncated body waits, no answer yet');
+  const c = await Client.open(open.url);
+  assert.equal((await whoami(c)).length, 22, 'the gateway still serves');
+  await c.close(1000);
+});
+
+test('a management listener off loopback without credentials refuses to start, saying why', async () => {
+  const r = await runExpectingExit({ routes: defaultRoutes(), plugins: ['echo', 'chat'], extraArgs: ['--management-listen', '0.0.0.0:0'] });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /credentials/);
+});
+
+test('wsgw-ctl posts, gets, lists and deletes, with the exit codes a shell expects', async () => {
+  const { execFile } = await import('node:child_process');
+  const ctl = (args, input) => new Promise((resolve) => {
+    const p = execFile(process.env.WSGW_CTL, ['--endpoint', open.managementUrl, ...args], { timeout: 5000 },
+      (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
+    if (input !== undefined) p.stdin.end(input);
+  });
+  const c = await Client.open(open.url);
+  const id = await whoami(c);
+  assert.equal((await ctl(['post', id, 'from-ctl'])).code, 0);
+  assert.equal(await c.nextText(), 'from-ctl');
+  assert.equal((await ctl(['post', id, '-'], 'from-stdin')).code, 0);
+  assert.equal(await c.nextText(), 'from-stdin');
+  const got = await ctl(['get', id]);
+  assert.equal(got.code, 0);
+  assert.equal(JSON.parse(got.stdout).identity.sourceIp, '127.0.0.1');
+  const listed = await ctl(['list', '--limit', '1']);
+  assert.equal(listed.code, 0);
+  const ids = listed.stdout.trim().split('\n').map((l) => JSON.parse(l).connectionId);
+  assert.ok(ids.includes(id));
+  assert.equal((await ctl(['delete', id])).code, 0);
+  await c.waitClosed(3000);
+  const gone = await ctl(['get', id]);
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /410/);
+  assert.equal((await ctl(['post'])).code, 2);
+  assert.equal((await ctl(['frobnicate', id])).code, 2);
+  const down = await new Promise((resolve) => execFile(process.env.WSGW_CTL, ['--endpoint', 'http://127.0.0.1:1', 'get', id],
+    (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr })));
+  assert.equal(down.code, 4);
+  assert.match(down.stderr, /cannot connect/);
+});
