@@ -4,6 +4,7 @@
 
 #include <wsgw/handler.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -45,25 +46,19 @@ void closeObject(std::string &out) {
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 
-// AWS's single-value map keeps the last value of a repeated name; the multi-value map keeps all, in order.
-void singleAndMulti(std::string &out, std::string_view single, std::string_view multi, const Pairs &pairs) {
-    std::vector<std::pair<std::string_view, std::vector<std::string_view>>> grouped;
+using Grouped = std::vector<std::pair<std::string_view, std::vector<std::string_view>>>;
+
+Grouped groupByName(const Pairs &pairs) {
+    Grouped grouped;
     for (const auto &[k, v] : pairs) {
-        bool found = false;
-        for (auto &g : grouped)
-            if (g.first == k) {
-                g.second.push_back(v);
-                found = true;
-                break;
-            }
-        if (!found) grouped.push_back({k, {v}});
+        auto it = std::find_if(grouped.begin(), grouped.end(), [&](const auto &g) { return g.first == k; });
+        if (it == grouped.end()) grouped.push_back({k, {v}});
+        else it->second.push_back(v);
     }
-    key(out, single);
-    out += '{';
-    for (const auto &g : grouped) stringField(out, g.first, g.second.back());
-    closeObject(out);
-    out += ',';
-    key(out, multi);
+    return grouped;
+}
+
+void appendMulti(std::string &out, const Grouped &grouped) {
     out += '{';
     for (const auto &g : grouped) {
         key(out, g.first);
@@ -75,6 +70,18 @@ void singleAndMulti(std::string &out, std::string_view single, std::string_view 
         out += "],";
     }
     closeObject(out);
+}
+
+// AWS's single-value map keeps the last value of a repeated name; the multi-value map keeps all, in order.
+void singleAndMulti(std::string &out, std::string_view single, std::string_view multi, const Pairs &pairs) {
+    Grouped grouped = groupByName(pairs);
+    key(out, single);
+    out += '{';
+    for (const auto &g : grouped) stringField(out, g.first, g.second.back());
+    closeObject(out);
+    out += ',';
+    key(out, multi);
+    appendMulti(out, grouped);
     out += ',';
 }
 
@@ -216,6 +223,12 @@ std::string buildEventJson(const ConnectionInfo &c, const EventFields &e) {
     key(out, "isBase64Encoded");
     out += (e.type == WSGW_MESSAGE && e.isBinary) ? "true" : "false";
     out += '}';
+    return out;
+}
+
+std::string multiValueJson(const std::vector<std::pair<std::string, std::string>> &pairs) {
+    std::string out;
+    appendMulti(out, groupByName(pairs));
     return out;
 }
 

@@ -38,6 +38,8 @@ std::string connectionDescriptionJson(const ConnectionInfo &c, int64_t lastActiv
 // and duplicates. A malformed escape is kept literally.
 std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_view raw);
 std::string base64Encode(std::string_view bytes);
+// {"name": ["value", ...]}: every value of a repeated name, in order (the connection table's columns).
+std::string multiValueJson(const std::vector<std::pair<std::string, std::string>> &pairs);
 int64_t nowEpochMs();
 
 }  // namespace wsgw

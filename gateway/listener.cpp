@@ -360,59 +360,14 @@ struct Listener::Impl {
         row.lastActiveAtMs = row.connectedAtMs;
         row.sourceIp = s->live->info.sourceIp;
         row.userAgent = s->live->info.userAgent;
-        row.headersJson = headersJson(s->live->info.headers);
-        row.queryJson = queryJson(s->live->info.rawQuery);
+        row.headersJson = multiValueJson(s->live->info.headers);
+        row.queryJson = multiValueJson(parseQueryString(s->live->info.rawQuery));
         row.authorizerJson = s->live->info.authorizerJson;
         store.insert(std::move(row));
         log::debug("connected", {log::Field("connectionId", s->id), log::Field("sourceIp", s->live->info.sourceIp)});
         if (draining) requestClose(s, 1001, "Going away");
         else if (!s->out.empty()) lws_callback_on_writable(wsi);
     }
-
-    static std::string jsonString(std::string_view v) {
-        std::string out = "\"";
-        for (unsigned char c : v) {
-            switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    char b[8];
-                    std::snprintf(b, sizeof b, "\\u%04x", c);
-                    out += b;
-                } else {
-                    out += static_cast<char>(c);
-                }
-            }
-        }
-        return out + "\"";
-    }
-
-    // The table keeps every value of repeated names: {"name": ["v1", "v2"]}.
-    static std::string multiMapJson(const std::vector<std::pair<std::string, std::string>> &pairs) {
-        std::vector<std::pair<std::string, std::vector<std::string>>> grouped;
-        for (const auto &[k, v] : pairs) {
-            auto it = std::find_if(grouped.begin(), grouped.end(), [&](auto &g) { return g.first == k; });
-            if (it == grouped.end()) grouped.push_back({k, {v}});
-            else it->second.push_back(v);
-        }
-        std::string out = "{";
-        for (size_t i = 0; i < grouped.size(); ++i) {
-            if (i) out += ",";
-            out += jsonString(grouped[i].first) + ":[";
-            for (size_t j = 0; j < grouped[i].second.size(); ++j) {
-                if (j) out += ",";
-                out += jsonString(grouped[i].second[j]);
-            }
-            out += "]";
-        }
-        return out + "}";
-    }
-    static std::string headersJson(const std::vector<std::pair<std::string, std::string>> &h) { return multiMapJson(h); }
-    static std::string queryJson(const std::string &rawQuery) { return multiMapJson(parseQueryString(rawQuery)); }
 
     int receive(Session *s, lws *wsi, const char *in, size_t len) {
         if (s->state != Session::State::Open) return 0;
