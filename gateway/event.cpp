@@ -50,10 +50,11 @@ using Grouped = std::vector<std::pair<std::string_view, std::vector<std::string_
 
 Grouped groupByName(const Pairs &pairs) {
     Grouped grouped;
-    for (const auto &[k, v] : pairs) {
-        auto it = std::find_if(grouped.begin(), grouped.end(), [&](const auto &g) { return g.first == k; });
-        if (it == grouped.end()) grouped.push_back({k, {v}});
-        else it->second.push_back(v);
+    for (const auto &pair : pairs) {
+        std::string_view name = pair.first;
+        auto it = std::find_if(grouped.begin(), grouped.end(), [name](const auto &g) { return g.first == name; });
+        if (it == grouped.end()) grouped.push_back({name, {pair.second}});
+        else it->second.push_back(pair.second);
     }
     return grouped;
 }
