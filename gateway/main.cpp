@@ -129,7 +129,8 @@ int main(int argc, char **argv) {
             if (std::string err = wsgw::loadManagementCredentials(opt.managementCredentials, credentials); !err.empty())
                 return fail(err);
         }
-        management = std::make_unique<wsgw::ManagementApi>(std::get<wsgw::HostPort>(hp), std::move(credentials), hostContext);
+        management = std::make_unique<wsgw::ManagementApi>(std::get<wsgw::HostPort>(hp), std::move(credentials), hostContext,
+                                                             opt.managementRate);
         if (std::string err = management->start(listener->loop()); !err.empty()) return fail(err);
     }
     std::string handlerNames;

@@ -142,7 +142,24 @@ struct ManagementApi::Impl {
     ev_io acceptWatcher{};
     std::unordered_map<HttpConnection *, std::unique_ptr<HttpConnection>> connections;
 
-    Impl(HostPort l, ManagementCredentials c, HostContext &h) : listen(std::move(l)), credentials(std::move(c)), host(h) {}
+    int rate = 0;
+    double tokens = 0;
+    ev_tstamp refilledAt = 0;
+
+    Impl(HostPort l, ManagementCredentials c, HostContext &h, int r)
+        : listen(std::move(l)), credentials(std::move(c)), host(h), rate(r), tokens(r) {}
+
+    // Single-threaded (network thread): a plain token bucket, refilled from the loop's clock.
+    bool takeToken() {
+        if (rate <= 0) return true;
+        ev_tstamp now = ev_now(loop);
+        if (refilledAt == 0) refilledAt = now;
+        tokens = std::min<double>(rate, tokens + (now - refilledAt) * rate);
+        refilledAt = now;
+        if (tokens < 1) return false;
+        tokens -= 1;
+        return true;
+    }
 
     static void onAccept(struct ev_loop *, ev_io *w, int) {
         auto *m = static_cast<Impl *>(w->data);
@@ -285,7 +302,9 @@ struct ManagementApi::Impl {
     }
 
     Response handle(const HttpRequest &req, const std::string &peer) {
-        Response r = route(req, peer);
+        Response r = takeToken() ? route(req, peer)
+                                 : awsError(429, "LimitExceededException",
+                                            "Too Many Requests: over " + std::to_string(rate) + " management requests per second");
         log::debug("management request", {log::Field("method", req.method), log::Field("path", req.path),
                                           log::Field("status", r.status), log::Field("sourceIp", peer)});
         return r;
@@ -410,8 +429,8 @@ struct ManagementApi::Impl {
     }
 };
 
-ManagementApi::ManagementApi(HostPort listen, ManagementCredentials credentials, HostContext &host)
-    : impl_(std::make_unique<Impl>(std::move(listen), std::move(credentials), host)) {}
+ManagementApi::ManagementApi(HostPort listen, ManagementCredentials credentials, HostContext &host, int ratePerSecond)
+    : impl_(std::make_unique<Impl>(std::move(listen), std::move(credentials), host, ratePerSecond)) {}
 
 ManagementApi::~ManagementApi() {
     stop();

@@ -29,7 +29,9 @@ bool isLoopbackHost(const std::string &host);
 
 class ManagementApi {
 public:
-    ManagementApi(HostPort listen, ManagementCredentials credentials, HostContext &host);
+    // ratePerSecond > 0 puts a token bucket (burst = rate) in front of every request: AWS answers an
+    // account over its limit with 429 LimitExceededException, and so do we.
+    ManagementApi(HostPort listen, ManagementCredentials credentials, HostContext &host, int ratePerSecond = 0);
     ~ManagementApi();
     ManagementApi(const ManagementApi &) = delete;
     ManagementApi &operator=(const ManagementApi &) = delete;

@@ -22,6 +22,8 @@ constexpr FlagSpec kFlags[] = {
     {"--management-listen", "WSGW_MANAGEMENT_LISTEN", "HOST:PORT  management API listener (default 127.0.0.1:9001; 'off' disables it)"},
     {"--management-credentials", "WSGW_MANAGEMENT_CREDENTIALS",
      "FILE  {\"tokens\": [...], \"sigv4\": [{\"accessKeyId\", \"secretAccessKey\"}]}; required off loopback"},
+    {"--management-rate", "WSGW_MANAGEMENT_RATE",
+     "N     management requests per second (burst N) before 429 LimitExceededException (default 0: no limit)"},
     {"--node-id", "WSGW_NODE_ID", "ID    this node's name in the connection table (default: the host name)"},
     {"--workers", "WSGW_WORKERS", "N     handler worker threads (default 2 x cores, at least 4)"},
     {"--log-level", "WSGW_LOG_LEVEL", "LEVEL debug|info|warn|error (default info)"},
@@ -51,6 +53,9 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
             if (auto *err = std::get_if<std::string>(&hp)) return *err;
         }
         o.managementListen = value;
+    } else if (flag == "--management-rate") {
+        if (!parseInt(value, 0, 10000000, o.managementRate))
+            return "--management-rate: expected requests per second from 0 (no limit) to 10000000, got '" + value + "'";
     } else if (flag == "--management-credentials") {
         o.managementCredentials = value;
     } else if (flag == "--node-id") {

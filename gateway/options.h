@@ -14,6 +14,7 @@ struct Options {
     std::string listen = "0.0.0.0:8080";
     std::string managementListen = "127.0.0.1:9001";
     std::string managementCredentials;  // a JSON file of bearer tokens and SigV4 keys
+    int managementRate = 0;             // requests per second over all management clients; 0: unlimited
     std::string nodeId;               // default: the host name
     std::string logLevel = "info";
     int workers = 0;                  // 0: 2 x cores, at least 4

@@ -201,3 +201,24 @@ test('wsgw-ctl posts, gets, lists and deletes, with the exit codes a shell expec
   assert.equal(down.code, 4);
   assert.match(down.stderr, /cannot connect/);
 });
+
+test('over --management-rate the gateway answers 429 LimitExceededException and recovers', async () => {
+  const gw = await Gateway.start({ routes: defaultRoutes(), plugins: ['echo', 'chat'], extraArgs: ['--management-rate', '5'] });
+  try {
+    const statuses = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await call(gw, 'GET', '/@connections');
+      statuses.push(r.status);
+      if (r.status === 429) {
+        assert.equal(r.headers.get('x-amzn-errortype'), 'LimitExceededException');
+        assert.match(r.json.message, /Too Many Requests/);
+      }
+    }
+    assert.ok(statuses.filter((s) => s === 200).length >= 5, `the burst is served: ${statuses}`);
+    assert.ok(statuses.includes(429), `then 429: ${statuses}`);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal((await call(gw, 'GET', '/@connections')).status, 200, 'tokens come back with time');
+  } finally {
+    await gw.stop();
+  }
+});
