@@ -1,5 +1,7 @@
 #include "connection_id.h"
 
+#include "base64.h"
+
 #include <cstring>
 #include <stdexcept>
 #include <sys/random.h>
@@ -7,8 +9,6 @@
 namespace wsgw {
 
 namespace {
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 struct RandomPool {
     unsigned char bytes[4096];
     size_t used = sizeof bytes;
@@ -42,29 +42,7 @@ void fillRandom(void *buf, size_t len) {
     }
 }
 
-std::string base64UrlEncode(const unsigned char *b, size_t len) {
-    std::string out;
-    out.reserve((len * 4 + 2) / 3);
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-        out += kAlphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = b[i] << 16;
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (b[i] << 16) | (b[i + 1] << 8);
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-    }
-    return out;
-}
+std::string base64UrlEncode(const unsigned char *b, size_t len) { return encodeBase64(b, len, kBase64Url, false); }
 
 std::string newConnectionId() {
     unsigned char b[16];

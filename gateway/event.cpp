@@ -1,5 +1,6 @@
 #include "event.h"
 
+#include "base64.h"
 #include "log.h"
 
 #include <wsgw/handler.h>
@@ -42,6 +43,15 @@ void numberField(std::string &out, std::string_view k, int64_t v) {
 void closeObject(std::string &out) {
     if (out.back() == ',') out.back() = '}';
     else out += '}';
+}
+
+void appendIdentity(std::string &out, const ConnectionInfo &c) {
+    key(out, "identity");
+    out += '{';
+    stringField(out, "sourceIp", c.sourceIp);
+    stringField(out, "userAgent", c.userAgent);
+    closeObject(out);
+    out += ',';
 }
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
@@ -147,31 +157,7 @@ std::vector<std::pair<std::string, std::string>> parseQueryString(std::string_vi
 }
 
 std::string base64Encode(std::string_view bytes) {
-    static const char kStd[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((bytes.size() + 2) / 3 * 4);
-    const auto *b = reinterpret_cast<const unsigned char *>(bytes.data());
-    size_t i = 0, n = bytes.size();
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
-        out += kStd[(v >> 18) & 63];
-        out += kStd[(v >> 12) & 63];
-        out += kStd[(v >> 6) & 63];
-        out += kStd[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = b[i] << 16;
-        out += kStd[(v >> 18) & 63];
-        out += kStd[(v >> 12) & 63];
-        out += "==";
-    } else if (n - i == 2) {
-        uint32_t v = (b[i] << 16) | (b[i + 1] << 8);
-        out += kStd[(v >> 18) & 63];
-        out += kStd[(v >> 12) & 63];
-        out += kStd[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
+    return encodeBase64(reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size(), kBase64Standard, true);
 }
 
 std::string buildEventJson(const ConnectionInfo &c, const EventFields &e) {
@@ -194,12 +180,7 @@ std::string buildEventJson(const ConnectionInfo &c, const EventFields &e) {
     numberField(out, "connectedAt", c.connectedAtMs);
     numberField(out, "requestTimeEpoch", e.requestTimeEpochMs);
     stringField(out, "requestTime", formatRequestTime(e.requestTimeEpochMs));
-    key(out, "identity");
-    out += '{';
-    stringField(out, "sourceIp", c.sourceIp);
-    stringField(out, "userAgent", c.userAgent);
-    closeObject(out);
-    out += ',';
+    appendIdentity(out, c);
     if (!c.authorizerJson.empty()) {
         key(out, "authorizer");
         out += c.authorizerJson;
@@ -236,12 +217,7 @@ std::string multiValueJson(const std::vector<std::pair<std::string, std::string>
 std::string connectionDescriptionJson(const ConnectionInfo &c, int64_t lastActiveAtMs) {
     std::string out = "{";
     stringField(out, "connectedAt", formatIso8601Millis(c.connectedAtMs));
-    key(out, "identity");
-    out += '{';
-    stringField(out, "sourceIp", c.sourceIp);
-    stringField(out, "userAgent", c.userAgent);
-    closeObject(out);
-    out += ',';
+    appendIdentity(out, c);
     stringField(out, "lastActiveAt", formatIso8601Millis(lastActiveAtMs));
     closeObject(out);
     return out;

@@ -72,15 +72,8 @@ public:
     std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId) override {
         flush();
         std::lock_guard dbLock(dbMutex_);
-        std::vector<ConnectionRow> rows;
+        std::vector<ConnectionRow> rows = selectRows("node_id", nodeId);
         sqlite3_stmt *s = nullptr;
-        sqlite3_prepare_v2(db_,
-                           "SELECT connection_id, node_id, connected_at, last_active_at, source_ip, user_agent, headers, "
-                           "query, authorizer FROM connections WHERE node_id = ?",
-                           -1, &s, nullptr);
-        sqlite3_bind_text(s, 1, nodeId.c_str(), -1, SQLITE_TRANSIENT);
-        while (sqlite3_step(s) == SQLITE_ROW) rows.push_back(readRow(s));
-        sqlite3_finalize(s);
         sqlite3_prepare_v2(db_, "DELETE FROM connections WHERE node_id = ?", -1, &s, nullptr);
         sqlite3_bind_text(s, 1, nodeId.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_step(s);
@@ -90,22 +83,28 @@ public:
 
     std::optional<ConnectionRow> find(const std::string &id) override {
         std::lock_guard dbLock(dbMutex_);
-        sqlite3_stmt *s = nullptr;
-        sqlite3_prepare_v2(db_,
-                           "SELECT connection_id, node_id, connected_at, last_active_at, source_ip, user_agent, headers, "
-                           "query, authorizer FROM connections WHERE connection_id = ?",
-                           -1, &s, nullptr);
-        sqlite3_bind_text(s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-        std::optional<ConnectionRow> row;
-        if (sqlite3_step(s) == SQLITE_ROW) row = readRow(s);
-        sqlite3_finalize(s);
-        return row;
+        std::vector<ConnectionRow> rows = selectRows("connection_id", id);
+        if (rows.empty()) return std::nullopt;
+        return rows.front();
     }
 
 private:
     static std::string text(sqlite3_stmt *s, int col) {
         const auto *t = sqlite3_column_text(s, col);
         return t ? std::string(reinterpret_cast<const char *>(t), sqlite3_column_bytes(s, col)) : std::string();
+    }
+
+    // Rows whose `column` equals `value`; the caller holds dbMutex_.
+    std::vector<ConnectionRow> selectRows(const char *column, const std::string &value) {
+        std::string sql = std::string("SELECT connection_id, node_id, connected_at, last_active_at, source_ip, user_agent, "
+                                      "headers, query, authorizer FROM connections WHERE ") + column + " = ?";
+        std::vector<ConnectionRow> rows;
+        sqlite3_stmt *s = nullptr;
+        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return rows;
+        sqlite3_bind_text(s, 1, value.c_str(), -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(s) == SQLITE_ROW) rows.push_back(readRow(s));
+        sqlite3_finalize(s);
+        return rows;
     }
 
     static ConnectionRow readRow(sqlite3_stmt *s) {
