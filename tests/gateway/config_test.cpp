@@ -1,0 +1,108 @@
+#include "config.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+using namespace wsgw;
+
+namespace {
+ConfigError errorOf(const std::string &text) {
+    auto r = parseApiConfig(text, "routes.json");
+    REQUIRE_MESSAGE(std::holds_alternative<ConfigError>(r), "expected an error for: " << text);
+    return std::get<ConfigError>(r);
+}
+
+const char kSpecExample[] = R"({
+  "routeSelectionExpression": "$request.body.action",
+  "handlers": {
+    "auth": { "config": { "apiKeys": ["demo-key"] } },
+    "orders-eu": { "plugin": "orders", "config": { "region": "eu" } }
+  },
+  "routes": {
+    "$connect":    { "handler": "chat" },
+    "$disconnect": { "handler": "chat" },
+    "$default":    { "handler": "echo", "routeResponse": true },
+    "sendmessage": { "handler": "chat" },
+    "placeorder":  { "handler": "orders-eu", "timeoutMs": 5000 }
+  }
+})";
+}  // namespace
+
+TEST_SUITE("config") {
+    TEST_CASE("the SPEC's example parses with every default filled") {
+        auto r = parseApiConfig(kSpecExample, "routes.json");
+        REQUIRE(std::holds_alternative<ApiConfig>(r));
+        const ApiConfig &c = std::get<ApiConfig>(r);
+        CHECK(c.routeSelectionExpression == "$request.body.action");
+        CHECK(c.routes.size() == 5);
+        CHECK(c.routes.at("$default").routeResponse);
+        CHECK_FALSE(c.routes.at("sendmessage").routeResponse);
+        CHECK(c.routes.at("placeorder").timeoutMs == 5000);
+        CHECK(c.routes.at("sendmessage").timeoutMs == 29000);
+        CHECK(c.routes.at("placeorder").handler == "orders-eu");
+        CHECK(c.handlers.at("orders-eu").plugin == "orders");
+        CHECK(c.handlers.at("orders-eu").configJson == R"({"region":"eu"})");
+        CHECK(c.handlers.at("auth").plugin == "auth");
+        CHECK(c.handlers.at("auth").configJson == R"({"apiKeys":["demo-key"]})");
+        CHECK(c.handlers.at("chat").plugin == "chat");
+        CHECK(c.handlers.at("chat").configJson == "{}");
+        CHECK(c.handlers.at("echo").plugin == "echo");
+        CHECK(c.limits.maxMessageBytes == 131072);
+    }
+
+    TEST_CASE("invalid JSON names the line and column") {
+        ConfigError e = errorOf("{\n  \"routeSelectionExpression\": \"x\",\n  \"routes\": {,}\n}");
+        CHECK(e.jsonPath.empty());
+        CHECK(e.reason.find("line 3") != std::string::npos);
+        CHECK(e.reason.find("column") != std::string::npos);
+        CHECK(e.message().rfind("routes.json: invalid JSON", 0) == 0);
+    }
+
+    TEST_CASE("schema errors name the JSON path and what is wrong") {
+        struct Case { const char *text, *path, *words; };
+        Case cases[] = {
+            {R"({"routes":{"a":{"handler":"a"}}})", "", "routeSelectionExpression"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","routeResponse":"yes"}}})", "/routes/a/routeResponse", "expected boolean"},
+            {R"({"routeSelectionExpression":"x","authorizer":{},"routes":{"a":{"handler":"a"}}})", "/authorizer", "not supported by this version"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","bogus":1}}})", "/routes/a/bogus", "unknown property 'bogus'"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","timeoutMs":10}}})", "/routes/a/timeoutMs", ">= 50"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","timeoutMs":30000}}})", "/routes/a/timeoutMs", "<= 29000"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a/b"}}})", "/routes/a/handler", "letters, digits"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{}}})", "/routes/a", "'handler' is missing"},
+            {R"({"routeSelectionExpression":"x","limits":{"maxMessageBytes":0},"routes":{"a":{"handler":"a"}}})", "/limits/maxMessageBytes", ">= 1"},
+            {R"({"routeSelectionExpression":"","routes":{"a":{"handler":"a"}}})", "/routeSelectionExpression", "empty"},
+            {R"({"routeSelectionExpression":"x","routes":{"$foo":{"handler":"a"}}})", "/routes/$foo", "reserved"},
+            {R"({"routeSelectionExpression":"x","handlers":{"bad name":{}},"routes":{"a":{"handler":"a"}}})", "/handlers/bad name", "letters, digits"},
+            {R"([])", "", "expected object"},
+        };
+        for (const auto &c : cases) {
+            CAPTURE(c.text);
+            ConfigError e = errorOf(c.text);
+            CHECK(e.jsonPath == c.path);
+            CHECK_MESSAGE(e.reason.find(c.words) != std::string::npos, e.reason);
+        }
+    }
+
+    TEST_CASE("message() is file: path: reason") {
+        ConfigError e{"r.json", "/routes/a", "bad"};
+        CHECK(e.message() == "r.json: /routes/a: bad");
+        ConfigError whole{"r.json", "", "bad"};
+        CHECK(whole.message() == "r.json: bad");
+    }
+
+    TEST_CASE("loadApiConfig reads a file and names a missing one") {
+        char dir[] = "/tmp/wsgw-config-test-XXXXXX";
+        REQUIRE(mkdtemp(dir));
+        std::string path = std::string(dir) + "/routes.json";
+        std::ofstream(path) << kSpecExample;
+        CHECK(std::holds_alternative<ApiConfig>(loadApiConfig(path)));
+        auto missing = loadApiConfig(std::string(dir) + "/nope.json");
+        REQUIRE(std::holds_alternative<ConfigError>(missing));
+        CHECK(std::get<ConfigError>(missing).message().find("nope.json") != std::string::npos);
+        std::remove(path.c_str());
+        rmdir(dir);
+    }
+}

@@ -1,0 +1,66 @@
+#include "connection_id.h"
+
+#include <doctest/doctest.h>
+
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+using namespace wsgw;
+
+TEST_SUITE("connection_id") {
+    TEST_CASE("IDs are URL-safe base64 of the right length") {
+        for (int i = 0; i < 1000; ++i) {
+            std::string c = newConnectionId(), r = newRequestId();
+            CHECK(c.size() == 22);
+            CHECK(r.size() == 16);
+            for (char ch : c + r) CHECK((isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'));
+        }
+    }
+
+    TEST_CASE("100k connection IDs are unique and all well-formed") {
+        std::unordered_set<std::string> seen;
+        for (int i = 0; i < 100000; ++i) {
+            std::string id = newConnectionId();
+            REQUIRE(isWellFormedConnectionId(id));
+            seen.insert(id);
+        }
+        CHECK(seen.size() == 100000);
+    }
+
+    TEST_CASE("isWellFormedConnectionId rejects what the gateway could never issue") {
+        CHECK(isWellFormedConnectionId("k3Jd9xQpS2uYb7vT1mWz0A"));
+        CHECK_FALSE(isWellFormedConnectionId(""));
+        CHECK_FALSE(isWellFormedConnectionId("k3Jd9xQpS2uYb7vT1mWz0"));
+        CHECK_FALSE(isWellFormedConnectionId("k3Jd9xQpS2uYb7vT1mWz0AA"));
+        CHECK_FALSE(isWellFormedConnectionId("k3Jd9xQpS2uYb7vT1m+z0A"));
+        CHECK_FALSE(isWellFormedConnectionId("k3Jd9xQpS2uYb7vT1m/z0A"));
+        CHECK_FALSE(isWellFormedConnectionId("k3Jd9xQpS2uYb7vT1mWz0="));
+        CHECK_FALSE(isWellFormedConnectionId("k3Jd9xQpS2uYb7vT1mWz0B"));  // trailing bits set
+    }
+
+    TEST_CASE("IDs made on 4 threads at once are unique") {
+        std::mutex m;
+        std::set<std::string> all;
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&] {
+                std::vector<std::string> mine;
+                for (int i = 0; i < 5000; ++i) mine.push_back(newConnectionId());
+                std::lock_guard lock(m);
+                all.insert(mine.begin(), mine.end());
+            });
+        }
+        for (auto &t : threads) t.join();
+        CHECK(all.size() == 20000);
+    }
+
+    TEST_CASE("base64url of known bytes") {
+        const unsigned char b[] = {0xfb, 0xff, 0xbf};
+        CHECK(base64UrlEncode(b, 3) == "-_-_");
+        CHECK(base64UrlEncode(b, 1) == "-w");
+        CHECK(base64UrlEncode(b, 0).empty());
+    }
+}
