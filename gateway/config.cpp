@@ -69,7 +69,7 @@ std::string pointerText(const rapidjson::Pointer &p) {
 }
 
 const char *laterFeature(const std::string &name) {
-    static const char *names[] = {"authorizer", "throttle", "connectionThrottle", "proxy", "http", "isolation", "workers"};
+    static const char *names[] = {"authorizer", "throttle", "connectionThrottle", "proxy", "http"};
     for (const char *n : names)
         if (name == n) return n;
     return nullptr;
@@ -111,6 +111,10 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
     if (keyword == "pattern")
         return "'" + (instance && instance->IsString() ? std::string(instance->GetString()) : std::string()) +
                "' may only use letters, digits, '_', '.' and '-' (it names a plugin file)";
+    if (keyword == "enum") {
+        std::string allowed = rule && rule->HasMember("enum") ? compact((*rule)["enum"]) : "?";
+        return "must be one of " + allowed + " (got " + (instance ? compact(*instance) : std::string("?")) + ")";
+    }
     if (keyword == "minLength") return "must not be empty";
     if (keyword == "minProperties") return "needs at least one route (for example \"$default\")";
     return "fails the schema rule '" + keyword + "'";
@@ -172,6 +176,9 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
             }
             h.plugin = m.value.HasMember("plugin") ? m.value["plugin"].GetString() : h.name;
             h.configJson = m.value.HasMember("config") ? compact(m.value["config"]) : "{}";
+            h.isolated = m.value.HasMember("isolation") && std::string_view(m.value["isolation"].GetString()) == "process";
+            if (m.value.HasMember("workers")) h.workers = m.value["workers"].GetUint();
+            if (m.value.HasMember("maxWorkerMemoryMb")) h.maxWorkerMemoryMb = m.value["maxWorkerMemoryMb"].GetUint64();
             cfg.handlers[h.name] = std::move(h);
         }
     }

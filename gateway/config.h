@@ -15,6 +15,9 @@ struct HandlerSpec {
     std::string name;
     std::string plugin;
     std::string configJson;  // compact JSON text of "config", "{}" when absent
+    bool isolated = false;   // "isolation": "process"
+    unsigned workers = 2;    // worker processes when isolated
+    size_t maxWorkerMemoryMb = 0;  // 0: no limit
 };
 
 struct RouteSpec {

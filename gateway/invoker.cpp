@@ -27,9 +27,13 @@ struct Invoker::Lane {
 
 // What the watchdog needs to know about the invocation a worker is running.
 struct Invoker::WorkerSlot {
+    std::thread thread;
     std::mutex mutex;
+    std::shared_ptr<Lane> lane;  // the lane this worker is draining
     bool busy = false;
     bool timedOut = false;
+    bool retired = false;  // timed out: its lane went to another worker; it ends when the handler returns
+    bool exited = false;
     std::chrono::steady_clock::time_point deadline;
     wsgw_event_type type = WSGW_MESSAGE;
     std::string connectionId, requestId, routeKey, handler;
@@ -42,7 +46,7 @@ constexpr int kLaneBatch = 32;  // invocations of one lane before yielding the w
 Invoker::Invoker(unsigned threads, ConnectionControl &control) : control_(control) {
     if (threads == 0) threads = 1;
     for (unsigned i = 0; i < threads; ++i) slots_.push_back(std::make_unique<WorkerSlot>());
-    for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this, i] { workerLoop(*slots_[i]); });
+    for (auto &slot : slots_) slot->thread = std::thread([this, s = slot.get()] { workerLoop(*s); });
     watchdog_ = std::thread([this] { watchdogLoop(); });
 }
 
@@ -51,14 +55,15 @@ Invoker::~Invoker() { stop(); }
 void Invoker::stop() {
     {
         std::lock_guard lock(readyMutex_);
-        if (stopping_ && threads_.empty()) return;
+        if (stopping_ && slots_.empty()) return;
         stopping_ = true;
     }
     readyCv_.notify_all();
     watchdogCv_.notify_all();
-    for (auto &t : threads_) t.join();
-    threads_.clear();
-    if (watchdog_.joinable()) watchdog_.join();
+    if (watchdog_.joinable()) watchdog_.join();  // first: it is the one that adds workers
+    for (auto &slot : slots_)
+        if (slot->thread.joinable()) slot->thread.join();
+    slots_.clear();
 }
 
 std::shared_ptr<Invoker::Lane> Invoker::newLane() { return std::make_shared<Lane>(); }
@@ -98,6 +103,10 @@ void Invoker::workerLoop(WorkerSlot &slot) {
             lane = std::move(ready_.front());
             ready_.pop_front();
         }
+        {
+            std::lock_guard lock(slot.mutex);
+            slot.lane = lane;
+        }
         for (int n = 0;; ++n) {
             Invocation inv;
             {
@@ -116,11 +125,20 @@ void Invoker::workerLoop(WorkerSlot &slot) {
                 lane->queue.pop_front();
             }
             run(slot, inv);
+            bool retired;
+            {
+                std::lock_guard lock(slot.mutex);
+                retired = slot.retired;
+                if (retired) slot.exited = true;
+            }
             if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard lock(idleMutex_);
                 idleCv_.notify_all();
             }
+            if (retired) return;  // the lane belongs to another worker now; a fresh worker took this place
         }
+        std::lock_guard lock(slot.mutex);
+        slot.lane.reset();
     }
 }
 
@@ -163,11 +181,12 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     resp.size = sizeof(wsgw_response);
     resp.status_code = 200;
 
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(inv.route->timeoutMs);
     {
         std::lock_guard lock(slot.mutex);
         slot.busy = true;
         slot.timedOut = false;
-        slot.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(inv.route->timeoutMs);
+        slot.deadline = deadline;
         slot.type = inv.type;
         slot.connectionId = connectionId;
         slot.requestId = inv.requestId;
@@ -177,15 +196,26 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
 
     int rc = 0;
     std::string failure;
-    try {
-        rc = handler->descriptor->handle(handler->state, &ie.ev, &resp);
-        if (rc != 0) failure = "handler returned " + std::to_string(rc);
-    } catch (const std::exception &e) {
-        rc = -1;
-        failure = std::string("handler threw: ") + e.what();
-    } catch (...) {
-        rc = -1;
-        failure = "handler threw a non-standard exception";
+    IsolatedReply isolatedReply;
+    if (handler->isolated) {
+        isolatedReply = handler->isolated->invoke(ie, deadline);
+        rc = isolatedReply.rc;
+        failure = std::move(isolatedReply.failure);
+        resp.status_code = isolatedReply.status;
+        resp.body = isolatedReply.body.data();
+        resp.body_len = isolatedReply.body.size();
+        resp.is_binary = isolatedReply.binary ? 1 : 0;
+    } else {
+        try {
+            rc = handler->descriptor->handle(handler->state, &ie.ev, &resp);
+            if (rc != 0) failure = "handler returned " + std::to_string(rc);
+        } catch (const std::exception &e) {
+            rc = -1;
+            failure = std::string("handler threw: ") + e.what();
+        } catch (...) {
+            rc = -1;
+            failure = "handler threw a non-standard exception";
+        }
     }
 
     bool timedOut;
@@ -235,11 +265,26 @@ void Invoker::watchdogLoop() {
             if (stopping_) return;
         }
         auto now = std::chrono::steady_clock::now();
+        size_t replacements = 0;
         for (auto &slotPtr : slots_) {
             WorkerSlot &slot = *slotPtr;
             std::lock_guard slock(slot.mutex);
             if (!slot.busy || slot.timedOut || now < slot.deadline) continue;
             slot.timedOut = true;
+            // A handler cannot be stopped in process: its worker is written off until it returns. The
+            // connection's later messages move to another worker, and a new worker keeps the pool's size.
+            slot.retired = true;
+            ++replacements;
+            if (auto lane = slot.lane) {
+                std::lock_guard llock(lane->mutex);
+                if (lane->queue.empty()) {
+                    lane->scheduled = false;
+                } else {
+                    std::lock_guard rlock(readyMutex_);
+                    ready_.push_back(lane);
+                    readyCv_.notify_one();
+                }
+            }
             log::warn("integration timeout", {log::Field("connectionId", slot.connectionId),
                                               log::Field("requestId", slot.requestId), log::Field("routeKey", slot.routeKey),
                                               log::Field("handler", slot.handler)});
@@ -249,6 +294,25 @@ void Invoker::watchdogLoop() {
                 control_.sendFrame(slot.connectionId,
                                    awsErrorFrame("Endpoint request timed out", slot.connectionId, slot.requestId), false);
             }
+        }
+        // Written-off workers whose handler has finished are joined and forgotten.
+        for (auto it = slots_.begin(); it != slots_.end();) {
+            bool done;
+            {
+                std::lock_guard slock((*it)->mutex);
+                done = (*it)->exited;
+            }
+            if (done) {
+                (*it)->thread.join();
+                it = slots_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (size_t i = 0; i < replacements; ++i) {
+            slots_.push_back(std::make_unique<WorkerSlot>());
+            WorkerSlot *fresh = slots_.back().get();
+            fresh->thread = std::thread([this, fresh] { workerLoop(*fresh); });
         }
     }
 }

@@ -1,7 +1,9 @@
 // Runs handler invocations off the network thread: a worker pool fed by per-connection lanes, so one
 // connection's events run one at a time in arrival order ($disconnect last) while different connections
 // run in parallel. A watchdog enforces each route's timeoutMs: the client gets AWS's timeout message at the
-// deadline and the late result is dropped. Exceptions and non-zero returns become integration errors.
+// deadline and the late result is dropped; the stuck worker is written off and replaced, and the
+// connection's later messages go on without waiting for it (an isolated worker process is killed instead).
+// Exceptions and non-zero returns become integration errors.
 #pragma once
 
 #include "host_api.h"
@@ -65,8 +67,7 @@ private:
     std::atomic<size_t> pending_{0};
     std::mutex idleMutex_;
     std::condition_variable idleCv_;
-    std::vector<std::unique_ptr<WorkerSlot>> slots_;
-    std::vector<std::thread> threads_;
+    std::vector<std::unique_ptr<WorkerSlot>> slots_;  // changed only by the constructor and the watchdog
     std::thread watchdog_;
     std::mutex watchdogMutex_;
     std::condition_variable watchdogCv_;

@@ -14,6 +14,8 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <future>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -26,6 +28,7 @@ namespace {
 
 constexpr size_t kMaxHeadBytes = 8192;
 constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most this often per connection
+constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
 constexpr int kFramesPerWritable = 64;       // bound the work of one WRITEABLE callback
 constexpr int kAcceptsPerWakeup = 64;
 
@@ -83,6 +86,8 @@ struct Session {
     bool closeRequested = false;
     int closeCode = 0;
     std::string closeReason;
+    bool rxTooBig = false;  // over the message limit: the rest of the message is read and dropped
+    size_t rxDiscarded = 0;
     bool peerClosed = false;
     int peerCloseCode = 0;
     std::string peerCloseReason;
@@ -122,6 +127,12 @@ struct Listener::Impl {
     std::mutex commandMutex;
     std::vector<Command> commands;
     std::vector<Command> commandsInHand;
+    // A reload's new table, handed over with the command queue; the old one goes back to the reloader so
+    // that plugin shutdown never runs on this thread.
+    std::shared_ptr<const RouteTable> incomingTable;
+    std::promise<std::shared_ptr<const RouteTable>> *tableSwapped = nullptr;
+    ev_signal sighup{};
+    std::function<void()> onReloadRequest;
 
     std::string scratchKey;
 
@@ -375,17 +386,31 @@ struct Listener::Impl {
             s->rx.clear();
             s->rxBinary = lws_frame_is_binary(wsi) != 0;
         }
+        bool messageEnds = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+        if (s->rxTooBig) {
+            s->rxDiscarded += len;
+            return messageEnds || s->rxDiscarded > kMaxDiscardBytes ? closeTooBig(s, wsi) : 0;
+        }
         size_t limit = table ? table->config.limits.maxMessageBytes : 131072;
         if (s->rx.size() + len > limit) {
-            static const char kReason[] = "Message too big";
-            requestCloseNow(s, 1009, kReason);
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)kReason, sizeof kReason - 1);
-            return -1;
+            // The rest of the message is read and dropped before closing: a socket closed with unread
+            // bytes sends a TCP reset, and the client would see 1006 instead of our 1009.
+            s->rxTooBig = true;
+            s->rxDiscarded = s->rx.size() + len;
+            std::string().swap(s->rx);
+            return messageEnds ? closeTooBig(s, wsi) : 0;
         }
         s->rx.append(in, len);
         if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0) return 0;
         dispatchMessage(s);
         return 0;
+    }
+
+    int closeTooBig(Session *s, lws *wsi) {
+        static const char kReason[] = "Message too big";
+        requestCloseNow(s, 1009, kReason);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)kReason, sizeof kReason - 1);
+        return -1;
     }
 
     void dispatchMessage(Session *s) {
@@ -501,9 +526,18 @@ struct Listener::Impl {
     static void onWake(struct ev_loop *, ev_async *w, int) { static_cast<Impl *>(w->data)->drainCommands(); }
 
     void drainCommands() {
+        std::shared_ptr<const RouteTable> swapIn;
+        std::promise<std::shared_ptr<const RouteTable>> *swapped = nullptr;
         {
             std::lock_guard lock(commandMutex);
             commandsInHand.swap(commands);
+            swapIn = std::move(incomingTable);
+            std::swap(swapped, tableSwapped);
+        }
+        if (swapped) {
+            std::swap(table, swapIn);
+            host.maxMessageBytes.store(table->config.limits.maxMessageBytes);
+            swapped->set_value(std::move(swapIn));
         }
         for (Command &c : commandsInHand) {
             if (c.kind == Command::Kind::ConnectDecided) {
@@ -526,6 +560,11 @@ struct Listener::Impl {
     // ---- shutdown ---------------------------------------------------------------------------------------
 
     static void onSignal(struct ev_loop *, ev_signal *w, int) { static_cast<Impl *>(w->data)->beginDrain(); }
+    static void onHangup(struct ev_loop *, ev_signal *w, int) {
+        auto *impl = static_cast<Impl *>(w->data);
+        log::info("SIGHUP: reloading");
+        if (impl->onReloadRequest) impl->onReloadRequest();
+    }
 
     void beginDrain() {
         if (draining) return;
@@ -576,6 +615,28 @@ Listener::~Listener() {
     if (impl_->context) lws_context_destroy(impl_->context);
     if (impl_->listenFd >= 0) ::close(impl_->listenFd);
     if (impl_->loop) ev_loop_destroy(impl_->loop);
+}
+
+void Listener::setReloadRequest(std::function<void()> request) { impl_->onReloadRequest = std::move(request); }
+
+std::shared_ptr<const RouteTable> Listener::replaceRouteTable(std::shared_ptr<const RouteTable> table) {
+    std::promise<std::shared_ptr<const RouteTable>> swapped;
+    auto old = swapped.get_future();
+    {
+        std::lock_guard lock(impl_->commandMutex);
+        impl_->incomingTable = std::move(table);
+        impl_->tableSwapped = &swapped;
+    }
+    ev_async_send(impl_->loop, &impl_->wakeWatcher);
+    // The loop answers within one turn; it stops turning only when the gateway stops.
+    if (old.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        std::lock_guard lock(impl_->commandMutex);
+        if (impl_->tableSwapped == &swapped) {
+            impl_->tableSwapped = nullptr;
+            return std::move(impl_->incomingTable);  // never installed: the caller keeps the old table
+        }
+    }
+    return old.get();
 }
 
 void Listener::setRouteTable(std::shared_ptr<const RouteTable> table) {
@@ -630,6 +691,9 @@ std::string Listener::start() {
     ev_signal_init(&m.sigterm, Impl::onSignal, SIGTERM);
     m.sigterm.data = &m;
     ev_signal_start(m.loop, &m.sigterm);
+    ev_signal_init(&m.sighup, Impl::onHangup, SIGHUP);
+    m.sighup.data = &m;
+    ev_signal_start(m.loop, &m.sighup);
     ev_signal_init(&m.sigint, Impl::onSignal, SIGINT);
     m.sigint.data = &m;
     ev_signal_start(m.loop, &m.sigint);
@@ -644,6 +708,7 @@ void Listener::run() {
     ev_async_stop(m.loop, &m.wakeWatcher);
     ev_signal_stop(m.loop, &m.sigterm);
     ev_signal_stop(m.loop, &m.sigint);
+    ev_signal_stop(m.loop, &m.sighup);
     ev_timer_stop(m.loop, &m.drainTimer);
     std::vector<Session *> rest;
     for (auto &[id, s] : m.sessions) rest.push_back(s.get());

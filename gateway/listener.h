@@ -12,6 +12,7 @@
 #include "options.h"
 #include "route_table.h"
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,7 +40,12 @@ public:
     std::string boundAddress() const;
     struct ev_loop *loop() const;  // the network thread's loop, for other listeners that share the thread
     void setInvoker(Invoker *invoker) { invoker_ = invoker; }
-    void setRouteTable(std::shared_ptr<const RouteTable> table);
+    void setRouteTable(std::shared_ptr<const RouteTable> table);  // before run() and after it returns
+    // While running, from another thread: installs `table` on the network thread between two events and
+    // returns the table it replaced (or `table` itself when the loop did not take it within 10 s).
+    std::shared_ptr<const RouteTable> replaceRouteTable(std::shared_ptr<const RouteTable> table);
+    // Called on the network thread at SIGHUP; it must only hand the work on.
+    void setReloadRequest(std::function<void()> request);
     // Serves until SIGTERM or SIGINT, then drains: stops accepting, closes every connection with 1001 and
     // lets its $disconnect run. Returns when the loop has ended and libwebsockets is torn down.
     void run();

@@ -8,6 +8,9 @@
 #include "log.h"
 #include "management_api.h"
 #include "options.h"
+#include "plugin_host.h"
+#include "plugin_registry.h"
+#include "route_reloader.h"
 #include "route_table.h"
 #include "sqlite_store.h"
 
@@ -15,6 +18,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <string_view>
 #include <thread>
 
 #ifndef WSGW_DEFAULT_HANDLERS_DIR
@@ -73,6 +77,8 @@ void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &no
 }  // namespace
 
 int main(int argc, char **argv) {
+    // An isolated handler's worker process is this binary too (see isolated_plugin.h).
+    if (argc > 1 && std::string_view(argv[1]) == "--plugin-host") return wsgw::runPluginHost(argc, argv);
     auto parsed = wsgw::parseOptions(argc, argv, WSGW_DEFAULT_HANDLERS_DIR);
     if (auto *err = std::get_if<std::string>(&parsed)) {
         std::fprintf(stderr, "wsgw: %s\n", err->c_str());
@@ -114,7 +120,7 @@ int main(int argc, char **argv) {
 
     auto built = wsgw::buildRouteTable(std::move(std::get<wsgw::ApiConfig>(config)), opt.handlersDir, &hostContext);
     if (auto *err = std::get_if<std::string>(&built)) return fail(*err);
-    auto table = std::get<std::shared_ptr<const wsgw::RouteTable>>(built);
+    auto table = std::move(std::get<std::shared_ptr<const wsgw::RouteTable>>(built));  // no copy may outlive a reload
     listener->setRouteTable(table);
 
     recoverStaleConnections(*store, opt.nodeId, table, invoker);
@@ -138,6 +144,11 @@ int main(int argc, char **argv) {
         (void)inst;
         handlerNames += (handlerNames.empty() ? "" : ",") + name;
     }
+    // From here the reloader holds the current table: no other long-lived reference may keep old plugins.
+    auto reloader = std::make_unique<wsgw::RouteReloader>(opt.routesPath, opt.handlersDir, hostContext, *listener, std::move(table));
+    listener->setReloadRequest([r = reloader.get()] { r->requestReload(); });
+    if (std::string err = reloader->start(); !err.empty())
+        wsgw::log::warn("hot reload: files are not watched; SIGHUP still reloads", {wsgw::log::Field("error", err)});
     wsgw::log::info("listening", {wsgw::log::Field("address", listener->boundAddress()),
                                   wsgw::log::Field("management", management ? management->boundAddress() : std::string("off")),
                                   wsgw::log::Field("version", WSGW_VERSION),
@@ -147,14 +158,15 @@ int main(int argc, char **argv) {
                                   wsgw::log::Field("workers", static_cast<uint64_t>(workers))});
     listener->run();
     management.reset();  // its sockets live on the network thread's loop, which the listener owns
+    reloader->stop();
 
     // Every connection is closed and its $disconnect queued: let the handlers finish, then shut the
     // plugins down (they may join threads that still push) before the listener they push to goes away.
     if (!invoker.waitIdle(std::chrono::seconds(opt.drainSeconds)))
         wsgw::log::warn("drain: handlers still running at the deadline", {wsgw::log::Field("pending", static_cast<uint64_t>(invoker.pending()))});
     invoker.stop();
-    table.reset();
     listener->setRouteTable(nullptr);
+    reloader.reset();  // the last table, and with it the plugins, go here
     listener.reset();
     store->flush();
     store.reset();

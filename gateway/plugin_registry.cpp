@@ -2,13 +2,23 @@
 
 #include "log.h"
 
+#include <openssl/evp.h>
+
+#include <atomic>
+#include <cerrno>
 #include <cstddef>
+#include <cstdlib>
+#include <cstring>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <mutex>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace wsgw {
 
 PluginInstance::~PluginInstance() {
+    isolated.reset();  // its workers run the plugin's shutdown themselves
     if (descriptor && hasShutdown) {
         try {
             descriptor->shutdown(state);
@@ -17,11 +27,38 @@ PluginInstance::~PluginInstance() {
         }
     }
     if (library) dlclose(library);
+    if (privateCopyFd >= 0) close(privateCopyFd);
+    if (descriptor || isolated) log::info("handler unloaded", {log::Field("handler", name), log::Field("plugin", path)});
 }
 
 PluginInstance *PluginSet::find(const std::string &name) const {
     auto it = instances.find(name);
     return it == instances.end() ? nullptr : it->second.get();
+}
+
+std::variant<const wsgw_handler *, std::string> openPluginLibrary(const std::string &loadPath, const std::string &shownPath,
+                                                                  void **library) {
+    *library = dlopen(loadPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!*library) {
+        const char *err = dlerror();
+        return "cannot load " + shownPath + ": " + (err ? err : "unknown dlopen error");
+    }
+    using Entry = const wsgw_handler *(*)();
+    auto entry = reinterpret_cast<Entry>(dlsym(*library, "wsgw_handler_v1"));
+    if (!entry) {
+        return shownPath + " does not export wsgw_handler_v1: a wsgw handler defines " +
+               "'WSGW_EXPORT const wsgw_handler *wsgw_handler_v1(void)' from <wsgw/handler.h>";
+    }
+    const wsgw_handler *desc = entry();
+    if (!desc) return shownPath + ": wsgw_handler_v1() returned NULL";
+    if (desc->abi_version != WSGW_ABI_VERSION) {
+        return shownPath + " was built for handler ABI version " + std::to_string(desc->abi_version) +
+               ", this gateway speaks version " + std::to_string(WSGW_ABI_VERSION) +
+               ": rebuild the plugin against this gateway's <wsgw/handler.h>";
+    }
+    if (desc->size < offsetof(wsgw_handler, shutdown) || !desc->handle)
+        return shownPath + ": its wsgw_handler descriptor is too small or has no handle function";
+    return desc;
 }
 
 namespace {
@@ -39,10 +76,110 @@ std::string whereRequested(const ApiConfig &config, const HandlerSpec &spec) {
     return "/handlers/" + spec.name;
 }
 
+std::mutex g_copyDirMutex;
+std::string g_copyDir;
+std::atomic<uint64_t> g_copyCounter{0};
+
+// One directory per gateway process for private copies: dlopen keys loaded objects by path, so each
+// version must have a path never used before, or the old code would be handed back.
+std::string privateCopyDir(std::string *error) {
+    std::lock_guard lock(g_copyDirMutex);
+    if (!g_copyDir.empty()) return g_copyDir;
+    const char *tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/wsgw-plugins-XXXXXX";
+    if (!mkdtemp(templ.data())) {
+        *error = "cannot create a directory for private plugin copies (" + templ + "): " + std::strerror(errno);
+        return {};
+    }
+    g_copyDir = templ;
+    std::atexit(removePrivateCopyDir);  // copies are unlinked once loaded; this is for the directory
+    return g_copyDir;
+}
+
+bool readWholeFile(const std::string &path, std::string &out, std::string *error) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *error = std::strerror(errno);
+        return false;
+    }
+    out.clear();
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            *error = std::strerror(errno);
+            close(fd);
+            return false;
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    return true;
+}
+
+std::string sha256Hex(const std::string &data) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < len; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 15];
+    }
+    return out;
+}
+
+std::string identityOf(const HandlerSpec &spec, const std::string &bytesHash) {
+    std::string isolation = spec.isolated ? "process:" + std::to_string(spec.workers) + ":" + std::to_string(spec.maxWorkerMemoryMb)
+                                          : "in-process";
+    return bytesHash + '\n' + spec.configJson + '\n' + isolation;
+}
+
+// Writes the bytes to a fresh path of their own; returns that path with `fd` open on it for reading.
+std::string writePrivateCopy(const std::string &bytes, const std::string &pluginName, int &fd, std::string *error) {
+    std::string dir = privateCopyDir(error);
+    if (dir.empty()) return {};
+    std::string path = dir + "/" + pluginName + "." + std::to_string(++g_copyCounter) + ".so";
+    int out = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    if (out < 0) {
+        *error = "cannot write the private copy " + path + ": " + std::strerror(errno);
+        return {};
+    }
+    size_t off = 0;
+    while (off < bytes.size()) {
+        ssize_t n = write(out, bytes.data() + off, bytes.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            *error = "cannot write the private copy " + path + ": " + std::strerror(errno);
+            close(out);
+            unlink(path.c_str());
+            return {};
+        }
+        off += static_cast<size_t>(n);
+    }
+    close(out);
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *error = "cannot reopen the private copy " + path + ": " + std::strerror(errno);
+        unlink(path.c_str());
+        return {};
+    }
+    return path;
+}
+
 }  // namespace
 
+void removePrivateCopyDir() {
+    std::lock_guard lock(g_copyDirMutex);
+    if (!g_copyDir.empty()) rmdir(g_copyDir.c_str());
+    g_copyDir.clear();
+}
+
 std::variant<std::shared_ptr<PluginSet>, std::string> loadPlugins(const ApiConfig &config, const std::string &handlersDir,
-                                                                  HostContext *host) {
+                                                                  HostContext *host, const PluginSet *previous) {
     auto set = std::make_shared<PluginSet>();
     for (const auto &[name, spec] : config.handlers) {
         std::string where = config.sourcePath + ": " + whereRequested(config, spec) + ": ";
@@ -52,48 +189,58 @@ std::variant<std::shared_ptr<PluginSet>, std::string> loadPlugins(const ApiConfi
             return where + "handler '" + name + "' needs plugin '" + spec.plugin + "', but " + path +
                    " does not exist: build it into the handlers directory (--handlers) or fix the name";
         }
-        auto inst = std::make_unique<PluginInstance>();
+        std::string bytes, error;
+        if (!readWholeFile(path, bytes, &error)) return where + "cannot read " + path + ": " + error;
+        std::string identity = identityOf(spec, sha256Hex(bytes));
+        if (previous) {
+            auto it = previous->instances.find(name);
+            if (it != previous->instances.end() && it->second->identity == identity && it->second->path == path) {
+                set->instances.emplace(name, it->second);
+                continue;
+            }
+        }
+
+        auto inst = std::make_shared<PluginInstance>();
         inst->name = name;
         inst->pluginName = spec.plugin;
         inst->path = path;
-        inst->library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-        if (!inst->library) {
-            const char *err = dlerror();
-            return where + "cannot load " + path + ": " + (err ? err : "unknown dlopen error");
-        }
-        using Entry = const wsgw_handler *(*)();
-        auto entry = reinterpret_cast<Entry>(dlsym(inst->library, "wsgw_handler_v1"));
-        if (!entry) {
-            return where + path + " does not export wsgw_handler_v1: a wsgw handler defines " +
-                   "'WSGW_EXPORT const wsgw_handler *wsgw_handler_v1(void)' from <wsgw/handler.h>";
-        }
-        const wsgw_handler *desc = entry();
-        if (!desc) return where + path + ": wsgw_handler_v1() returned NULL";
-        if (desc->abi_version != WSGW_ABI_VERSION) {
-            return where + path + " was built for handler ABI version " + std::to_string(desc->abi_version) +
-                   ", this gateway speaks version " + std::to_string(WSGW_ABI_VERSION) +
-                   ": rebuild the plugin against this gateway's <wsgw/handler.h>";
-        }
-        if (desc->size < offsetof(wsgw_handler, shutdown) || !desc->handle) {
-            return where + path + ": its wsgw_handler descriptor is too small or has no handle function";
-        }
-        inst->descriptor = desc;
+        inst->identity = identity;
         initHostApi(inst->host, host, name);
-        // A smaller descriptor than ours has no shutdown field: never read past its end.
-        inst->hasShutdown = desc->size >= sizeof(wsgw_handler) && desc->shutdown;
-        if (desc->init) {
-            try {
-                inst->state = desc->init(&inst->host.api, spec.configJson.c_str());
-            } catch (const std::exception &e) {
-                inst->hasShutdown = false;  // init failed: do not call shutdown on half-made state
-                return where + "handler '" + name + "' (" + path + ") threw from init: " + e.what();
-            } catch (...) {
-                inst->hasShutdown = false;
-                return where + "handler '" + name + "' (" + path + ") threw from init";
+        std::string copy = writePrivateCopy(bytes, spec.plugin, inst->privateCopyFd, &error);
+        if (copy.empty()) return where + error;
+        std::string descriptorName;
+        if (spec.isolated) {
+            unlink(copy.c_str());  // the workers load it through the open descriptor
+            auto started = IsolatedPlugin::start(spec, path, inst->privateCopyFd, &inst->host);
+            if (auto *err = std::get_if<std::string>(&started)) return where + "isolated handler '" + name + "': " + *err;
+            inst->isolated = std::move(std::get<std::unique_ptr<IsolatedPlugin>>(started));
+            descriptorName = inst->isolated->descriptorName();
+        } else {
+            auto opened = openPluginLibrary(copy, path, &inst->library);
+            unlink(copy.c_str());  // mapped now; nothing is left on disk if we are killed
+            close(inst->privateCopyFd);
+            inst->privateCopyFd = -1;
+            if (auto *err = std::get_if<std::string>(&opened)) return where + *err;
+            const wsgw_handler *desc = std::get<const wsgw_handler *>(opened);
+            inst->descriptor = desc;
+            // A smaller descriptor than ours has no shutdown field: never read past its end.
+            inst->hasShutdown = desc->size >= sizeof(wsgw_handler) && desc->shutdown;
+            if (desc->init) {
+                try {
+                    inst->state = desc->init(&inst->host.api, spec.configJson.c_str());
+                } catch (const std::exception &e) {
+                    inst->hasShutdown = false;  // init failed: do not call shutdown on half-made state
+                    return where + "handler '" + name + "' (" + path + ") threw from init: " + e.what();
+                } catch (...) {
+                    inst->hasShutdown = false;
+                    return where + "handler '" + name + "' (" + path + ") threw from init";
+                }
             }
+            descriptorName = desc->name ? desc->name : "";
         }
-        log::info("handler loaded", {log::Field("handler", name), log::Field("plugin", path),
-                                     log::Field("name", desc->name ? desc->name : "")});
+        log::info("handler loaded", {log::Field("handler", name), log::Field("plugin", path), log::Field("name", descriptorName),
+                                     log::Field("sha256", identity.substr(0, 16)),
+                                     log::Field("isolation", spec.isolated ? "process" : "in-process")});
         set->instances.emplace(name, std::move(inst));
     }
     return set;

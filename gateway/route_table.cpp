@@ -11,14 +11,14 @@ const CompiledRoute *RouteTable::route(std::string_view body, bool isBinary, std
 }
 
 std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(ApiConfig config, const std::string &handlersDir,
-                                                                             HostContext *host) {
+                                                                             HostContext *host, const RouteTable *previous) {
     std::string error;
     auto selector = RouteSelector::compile(config.routeSelectionExpression, &error);
     if (!selector) {
         return config.sourcePath + ": /routeSelectionExpression: " + error +
                " (use $request.body.PATH, ${request.body.PATH} parts joined with text, or a static key)";
     }
-    auto plugins = loadPlugins(config, handlersDir, host);
+    auto plugins = loadPlugins(config, handlersDir, host, previous ? previous->plugins.get() : nullptr);
     if (auto *err = std::get_if<std::string>(&plugins)) return *err;
 
     auto table = std::make_shared<RouteTable>(RouteTable{std::move(config), std::move(*selector),

@@ -34,8 +34,9 @@ struct RouteTable {
     const CompiledRoute *route(std::string_view body, bool isBinary, std::string &scratchKey) const;
 };
 
-// Compiles the expression and loads the plugins. Errors name the file, the JSON path and what to do.
+// Compiles the expression and loads the plugins, carrying over unchanged instances of `previous` (a reload).
+// Errors name the file, the JSON path and what to do.
 std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(ApiConfig config, const std::string &handlersDir,
-                                                                             HostContext *host);
+                                                                             HostContext *host, const RouteTable *previous = nullptr);
 
 }  // namespace wsgw

@@ -1,7 +1,8 @@
 // probe: the integration tests' instrument. It appends the event JSON of every invocation it gets to the
 // file named by config {"log": PATH} (one compact JSON object a line, flushed at once), so a test can see
 // which route ran and what the event held; MESSAGE bodies with an "action" make it exercise one part of
-// the host API or misbehave on purpose (sleep, fail, throw, push from a thread it starts itself).
+// the host API or misbehave on purpose (sleep, fail, throw, push from a thread it starts itself, and, for
+// isolation tests, segfault, abort, exit, leak, and tell its process ID).
 #include <wsgw/handler.h>
 
 #include <rapidjson/document.h>
@@ -9,6 +10,10 @@
 #include <rapidjson/writer.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
 #include <cstdio>
 #include <mutex>
 #include <stdexcept>
@@ -176,6 +181,20 @@ int onMessage(Probe *probe, const wsgw_event *ev, wsgw_response *resp) {
         });
     } else if (action == "whoami") {
         setReply(resp, ev->connection_id);
+    } else if (action == "pid") {
+        setReply(resp, std::to_string(getpid()));
+    } else if (action == "segfault") {
+        std::raise(SIGSEGV);  // a real crash of the process: what isolation is for
+    } else if (action == "abort") {
+        std::abort();
+    } else if (action == "exit") {
+        std::_Exit(3);
+    } else if (action == "leak") {
+        // Touches every page, so the memory is resident, and never frees it.
+        size_t bytes = static_cast<size_t>(memberInt(body, "mb", 0)) << 20;
+        auto *block = static_cast<char *>(std::malloc(bytes));
+        if (block) std::memset(block, 1, bytes);
+        setReply(resp, "leaked");
     } else {
         setReply(resp, std::string(ev->body, ev->body_len), ev->is_binary != 0);
     }

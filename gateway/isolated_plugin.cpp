@@ -1,0 +1,391 @@
+#include "isolated_plugin.h"
+
+#include "log.h"
+#include "plugin_wire.h"
+
+#include <cstring>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+namespace wsgw {
+
+struct IsolatedPlugin::Worker {
+    unsigned index = 0;
+    std::thread supervisor;
+    std::mutex writeMutex;
+    // Guarded by IsolatedPlugin::mutex_.
+    pid_t pid = -1;
+    int fd = -1;
+    bool ready = false;
+    bool busy = false;
+    bool retiring = false;  // no new invocations: it is being replaced
+    bool haveResult = false;
+    uint64_t seq = 0;
+    IsolatedReply result;
+};
+
+namespace {
+
+// The worker's environment: ours, with the sanitizers told to leave crashes to the plugin's own fate
+// (a plugin that segfaults on purpose must end its process quietly, not as a sanitizer report).
+std::vector<std::string> workerEnvironment() {
+    std::vector<std::string> env;
+    std::string asan = "ASAN_OPTIONS=";
+    for (char **e = environ; *e; ++e) {
+        if (std::strncmp(*e, "ASAN_OPTIONS=", 13) == 0) {
+            asan = *e;
+            asan += ':';
+        } else {
+            env.emplace_back(*e);
+        }
+    }
+    asan += "detect_leaks=0:handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigfpe=0:handle_sigill=0";
+    env.push_back(asan);
+    return env;
+}
+
+int highFd(int fd) {
+    if (fd >= 10) return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    return moved;
+}
+
+std::string describeExit(int status) {
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *name = strsignal(sig);
+        return "killed by signal " + std::to_string(sig) + " (" + (name ? name : "?") + ")";
+    }
+    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+    return "ended";
+}
+
+size_t residentBytes(pid_t pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/statm", static_cast<int>(pid));
+    FILE *f = std::fopen(path, "r");
+    if (!f) return 0;
+    unsigned long size = 0, resident = 0;
+    int n = std::fscanf(f, "%lu %lu", &size, &resident);
+    std::fclose(f);
+    return n == 2 ? resident * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+}  // namespace
+
+IsolatedPlugin::IsolatedPlugin(const HandlerSpec &spec, std::string shownPath, int pluginFd, wsgw_host *host)
+    : instance_(spec.name), shownPath_(std::move(shownPath)), configJson_(spec.configJson), pluginFd_(pluginFd),
+      maxMemoryBytes_(spec.maxWorkerMemoryMb << 20), host_(host) {}
+
+std::variant<std::unique_ptr<IsolatedPlugin>, std::string> IsolatedPlugin::start(const HandlerSpec &spec, const std::string &shownPath,
+                                                                                int pluginFd, wsgw_host *host) {
+    std::unique_ptr<IsolatedPlugin> pool(new IsolatedPlugin(spec, shownPath, pluginFd, host));
+    unsigned n = std::max(1u, spec.workers);
+    for (unsigned i = 0; i < n; ++i) {
+        pool->workers_.push_back(std::make_unique<Worker>());
+        pool->workers_.back()->index = i;
+    }
+    for (auto &w : pool->workers_) {
+        Worker *wp = w.get();
+        w->supervisor = std::thread([p = pool.get(), wp] { p->supervise(*wp); });
+    }
+    std::unique_lock lock(pool->mutex_);
+    bool decided = pool->cv_.wait_for(lock, std::chrono::seconds(15), [&] {
+        for (auto &w : pool->workers_)
+            if (w->ready) return true;
+        return pool->startFailures_ > 0;
+    });
+    std::string error = pool->startError_;
+    bool anyReady = false;
+    for (auto &w : pool->workers_) anyReady = anyReady || w->ready;
+    lock.unlock();
+    if (anyReady) return pool;
+    if (!decided) error = "its worker process did not become ready within 15 s";
+    return error;  // ~IsolatedPlugin stops the supervisors
+}
+
+IsolatedPlugin::~IsolatedPlugin() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    // Ask each worker to run the plugin's shutdown; kill what has not gone after a grace period.
+    for (auto &w : workers_) {
+        int fd;
+        {
+            std::lock_guard lock(mutex_);
+            fd = w->fd;
+        }
+        if (fd < 0) continue;
+        wire::Writer bye(wire::Kind::Shutdown);
+        std::lock_guard wlock(w->writeMutex);
+        wire::writeAll(fd, bye.frame());
+    }
+    {
+        std::unique_lock lock(mutex_);
+        bool gone = cv_.wait_for(lock, std::chrono::seconds(5), [&] {
+            for (auto &w : workers_)
+                if (w->pid > 0) return false;
+            return true;
+        });
+        if (!gone) {
+            for (auto &w : workers_)
+                if (w->pid > 0) kill(w->pid, SIGKILL);
+        }
+    }
+    for (auto &w : workers_)
+        if (w->supervisor.joinable()) w->supervisor.join();
+}
+
+void IsolatedPlugin::supervise(Worker &w) {
+    int backoffMs = 0;
+    bool everReady = false;
+    for (;;) {
+        {
+            std::unique_lock lock(mutex_);
+            if (backoffMs > 0) cv_.wait_for(lock, std::chrono::milliseconds(backoffMs), [&] { return stopping_; });
+            if (stopping_) return;
+        }
+        auto began = std::chrono::steady_clock::now();
+        bool becameReady = serve(w);
+        everReady = everReady || becameReady;
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) return;
+            if (!becameReady && !everReady) {
+                ++startFailures_;
+                cv_.notify_all();
+                if (startFailures_ >= workers_.size()) return;  // nobody can load it: start() reports why
+            }
+        }
+        // A worker that dies at once again and again (a plugin crashing in init) is restarted ever slower.
+        bool quick = std::chrono::steady_clock::now() - began < std::chrono::seconds(1);
+        backoffMs = quick ? std::min(5000, std::max(100, backoffMs * 2)) : 0;
+    }
+}
+
+bool IsolatedPlugin::serve(Worker &w) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        log::error("isolated handler: socketpair failed", {log::Field("handler", instance_), log::Field("error", std::strerror(errno))});
+        return false;
+    }
+    int mine = highFd(sv[0]), theirs = highFd(sv[1]);
+    int pluginFd = pluginFd_;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, theirs, 3);
+    posix_spawn_file_actions_adddup2(&actions, pluginFd, 4);
+    std::vector<std::string> env = workerEnvironment();
+    std::vector<char *> envp;
+    for (auto &e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::string exe = "/proc/self/exe", flag = "--plugin-host", name = instance_;
+    char *argv[] = {exe.data(), flag.data(), name.data(), nullptr};
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    close(theirs);
+    if (rc != 0) {
+        close(mine);
+        log::error("isolated handler: cannot start a worker process",
+                   {log::Field("handler", instance_), log::Field("error", std::strerror(rc))});
+        return false;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        w.pid = pid;
+        w.fd = mine;
+        w.retiring = false;
+    }
+
+    bool ready = false;
+    wire::Writer hello(wire::Kind::Hello);
+    hello.bytes(shownPath_).bytes(configJson_);
+    bool sent;
+    {
+        std::lock_guard wlock(w.writeMutex);
+        sent = wire::writeAll(mine, hello.frame());
+    }
+    if (sent) {
+        if (auto frame = wire::readFrame(mine); frame && frame->kind == wire::Kind::Ready) {
+            wire::Reader r(frame->payload);
+            bool ok = r.u8() != 0;
+            std::string error(r.bytes());
+            std::string descName(r.bytes());
+            std::lock_guard lock(mutex_);
+            if (ok) {
+                ready = true;
+                w.ready = true;
+                if (descriptorName_.empty()) descriptorName_ = descName;
+            } else if (startError_.empty()) {
+                startError_ = error;
+            }
+            cv_.notify_all();
+        }
+    }
+    if (ready) {
+        log::info("isolated worker started", {log::Field("handler", instance_), log::Field("worker", static_cast<uint64_t>(w.index)),
+                                               log::Field("pid", static_cast<int64_t>(pid))});
+    }
+
+    while (ready) {
+        auto frame = wire::readFrame(mine);
+        if (!frame) break;
+        wire::Reader r(frame->payload);
+        if (frame->kind == wire::Kind::Result) {
+            IsolatedReply reply;
+            uint64_t seq = r.u64();
+            reply.rc = static_cast<int>(r.i64());
+            reply.status = static_cast<int>(r.i64());
+            reply.body = r.bytes();
+            reply.binary = r.u8() != 0;
+            reply.failure = r.bytes();
+            std::lock_guard lock(mutex_);
+            if (w.busy && seq == w.seq && !w.haveResult) {
+                w.result = std::move(reply);
+                w.haveResult = true;
+                cv_.notify_all();
+            }
+        } else if (frame->kind == wire::Kind::Call) {
+            uint64_t id = r.u64();
+            auto op = static_cast<wire::CallOp>(r.u8());
+            std::string connectionId(r.bytes());
+            std::string_view data = r.bytes();
+            int64_t flag = r.i64();
+            if (!r.ok()) break;
+            int64_t result = WSGW_ERROR;
+            std::string out;
+            switch (op) {
+            case wire::CallOp::Post:
+                result = postToConnection(*host_->ctx, connectionId, data.data(), data.size(), flag != 0);
+                break;
+            case wire::CallOp::Delete: result = deleteConnection(*host_->ctx, connectionId); break;
+            case wire::CallOp::Get: result = describeConnection(*host_->ctx, connectionId, out) ? 0 : -1; break;
+            case wire::CallOp::Log:
+                host_->api.log(host_, static_cast<int>(flag), std::string(data).c_str());
+                continue;  // no reply
+            }
+            wire::Writer reply(wire::Kind::CallReply);
+            reply.u64(id).i64(result).bytes(out);
+            std::lock_guard wlock(w.writeMutex);
+            if (!wire::writeAll(mine, reply.frame())) break;
+        }
+    }
+
+    // The process is gone or going: reap it and fail the invocation it was running, if any.
+    shutdown(mine, SHUT_RDWR);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::string how = describeExit(status);
+    bool expected;
+    {
+        std::lock_guard lock(mutex_);
+        expected = stopping_ || w.retiring;
+        if (w.busy && !w.haveResult) {
+            w.result = IsolatedReply{};
+            w.result.rc = -1;
+            w.result.failure = "isolated worker process " + how;
+            w.haveResult = true;
+        }
+        w.ready = false;
+        w.pid = -1;
+        {
+            std::lock_guard wlock(w.writeMutex);
+            close(mine);
+            w.fd = -1;
+        }
+        cv_.notify_all();
+    }
+    if (ready && !expected) {
+        log::warn("isolated worker ended; starting a new one",
+                  {log::Field("handler", instance_), log::Field("pid", static_cast<int64_t>(pid)), log::Field("how", how)});
+    } else if (!ready && !stopping_) {
+        log::error("isolated worker could not load its plugin", {log::Field("handler", instance_), log::Field("how", how)});
+    }
+    return ready;
+}
+
+IsolatedReply IsolatedPlugin::invoke(const InvocationEvent &event, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    Worker *w = nullptr;
+    auto pick = [&] {
+        for (auto &c : workers_) {
+            if (c->ready && !c->busy && !c->retiring) {
+                w = c.get();
+                return true;
+            }
+        }
+        return stopping_;
+    };
+    if (!cv_.wait_until(lock, deadline, pick) || !w) {
+        IsolatedReply r;
+        r.rc = -1;
+        r.failure = stopping_ ? "the gateway is stopping" : "no isolated worker became free before the deadline";
+        return r;
+    }
+    w->busy = true;
+    w->haveResult = false;
+    uint64_t seq = ++w->seq;
+    int fd = w->fd;
+    pid_t pid = w->pid;
+    lock.unlock();
+
+    std::string eventJson = buildEventJson(*event.connection, event.fields);
+    wire::Writer frame(wire::Kind::Invoke);
+    frame.u64(seq).u8(static_cast<uint8_t>(event.ev.type)).bytes(event.ev.route_key ? event.ev.route_key : "")
+        .bytes(event.ev.connection_id ? event.ev.connection_id : "")
+        .bytes(event.ev.body ? std::string_view(event.ev.body, event.ev.body_len) : std::string_view())
+        .u8(event.ev.is_binary ? 1 : 0)
+        .bytes(eventJson);
+    {
+        std::lock_guard wlock(w->writeMutex);
+        // A failed write means the worker died; its supervisor fills in the result below.
+        if (w->fd == fd) wire::writeAll(fd, frame.frame());
+    }
+
+    lock.lock();
+    if (!cv_.wait_until(lock, deadline, [&] { return w->haveResult; })) {
+        // Killing the worker is the only way to take back a handler that does not return; its
+        // supervisor reaps it, drops this invocation's late result and starts a new process.
+        w->retiring = true;
+        if (w->pid == pid && pid > 0) kill(pid, SIGKILL);
+        IsolatedReply r;
+        r.rc = -1;
+        r.failure = "timed out; isolated worker process " + std::to_string(pid) + " killed";
+        // busy stays set until the supervisor has reaped it, so nobody else is handed the dying worker.
+        cv_.wait(lock, [&] { return w->haveResult; });
+        w->busy = false;
+        w->haveResult = false;
+        cv_.notify_all();
+        return r;
+    }
+    IsolatedReply r = std::move(w->result);
+    w->busy = false;
+    w->haveResult = false;
+    if (maxMemoryBytes_ && w->ready && w->pid > 0) {
+        size_t rss = residentBytes(w->pid);
+        if (rss > maxMemoryBytes_) {
+            w->retiring = true;
+            log::warn("isolated worker over its memory limit; replacing it",
+                      {log::Field("handler", instance_), log::Field("pid", static_cast<int64_t>(w->pid)),
+                       log::Field("residentMb", static_cast<uint64_t>(rss >> 20)),
+                       log::Field("maxWorkerMemoryMb", static_cast<uint64_t>(maxMemoryBytes_ >> 20))});
+            wire::Writer bye(wire::Kind::Shutdown);
+            std::lock_guard wlock(w->writeMutex);
+            if (w->fd >= 0) wire::writeAll(w->fd, bye.frame());
+        }
+    }
+    cv_.notify_all();
+    return r;
+}
+
+}  // namespace wsgw

@@ -1,0 +1,64 @@
+// "isolation": "process": a handler instance served by a small pool of worker processes
+// (`wsgw --plugin-host`, plugin_host.cpp), each talking to the gateway over a socketpair. One supervisor
+// thread per worker reads its frames, answers its host API calls and restarts it when it dies, so a
+// crash (SIGSEGV, abort, exit) costs the one invocation it was running. A timed-out invocation kills its
+// worker; a worker grown past maxWorkerMemoryMb is replaced after the invocation that grew it.
+#pragma once
+
+#include "config.h"
+#include "host_api.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+namespace wsgw {
+
+struct IsolatedReply {
+    int rc = 0;  // 0 ok, else an integration error described by `failure`
+    int status = 200;
+    std::string body;
+    bool binary = false;
+    std::string failure;
+};
+
+class IsolatedPlugin {
+public:
+    // Starts spec.workers processes hosting the plugin whose private copy is open as `pluginFd` (borrowed:
+    // it must stay open while this lives) and waits for the first to load it. The error is the worker's
+    // own: missing symbol, ABI version, init failure.
+    static std::variant<std::unique_ptr<IsolatedPlugin>, std::string> start(const HandlerSpec &spec, const std::string &shownPath,
+                                                                           int pluginFd, wsgw_host *host);
+    ~IsolatedPlugin();
+    IsolatedPlugin(const IsolatedPlugin &) = delete;
+    IsolatedPlugin &operator=(const IsolatedPlugin &) = delete;
+
+    // Runs one invocation in an idle worker; blocks until its result, its worker's death or `deadline`.
+    IsolatedReply invoke(const InvocationEvent &event, std::chrono::steady_clock::time_point deadline);
+    const std::string &descriptorName() const { return descriptorName_; }
+
+private:
+    struct Worker;
+    IsolatedPlugin(const HandlerSpec &spec, std::string shownPath, int pluginFd, wsgw_host *host);
+    void supervise(Worker &w);
+    bool serve(Worker &w);  // one process's life; false when it never became ready
+
+    std::string instance_, shownPath_, configJson_;
+    int pluginFd_;
+    size_t maxMemoryBytes_;
+    wsgw_host *host_;
+    std::string descriptorName_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool stopping_ = false;
+    std::string startError_;
+    unsigned startFailures_ = 0;
+    std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace wsgw

@@ -1,0 +1,53 @@
+// Hot reload: watches routes.json and the handlers directory (inotify) and reloads on SIGHUP. A change is
+// let settle (a file still being written produces more events), then routes.json is parsed and validated,
+// the plugins it names are loaded (unchanged instances carried over, changed .so files loaded from fresh
+// private copies) and the new RouteTable is swapped in on the network thread between two events.
+// Connections stay open; running invocations finish on the table they started with, and a replaced plugin
+// is shut down when its last invocation ends. An invalid change keeps the running table and logs why.
+#pragma once
+
+#include "host_api.h"
+#include "listener.h"
+#include "route_table.h"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace wsgw {
+
+class RouteReloader {
+public:
+    RouteReloader(std::string routesPath, std::string handlersDir, HostContext &host, Listener &listener,
+                  std::shared_ptr<const RouteTable> initial);
+    ~RouteReloader();
+    RouteReloader(const RouteReloader &) = delete;
+    RouteReloader &operator=(const RouteReloader &) = delete;
+
+    // Starts watching; returns "" or why the files cannot be watched (SIGHUP still reloads then).
+    std::string start();
+    void requestReload();  // thread-safe; what SIGHUP calls
+    void stop();
+    std::shared_ptr<const RouteTable> current() const;
+    uint64_t reloads() const { return reloads_.load(); }
+    uint64_t failures() const { return failures_.load(); }
+
+private:
+    void loop();
+    bool reload(const char *cause);
+
+    std::string routesPath_, handlersDir_, routesDir_, routesName_;
+    HostContext &host_;
+    Listener &listener_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<const RouteTable> current_;
+    int inotifyFd_ = -1, wakeFd_ = -1;
+    int routesWatch_ = -1, handlersWatch_ = -1;
+    std::atomic<bool> stopping_{false};
+    std::atomic<uint64_t> reloads_{0}, failures_{0};
+    std::thread thread_;
+};
+
+}  // namespace wsgw

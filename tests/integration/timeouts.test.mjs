@@ -1,0 +1,66 @@
+// Route timeouts (timeoutMs, AWS's 29 s by default): the client gets AWS's "Endpoint request timed out"
+// frame at the deadline, the late result is dropped, the connection's next messages do not wait for the
+// stuck handler, a pool whose every worker is stuck still serves, and a $connect past its timeout is 504.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, Gateway, errorFrameRegex, openExpectingRefusal, probeRoutes, sqliteRows, waitFor } from './harness.mjs';
+
+let gw;
+
+before(async () => {
+  const routes = (dir) => {
+    const table = probeRoutes({ routes: ['sleep'] })(dir);
+    table.routes.sleep.timeoutMs = 300;
+    table.routes.$connect.timeoutMs = 300;
+    return table;
+  };
+  gw = await Gateway.start({ routes, plugins: ['probe'], workers: 2 });
+});
+
+after(async () => {
+  await gw?.stop();
+});
+
+const sleepFor = (ms) => JSON.stringify({ action: 'sleep', ms });
+
+test('a handler sleeping past timeoutMs: the timeout frame comes at the deadline, the next message is not held up, the late result never arrives', async () => {
+  const c = await Client.open(gw.url);
+  const started = Date.now();
+  c.send(sleepFor(1500));
+  const frame = await c.nextText(3000);
+  const elapsed = Date.now() - started;
+  const m = errorFrameRegex('Endpoint request timed out').exec(frame);
+  assert.ok(m, `AWS's timeout frame, got ${frame}`);
+  assert.ok(elapsed >= 290 && elapsed < 1200, `answered at the 300 ms deadline (took ${elapsed} ms)`);
+  // The stuck handler still sleeps; this connection's next message goes to another worker at once.
+  const t0 = Date.now();
+  assert.equal(await c.request('next-message', 3000), 'next-message');
+  assert.ok(Date.now() - t0 < 800, `the next message did not wait for the stuck handler (${Date.now() - t0} ms)`);
+  await c.expectSilence(1600); // the 1500 ms handler returns meanwhile: its "slept" is dropped
+  assert.equal(c.closeInfo, null);
+  await c.close();
+});
+
+test('with every worker stuck past its timeout, new workers take their place and the gateway keeps serving', async () => {
+  const stuck = await Promise.all([1, 2, 3].map(() => Client.open(gw.url)));
+  for (const c of stuck) c.send(sleepFor(2500));
+  for (const c of stuck) assert.match(await c.nextText(3000), errorFrameRegex('Endpoint request timed out'));
+  const fresh = await Client.open(gw.url);
+  const t0 = Date.now();
+  assert.equal(await fresh.request('served', 3000), 'served');
+  assert.ok(Date.now() - t0 < 1000, `served while 3 handlers still sleep (${Date.now() - t0} ms)`);
+  await Promise.all([...stuck, fresh].map((c) => c.close()));
+});
+
+test('a $connect past its timeout is refused with 504 and leaves no row', async () => {
+  const refused = await openExpectingRefusal(`${gw.url}/?sleep=1500`, {}, 5000);
+  assert.equal(refused.status, 504);
+  const c = await Client.open(gw.url);
+  assert.equal(await c.request('after-504'), 'after-504');
+  const id = await c.request('{"action":"whoami"}');
+  await waitFor(async () => {
+    const rows = await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections');
+    return rows.length === 1 && rows[0].connection_id === id;
+  }, { timeoutMs: 3000, what: 'only the open connection in the table' });
+  await c.close();
+});
