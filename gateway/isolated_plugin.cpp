@@ -4,6 +4,7 @@
 #include "plugin_wire.h"
 
 #include <cstring>
+#include <deque>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -147,13 +148,13 @@ IsolatedPlugin::~IsolatedPlugin() {
 void IsolatedPlugin::supervise(Worker &w) {
     int backoffMs = 0;
     bool everReady = false;
+    std::deque<std::chrono::steady_clock::time_point> recentEnds;
     for (;;) {
         {
             std::unique_lock lock(mutex_);
             if (backoffMs > 0) cv_.wait_for(lock, std::chrono::milliseconds(backoffMs), [&] { return stopping_; });
             if (stopping_) return;
         }
-        auto began = std::chrono::steady_clock::now();
         bool becameReady = serve(w);
         everReady = everReady || becameReady;
         {
@@ -165,9 +166,13 @@ void IsolatedPlugin::supervise(Worker &w) {
                 if (startFailures_ >= workers_.size()) return;  // nobody can load it: start() reports why
             }
         }
-        // A worker that dies at once again and again (a plugin crashing in init) is restarted ever slower.
-        bool quick = std::chrono::steady_clock::now() - began < std::chrono::seconds(1);
-        backoffMs = quick ? std::min(5000, std::max(100, backoffMs * 2)) : 0;
+        // A crash costs one invocation and the worker is back at once; but a plugin that cannot start, or
+        // crashes over and over (5 times in 5 s), is restarted ever slower instead of in a tight loop.
+        auto now = std::chrono::steady_clock::now();
+        recentEnds.push_back(now);
+        while (!recentEnds.empty() && now - recentEnds.front() > std::chrono::seconds(5)) recentEnds.pop_front();
+        bool failing = !becameReady || recentEnds.size() >= 5;
+        backoffMs = failing ? std::min(5000, std::max(100, backoffMs * 2)) : 0;
     }
 }
 
@@ -357,7 +362,11 @@ IsolatedReply IsolatedPlugin::invoke(const InvocationEvent &event, std::chrono::
         // Killing the worker is the only way to take back a handler that does not return; its
         // supervisor reaps it, drops this invocation's late result and starts a new process.
         w->retiring = true;
-        if (w->pid == pid && pid > 0) kill(pid, SIGKILL);
+        if (w->pid == pid && pid > 0) {
+            kill(pid, SIGKILL);
+            log::warn("isolated worker killed: its invocation ran past the route's timeout",
+                      {log::Field("handler", instance_), log::Field("pid", static_cast<int64_t>(pid))});
+        }
         IsolatedReply r;
         r.rc = -1;
         r.failure = "timed out; isolated worker process " + std::to_string(pid) + " killed";

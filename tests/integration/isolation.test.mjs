@@ -1,0 +1,138 @@
+// "isolation": "process": the probe runs in a worker process. A segfault, abort or exit costs one
+// invocation (AWS's Internal server error frame), the worker is replaced, and the gateway and every other
+// connection carry on; a timeout kills the worker; a worker grown past maxWorkerMemoryMb is replaced; the
+// host API and the event JSON work from the worker; a plugin that cannot load refuses the start.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Client, Gateway, errorFrameRegex, eventsOf, openExpectingRefusal, runExpectingExit, waitFor } from './harness.mjs';
+
+let gw;
+let bystander; // a connection that must never notice any of this
+
+before(async () => {
+  const routes = (dir) => ({
+    routeSelectionExpression: '$request.body.action',
+    handlers: {
+      probe: { isolation: 'process', workers: 1, maxWorkerMemoryMb: 300, config: { log: path.join(dir, 'events.jsonl') } },
+    },
+    routes: {
+      $connect: { handler: 'probe' },
+      $disconnect: { handler: 'probe' },
+      $default: { handler: 'probe', routeResponse: true },
+      sleep: { handler: 'probe', routeResponse: true, timeoutMs: 300 },
+      echo: { handler: 'echo', routeResponse: true },
+    },
+  });
+  gw = await Gateway.start({ routes, plugins: ['probe', 'echo'] });
+  bystander = await Client.open(gw.url);
+});
+
+after(async () => {
+  await bystander?.close();
+  await gw?.stop();
+});
+
+const act = (action, extra = {}) => JSON.stringify({ action, ...extra });
+const workerPid = async (c) => Number(await c.request(act('pid')));
+const workerEnded = () => gw.lines.filter((l) => l.msg === 'isolated worker ended; starting a new one');
+
+async function bystanderStillFine() {
+  assert.equal(await bystander.request(act('echo', { n: 1 })), act('echo', { n: 1 }), 'in-process route');
+  assert.equal(await bystander.request('plain'), 'plain', 'isolated route');
+  assert.equal(bystander.closeInfo, null);
+}
+
+test('the plugin runs in its own process; $connect, the event JSON and replies cross the socket', async () => {
+  const c = await Client.open(gw.url);
+  const pid = await workerPid(c);
+  assert.ok(pid > 0 && pid !== gw.proc.pid, `worker pid ${pid} is not the gateway's ${gw.proc.pid}`);
+  const id = await c.request(act('whoami'));
+  assert.equal(eventsOf(gw.eventsPath, id, 'CONNECT').length, 1, 'the $connect event was recorded by the worker');
+  const msg = eventsOf(gw.eventsPath, id, 'MESSAGE').at(-1);
+  assert.equal(msg.body, act('whoami'));
+  assert.equal(msg.requestContext.routeKey, '$default');
+  const bin = Buffer.from([0, 1, 2, 255]);
+  c.send(bin);
+  const back = await c.next();
+  assert.ok(back.isBinary && back.data.equals(bin), 'binary stays binary through the worker');
+  await c.close();
+});
+
+for (const [action, how] of [['segfault', /killed by signal 11/], ['abort', /killed by signal 6/], ['exit', /exited with status 3/]]) {
+  test(`a handler that does ${action} costs one invocation: Internal server error, a new worker serves the next message, nobody else notices`, async () => {
+    const c = await Client.open(gw.url);
+    const before = await workerPid(c);
+    const ended = workerEnded().length;
+    const frame = await c.request(act(action), 5000);
+    assert.match(frame, errorFrameRegex('Internal server error'));
+    await waitFor(() => workerEnded().length > ended, { what: 'the log line of the ended worker' });
+    assert.match(workerEnded().at(-1).how, how);
+    const after = await workerPid(c);
+    assert.notEqual(after, before, 'served by a new worker process');
+    assert.equal(c.closeInfo, null, 'the connection stays open');
+    await bystanderStillFine();
+    assert.ok(gw.alive());
+    await c.close();
+  });
+}
+
+test('a C++ exception in an isolated handler is an integration error and the worker lives on', async () => {
+  const c = await Client.open(gw.url);
+  const before = await workerPid(c);
+  assert.match(await c.request(act('throw')), errorFrameRegex('Internal server error'));
+  assert.equal(await workerPid(c), before);
+  await c.close();
+});
+
+test('an isolated handler past its timeout: timeout frame, its worker is killed, the next message is served at once', async () => {
+  const c = await Client.open(gw.url);
+  const before = await workerPid(c);
+  c.send(act('sleep', { ms: 5000 }));
+  assert.match(await c.nextText(3000), errorFrameRegex('Endpoint request timed out'));
+  const t0 = Date.now();
+  const after = await workerPid(c);
+  assert.ok(Date.now() - t0 < 2000, `served without waiting for the 5 s sleep (${Date.now() - t0} ms)`);
+  assert.notEqual(after, before);
+  await c.expectSilence(300);
+  await c.close();
+});
+
+test('a worker grown past maxWorkerMemoryMb is replaced after the invocation that grew it', async () => {
+  const c = await Client.open(gw.url);
+  const before = await workerPid(c);
+  assert.equal(await c.request(act('leak', { mb: 400 }), 10000), 'leaked', 'the invocation itself succeeds');
+  await gw.waitForLog((l) => l.msg === 'isolated worker over its memory limit; replacing it', 5000, 'the memory-limit log line');
+  await waitFor(async () => (await workerPid(c)) !== before, { timeoutMs: 5000, what: 'a new worker' });
+  await c.close();
+});
+
+test('the host API works from the worker: push, get and delete another connection', async () => {
+  const a = await Client.open(gw.url);
+  const b = await Client.open(gw.url);
+  const bid = await b.request(act('whoami'));
+  assert.equal(await a.request(act('push', { to: bid, data: 'from-the-worker' })), '0');
+  assert.equal(await b.nextText(), 'from-the-worker');
+  const described = JSON.parse(await a.request(act('get', { id: bid })));
+  assert.equal(described.identity.sourceIp, '127.0.0.1');
+  assert.equal(await a.request(act('delete', { id: bid })), '0');
+  assert.equal((await b.waitClosed()).code, 1000);
+  await waitFor(() => eventsOf(gw.eventsPath, bid, 'DISCONNECT').length === 1, { what: "b's $disconnect" });
+  await a.close();
+});
+
+test('an isolated $connect can refuse the upgrade', async () => {
+  const refused = await openExpectingRefusal(`${gw.url}/?status=403`);
+  assert.equal(refused.status, 403);
+  await bystanderStillFine();
+});
+
+test('an isolated plugin with the wrong ABI refuses the start, with the worker\'s reason', async () => {
+  const res = await runExpectingExit({
+    routes: { routeSelectionExpression: 'x', handlers: { badabi: { isolation: 'process' } }, routes: { $default: { handler: 'badabi' } } },
+    plugins: ['badabi'],
+    timeoutMs: 15000,
+  });
+  assert.equal(res.code, 2);
+  assert.match(res.stderr, /isolated handler 'badabi'.*built for handler ABI version 99,/);
+});
