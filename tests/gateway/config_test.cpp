@@ -77,6 +77,8 @@ TEST_SUITE("config") {
             {R"({"routeSelectionExpression":"x","routes":{"$foo":{"handler":"a"}}})", "/routes/$foo", "reserved"},
             {R"({"routeSelectionExpression":"x","handlers":{"bad name":{}},"routes":{"a":{"handler":"a"}}})", "/handlers/bad name", "letters, digits"},
             {R"([])", "", "expected object"},
+            {R"({"routeSelectionExpression":"x","handlers":{"a":{"isolation":"thread"}},"routes":{"a":{"handler":"a"}}})", "/handlers/a/isolation", "one of [\"in-process\",\"process\"]"},
+            {R"({"routeSelectionExpression":"x","handlers":{"a":{"isolation":"process","workers":0}},"routes":{"a":{"handler":"a"}}})", "/handlers/a/workers", ">= 1"},
         };
         for (const auto &c : cases) {
             CAPTURE(c.text);
@@ -84,6 +86,20 @@ TEST_SUITE("config") {
             CHECK(e.jsonPath == c.path);
             CHECK_MESSAGE(e.reason.find(c.words) != std::string::npos, e.reason);
         }
+    }
+
+    TEST_CASE("isolation, workers and maxWorkerMemoryMb of a handler instance") {
+        auto parsed = parseApiConfig(R"({"routeSelectionExpression":"x",
+            "handlers":{"iso":{"plugin":"echo","isolation":"process","workers":3,"maxWorkerMemoryMb":64},"plain":{"isolation":"in-process"}},
+            "routes":{"a":{"handler":"iso"},"b":{"handler":"plain"},"c":{"handler":"implicit"}}})", "routes.json");
+        REQUIRE(std::holds_alternative<ApiConfig>(parsed));
+        const ApiConfig &cfg = std::get<ApiConfig>(parsed);
+        CHECK(cfg.handlers.at("iso").isolated);
+        CHECK(cfg.handlers.at("iso").workers == 3);
+        CHECK(cfg.handlers.at("iso").maxWorkerMemoryMb == 64);
+        CHECK_FALSE(cfg.handlers.at("plain").isolated);
+        CHECK_FALSE(cfg.handlers.at("implicit").isolated);
+        CHECK(cfg.handlers.at("implicit").workers == 2);
     }
 
     TEST_CASE("message() is file: path: reason") {
