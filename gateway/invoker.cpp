@@ -32,6 +32,7 @@ struct Invoker::WorkerSlot {
     std::shared_ptr<Lane> lane;  // the lane this worker is draining
     bool busy = false;
     bool timedOut = false;
+    bool isolated = false;
     bool retired = false;  // timed out: its lane went to another worker; it ends when the handler returns
     bool exited = false;
     std::chrono::steady_clock::time_point deadline;
@@ -192,6 +193,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         slot.requestId = inv.requestId;
         slot.routeKey = routeKey;
         slot.handler = handler->name;
+        slot.isolated = handler->isolated != nullptr;
     }
 
     int rc = 0;
@@ -222,6 +224,11 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     {
         std::lock_guard lock(slot.mutex);
         slot.busy = false;
+        // An isolated invocation may hit its deadline a moment before the watchdog looks: answer it here.
+        if (isolatedReply.timedOut && !slot.timedOut) {
+            slot.timedOut = true;
+            answerTimeout(slot);
+        }
         timedOut = slot.timedOut;
     }
     if (timedOut) return;  // the watchdog already answered; this late result is dropped
@@ -256,6 +263,16 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     }
 }
 
+void Invoker::answerTimeout(WorkerSlot &slot) {
+    log::warn("integration timeout", {log::Field("connectionId", slot.connectionId), log::Field("requestId", slot.requestId),
+                                      log::Field("routeKey", slot.routeKey), log::Field("handler", slot.handler)});
+    if (slot.type == WSGW_CONNECT) {
+        control_.connectDecided(slot.connectionId, 504, {});
+    } else if (slot.type == WSGW_MESSAGE) {
+        control_.sendFrame(slot.connectionId, awsErrorFrame("Endpoint request timed out", slot.connectionId, slot.requestId), false);
+    }
+}
+
 void Invoker::watchdogLoop() {
     std::unique_lock lock(watchdogMutex_);
     for (;;) {
@@ -271,6 +288,9 @@ void Invoker::watchdogLoop() {
             std::lock_guard slock(slot.mutex);
             if (!slot.busy || slot.timedOut || now < slot.deadline) continue;
             slot.timedOut = true;
+            answerTimeout(slot);
+            // An isolated invocation returns at its deadline by itself (its worker process is killed).
+            if (slot.isolated) continue;
             // A handler cannot be stopped in process: its worker is written off until it returns. The
             // connection's later messages move to another worker, and a new worker keeps the pool's size.
             slot.retired = true;
@@ -284,15 +304,6 @@ void Invoker::watchdogLoop() {
                     ready_.push_back(lane);
                     readyCv_.notify_one();
                 }
-            }
-            log::warn("integration timeout", {log::Field("connectionId", slot.connectionId),
-                                              log::Field("requestId", slot.requestId), log::Field("routeKey", slot.routeKey),
-                                              log::Field("handler", slot.handler)});
-            if (slot.type == WSGW_CONNECT) {
-                control_.connectDecided(slot.connectionId, 504, {});
-            } else if (slot.type == WSGW_MESSAGE) {
-                control_.sendFrame(slot.connectionId,
-                                   awsErrorFrame("Endpoint request timed out", slot.connectionId, slot.requestId), false);
             }
         }
         // Written-off workers whose handler has finished are joined and forgotten.

@@ -58,6 +58,7 @@ private:
     void workerLoop(WorkerSlot &slot);
     void run(WorkerSlot &slot, Invocation &inv);
     void watchdogLoop();
+    void answerTimeout(WorkerSlot &slot);  // AWS's timeout frame, or 504 for a $connect
 
     ConnectionControl &control_;
     std::mutex readyMutex_;

@@ -335,6 +335,7 @@ IsolatedReply IsolatedPlugin::invoke(const InvocationEvent &event, std::chrono::
         IsolatedReply r;
         r.rc = -1;
         r.failure = stopping_ ? "the gateway is stopping" : "no isolated worker became free before the deadline";
+        r.timedOut = !stopping_;
         return r;
     }
     w->busy = true;
@@ -370,6 +371,7 @@ IsolatedReply IsolatedPlugin::invoke(const InvocationEvent &event, std::chrono::
         IsolatedReply r;
         r.rc = -1;
         r.failure = "timed out; isolated worker process " + std::to_string(pid) + " killed";
+        r.timedOut = true;
         // busy stays set until the supervisor has reaped it, so nobody else is handed the dying worker.
         cv_.wait(lock, [&] { return w->haveResult; });
         w->busy = false;

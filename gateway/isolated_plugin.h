@@ -25,6 +25,7 @@ struct IsolatedReply {
     std::string body;
     bool binary = false;
     std::string failure;
+    bool timedOut = false;  // the deadline passed; the worker was killed
 };
 
 class IsolatedPlugin {
