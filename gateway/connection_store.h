@@ -24,6 +24,7 @@ public:
     virtual void remove(const std::string &connectionId) = 0;                        // queued
     virtual void flush() = 0;  // blocks until everything queued before the call is committed
     virtual size_t queueDepth() const = 0;
+    virtual bool writable() const = 0;  // false while commits fail (disk full, locked, read-only)
     // Start-up recovery: the rows this node left after an unclean stop, deleted as they are returned.
     virtual std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId) = 0;
     virtual std::optional<ConnectionRow> find(const std::string &connectionId) = 0;

@@ -13,6 +13,7 @@ int postToConnection(HostContext &ctx, const std::string &connectionId, const vo
     if (!ctx.registry->find(connectionId)) return WSGW_GONE;
     bool binary = forceBinary || !isValidUtf8(data, len);
     ctx.control->sendFrame(connectionId, std::string(static_cast<const char *>(data), len), binary);
+    RouteMetrics::add(ctx.pushMetrics->messagesOut);
     return WSGW_OK;
 }
 

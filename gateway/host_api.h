@@ -3,8 +3,10 @@
 // to the ConnectionRegistry and actions become commands for the network thread (ConnectionControl).
 #pragma once
 
+#include "access_log.h"
 #include "connection_registry.h"
 #include "event.h"
+#include "metrics.h"
 
 #include <wsgw/handler.h>
 
@@ -27,6 +29,9 @@ struct HostContext {
     ConnectionRegistry *registry = nullptr;
     ConnectionControl *control = nullptr;
     std::atomic<size_t> maxMessageBytes{131072};
+    Metrics metrics;
+    RouteMetrics *pushMetrics = metrics.route(Metrics::kPushRoute);  // frames pushed by ID, from any source
+    AccessLog *accessLog = nullptr;                             // null: --access-log off
 };
 
 // The wsgw_event a handler sees is the first member of this, so event_json can find the rest.

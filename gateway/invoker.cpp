@@ -33,6 +33,7 @@ struct Invoker::WorkerSlot {
     bool busy = false;
     bool timedOut = false;
     bool isolated = false;
+    RouteMetrics *metrics = nullptr;
     bool retired = false;  // timed out: its lane went to another worker; it ends when the handler returns
     bool exited = false;
     std::chrono::steady_clock::time_point deadline;
@@ -44,7 +45,7 @@ namespace {
 constexpr int kLaneBatch = 32;  // invocations of one lane before yielding the worker to other lanes
 }
 
-Invoker::Invoker(unsigned threads, ConnectionControl &control) : control_(control) {
+Invoker::Invoker(unsigned threads, ConnectionControl &control, HostContext &host) : control_(control), host_(host) {
     if (threads == 0) threads = 1;
     for (unsigned i = 0; i < threads; ++i) slots_.push_back(std::make_unique<WorkerSlot>());
     for (auto &slot : slots_) slot->thread = std::thread([this, s = slot.get()] { workerLoop(*s); });
@@ -194,11 +195,13 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         slot.routeKey = routeKey;
         slot.handler = handler->name;
         slot.isolated = handler->isolated != nullptr;
+        slot.metrics = inv.route->metrics;
     }
 
     int rc = 0;
     std::string failure;
     IsolatedReply isolatedReply;
+    auto invokedAt = std::chrono::steady_clock::now();
     if (handler->isolated) {
         isolatedReply = handler->isolated->invoke(ie, deadline);
         rc = isolatedReply.rc;
@@ -220,6 +223,10 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         }
     }
 
+    auto returnedAt = std::chrono::steady_clock::now();
+    RouteMetrics &metrics = *inv.route->metrics;
+    metrics.integrationLatency.observeMicros(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(returnedAt - invokedAt).count()));
     bool timedOut;
     {
         std::lock_guard lock(slot.mutex);
@@ -231,7 +238,15 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         }
         timedOut = slot.timedOut;
     }
-    if (timedOut) return;  // the watchdog already answered; this late result is dropped
+    int64_t integrationMs = std::chrono::duration_cast<std::chrono::milliseconds>(returnedAt - invokedAt).count();
+    if (timedOut) {  // the watchdog already answered; this late result is dropped
+        RouteMetrics::add(metrics.executionErrors);
+        logAccess(inv, routeKey, 504, integrationMs, "Endpoint request timed out");
+        return;
+    }
+    // A worker process that died is the gateway failing to run the handler; anything else is the handler's.
+    if (rc != 0) RouteMetrics::add(isolatedReply.workerDied ? metrics.executionErrors : metrics.integrationErrors);
+    int accessStatus = rc != 0 ? (inv.type == WSGW_CONNECT ? 502 : 500) : 200;
 
     if (rc != 0) {
         log::warn("integration error", {log::Field("connectionId", connectionId), log::Field("requestId", inv.requestId),
@@ -248,19 +263,45 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
             status = resp.status_code >= 100 && resp.status_code <= 599 ? resp.status_code : 502;
             if (resp.body && resp.body_len) body.assign(resp.body, resp.body_len);
         }
+        if (rc == 0 && status != 0) RouteMetrics::add(metrics.integrationErrors);  // the handler answered 4XX/5XX
+        if (status != 0) accessStatus = status;
         control_.connectDecided(connectionId, status, std::move(body));
         break;
     }
     case WSGW_MESSAGE:
         if (rc != 0) {
             control_.sendFrame(connectionId, awsErrorFrame("Internal server error", connectionId, inv.requestId), false);
+            RouteMetrics::add(metrics.messagesOut);
         } else if (inv.route->routeResponse && resp.body && resp.body_len) {
             control_.sendFrame(connectionId, std::string(resp.body, resp.body_len), resp.is_binary != 0);
+            RouteMetrics::add(metrics.messagesOut);
         }
         break;
     case WSGW_DISCONNECT:
         break;
     }
+    metrics.latency.observeMicros(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - inv.receivedAt).count()));
+    logAccess(inv, routeKey, accessStatus, integrationMs, rc != 0 ? std::string_view(failure) : std::string_view());
+}
+
+void Invoker::logAccess(const Invocation &inv, const char *routeKey, int status, int64_t integrationMs, std::string_view error) {
+    if (!host_.accessLog) return;
+    const ConnectionInfo &info = inv.connection->info;
+    AccessEntry e;
+    e.eventType = inv.type == WSGW_CONNECT ? "CONNECT" : inv.type == WSGW_DISCONNECT ? "DISCONNECT" : "MESSAGE";
+    e.requestId = inv.requestId;
+    e.connectionId = info.connectionId;
+    e.routeKey = routeKey;
+    e.messageId = inv.messageId;
+    e.sourceIp = info.sourceIp;
+    e.userAgent = info.userAgent;
+    e.error = error;
+    e.status = status;
+    e.integrationLatencyMs = integrationMs;
+    e.requestTimeEpochMs = inv.requestTimeMs;
+    e.disconnectStatusCode = inv.disconnectCode;
+    host_.accessLog->write(e);
 }
 
 void Invoker::answerTimeout(WorkerSlot &slot) {
@@ -270,6 +311,7 @@ void Invoker::answerTimeout(WorkerSlot &slot) {
         control_.connectDecided(slot.connectionId, 504, {});
     } else if (slot.type == WSGW_MESSAGE) {
         control_.sendFrame(slot.connectionId, awsErrorFrame("Endpoint request timed out", slot.connectionId, slot.requestId), false);
+        if (slot.metrics) RouteMetrics::add(slot.metrics->messagesOut);
     }
 }
 

@@ -32,6 +32,7 @@ struct Invocation {
     int64_t requestTimeMs = 0;
     int disconnectCode = 0;
     std::string disconnectReason;
+    std::chrono::steady_clock::time_point receivedAt = std::chrono::steady_clock::now();  // for end-to-end latency
 };
 
 // AWS's error frame text, spaced exactly as AWS spaces it.
@@ -41,7 +42,7 @@ class Invoker {
 public:
     struct Lane;
 
-    Invoker(unsigned threads, ConnectionControl &control);
+    Invoker(unsigned threads, ConnectionControl &control, HostContext &host);
     ~Invoker();
     Invoker(const Invoker &) = delete;
     Invoker &operator=(const Invoker &) = delete;
@@ -58,9 +59,11 @@ private:
     void workerLoop(WorkerSlot &slot);
     void run(WorkerSlot &slot, Invocation &inv);
     void watchdogLoop();
-    void answerTimeout(WorkerSlot &slot);  // AWS's timeout frame, or 504 for a $connect
+    void answerTimeout(WorkerSlot &slot);
+    void logAccess(const Invocation &inv, const char *routeKey, int status, int64_t integrationMs, std::string_view error);  // AWS's timeout frame, or 504 for a $connect
 
     ConnectionControl &control_;
+    HostContext &host_;
     std::mutex readyMutex_;
     std::condition_variable readyCv_;
     std::deque<std::shared_ptr<Lane>> ready_;

@@ -299,6 +299,7 @@ bool IsolatedPlugin::serve(Worker &w) {
             w.result = IsolatedReply{};
             w.result.rc = -1;
             w.result.failure = "isolated worker process " + how;
+            w.result.workerDied = true;
             w.haveResult = true;
         }
         w.ready = false;

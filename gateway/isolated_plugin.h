@@ -25,7 +25,8 @@ struct IsolatedReply {
     std::string body;
     bool binary = false;
     std::string failure;
-    bool timedOut = false;  // the deadline passed; the worker was killed
+    bool timedOut = false;      // the deadline passed; the worker was killed
+    bool workerDied = false;    // the worker process ended during the invocation (crash, abort, exit)
 };
 
 class IsolatedPlugin {

@@ -135,6 +135,8 @@ struct Listener::Impl {
     std::function<void()> onReloadRequest;
 
     std::string scratchKey;
+    RouteMetrics *connectMetrics = host.metrics.route("$connect");
+    RouteMetrics *defaultMetrics = host.metrics.route("$default");
 
     Impl(Listener *s, ListenerSettings st, ConnectionRegistry &r, ConnectionStore &cs, HostContext &h)
         : self(s), settings(std::move(st)), registry(r), store(cs), host(h) {}
@@ -226,8 +228,11 @@ struct Listener::Impl {
         if (parsed.result == HeadResult::NeedMore) return;
         if (parsed.result == HeadResult::Refuse) {
             std::string response = renderHttpRefusal(parsed.refusal.status, parsed.refusal.reason, parsed.refusal.extraHeaders);
+            std::string sourceIp = peerAddress(s->fd);
             log::info("upgrade refused", {log::Field("status", parsed.refusal.status), log::Field("reason", parsed.refusal.reason),
-                                          log::Field("sourceIp", peerAddress(s->fd))});
+                                          log::Field("sourceIp", sourceIp)});
+            RouteMetrics::add(connectMetrics->clientErrors);
+            logGatewayAnswer("CONNECT", s->id, "$connect", parsed.refusal.status, sourceIp, {}, parsed.refusal.reason);
             dropUnaccepted(s, &response);
             return;
         }
@@ -266,6 +271,7 @@ struct Listener::Impl {
         s->lane = invoker().newLane();
         s->state = Session::State::Connecting;
         registry.add(live);  // from here a push (even from inside $connect) is accepted and queued
+        RouteMetrics::add(connectMetrics->connects);
         if (table && table->connect) {
             Invocation inv;
             inv.table = table;
@@ -276,6 +282,7 @@ struct Listener::Impl {
             inv.requestTimeMs = info.connectedAtMs;
             invoker().submit(s->lane, std::move(inv));
         } else {
+            logGatewayAnswer("CONNECT", s->id, "$connect", 200, info.sourceIp, info.userAgent, {});
             adopt(s);
         }
     }
@@ -401,9 +408,30 @@ struct Listener::Impl {
             return messageEnds ? closeTooBig(s, wsi) : 0;
         }
         s->rx.append(in, len);
+        host.metrics.bytesIn.fetch_add(len, std::memory_order_relaxed);
         if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0) return 0;
         dispatchMessage(s);
         return 0;
+    }
+
+    // An access-log line for an event the gateway answered itself (no handler ran).
+    void logGatewayAnswer(const char *eventType, std::string_view connectionId, std::string_view routeKey, int status,
+                          std::string_view sourceIp, std::string_view userAgent, std::string_view error,
+                          std::string_view requestId = {}, int disconnectCode = 0) {
+        if (!host.accessLog) return;
+        std::string generated = requestId.empty() ? newRequestId() : std::string();
+        AccessEntry e;
+        e.eventType = eventType;
+        e.requestId = requestId.empty() ? std::string_view(generated) : requestId;
+        e.connectionId = connectionId;
+        e.routeKey = routeKey;
+        e.status = status;
+        e.sourceIp = sourceIp;
+        e.userAgent = userAgent;
+        e.error = error;
+        e.requestTimeEpochMs = nowEpochMs();
+        e.disconnectStatusCode = disconnectCode;
+        host.accessLog->write(e);
     }
 
     int closeTooBig(Session *s, lws *wsi) {
@@ -425,8 +453,14 @@ struct Listener::Impl {
         if (!route) {
             queueFrame(s, withHeadroom(awsErrorFrame("Forbidden", s->id, requestId)), false);
             s->rx.clear();
+            RouteMetrics::add(defaultMetrics->messagesIn);
+            RouteMetrics::add(defaultMetrics->clientErrors);
+            RouteMetrics::add(defaultMetrics->messagesOut);
+            logGatewayAnswer("MESSAGE", s->id, "$default", 403, s->live->info.sourceIp, s->live->info.userAgent, "Forbidden",
+                             requestId);
             return;
         }
+        RouteMetrics::add(route->metrics->messagesIn);
         Invocation inv;
         inv.table = table;
         inv.route = route;
@@ -455,6 +489,7 @@ struct Listener::Impl {
             int wrote = lws_write(wsi, reinterpret_cast<unsigned char *>(f.bytes.data()) + LWS_PRE, len,
                                   f.binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
             if (wrote < static_cast<int>(len)) return -1;
+            host.metrics.bytesOut.fetch_add(len, std::memory_order_relaxed);
             s->out.pop_front();
         }
         if (!s->out.empty()) {
@@ -515,6 +550,9 @@ struct Listener::Impl {
             inv.disconnectCode = code;
             inv.disconnectReason = reason;
             invoker().submit(s->lane, std::move(inv));
+        } else {
+            logGatewayAnswer("DISCONNECT", s->id, "$disconnect", 200, s->live->info.sourceIp, s->live->info.userAgent, {}, {},
+                             code);
         }
         log::debug("disconnected", {log::Field("connectionId", s->id), log::Field("code", code), log::Field("reason", reason)});
         sessions.erase(s->id);
@@ -645,6 +683,8 @@ void Listener::setRouteTable(std::shared_ptr<const RouteTable> table) {
 }
 
 std::string Listener::boundAddress() const { return impl_->boundAddress; }
+
+bool Listener::accepting() const { return impl_->listenFd >= 0 && !impl_->draining; }
 
 struct ev_loop *Listener::loop() const { return impl_->loop; }
 

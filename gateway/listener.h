@@ -38,6 +38,7 @@ public:
     // Binds the public socket and creates the libwebsockets context. Returns "" or what went wrong.
     std::string start();
     std::string boundAddress() const;
+    bool accepting() const;  // bound and not draining; network thread only
     struct ev_loop *loop() const;  // the network thread's loop, for other listeners that share the thread
     void setInvoker(Invoker *invoker) { invoker_ = invoker; }
     void setRouteTable(std::shared_ptr<const RouteTable> table);  // before run() and after it returns

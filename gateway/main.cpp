@@ -16,6 +16,9 @@
 
 #include <libwebsockets.h>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <csignal>
 #include <cstdio>
 #include <string_view>
@@ -74,6 +77,69 @@ void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &no
     invoker.waitIdle(std::chrono::seconds(30));
 }
 
+// GET /@routes: the running table as the console shows it.
+std::string routeTableJson(const wsgw::RouteTable *table) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    if (table) {
+        w.Key("source");
+        w.String(table->config.sourcePath);
+        w.Key("routeSelectionExpression");
+        w.String(table->config.routeSelectionExpression);
+        w.Key("routes");
+        w.StartArray();
+        for (const auto &[key, spec] : table->config.routes) {
+            const wsgw::HandlerSpec &h = table->config.handlers.at(spec.handler);
+            w.StartObject();
+            w.Key("key");
+            w.String(key);
+            w.Key("handler");
+            w.String(spec.handler);
+            w.Key("plugin");
+            w.String(h.plugin);
+            w.Key("isolation");
+            w.String(h.isolated ? "process" : "in-process");
+            w.Key("routeResponse");
+            w.Bool(spec.routeResponse);
+            w.Key("timeoutMs");
+            w.Uint(spec.timeoutMs);
+            w.EndObject();
+        }
+        w.EndArray();
+    }
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+// GET /@info: what the console needs to connect and what an operator asks first.
+std::string infoJson(const wsgw::Listener &listener, const wsgw::Options &opt, const wsgw::RouteTable *table) {
+    std::string address = listener.boundAddress();
+    size_t colon = address.rfind(':');
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    w.Key("version");
+    w.String(WSGW_VERSION);
+    w.Key("libwebsockets");
+    w.String(lws_get_library_version());
+    w.Key("node");
+    w.String(opt.nodeId);
+    w.Key("publicAddress");
+    w.String(address);
+    w.Key("publicHost");
+    w.String(colon == std::string::npos ? address : address.substr(0, colon));
+    w.Key("publicPort");
+    w.Int(colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1));
+    w.Key("handlers");
+    w.StartArray();
+    if (table)
+        for (const auto &[name, inst] : table->plugins->instances) w.String(name);
+    w.EndArray();
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -109,13 +175,20 @@ int main(int argc, char **argv) {
     wsgw::ConnectionRegistry registry;
     wsgw::HostContext hostContext;
     hostContext.registry = &registry;
+    std::unique_ptr<wsgw::AccessLog> accessLog;
+    if (opt.accessLog != "off") {
+        auto opened = wsgw::AccessLog::open(opt.accessLog);
+        if (auto *err = std::get_if<std::string>(&opened)) return fail(*err);
+        accessLog = std::move(std::get<std::unique_ptr<wsgw::AccessLog>>(opened));
+        hostContext.accessLog = accessLog.get();
+    }
 
     wsgw::ListenerSettings settings{std::get<wsgw::HostPort>(listen), opt.nodeId, opt.drainSeconds};
     auto listener = std::make_unique<wsgw::Listener>(settings, registry, *store, hostContext);
     hostContext.control = listener.get();
     unsigned workers = opt.workers > 0 ? static_cast<unsigned>(opt.workers)
                                        : std::max(4u, 2 * std::max(1u, std::thread::hardware_concurrency()));
-    wsgw::Invoker invoker(workers, *listener);
+    wsgw::Invoker invoker(workers, *listener, hostContext);
     listener->setInvoker(&invoker);
 
     auto built = wsgw::buildRouteTable(std::move(std::get<wsgw::ApiConfig>(config)), opt.handlersDir, &hostContext);
@@ -149,6 +222,30 @@ int main(int argc, char **argv) {
     listener->setReloadRequest([r = reloader.get()] { r->requestReload(); });
     if (std::string err = reloader->start(); !err.empty())
         wsgw::log::warn("hot reload: files are not watched; SIGHUP still reloads", {wsgw::log::Field("error", err)});
+    if (management) {
+        wsgw::RouteReloader *r = reloader.get();
+        wsgw::ConnectionStore *st = store.get();
+        wsgw::Listener *l = listener.get();
+        wsgw::OperationsHooks hooks;
+        hooks.metrics = [&hostContext, &registry, r, st] {
+            wsgw::Metrics::Gauges g;
+            g.connections = registry.size();
+            g.tableWriteQueue = st->queueDepth();
+            g.reloads = r->reloads();
+            g.reloadFailures = r->failures();
+            return hostContext.metrics.render(g);
+        };
+        hooks.readinessProblems = [r, st, l] {
+            std::vector<std::string> problems;
+            if (!l->accepting()) problems.push_back("the public listener is not accepting (draining or not started)");
+            if (!st->writable()) problems.push_back("the connection table cannot be written (see the error log)");
+            if (!r->current()) problems.push_back("no route table is loaded");
+            return problems;
+        };
+        hooks.routesJson = [r] { return routeTableJson(r->current().get()); };
+        hooks.infoJson = [l, &opt, r] { return infoJson(*l, opt, r->current().get()); };
+        management->setOperationsHooks(std::move(hooks));
+    }
     wsgw::log::info("listening", {wsgw::log::Field("address", listener->boundAddress()),
                                   wsgw::log::Field("management", management ? management->boundAddress() : std::string("off")),
                                   wsgw::log::Field("version", WSGW_VERSION),
@@ -167,6 +264,7 @@ int main(int argc, char **argv) {
     invoker.stop();
     listener->setRouteTable(nullptr);
     reloader.reset();  // the last table, and with it the plugins, go here
+    accessLog.reset();  // flushes
     listener.reset();
     store->flush();
     store.reset();

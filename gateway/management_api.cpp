@@ -27,6 +27,14 @@
 
 namespace wsgw {
 
+extern const char kConsoleHtml[];
+extern const std::size_t kConsoleHtmlSize;
+
+const std::string &consoleHtml() {
+    static const std::string html(kConsoleHtml, kConsoleHtmlSize);
+    return html;
+}
+
 namespace {
 
 constexpr double kIdleSeconds = 15.0;          // a connection with no complete request for this long is closed
@@ -143,6 +151,7 @@ struct ManagementApi::Impl {
     std::unordered_map<HttpConnection *, std::unique_ptr<HttpConnection>> connections;
 
     int rate = 0;
+    OperationsHooks ops;
     double tokens = 0;
     ev_tstamp refilledAt = 0;
 
@@ -310,12 +319,70 @@ struct ManagementApi::Impl {
         return r;
     }
 
+    Response operations(const HttpRequest &req, bool &handled) {
+        handled = true;
+        const std::string &path = req.path;
+        bool get = req.method == "GET";
+        Response r;
+        if (path == "/healthz" && get) {
+            r.body = R"({"status":"alive"})";
+            return r;
+        }
+        if (path == "/readyz" && get) {
+            std::vector<std::string> problems = ops.readinessProblems ? ops.readinessProblems() : std::vector<std::string>{};
+            rapidjson::StringBuffer buf;
+            rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+            w.StartObject();
+            w.Key("status");
+            w.String(problems.empty() ? "ready" : "not ready");
+            w.Key("problems");
+            w.StartArray();
+            for (const auto &p : problems) w.String(p);
+            w.EndArray();
+            w.EndObject();
+            r.status = problems.empty() ? 200 : 503;
+            r.body.assign(buf.GetString(), buf.GetSize());
+            return r;
+        }
+        if ((path == "/console" || path == "/console/") && get) {
+            r.contentType = "text/html; charset=utf-8";
+            r.body = consoleHtml();
+            r.headers.emplace_back("Cache-Control", "no-store");
+            return r;
+        }
+        bool protectedPath = path == "/metrics" || path == "/@routes" || path == "/@info";
+        if (!protectedPath) {
+            handled = false;
+            return r;
+        }
+        std::string reason;
+        if (!authorized(req, reason)) return awsError(403, "ForbiddenException", reason);
+        if (!get) {
+            Response e = awsError(405, "MethodNotAllowedException", path + " answers GET only");
+            e.headers.emplace_back("Allow", "GET");
+            return e;
+        }
+        if (path == "/metrics") {
+            r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+            r.body = ops.metrics ? ops.metrics() : std::string();
+        } else if (path == "/@routes") {
+            r.body = ops.routesJson ? ops.routesJson() : "{}";
+        } else {
+            r.body = ops.infoJson ? ops.infoJson() : "{}";
+        }
+        return r;
+    }
+
     Response route(const HttpRequest &req, const std::string &) {
+        bool handled = false;
+        Response op = operations(req, handled);
+        if (handled) return op;
         ManagementPath mp = parseManagementPath(req.path);
         if (mp.target == ManagementTarget::Unknown) {
             std::string why = mp.error.empty() ? "no such resource" : mp.error;
             return awsError(404, "NotFoundException",
-                            why + ": the management API serves /@connections/{connectionId} and /@connections");
+                            why + ": the management API serves /@connections/{connectionId}, /@connections, /@routes, "
+                                  "/@info, /metrics, /healthz, /readyz and /console");
         }
         std::string reason;
         if (!authorized(req, reason)) return awsError(403, "ForbiddenException", reason);
@@ -454,6 +521,8 @@ std::string ManagementApi::start(struct ev_loop *loop) {
 }
 
 std::string ManagementApi::boundAddress() const { return impl_->boundAddress; }
+
+void ManagementApi::setOperationsHooks(OperationsHooks hooks) { impl_->ops = std::move(hooks); }
 
 void ManagementApi::stop() {
     Impl &m = *impl_;

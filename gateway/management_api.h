@@ -9,6 +9,7 @@
 #include "host_api.h"
 #include "options.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,17 @@ struct ManagementCredentials {
 std::string loadManagementCredentials(const std::string &path, ManagementCredentials &out);
 bool isLoopbackHost(const std::string &host);
 
+// What the operations endpoints read from the rest of the gateway; each runs on the network thread.
+struct OperationsHooks {
+    std::function<std::string()> metrics;                         // GET /metrics: Prometheus text
+    std::function<std::vector<std::string>()> readinessProblems;  // GET /readyz: empty when ready
+    std::function<std::string()> routesJson;                      // GET /@routes: the running route table
+    std::function<std::string()> infoJson;                        // GET /@info: public URL, version, node
+};
+
+// The test console's page (gateway/console/console.html, embedded at build time).
+const std::string &consoleHtml();
+
 class ManagementApi {
 public:
     // ratePerSecond > 0 puts a token bucket (burst = rate) in front of every request: AWS answers an
@@ -38,6 +50,9 @@ public:
 
     // Binds and starts serving on `loop` (the network thread's). Returns "" or what went wrong.
     std::string start(struct ev_loop *loop);
+    // Operations endpoints beside @connections: /healthz and /readyz (no credentials, for probes),
+    // /console (the page; it sends the credentials it is given), /metrics, /@routes and /@info.
+    void setOperationsHooks(OperationsHooks hooks);
     std::string boundAddress() const;
     // Stops accepting and closes every management connection (drain).
     void stop();

@@ -28,6 +28,7 @@ constexpr FlagSpec kFlags[] = {
     {"--workers", "WSGW_WORKERS", "N     handler worker threads (default 2 x cores, at least 4)"},
     {"--log-level", "WSGW_LOG_LEVEL", "LEVEL debug|info|warn|error (default info)"},
     {"--drain-seconds", "WSGW_DRAIN_SECONDS", "N     how long SIGTERM waits for connections and handlers (default 10)"},
+    {"--access-log", "WSGW_ACCESS_LOG", "off|stdout|FILE  one JSON line per connect, message and disconnect (default stdout)"},
 };
 
 bool parseInt(const std::string &s, int lo, int hi, int &out) {
@@ -67,6 +68,9 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
         if (value != "debug" && value != "info" && value != "warn" && value != "error")
             return "--log-level: expected debug, info, warn or error, got '" + value + "'";
         o.logLevel = value;
+    } else if (flag == "--access-log") {
+        if (value.empty()) return "--access-log: give off, stdout or a file path";
+        o.accessLog = value;
     } else if (flag == "--drain-seconds") {
         if (!parseInt(value, 0, 3600, o.drainSeconds)) return "--drain-seconds: expected 0 to 3600, got '" + value + "'";
     }

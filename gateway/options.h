@@ -19,6 +19,7 @@ struct Options {
     std::string logLevel = "info";
     int workers = 0;                  // 0: 2 x cores, at least 4
     int drainSeconds = 10;
+    std::string accessLog = "stdout";  // "off", "stdout" or a file path
     bool help = false;
     bool version = false;
 };

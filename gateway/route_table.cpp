@@ -30,6 +30,7 @@ std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(Api
         r.handler = table->plugins->find(spec.handler);
         r.routeResponse = spec.routeResponse;
         r.timeoutMs = spec.timeoutMs;
+        r.metrics = host->metrics.route(key);
         if (!r.handler) {
             return table->config.sourcePath + ": /routes/" + key + "/handler: handler '" + spec.handler +
                    "' was not loaded";

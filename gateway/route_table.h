@@ -19,6 +19,7 @@ struct CompiledRoute {
     PluginInstance *handler = nullptr;
     bool routeResponse = false;
     uint32_t timeoutMs = 29000;
+    RouteMetrics *metrics = nullptr;  // never null in a built table
 };
 
 struct RouteTable {

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -63,6 +64,8 @@ public:
         wake_.notify_one();
         flushed_.wait(lock, [&] { return completedFlush_ >= target || stopped_; });
     }
+
+    bool writable() const override { return lastCommitOk_.load(std::memory_order_relaxed); }
 
     size_t queueDepth() const override {
         std::lock_guard lock(mutex_);
@@ -161,6 +164,7 @@ private:
                 }
             }
             bool ok = commit(ops, touches);
+            lastCommitOk_.store(ok, std::memory_order_relaxed);
             if (ok) {
                 ops.clear();
                 touches.clear();
@@ -233,6 +237,7 @@ private:
     std::vector<Op> ops_;
     std::unordered_map<std::string, int64_t> touches_;
     uint64_t requestedFlush_ = 0, completedFlush_ = 0;
+    std::atomic<bool> lastCommitOk_{true};
     bool stopping_ = false, stopped_ = false;
     std::thread writer_;
 };

@@ -5,7 +5,7 @@ import sys
 
 src, dst, name = sys.argv[1], sys.argv[2], sys.argv[3]
 data = open(src, 'rb').read()
-body = ''.join(str(b) + ',' for b in data)
+body = ''.join(str(b if b < 128 else b - 256) + ',' for b in data)  # as char, which is signed here
 with open(dst, 'w') as out:
     out.write('#include <cstddef>\nnamespace wsgw {\n')
     out.write(f'extern const char {name}[] = {{{body}0}};\n')

@@ -1,0 +1,144 @@
+#include "access_log.h"
+
+#include "event.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace wsgw {
+
+namespace {
+
+constexpr size_t kAtomicWrite = 4096;  // PIPE_BUF: a write this small is never interleaved with a log line
+constexpr size_t kMaxPending = 8u << 20;  // beyond this (a stuck stdout), lines are dropped, not hoarded
+
+void key(rapidjson::Writer<rapidjson::StringBuffer> &w, const char *k, std::string_view v) {
+    w.Key(k);
+    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
+
+}  // namespace
+
+std::string accessLogLine(const AccessEntry &e) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    key(w, "type", "access");
+    key(w, "requestId", e.requestId);
+    key(w, "connectionId", e.connectionId);
+    key(w, "eventType", e.eventType);
+    key(w, "routeKey", e.routeKey);
+    w.Key("status");
+    w.Int(e.status);
+    w.Key("integrationLatency");
+    if (e.integrationLatencyMs >= 0) w.Int64(e.integrationLatencyMs);
+    else w.Null();
+    if (!e.messageId.empty()) key(w, "messageId", e.messageId);
+    key(w, "requestTime", formatRequestTime(e.requestTimeEpochMs));
+    w.Key("requestTimeEpoch");
+    w.Int64(e.requestTimeEpochMs);
+    key(w, "sourceIp", e.sourceIp);
+    key(w, "userAgent", e.userAgent);
+    key(w, "error", e.error);
+    if (e.disconnectStatusCode) {
+        w.Key("disconnectStatusCode");
+        w.Int(e.disconnectStatusCode);
+    }
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::variant<std::unique_ptr<AccessLog>, std::string> AccessLog::open(const std::string &where) {
+    if (where == "stdout") return std::unique_ptr<AccessLog>(new AccessLog(STDOUT_FILENO, false));
+    int fd = ::open(where.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return "--access-log " + where + ": cannot open for appending: " + std::strerror(errno) +
+               " (give a writable file, 'stdout' or 'off')";
+    }
+    return std::unique_ptr<AccessLog>(new AccessLog(fd, true));
+}
+
+AccessLog::AccessLog(int fd, bool ownsFd) : fd_(fd), ownsFd_(ownsFd) {
+    writer_ = std::thread([this] { writerLoop(); });
+}
+
+AccessLog::~AccessLog() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_one();
+    writer_.join();
+    if (ownsFd_) ::close(fd_);
+}
+
+void AccessLog::write(const AccessEntry &entry) {
+    std::string line = accessLogLine(entry);
+    line += '\n';
+    bool wasEmpty;
+    {
+        std::lock_guard lock(mutex_);
+        if (pending_.size() + line.size() > kMaxPending) return;
+        wasEmpty = pending_.empty();
+        pending_ += line;
+        ++queued_;
+    }
+    if (wasEmpty) wake_.notify_one();
+}
+
+void AccessLog::flush() {
+    std::unique_lock lock(mutex_);
+    uint64_t target = queued_;
+    wake_.notify_one();
+    flushed_.wait_for(lock, std::chrono::seconds(5), [&] { return written_ >= target || stopping_; });
+}
+
+void AccessLog::writerLoop() {
+    std::string batch;
+    for (;;) {
+        uint64_t upTo;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+            if (pending_.empty() && stopping_) return;
+            batch.swap(pending_);
+            pending_.clear();
+            upTo = queued_;
+        }
+        // Whole lines, at most PIPE_BUF at a time, so that stdout stays one JSON object a line even with
+        // the application log writing to it too.
+        size_t off = 0;
+        while (off < batch.size()) {
+            size_t end = std::min(batch.size(), off + kAtomicWrite);
+            if (end < batch.size()) {
+                size_t nl = batch.rfind('\n', end - 1);
+                end = nl != std::string::npos && nl >= off ? nl + 1 : batch.find('\n', off) + 1;
+            }
+            size_t pos = off;
+            while (pos < end) {
+                ssize_t n = ::write(fd_, batch.data() + pos, end - pos);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) {
+                    pos = end;  // stdout closed or the disk full: these lines are lost, the gateway goes on
+                    break;
+                }
+                pos += static_cast<size_t>(n);
+            }
+            off = end;
+        }
+        batch.clear();
+        {
+            std::lock_guard lock(mutex_);
+            written_ = upTo;
+        }
+        flushed_.notify_all();
+    }
+}
+
+}  // namespace wsgw

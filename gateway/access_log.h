@@ -1,0 +1,55 @@
+// Access logs, as AWS API Gateway writes them: one JSON line per connect, message and disconnect, with
+// fields named after AWS's $context variables (requestId, connectionId, eventType, routeKey, status,
+// integrationLatency, sourceIp, userAgent, error, ...). Lines are formatted on the calling thread and
+// written in batches by a writer thread, to stdout (default) or a file; `--access-log off` disables them.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <variant>
+
+namespace wsgw {
+
+struct AccessEntry {
+    const char *eventType = "MESSAGE";  // CONNECT, MESSAGE or DISCONNECT
+    std::string_view requestId, connectionId, routeKey, messageId, sourceIp, userAgent, error;
+    int status = 200;
+    int64_t integrationLatencyMs = -1;  // -1: no handler ran
+    int64_t requestTimeEpochMs = 0;
+    int disconnectStatusCode = 0;  // DISCONNECT only
+};
+
+// The JSON line of one entry (no newline); pure, for tests.
+std::string accessLogLine(const AccessEntry &e);
+
+class AccessLog {
+public:
+    // "stdout", or a file path (appended to). "off" is handled by the caller: no AccessLog at all.
+    static std::variant<std::unique_ptr<AccessLog>, std::string> open(const std::string &where);
+    ~AccessLog();
+    AccessLog(const AccessLog &) = delete;
+    AccessLog &operator=(const AccessLog &) = delete;
+
+    void write(const AccessEntry &entry);
+    void flush();  // blocks until every line written so far is out
+
+private:
+    explicit AccessLog(int fd, bool ownsFd);
+    void writerLoop();
+
+    int fd_;
+    bool ownsFd_;
+    std::mutex mutex_;
+    std::condition_variable wake_, flushed_;
+    std::string pending_;
+    uint64_t written_ = 0, queued_ = 0;
+    bool stopping_ = false;
+    std::thread writer_;
+};
+
+}  // namespace wsgw

@@ -1,0 +1,67 @@
+// Counters and latency histograms for GET /metrics (Prometheus text format). Per route, the AWS API Gateway
+// WebSocket metrics under Prometheus names: ConnectCount, MessageCount (direction in/out), IntegrationError,
+// ClientError, ExecutionError, IntegrationLatency and the end-to-end latency; plus bytes in/out. Route
+// entries are created when a route table is built and never freed, so the hot path holds a plain pointer
+// and pays one relaxed atomic increment per counter. Gauges owned elsewhere are passed in at render time.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace wsgw {
+
+class LatencyHistogram {
+public:
+    void observeMicros(uint64_t us);
+    void render(std::string &out, std::string_view name, std::string_view routeLabel) const;
+    uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+
+    static constexpr std::array<uint64_t, 14> kBoundsUs = {100,    250,    500,    1000,   2500,   5000,    10000,
+                                                           25000,  50000,  100000, 250000, 500000, 1000000, 5000000};
+
+private:
+    std::array<std::atomic<uint64_t>, kBoundsUs.size() + 1> buckets_{};  // the last is +Inf
+    std::atomic<uint64_t> count_{0}, sumUs_{0};
+};
+
+struct RouteMetrics {
+    std::string route;
+    std::atomic<uint64_t> connects{0}, messagesIn{0}, messagesOut{0};
+    std::atomic<uint64_t> integrationErrors{0}, clientErrors{0}, executionErrors{0};
+    LatencyHistogram integrationLatency, latency;
+
+    static void add(std::atomic<uint64_t> &c) { c.fetch_add(1, std::memory_order_relaxed); }
+};
+
+class Metrics {
+public:
+    static constexpr std::string_view kPushRoute = "@connections";  // frames pushed by connection ID
+
+    // The entry for a route key (also "@connections" for pushes); stable for the life of the process.
+    RouteMetrics *route(std::string_view key);
+
+    std::atomic<uint64_t> bytesIn{0}, bytesOut{0};
+
+    struct Gauges {
+        uint64_t connections = 0;
+        uint64_t tableWriteQueue = 0;
+        uint64_t reloads = 0;
+        uint64_t reloadFailures = 0;
+    };
+    std::string render(const Gauges &gauges) const;
+
+private:
+    mutable std::mutex mutex_;
+    std::map<std::string, std::unique_ptr<RouteMetrics>, std::less<>> routes_;
+};
+
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string prometheusLabel(std::string_view value);
+
+}  // namespace wsgw
