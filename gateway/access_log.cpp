@@ -29,7 +29,10 @@ std::string accessLogLine(const AccessEntry &e) {
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     w.StartObject();
-    key(w, "type", "access");
+    // time, level and msg as every log line has them, so stdout stays one kind of JSON line.
+    key(w, "time", formatIso8601Millis(nowEpochMs()));
+    key(w, "level", "info");
+    key(w, "msg", "access");
     key(w, "requestId", e.requestId);
     key(w, "connectionId", e.connectionId);
     key(w, "eventType", e.eventType);

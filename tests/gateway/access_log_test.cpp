@@ -29,7 +29,8 @@ TEST_SUITE("access_log") {
         rapidjson::Document d;
         d.Parse(accessLogLine(e).c_str());
         REQUIRE(d.IsObject());
-        CHECK(std::string(d["type"].GetString()) == "access");
+        CHECK(std::string(d["msg"].GetString()) == "access");
+        CHECK(d.HasMember("time"));
         CHECK(std::string(d["requestId"].GetString()) == "req1");
         CHECK(std::string(d["connectionId"].GetString()) == "conn1");
         CHECK(std::string(d["eventType"].GetString()) == "MESSAGE");

@@ -134,7 +134,8 @@ test('the access log has one line per connect, message and disconnect, with AWS 
   for (const l of lines) {
     for (const field of ['requestId', 'connectionId', 'eventType', 'routeKey', 'status', 'integrationLatency', 'sourceIp', 'userAgent', 'error', 'requestTime', 'requestTimeEpoch'])
       assert.ok(field in l, `${field} in ${JSON.stringify(l)}`);
-    assert.equal(l.type, 'access');
+    assert.equal(l.msg, 'access');
+    assert.equal(l.level, 'info');
   }
   const first = lines.filter((l) => l.userAgent === 'ops-test/1.0');
   const connects = first.filter((l) => l.eventType === 'CONNECT').map((l) => l.status).sort();
@@ -188,9 +189,9 @@ test('access logs go to stdout by default and nowhere with --access-log off', as
       const c = await Client.open(g.url);
       assert.equal(await c.request('hi'), 'hi');
       await c.close();
-      if (expected) await g.waitForLog((l) => l.type === 'access' && l.eventType === 'DISCONNECT', 5000, 'the disconnect access line');
+      if (expected) await g.waitForLog((l) => l.msg === 'access' && l.eventType === 'DISCONNECT', 5000, 'the disconnect access line');
       else await sleep(300);
-      assert.equal(g.lines.filter((l) => l.type === 'access').length, expected, JSON.stringify(extraArgs));
+      assert.equal(g.lines.filter((l) => l.msg === 'access').length, expected, JSON.stringify(extraArgs));
     } finally {
       await g.stop();
     }
