@@ -1,0 +1,106 @@
+// The test console at /console, driven in a real headless Chromium (Debian's chromium, driven by
+// playwright-core): connect with query parameters, send text and JSON, see the echo, see this connection
+// listed, push to it from the page, read the route table and counters, close it. A screenshot is saved
+// in the build directory for people; the assertions are what pass or fail.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Gateway, TEST_PLUGINS_DIR, eventsOf, probeRoutes, waitFor } from './harness.mjs';
+
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (err) {
+  throw new Error(`the console test needs playwright-core: run \`npm ci --prefix tests/integration\` (${err.message})`);
+}
+const CHROMIUM = process.env.WSGW_CHROMIUM ?? '/usr/bin/chromium';
+const SCREENSHOT_DIR = process.env.WSGW_SCREENSHOT_DIR ?? TEST_PLUGINS_DIR;
+
+let gw;
+let browser;
+let page;
+
+before(async () => {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: tools/install-deps installs Debian's chromium`);
+  gw = await Gateway.start({ routes: probeRoutes({ routes: ['echo'] }), plugins: ['probe'] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(10000);
+});
+
+after(async () => {
+  await browser?.close();
+  await gw?.stop();
+});
+
+const logTexts = (kind) => page.$$eval(`#log .${kind}`, (els) => els.map((e) => e.textContent));
+
+async function waitForLog(kind, needle) {
+  await page.waitForFunction(([k, n]) => [...document.querySelectorAll(`#log .${k}`)].some((e) => e.textContent.includes(n)), [kind, needle]);
+}
+
+test('the console connects with chosen query parameters, sends text and JSON and shows the echoes', async () => {
+  await page.goto(`${gw.managementUrl}/console`);
+  await page.waitForFunction(() => document.getElementById('url').value.startsWith('ws://'));
+  assert.equal(await page.inputValue('#url'), `ws://127.0.0.1:${gw.port}/`);
+  assert.match(await page.textContent('#info'), /handlers probe/);
+  await page.fill('#query', 'room=blue&user=ada');
+  await page.click('#connect');
+  await page.waitForSelector('#status.open');
+
+  await page.fill('#message', 'hello from the console');
+  await page.click('#send-text');
+  await waitForLog('in', 'hello from the console');
+  await page.fill('#message', '{ "action": "echo",\n  "n": 1 }');
+  await page.click('#send-json');
+  await waitForLog('in', '{"action":"echo","n":1}');
+  assert.ok((await logTexts('out')).some((t) => t.includes('{"action":"echo","n":1}')), 'the compacted JSON frame is shown as sent');
+  await page.fill('#message', '{not json');
+  await page.click('#send-json');
+  assert.match(await page.textContent('#send-error'), /^not JSON/);
+  // Every line has a timestamp.
+  for (const t of await page.$$eval('#log > div .t', (els) => els.map((e) => e.textContent))) assert.match(t, /^\d\d:\d\d:\d\d\.\d{3} $/);
+});
+
+test('the page lists its own connection, pushes to it, and the gateway saw the query parameters', async () => {
+  await page.waitForSelector('#connections tr.mine');
+  const id = await page.getAttribute('#connections tr.mine', 'data-id');
+  assert.match(id, /^[A-Za-z0-9_-]{22}$/);
+  const connect = eventsOf(gw.eventsPath, id, 'CONNECT');
+  assert.equal(connect.length, 1, 'the listed connection is the one the page opened');
+  assert.deepEqual(connect[0].queryStringParameters, { room: 'blue', user: 'ada' });
+
+  await page.fill(`#connections tr[data-id="${id}"] .post-data`, 'pushed from the page');
+  await page.click(`#connections tr[data-id="${id}"] button.post`);
+  await waitForLog('in', 'pushed from the page');
+  await page.click(`#connections tr[data-id="${id}"] button.details`);
+  await page.waitForFunction(() => document.getElementById('details').textContent.includes('sourceIp'));
+  assert.equal(JSON.parse(await page.textContent('#details')).identity.sourceIp, '127.0.0.1');
+});
+
+test('the route table and live counters are shown', async () => {
+  await page.waitForFunction(() => document.querySelectorAll('#routes tbody tr').length === 4);
+  const routes = await page.$$eval('#routes tbody tr td:first-child', (tds) => tds.map((td) => td.textContent).sort());
+  assert.deepEqual(routes, ['$connect', '$default', '$disconnect', 'echo']);
+  assert.match(await page.textContent('#expression'), /\$request\.body\.action/);
+  // The counters refresh every 2 s: the $default route has seen the text frame and the invalid-JSON-free sends.
+  await page.waitForFunction(() => {
+    const row = document.querySelector('#counters tr[data-route="$default"]');
+    return row && Number(row.children[2].textContent) >= 1;
+  });
+  await page.waitForFunction(() => /live connections 1\b/.test(document.getElementById('gauges').textContent));
+  fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  const shot = path.join(SCREENSHOT_DIR, 'console.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  assert.ok(fs.statSync(shot).size > 10000, `screenshot saved at ${shot}`);
+});
+
+test('closing the connection from the page runs its $disconnect and empties the list', async () => {
+  const id = await page.getAttribute('#connections tr.mine', 'data-id');
+  await page.click(`#connections tr[data-id="${id}"] button.close`);
+  await page.waitForSelector('#status.closed');
+  assert.match(await page.textContent('#status'), /closed \(1000/);
+  await waitFor(() => eventsOf(gw.eventsPath, id, 'DISCONNECT').length === 1, { what: 'the $disconnect of the closed connection' });
+  await page.waitForFunction(() => document.querySelectorAll('#connections tbody tr').length === 0);
+});
