@@ -108,9 +108,11 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
         return std::string("must be ") + (keyword == "minimum" ? ">= " : "<= ") + bound + " (got " +
                (instance ? compact(*instance) : std::string("?")) + ")";
     }
-    if (keyword == "pattern")
-        return "'" + (instance && instance->IsString() ? std::string(instance->GetString()) : std::string()) +
-               "' may only use letters, digits, '_', '.' and '-' (it names a plugin file)";
+    std::string text = instance && instance->IsString() ? std::string(instance->GetString()) : std::string();
+    if (keyword == "pattern" && path.rfind("/subprotocols/", 0) == 0)
+        return "'" + text + "' is not a subprotocol token (letters, digits and !#$%&'*+-.^_`|~, no spaces or commas)";
+    if (keyword == "pattern") return "'" + text + "' may only use letters, digits, '_', '.' and '-' (it names a plugin file)";
+    if (keyword == "uniqueItems") return "repeats a value listed before it";
     if (keyword == "enum") {
         std::string allowed = rule && rule->HasMember("enum") ? compact((*rule)["enum"]) : "?";
         return "must be one of " + allowed + " (got " + (instance ? compact(*instance) : std::string("?")) + ")";
@@ -158,6 +160,8 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
     ApiConfig cfg;
     cfg.sourcePath = sourceName;
     cfg.routeSelectionExpression = doc["routeSelectionExpression"].GetString();
+    if (doc.HasMember("subprotocols"))
+        for (const auto &p : doc["subprotocols"].GetArray()) cfg.subprotocols.emplace_back(p.GetString(), p.GetStringLength());
     if (doc.HasMember("limits")) {
         const auto &l = doc["limits"];
         if (l.HasMember("maxMessageBytes")) cfg.limits.maxMessageBytes = l["maxMessageBytes"].GetUint();

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace wsgw {
 
@@ -36,6 +37,7 @@ struct Limits {
 struct ApiConfig {
     std::string sourcePath;
     std::string routeSelectionExpression;
+    std::vector<std::string> subprotocols;  // accepted Sec-WebSocket-Protocol values, in no order
     std::map<std::string, HandlerSpec> handlers;  // every instance a route names, plus those listed in "handlers"
     std::map<std::string, RouteSpec> routes;
     Limits limits;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 
 namespace wsgw {
 
@@ -516,6 +517,58 @@ const char *httpReasonPhrase(int status) {
     if (status >= 400 && status < 500) return "Client Error";
     if (status >= 500 && status < 600) return "Server Error";
     return "Unknown";
+}
+
+namespace {
+
+std::vector<std::string> offers(const UpgradeRequest &request) {
+    std::vector<std::string> out;
+    for (const auto &[name, value] : request.headers) {
+        if (!equalsIgnoreCase(name, "Sec-WebSocket-Protocol")) continue;
+        size_t start = 0;
+        while (start <= value.size()) {
+            size_t comma = value.find(',', start);
+            if (comma == std::string::npos) comma = value.size();
+            std::string_view token(value.data() + start, comma - start);
+            while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+            while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+            if (!token.empty()) out.emplace_back(token);
+            start = comma + 1;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string chooseSubprotocol(const UpgradeRequest &request, const std::vector<std::string> &accepted) {
+    for (const std::string &offer : offers(request))
+        for (const std::string &a : accepted)
+            if (offer == a) return offer;  // subprotocol names are case-sensitive tokens
+    return {};
+}
+
+std::string offeredSubprotocols(const UpgradeRequest &request) {
+    std::string out;
+    for (const std::string &offer : offers(request)) out += (out.empty() ? "" : ", ") + offer;
+    return out;
+}
+
+std::string withoutHeader(std::string_view bytes, size_t headLength, std::string_view name) {
+    std::string out;
+    out.reserve(bytes.size());
+    size_t pos = 0, end = std::min(headLength, bytes.size());
+    while (pos < end) {
+        size_t eol = bytes.find("\r\n", pos);
+        size_t next = eol == std::string_view::npos || eol + 2 > end ? end : eol + 2;
+        std::string_view line = bytes.substr(pos, next - pos);
+        size_t colon = line.find(':');
+        bool drop = pos > 0 && colon != std::string_view::npos && equalsIgnoreCase(line.substr(0, colon), name);
+        if (!drop) out.append(line);
+        pos = next;
+    }
+    out.append(bytes.substr(end));
+    return out;
 }
 
 }  // namespace wsgw

@@ -50,6 +50,16 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes = 8192);
 // Connection: close\r\n<extra>\r\n{"message":"<reason>"}". Each extra header is "Name: value\r\n".
 std::string renderHttpRefusal(int status, std::string_view reason, const HeaderList &extraHeaders = {});
 
+// The subprotocol to accept: the first of the client's Sec-WebSocket-Protocol offers (every such header,
+// comma-separated tokens, in the client's order of preference) that `accepted` lists; "" when none is.
+std::string chooseSubprotocol(const UpgradeRequest &request, const std::vector<std::string> &accepted);
+// The client's offers, joined with ", " ("" when it made none), for messages.
+std::string offeredSubprotocols(const UpgradeRequest &request);
+
+// `bytes` with every header line named `name` (case-insensitive) removed from the head (the first
+// `headLength` bytes); what follows the head is kept as it is.
+std::string withoutHeader(std::string_view bytes, size_t headLength, std::string_view name);
+
 // The standard reason phrase ("Bad Request", "Upgrade Required", ...); for a status it does not know, a
 // phrase for its class ("Client Error", "Server Error", ...).
 const char *httpReasonPhrase(int status);

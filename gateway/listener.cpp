@@ -76,6 +76,7 @@ struct Session {
     ev_io io{};
     ev_timer handshakeTimer{};
     std::string head;
+    std::string subprotocol;  // chosen from the client's offers; lws is handed the head without them
     std::shared_ptr<LiveConnection> live;
     std::shared_ptr<Invoker::Lane> lane;
     lws *wsi = nullptr;
@@ -242,10 +243,24 @@ struct Listener::Impl {
             return;
         }
         if (parsed.request.header("Sec-WebSocket-Protocol")) {
-            std::string response = renderHttpRefusal(
-                400, "this gateway does not negotiate WebSocket subprotocols: connect without Sec-WebSocket-Protocol");
-            dropUnaccepted(s, &response);
-            return;
+            // lws would match offers against its own protocol list; the API's list lives in routes.json,
+            // so the choice is made here and lws sees a head without offers (the 101 gets the header back
+            // in LWS_CALLBACK_ADD_HEADERS).
+            static const std::vector<std::string> kNone;
+            const std::vector<std::string> &accepted = table ? table->config.subprotocols : kNone;
+            s->subprotocol = chooseSubprotocol(parsed.request, accepted);
+            if (s->subprotocol.empty()) {
+                std::string accepts;
+                for (const auto &a : accepted) accepts += (accepts.empty() ? "" : ", ") + a;
+                std::string response = renderHttpRefusal(
+                    400, "none of the offered subprotocols (" + offeredSubprotocols(parsed.request) + ") is accepted: " +
+                             (accepts.empty() ? std::string("this API accepts none (list them in routes.json \"subprotocols\")")
+                                              : "this API accepts " + accepts));
+                RouteMetrics::add(connectMetrics->clientErrors);
+                dropUnaccepted(s, &response);
+                return;
+            }
+            s->head = withoutHeader(s->head, parsed.request.headLength, "Sec-WebSocket-Protocol");
         }
         stopHandshakeWatchers(s);
         startConnect(s, parsed.request);
@@ -334,6 +349,19 @@ struct Listener::Impl {
             lws_set_opaque_user_data(wsi, s);
         }
         switch (reason) {
+        case LWS_CALLBACK_ADD_HEADERS:
+            if (s && !s->subprotocol.empty()) {
+                auto *args = static_cast<lws_process_html_args *>(in);
+                auto *p = reinterpret_cast<unsigned char *>(args->p);
+                unsigned char *end = p + args->max_len;
+                if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char *>("sec-websocket-protocol:"),
+                                                reinterpret_cast<const unsigned char *>(s->subprotocol.data()),
+                                                static_cast<int>(s->subprotocol.size()), &p, end))
+                    return -1;
+                args->max_len -= static_cast<int>(p - reinterpret_cast<unsigned char *>(args->p));
+                args->p = reinterpret_cast<char *>(p);
+            }
+            return 0;
         case LWS_CALLBACK_ESTABLISHED:
             if (s) impl->established(s, wsi);
             break;

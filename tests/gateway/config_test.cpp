@@ -77,6 +77,8 @@ TEST_SUITE("config") {
             {R"({"routeSelectionExpression":"x","routes":{"$foo":{"handler":"a"}}})", "/routes/$foo", "reserved"},
             {R"({"routeSelectionExpression":"x","handlers":{"bad name":{}},"routes":{"a":{"handler":"a"}}})", "/handlers/bad name", "letters, digits"},
             {R"([])", "", "expected object"},
+            {R"({"routeSelectionExpression":"x","subprotocols":["a b"],"routes":{"a":{"handler":"a"}}})", "/subprotocols/0", "not a subprotocol token"},
+            {R"({"routeSelectionExpression":"x","subprotocols":["json","json"],"routes":{"a":{"handler":"a"}}})", "/subprotocols/1", "repeats a value"},
             {R"({"routeSelectionExpression":"x","handlers":{"a":{"isolation":"thread"}},"routes":{"a":{"handler":"a"}}})", "/handlers/a/isolation", "one of [\"in-process\",\"process\"]"},
             {R"({"routeSelectionExpression":"x","handlers":{"a":{"isolation":"process","workers":0}},"routes":{"a":{"handler":"a"}}})", "/handlers/a/workers", ">= 1"},
         };

@@ -431,3 +431,23 @@ TEST_CASE("httpReasonPhrase names the statuses the gateway sends and falls back 
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("chooseSubprotocol: the client's first offer that the API accepts, over every offer header") {
+    HeadParse p = parse(upgradeWith(std::string(kWscatHeaders) + "Sec-WebSocket-Protocol: v3.chat , v2.chat\r\n"
+                                                                 "sec-websocket-protocol: json\r\n"));
+    REQUIRE(p.result == HeadResult::Upgrade);
+    CHECK(chooseSubprotocol(p.request, {"json", "v2.chat"}) == "v2.chat");  // the client's order wins
+    CHECK(chooseSubprotocol(p.request, {"json"}) == "json");
+    CHECK(chooseSubprotocol(p.request, {"V2.CHAT"}).empty());  // tokens are case-sensitive
+    CHECK(chooseSubprotocol(p.request, {}).empty());
+    CHECK(offeredSubprotocols(p.request) == "v3.chat, v2.chat, json");
+}
+
+TEST_CASE("withoutHeader drops every line of that header from the head and keeps what follows it") {
+    std::string head = "GET / HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Protocol: a\r\nUpgrade: websocket\r\n"
+                       "sec-websocket-protocol: b\r\n\r\n";
+    std::string bytes = head + "\x81\x05hello";
+    CHECK(withoutHeader(bytes, head.size(), "Sec-WebSocket-Protocol") ==
+          "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n\x81\x05hello");
+    CHECK(withoutHeader(bytes, head.size(), "X-Absent") == bytes);
+}

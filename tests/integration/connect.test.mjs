@@ -127,3 +127,37 @@ describe('the status a $connect handler returns', () => {
     await Promise.all([fast.close(1000), s.close(1000)]);
   });
 });
+
+describe('subprotocols', () => {
+  let gw;
+  before(async () => {
+    gw = await Gateway.start({
+      routes: (dir) => ({ ...probeRoutes({ routes: ['whoami'] })(dir), subprotocols: ['v2.chat', 'json'] }),
+      plugins: ['probe'],
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('the first offer the API accepts is chosen and returned; the $connect event sees the offers', async () => {
+    const plain = await Client.open(gw.url); // a client offering nothing still connects
+    assert.equal(plain.ws.protocol, '');
+    await plain.close();
+    const ws = new (await import('ws')).default(gw.url, ['v3.chat', 'json', 'v2.chat']);
+    const client = new Client(ws);
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    assert.equal(ws.protocol, 'json', 'the client\'s order of preference wins');
+    const id = await whoami(client);
+    const connect = await waitForEvent(gw.eventsPath, (e) => ctx(e).connectionId === id && ctx(e).eventType === 'CONNECT');
+    assert.equal(connect.headers['Sec-WebSocket-Protocol'], 'v3.chat,json,v2.chat');
+    assert.equal(await client.request('still-framed'), 'still-framed');
+    await client.close();
+  });
+
+  test('offers the API does not accept are refused with 400 naming both lists', async () => {
+    const refused = await openExpectingRefusal(gw.url, { protocol: undefined, headers: { 'Sec-WebSocket-Protocol': 'mqtt, soap' } });
+    assert.equal(refused.status, 400);
+    assert.match(JSON.parse(refused.body).message, /none of the offered subprotocols \(mqtt, soap\) is accepted: this API accepts v2\.chat, json/);
+  });
+});

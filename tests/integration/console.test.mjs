@@ -23,7 +23,7 @@ let page;
 
 before(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: tools/install-deps installs Debian's chromium`);
-  gw = await Gateway.start({ routes: probeRoutes({ routes: ['echo'] }), plugins: ['probe'] });
+  gw = await Gateway.start({ routes: (dir) => ({ ...probeRoutes({ routes: ['echo'] })(dir), subprotocols: ['json'] }), plugins: ['probe'] });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(10000);
@@ -40,14 +40,16 @@ async function waitForLog(kind, needle) {
   await page.waitForFunction(([k, n]) => [...document.querySelectorAll(`#log .${k}`)].some((e) => e.textContent.includes(n)), [kind, needle]);
 }
 
-test('the console connects with chosen query parameters, sends text and JSON and shows the echoes', async () => {
+test('the console connects with chosen query parameters and subprotocol, sends text and JSON and shows the echoes', async () => {
   await page.goto(`${gw.managementUrl}/console`);
   await page.waitForFunction(() => document.getElementById('url').value.startsWith('ws://'));
   assert.equal(await page.inputValue('#url'), `ws://127.0.0.1:${gw.port}/`);
   assert.match(await page.textContent('#info'), /handlers probe/);
   await page.fill('#query', 'room=blue&user=ada');
+  await page.fill('#subprotocol', 'json');
   await page.click('#connect');
   await page.waitForSelector('#status.open');
+  assert.equal(await page.textContent('#status'), 'open (json)', 'the subprotocol the gateway chose');
 
   await page.fill('#message', 'hello from the console');
   await page.click('#send-text');
