@@ -30,6 +30,16 @@ bool describeConnection(HostContext &ctx, const std::string &connectionId, std::
     return true;
 }
 
+long copyOut(const std::string &text, char *buf, size_t cap) {
+    if (buf && cap > text.size()) {
+        std::memcpy(buf, text.data(), text.size());
+        buf[text.size()] = '\0';
+    } else if (buf && cap > 0) {
+        std::memcpy(buf, text.data(), cap);
+    }
+    return static_cast<long>(text.size());
+}
+
 namespace {
 
 int apiPost(wsgw_host *h, const char *id, const void *data, size_t len, int isBinary) {
@@ -46,13 +56,7 @@ long apiGet(wsgw_host *h, const char *id, char *buf, size_t cap) {
     if (!h || !id) return -1;
     std::string json;
     if (!describeConnection(*h->ctx, id, json)) return -1;
-    if (buf && cap > json.size()) {
-        std::memcpy(buf, json.data(), json.size());
-        buf[json.size()] = '\0';
-    } else if (buf && cap > 0) {
-        std::memcpy(buf, json.data(), cap);
-    }
-    return static_cast<long>(json.size());
+    return copyOut(json, buf, cap);
 }
 
 const char *apiEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) {

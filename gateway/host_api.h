@@ -48,6 +48,8 @@ struct InvocationEvent {
 // Pushes and closes by ID, shared by the host API and (later) the management API.
 int postToConnection(HostContext &ctx, const std::string &connectionId, const void *data, size_t len, bool forceBinary);
 int deleteConnection(HostContext &ctx, const std::string &connectionId);
+// get_connection's contract: copy as much as fits (NUL-terminated when all of it does), return the length.
+long copyOut(const std::string &text, char *buf, size_t cap);
 // Fills `out` with the GET /@connections/{id} JSON; false when the connection is unknown.
 bool describeConnection(HostContext &ctx, const std::string &connectionId, std::string &out);
 

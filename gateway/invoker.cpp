@@ -211,16 +211,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         resp.body_len = isolatedReply.body.size();
         resp.is_binary = isolatedReply.binary ? 1 : 0;
     } else {
-        try {
-            rc = handler->descriptor->handle(handler->state, &ie.ev, &resp);
-            if (rc != 0) failure = "handler returned " + std::to_string(rc);
-        } catch (const std::exception &e) {
-            rc = -1;
-            failure = std::string("handler threw: ") + e.what();
-        } catch (...) {
-            rc = -1;
-            failure = "handler threw a non-standard exception";
-        }
+        rc = callHandler(handler->descriptor, handler->state, &ie.ev, &resp, failure);
     }
 
     auto returnedAt = std::chrono::steady_clock::now();

@@ -80,13 +80,7 @@ long hostGet(wsgw_host *, const char *id, char *buf, size_t cap) {
     if (!id) return -1;
     auto [rc, json] = g_host->call(wire::CallOp::Get, id, {}, 0);
     if (rc < 0) return -1;
-    if (buf && cap > json.size()) {
-        std::memcpy(buf, json.data(), json.size());
-        buf[json.size()] = '\0';
-    } else if (buf && cap > 0) {
-        std::memcpy(buf, json.data(), cap);
-    }
-    return static_cast<long>(json.size());
+    return copyOut(json, buf, cap);
 }
 
 const char *hostEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) {
@@ -187,18 +181,8 @@ int runPluginHost(int argc, char **argv) {
             wsgw_response resp{};
             resp.size = sizeof resp;
             resp.status_code = 200;
-            int rc = 0;
             std::string failure;
-            try {
-                rc = desc->handle(state, &ev, &resp);
-                if (rc != 0) failure = "handler returned " + std::to_string(rc);
-            } catch (const std::exception &e) {
-                rc = -1;
-                failure = std::string("handler threw: ") + e.what();
-            } catch (...) {
-                rc = -1;
-                failure = "handler threw a non-standard exception";
-            }
+            int rc = callHandler(desc, state, &ev, &resp, failure);
             host.currentEvent = nullptr;
             wire::Writer w(wire::Kind::Result);
             w.u64(inv.seq).i64(rc).i64(resp.status_code)

@@ -172,6 +172,20 @@ std::string writePrivateCopy(const std::string &bytes, const std::string &plugin
 
 }  // namespace
 
+int callHandler(const wsgw_handler *descriptor, void *state, const wsgw_event *event, wsgw_response *response,
+                std::string &failure) {
+    try {
+        int rc = descriptor->handle(state, event, response);
+        if (rc != 0) failure = "handler returned " + std::to_string(rc);
+        return rc;
+    } catch (const std::exception &e) {
+        failure = std::string("handler threw: ") + e.what();
+    } catch (...) {
+        failure = "handler threw a non-standard exception";
+    }
+    return -1;
+}
+
 void removePrivateCopyDir() {
     std::lock_guard lock(g_copyDirMutex);
     if (!g_copyDir.empty()) rmdir(g_copyDir.c_str());

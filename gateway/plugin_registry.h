@@ -55,6 +55,11 @@ std::variant<const wsgw_handler *, std::string> openPluginLibrary(const std::str
 std::variant<std::shared_ptr<PluginSet>, std::string> loadPlugins(const ApiConfig &config, const std::string &handlersDir,
                                                                   HostContext *host, const PluginSet *previous = nullptr);
 
+// Calls the plugin's handle(); a non-zero return or an exception becomes rc != 0 with `failure` saying
+// which (an exception must never cross into the gateway's or the worker's own code).
+int callHandler(const wsgw_handler *descriptor, void *state, const wsgw_event *event, wsgw_response *response,
+                std::string &failure);
+
 // Removes the directory of private copies (they are unlinked once loaded; this is for the directory).
 void removePrivateCopyDir();
 
