@@ -17,6 +17,8 @@ namespace {
 
 constexpr size_t kAtomicWrite = 4096;  // PIPE_BUF: a write this small is never interleaved with a log line
 constexpr size_t kMaxPending = 8u << 20;  // beyond this (a stuck stdout), lines are dropped, not hoarded
+constexpr size_t kWakeAt = 256u << 10;    // producers wake the writer only for this much; else it polls
+constexpr auto kWriteInterval = std::chrono::milliseconds(10);
 
 void key(rapidjson::Writer<rapidjson::StringBuffer> &w, const char *k, std::string_view v) {
     w.Key(k);
@@ -84,20 +86,24 @@ AccessLog::~AccessLog() {
 void AccessLog::write(const AccessEntry &entry) {
     std::string line = accessLogLine(entry);
     line += '\n';
-    bool wasEmpty;
+    bool wake;
     {
         std::lock_guard lock(mutex_);
         if (pending_.size() + line.size() > kMaxPending) return;
-        wasEmpty = pending_.empty();
         pending_ += line;
         ++queued_;
+        // Waking the writer for every line would cost a context switch per message: it is woken for the
+        // first line after it went idle, then collects for 10 ms, or less when a lot has piled up.
+        bool wasEmpty = pending_.size() == line.size();
+        wake = (idle_ && wasEmpty) || (pending_.size() >= kWakeAt && pending_.size() - line.size() < kWakeAt);
     }
-    if (wasEmpty) wake_.notify_one();
+    if (wake) wake_.notify_one();
 }
 
 void AccessLog::flush() {
     std::unique_lock lock(mutex_);
     uint64_t target = queued_;
+    flushRequested_ = true;
     wake_.notify_one();
     flushed_.wait_for(lock, std::chrono::seconds(5), [&] { return written_ >= target || stopping_; });
 }
@@ -108,8 +114,18 @@ void AccessLog::writerLoop() {
         uint64_t upTo;
         {
             std::unique_lock lock(mutex_);
-            wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-            if (pending_.empty() && stopping_) return;
+            if (pending_.empty()) {
+                written_ = queued_;
+                flushed_.notify_all();
+                if (stopping_) return;
+                idle_ = true;  // nothing to do: sleep until a line comes (no timer ticks while idle)
+                wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+                idle_ = false;
+                continue;
+            }
+            // Let the batch grow for up to 10 ms: one write and one wake-up for many lines.
+            wake_.wait_for(lock, kWriteInterval, [&] { return stopping_ || flushRequested_ || pending_.size() >= kWakeAt; });
+            flushRequested_ = false;
             batch.swap(pending_);
             pending_.clear();
             upTo = queued_;

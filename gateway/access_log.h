@@ -49,6 +49,8 @@ private:
     std::string pending_;
     uint64_t written_ = 0, queued_ = 0;
     bool stopping_ = false;
+    bool flushRequested_ = false;
+    bool idle_ = false;
     std::thread writer_;
 };
 
