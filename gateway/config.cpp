@@ -69,7 +69,7 @@ std::string pointerText(const rapidjson::Pointer &p) {
 }
 
 const char *laterFeature(const std::string &name) {
-    static const char *names[] = {"authorizer", "throttle", "connectionThrottle", "proxy", "http"};
+    static const char *names[] = {"proxy", "http"};
     for (const char *n : names)
         if (name == n) return n;
     return nullptr;
@@ -124,6 +124,74 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
 
 }  // namespace
 
+RateSpec rateOf(const rapidjson::Value &v) {
+    RateSpec r;
+    r.rate = v["rate"].GetDouble();
+    r.burst = v.HasMember("burst") ? v["burst"].GetDouble() : std::max(1.0, r.rate);
+    return r;
+}
+
+std::string resolvePath(const std::string &baseDir, const std::string &p) {
+    if (p.empty() || p[0] == '/') return p;
+    return baseDir + "/" + p;
+}
+
+std::vector<std::string> stringsOf(const rapidjson::Value &v) {
+    std::vector<std::string> out;
+    if (v.IsString()) out.emplace_back(v.GetString(), v.GetStringLength());
+    else if (v.IsArray())
+        for (const auto &e : v.GetArray())
+            if (e.IsString()) out.emplace_back(e.GetString(), e.GetStringLength());
+    return out;
+}
+
+// The checks the schema cannot express: what each authorizer type needs, and the shape of "keys".
+std::string parseAuthorizer(const rapidjson::Value &v, const std::string &path, const std::string &baseDir, AuthorizerSpec &a) {
+    a.jsonPath = path;
+    a.type = v["type"].GetString();
+    if (v.HasMember("sources")) a.sources = stringsOf(v["sources"]);
+    auto has = [&](const char *name) { return v.HasMember(name); };
+    if (a.type == "apiKey") {
+        for (const char *jwtOnly : {"algorithms", "secret", "publicKeyFile", "jwksFile", "issuer", "audience", "clockSkewSeconds"})
+            if (has(jwtOnly)) return std::string("'") + jwtOnly + "' belongs to a jwt authorizer, not apiKey";
+        if (a.sources.empty()) a.sources = {"header:x-api-key", "query:apikey"};
+        if (has("keys")) {
+            size_t i = 0;
+            for (const auto &k : v["keys"].GetArray()) {
+                std::string where = "/keys/" + std::to_string(i++);
+                if (k.IsString() && k.GetStringLength()) {
+                    a.keys.emplace_back("", std::string(k.GetString(), k.GetStringLength()));
+                } else if (k.IsObject() && k.HasMember("key") && k["key"].IsString() && k["key"].GetStringLength() &&
+                           (!k.HasMember("id") || (k["id"].IsString() && k["id"].GetStringLength())) && k.MemberCount() <= 2 &&
+                           (k.MemberCount() == 1 || k.HasMember("id"))) {
+                    a.keys.emplace_back(k.HasMember("id") ? k["id"].GetString() : "", k["key"].GetString());
+                } else {
+                    return where.substr(1) + ": a key is a non-empty string or {\"id\": \"...\", \"key\": \"...\"}";
+                }
+            }
+        }
+        if (has("keyFile")) a.keyFile = resolvePath(baseDir, v["keyFile"].GetString());
+        if (a.keys.empty() && a.keyFile.empty()) return "an apiKey authorizer needs \"keys\" or a \"keyFile\"";
+    } else {
+        if (has("keys") || has("keyFile")) return "'keys' and 'keyFile' belong to an apiKey authorizer, not jwt";
+        if (a.sources.empty()) a.sources = {"header:Authorization", "query:access_token"};
+        if (!has("algorithms")) return "a jwt authorizer must list its \"algorithms\" (for example [\"RS256\"])";
+        a.algorithms = stringsOf(v["algorithms"]);
+        if (has("secret")) a.secret = v["secret"].GetString();
+        if (has("publicKeyFile")) a.publicKeyFile = resolvePath(baseDir, v["publicKeyFile"].GetString());
+        if (has("jwksFile")) a.jwksFile = resolvePath(baseDir, v["jwksFile"].GetString());
+        if (has("issuer")) a.issuer = v["issuer"].GetString();
+        if (has("audience")) a.audience = stringsOf(v["audience"]);
+        if (has("clockSkewSeconds")) a.clockSkewSeconds = v["clockSkewSeconds"].GetInt();
+        bool wantsSecret = std::find(a.algorithms.begin(), a.algorithms.end(), "HS256") != a.algorithms.end();
+        bool wantsPublic = a.algorithms.size() > (wantsSecret ? 1u : 0u);
+        if (wantsSecret && a.secret.empty()) return "HS256 needs a \"secret\"";
+        if (wantsPublic && a.publicKeyFile.empty() && a.jwksFile.empty())
+            return "RS256 and ES256 need a \"publicKeyFile\" or a \"jwksFile\"";
+    }
+    return {};
+}
+
 std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const std::string &sourceName) {
     auto error = [&](std::string path, std::string reason) { return ConfigError{sourceName, std::move(path), std::move(reason)}; };
     rapidjson::Document doc;
@@ -159,14 +227,23 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
 
     ApiConfig cfg;
     cfg.sourcePath = sourceName;
+    auto slash = sourceName.rfind('/');
+    std::string baseDir = slash == std::string::npos ? "." : sourceName.substr(0, slash == 0 ? 1 : slash);
     cfg.routeSelectionExpression = doc["routeSelectionExpression"].GetString();
     if (doc.HasMember("subprotocols"))
         for (const auto &p : doc["subprotocols"].GetArray()) cfg.subprotocols.emplace_back(p.GetString(), p.GetStringLength());
     if (doc.HasMember("limits")) {
         const auto &l = doc["limits"];
         if (l.HasMember("maxMessageBytes")) cfg.limits.maxMessageBytes = l["maxMessageBytes"].GetUint();
+        if (l.HasMember("maxFrameBytes")) cfg.limits.maxFrameBytes = l["maxFrameBytes"].GetUint();
         if (l.HasMember("handshakeTimeoutSeconds")) cfg.limits.handshakeTimeoutSeconds = l["handshakeTimeoutSeconds"].GetInt();
+        if (l.HasMember("idleTimeoutSeconds")) cfg.limits.idleTimeoutSeconds = l["idleTimeoutSeconds"].GetInt();
+        if (l.HasMember("maxConnectionSeconds")) cfg.limits.maxConnectionSeconds = l["maxConnectionSeconds"].GetInt();
+        if (l.HasMember("maxConnectionsPerIp")) cfg.limits.maxConnectionsPerIp = l["maxConnectionsPerIp"].GetUint();
+        if (l.HasMember("allowedOrigins"))
+            for (const auto &o : l["allowedOrigins"].GetArray()) cfg.limits.allowedOrigins.emplace_back(o.GetString(), o.GetStringLength());
     }
+    if (doc.HasMember("throttle")) cfg.throttle = rateOf(doc["throttle"]);
     if (doc.HasMember("handlers")) {
         for (auto &m : doc["handlers"].GetObject()) {
             HandlerSpec h;
@@ -197,9 +274,23 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
         RouteSpec r;
         r.key = key;
         r.jsonPath = path;
-        r.handler = m.value["handler"].GetString();
+        if (m.value.HasMember("handler")) r.handler = m.value["handler"].GetString();
         if (m.value.HasMember("routeResponse")) r.routeResponse = m.value["routeResponse"].GetBool();
         if (m.value.HasMember("timeoutMs")) r.timeoutMs = m.value["timeoutMs"].GetUint();
+        if (m.value.HasMember("throttle")) r.throttle = rateOf(m.value["throttle"]);
+        if (m.value.HasMember("connectionThrottle")) r.connectionThrottle = rateOf(m.value["connectionThrottle"]);
+        if (m.value.HasMember("authorizer")) {
+            if (key != "$connect")
+                return error(path + "/authorizer", "an authorizer runs when a connection opens: put it on \"$connect\"");
+            if (auto err = parseAuthorizer(m.value["authorizer"], path + "/authorizer", baseDir, r.authorizer); !err.empty())
+                return error(path + "/authorizer", err);
+        }
+        if (r.handler.empty()) {
+            if (key != "$connect" || r.authorizer.type.empty())
+                return error(path, "required property 'handler' is missing (only a $connect with an authorizer may go without one)");
+            cfg.routes[key] = std::move(r);
+            continue;
+        }
         if (!cfg.handlers.count(r.handler)) cfg.handlers[r.handler] = HandlerSpec{r.handler, r.handler, "{}"};
         cfg.routes[key] = std::move(r);
     }

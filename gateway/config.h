@@ -21,17 +21,45 @@ struct HandlerSpec {
     size_t maxWorkerMemoryMb = 0;  // 0: no limit
 };
 
+// A token bucket's settings: `rate` tokens a second, at most `burst` saved up.
+struct RateSpec {
+    double rate = 0;  // 0: no limit
+    double burst = 0;
+    bool enabled() const { return rate > 0; }
+};
+
+// A $connect authorizer (SPEC section 2 and 9). Paths are resolved against the directory of routes.json.
+struct AuthorizerSpec {
+    std::string type;  // "apiKey" or "jwt"; "" = none
+    std::vector<std::string> sources;  // "header:NAME" / "query:NAME", tried in order
+    std::vector<std::pair<std::string, std::string>> keys;  // apiKey: (id or "", key)
+    std::string keyFile;
+    std::vector<std::string> algorithms;  // jwt
+    std::string secret, publicKeyFile, jwksFile, issuer;
+    std::vector<std::string> audience;
+    int64_t clockSkewSeconds = 60;
+    std::string jsonPath;  // "/routes/$connect/authorizer", for messages
+};
+
 struct RouteSpec {
     std::string key;
-    std::string handler;
+    std::string handler;  // "" only for a $connect that has just an authorizer
     bool routeResponse = false;
     uint32_t timeoutMs = 29000;
+    RateSpec throttle, connectionThrottle;
+    AuthorizerSpec authorizer;  // $connect only
     std::string jsonPath;  // "/routes/<key>"
 };
 
+// AWS API Gateway's quotas are the defaults.
 struct Limits {
     size_t maxMessageBytes = 131072;
+    size_t maxFrameBytes = 32768;
     int handshakeTimeoutSeconds = 10;
+    int idleTimeoutSeconds = 600;
+    int maxConnectionSeconds = 7200;
+    size_t maxConnectionsPerIp = 0;  // 0: no limit
+    std::vector<std::string> allowedOrigins;  // empty: any
 };
 
 struct ApiConfig {
@@ -41,6 +69,7 @@ struct ApiConfig {
     std::map<std::string, HandlerSpec> handlers;  // every instance a route names, plus those listed in "handlers"
     std::map<std::string, RouteSpec> routes;
     Limits limits;
+    RateSpec throttle;  // every message of the API
 };
 
 struct ConfigError {

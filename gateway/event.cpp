@@ -50,6 +50,7 @@ void appendIdentity(std::string &out, const ConnectionInfo &c) {
     out += '{';
     stringField(out, "sourceIp", c.sourceIp);
     stringField(out, "userAgent", c.userAgent);
+    if (!c.apiKeyId.empty()) stringField(out, "apiKeyId", c.apiKeyId);
     closeObject(out);
     out += ',';
 }

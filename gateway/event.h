@@ -18,6 +18,9 @@ struct ConnectionInfo {  // immutable facts about a connection, captured at $con
     std::vector<std::pair<std::string, std::string>> headers;  // as received
     std::string rawQuery;        // without '?'; "" when the URL had none
     std::string authorizerJson;  // "" or a JSON object, added to every event
+    std::string apiKeyId;        // requestContext.identity.apiKeyId, when an apiKey authorizer admitted it
+    std::string authorizerType, principalId;  // who admitted it, for revocation on reload
+    int64_t authorizerExpiresAt = 0;          // epoch seconds (jwt exp): the connection closes with 1008 then
 };
 
 struct EventFields {

@@ -2,6 +2,9 @@
 
 #include "log.h"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <cstring>
 
 namespace wsgw {
@@ -153,10 +156,45 @@ const char *routeKeyOf(const Invocation &inv) {
 
 }  // namespace
 
+// The $connect authorizer, before any handler: false when it refused (the refusal is already sent).
+bool Invoker::authorizeConnect(Invocation &inv) {
+    ConnectionInfo &info = inv.connection->info;
+    AuthorizerOutcome outcome = inv.route->authorizer->authorize(info, nowEpochMs() / 1000);
+    if (!outcome.ok) {
+        RouteMetrics::add(inv.route->metrics->clientErrors);
+        rapidjson::StringBuffer buf;
+        rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+        w.StartObject();
+        w.Key("message");
+        w.String(outcome.reason);
+        w.EndObject();
+        control_.connectDecided(info.connectionId, outcome.status, std::string(buf.GetString(), buf.GetSize()));
+        logAccess(inv, "$connect", outcome.status, -1, outcome.reason);
+        return false;
+    }
+    // Written before the upgrade is accepted, so the table row and every event of the connection see it.
+    info.authorizerJson = std::move(outcome.contextJson);
+    info.apiKeyId = std::move(outcome.apiKeyId);
+    info.principalId = std::move(outcome.principalId);
+    info.authorizerType = inv.route->authorizer->type();
+    info.authorizerExpiresAt = outcome.expiresAt;
+    return true;
+}
+
 void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     const std::string &connectionId = inv.connection->info.connectionId;
     const char *routeKey = routeKeyOf(inv);
     PluginInstance *handler = inv.route->handler;
+    if (inv.type == WSGW_CONNECT && inv.route->authorizer) {
+        if (!authorizeConnect(inv)) return;
+        if (!handler) {  // an authorizer and no $connect handler: admitted
+            control_.connectDecided(connectionId, 0, {});
+            inv.route->metrics->latency.observeMicros(static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - inv.receivedAt).count()));
+            logAccess(inv, routeKey, 200, -1, {});
+            return;
+        }
+    }
 
     InvocationEvent ie;
     ie.ev.size = sizeof(wsgw_event);

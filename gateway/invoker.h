@@ -60,6 +60,7 @@ private:
     void run(WorkerSlot &slot, Invocation &inv);
     void watchdogLoop();
     void answerTimeout(WorkerSlot &slot);
+    bool authorizeConnect(Invocation &inv);
     void logAccess(const Invocation &inv, const char *routeKey, int status, int64_t integrationMs, std::string_view error);  // AWS's timeout frame, or 504 for a $connect
 
     ConnectionControl &control_;

@@ -4,6 +4,7 @@
 #include "handshake.h"
 #include "listen_socket.h"
 #include "log.h"
+#include "tls_terminator.h"
 
 #include <ev.h>
 #include <libwebsockets.h>
@@ -76,6 +77,7 @@ struct Session {
     ev_io io{};
     ev_timer handshakeTimer{};
     std::string head;
+    std::string peer;         // the client's address (a TLS connection arrives over a local socketpair)
     std::string subprotocol;  // chosen from the client's offers; lws is handed the head without them
     std::shared_ptr<LiveConnection> live;
     std::shared_ptr<Invoker::Lane> lane;
@@ -89,6 +91,11 @@ struct Session {
     std::string closeReason;
     bool rxTooBig = false;  // over the message limit: the rest of the message is read and dropped
     size_t rxDiscarded = 0;
+    bool inFrame = false;   // the last chunk lws delivered left part of its frame to come
+    std::string countedIp;  // the source address counted against maxConnectionsPerIp ("" if none)
+    double lastActivity = 0;  // loop time of the last message in or frame out, for the idle timeout
+    ev_timer idleTimer{}, lifetimeTimer{}, expiryTimer{};
+    std::unordered_map<std::string, TokenBucket> routeBuckets;  // connectionThrottle, by route key
     bool peerClosed = false;
     int peerCloseCode = 0;
     std::string peerCloseReason;
@@ -136,6 +143,8 @@ struct Listener::Impl {
     std::function<void()> onReloadRequest;
 
     std::string scratchKey;
+    std::unique_ptr<TlsTerminator> tls;  // wss://: accepted sockets go through it first
+    std::unordered_map<std::string, size_t> connectionsPerIp;  // only while maxConnectionsPerIp is set
     RouteMetrics *connectMetrics = host.metrics.route("$connect");
     RouteMetrics *defaultMetrics = host.metrics.route("$default");
 
@@ -165,16 +174,18 @@ struct Listener::Impl {
                     log::warn("accept failed", {log::Field("error", std::strerror(errno))});
                 return;
             }
-            impl->beginHandshake(fd);
+            if (impl->tls) impl->tls->adopt(fd, peerAddress(fd));
+            else impl->beginHandshake(fd, peerAddress(fd));
         }
     }
 
-    void beginHandshake(int fd) {
+    void beginHandshake(int fd, const std::string &peer) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto s = std::make_unique<Session>();
         s->owner = this;
         s->fd = fd;
+        s->peer = peer;
         s->id = newConnectionId();
         Session *raw = s.get();
         ev_io_init(&raw->io, onHeadReadable, fd, EV_READ);
@@ -185,6 +196,16 @@ struct Listener::Impl {
         raw->handshakeTimer.data = raw;
         ev_timer_start(loop, &raw->handshakeTimer);
         sessions.emplace(raw->id, std::move(s));
+    }
+
+    // A refusal the gateway makes itself (no handler runs): counted, logged and sent.
+    void refuseUpgrade(Session *s, int status, const std::string &reason) {
+        std::string response = renderHttpRefusal(status, reason);
+        const std::string &sourceIp = s->peer;
+        log::info("upgrade refused", {log::Field("status", status), log::Field("reason", reason), log::Field("sourceIp", sourceIp)});
+        RouteMetrics::add(connectMetrics->clientErrors);
+        logGatewayAnswer("CONNECT", s->id, "$connect", status, sourceIp, {}, reason);
+        dropUnaccepted(s, &response);
     }
 
     void stopHandshakeWatchers(Session *s) {
@@ -202,7 +223,15 @@ struct Listener::Impl {
             s->fd = -1;
         }
         if (s->live) registry.remove(s->id);
+        releaseIp(s);
         sessions.erase(s->id);
+    }
+
+    void releaseIp(Session *s) {
+        if (s->countedIp.empty()) return;
+        auto it = connectionsPerIp.find(s->countedIp);
+        if (it != connectionsPerIp.end() && --it->second == 0) connectionsPerIp.erase(it);
+        s->countedIp.clear();
     }
 
     static void onHandshakeTimeout(struct ev_loop *, ev_timer *w, int) {
@@ -229,7 +258,7 @@ struct Listener::Impl {
         if (parsed.result == HeadResult::NeedMore) return;
         if (parsed.result == HeadResult::Refuse) {
             std::string response = renderHttpRefusal(parsed.refusal.status, parsed.refusal.reason, parsed.refusal.extraHeaders);
-            std::string sourceIp = peerAddress(s->fd);
+            const std::string &sourceIp = s->peer;
             log::info("upgrade refused", {log::Field("status", parsed.refusal.status), log::Field("reason", parsed.refusal.reason),
                                           log::Field("sourceIp", sourceIp)});
             RouteMetrics::add(connectMetrics->clientErrors);
@@ -241,6 +270,28 @@ struct Listener::Impl {
             std::string response = renderHttpRefusal(503, "the gateway is shutting down: reconnect shortly");
             dropUnaccepted(s, &response);
             return;
+        }
+        if (table) {
+            const Limits &limits = table->config.limits;
+            const std::string *origin = parsed.request.header("Origin");
+            if (origin && !limits.allowedOrigins.empty() &&
+                std::find(limits.allowedOrigins.begin(), limits.allowedOrigins.end(), *origin) == limits.allowedOrigins.end() &&
+                std::find(limits.allowedOrigins.begin(), limits.allowedOrigins.end(), "*") == limits.allowedOrigins.end()) {
+                refuseUpgrade(s, 403, "Origin " + *origin + " is not allowed: limits.allowedOrigins lists the pages that may connect");
+                return;
+            }
+            if (limits.maxConnectionsPerIp) {
+                const std::string &ip = s->peer;
+                size_t &count = connectionsPerIp[ip];
+                if (count >= limits.maxConnectionsPerIp) {
+                    if (count == 0) connectionsPerIp.erase(ip);
+                    refuseUpgrade(s, 429, "Too Many Requests: " + ip + " already has " + std::to_string(limits.maxConnectionsPerIp) +
+                                              " connections (limits.maxConnectionsPerIp)");
+                    return;
+                }
+                ++count;
+                s->countedIp = ip;
+            }
         }
         if (parsed.request.header("Sec-WebSocket-Protocol")) {
             // lws would match offers against its own protocol list; the API's list lives in routes.json,
@@ -271,7 +322,7 @@ struct Listener::Impl {
         ConnectionInfo &info = live->info;
         info.connectionId = s->id;
         info.connectedAtMs = nowEpochMs();
-        info.sourceIp = peerAddress(s->fd);
+        info.sourceIp = s->peer;
         if (const std::string *ua = req.header("User-Agent")) info.userAgent = *ua;
         if (const std::string *h = req.header("Host")) {
             // The domain name AWS reports has no port.
@@ -411,6 +462,7 @@ struct Listener::Impl {
         row.authorizerJson = s->live->info.authorizerJson;
         store.insert(std::move(row));
         log::debug("connected", {log::Field("connectionId", s->id), log::Field("sourceIp", s->live->info.sourceIp)});
+        startTimers(s);
         if (draining) requestClose(s, 1001, "Going away");
         else if (!s->out.empty()) lws_callback_on_writable(wsi);
     }
@@ -421,7 +473,17 @@ struct Listener::Impl {
             s->rx.clear();
             s->rxBinary = lws_frame_is_binary(wsi) != 0;
         }
-        bool messageEnds = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+        size_t frameLeft = lws_remaining_packet_payload(wsi);
+        bool frameStarts = !s->inFrame;
+        s->inFrame = frameLeft != 0;
+        bool messageEnds = lws_is_final_fragment(wsi) && frameLeft == 0;
+        if (frameStarts && !s->rxTooBig && table && len + frameLeft > table->config.limits.maxFrameBytes) {
+            // Over the frame limit on the wire (AWS: 32 KiB): the same 1009 as an oversized message.
+            s->rxTooBig = true;
+            s->rxDiscarded = len;
+            std::string().swap(s->rx);
+            return messageEnds ? closeTooBig(s, wsi) : 0;
+        }
         if (s->rxTooBig) {
             s->rxDiscarded += len;
             return messageEnds || s->rxDiscarded > kMaxDiscardBytes ? closeTooBig(s, wsi) : 0;
@@ -478,6 +540,18 @@ struct Listener::Impl {
         }
         const CompiledRoute *route = table ? table->route(s->rx, s->rxBinary, scratchKey) : nullptr;
         std::string requestId = newRequestId();
+        s->lastActivity = ev_now(loop);
+        if (table && !withinThrottles(s, route)) {
+            RouteMetrics *m = route ? route->metrics : defaultMetrics;
+            queueFrame(s, withHeadroom(awsErrorFrame("Too Many Requests", s->id, requestId)), false);
+            s->rx.clear();
+            RouteMetrics::add(m->messagesIn);
+            RouteMetrics::add(m->clientErrors);
+            RouteMetrics::add(m->messagesOut);
+            logGatewayAnswer("MESSAGE", s->id, route ? std::string_view(route->key) : std::string_view("$default"), 429,
+                             s->live->info.sourceIp, s->live->info.userAgent, "Too Many Requests", requestId);
+            return;
+        }
         if (!route) {
             queueFrame(s, withHeadroom(awsErrorFrame("Forbidden", s->id, requestId)), false);
             s->rx.clear();
@@ -503,8 +577,74 @@ struct Listener::Impl {
         invoker().submit(s->lane, std::move(inv));
     }
 
+    // The API's, the route's and this connection's token buckets, in that order; false: over a limit.
+    bool withinThrottles(Session *s, const CompiledRoute *route) {
+        double now = ev_now(loop);
+        if (!table->throttle.take(now)) return false;
+        if (!route) return true;
+        if (!route->throttle.take(now)) return false;
+        if (!route->connectionThrottle.enabled()) return true;
+        auto it = s->routeBuckets.find(route->key);
+        if (it == s->routeBuckets.end()) it = s->routeBuckets.emplace(route->key, TokenBucket(route->connectionThrottle)).first;
+        return it->second.take(now);
+    }
+
+    // Idle timeout and lifetime (AWS: 10 minutes, 2 hours; both close with 1001) and a JWT's expiry (1008).
+    void startTimers(Session *s) {
+        s->lastActivity = ev_now(loop);
+        if (!table) return;
+        const Limits &limits = table->config.limits;
+        ev_timer_init(&s->idleTimer, onIdleTimer, limits.idleTimeoutSeconds, 0.);
+        s->idleTimer.data = s;
+        ev_timer_start(loop, &s->idleTimer);
+        double lived = static_cast<double>(nowEpochMs() - s->live->info.connectedAtMs) / 1000.0;
+        ev_timer_init(&s->lifetimeTimer, onLifetimeTimer, std::max(0.0, limits.maxConnectionSeconds - lived), 0.);
+        s->lifetimeTimer.data = s;
+        ev_timer_start(loop, &s->lifetimeTimer);
+        if (int64_t exp = s->live->info.authorizerExpiresAt) {
+            double left = static_cast<double>(exp * 1000 - nowEpochMs()) / 1000.0;
+            ev_timer_init(&s->expiryTimer, onExpiryTimer, std::max(0.0, left), 0.);
+            s->expiryTimer.data = s;
+            ev_timer_start(loop, &s->expiryTimer);
+        }
+    }
+
+    void stopTimers(Session *s) {
+        ev_timer_stop(loop, &s->idleTimer);
+        ev_timer_stop(loop, &s->lifetimeTimer);
+        ev_timer_stop(loop, &s->expiryTimer);
+    }
+
+    // Re-armed for what is left instead of restarted on every message: a message costs one store.
+    static void onIdleTimer(struct ev_loop *l, ev_timer *w, int) {
+        auto *s = static_cast<Session *>(w->data);
+        Impl *impl = s->owner;
+        double limit = impl->table ? impl->table->config.limits.idleTimeoutSeconds : 600;
+        double idle = ev_now(l) - s->lastActivity;
+        if (idle >= limit - 0.001) {
+            log::info("idle timeout", {log::Field("connectionId", s->id)});
+            impl->requestClose(s, 1001, "Going away");
+            return;
+        }
+        ev_timer_set(w, limit - idle, 0.);
+        ev_timer_start(l, w);
+    }
+
+    static void onLifetimeTimer(struct ev_loop *, ev_timer *w, int) {
+        auto *s = static_cast<Session *>(w->data);
+        log::info("connection lifetime reached", {log::Field("connectionId", s->id)});
+        s->owner->requestClose(s, 1001, "Going away");
+    }
+
+    static void onExpiryTimer(struct ev_loop *, ev_timer *w, int) {
+        auto *s = static_cast<Session *>(w->data);
+        log::info("credential expired", {log::Field("connectionId", s->id)});
+        s->owner->requestClose(s, 1008, "Token expired");
+    }
+
     void queueFrame(Session *s, std::string bytes, bool binary) {
         if (s->closeRequested) return;
+        s->lastActivity = ev_now(loop);
         s->out.push_back(OutFrame{std::move(bytes), binary});
         if (s->state == Session::State::Open && s->out.size() == 1) lws_callback_on_writable(s->wsi);
     }
@@ -552,6 +692,8 @@ struct Listener::Impl {
     void finish(Session *s) {
         if (s->state == Session::State::Finished) return;
         s->state = Session::State::Finished;
+        stopTimers(s);
+        releaseIp(s);
         if (adopting == s) adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
         registry.remove(s->id);
         store.remove(s->id);
@@ -679,6 +821,7 @@ Listener::Listener(ListenerSettings settings, ConnectionRegistry &registry, Conn
 
 Listener::~Listener() {
     if (impl_->context) lws_context_destroy(impl_->context);
+    impl_->tls.reset();  // its relays' watchers live on the loop
     if (impl_->listenFd >= 0) ::close(impl_->listenFd);
     if (impl_->loop) ev_loop_destroy(impl_->loop);
 }
@@ -712,6 +855,8 @@ void Listener::setRouteTable(std::shared_ptr<const RouteTable> table) {
 
 std::string Listener::boundAddress() const { return impl_->boundAddress; }
 
+bool Listener::tlsEnabled() const { return impl_->tls != nullptr; }
+
 bool Listener::accepting() const { return impl_->listenFd >= 0 && !impl_->draining; }
 
 struct ev_loop *Listener::loop() const { return impl_->loop; }
@@ -725,6 +870,13 @@ std::string Listener::start() {
     std::string error;
     m.listenFd = openListeningSocket(m.settings.listen, "--listen", &m.boundAddress, &error);
     if (m.listenFd < 0) return error;
+
+    if (!m.settings.tlsCert.empty()) {
+        auto made = TlsTerminator::create(m.loop, m.settings.tlsCert, m.settings.tlsKey,
+                                          [&m](int fd, const std::string &peer) { m.beginHandshake(fd, peer); });
+        if (auto *err = std::get_if<std::string>(&made)) return "--tls-cert/--tls-key: " + *err;
+        m.tls = std::move(std::get<std::unique_ptr<TlsTerminator>>(made));
+    }
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lwsLogEmit);
     static const lws_protocols protocols[] = {

@@ -26,6 +26,7 @@ struct ListenerSettings {
     HostPort listen;
     std::string nodeId;
     int drainSeconds = 10;
+    std::string tlsCert, tlsKey;  // both set: wss://
 };
 
 class Listener final : public ConnectionControl {
@@ -39,6 +40,7 @@ public:
     std::string start();
     std::string boundAddress() const;
     bool accepting() const;  // bound and not draining; network thread only
+    bool tlsEnabled() const;  // wss://
     struct ev_loop *loop() const;  // the network thread's loop, for other listeners that share the thread
     void setInvoker(Invoker *invoker) { invoker_ = invoker; }
     void setRouteTable(std::shared_ptr<const RouteTable> table);  // before run() and after it returns

@@ -125,6 +125,8 @@ std::string infoJson(const wsgw::Listener &listener, const wsgw::Options &opt, c
     w.String(lws_get_library_version());
     w.Key("node");
     w.String(opt.nodeId);
+    w.Key("publicScheme");
+    w.String(listener.tlsEnabled() ? "wss" : "ws");
     w.Key("publicAddress");
     w.String(address);
     w.Key("publicHost");
@@ -183,7 +185,7 @@ int main(int argc, char **argv) {
         hostContext.accessLog = accessLog.get();
     }
 
-    wsgw::ListenerSettings settings{std::get<wsgw::HostPort>(listen), opt.nodeId, opt.drainSeconds};
+    wsgw::ListenerSettings settings{std::get<wsgw::HostPort>(listen), opt.nodeId, opt.drainSeconds, opt.tlsCert, opt.tlsKey};
     auto listener = std::make_unique<wsgw::Listener>(settings, registry, *store, hostContext);
     hostContext.control = listener.get();
     unsigned workers = opt.workers > 0 ? static_cast<unsigned>(opt.workers)
@@ -210,6 +212,7 @@ int main(int argc, char **argv) {
         }
         management = std::make_unique<wsgw::ManagementApi>(std::get<wsgw::HostPort>(hp), std::move(credentials), hostContext,
                                                              opt.managementRate);
+        if (!opt.managementTlsCert.empty()) management->setTls(opt.managementTlsCert, opt.managementTlsKey);
         if (std::string err = management->start(listener->loop()); !err.empty()) return fail(err);
     }
     std::string handlerNames;

@@ -1,5 +1,7 @@
 #include "management_api.h"
 
+#include "tls_terminator.h"
+
 #include "connection_id.h"
 #include "event.h"
 #include "http_request.h"
@@ -152,6 +154,8 @@ struct ManagementApi::Impl {
 
     int rate = 0;
     OperationsHooks ops;
+    std::string tlsCert, tlsKey;
+    std::unique_ptr<TlsTerminator> tls;
     double tokens = 0;
     ev_tstamp refilledAt = 0;
 
@@ -177,10 +181,18 @@ struct ManagementApi::Impl {
             if (fd < 0) return;
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (m->tls) m->tls->adopt(fd, peerAddress(fd));
+            else m->serve(fd, peerAddress(fd));
+        }
+    }
+
+    void serve(int fd, const std::string &peer) {
+        Impl *m = this;
+        {
             auto c = std::make_unique<HttpConnection>();
             c->owner = m;
             c->fd = fd;
-            c->peer = peerAddress(fd);
+            c->peer = peer;
             ev_io_init(&c->readWatcher, onReadable, fd, EV_READ);
             c->readWatcher.data = c.get();
             ev_io_init(&c->writeWatcher, onWritable, fd, EV_WRITE);
@@ -514,6 +526,11 @@ std::string ManagementApi::start(struct ev_loop *loop) {
     std::string error;
     m.listenFd = openListeningSocket(m.listen, "--management-listen", &m.boundAddress, &error);
     if (m.listenFd < 0) return error;
+    if (!m.tlsCert.empty()) {
+        auto made = TlsTerminator::create(loop, m.tlsCert, m.tlsKey, [&m](int fd, const std::string &peer) { m.serve(fd, peer); });
+        if (auto *err = std::get_if<std::string>(&made)) return "--management-tls-cert/--management-tls-key: " + *err;
+        m.tls = std::move(std::get<std::unique_ptr<TlsTerminator>>(made));
+    }
     ev_io_init(&m.acceptWatcher, Impl::onAccept, m.listenFd, EV_READ);
     m.acceptWatcher.data = &m;
     ev_io_start(loop, &m.acceptWatcher);
@@ -523,6 +540,11 @@ std::string ManagementApi::start(struct ev_loop *loop) {
 std::string ManagementApi::boundAddress() const { return impl_->boundAddress; }
 
 void ManagementApi::setOperationsHooks(OperationsHooks hooks) { impl_->ops = std::move(hooks); }
+
+void ManagementApi::setTls(std::string certFile, std::string keyFile) {
+    impl_->tlsCert = std::move(certFile);
+    impl_->tlsKey = std::move(keyFile);
+}
 
 void ManagementApi::stop() {
     Impl &m = *impl_;
@@ -535,6 +557,7 @@ void ManagementApi::stop() {
     std::vector<HttpConnection *> all;
     for (auto &[p, c] : m.connections) all.push_back(p);
     for (auto *c : all) m.closeConnection(c);
+    m.tls.reset();
     m.loop = nullptr;
 }
 

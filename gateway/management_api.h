@@ -53,6 +53,8 @@ public:
     // Operations endpoints beside @connections: /healthz and /readyz (no credentials, for probes),
     // /console (the page; it sends the credentials it is given), /metrics, /@routes and /@info.
     void setOperationsHooks(OperationsHooks hooks);
+    // Before start(): serve https:// with this PEM certificate chain and key.
+    void setTls(std::string certFile, std::string keyFile);
     std::string boundAddress() const;
     // Stops accepting and closes every management connection (drain).
     void stop();

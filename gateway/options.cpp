@@ -29,6 +29,10 @@ constexpr FlagSpec kFlags[] = {
     {"--log-level", "WSGW_LOG_LEVEL", "LEVEL debug|info|warn|error (default info)"},
     {"--drain-seconds", "WSGW_DRAIN_SECONDS", "N     how long SIGTERM waits for connections and handlers (default 10)"},
     {"--access-log", "WSGW_ACCESS_LOG", "off|stdout|FILE  one JSON line per connect, message and disconnect (default stdout)"},
+    {"--tls-cert", "WSGW_TLS_CERT", "FILE  PEM certificate chain: the public listener speaks wss:// (with --tls-key)"},
+    {"--tls-key", "WSGW_TLS_KEY", "FILE  PEM private key of --tls-cert"},
+    {"--management-tls-cert", "WSGW_MANAGEMENT_TLS_CERT", "FILE  PEM certificate chain: the management API speaks https://"},
+    {"--management-tls-key", "WSGW_MANAGEMENT_TLS_KEY", "FILE  PEM private key of --management-tls-cert"},
 };
 
 bool parseInt(const std::string &s, int lo, int hi, int &out) {
@@ -68,6 +72,14 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
         if (value != "debug" && value != "info" && value != "warn" && value != "error")
             return "--log-level: expected debug, info, warn or error, got '" + value + "'";
         o.logLevel = value;
+    } else if (flag == "--tls-cert") {
+        o.tlsCert = value;
+    } else if (flag == "--tls-key") {
+        o.tlsKey = value;
+    } else if (flag == "--management-tls-cert") {
+        o.managementTlsCert = value;
+    } else if (flag == "--management-tls-key") {
+        o.managementTlsKey = value;
     } else if (flag == "--access-log") {
         if (value.empty()) return "--access-log: give off, stdout or a file path";
         o.accessLog = value;
@@ -141,6 +153,9 @@ std::variant<Options, std::string> parseOptions(int argc, const char *const *arg
         if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "local");
         o.nodeId = host;
     }
+    if (o.tlsCert.empty() != o.tlsKey.empty()) return "--tls-cert and --tls-key go together: give both (PEM files) or neither";
+    if (o.managementTlsCert.empty() != o.managementTlsKey.empty())
+        return "--management-tls-cert and --management-tls-key go together: give both (PEM files) or neither";
     return o;
 }
 

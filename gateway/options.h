@@ -20,6 +20,8 @@ struct Options {
     int workers = 0;                  // 0: 2 x cores, at least 4
     int drainSeconds = 10;
     std::string accessLog = "stdout";  // "off", "stdout" or a file path
+    std::string tlsCert, tlsKey;                      // wss:// on the public listener
+    std::string managementTlsCert, managementTlsKey;  // https:// on the management listener
     bool help = false;
     bool version = false;
 };

@@ -11,6 +11,8 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <set>
+
 namespace wsgw {
 
 namespace {
@@ -40,6 +42,7 @@ RouteReloader::~RouteReloader() {
 }
 
 std::string RouteReloader::start() {
+    if (current_) noteAuthorizerFiles(*current_);
     wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wakeFd_ < 0) return std::string("eventfd: ") + std::strerror(errno);
     std::string problem;
@@ -106,7 +109,7 @@ void RouteReloader::loop() {
                 for (char *p = buf; p < buf + len;) {
                     auto *ev = reinterpret_cast<inotify_event *>(p);
                     std::string name = ev->len ? std::string(ev->name) : std::string();
-                    bool relevant = (ev->wd == routesWatch_ && name == routesName_) ||
+                    bool relevant = (ev->wd == routesWatch_ && (name == routesName_ || watchedFiles_.count(name))) ||
                                     (ev->wd == handlersWatch_ && endsWith(name, ".so"));
                     if (relevant) {
                         pending = true;
@@ -122,6 +125,36 @@ void RouteReloader::loop() {
             reload("file change");
         }
     }
+}
+
+// Key files, public keys and JWKS files beside routes.json are watched with it: editing keys.txt reloads.
+void RouteReloader::noteAuthorizerFiles(const RouteTable &table) {
+    std::set<std::string> names;
+    for (const auto &[key, route] : table.config.routes) {
+        (void)key;
+        for (const std::string *p : {&route.authorizer.keyFile, &route.authorizer.publicKeyFile, &route.authorizer.jwksFile}) {
+            auto slash = p->rfind('/');
+            std::string dir = slash == std::string::npos ? "." : p->substr(0, slash);
+            if (!p->empty() && dir == routesDir_) names.insert(p->substr(slash + 1));
+        }
+    }
+    watchedFiles_ = std::move(names);  // read by the watcher loop, which is this thread
+}
+
+size_t RouteReloader::revokeWithdrawnCredentials(const RouteTable &table) {
+    const Authorizer *authorizer = table.connect ? table.connect->authorizer.get() : nullptr;
+    if (!authorizer) return 0;  // the API is open now: nobody is shut out by the change
+    std::vector<std::string> revoke;
+    host_.registry->forEach([&](const std::shared_ptr<LiveConnection> &c) {
+        const ConnectionInfo &info = c->info;
+        if (!c->upgraded.load() || info.authorizerType.empty()) return;
+        if (!authorizer->stillAccepts(info.authorizerType, info.principalId)) revoke.push_back(info.connectionId);
+    });
+    for (const auto &id : revoke) {
+        log::info("credential revoked by reload; closing", {log::Field("connectionId", id)});
+        host_.control->closeConnection(id, 1008, "API key revoked");
+    }
+    return revoke.size();
 }
 
 bool RouteReloader::reload(const char *cause) {
@@ -151,10 +184,13 @@ bool RouteReloader::reload(const char *cause) {
         std::lock_guard lock(mutex_);
         current_ = table;
     }
+    noteAuthorizerFiles(*table);
     reloads_.fetch_add(1);
+    size_t revoked = revokeWithdrawnCredentials(*table);
     auto us = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count());
     log::info("route table reloaded", {log::Field("cause", cause), log::Field("loaded", loaded), log::Field("kept", kept),
                                        log::Field("routes", static_cast<uint64_t>(table->routes.size())),
+                                       log::Field("revoked", static_cast<uint64_t>(revoked)),
                                        log::Field("reloadUs", us)});
     // `replaced` and `previous` go here, off the network thread: a plugin no table uses any more shuts
     // down now, or when its last running invocation ends.

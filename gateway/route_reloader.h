@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <set>
 #include <thread>
 
 namespace wsgw {
@@ -37,6 +38,9 @@ public:
 private:
     void loop();
     bool reload(const char *cause);
+    // Apigee's revocation: connections admitted with a key the new table no longer accepts close with 1008.
+    size_t revokeWithdrawnCredentials(const RouteTable &table);
+    void noteAuthorizerFiles(const RouteTable &table);
 
     std::string routesPath_, handlersDir_, routesDir_, routesName_;
     HostContext &host_;
@@ -48,6 +52,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<uint64_t> reloads_{0}, failures_{0};
     std::thread thread_;
+    std::set<std::string> watchedFiles_;  // authorizer files in the routes.json directory
 };
 
 }  // namespace wsgw

@@ -23,7 +23,8 @@ std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(Api
 
     auto table = std::make_shared<RouteTable>(RouteTable{std::move(config), std::move(*selector),
                                                          std::get<std::shared_ptr<PluginSet>>(plugins), {}, nullptr,
-                                                         nullptr, nullptr});
+                                                         nullptr, nullptr, TokenBucket{}});
+    table->throttle = TokenBucket(table->config.throttle);
     for (const auto &[key, spec] : table->config.routes) {
         CompiledRoute r;
         r.key = key;
@@ -31,6 +32,17 @@ std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(Api
         r.routeResponse = spec.routeResponse;
         r.timeoutMs = spec.timeoutMs;
         r.metrics = host->metrics.route(key);
+        r.throttle = TokenBucket(spec.throttle);
+        r.connectionThrottle = spec.connectionThrottle;
+        if (!spec.authorizer.type.empty()) {
+            auto built = Authorizer::build(spec.authorizer, table->config.sourcePath);
+            if (auto *err = std::get_if<std::string>(&built)) return *err;
+            r.authorizer = std::move(std::get<std::unique_ptr<Authorizer>>(built));
+        }
+        if (spec.handler.empty()) {  // a $connect with only an authorizer
+            table->routes.emplace(key, std::move(r));
+            continue;
+        }
         if (!r.handler) {
             return table->config.sourcePath + ": /routes/" + key + "/handler: handler '" + spec.handler +
                    "' was not loaded";

@@ -3,7 +3,9 @@
 // invocations keep the table (and so its plugins) alive until they finish.
 #pragma once
 
+#include "auth/authorizer.h"
 #include "config.h"
+#include "throttle.h"
 #include "plugin_registry.h"
 #include "route_selector.h"
 
@@ -20,6 +22,9 @@ struct CompiledRoute {
     bool routeResponse = false;
     uint32_t timeoutMs = 29000;
     RouteMetrics *metrics = nullptr;  // never null in a built table
+    std::shared_ptr<const Authorizer> authorizer;  // $connect only
+    mutable TokenBucket throttle;  // this route over all connections; the network thread's
+    RateSpec connectionThrottle;   // a bucket per connection, kept by the listener
 };
 
 struct RouteTable {
@@ -30,6 +35,7 @@ struct RouteTable {
     const CompiledRoute *connect = nullptr;
     const CompiledRoute *disconnect = nullptr;
     const CompiledRoute *fallback = nullptr;  // $default
+    mutable TokenBucket throttle;             // every message of the API; the network thread's
 
     // The route for one message: its selected key's route, else $default, else nullptr (AWS: Forbidden).
     const CompiledRoute *route(std::string_view body, bool isBinary, std::string &scratchKey) const;

@@ -66,7 +66,11 @@ TEST_SUITE("config") {
         Case cases[] = {
             {R"({"routes":{"a":{"handler":"a"}}})", "", "routeSelectionExpression"},
             {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","routeResponse":"yes"}}})", "/routes/a/routeResponse", "expected boolean"},
-            {R"({"routeSelectionExpression":"x","authorizer":{},"routes":{"a":{"handler":"a"}}})", "/authorizer", "not supported by this version"},
+            {R"({"routeSelectionExpression":"x","proxy":{},"routes":{"a":{"handler":"a"}}})", "/proxy", "not supported by this version"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","authorizer":{"type":"apiKey","keys":["k"]}}}})", "/routes/a/authorizer", "put it on \"$connect\""},
+            {R"({"routeSelectionExpression":"x","routes":{"$connect":{"authorizer":{"type":"jwt","secret":"s"}}}})", "/routes/$connect/authorizer", "must list its \"algorithms\""},
+            {R"({"routeSelectionExpression":"x","routes":{"$connect":{"authorizer":{"type":"apiKey"}}}})", "/routes/$connect/authorizer", "needs \"keys\" or a \"keyFile\""},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","throttle":{"burst":3}}}})", "/routes/a/throttle", "'rate' is missing"},
             {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","bogus":1}}})", "/routes/a/bogus", "unknown property 'bogus'"},
             {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","timeoutMs":10}}})", "/routes/a/timeoutMs", ">= 50"},
             {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","timeoutMs":30000}}})", "/routes/a/timeoutMs", "<= 29000"},

@@ -1,0 +1,110 @@
+// TLS: wss:// on the public listener and https:// on the management listener, with a certificate this test
+// generates (openssl req). The same rules hold as over plain TCP: $connect refusals keep their status, a
+// message over the limit still closes with 1009, a large message crosses intact, and the management API
+// pushes to a wss:// connection. A plain-text client on the TLS port and a bad certificate file fail cleanly.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+import { Client, Gateway, makeTempDir, openExpectingRefusal, probeRoutes, runExpectingExit, whoami, withTimeout } from './harness.mjs';
+
+let gw;
+let cert;
+let dir;
+
+function httpsRequest(url, { method = 'GET', body } = {}) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const req = https.request(url, { method, ca: cert, servername: 'localhost' }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  }), 5000, `${method} ${url}`);
+}
+
+before(async () => {
+  dir = makeTempDir('wsgw-tls-');
+  const keyFile = path.join(dir, 'key.pem');
+  const certFile = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  cert = fs.readFileSync(certFile);
+  gw = await Gateway.start({
+    dir,
+    routes: probeRoutes({ routes: ['whoami'] }),
+    plugins: ['probe'],
+    extraArgs: ['--tls-cert', certFile, '--tls-key', keyFile, '--management-tls-cert', certFile, '--management-tls-key', keyFile],
+  });
+});
+
+after(async () => {
+  await gw?.stop();
+});
+
+const wss = () => `wss://127.0.0.1:${gw.port}`;
+
+test('wss:// with the generated certificate: echo, a 120 KB message in 30 KB frames intact, and 1009 over the limit', async () => {
+  const c = await Client.open(wss(), { ca: cert });
+  assert.equal(await c.request('over tls'), 'over tls');
+  const body = Array.from({ length: 120 * 1024 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+  for (let i = 0; i < 4; i++) c.ws.send(body.slice(i * 30720, (i + 1) * 30720), { fin: i === 3 });
+  assert.equal(await c.nextText(), body, 'many TLS records, one message, every byte in order');
+  const big = await Client.open(`${wss()}/`, { ca: cert });
+  big.send('x'.repeat(200 * 1024));
+  assert.equal((await big.waitClosed()).code, 1009);
+  await c.close();
+});
+
+test('a client that does not trust the certificate cannot connect; a plain-text client on the TLS port is dropped', async () => {
+  await assert.rejects(Client.open(wss(), {}, 3000), /self[- ]signed|certificate/i);
+  const sock = net.connect({ host: '127.0.0.1', port: gw.port });
+  sock.on('error', () => {}); // a reset is one way of being dropped
+  await new Promise((resolve) => sock.once('connect', resolve));
+  sock.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  await withTimeout(new Promise((resolve) => sock.once('close', resolve)), 5000, 'the gateway to drop the plain-text client');
+  const c = await Client.open(wss(), { ca: cert });
+  assert.equal(await c.request('still fine'), 'still fine');
+  await c.close();
+});
+
+test('$connect refusals keep their status over TLS, and the event sees the real client address', async () => {
+  const refused = await openExpectingRefusal(`${wss()}/?status=403`, { ca: cert });
+  assert.equal(refused.status, 403);
+  const c = await Client.open(wss(), { ca: cert });
+  const id = await whoami(c);
+  const connect = gw.events().find((e) => e.requestContext.connectionId === id && e.requestContext.eventType === 'CONNECT');
+  assert.equal(connect.requestContext.identity.sourceIp, '127.0.0.1');
+  await c.close();
+});
+
+test('the management API over https:// pushes to a wss:// connection and reads it', async () => {
+  const c = await Client.open(wss(), { ca: cert });
+  const id = await whoami(c);
+  assert.ok(gw.managementUrl);
+  const base = gw.managementUrl.replace('http://', 'https://');
+  const posted = await httpsRequest(`${base}/@connections/${id}`, { method: 'POST', body: 'pushed over https' });
+  assert.equal(posted.status, 200);
+  assert.equal(await c.nextText(), 'pushed over https');
+  const got = await httpsRequest(`${base}/@connections/${id}`);
+  assert.equal(JSON.parse(got.text).identity.sourceIp, '127.0.0.1');
+  const health = await httpsRequest(`${base}/healthz`);
+  assert.equal(health.status, 200);
+  await c.close();
+});
+
+test('a TLS key that does not match its certificate refuses the start, naming the files', async () => {
+  const otherKey = path.join(dir, 'other-key.pem');
+  execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey], { stdio: 'ignore' });
+  const res = await runExpectingExit({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', otherKey] });
+  assert.equal(res.code, 2);
+  assert.match(res.stderr, /--tls-cert\/--tls-key: the key in .*other-key\.pem does not match the certificate/);
+  const half = await runExpectingExit({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--tls-cert', path.join(dir, 'cert.pem')] });
+  assert.equal(half.code, 2);
+  assert.match(half.stderr, /--tls-cert and --tls-key go together/);
+});
