@@ -69,7 +69,7 @@ std::string pointerText(const rapidjson::Pointer &p) {
 }
 
 const char *laterFeature(const std::string &name) {
-    static const char *names[] = {"proxy", "http"};
+    static const char *names[] = {"proxy"};
     for (const char *n : names)
         if (name == n) return n;
     return nullptr;
@@ -275,6 +275,9 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
         r.key = key;
         r.jsonPath = path;
         if (m.value.HasMember("handler")) r.handler = m.value["handler"].GetString();
+        if (m.value.HasMember("http")) r.http = m.value["http"].GetString();
+        if (!r.http.empty() && !r.handler.empty())
+            return error(path, "a route has one integration: give either \"handler\" or \"http\", not both");
         if (m.value.HasMember("routeResponse")) r.routeResponse = m.value["routeResponse"].GetBool();
         if (m.value.HasMember("timeoutMs")) r.timeoutMs = m.value["timeoutMs"].GetUint();
         if (m.value.HasMember("throttle")) r.throttle = rateOf(m.value["throttle"]);
@@ -286,8 +289,8 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
                 return error(path + "/authorizer", err);
         }
         if (r.handler.empty()) {
-            if (key != "$connect" || r.authorizer.type.empty())
-                return error(path, "required property 'handler' is missing (only a $connect with an authorizer may go without one)");
+            if (r.http.empty() && (key != "$connect" || r.authorizer.type.empty()))
+                return error(path, "required property 'handler' is missing (or \"http\"; only a $connect with an authorizer may have neither)");
             cfg.routes[key] = std::move(r);
             continue;
         }

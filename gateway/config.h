@@ -43,7 +43,8 @@ struct AuthorizerSpec {
 
 struct RouteSpec {
     std::string key;
-    std::string handler;  // "" only for a $connect that has just an authorizer
+    std::string handler;  // "" for an http route, or a $connect that has just an authorizer
+    std::string http;     // "http://host:port/path": the event JSON is POSTed there
     bool routeResponse = false;
     uint32_t timeoutMs = 29000;
     RateSpec throttle, connectionThrottle;

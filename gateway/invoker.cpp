@@ -1,6 +1,7 @@
 #include "invoker.h"
 
 #include "log.h"
+#include "utf8.h"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -156,6 +157,15 @@ const char *routeKeyOf(const Invocation &inv) {
 
 }  // namespace
 
+// What an HTTP backend gets beside the event JSON, so that a simple one can dispatch without parsing it.
+std::vector<std::pair<std::string, std::string>> Invoker::backendHeaders(const Invocation &inv, const char *routeKey) {
+    const char *type = inv.type == WSGW_CONNECT ? "CONNECT" : inv.type == WSGW_DISCONNECT ? "DISCONNECT" : "MESSAGE";
+    return {{"X-Wsgw-Connection-Id", inv.connection->info.connectionId},
+            {"X-Wsgw-Event-Type", type},
+            {"X-Wsgw-Route-Key", routeKey},
+            {"X-Wsgw-Request-Id", inv.requestId}};
+}
+
 // The $connect authorizer, before any handler: false when it refused (the refusal is already sent).
 bool Invoker::authorizeConnect(Invocation &inv) {
     ConnectionInfo &info = inv.connection->info;
@@ -187,7 +197,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     PluginInstance *handler = inv.route->handler;
     if (inv.type == WSGW_CONNECT && inv.route->authorizer) {
         if (!authorizeConnect(inv)) return;
-        if (!handler) {  // an authorizer and no $connect handler: admitted
+        if (!handler && !inv.route->http) {  // an authorizer and no $connect integration: admitted
             control_.connectDecided(connectionId, 0, {});
             inv.route->metrics->latency.observeMicros(static_cast<uint64_t>(
                 std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - inv.receivedAt).count()));
@@ -220,6 +230,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     wsgw_response resp{};
     resp.size = sizeof(wsgw_response);
     resp.status_code = 200;
+    const std::string &integrationName = handler ? handler->name : inv.route->http->url().text;
 
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(inv.route->timeoutMs);
     {
@@ -231,23 +242,43 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         slot.connectionId = connectionId;
         slot.requestId = inv.requestId;
         slot.routeKey = routeKey;
-        slot.handler = handler->name;
-        slot.isolated = handler->isolated != nullptr;
+        slot.handler = integrationName;
+        slot.isolated = (handler && handler->isolated) || inv.route->http;  // both return at the deadline
         slot.metrics = inv.route->metrics;
     }
 
     int rc = 0;
     std::string failure;
-    IsolatedReply isolatedReply;
+    IsolatedReply byValue;  // what an isolated worker or an HTTP backend answered
+    bool deadlinePassed = false;   // an out-of-process integration gave up at the deadline
+    bool executionFailed = false;  // the integration could not be run at all (AWS's ExecutionError)
+    int backendStatus = 0;
     auto invokedAt = std::chrono::steady_clock::now();
-    if (handler->isolated) {
-        isolatedReply = handler->isolated->invoke(ie, deadline);
-        rc = isolatedReply.rc;
-        failure = std::move(isolatedReply.failure);
-        resp.status_code = isolatedReply.status;
-        resp.body = isolatedReply.body.data();
-        resp.body_len = isolatedReply.body.size();
-        resp.is_binary = isolatedReply.binary ? 1 : 0;
+    if (inv.route->http) {
+        HttpReply r = inv.route->http->post(buildEventJson(*ie.connection, ie.fields), backendHeaders(inv, routeKey), deadline);
+        if (!r.failure.empty()) {
+            rc = -1;
+            failure = std::move(r.failure);
+            deadlinePassed = r.timedOut;
+            executionFailed = !r.timedOut;
+        } else {
+            byValue.body = std::move(r.body);
+            backendStatus = r.status;
+            resp.status_code = r.status;
+            resp.body = byValue.body.data();
+            resp.body_len = byValue.body.size();
+            resp.is_binary = isValidUtf8(byValue.body.data(), byValue.body.size()) ? 0 : 1;
+        }
+    } else if (handler->isolated) {
+        byValue = handler->isolated->invoke(ie, deadline);
+        rc = byValue.rc;
+        failure = std::move(byValue.failure);
+        deadlinePassed = byValue.timedOut;
+        executionFailed = byValue.workerDied;
+        resp.status_code = byValue.status;
+        resp.body = byValue.body.data();
+        resp.body_len = byValue.body.size();
+        resp.is_binary = byValue.binary ? 1 : 0;
     } else {
         rc = callHandler(handler->descriptor, handler->state, &ie.ev, &resp, failure);
     }
@@ -261,7 +292,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         std::lock_guard lock(slot.mutex);
         slot.busy = false;
         // An isolated invocation may hit its deadline a moment before the watchdog looks: answer it here.
-        if (isolatedReply.timedOut && !slot.timedOut) {
+        if (deadlinePassed && !slot.timedOut) {
             slot.timedOut = true;
             answerTimeout(slot);
         }
@@ -274,12 +305,16 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         return;
     }
     // A worker process that died is the gateway failing to run the handler; anything else is the handler's.
-    if (rc != 0) RouteMetrics::add(isolatedReply.workerDied ? metrics.executionErrors : metrics.integrationErrors);
+    if (rc != 0) RouteMetrics::add(executionFailed ? metrics.executionErrors : metrics.integrationErrors);
     int accessStatus = rc != 0 ? (inv.type == WSGW_CONNECT ? 502 : 500) : 200;
+    if (inv.type != WSGW_CONNECT && backendStatus >= 400) {  // the backend's error body is still the response
+        RouteMetrics::add(metrics.integrationErrors);
+        accessStatus = backendStatus;
+    }
 
     if (rc != 0) {
         log::warn("integration error", {log::Field("connectionId", connectionId), log::Field("requestId", inv.requestId),
-                                        log::Field("routeKey", routeKey), log::Field("handler", handler->name),
+                                        log::Field("routeKey", routeKey), log::Field("handler", integrationName),
                                         log::Field("error", failure)});
     }
     switch (inv.type) {

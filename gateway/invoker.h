@@ -61,6 +61,7 @@ private:
     void watchdogLoop();
     void answerTimeout(WorkerSlot &slot);
     bool authorizeConnect(Invocation &inv);
+    static std::vector<std::pair<std::string, std::string>> backendHeaders(const Invocation &inv, const char *routeKey);
     void logAccess(const Invocation &inv, const char *routeKey, int status, int64_t integrationMs, std::string_view error);  // AWS's timeout frame, or 504 for a $connect
 
     ConnectionControl &control_;

@@ -1,8 +1,7 @@
 #include "plugin_registry.h"
 
+#include "digest.h"
 #include "log.h"
-
-#include <openssl/evp.h>
 
 #include <atomic>
 #include <cerrno>
@@ -119,18 +118,6 @@ bool readWholeFile(const std::string &path, std::string &out, std::string *error
     return true;
 }
 
-std::string sha256Hex(const std::string &data) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out += hex[digest[i] >> 4];
-        out += hex[digest[i] & 15];
-    }
-    return out;
-}
 
 std::string identityOf(const HandlerSpec &spec, const std::string &bytesHash) {
     std::string isolation = spec.isolated ? "process:" + std::to_string(spec.workers) + ":" + std::to_string(spec.maxWorkerMemoryMb)

@@ -39,6 +39,13 @@ std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(Api
             if (auto *err = std::get_if<std::string>(&built)) return *err;
             r.authorizer = std::move(std::get<std::unique_ptr<Authorizer>>(built));
         }
+        if (!spec.http.empty()) {
+            auto url = HttpUrl::parse(spec.http);
+            if (auto *err = std::get_if<std::string>(&url)) return table->config.sourcePath + ": " + spec.jsonPath + "/http: " + *err;
+            r.http = std::make_shared<HttpIntegration>(std::move(std::get<HttpUrl>(url)));
+            table->routes.emplace(key, std::move(r));
+            continue;
+        }
         if (spec.handler.empty()) {  // a $connect with only an authorizer
             table->routes.emplace(key, std::move(r));
             continue;

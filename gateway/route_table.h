@@ -5,6 +5,7 @@
 
 #include "auth/authorizer.h"
 #include "config.h"
+#include "http_integration.h"
 #include "throttle.h"
 #include "plugin_registry.h"
 #include "route_selector.h"
@@ -23,6 +24,7 @@ struct CompiledRoute {
     uint32_t timeoutMs = 29000;
     RouteMetrics *metrics = nullptr;  // never null in a built table
     std::shared_ptr<const Authorizer> authorizer;  // $connect only
+    std::shared_ptr<HttpIntegration> http;         // instead of a handler: POST the event to a backend
     mutable TokenBucket throttle;  // this route over all connections; the network thread's
     RateSpec connectionThrottle;   // a bucket per connection, kept by the listener
 };

@@ -1,0 +1,59 @@
+// A route's "http" integration (AWS's HTTP proxy integration): the event JSON of SPEC section 4 is POSTed
+// to a URL and the backend's raw response body is the route response; on $connect its status is the
+// answer (a non-2xx refuses the upgrade with it). Runs on worker threads: a blocking HTTP/1.1 client
+// bounded by the route's deadline, over a pool of keep-alive connections per integration.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace wsgw {
+
+struct HttpUrl {
+    std::string host;
+    int port = 80;
+    std::string path = "/";
+    std::string text;  // as configured, for logs
+
+    // http://host[:port][/path]; https is not spoken yet, and says so.
+    static std::variant<HttpUrl, std::string> parse(const std::string &url);
+};
+
+struct HttpReply {
+    int status = 0;       // 0 when no response came
+    std::string body;
+    std::string failure;  // set when the request failed (connect, write, read, parse)
+    bool timedOut = false;
+};
+
+// Parses a complete HTTP/1.x response held in `bytes`: false while more bytes are needed; `error` set when
+// it can never parse. `consumed` is the length of the response (what follows belongs to the next one).
+bool parseHttpResponse(std::string_view bytes, bool connectionClosed, HttpReply &out, size_t &consumed, bool &keepAlive,
+                       std::string &error);
+
+class HttpIntegration {
+public:
+    explicit HttpIntegration(HttpUrl url) : url_(std::move(url)) {}
+    ~HttpIntegration();
+    HttpIntegration(const HttpIntegration &) = delete;
+    HttpIntegration &operator=(const HttpIntegration &) = delete;
+
+    HttpReply post(std::string_view body, const std::vector<std::pair<std::string, std::string>> &headers,
+                   std::chrono::steady_clock::time_point deadline);
+    const HttpUrl &url() const { return url_; }
+
+private:
+    int connectTo(std::chrono::steady_clock::time_point deadline, std::string &error) const;
+    HttpReply exchange(int fd, const std::string &request, std::chrono::steady_clock::time_point deadline, bool &reusable);
+
+    HttpUrl url_;
+    std::mutex mutex_;
+    std::vector<int> idle_;  // keep-alive connections ready for the next request
+};
+
+}  // namespace wsgw
