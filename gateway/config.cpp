@@ -68,13 +68,6 @@ std::string pointerText(const rapidjson::Pointer &p) {
     return std::string(buf.GetString(), buf.GetSize());
 }
 
-const char *laterFeature(const std::string &name) {
-    static const char *names[] = {"proxy"};
-    for (const char *n : names)
-        if (name == n) return n;
-    return nullptr;
-}
-
 // A readable reason from the failing keyword, read against the schema rule that failed (RapidJSON 1.1
 // reports only the keyword and the two pointers).
 std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::Document &doc, std::string &path) {
@@ -98,7 +91,6 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
         std::string name = at.GetTokenCount() ? std::string(at.GetTokens()[at.GetTokenCount() - 1].name,
                                                             at.GetTokens()[at.GetTokenCount() - 1].length)
                                               : std::string();
-        if (laterFeature(name)) return "unknown property '" + name + "' (not supported by this version of wsgw)";
         if (path.rfind("/handlers/", 0) == 0 && std::count(path.begin(), path.end(), '/') == 2)
             return "handler name '" + name + "' may only use letters, digits, '_', '.' and '-'";
         return "unknown property '" + name + "': remove it or check its spelling";
@@ -244,6 +236,12 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
             for (const auto &o : l["allowedOrigins"].GetArray()) cfg.limits.allowedOrigins.emplace_back(o.GetString(), o.GetStringLength());
     }
     if (doc.HasMember("throttle")) cfg.throttle = rateOf(doc["throttle"]);
+    if (doc.HasMember("proxy")) {
+        const auto &p = doc["proxy"];
+        cfg.proxy.url = p["url"].GetString();
+        if (p.HasMember("forwardHeaders")) cfg.proxy.forwardHeaders = stringsOf(p["forwardHeaders"]);
+        if (p.HasMember("forwardQuery")) cfg.proxy.forwardQuery = p["forwardQuery"].GetBool();
+    }
     if (doc.HasMember("handlers")) {
         for (auto &m : doc["handlers"].GetObject()) {
             HandlerSpec h;

@@ -63,6 +63,13 @@ struct Limits {
     std::vector<std::string> allowedOrigins;  // empty: any
 };
 
+// routes.json "proxy": the whole API is a WebSocket passthrough to a backend.
+struct ProxySpec {
+    std::string url;  // "" = no proxy
+    std::vector<std::string> forwardHeaders;
+    bool forwardQuery = true;
+};
+
 struct ApiConfig {
     std::string sourcePath;
     std::string routeSelectionExpression;
@@ -71,6 +78,7 @@ struct ApiConfig {
     std::map<std::string, RouteSpec> routes;
     Limits limits;
     RateSpec throttle;  // every message of the API
+    ProxySpec proxy;
 };
 
 struct ConfigError {

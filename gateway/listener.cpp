@@ -3,6 +3,7 @@
 #include "connection_id.h"
 #include "handshake.h"
 #include "listen_socket.h"
+#include "backend_link.h"
 #include "log.h"
 #include "tls_terminator.h"
 
@@ -30,7 +31,8 @@ namespace {
 constexpr size_t kMaxHeadBytes = 8192;
 constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most this often per connection
 constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
-constexpr int kFramesPerWritable = 64;       // bound the work of one WRITEABLE callback
+constexpr int kFramesPerWritable = 64;
+constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this       // bound the work of one WRITEABLE callback
 constexpr int kAcceptsPerWakeup = 64;
 
 struct OutFrame {
@@ -79,6 +81,13 @@ struct Session {
     std::string head;
     std::string peer;         // the client's address (a TLS connection arrives over a local socketpair)
     std::string subprotocol;  // chosen from the client's offers; lws is handed the head without them
+    std::string path;         // the request path, for a proxy backend
+    std::string offers;       // the client's subprotocol offers, passed on to a proxy backend
+    BackendLink *backend = nullptr;  // "proxy": the backend connection (it lives in lws)
+    std::unique_ptr<BackendEvents> backendEvents;
+    bool awaitingBackend = false, clientPaused = false, backendPaused = false;
+    ev_timer backendTimer{};
+    size_t outBytes = 0;      // queued towards the client
     std::shared_ptr<LiveConnection> live;
     std::shared_ptr<Invoker::Lane> lane;
     lws *wsi = nullptr;
@@ -216,6 +225,12 @@ struct Listener::Impl {
     // Drops a connection that never became a WebSocket: nothing of it is in the registry or the table.
     void dropUnaccepted(Session *s, const std::string *response) {
         stopHandshakeWatchers(s);
+        ev_timer_stop(loop, &s->backendTimer);
+        if (s->backend) {
+            s->backend->detach();
+            s->backend->close(1001, "Going away");
+            s->backend = nullptr;
+        }
         if (s->fd >= 0) {
             if (response) writeAllBestEffort(s->fd, *response);
             ::shutdown(s->fd, SHUT_WR);
@@ -293,7 +308,13 @@ struct Listener::Impl {
                 s->countedIp = ip;
             }
         }
-        if (parsed.request.header("Sec-WebSocket-Protocol")) {
+        s->path = parsed.request.path;
+        bool proxied = table && table->proxy;
+        if (proxied && parsed.request.header("Sec-WebSocket-Protocol")) {
+            // The backend chooses: the offers go to it, and its choice comes back in the 101.
+            s->offers = offeredSubprotocols(parsed.request);
+            s->head = withoutHeader(s->head, parsed.request.headLength, "Sec-WebSocket-Protocol");
+        } else if (parsed.request.header("Sec-WebSocket-Protocol")) {
             // lws would match offers against its own protocol list; the API's list lives in routes.json,
             // so the choice is made here and lws sees a head without offers (the 101 gets the header back
             // in LWS_CALLBACK_ADD_HEADERS).
@@ -349,7 +370,7 @@ struct Listener::Impl {
             invoker().submit(s->lane, std::move(inv));
         } else {
             logGatewayAnswer("CONNECT", s->id, "$connect", 200, info.sourceIp, info.userAgent, {});
-            adopt(s);
+            admit(s);
         }
     }
 
@@ -358,7 +379,7 @@ struct Listener::Impl {
         if (it == sessions.end() || it->second->state != Session::State::Connecting) return;
         Session *s = it->second.get();
         if (status == 0) {
-            adopt(s);
+            admit(s);
             return;
         }
         std::string response = body.empty() ? renderHttpRefusal(status, status == 502 ? "Internal server error"
@@ -367,6 +388,124 @@ struct Listener::Impl {
                                             : renderRawResponse(status, body);
         log::info("connect refused", {log::Field("connectionId", id), log::Field("status", status)});
         dropUnaccepted(s, &response);
+    }
+
+    // $connect said yes: complete the upgrade, or first reach the proxy backend.
+    void admit(Session *s) {
+        if (table && table->proxy) startBackend(s);
+        else adopt(s);
+    }
+
+    // ---- the proxy backend ------------------------------------------------------------------------------
+
+    struct ProxyEvents final : BackendEvents {
+        Impl *impl;
+        std::string id;
+        ProxyEvents(Impl *i, std::string sid) : impl(i), id(std::move(sid)) {}
+        Session *session() const {
+            auto it = impl->sessions.find(id);
+            return it == impl->sessions.end() ? nullptr : it->second.get();
+        }
+        void backendOpen(const std::string &subprotocol) override {
+            Session *s = session();
+            if (!s || !s->awaitingBackend) return;
+            s->awaitingBackend = false;
+            ev_timer_stop(impl->loop, &s->backendTimer);
+            s->subprotocol = subprotocol;
+            impl->adopt(s);
+        }
+        void backendFailed(const std::string &reason) override {
+            Session *s = session();
+            if (!s) return;
+            s->backend = nullptr;
+            if (s->awaitingBackend) impl->refuseBackend(s, 502, "the backend is unreachable: " + reason);
+        }
+        void backendMessage(std::string payload, bool binary) override {
+            Session *s = session();
+            if (!s) return;
+            RouteMetrics::add(impl->defaultMetrics->messagesOut);
+            impl->queueFrame(s, withHeadroom(payload), binary);
+            if (s->outBytes > BackendLink::kHighWater && s->backend && !s->backendPaused) {
+                s->backendPaused = true;  // the client reads slowly: stop reading the backend
+                s->backend->pauseReading(true);
+            }
+        }
+        void backendClosed(int code, const std::string &reason) override {
+            Session *s = session();
+            if (!s) return;
+            s->backend = nullptr;
+            // 1005/1006 describe a missing close frame and cannot be sent; a lost backend is 1011.
+            bool sendable = code >= 1000 && code != 1004 && code != 1005 && code != 1006 && code != 1015 && code < 5000;
+            if (code == 1005) impl->requestClose(s, 1000, reason);
+            else impl->requestClose(s, sendable ? code : 1011, sendable ? reason : "the backend connection was lost");
+        }
+        void backendDrained() override {
+            Session *s = session();
+            if (s && s->clientPaused && s->wsi) {
+                s->clientPaused = false;
+                lws_rx_flow_control(s->wsi, 1);
+            }
+        }
+    };
+
+    void startBackend(Session *s) {
+        const WsUrl &url = *table->proxy;
+        const ProxySpec &spec = table->config.proxy;
+        BackendTarget target;
+        target.url = url;
+        // The client's path is appended to the backend's; the query follows when forwardQuery says so.
+        std::string suffix = s->path == "/" ? std::string() : s->path;
+        if (!suffix.empty() && !target.url.path.empty() && target.url.path.back() == '/' && suffix.front() == '/') suffix.erase(0, 1);
+        target.url.path += suffix;
+        const ConnectionInfo &info = s->live->info;
+        if (spec.forwardQuery && !info.rawQuery.empty())
+            target.url.path += (target.url.path.find('?') == std::string::npos ? "?" : "&") + info.rawQuery;
+        for (const std::string &name : spec.forwardHeaders)
+            for (const auto &[h, value] : info.headers)
+                if (strcasecmp(h.c_str(), name.c_str()) == 0) target.headers.emplace_back(name, value);
+        target.headers.emplace_back("X-Forwarded-For", s->peer);
+        target.offers = s->offers;
+        s->awaitingBackend = true;
+        s->backendEvents = std::make_unique<ProxyEvents>(this, s->id);
+        ev_timer_init(&s->backendTimer, onBackendTimeout, kBackendConnectSeconds, 0.);
+        s->backendTimer.data = s;
+        ev_timer_start(loop, &s->backendTimer);
+        std::string id = s->id;
+        BackendLink *link = BackendLink::open(context, vhost, target, s->backendEvents.get());
+        auto it = sessions.find(id);  // a failure inside open() may have refused (and dropped) the session
+        if (it != sessions.end()) it->second->backend = link;
+    }
+
+    static void onBackendTimeout(struct ev_loop *, ev_timer *w, int) {
+        auto *s = static_cast<Session *>(w->data);
+        if (s->awaitingBackend) s->owner->refuseBackend(s, 504, "the backend did not answer the upgrade in time");
+    }
+
+    void refuseBackend(Session *s, int status, const std::string &reason) {
+        s->awaitingBackend = false;
+        ev_timer_stop(loop, &s->backendTimer);
+        if (s->backend) {
+            s->backend->detach();
+            s->backend->close(1001, "Going away");
+            s->backend = nullptr;
+        }
+        RouteMetrics::add(connectMetrics->executionErrors);
+        logGatewayAnswer("CONNECT", s->id, "$connect", status, s->peer, s->live ? std::string_view(s->live->info.userAgent) : "", reason);
+        log::warn("proxy backend refused the connection", {log::Field("connectionId", s->id), log::Field("status", status),
+                                                            log::Field("reason", reason)});
+        std::string response = renderHttpRefusal(status, reason);
+        dropUnaccepted(s, &response);
+    }
+
+    // The client's message goes to the backend; a backend that reads slowly stops us reading the client.
+    void forwardToBackend(Session *s) {
+        RouteMetrics::add(defaultMetrics->messagesIn);
+        s->backend->send(withHeadroom(s->rx), s->rxBinary);
+        s->rx.clear();
+        if (s->backend->queuedBytes() > BackendLink::kHighWater && !s->clientPaused) {
+            s->clientPaused = true;
+            lws_rx_flow_control(s->wsi, 0);
+        }
     }
 
     void adopt(Session *s) {
@@ -538,7 +677,8 @@ struct Listener::Impl {
             s->lastTouchMs = now;
             store.touch(s->id, now);
         }
-        const CompiledRoute *route = table ? table->route(s->rx, s->rxBinary, scratchKey) : nullptr;
+        bool proxied = s->backend != nullptr;
+        const CompiledRoute *route = table && !proxied ? table->route(s->rx, s->rxBinary, scratchKey) : nullptr;
         std::string requestId = newRequestId();
         s->lastActivity = ev_now(loop);
         if (table && !withinThrottles(s, route)) {
@@ -550,6 +690,10 @@ struct Listener::Impl {
             RouteMetrics::add(m->messagesOut);
             logGatewayAnswer("MESSAGE", s->id, route ? std::string_view(route->key) : std::string_view("$default"), 429,
                              s->live->info.sourceIp, s->live->info.userAgent, "Too Many Requests", requestId);
+            return;
+        }
+        if (proxied) {
+            forwardToBackend(s);
             return;
         }
         if (!route) {
@@ -645,6 +789,7 @@ struct Listener::Impl {
     void queueFrame(Session *s, std::string bytes, bool binary) {
         if (s->closeRequested) return;
         s->lastActivity = ev_now(loop);
+        s->outBytes += bytes.size() - LWS_PRE;
         s->out.push_back(OutFrame{std::move(bytes), binary});
         if (s->state == Session::State::Open && s->out.size() == 1) lws_callback_on_writable(s->wsi);
     }
@@ -658,7 +803,12 @@ struct Listener::Impl {
                                   f.binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
             if (wrote < static_cast<int>(len)) return -1;
             host.metrics.bytesOut.fetch_add(len, std::memory_order_relaxed);
+            s->outBytes -= len;
             s->out.pop_front();
+        }
+        if (s->backendPaused && s->outBytes < BackendLink::kLowWater && s->backend) {
+            s->backendPaused = false;
+            s->backend->pauseReading(false);
         }
         if (!s->out.empty()) {
             lws_callback_on_writable(wsi);
@@ -694,6 +844,7 @@ struct Listener::Impl {
         s->state = Session::State::Finished;
         stopTimers(s);
         releaseIp(s);
+        ev_timer_stop(loop, &s->backendTimer);
         if (adopting == s) adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
         registry.remove(s->id);
         store.remove(s->id);
@@ -708,6 +859,12 @@ struct Listener::Impl {
         } else {
             code = 1006;
             reason = "Connection closed abnormally";
+        }
+        if (s->backend) {  // the client left: the backend hears the same close
+            bool sendable = code >= 1000 && code != 1005 && code != 1006 && code != 1015 && code < 5000;
+            s->backend->detach();
+            s->backend->close(sendable ? code : 1001, sendable ? reason : std::string("Going away"));
+            s->backend = nullptr;
         }
         if (table && table->disconnect) {
             Invocation inv;
@@ -881,6 +1038,11 @@ std::string Listener::start() {
     lws_set_log_level(LLL_ERR | LLL_WARN, lwsLogEmit);
     static const lws_protocols protocols[] = {
         {"wsgw", Impl::callback, 0, 4096, 0, nullptr, 0},
+        {"wsgw-backend",
+         [](lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+             return BackendLink::callback(wsi, static_cast<int>(reason), user, in, len);
+         },
+         0, 4096, 0, nullptr, 0},
         {nullptr, nullptr, 0, 0, 0, nullptr, 0},
     };
     lws_context_creation_info info{};

@@ -23,8 +23,13 @@ std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(Api
 
     auto table = std::make_shared<RouteTable>(RouteTable{std::move(config), std::move(*selector),
                                                          std::get<std::shared_ptr<PluginSet>>(plugins), {}, nullptr,
-                                                         nullptr, nullptr, TokenBucket{}});
+                                                         nullptr, nullptr, TokenBucket{}, nullptr});
     table->throttle = TokenBucket(table->config.throttle);
+    if (!table->config.proxy.url.empty()) {
+        auto url = WsUrl::parse(table->config.proxy.url);
+        if (auto *err = std::get_if<std::string>(&url)) return table->config.sourcePath + ": /proxy/url: " + *err;
+        table->proxy = std::make_shared<const WsUrl>(std::get<WsUrl>(url));
+    }
     for (const auto &[key, spec] : table->config.routes) {
         CompiledRoute r;
         r.key = key;

@@ -5,6 +5,7 @@
 
 #include "auth/authorizer.h"
 #include "config.h"
+#include "backend_link.h"
 #include "http_integration.h"
 #include "throttle.h"
 #include "plugin_registry.h"
@@ -38,6 +39,7 @@ struct RouteTable {
     const CompiledRoute *disconnect = nullptr;
     const CompiledRoute *fallback = nullptr;  // $default
     mutable TokenBucket throttle;             // every message of the API; the network thread's
+    std::shared_ptr<const WsUrl> proxy;       // "proxy": every connection is relayed to this backend
 
     // The route for one message: its selected key's route, else $default, else nullptr (AWS: Forbidden).
     const CompiledRoute *route(std::string_view body, bool isBinary, std::string &scratchKey) const;

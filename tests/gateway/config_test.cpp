@@ -66,7 +66,7 @@ TEST_SUITE("config") {
         Case cases[] = {
             {R"({"routes":{"a":{"handler":"a"}}})", "", "routeSelectionExpression"},
             {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","routeResponse":"yes"}}})", "/routes/a/routeResponse", "expected boolean"},
-            {R"({"routeSelectionExpression":"x","proxy":{},"routes":{"a":{"handler":"a"}}})", "/proxy", "not supported by this version"},
+            {R"({"routeSelectionExpression":"x","proxy":{},"routes":{"a":{"handler":"a"}}})", "/proxy", "'url' is missing"},
             {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","authorizer":{"type":"apiKey","keys":["k"]}}}})", "/routes/a/authorizer", "put it on \"$connect\""},
             {R"({"routeSelectionExpression":"x","routes":{"$connect":{"authorizer":{"type":"jwt","secret":"s"}}}})", "/routes/$connect/authorizer", "must list its \"algorithms\""},
             {R"({"routeSelectionExpression":"x","routes":{"$connect":{"authorizer":{"type":"apiKey"}}}})", "/routes/$connect/authorizer", "needs \"keys\" or a \"keyFile\""},

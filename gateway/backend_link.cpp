@@ -1,0 +1,220 @@
+#include "backend_link.h"
+
+#include "log.h"
+
+#include <libwebsockets.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace wsgw {
+
+std::variant<WsUrl, std::string> WsUrl::parse(const std::string &url) {
+    WsUrl u;
+    if (url.rfind("wss://", 0) == 0) return "'" + url + "': wss:// backends are not spoken yet: use ws:// (on a trusted network)";
+    if (url.rfind("ws://", 0) != 0) return "'" + url + "' is not a ws:// URL";
+    std::string rest = url.substr(5);
+    size_t slash = rest.find('/');
+    std::string authority = rest.substr(0, slash);
+    u.path = slash == std::string::npos ? "/" : rest.substr(slash);
+    size_t colon = authority.rfind(':');
+    bool bracketed = !authority.empty() && authority[0] == '[';
+    if (bracketed) {
+        size_t close = authority.find(']');
+        if (close == std::string::npos) return "'" + url + "': unterminated [IPv6] host";
+        u.host = authority.substr(1, close - 1);
+        colon = close + 1 < authority.size() && authority[close + 1] == ':' ? close + 1 : std::string::npos;
+    } else {
+        u.host = authority.substr(0, colon);
+    }
+    if (u.host.empty()) return "'" + url + "' has no host";
+    if (colon != std::string::npos) {
+        char *end = nullptr;
+        long p = std::strtol(authority.c_str() + colon + 1, &end, 10);
+        if (*end || p < 1 || p > 65535) return "'" + url + "': the port must be 1 to 65535";
+        u.port = static_cast<int>(p);
+    }
+    for (char c : u.path)
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return "'" + url + "': the path has a space or control character";
+    return u;
+}
+
+namespace {
+BackendLink *g_starting = nullptr;  // the link inside lws_client_connect_via_info: open() owns its failure
+}
+
+BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const BackendTarget &target, BackendEvents *events) {
+    auto *link = new BackendLink(target, events);
+    lws_client_connect_info info{};
+    info.context = context;
+    info.vhost = vhost;
+    info.address = link->target_.url.host.c_str();
+    info.port = link->target_.url.port;
+    info.path = link->target_.url.path.c_str();
+    info.host = link->target_.url.host.c_str();
+    info.origin = link->target_.url.host.c_str();
+    info.protocol = link->target_.offers.empty() ? nullptr : link->target_.offers.c_str();
+    info.local_protocol_name = "wsgw-backend";
+    info.opaque_user_data = link;
+    info.pwsi = &link->wsi_;
+    g_starting = link;
+    lws *wsi = lws_client_connect_via_info(&info);
+    g_starting = nullptr;
+    if (!wsi || link->failed_) {
+        if (events) {
+            events->backendFailed(link->failure_.empty() ? "cannot start a connection to ws://" + target.url.host + ":" +
+                                                               std::to_string(target.url.port)
+                                                         : link->failure_);
+        }
+        if (wsi) lws_set_opaque_user_data(wsi, nullptr);
+        delete link;
+        return nullptr;
+    }
+    return link;
+}
+
+void BackendLink::send(std::string framed, bool binary) {
+    if (closing_ || failed_) return;
+    queuedBytes_ += framed.size() - LWS_PRE;
+    out_.push_back(Frame{std::move(framed), binary});
+    if (open_ && wsi_) lws_callback_on_writable(wsi_);
+}
+
+void BackendLink::pauseReading(bool paused) {
+    if (open_ && wsi_) lws_rx_flow_control(wsi_, paused ? 0 : 1);
+}
+
+void BackendLink::close(int code, std::string reason) {
+    if (closing_) return;
+    closing_ = true;
+    closeCode_ = code;
+    closeReason_ = std::move(reason);
+    if (closeReason_.size() > 123) closeReason_.resize(123);
+    if (wsi_) lws_callback_on_writable(wsi_);
+}
+
+int BackendLink::onWritable() {
+    for (int n = 0; n < 64 && !out_.empty(); ++n) {
+        if (n > 0 && lws_send_pipe_choked(wsi_)) break;
+        Frame &f = out_.front();
+        size_t len = f.bytes.size() - LWS_PRE;
+        int wrote = lws_write(wsi_, reinterpret_cast<unsigned char *>(f.bytes.data()) + LWS_PRE, len,
+                              f.binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        if (wrote < static_cast<int>(len)) return -1;
+        bool wasHigh = queuedBytes_ >= kLowWater;
+        queuedBytes_ -= len;
+        out_.pop_front();
+        if (wasHigh && queuedBytes_ < kLowWater && events_) events_->backendDrained();
+    }
+    if (!out_.empty()) {
+        lws_callback_on_writable(wsi_);
+        return 0;
+    }
+    if (closing_) {
+        lws_close_reason(wsi_, static_cast<lws_close_status>(closeCode_), reinterpret_cast<unsigned char *>(closeReason_.data()),
+                         closeReason_.size());
+        return -1;
+    }
+    return 0;
+}
+
+int BackendLink::callback(lws *wsi, int reason, void *, void *in, size_t len) {
+    auto *link = static_cast<BackendLink *>(lws_get_opaque_user_data(wsi));
+    if (!link) return 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+        auto **p = static_cast<char **>(in);
+        char *end = *p + len;
+        for (const auto &[name, value] : link->target_.headers) {
+            size_t need = name.size() + value.size() + 4;
+            if (static_cast<size_t>(end - *p) <= need) return -1;
+            std::memcpy(*p, name.data(), name.size());
+            *p += name.size();
+            std::memcpy(*p, ": ", 2);
+            *p += 2;
+            std::memcpy(*p, value.data(), value.size());
+            *p += value.size();
+            std::memcpy(*p, "\r\n", 2);
+            *p += 2;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
+        // The response headers are still there: the subprotocol the backend chose goes back to the client.
+        char chosen[256] = "";
+        if (lws_hdr_copy(wsi, chosen, sizeof chosen, WSI_TOKEN_PROTOCOL) > 0) link->chosen_ = chosen;
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED: {
+        link->wsi_ = wsi;
+        link->open_ = true;
+        if (link->events_) link->events_->backendOpen(link->chosen_);
+        if (!link->out_.empty() || link->closing_) lws_callback_on_writable(wsi);
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_RECEIVE: {
+        if (lws_is_first_fragment(wsi)) {
+            link->rx_.clear();
+            link->rxBinary_ = lws_frame_is_binary(wsi) != 0;
+        }
+        if (link->rx_.size() + len > kMaxMessage) {
+            link->closing_ = true;
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, nullptr, 0);
+            return -1;
+        }
+        link->rx_.append(static_cast<const char *>(in), len);
+        if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+            std::string message;
+            message.swap(link->rx_);
+            if (link->events_) link->events_->backendMessage(std::move(message), link->rxBinary_);
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return link->onWritable();
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+        const auto *p = static_cast<const unsigned char *>(in);
+        if (len >= 2) {
+            link->peerCode_ = (p[0] << 8) | p[1];
+            link->peerReason_.assign(reinterpret_cast<const char *>(p) + 2, len - 2);
+        } else {
+            link->peerCode_ = 1005;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+        std::string why = in ? std::string(static_cast<const char *>(in), strnlen(static_cast<const char *>(in), 256)) : "";
+        link->failed_ = true;
+        if (link == g_starting) {  // still inside open(): it reports and deletes
+            link->failure_ = why.empty() ? "connection failed" : why;
+            lws_set_opaque_user_data(wsi, nullptr);
+            return 0;
+        }
+        if (link->events_) {
+            if (link->open_) link->events_->backendClosed(1006, why);
+            else link->events_->backendFailed(why.empty() ? "connection failed" : why);
+        }
+        lws_set_opaque_user_data(wsi, nullptr);
+        delete link;
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (link == g_starting) {
+            link->failed_ = true;
+            lws_set_opaque_user_data(wsi, nullptr);
+            return 0;
+        }
+        if (link->events_) {
+            if (link->open_) link->events_->backendClosed(link->peerCode_ ? link->peerCode_ : 1006, link->peerReason_);
+            else link->events_->backendFailed("the backend closed the connection during the handshake");
+        }
+        lws_set_opaque_user_data(wsi, nullptr);
+        delete link;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+}  // namespace wsgw

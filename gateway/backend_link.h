@@ -1,0 +1,88 @@
+// The WebSocket proxy's backend side (routes.json "proxy", as Apigee and Azure API Management put a
+// gateway in front of an existing WebSocket server): one libwebsockets client connection per proxied
+// client, on the network thread's context. It connects with the client's path suffix, query, chosen
+// headers and subprotocol offers, queues frames towards the backend, reassembles the backend's messages,
+// and reports to its BackendEvents (the listener's session). Either side may go first; detach() cuts the
+// tie when the client side is gone.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+struct lws;
+struct lws_vhost;
+struct lws_context;
+
+namespace wsgw {
+
+struct WsUrl {
+    std::string host;
+    int port = 80;
+    std::string path = "/";
+    // ws://host[:port][/path]; wss:// is refused with a reason (not spoken yet).
+    static std::variant<WsUrl, std::string> parse(const std::string &url);
+};
+
+class BackendEvents {
+public:
+    virtual ~BackendEvents() = default;
+    virtual void backendOpen(const std::string &subprotocol) = 0;
+    virtual void backendFailed(const std::string &reason) = 0;  // before it opened
+    virtual void backendMessage(std::string payload, bool binary) = 0;
+    virtual void backendClosed(int code, const std::string &reason) = 0;  // after it opened
+    virtual void backendDrained() = 0;  // its send queue fell below the low-water mark
+};
+
+struct BackendTarget {
+    WsUrl url;                 // path already joined with the client's suffix and query
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string offers;        // the client's Sec-WebSocket-Protocol offers, comma-separated ("" for none)
+};
+
+class BackendLink {
+public:
+    static constexpr size_t kHighWater = 1u << 20;  // queued towards the backend: stop reading the client
+    static constexpr size_t kLowWater = 256u << 10;
+    static constexpr size_t kMaxMessage = 16u << 20;
+
+    // Starts connecting; the link lives until libwebsockets destroys its connection. Null if it could
+    // not even start (events->backendFailed has been called then).
+    static BackendLink *open(lws_context *context, lws_vhost *vhost, const BackendTarget &target, BackendEvents *events);
+    // The libwebsockets protocol callback of backend connections ("wsgw-backend").
+    static int callback(lws *wsi, int reason, void *user, void *in, size_t len);
+
+    void send(std::string framed, bool binary);  // framed: LWS_PRE bytes of headroom, then the payload
+    size_t queuedBytes() const { return queuedBytes_; }
+    void pauseReading(bool paused);
+    void close(int code, std::string reason);  // after what is queued
+    void detach() { events_ = nullptr; }
+
+private:
+    struct Frame {
+        std::string bytes;
+        bool binary;
+    };
+    BackendLink(BackendTarget target, BackendEvents *events) : target_(std::move(target)), events_(events) {}
+    int onWritable();
+
+    BackendTarget target_;
+    BackendEvents *events_;
+    lws *wsi_ = nullptr;
+    bool open_ = false, closing_ = false, failed_ = false;
+    std::deque<Frame> out_;
+    size_t queuedBytes_ = 0;
+    std::string rx_;
+    bool rxBinary_ = false;
+    int closeCode_ = 1000;
+    std::string closeReason_;
+    int peerCode_ = 0;
+    std::string peerReason_;
+    std::string failure_;  // a failure reported while open() was still running
+    std::string chosen_;   // the subprotocol the backend answered with
+};
+
+}  // namespace wsgw
