@@ -327,6 +327,10 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
             status = resp.status_code >= 100 && resp.status_code <= 599 ? resp.status_code : 502;
             if (resp.body && resp.body_len) body.assign(resp.body, resp.body_len);
         }
+        if (rc == 0 && status == 0 && resp.backend_url) {  // the handler chose this connection's backend
+            inv.connection->backendUrl = resp.backend_url;
+            if (resp.backend_headers) inv.connection->backendHeaders = resp.backend_headers;
+        }
         if (rc == 0 && status != 0) RouteMetrics::add(metrics.integrationErrors);  // the handler answered 4XX/5XX
         if (status != 0) accessStatus = status;
         control_.connectDecided(connectionId, status, std::move(body));

@@ -392,8 +392,34 @@ struct Listener::Impl {
 
     // $connect said yes: complete the upgrade, or first reach the proxy backend.
     void admit(Session *s) {
-        if (table && table->proxy) startBackend(s);
+        if (!s->live->backendUrl.empty()) startChosenBackend(s);
+        else if (table && table->proxy) startBackend(s);
         else adopt(s);
+    }
+
+    // A $connect handler named this connection's backend (Azure's SignalR pattern: negotiate, then connect).
+    void startChosenBackend(Session *s) {
+        auto url = WsUrl::parse(s->live->backendUrl);
+        if (auto *err = std::get_if<std::string>(&url)) {
+            refuseBackend(s, 502, "the $connect handler chose an invalid backend: " + *err);
+            return;
+        }
+        BackendTarget target;
+        target.url = std::get<WsUrl>(url);
+        std::string_view lines = s->live->backendHeaders;
+        while (!lines.empty()) {
+            size_t eol = lines.find("\r\n");
+            std::string_view line = lines.substr(0, eol);
+            lines = eol == std::string_view::npos ? std::string_view() : lines.substr(eol + 2);
+            size_t colon = line.find(':');
+            if (colon == std::string_view::npos || colon == 0) continue;
+            std::string_view value = line.substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+            target.headers.emplace_back(std::string(line.substr(0, colon)), std::string(value));
+        }
+        target.headers.emplace_back("X-Forwarded-For", s->peer);
+        target.offers = s->subprotocol.empty() ? s->offers : s->subprotocol;
+        connectBackend(s, std::move(target));
     }
 
     // ---- the proxy backend ------------------------------------------------------------------------------
@@ -411,7 +437,7 @@ struct Listener::Impl {
             if (!s || !s->awaitingBackend) return;
             s->awaitingBackend = false;
             ev_timer_stop(impl->loop, &s->backendTimer);
-            s->subprotocol = subprotocol;
+            if (!subprotocol.empty() || s->live->backendUrl.empty()) s->subprotocol = subprotocol;
             impl->adopt(s);
         }
         void backendFailed(const std::string &reason) override {
@@ -465,6 +491,10 @@ struct Listener::Impl {
                 if (strcasecmp(h.c_str(), name.c_str()) == 0) target.headers.emplace_back(name, value);
         target.headers.emplace_back("X-Forwarded-For", s->peer);
         target.offers = s->offers;
+        connectBackend(s, std::move(target));
+    }
+
+    void connectBackend(Session *s, BackendTarget target) {
         s->awaitingBackend = true;
         s->backendEvents = std::make_unique<ProxyEvents>(this, s->id);
         ev_timer_init(&s->backendTimer, onBackendTimeout, kBackendConnectSeconds, 0.);

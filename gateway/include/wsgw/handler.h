@@ -45,7 +45,16 @@ typedef struct wsgw_response {
     const char *body;          /* copied by the gateway when handle() returns */
     size_t body_len;
     int is_binary;
+    /* Since wsgw 0.2 (check WSGW_RESPONSE_HAS_BACKEND first). On $connect only: relay this connection to
+     * a WebSocket backend, "ws://host:port/path" (the client's path suffix and query are not added), with
+     * extra upgrade headers as "Name: value\r\n" lines (NULL for none). Copied when handle() returns. */
+    const char *backend_url;
+    const char *backend_headers;
 } wsgw_response;
+
+/* Whether the gateway's wsgw_response has the backend fields (an older gateway passes a smaller struct). */
+#define WSGW_RESPONSE_HAS_BACKEND(resp) \
+    ((resp)->size >= offsetof(wsgw_response, backend_headers) + sizeof(const char *))
 
 typedef struct wsgw_host_api {
     size_t size;

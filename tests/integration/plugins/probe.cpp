@@ -125,6 +125,13 @@ int onConnect(Probe *probe, const wsgw_event *ev, wsgw_response *resp, const cha
     if (memberString(query, "fail") == "1") return 1;
     std::string status = memberString(query, "status");
     if (!status.empty()) resp->status_code = std::stoi(status);
+    std::string backend = memberString(query, "backend");
+    if (!backend.empty() && WSGW_RESPONSE_HAS_BACKEND(resp)) {  // relay this connection to a backend of our choosing
+        thread_local std::string chosen;
+        chosen = backend;
+        resp->backend_url = chosen.c_str();
+        resp->backend_headers = "X-Negotiated: by-probe\r\n";
+    }
     if (memberString(query, "pushself") == "1") {
         static const char kHello[] = "hello-from-connect";
         probe->api->post_to_connection(probe->api->host, ev->connection_id, kHello, sizeof kHello - 1, 0);

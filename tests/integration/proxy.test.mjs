@@ -1,0 +1,234 @@
+// The WebSocket proxy (routes.json "proxy") in front of a real WebSocket server that is not wsgw (Node's
+// `ws`), as the Apigee and Azure seed pages put a gateway in front of an echo server: $connect's apiKey
+// authorizer and probe handler run first, then frames are relayed both ways with the path, query, chosen
+// headers and subprotocol passed on; close codes cross in both directions; @connections still reaches the
+// client; a backend that is down gets 502; a slow backend applies backpressure instead of growing memory;
+// a 10 MB stream and 500 concurrent connections go through; and `wscat` works as the seed pages use it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer } from 'ws';
+import { Client, Gateway, WebSocket, eventsOf, openExpectingRefusal, probeRoutes, sleep, sqliteRows, waitFor, withTimeout } from './harness.mjs';
+
+const KEY = 'proxy-demo-key';
+let gw;
+let backend;
+const seen = [];          // {url, headers, protocol} of every backend connection
+const backendClose = [];  // close codes the backend saw
+let paused = null;        // a backend socket paused on purpose (slow reader)
+
+before(async () => {
+  backend = new WebSocketServer({
+    host: '127.0.0.1', port: 0, maxPayload: 64 << 20,
+    handleProtocols: (offers) => (offers.has('chat.v2') ? 'chat.v2' : false),
+  });
+  await new Promise((resolve) => backend.on('listening', resolve));
+  backend.on('connection', (ws, req) => {
+    seen.push({ url: req.url, headers: req.headers, protocol: ws.protocol });
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? null : data.toString();
+      if (text?.startsWith('close:')) { ws.close(Number(text.slice(6)), 'backend closes'); return; }
+      if (text === 'pause') { paused = ws; ws._socket.pause(); return; }
+      if (text?.startsWith('stream:')) {  // send N messages of 100 KB to the client
+        const chunk = Buffer.alloc(100 * 1024, 'z');
+        for (let i = 0; i < Number(text.slice(7)); i++) ws.send(chunk);
+        return;
+      }
+      ws.send(data, { binary: isBinary });
+    });
+    ws.on('close', (code) => backendClose.push(code));
+  });
+  const url = `ws://127.0.0.1:${backend.address().port}/base/`;
+  gw = await Gateway.start({
+    routes: (dir) => ({
+      routeSelectionExpression: '$request.body.action',
+      proxy: { url, forwardHeaders: ['Authorization', 'X-Trace'], forwardQuery: true },
+      handlers: { probe: { config: { log: path.join(dir, 'events.jsonl') } } },
+      routes: {
+        $connect: { handler: 'probe', authorizer: { type: 'apiKey', keys: [KEY] } },
+        $disconnect: { handler: 'probe' },
+      },
+    }),
+    plugins: ['probe'],
+    extraArgs: ['--access-log', 'off'],
+  });
+});
+
+after(async () => {
+  paused?._socket.resume();
+  await gw?.stop();
+  for (const ws of backend.clients) ws.terminate();
+  await new Promise((resolve) => backend.close(resolve));
+});
+
+const open = (suffix = '/', options = {}) => Client.open(`${gw.url}${suffix}${suffix.includes('?') ? '&' : '?'}apikey=${KEY}`, options);
+
+test('frames are relayed both ways; path, query, chosen headers, X-Forwarded-For and the subprotocol reach the backend', async () => {
+  const ws = new WebSocket(`${gw.url}/room/7?apikey=${KEY}&x=1`, ['chat.v2', 'json'], { headers: { Authorization: 'Bearer abc', 'X-Secret': 'no' } });
+  const c = new Client(ws);
+  await withTimeout(new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); }), 5000, 'open');
+  assert.equal(ws.protocol, 'chat.v2', 'the backend\'s choice comes back to the client');
+  assert.equal(await c.request('hello through the gateway'), 'hello through the gateway');
+  c.send(Buffer.from([0, 1, 2, 255]));
+  const bin = await c.next();
+  assert.ok(bin.isBinary && bin.data.equals(Buffer.from([0, 1, 2, 255])));
+  const b = seen.at(-1);
+  assert.equal(b.url, `/base/room/7?apikey=${KEY}&x=1`);
+  assert.equal(b.headers.authorization, 'Bearer abc');
+  assert.equal(b.headers['x-secret'], undefined, 'only the configured headers are forwarded');
+  assert.equal(b.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(b.protocol, 'chat.v2');
+  await c.close();
+});
+
+test('$connect\'s authorizer and handler run first; the connection is in the table and reachable with @connections', async () => {
+  assert.equal((await openExpectingRefusal(gw.url)).status, 401, 'no key: the backend is never contacted');
+  const backends = seen.length;
+  const c = await open();
+  await waitFor(() => seen.length === backends + 1, { what: 'the backend connection' });
+  const rows = await sqliteRows(gw.dbPath, 'SELECT connection_id, authorizer FROM connections');
+  assert.equal(rows.length, 1);
+  const id = rows[0].connection_id;
+  assert.equal(JSON.parse(rows[0].authorizer).principalId.startsWith('key-'), true);
+  assert.equal(eventsOf(gw.eventsPath, id, 'CONNECT').length, 1, 'the $connect handler ran');
+  const posted = await fetch(`${gw.managementUrl}/@connections/${id}`, { method: 'POST', body: 'injected by the backend service' });
+  assert.equal(posted.status, 200);
+  assert.equal(await c.nextText(), 'injected by the backend service');
+  assert.equal(await c.request('and the relay goes on'), 'and the relay goes on');
+  await c.close(4321, 'client done');
+  await waitFor(() => backendClose.includes(4321), { what: 'the backend to see the client\'s close code' });
+  await waitFor(() => eventsOf(gw.eventsPath, id, 'DISCONNECT').length === 1, { what: 'the $disconnect' });
+});
+
+test('a close from the backend reaches the client with the same code, and its $disconnect runs', async () => {
+  const c = await open();
+  const rows = await waitFor(async () => {
+    const r = await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections');
+    return r.length === 1 && r;
+  }, { what: 'its row' });
+  c.send('close:4002');
+  const closed = await c.waitClosed();
+  assert.equal(closed.code, 4002);
+  assert.equal(closed.reason, 'backend closes');
+  const id = rows[0].connection_id;
+  await waitFor(() => eventsOf(gw.eventsPath, id, 'DISCONNECT').length === 1, { what: 'its $disconnect' });
+  assert.equal(eventsOf(gw.eventsPath, id, 'DISCONNECT')[0].requestContext.disconnectStatusCode, 4002);
+});
+
+test('a backend that is down gets 502 with a reason; nothing is left in the table', async () => {
+  const g = await Gateway.start({
+    routes: { routeSelectionExpression: 'x', proxy: { url: 'ws://127.0.0.1:1/' }, routes: { $default: { handler: 'echo' } } },
+    plugins: ['echo'],
+  });
+  try {
+    const refused = await openExpectingRefusal(g.url);
+    assert.equal(refused.status, 502);
+    assert.match(JSON.parse(refused.body).message, /the backend is unreachable/);
+    assert.deepEqual(await sqliteRows(g.dbPath, 'SELECT connection_id FROM connections'), []);
+    const metrics = await (await fetch(`${g.managementUrl}/metrics`)).text();
+    assert.match(metrics, /wsgw_execution_error_total\{route="\$connect"\} 1\n/);
+  } finally {
+    await g.stop();
+  }
+});
+
+test('a 10 MB stream crosses the proxy both ways intact', async () => {
+  const c = await open();
+  const part = crypto.randomBytes(30 * 1024); // under the 32 KiB frame limit
+  const sent = crypto.createHash('sha256');
+  const got = crypto.createHash('sha256');
+  let received = 0;
+  const total = 350;
+  let onEcho;
+  const done = new Promise((resolve) => {
+    onEcho = (data) => {
+      got.update(data);
+      if (++received === total) resolve();
+    };
+    c.ws.on('message', onEcho);
+  });
+  for (let i = 0; i < total; i++) {
+    const msg = Buffer.concat([Buffer.from(String(i).padStart(6, '0')), part.subarray(6)]);
+    sent.update(msg);
+    c.ws.send(msg);
+  }
+  await withTimeout(done, 30000, '350 echoes of 30 KB');
+  c.ws.off('message', onEcho);
+  assert.equal(got.digest('hex'), sent.digest('hex'), '10.5 MB echoed in order, byte for byte');
+  // And 10 MB from the backend to the client.
+  let bytes = 0;
+  const streamed = new Promise((resolve) => {
+    c.ws.on('message', (data) => {
+      bytes += data.length;
+      if (bytes >= 100 * 100 * 1024) resolve();
+    });
+  });
+  c.send('stream:100');
+  await withTimeout(streamed, 30000, '10 MB from the backend');
+  await c.close();
+});
+
+test('a backend that stops reading: the gateway stops reading the client instead of buffering without bound', async () => {
+  const c = await open();
+  c.send('pause');
+  await waitFor(() => paused, { what: 'the backend to pause' });
+  const before = Number((await (await fetch(`${gw.managementUrl}/metrics`)).text()).match(/wsgw_received_bytes_total (\d+)/)[1]);
+  const chunk = Buffer.alloc(30 * 1024, 'p');
+  const count = 1400; // 42 MB
+  for (let i = 0; i < count; i++) c.ws.send(chunk);
+  await sleep(2000);
+  // The gateway holds at most its high-water mark (1 MiB) beyond what the kernel's socket buffers take;
+  // the rest has to wait in the client.
+  const read = Number((await (await fetch(`${gw.managementUrl}/metrics`)).text()).match(/wsgw_received_bytes_total (\d+)/)[1]) - before;
+  assert.ok(read < 20 << 20, `the gateway read ${read} bytes of 42 MB while the backend was not reading`);
+  assert.ok(c.ws.bufferedAmount > 20 << 20, `the client still holds ${c.ws.bufferedAmount} bytes: the gateway stopped reading it`);
+  let echoed = 0;
+  const all = new Promise((resolve) => c.ws.on('message', (data) => { echoed += data.length; if (echoed >= count * 30 * 1024) resolve(); }));
+  paused._socket.resume();
+  paused = null;
+  await withTimeout(all, 30000, 'everything once the backend reads again');
+  await c.close();
+});
+
+test('500 concurrent proxied connections each echo', async () => {
+  const clients = [];
+  for (let i = 0; i < 500; i += 50) clients.push(...await Promise.all(Array.from({ length: 50 }, () => open())));
+  const replies = await Promise.all(clients.map((c, i) => c.request(`n${i}`, 10000)));
+  replies.forEach((r, i) => assert.equal(r, `n${i}`));
+  await Promise.all(clients.map((c) => c.close()));
+  await waitFor(async () => (await sqliteRows(gw.dbPath, 'SELECT count(*) AS n FROM connections'))[0].n === 0,
+    { timeoutMs: 10000, what: 'every row gone' });
+});
+
+test('a $connect handler may choose the backend per connection (Azure SignalR\'s negotiate pattern)', async () => {
+  const g = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--access-log', 'off'] });
+  try {
+    const target = encodeURIComponent(`ws://127.0.0.1:${backend.address().port}/chosen/by/handler`);
+    const relayed = await Client.open(`${g.url}/?backend=${target}`);
+    assert.equal(await relayed.request('via the chosen backend'), 'via the chosen backend');
+    const b = seen.at(-1);
+    assert.equal(b.url, '/chosen/by/handler');
+    assert.equal(b.headers['x-negotiated'], 'by-probe');
+    const plain = await Client.open(g.url);  // no choice: the probe's own echo answers
+    assert.equal(await plain.request('{"action":"whoami"}').then((r) => /^[A-Za-z0-9_-]{22}$/.test(r)), true);
+    const bad = await openExpectingRefusal(`${g.url}/?backend=${encodeURIComponent('http://not-ws/')}`);
+    assert.equal(bad.status, 502);
+    assert.match(JSON.parse(bad.body).message, /chose an invalid backend/);
+    await relayed.close();
+    await plain.close();
+  } finally {
+    await g.stop();
+  }
+});
+
+test('wscat, as the seed pages use it: wscat -c "ws://localhost:PORT/?apikey=KEY"', async () => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const wscat = path.join(here, 'node_modules', '.bin', 'wscat');
+  const { stdout } = await promisify(execFile)(wscat, ['-c', `ws://localhost:${gw.port}/?apikey=${KEY}`, '-x', 'hello from wscat', '-w', '1'],
+    { timeout: 15000 });
+  assert.match(stdout, /hello from wscat/);
+});
