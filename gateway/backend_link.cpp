@@ -11,9 +11,10 @@ namespace wsgw {
 
 std::variant<WsUrl, std::string> WsUrl::parse(const std::string &url) {
     WsUrl u;
-    if (url.rfind("wss://", 0) == 0) return "'" + url + "': wss:// backends are not spoken yet: use ws:// (on a trusted network)";
-    if (url.rfind("ws://", 0) != 0) return "'" + url + "' is not a ws:// URL";
-    std::string rest = url.substr(5);
+    u.tls = url.rfind("wss://", 0) == 0;
+    if (!u.tls && url.rfind("ws://", 0) != 0) return "'" + url + "' is not a ws:// or wss:// URL";
+    if (u.tls) u.port = 443;
+    std::string rest = url.substr(u.tls ? 6 : 5);
     size_t slash = rest.find('/');
     std::string authority = rest.substr(0, slash);
     u.path = slash == std::string::npos ? "/" : rest.substr(slash);
@@ -55,6 +56,7 @@ BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const Bac
     info.origin = link->target_.url.host.c_str();
     info.protocol = link->target_.offers.empty() ? nullptr : link->target_.offers.c_str();
     info.local_protocol_name = "wsgw-backend";
+    info.ssl_connection = link->target_.url.tls ? LCCSCF_USE_SSL : 0;
     info.opaque_user_data = link;
     info.pwsi = &link->wsi_;
     g_starting = link;
@@ -62,7 +64,7 @@ BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const Bac
     g_starting = nullptr;
     if (!wsi || link->failed_) {
         if (events) {
-            events->backendFailed(link->failure_.empty() ? "cannot start a connection to ws://" + target.url.host + ":" +
+            events->backendFailed(link->failure_.empty() ? "cannot start a connection to " + target.url.host + ":" +
                                                                std::to_string(target.url.port)
                                                          : link->failure_);
         }

@@ -23,7 +23,8 @@ struct WsUrl {
     std::string host;
     int port = 80;
     std::string path = "/";
-    // ws://host[:port][/path]; wss:// is refused with a reason (not spoken yet).
+    bool tls = false;
+    // ws://host[:port][/path] or wss://... (verified against the system's CAs, or --backend-ca).
     static std::variant<WsUrl, std::string> parse(const std::string &url);
 };
 

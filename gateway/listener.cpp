@@ -1076,7 +1076,10 @@ std::string Listener::start() {
         {nullptr, nullptr, 0, 0, 0, nullptr, 0},
     };
     lws_context_creation_info info{};
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    // TLS is initialised for proxy backends reached over wss:// (lws is a client there; wss:// towards our
+    // own clients is the TlsTerminator's).
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     void *foreign[1] = {m.loop};
     info.foreign_loops = foreign;
     info.user = &m;
@@ -1089,7 +1092,8 @@ std::string Listener::start() {
     vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     vinfo.protocols = protocols;
     vinfo.vhost_name = "public";
-    vinfo.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    vinfo.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    if (!m.settings.backendCa.empty()) vinfo.client_ssl_ca_filepath = m.settings.backendCa.c_str();
     vinfo.timeout_secs = 30;
     m.vhost = lws_create_vhost(m.context, &vinfo);
     if (!m.vhost) return "cannot create the libwebsockets vhost";

@@ -27,6 +27,7 @@ struct ListenerSettings {
     std::string nodeId;
     int drainSeconds = 10;
     std::string tlsCert, tlsKey;  // both set: wss://
+    std::string backendCa;        // CAs for wss:// proxy backends ("" = the system's only)
 };
 
 class Listener final : public ConnectionControl {

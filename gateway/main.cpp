@@ -185,7 +185,8 @@ int main(int argc, char **argv) {
         hostContext.accessLog = accessLog.get();
     }
 
-    wsgw::ListenerSettings settings{std::get<wsgw::HostPort>(listen), opt.nodeId, opt.drainSeconds, opt.tlsCert, opt.tlsKey};
+    wsgw::ListenerSettings settings{std::get<wsgw::HostPort>(listen), opt.nodeId, opt.drainSeconds, opt.tlsCert, opt.tlsKey,
+                                    opt.backendCa};
     auto listener = std::make_unique<wsgw::Listener>(settings, registry, *store, hostContext);
     hostContext.control = listener.get();
     unsigned workers = opt.workers > 0 ? static_cast<unsigned>(opt.workers)

@@ -33,6 +33,7 @@ constexpr FlagSpec kFlags[] = {
     {"--tls-key", "WSGW_TLS_KEY", "FILE  PEM private key of --tls-cert"},
     {"--management-tls-cert", "WSGW_MANAGEMENT_TLS_CERT", "FILE  PEM certificate chain: the management API speaks https://"},
     {"--management-tls-key", "WSGW_MANAGEMENT_TLS_KEY", "FILE  PEM private key of --management-tls-cert"},
+    {"--backend-ca", "WSGW_BACKEND_CA", "FILE  PEM CA certificates trusted for wss:// proxy backends (besides the system's)"},
 };
 
 bool parseInt(const std::string &s, int lo, int hi, int &out) {
@@ -72,6 +73,8 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
         if (value != "debug" && value != "info" && value != "warn" && value != "error")
             return "--log-level: expected debug, info, warn or error, got '" + value + "'";
         o.logLevel = value;
+    } else if (flag == "--backend-ca") {
+        o.backendCa = value;
     } else if (flag == "--tls-cert") {
         o.tlsCert = value;
     } else if (flag == "--tls-key") {

@@ -22,6 +22,7 @@ struct Options {
     std::string accessLog = "stdout";  // "off", "stdout" or a file path
     std::string tlsCert, tlsKey;                      // wss:// on the public listener
     std::string managementTlsCert, managementTlsKey;  // https:// on the management listener
+    std::string backendCa;                            // extra CAs trusted for wss:// proxy backends
     bool help = false;
     bool version = false;
 };

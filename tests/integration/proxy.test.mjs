@@ -6,13 +6,15 @@
 // a 10 MB stream and 500 concurrent connections go through; and `wscat` works as the seed pages use it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
-import { Client, Gateway, WebSocket, eventsOf, openExpectingRefusal, probeRoutes, sleep, sqliteRows, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, WebSocket, eventsOf, makeTempDir, openExpectingRefusal, probeRoutes, sleep, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 
 const KEY = 'proxy-demo-key';
 let gw;
@@ -222,6 +224,35 @@ test('a $connect handler may choose the backend per connection (Azure SignalR\'s
     await plain.close();
   } finally {
     await g.stop();
+  }
+});
+
+test('a wss:// backend: verified against --backend-ca; without it the unknown certificate is refused with 502', async () => {
+  const dir = makeTempDir('wsgw-wss-backend-');
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) });
+  const secure = new WebSocketServer({ server });
+  secure.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(`tls:${d}`, { binary: isBinary })));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const routes = { routeSelectionExpression: 'x', proxy: { url: `wss://localhost:${server.address().port}/` }, routes: { $default: { handler: 'echo' } } };
+  const trusted = await Gateway.start({ routes, plugins: ['echo'], extraArgs: ['--backend-ca', cert, '--access-log', 'off'] });
+  const untrusted = await Gateway.start({ routes, plugins: ['echo'], extraArgs: ['--access-log', 'off'] });
+  try {
+    const c = await Client.open(trusted.url);
+    assert.equal(await c.request('over wss'), 'tls:over wss');
+    await c.close();
+    const refused = await openExpectingRefusal(untrusted.url);
+    assert.equal(refused.status, 502);
+    assert.match(JSON.parse(refused.body).message, /the backend is unreachable/);
+  } finally {
+    await trusted.stop();
+    await untrusted.stop();
+    for (const ws of secure.clients) ws.terminate();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
   }
 });
 
