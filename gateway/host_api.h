@@ -4,7 +4,9 @@
 #pragma once
 
 #include "access_log.h"
+#include "cluster_bus.h"
 #include "connection_registry.h"
+#include "group_registry.h"
 #include "event.h"
 #include "metrics.h"
 
@@ -32,6 +34,8 @@ struct HostContext {
     Metrics metrics;
     RouteMetrics *pushMetrics = metrics.route(Metrics::kPushRoute);  // frames pushed by ID, from any source
     AccessLog *accessLog = nullptr;                             // null: --access-log off
+    GroupRegistry groups;                                       // this node's connections' groups
+    ClusterBus *cluster = nullptr;                              // null: a single node
 };
 
 // The wsgw_event a handler sees is the first member of this, so event_json can find the rest.
@@ -45,9 +49,25 @@ struct InvocationEvent {
     static constexpr uint64_t kMagic = 0x7773677765763031ULL;  // "wsgwev01"
 };
 
-// Pushes and closes by ID, shared by the host API and (later) the management API.
+// Pushes, closes and groups by ID, shared by the host API and the management API. A connection on another
+// node of the cluster is reached through ctx.cluster, which may wait on Redis: on the network thread call
+// these only for local connections (isLocal) and hand the rest to ctx.cluster->runBlocking.
 int postToConnection(HostContext &ctx, const std::string &connectionId, const void *data, size_t len, bool forceBinary);
 int deleteConnection(HostContext &ctx, const std::string &connectionId);
+int addToGroup(HostContext &ctx, const std::string &group, const std::string &connectionId);
+int removeFromGroup(HostContext &ctx, const std::string &group, const std::string &connectionId);
+// Sends to the members of `group` ("" = every connection) on every node. Returns WSGW_OK or WSGW_TOO_LARGE.
+int sendToGroup(HostContext &ctx, const std::string &group, const void *data, size_t len, bool forceBinary);
+bool isLocal(HostContext &ctx, const std::string &connectionId);
+
+// The local halves, which is what a node does when another node asks (cluster_node.cpp).
+int postLocal(HostContext &ctx, const std::string &connectionId, std::string data, bool binary);
+int deleteLocal(HostContext &ctx, const std::string &connectionId);
+int joinLocal(HostContext &ctx, const std::string &group, const std::string &connectionId);
+int leaveLocal(HostContext &ctx, const std::string &group, const std::string &connectionId);
+size_t deliverLocal(HostContext &ctx, const std::string &group, std::string_view data, bool binary);
+// The network thread forgets a closed connection's groups (queues the cluster's part; never blocks).
+void forgetConnectionGroups(HostContext &ctx, const std::string &connectionId);
 // get_connection's contract: copy as much as fits (NUL-terminated when all of it does), return the length.
 long copyOut(const std::string &text, char *buf, size_t cap);
 // Fills `out` with the GET /@connections/{id} JSON; false when the connection is unknown.

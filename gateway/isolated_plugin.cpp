@@ -274,6 +274,12 @@ bool IsolatedPlugin::serve(Worker &w) {
                 break;
             case wire::CallOp::Delete: result = deleteConnection(*host_->ctx, connectionId); break;
             case wire::CallOp::Get: result = describeConnection(*host_->ctx, connectionId, out) ? 0 : -1; break;
+            case wire::CallOp::Join: result = addToGroup(*host_->ctx, std::string(data), connectionId); break;
+            case wire::CallOp::Leave: result = removeFromGroup(*host_->ctx, std::string(data), connectionId); break;
+            case wire::CallOp::SendGroup:
+                result = connectionId.empty() ? WSGW_ERROR : sendToGroup(*host_->ctx, connectionId, data.data(), data.size(), flag != 0);
+                break;
+            case wire::CallOp::SendAll: result = sendToGroup(*host_->ctx, "", data.data(), data.size(), flag != 0); break;
             case wire::CallOp::Log:
                 host_->api.log(host_, static_cast<int>(flag), std::string(data).c_str());
                 continue;  // no reply

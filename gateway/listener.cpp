@@ -237,7 +237,14 @@ struct Listener::Impl {
             ::close(s->fd);
             s->fd = -1;
         }
-        if (s->live) registry.remove(s->id);
+        if (s->live) {
+            registry.remove(s->id);
+            // A $connect handler may have put it in groups before the refusal; the store forgets those too.
+            if (!host.groups.groupsOf(s->id).empty()) {
+                forgetConnectionGroups(host, s->id);
+                store.remove(s->id);
+            }
+        }
         releaseIp(s);
         sessions.erase(s->id);
     }
@@ -877,6 +884,7 @@ struct Listener::Impl {
         ev_timer_stop(loop, &s->backendTimer);
         if (adopting == s) adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
         registry.remove(s->id);
+        forgetConnectionGroups(host, s->id);
         store.remove(s->id);
         int code;
         std::string reason;

@@ -1,4 +1,5 @@
 // wsgw: flags, wiring and the order of start-up and shutdown. Everything else lives in one file per concern.
+#include "cluster_node.h"
 #include "config.h"
 #include "connection_id.h"
 #include "connection_registry.h"
@@ -10,6 +11,7 @@
 #include "options.h"
 #include "plugin_host.h"
 #include "plugin_registry.h"
+#include "redis_store.h"
 #include "route_reloader.h"
 #include "route_table.h"
 #include "sqlite_store.h"
@@ -46,34 +48,40 @@ wsgw::log::Level levelFromName(const std::string &n) {
     return wsgw::log::Level::Info;
 }
 
+// The $disconnect of a connection whose node is gone (this node after an unclean stop, or a dead node of
+// the cluster): it runs here, from the row the table kept, with a reason that says what happened.
+void submitLostDisconnect(const wsgw::ConnectionRow &row, const std::string &reason,
+                          const std::shared_ptr<const wsgw::RouteTable> &table, wsgw::Invoker &invoker) {
+    if (!table || !table->disconnect) return;
+    auto live = std::make_shared<wsgw::LiveConnection>();
+    live->info.connectionId = row.connectionId;
+    live->info.connectedAtMs = row.connectedAtMs;
+    live->info.sourceIp = row.sourceIp;
+    live->info.userAgent = row.userAgent;
+    live->info.authorizerJson = row.authorizerJson;
+    live->lastActiveAtMs = row.lastActiveAtMs;
+    wsgw::Invocation inv;
+    inv.table = table;
+    inv.route = table->disconnect;
+    inv.connection = live;
+    inv.type = WSGW_DISCONNECT;
+    inv.requestId = wsgw::newRequestId();
+    inv.requestTimeMs = wsgw::nowEpochMs();
+    inv.disconnectCode = 1006;
+    inv.disconnectReason = reason;
+    invoker.submit(invoker.newLane(), std::move(inv));
+}
+
 // Rows this node left behind after an unclean stop: their connections are gone, so their $disconnect
-// runs now, before we serve, with a reason that says what happened.
+// runs now, before we serve.
 void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &nodeId,
                              const std::shared_ptr<const wsgw::RouteTable> &table, wsgw::Invoker &invoker) {
     auto rows = store.takeRowsOfNode(nodeId);
     if (rows.empty()) return;
     wsgw::log::warn("cleaning up connections left by an unclean stop",
                     {wsgw::log::Field("node", nodeId), wsgw::log::Field("connections", static_cast<uint64_t>(rows.size()))});
-    if (!table->disconnect) return;
-    for (auto &row : rows) {
-        auto live = std::make_shared<wsgw::LiveConnection>();
-        live->info.connectionId = row.connectionId;
-        live->info.connectedAtMs = row.connectedAtMs;
-        live->info.sourceIp = row.sourceIp;
-        live->info.userAgent = row.userAgent;
-        live->info.authorizerJson = row.authorizerJson;
-        live->lastActiveAtMs = row.lastActiveAtMs;
-        wsgw::Invocation inv;
-        inv.table = table;
-        inv.route = table->disconnect;
-        inv.connection = live;
-        inv.type = WSGW_DISCONNECT;
-        inv.requestId = wsgw::newRequestId();
-        inv.requestTimeMs = wsgw::nowEpochMs();
-        inv.disconnectCode = 1006;
-        inv.disconnectReason = "Gateway node '" + nodeId + "' stopped uncleanly; connection lost";
-        invoker.submit(invoker.newLane(), std::move(inv));
-    }
+    for (auto &row : rows)
+        submitLostDisconnect(row, "Gateway node '" + nodeId + "' stopped uncleanly; connection lost", table, invoker);
     invoker.waitIdle(std::chrono::seconds(30));
 }
 
@@ -171,12 +179,32 @@ int main(int argc, char **argv) {
     if (auto *err = std::get_if<wsgw::ConfigError>(&config)) return fail(err->message());
 
     std::string storeError;
-    auto store = wsgw::openSqliteStore(opt.dbPath, &storeError);
-    if (!store) return fail(storeError);
+    std::unique_ptr<wsgw::ConnectionStore> store;
+    wsgw::RedisStore *redisStore = nullptr;
+    wsgw::ClusterSettings clusterSettings;
+    if (!opt.cluster.empty()) {
+        auto address = wsgw::parseRedisUrl(opt.cluster);
+        if (auto *err = std::get_if<std::string>(&address)) return fail("--cluster: " + *err);
+        clusterSettings.address = std::get<wsgw::RedisAddress>(address);
+        clusterSettings.nodeId = opt.nodeId;
+        auto opened = wsgw::RedisStore::open(clusterSettings.address, clusterSettings.keys, opt.nodeId, &storeError);
+        if (!opened) return fail(storeError);
+        redisStore = opened.get();
+        store = std::move(opened);
+    } else {
+        store = wsgw::openSqliteStore(opt.dbPath, &storeError);
+        if (!store) return fail(storeError);
+    }
 
     wsgw::ConnectionRegistry registry;
     wsgw::HostContext hostContext;
     hostContext.registry = &registry;
+    std::unique_ptr<wsgw::ClusterNode> cluster;
+    if (redisStore) {
+        cluster = std::make_unique<wsgw::ClusterNode>(clusterSettings, hostContext, *redisStore);
+        // Before recovery: the rows of a live node with our ID are not ours to clean up.
+        if (std::string err = cluster->claimNodeId(); !err.empty()) return fail(err);
+    }
     std::unique_ptr<wsgw::AccessLog> accessLog;
     if (opt.accessLog != "off") {
         auto opened = wsgw::AccessLog::open(opt.accessLog);
@@ -239,8 +267,10 @@ int main(int argc, char **argv) {
             g.reloadFailures = r->failures();
             return hostContext.metrics.render(g);
         };
-        hooks.readinessProblems = [r, st, l] {
+        hooks.readinessProblems = [r, st, l, c = cluster.get()] {
             std::vector<std::string> problems;
+            if (c)
+                for (auto &p : c->problems()) problems.push_back(std::move(p));
             if (!l->accepting()) problems.push_back("the public listener is not accepting (draining or not started)");
             if (!st->writable()) problems.push_back("the connection table cannot be written (see the error log)");
             if (!r->current()) problems.push_back("no route table is loaded");
@@ -250,12 +280,22 @@ int main(int argc, char **argv) {
         hooks.infoJson = [l, &opt, r] { return infoJson(*l, opt, r->current().get()); };
         management->setOperationsHooks(std::move(hooks));
     }
+    if (cluster) {
+        // Serving starts in run(): from here other nodes can reach us, and we reap the nodes that die.
+        wsgw::RouteReloader *r = reloader.get();
+        std::string err = cluster->start([r, &invoker](const wsgw::ConnectionRow &row, const std::string &reason) {
+            submitLostDisconnect(row, reason, r->current(), invoker);
+        });
+        if (!err.empty()) return fail(err);
+        hostContext.cluster = cluster.get();
+    }
     wsgw::log::info("listening", {wsgw::log::Field("address", listener->boundAddress()),
                                   wsgw::log::Field("management", management ? management->boundAddress() : std::string("off")),
                                   wsgw::log::Field("version", WSGW_VERSION),
                                   wsgw::log::Field("libwebsockets", lws_get_library_version()),
                                   wsgw::log::Field("routes", opt.routesPath), wsgw::log::Field("handlers", handlerNames),
-                                  wsgw::log::Field("db", opt.dbPath), wsgw::log::Field("node", opt.nodeId),
+                                  wsgw::log::Field("db", opt.cluster.empty() ? opt.dbPath : opt.cluster),
+                                  wsgw::log::Field("node", opt.nodeId),
                                   wsgw::log::Field("workers", static_cast<uint64_t>(workers))});
     listener->run();
     management.reset();  // its sockets live on the network thread's loop, which the listener owns
@@ -265,6 +305,12 @@ int main(int argc, char **argv) {
     // plugins down (they may join threads that still push) before the listener they push to goes away.
     if (!invoker.waitIdle(std::chrono::seconds(opt.drainSeconds)))
         wsgw::log::warn("drain: handlers still running at the deadline", {wsgw::log::Field("pending", static_cast<uint64_t>(invoker.pending()))});
+    if (cluster) {
+        store->flush();
+        hostContext.cluster = nullptr;
+        cluster->stop();  // leaves the cluster once our removals are in Redis; no reaping after this
+        cluster.reset();
+    }
     invoker.stop();
     listener->setRouteTable(nullptr);
     reloader.reset();  // the last table, and with it the plugins, go here

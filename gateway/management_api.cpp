@@ -25,6 +25,8 @@
 #include <sstream>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <functional>
+#include <mutex>
 #include <unordered_map>
 
 namespace wsgw {
@@ -52,6 +54,7 @@ struct Response {
     std::string body;
     std::string contentType = "application/json";
     Headers headers;
+    bool deferred = false;  // answered later, from the cluster's executor (see defer())
 };
 
 std::string jsonMessage(std::string_view message) {
@@ -77,6 +80,93 @@ bool constantTimeEquals(const std::string &a, const std::string &b) {
     if (a.size() != b.size()) return false;
     return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
+
+Response noContent() {
+    Response ok;
+    ok.status = 204;
+    ok.contentType.clear();
+    return ok;
+}
+
+Response gone(const std::string &id) {
+    return awsError(410, "GoneException", "the connection " + id + " is closed or never existed");
+}
+
+Response clusterError(const std::string &what) {
+    return awsError(503, "ServiceUnavailableException",
+                    what + ": the node that holds it did not answer, or Redis is unreachable; retry");
+}
+
+// POST/GET/DELETE /@connections/{id}. Thread-safe: runs on the network thread for a local connection and
+// on the cluster's executor for one that may be on another node.
+Response connectionRequest(HostContext &host, const std::string &method, const std::string &id, const std::string &body) {
+    if (method == "POST") {
+        int rc = postToConnection(host, id, body.data(), body.size(), false);
+        if (rc == WSGW_OK) return Response{};
+        if (rc == WSGW_TOO_LARGE) return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
+        if (rc == WSGW_GONE) return gone(id);
+        return clusterError("the push to " + id + " was not delivered");
+    }
+    if (method == "GET") {
+        Response ok;
+        if (!describeConnection(host, id, ok.body)) return gone(id);
+        return ok;
+    }
+    int rc = deleteConnection(host, id);
+    if (rc == WSGW_OK) return noContent();
+    if (rc == WSGW_GONE) return gone(id);
+    return clusterError("the close of " + id + " was not done");
+}
+
+// The group endpoints (PUT/DELETE /@groups/{group}/connections/{id}, POST/GET /@groups/{group},
+// POST /@broadcast); the path and ID are checked already. Thread-safe like connectionRequest.
+Response groupRequest(HostContext &host, ManagementTarget target, const std::string &method, const std::string &group,
+                      const std::string &id, const std::string &body) {
+    if (target == ManagementTarget::GroupMember) {
+        int rc = method == "PUT" ? addToGroup(host, group, id) : removeFromGroup(host, group, id);
+        if (rc == WSGW_OK) return noContent();
+        if (rc == WSGW_GONE) return gone(id);
+        if (rc == WSGW_TOO_LARGE)
+            return awsError(400, "BadRequestException",
+                            "the connection " + id + " is in " + std::to_string(GroupRegistry::kMaxGroupsPerConnection) +
+                                " groups already: remove it from one first");
+        return clusterError("the membership of " + id + " in '" + group + "' was not changed");
+    }
+    if (method == "GET") {
+        std::vector<std::string> members;
+        if (host.cluster) {
+            if (!host.cluster->groupMembers(group, members)) return clusterError("the members of '" + group + "' are unknown");
+        } else {
+            members = host.groups.members(group);
+        }
+        std::sort(members.begin(), members.end());
+        rapidjson::StringBuffer buf;
+        rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+        w.StartObject();
+        w.Key("group");
+        w.String(group);
+        w.Key("connections");
+        w.StartArray();
+        for (const auto &m : members) w.String(m);
+        w.EndArray();
+        w.EndObject();
+        Response ok;
+        ok.body.assign(buf.GetString(), buf.GetSize());
+        return ok;
+    }
+    if (sendToGroup(host, target == ManagementTarget::Broadcast ? std::string() : group, body.data(), body.size(), false) != WSGW_OK)
+        return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
+    return Response{};
+}
+
+// Answers computed on the cluster's executor come back to the network thread through here.
+struct DeferredAnswers {
+    std::mutex mutex;
+    bool alive = true;
+    struct ev_loop *loop = nullptr;
+    ev_async *wake = nullptr;
+    std::vector<std::pair<uint64_t, Response>> done;
+};
 
 }  // namespace
 
@@ -131,6 +221,9 @@ namespace {
 
 struct HttpConnection {
     ManagementApi::Impl *owner = nullptr;
+    uint64_t serial = 0;
+    bool waiting = false;           // a deferred answer is due; later pipelined requests wait for it
+    bool waitingKeepAlive = false;  // the waiting request's keep-alive
     int fd = -1;
     std::string peer;
     ev_io readWatcher{}, writeWatcher{};
@@ -151,6 +244,11 @@ struct ManagementApi::Impl {
     std::string boundAddress;
     ev_io acceptWatcher{};
     std::unordered_map<HttpConnection *, std::unique_ptr<HttpConnection>> connections;
+    std::unordered_map<uint64_t, HttpConnection *> bySerial;
+    uint64_t nextSerial = 1;
+    HttpConnection *current = nullptr;  // the connection whose request is being answered
+    std::shared_ptr<DeferredAnswers> deferred = std::make_shared<DeferredAnswers>();
+    ev_async deferredWake{};
 
     int rate = 0;
     OperationsHooks ops;
@@ -202,6 +300,8 @@ struct ManagementApi::Impl {
             ev_io_start(m->loop, &c->readWatcher);
             ev_timer_start(m->loop, &c->idleTimer);
             HttpConnection *raw = c.get();
+            raw->serial = m->nextSerial++;
+            m->bySerial.emplace(raw->serial, raw);
             m->connections.emplace(raw, std::move(c));
         }
     }
@@ -211,6 +311,7 @@ struct ManagementApi::Impl {
         ev_io_stop(loop, &c->writeWatcher);
         ev_timer_stop(loop, &c->idleTimer);
         ::close(c->fd);
+        bySerial.erase(c->serial);
         connections.erase(c);
     }
 
@@ -238,8 +339,12 @@ struct ManagementApi::Impl {
         }
         if (n < 0) return;
         c->in.append(buf, static_cast<size_t>(n));
+        processInput(c);
+    }
+
+    void processInput(HttpConnection *c) {
         size_t offset = 0;
-        while (!c->closeAfterWrite && offset < c->in.size()) {
+        while (!c->closeAfterWrite && !c->waiting && offset < c->in.size()) {
             HttpParse p = parseHttpRequest(std::string_view(c->in).substr(offset), 16384, kMaxBodyBytes);
             if (p.state == HttpParseState::NeedMore) break;
             if (p.state == HttpParseState::Error) {
@@ -253,7 +358,16 @@ struct ManagementApi::Impl {
                 break;
             }
             offset += p.consumed;
+            current = c;
             Response r = handle(p.request, c->peer);
+            current = nullptr;
+            if (r.deferred) {
+                // Keep HTTP/1.1's order: nothing more is read or answered on this connection until it comes.
+                c->waiting = true;
+                c->waitingKeepAlive = p.request.keepAlive;
+                ev_io_stop(loop, &c->readWatcher);
+                break;
+            }
             c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, p.request.keepAlive);
             if (!p.request.keepAlive) c->closeAfterWrite = true;
             ev_timer_again(loop, &c->idleTimer);
@@ -283,7 +397,7 @@ struct ManagementApi::Impl {
             }
             if (c->readPaused) {
                 c->readPaused = false;
-                ev_io_start(loop, &c->readWatcher);
+                if (!c->waiting) ev_io_start(loop, &c->readWatcher);
             }
         } else {
             ev_io_start(loop, &c->writeWatcher);
@@ -291,6 +405,42 @@ struct ManagementApi::Impl {
                 c->readPaused = true;
                 ev_io_stop(loop, &c->readWatcher);
             }
+        }
+    }
+
+    // ---- answers that wait on the cluster ------------------------------------------------------------------
+
+    // Runs `work` on the cluster's executor and answers the current request when it is done.
+    Response defer(std::function<Response()> work) {
+        uint64_t serial = current->serial;
+        host.cluster->runBlocking([answers = deferred, serial, work = std::move(work)] {
+            Response r = work();
+            std::lock_guard lock(answers->mutex);
+            if (!answers->alive) return;
+            answers->done.emplace_back(serial, std::move(r));
+            ev_async_send(answers->loop, answers->wake);
+        });
+        Response later;
+        later.deferred = true;
+        return later;
+    }
+
+    static void onDeferredAnswers(struct ev_loop *, ev_async *w, int) {
+        auto *m = static_cast<Impl *>(w->data);
+        std::vector<std::pair<uint64_t, Response>> done;
+        {
+            std::lock_guard lock(m->deferred->mutex);
+            done.swap(m->deferred->done);
+        }
+        for (auto &[serial, r] : done) {
+            auto it = m->bySerial.find(serial);
+            if (it == m->bySerial.end()) continue;  // the client went away meanwhile
+            HttpConnection *c = it->second;
+            c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, c->waitingKeepAlive);
+            if (!c->waitingKeepAlive) c->closeAfterWrite = true;
+            c->waiting = false;
+            if (!c->readPaused && !c->closeAfterWrite) ev_io_start(m->loop, &c->readWatcher);
+            m->processInput(c);
         }
     }
 
@@ -393,7 +543,8 @@ struct ManagementApi::Impl {
         if (mp.target == ManagementTarget::Unknown) {
             std::string why = mp.error.empty() ? "no such resource" : mp.error;
             return awsError(404, "NotFoundException",
-                            why + ": the management API serves /@connections/{connectionId}, /@connections, /@routes, "
+                            why + ": the management API serves /@connections/{connectionId}, /@connections, "
+                                  "/@groups/{group}, /@groups/{group}/connections/{connectionId}, /@broadcast, /@routes, "
                                   "/@info, /metrics, /healthz, /readyz and /console");
         }
         std::string reason;
@@ -407,42 +558,57 @@ struct ManagementApi::Impl {
             }
             return list(req);
         }
+        if (mp.target == ManagementTarget::Group || mp.target == ManagementTarget::GroupMember ||
+            mp.target == ManagementTarget::Broadcast)
+            return groups(req, mp);
         if (!isWellFormedConnectionId(mp.connectionId)) {
             return awsError(400, "BadRequestException",
                             "Invalid connectionId: '" + mp.connectionId.substr(0, 64) +
                                 "' is not a connection ID this gateway could have issued (22 URL-safe base64 characters)");
         }
-        if (req.method == "POST") {
-            if (req.body.size() > host.maxMessageBytes.load())
-                return awsError(413, "PayloadTooLargeException",
-                                "the data is " + std::to_string(req.body.size()) + " bytes; the message limit is " +
-                                    std::to_string(host.maxMessageBytes.load()));
-            int rc = postToConnection(host, mp.connectionId, req.body.data(), req.body.size(), false);
-            if (rc == WSGW_OK) {
-                Response ok;
-                ok.contentType = "application/json";
-                return ok;
-            }
-            if (rc == WSGW_TOO_LARGE) return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
-            return awsError(410, "GoneException", "the connection " + mp.connectionId + " is closed or never existed");
+        if (req.method != "POST" && req.method != "GET" && req.method != "DELETE") {
+            Response e = awsError(405, "MethodNotAllowedException", "use POST, GET or DELETE on /@connections/{connectionId}");
+            e.headers.emplace_back("Allow", "POST, GET, DELETE");
+            return e;
         }
-        if (req.method == "GET") {
-            Response ok;
-            if (!describeConnection(host, mp.connectionId, ok.body))
-                return awsError(410, "GoneException", "the connection " + mp.connectionId + " is closed or never existed");
-            return ok;
+        if (req.method == "POST" && req.body.size() > host.maxMessageBytes.load())
+            return awsError(413, "PayloadTooLargeException",
+                            "the data is " + std::to_string(req.body.size()) + " bytes; the message limit is " +
+                                std::to_string(host.maxMessageBytes.load()));
+        // A connection of this node is answered at once; any other may be on another node of the cluster.
+        if (!host.cluster || isLocal(host, mp.connectionId)) return connectionRequest(host, req.method, mp.connectionId, req.body);
+        return defer([&h = host, method = req.method, id = mp.connectionId, body = req.body] {
+            return connectionRequest(h, method, id, body);
+        });
+    }
+
+    Response groups(const HttpRequest &req, const ManagementPath &mp) {
+        const char *allowed = mp.target == ManagementTarget::GroupMember ? "PUT, DELETE"
+                              : mp.target == ManagementTarget::Group     ? "POST, GET"
+                                                                         : "POST";
+        bool methodOk = mp.target == ManagementTarget::GroupMember ? (req.method == "PUT" || req.method == "DELETE")
+                        : mp.target == ManagementTarget::Group     ? (req.method == "POST" || req.method == "GET")
+                                                                   : req.method == "POST";
+        if (!methodOk) {
+            Response e = awsError(405, "MethodNotAllowedException", "use " + std::string(allowed) + " on " + req.path);
+            e.headers.emplace_back("Allow", allowed);
+            return e;
         }
-        if (req.method == "DELETE") {
-            if (deleteConnection(host, mp.connectionId) != WSGW_OK)
-                return awsError(410, "GoneException", "the connection " + mp.connectionId + " is closed or never existed");
-            Response ok;
-            ok.status = 204;
-            ok.contentType.clear();
-            return ok;
-        }
-        Response e = awsError(405, "MethodNotAllowedException", "use POST, GET or DELETE on /@connections/{connectionId}");
-        e.headers.emplace_back("Allow", "POST, GET, DELETE");
-        return e;
+        if (mp.target != ManagementTarget::Broadcast && !isValidGroupName(mp.group))
+            return awsError(400, "BadRequestException", "Invalid group '" + mp.group.substr(0, 64) + "': " + groupNameRule());
+        if (mp.target == ManagementTarget::GroupMember && !isWellFormedConnectionId(mp.connectionId))
+            return awsError(400, "BadRequestException",
+                            "Invalid connectionId: '" + mp.connectionId.substr(0, 64) +
+                                "' is not a connection ID this gateway could have issued (22 URL-safe base64 characters)");
+        if (req.method == "POST" && req.body.size() > host.maxMessageBytes.load())
+            return awsError(413, "PayloadTooLargeException",
+                            "the data is " + std::to_string(req.body.size()) + " bytes; the message limit is " +
+                                std::to_string(host.maxMessageBytes.load()));
+        // On one node everything here is local and quick; in a cluster each may wait on Redis.
+        if (!host.cluster) return groupRequest(host, mp.target, req.method, mp.group, mp.connectionId, req.body);
+        return defer([&h = host, target = mp.target, method = req.method, group = mp.group, id = mp.connectionId, body = req.body] {
+            return groupRequest(h, target, method, group, id, body);
+        });
     }
 
     // Beyond AWS: a page of live connections ordered by ID; `cursor` is the last ID of the previous page.
@@ -534,6 +700,14 @@ std::string ManagementApi::start(struct ev_loop *loop) {
     ev_io_init(&m.acceptWatcher, Impl::onAccept, m.listenFd, EV_READ);
     m.acceptWatcher.data = &m;
     ev_io_start(loop, &m.acceptWatcher);
+    ev_async_init(&m.deferredWake, Impl::onDeferredAnswers);
+    m.deferredWake.data = &m;
+    ev_async_start(loop, &m.deferredWake);
+    {
+        std::lock_guard lock(m.deferred->mutex);
+        m.deferred->loop = loop;
+        m.deferred->wake = &m.deferredWake;
+    }
     return {};
 }
 
@@ -549,6 +723,11 @@ void ManagementApi::setTls(std::string certFile, std::string keyFile) {
 void ManagementApi::stop() {
     Impl &m = *impl_;
     if (!m.loop) return;
+    {
+        std::lock_guard lock(m.deferred->mutex);  // answers still being computed are dropped
+        m.deferred->alive = false;
+    }
+    ev_async_stop(m.loop, &m.deferredWake);
     ev_io_stop(m.loop, &m.acceptWatcher);
     if (m.listenFd >= 0) {
         ::close(m.listenFd);

@@ -64,9 +64,32 @@ ManagementPath parseManagementPath(std::string_view rawPath) {
         rest.remove_prefix(slash + 1);
     }
     size_t at = 0;
-    if (segments.size() >= 2 && segments[0] != "@connections") {
+    auto ours = [](const std::string &s) { return s == "@connections" || s == "@groups" || s == "@broadcast"; };
+    if (segments.size() >= 2 && !ours(segments[0])) {
         mp.stage = segments[0];
         at = 1;
+    }
+    if (segments[at] == "@broadcast") {
+        if (segments.size() - at == 1) mp.target = ManagementTarget::Broadcast;
+        else mp.error = "expected /@broadcast";
+        return mp;
+    }
+    if (segments[at] == "@groups") {
+        size_t n = segments.size() - at;
+        if ((n == 2 || n == 4) && !segments[at + 1].empty()) {
+            mp.group = segments[at + 1];
+            if (n == 2) {
+                mp.target = ManagementTarget::Group;
+                return mp;
+            }
+            if (segments[at + 2] == "connections" && !segments[at + 3].empty()) {
+                mp.target = ManagementTarget::GroupMember;
+                mp.connectionId = segments[at + 3];
+                return mp;
+            }
+        }
+        mp.error = "expected /@groups/{group} or /@groups/{group}/connections/{connectionId}";
+        return mp;
     }
     if (segments[at] != "@connections") {
         mp.error = "unknown path";

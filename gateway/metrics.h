@@ -36,7 +36,7 @@ struct RouteMetrics {
     std::atomic<uint64_t> integrationErrors{0}, clientErrors{0}, executionErrors{0};
     LatencyHistogram integrationLatency, latency;
 
-    static void add(std::atomic<uint64_t> &c) { c.fetch_add(1, std::memory_order_relaxed); }
+    static void add(std::atomic<uint64_t> &c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };
 
 class Metrics {

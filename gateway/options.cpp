@@ -24,7 +24,9 @@ constexpr FlagSpec kFlags[] = {
      "FILE  {\"tokens\": [...], \"sigv4\": [{\"accessKeyId\", \"secretAccessKey\"}]}; required off loopback"},
     {"--management-rate", "WSGW_MANAGEMENT_RATE",
      "N     management requests per second (burst N) before 429 LimitExceededException (default 0: no limit)"},
-    {"--node-id", "WSGW_NODE_ID", "ID    this node's name in the connection table (default: the host name)"},
+    {"--node-id", "WSGW_NODE_ID", "ID    this node's name in the connection table and the cluster (default: the host name)"},
+    {"--cluster", "WSGW_CLUSTER",
+     "redis://HOST:PORT[/DB]  join a cluster of nodes: the connection table, groups and pushes go through Redis"},
     {"--workers", "WSGW_WORKERS", "N     handler worker threads (default 2 x cores, at least 4)"},
     {"--log-level", "WSGW_LOG_LEVEL", "LEVEL debug|info|warn|error (default info)"},
     {"--drain-seconds", "WSGW_DRAIN_SECONDS", "N     how long SIGTERM waits for connections and handlers (default 10)"},
@@ -66,7 +68,12 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
         o.managementCredentials = value;
     } else if (flag == "--node-id") {
         if (value.empty() || value.size() > 128) return "--node-id: give 1 to 128 characters";
+        for (unsigned char c : value)
+            if (c <= ' ' || c == 0x7f) return "--node-id: no spaces or control characters (it names Redis keys and log fields)";
         o.nodeId = value;
+    } else if (flag == "--cluster") {
+        if (value.rfind("redis://", 0) != 0) return "--cluster: expected redis://HOST:PORT, got '" + value + "'";
+        o.cluster = value;
     } else if (flag == "--workers") {
         if (!parseInt(value, 1, 1024, o.workers)) return "--workers: expected a number from 1 to 1024, got '" + value + "'";
     } else if (flag == "--log-level") {

@@ -16,6 +16,7 @@ struct Options {
     std::string managementCredentials;  // a JSON file of bearer tokens and SigV4 keys
     int managementRate = 0;             // requests per second over all management clients; 0: unlimited
     std::string nodeId;               // default: the host name
+    std::string cluster;              // redis://HOST:PORT[/DB]: join a cluster (the table lives in Redis)
     std::string logLevel = "info";
     int workers = 0;                  // 0: 2 x cores, at least 4
     int drainSeconds = 10;

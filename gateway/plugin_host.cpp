@@ -83,6 +83,27 @@ long hostGet(wsgw_host *, const char *id, char *buf, size_t cap) {
     return copyOut(json, buf, cap);
 }
 
+int hostAddToGroup(wsgw_host *, const char *group, const char *id) {
+    if (!group || !id) return WSGW_ERROR;
+    return static_cast<int>(g_host->call(wire::CallOp::Join, id, group, 0).first);
+}
+
+int hostRemoveFromGroup(wsgw_host *, const char *group, const char *id) {
+    if (!group || !id) return WSGW_ERROR;
+    return static_cast<int>(g_host->call(wire::CallOp::Leave, id, group, 0).first);
+}
+
+int hostSendToGroup(wsgw_host *, const char *group, const void *data, size_t len, int isBinary) {
+    if (!group || !*group || (!data && len)) return WSGW_ERROR;
+    return static_cast<int>(
+        g_host->call(wire::CallOp::SendGroup, group, std::string_view(static_cast<const char *>(data), len), isBinary).first);
+}
+
+int hostSendToAll(wsgw_host *, const void *data, size_t len, int isBinary) {
+    if (!data && len) return WSGW_ERROR;
+    return static_cast<int>(g_host->call(wire::CallOp::SendAll, "", std::string_view(static_cast<const char *>(data), len), isBinary).first);
+}
+
 const char *hostEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) {
     if (!ev || ev != g_host->currentEvent) return nullptr;
     if (len) *len = g_host->currentEventJson.size();
@@ -118,6 +139,10 @@ int runPluginHost(int argc, char **argv) {
     host.api.get_connection = hostGet;
     host.api.event_json = hostEventJson;
     host.api.log = hostLog;
+    host.api.add_to_group = hostAddToGroup;
+    host.api.remove_from_group = hostRemoveFromGroup;
+    host.api.send_to_group = hostSendToGroup;
+    host.api.send_to_all = hostSendToAll;
 
     auto hello = wire::readFrame(kSocketFd);
     if (!hello || hello->kind != wire::Kind::Hello) return 3;

@@ -24,7 +24,8 @@ enum class Kind : uint8_t {
     Shutdown = 7,   // gateway -> worker: call the plugin's shutdown and exit
 };
 
-enum class CallOp : uint8_t { Post = 1, Delete = 2, Get = 3, Log = 4 };
+// Join/Leave: connection ID, data = group. SendGroup: connection ID field = group, flag = binary.
+enum class CallOp : uint8_t { Post = 1, Delete = 2, Get = 3, Log = 4, Join = 5, Leave = 6, SendGroup = 7, SendAll = 8 };
 
 constexpr uint32_t kMaxFrame = 64u << 20;
 

@@ -71,7 +71,22 @@ typedef struct wsgw_host_api {
      * handle() runs for that event. */
     const char *(*event_json)(wsgw_host *, const wsgw_event *, size_t *len);
     void (*log)(wsgw_host *, int level, const char *message);
+
+    /* Since wsgw 0.3 (check WSGW_HOST_API_HAS_GROUPS first): named groups of connections, cluster-wide.
+     * A group exists while it has members; a closed connection leaves its groups by itself. Group names
+     * are 1 to 128 characters of A-Z a-z 0-9 - _ . ~ : @. Each call returns WSGW_OK; WSGW_GONE when the
+     * connection is unknown or closed; WSGW_TOO_LARGE when the data is over the message limit or the
+     * connection is already in 256 groups; WSGW_ERROR for a bad group name or when the cluster could not
+     * be reached. Sends are text when the data is valid UTF-8 (unless is_binary), like post_to_connection,
+     * and reach every member once, the caller's own connection included when it is a member. */
+    int (*add_to_group)(wsgw_host *, const char *group, const char *connection_id);
+    int (*remove_from_group)(wsgw_host *, const char *group, const char *connection_id);
+    int (*send_to_group)(wsgw_host *, const char *group, const void *data, size_t len, int is_binary);
+    int (*send_to_all)(wsgw_host *, const void *data, size_t len, int is_binary);
 } wsgw_host_api;
+
+#define WSGW_HOST_API_HAS_GROUPS(api) \
+    ((api)->size >= offsetof(wsgw_host_api, send_to_all) + sizeof((api)->send_to_all) && (api)->send_to_all)
 
 typedef struct wsgw_handler {
     size_t size;

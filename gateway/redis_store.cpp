@@ -1,0 +1,256 @@
+#include "redis_store.h"
+
+#include "log.h"
+
+#include <hiredis/hiredis.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+namespace wsgw {
+
+namespace {
+
+// ARGV: prefix, connection ID, the node that asks (its set loses the ID too). Returns the row's HGETALL.
+constexpr const char *kTakeScript = R"lua(
+local ck = ARGV[1] .. 'conn:' .. ARGV[2]
+local row = redis.call('HGETALL', ck)
+for _, g in ipairs(redis.call('SMEMBERS', ck .. ':groups')) do
+  redis.call('SREM', ARGV[1] .. 'group:' .. g, ARGV[2])
+end
+for i = 1, #row, 2 do
+  if row[i] == 'node' and row[i + 1] ~= ARGV[3] then
+    redis.call('SREM', ARGV[1] .. 'node:' .. row[i + 1] .. ':conns', ARGV[2])
+  end
+end
+if ARGV[3] ~= '' then redis.call('SREM', ARGV[1] .. 'node:' .. ARGV[3] .. ':conns', ARGV[2]) end
+redis.call('DEL', ck, ck .. ':groups')
+return row
+)lua";
+
+// A touch must not bring back a row that a remove (or a reaper) already took.
+constexpr const char *kTouchScript = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'lastActiveAt', ARGV[1]) end
+return 0
+)lua";
+
+int64_t toInt(const std::string &s) { return s.empty() ? 0 : std::strtoll(s.c_str(), nullptr, 10); }
+
+std::vector<std::string> insertCommand(const RedisKeys &keys, const ConnectionRow &r) {
+    return {"HSET", keys.connection(r.connectionId), "node", r.nodeId, "connectedAt", std::to_string(r.connectedAtMs),
+            "lastActiveAt", std::to_string(r.lastActiveAtMs), "sourceIp", r.sourceIp, "userAgent", r.userAgent,
+            "headers", r.headersJson, "query", r.queryJson, "authorizer", r.authorizerJson};
+}
+
+}  // namespace
+
+std::optional<ConnectionRow> rowFromHash(const std::string &id, const redisReply *flat) {
+    size_t n = replyElements(flat);
+    if (n < 2) return std::nullopt;
+    ConnectionRow row;
+    row.connectionId = id;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        std::string k = replyString(replyElement(flat, i)), v = replyString(replyElement(flat, i + 1));
+        if (k == "node") row.nodeId = v;
+        else if (k == "connectedAt") row.connectedAtMs = toInt(v);
+        else if (k == "lastActiveAt") row.lastActiveAtMs = toInt(v);
+        else if (k == "sourceIp") row.sourceIp = v;
+        else if (k == "userAgent") row.userAgent = v;
+        else if (k == "headers") row.headersJson = v;
+        else if (k == "query") row.queryJson = v;
+        else if (k == "authorizer") row.authorizerJson = v;
+    }
+    return row;
+}
+
+std::optional<ConnectionRow> takeConnectionRow(RedisConnection &redis, const RedisKeys &keys, const std::string &id,
+                                               const std::string &node, std::string *error) {
+    RedisReply r = redis.command({"EVAL", kTakeScript, "0", keys.prefix, id, node});
+    if (!r || replyIsError(r.get())) {
+        if (error) *error = r ? replyString(r.get()) : redis.error();
+        return std::nullopt;
+    }
+    return rowFromHash(id, r.get());
+}
+
+struct InsertOp {
+    ConnectionRow row;
+};
+struct RemoveOp {
+    std::string id;
+};
+struct ReRegisterOp {
+    std::vector<ConnectionRow> rows;
+    std::function<bool(const std::string &)> stillLive;
+};
+using StoreOp = std::variant<InsertOp, RemoveOp, ReRegisterOp>;
+
+struct RedisStore::Impl {
+    RedisKeys keys;
+    std::string nodeId;
+    RedisConnection writer;  // the writer thread's own
+    RedisConnection reader;  // takeRowsOfNode / find, under readerMutex
+    std::mutex readerMutex;
+
+    mutable std::mutex mutex;
+    std::condition_variable wake, drained;
+    std::deque<StoreOp> ops;
+    std::unordered_map<std::string, int64_t> touches;
+    size_t inFlight = 0;
+    bool stopping = false;
+    std::atomic<bool> healthy{true};
+    std::thread thread;
+
+    Impl(const RedisAddress &a, RedisKeys k, std::string node)
+        : keys(std::move(k)), nodeId(std::move(node)), writer(a), reader(a) {}
+
+    void enqueue(StoreOp op) {
+        {
+            std::lock_guard lock(mutex);
+            ops.push_back(std::move(op));
+        }
+        wake.notify_one();
+    }
+
+    void appendCommands(const StoreOp &op, std::vector<std::vector<std::string>> &cmds) {
+        if (auto *i = std::get_if<InsertOp>(&op)) {
+            cmds.push_back(insertCommand(keys, i->row));
+            cmds.push_back({"SADD", keys.nodeConnections(i->row.nodeId), i->row.connectionId});
+        } else if (auto *r = std::get_if<RemoveOp>(&op)) {
+            cmds.push_back({"EVAL", kTakeScript, "0", keys.prefix, r->id, nodeId});
+        } else if (auto *rr = std::get_if<ReRegisterOp>(&op)) {
+            for (const auto &row : rr->rows) {
+                if (rr->stillLive && !rr->stillLive(row.connectionId)) continue;
+                cmds.push_back(insertCommand(keys, row));
+                cmds.push_back({"SADD", keys.nodeConnections(row.nodeId), row.connectionId});
+            }
+        }
+    }
+
+    void run() {
+        std::unique_lock lock(mutex);
+        for (;;) {
+            wake.wait(lock, [&] { return stopping || !ops.empty() || !touches.empty(); });
+            if (ops.empty() && touches.empty()) {
+                if (stopping) return;
+                continue;
+            }
+            std::vector<StoreOp> batch;
+            while (!ops.empty() && batch.size() < 1024) {
+                batch.push_back(std::move(ops.front()));
+                ops.pop_front();
+            }
+            std::unordered_map<std::string, int64_t> batchTouches;
+            if (ops.empty()) batchTouches.swap(touches);  // touches go after every op queued before them
+            inFlight = batch.size() + batchTouches.size();
+            lock.unlock();
+
+            std::vector<std::vector<std::string>> cmds;
+            for (const auto &op : batch) appendCommands(op, cmds);
+            for (const auto &[id, ts] : batchTouches)
+                cmds.push_back({"EVAL", kTouchScript, "1", keys.connection(id), std::to_string(ts)});
+            bool ok = cmds.empty() || !writer.pipeline(cmds).empty();
+            if (ok != healthy.load()) {
+                if (ok) log::info("connection table: Redis writes resumed", {log::Field("redis", writer.address().text)});
+                else log::error("connection table: Redis writes fail; retrying", {log::Field("error", writer.error())});
+            }
+            healthy = ok;
+
+            lock.lock();
+            inFlight = 0;
+            if (!ok) {
+                // Nothing is lost: the batch goes back in front, and touches merge with newer ones.
+                for (auto it = batch.rbegin(); it != batch.rend(); ++it) ops.push_front(std::move(*it));
+                for (auto &[id, ts] : batchTouches) {
+                    int64_t &slot = touches[id];
+                    slot = std::max(slot, ts);
+                }
+                if (stopping) return;
+                wake.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping; });
+                if (stopping) return;
+            }
+            if (ops.empty() && touches.empty()) drained.notify_all();
+        }
+    }
+};
+
+RedisStore::RedisStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+    impl_->thread = std::thread([this] { impl_->run(); });
+}
+
+std::unique_ptr<RedisStore> RedisStore::open(const RedisAddress &address, RedisKeys keys, std::string nodeId, std::string *error) {
+    auto impl = std::make_unique<Impl>(address, std::move(keys), std::move(nodeId));
+    RedisReply pong = impl->writer.command({"PING"});
+    if (!pong || replyIsError(pong.get())) {
+        if (error)
+            *error = "--cluster " + address.text + ": cannot reach Redis (" +
+                     (pong ? replyString(pong.get()) : impl->writer.error()) + "); start redis-server or fix the URL";
+        return nullptr;
+    }
+    return std::unique_ptr<RedisStore>(new RedisStore(std::move(impl)));
+}
+
+RedisStore::~RedisStore() {
+    flush();
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->stopping = true;
+    }
+    impl_->wake.notify_all();
+    impl_->thread.join();
+}
+
+void RedisStore::insert(ConnectionRow row) { impl_->enqueue(InsertOp{std::move(row)}); }
+void RedisStore::remove(const std::string &id) { impl_->enqueue(RemoveOp{id}); }
+void RedisStore::reRegister(std::vector<ConnectionRow> rows, std::function<bool(const std::string &)> stillLive) {
+    impl_->enqueue(ReRegisterOp{std::move(rows), std::move(stillLive)});
+}
+
+void RedisStore::touch(const std::string &id, int64_t ts) {
+    {
+        std::lock_guard lock(impl_->mutex);
+        int64_t &slot = impl_->touches[id];
+        slot = std::max(slot, ts);
+    }
+    impl_->wake.notify_one();
+}
+
+void RedisStore::flush() {
+    // Bounded: with Redis down at shutdown we give up after 5 s rather than hang the drain.
+    std::unique_lock lock(impl_->mutex);
+    impl_->drained.wait_for(lock, std::chrono::seconds(5),
+                            [&] { return impl_->ops.empty() && impl_->touches.empty() && impl_->inFlight == 0; });
+}
+
+size_t RedisStore::queueDepth() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->ops.size() + impl_->touches.size() + impl_->inFlight;
+}
+
+bool RedisStore::writable() const { return impl_->healthy.load(); }
+
+std::vector<ConnectionRow> RedisStore::takeRowsOfNode(const std::string &nodeId) {
+    std::vector<ConnectionRow> rows;
+    std::lock_guard lock(impl_->readerMutex);
+    RedisReply ids = impl_->reader.command({"SMEMBERS", impl_->keys.nodeConnections(nodeId)});
+    for (size_t i = 0; i < replyElements(ids.get()); ++i) {
+        std::string id = replyString(replyElement(ids.get(), i));
+        if (auto row = takeConnectionRow(impl_->reader, impl_->keys, id, nodeId, nullptr)) rows.push_back(std::move(*row));
+    }
+    // IDs whose rows were already gone leave the set as well.
+    impl_->reader.command({"DEL", impl_->keys.nodeConnections(nodeId)});
+    return rows;
+}
+
+std::optional<ConnectionRow> RedisStore::find(const std::string &id) {
+    std::lock_guard lock(impl_->readerMutex);
+    RedisReply r = impl_->reader.command({"HGETALL", impl_->keys.connection(id)});
+    return rowFromHash(id, r.get());
+}
+
+}  // namespace wsgw

@@ -1,0 +1,64 @@
+// The connection table in Redis, for a cluster of nodes (--cluster redis://...). Same interface as the
+// SQLite store: the network thread queues inserts, touches and removes, and one writer thread sends them
+// to Redis in pipelined batches, so the network thread never waits on the network either. The key layout
+// (RedisKeys) is shared with the cluster's heartbeats, groups and reaper (cluster_node.h).
+#pragma once
+
+#include "connection_store.h"
+#include "redis_connection.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace wsgw {
+
+// Every key and channel wsgw uses, under one prefix.
+struct RedisKeys {
+    std::string prefix = "wsgw:";
+    std::string connection(const std::string &id) const { return prefix + "conn:" + id; }              // hash
+    std::string connectionGroups(const std::string &id) const { return prefix + "conn:" + id + ":groups"; }  // set
+    std::string nodeConnections(const std::string &node) const { return prefix + "node:" + node + ":conns"; }  // set
+    std::string nodeAlive(const std::string &node) const { return prefix + "node:" + node + ":alive"; }  // string, TTL
+    std::string nodeRegistered(const std::string &node) const { return prefix + "node:" + node + ":registered"; }
+    std::string nodes() const { return prefix + "nodes"; }                                            // set
+    std::string group(const std::string &g) const { return prefix + "group:" + g; }                   // set of IDs
+    std::string inboxChannel(const std::string &node) const { return prefix + "inbox:" + node; }
+    std::string groupChannel(const std::string &g) const { return prefix + "to-group:" + g; }
+    std::string everyoneChannel() const { return prefix + "to-all"; }
+};
+
+// Removes a connection's row, its group memberships and its place in its node's set, atomically (a Lua
+// script); returns the row's fields when this call removed it. Only one caller in the whole cluster can get
+// a row back, which is what makes "its $disconnect runs exactly once" hold when several nodes reap.
+std::optional<ConnectionRow> takeConnectionRow(RedisConnection &redis, const RedisKeys &keys, const std::string &id,
+                                               const std::string &node, std::string *error);
+std::optional<ConnectionRow> rowFromHash(const std::string &id, const struct redisReply *flatHash);
+
+class RedisStore final : public ConnectionStore {
+public:
+    // Connects (to check the address) and starts the writer; nullptr and *error when Redis cannot be reached.
+    static std::unique_ptr<RedisStore> open(const RedisAddress &address, RedisKeys keys, std::string nodeId, std::string *error);
+    ~RedisStore() override;
+
+    void insert(ConnectionRow row) override;
+    void touch(const std::string &connectionId, int64_t lastActiveAtMs) override;
+    void remove(const std::string &connectionId) override;
+    void flush() override;
+    size_t queueDepth() const override;
+    bool writable() const override;
+    std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId) override;
+    std::optional<ConnectionRow> find(const std::string &connectionId) override;
+
+    // Writes these rows again (after Redis lost its data); `stillLive` is asked for each at write time so
+    // that a connection that closed meanwhile is not brought back.
+    void reRegister(std::vector<ConnectionRow> rows, std::function<bool(const std::string &)> stillLive);
+
+    struct Impl;
+
+private:
+    explicit RedisStore(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wsgw
