@@ -270,8 +270,15 @@ struct ClusterNode::Impl {
 
     static void onConnected(const redisAsyncContext *ac, int status) {
         auto *self = static_cast<Impl *>(ac->data);
-        if (!self || ac != self->sub) return;
-        if (status != REDIS_OK) return;  // the disconnect callback follows and schedules a retry
+        if (!self) return;
+        if (status != REDIS_OK) {
+            // hiredis frees a context whose connect failed without calling the disconnect callback.
+            if (ac == self->sub) self->sub = nullptr;
+            if (ac == self->pub) self->pub = nullptr;
+            if (!self->loopStopping) ev_timer_again(self->loop, &self->reconnectTimer);
+            return;
+        }
+        if (ac != self->sub) return;
         std::vector<std::string> wanted = self->wantedChannels();
         self->sendSubscribe(wanted, true);
         if (!self->subscribed.exchange(true)) log::info("cluster: subscribed", {log::Field("channels", static_cast<uint64_t>(wanted.size()))});

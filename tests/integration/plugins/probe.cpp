@@ -186,6 +186,22 @@ int onMessage(Probe *probe, const wsgw_event *ev, wsgw_response *resp) {
                 api->post_to_connection(api->host, target.c_str(), text.data(), text.size(), 0);
             }
         });
+    } else if (action == "join" || action == "leave") {
+        // {"action":"join","group":G[,"id":ID]}: the caller itself unless an ID is given.
+        std::string group = memberString(body, "group"), id = memberString(body, "id");
+        if (id.empty()) id = ev->connection_id;
+        if (!WSGW_HOST_API_HAS_GROUPS(api)) {
+            setReply(resp, "no-groups");
+        } else {
+            int rc = action == "join" ? api->add_to_group(api->host, group.c_str(), id.c_str())
+                                      : api->remove_from_group(api->host, group.c_str(), id.c_str());
+            setReply(resp, std::to_string(rc));
+        }
+    } else if (action == "sendgroup" || action == "sendall") {
+        std::string group = memberString(body, "group"), data = memberString(body, "data");
+        int rc = action == "sendgroup" ? api->send_to_group(api->host, group.c_str(), data.data(), data.size(), 0)
+                                       : api->send_to_all(api->host, data.data(), data.size(), 0);
+        setReply(resp, "sent:" + std::to_string(rc));
     } else if (action == "whoami") {
         setReply(resp, ev->connection_id);
     } else if (action == "pid") {

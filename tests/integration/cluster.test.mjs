@@ -1,0 +1,355 @@
+// A cluster of three wsgw nodes sharing Redis, behind HAProxy, all started here on loopback: clients spread
+// over the nodes by the load balancer; the chat sample (a cluster-wide group) reaches every client exactly
+// once; @connections POST/GET/DELETE and the group endpoints work through every node for connections on
+// every other node; a node killed with SIGKILL is reaped (rows gone, $disconnect exactly once, pushes 410)
+// within the SPEC's 10 s while the others carry on; a Redis restart in the middle of traffic is survived.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Gateway, Client, whoami, readEvents, ctx, makeTempDir, runExpectingExit, sleep, waitFor, withTimeout } from './harness.mjs';
+
+const execFileP = promisify(execFile);
+const NODE_IDS = ['n1', 'n2', 'n3'];
+
+let redis;      // { proc, port }
+let haproxy;    // { proc, port }
+const nodes = new Map();  // id -> Gateway
+const clients = [];       // { client, id, node }
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function tcpReady(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function redisCli(...args) {
+  const { stdout } = await execFileP('redis-cli', ['-p', String(redis.port), '--raw', ...args], { timeout: 5000 });
+  return stdout.trim();
+}
+
+async function startRedis(port) {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--protected-mode', 'no', '--daemonize', 'no', '--logfile', ''], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  redis = { proc, port, exited };
+  await waitFor(async () => (await redisCli('PING').catch(() => '')) === 'PONG', { timeoutMs: 10000, what: 'redis-server to answer PING' });
+  return redis;
+}
+
+async function stopRedis() {
+  if (!redis?.proc || redis.proc.exitCode !== null) return;
+  redis.proc.kill('SIGKILL');
+  await withTimeout(redis.exited, 5000, 'redis-server to exit');
+}
+
+async function startHaproxy(backendPorts) {
+  const dir = makeTempDir('wsgw-haproxy-');
+  const port = await freePort();
+  const cfg = [
+    'global', '  maxconn 4096',
+    'defaults', '  mode tcp', '  timeout connect 2s', '  timeout client 120s', '  timeout server 120s',
+    'frontend ws', `  bind 127.0.0.1:${port}`, '  default_backend gateways',
+    'backend gateways', '  balance roundrobin',
+    ...backendPorts.map((p, i) => `  server ${NODE_IDS[i]} 127.0.0.1:${p} check inter 300 fall 2 rise 1`),
+  ].join('\n') + '\n';
+  const cfgPath = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(cfgPath, cfg);
+  const proc = spawn('haproxy', ['-db', '-f', cfgPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  haproxy = { proc, port, exited, stderr: () => stderr };
+  await waitFor(() => tcpReady(port), { timeoutMs: 10000, what: `haproxy to listen (${stderr})` });
+}
+
+// $connect and sendmessage go to chat (whose room is a cluster-wide group), $disconnect to the probe so
+// that each node's events file shows which $disconnects ran where.
+function clusterRoutes(dir) {
+  return {
+    routeSelectionExpression: '$request.body.action',
+    handlers: { probe: { config: { log: path.join(dir, 'events.jsonl') } } },
+    routes: {
+      $connect: { handler: 'chat' },
+      $disconnect: { handler: 'probe' },
+      sendmessage: { handler: 'chat' },
+      whoami: { handler: 'probe', routeResponse: true },
+      join: { handler: 'probe', routeResponse: true },
+      sendgroup: { handler: 'probe', routeResponse: true },
+      push: { handler: 'probe', routeResponse: true },
+      $default: { handler: 'echo', routeResponse: true },
+    },
+  };
+}
+
+async function startNode(id) {
+  const gw = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: id,
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'] });
+  nodes.set(id, gw);
+  return gw;
+}
+
+async function mgmt(nodeId, method, p, body) {
+  const res = await fetch(nodes.get(nodeId).managementUrl + p, { method, body });
+  return { status: res.status, body: await res.text(), type: res.headers.get('x-amzn-errortype') };
+}
+
+async function nodeOf(connectionId) {
+  return redisCli('HGET', `wsgw:conn:${connectionId}`, 'node');
+}
+
+// Every message each client receives within `ms`, as texts.
+async function drain(list, ms) {
+  await sleep(ms);
+  return list.map((c) => c.client.queue.splice(0).map((m) => m.text));
+}
+
+before(async () => {
+  await startRedis(await freePort());
+  for (const id of NODE_IDS) await startNode(id);
+  await startHaproxy(NODE_IDS.map((id) => nodes.get(id).port));
+  // HAProxy's round robin spreads the clients; each learns its ID and we learn its node from Redis.
+  for (let i = 0; i < 30; ++i) {
+    const client = await Client.open(`ws://127.0.0.1:${haproxy.port}/`);
+    const id = await whoami(client);
+    clients.push({ client, id, node: null });
+  }
+  await waitFor(async () => {
+    for (const c of clients) c.node = await nodeOf(c.id);
+    return clients.every((c) => NODE_IDS.includes(c.node));
+  }, { timeoutMs: 5000, what: 'every connection to be in Redis with its node' });
+});
+
+after(async () => {
+  for (const c of clients) c.client.ws.terminate();
+  if (haproxy?.proc && haproxy.proc.exitCode === null) {
+    haproxy.proc.kill('SIGTERM');
+    await withTimeout(haproxy.exited, 5000, 'haproxy to exit').catch(() => haproxy.proc.kill('SIGKILL'));
+  }
+  for (const gw of nodes.values()) await gw.stop();  // SIGTERM must drain cleanly (exit 0, no sanitizer report)
+  await stopRedis();
+});
+
+test('HAProxy spreads the clients over the three nodes, and Redis holds each row with its node', async () => {
+  const perNode = Object.fromEntries(NODE_IDS.map((n) => [n, clients.filter((c) => c.node === n).length]));
+  for (const n of NODE_IDS) assert.ok(perNode[n] >= 5, `node ${n} holds ${perNode[n]} of 30 clients: ${JSON.stringify(perNode)}`);
+  for (const n of NODE_IDS) {
+    const members = (await redisCli('SMEMBERS', `wsgw:node:${n}:conns`)).split('\n').filter(Boolean).sort();
+    assert.deepEqual(members, clients.filter((c) => c.node === n).map((c) => c.id).sort());
+  }
+  assert.ok(Number(await redisCli('PTTL', 'wsgw:node:n1:alive')) > 0, 'n1 has a heartbeat with a TTL');
+});
+
+test('chat: every message reaches every client exactly once, whichever node sent it', async () => {
+  const senders = NODE_IDS.map((n) => clients.find((c) => c.node === n));
+  for (const [i, s] of senders.entries()) s.client.send(JSON.stringify({ action: 'sendmessage', data: `hello-${i}` }));
+  const got = await drain(clients, 1200);
+  for (const [i, texts] of got.entries()) {
+    const sorted = [...texts].sort();
+    assert.deepEqual(sorted, ['hello-0', 'hello-1', 'hello-2'], `client ${i} on ${clients[i].node} got ${JSON.stringify(texts)}`);
+  }
+});
+
+test('@connections POST, GET and DELETE through every node for connections on every other node', async () => {
+  for (const via of NODE_IDS) {
+    for (const target of clients.filter((c) => c.node !== via).slice(0, 4)) {
+      const post = await mgmt(via, 'POST', `/@connections/${target.id}`, `from-${via}`);
+      assert.equal(post.status, 200, `POST via ${via} to a connection on ${target.node}: ${post.body}`);
+      assert.equal((await target.client.next(3000)).text, `from-${via}`);
+      const get = await mgmt(via, 'GET', `/@connections/${target.id}`);
+      assert.equal(get.status, 200, get.body);
+      const desc = JSON.parse(get.body);
+      assert.match(desc.connectedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.equal(desc.identity.sourceIp, '127.0.0.1');
+    }
+  }
+  // The AWS SDK's stage prefix works across nodes too.
+  const far = clients.find((c) => c.node === 'n3');
+  assert.equal((await mgmt('n1', 'POST', `/prod/%40connections/${encodeURIComponent(far.id)}`, 'staged')).status, 200);
+  assert.equal((await far.client.next(3000)).text, 'staged');
+
+  // DELETE from another node closes it there; then it is gone everywhere.
+  const victim = await Client.open(`ws://127.0.0.1:${haproxy.port}/`);
+  const vid = await whoami(victim);
+  await waitFor(async () => NODE_IDS.includes(await nodeOf(vid)), { what: 'the victim row' });
+  const home = await nodeOf(vid);
+  const other = NODE_IDS.find((n) => n !== home);
+  assert.equal((await mgmt(other, 'DELETE', `/@connections/${vid}`)).status, 204);
+  const closed = await withTimeout(victim.closed, 3000, 'the deleted connection to close');
+  assert.equal(closed.code, 1000);
+  await waitFor(async () => (await redisCli('EXISTS', `wsgw:conn:${vid}`)) === '0', { what: 'the row to go' });
+  for (const n of NODE_IDS) {
+    const r = await mgmt(n, 'POST', `/@connections/${vid}`, 'late');
+    assert.equal(r.status, 410, `POST via ${n} to a closed connection: ${r.status} ${r.body}`);
+    assert.equal(r.type, 'GoneException');
+    assert.equal((await mgmt(n, 'GET', `/@connections/${vid}`)).status, 410);
+    assert.equal((await mgmt(n, 'DELETE', `/@connections/${vid}`)).status, 410);
+  }
+  // A well-formed ID that never existed is 410 on every node; a malformed one is 400.
+  assert.equal((await mgmt('n2', 'POST', '/@connections/AAAAAAAAAAAAAAAAAAAAAA', 'x')).status, 410);
+  assert.equal((await mgmt('n2', 'POST', '/@connections/bad!id', 'x')).status, 400);
+});
+
+test('groups: membership set through any node, sends reach each member once, across nodes', async () => {
+  const members = NODE_IDS.map((n) => clients.filter((c) => c.node === n).slice(1, 3)).flat();  // 2 per node
+  for (const [i, m] of members.entries()) {
+    const via = NODE_IDS[i % 3];
+    const r = await mgmt(via, 'PUT', `/@groups/traders/connections/${m.id}`);
+    assert.equal(r.status, 204, `PUT via ${via} for a member on ${m.node}: ${r.body}`);
+  }
+  const listed = JSON.parse((await mgmt('n2', 'GET', '/@groups/traders')).body);
+  assert.deepEqual(listed.connections, members.map((m) => m.id).sort());
+  for (const n of NODE_IDS) assert.equal((await mgmt(n, 'POST', '/@groups/traders', `tick-${n}`)).status, 200);
+  let got = await drain(clients, 1000);
+  for (const [i, texts] of got.entries()) {
+    const expected = members.includes(clients[i]) ? ['tick-n1', 'tick-n2', 'tick-n3'] : [];
+    assert.deepEqual([...texts].sort(), expected, `client ${i} on ${clients[i].node}`);
+  }
+  // The host API: a handler on one node adds a connection of another node and sends to the group.
+  const outsider = clients.find((c) => !members.includes(c) && c.node === 'n1');
+  const caller = clients.find((c) => c.node === 'n3' && !members.includes(c));
+  assert.equal(await caller.client.request(JSON.stringify({ action: 'join', group: 'traders', id: outsider.id })), '0');
+  assert.equal(await caller.client.request(JSON.stringify({ action: 'sendgroup', group: 'traders', data: 'from-handler' })), 'sent:0');
+  got = await drain(clients, 1000);
+  for (const [i, texts] of got.entries()) {
+    const expected = members.includes(clients[i]) || clients[i] === outsider ? ['from-handler'] : [];
+    assert.deepEqual(texts, expected, `client ${i} on ${clients[i].node}`);
+  }
+  // Removal through a third node; then the broadcast reaches every client once.
+  assert.equal((await mgmt('n2', 'DELETE', `/@groups/traders/connections/${outsider.id}`)).status, 204);
+  assert.equal((await mgmt('n3', 'POST', '/@broadcast', 'to-everyone')).status, 200);
+  got = await drain(clients, 1000);
+  for (const [i, texts] of got.entries()) assert.deepEqual(texts, ['to-everyone'], `client ${i} on ${clients[i].node}`);
+  const after = JSON.parse((await mgmt('n1', 'GET', '/@groups/traders')).body);
+  assert.ok(!after.connections.includes(outsider.id));
+  // Bad input gets a clear 400, and a connection that does not exist a 410, from any node.
+  const bad = await mgmt('n1', 'PUT', `/@groups/no%20spaces/connections/${outsider.id}`);
+  assert.equal(bad.status, 400);
+  assert.match(JSON.parse(bad.body).message, /group name/);
+  assert.equal((await mgmt('n1', 'PUT', '/@groups/traders/connections/AAAAAAAAAAAAAAAAAAAAAA')).status, 410);
+});
+
+test('the host API pushes to connections on other nodes; a closed one is WSGW_GONE', async () => {
+  const from = clients.find((c) => c.node === 'n1');
+  const to = clients.find((c) => c.node === 'n2');
+  assert.equal(await from.client.request(JSON.stringify({ action: 'push', to: to.id, data: 'cross-node' })), '0');
+  assert.equal((await to.client.next(3000)).text, 'cross-node');
+  assert.equal(await from.client.request(JSON.stringify({ action: 'push', to: 'AAAAAAAAAAAAAAAAAAAAAA', data: 'x' })), '1');
+});
+
+test('kill -9 of a node: its connections are reaped within 10 s, $disconnect runs once, the others carry on', async () => {
+  const deadId = 'n2';
+  const dead = nodes.get(deadId);
+  const victims = clients.filter((c) => c.node === deadId);
+  const survivors = clients.filter((c) => c.node !== deadId);
+  assert.ok(victims.length > 0);
+  const killedAt = Date.now();
+  await dead.stop({ signal: 'SIGKILL' });
+  await waitFor(async () => (await redisCli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
+    { timeoutMs: 10000, intervalMs: 100, what: 'the dead node\'s rows to be removed' });
+  const reapedMs = Date.now() - killedAt;
+  assert.ok(reapedMs < 10000, `reaped after ${reapedMs} ms`);
+  assert.equal(await redisCli('EXISTS', `wsgw:node:${deadId}:conns`), '0');
+  assert.equal(await redisCli('SISMEMBER', 'wsgw:nodes', deadId), '0');
+  // Each victim's $disconnect ran exactly once, on one of the surviving nodes, saying why.
+  await waitFor(() => {
+    const ids = ['n1', 'n3'].flatMap((n) => readEvents(nodes.get(n).eventsPath))
+      .filter((e) => ctx(e).eventType === 'DISCONNECT').map((e) => ctx(e).connectionId);
+    return victims.every((v) => ids.includes(v.id));
+  }, { timeoutMs: 5000, what: 'the victims\' $disconnect events' });
+  const disconnects = ['n1', 'n3'].flatMap((n) => readEvents(nodes.get(n).eventsPath)).filter((e) => ctx(e).eventType === 'DISCONNECT');
+  for (const v of victims) {
+    const mine = disconnects.filter((e) => ctx(e).connectionId === v.id);
+    assert.equal(mine.length, 1, `${v.id} had ${mine.length} $disconnect events`);
+    assert.equal(ctx(mine[0]).disconnectStatusCode, 1006);
+    assert.match(ctx(mine[0]).disconnectReason, /n2.*stopped heartbeating/);
+  }
+  // Pushes to them are 410 through the living nodes; the group no longer lists them.
+  for (const v of victims.slice(0, 3)) {
+    assert.equal((await mgmt('n1', 'POST', `/@connections/${v.id}`, 'x')).status, 410);
+    assert.equal((await mgmt('n3', 'GET', `/@connections/${v.id}`)).status, 410);
+  }
+  const traders = JSON.parse((await mgmt('n1', 'GET', '/@groups/traders')).body).connections;
+  for (const v of victims) assert.ok(!traders.includes(v.id));
+  // The others are unaffected: still open, and the chat still reaches each of them once.
+  for (const v of victims) await withTimeout(v.client.closed, 5000, 'the load balancer to close a dead node\'s client');
+  for (const s of survivors) assert.equal(s.client.closeInfo, null);
+  survivors[0].client.send(JSON.stringify({ action: 'sendmessage', data: 'after-the-death' }));
+  const got = await drain(survivors, 1000);
+  for (const texts of got) assert.deepEqual(texts, ['after-the-death']);
+  clients.splice(0, clients.length, ...survivors);
+});
+
+test('a Redis restart in the middle of traffic: nodes reconnect, re-register their connections and keep serving', async () => {
+  const a = clients.find((c) => c.node === 'n1');
+  const b = clients.find((c) => c.node === 'n3');
+  // Echo traffic on every client while Redis goes away: local messages never need Redis.
+  let echoed = 0, sent = 0;
+  const traffic = (async () => {
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline) {
+      await Promise.all(clients.map(async (c) => {
+        const text = `echo-${sent++}`;
+        assert.equal(await c.client.request(text, 5000), text);
+        echoed++;
+      }));
+    }
+  })();
+  await sleep(300);
+  await stopRedis();
+  await sleep(700);
+  await startRedis(redis.port);
+  await traffic;
+  assert.equal(echoed, sent, 'every echo answered while Redis restarted');
+  // Within a few heartbeats every live connection is back in Redis, and cross-node pushes work again.
+  await waitFor(async () => {
+    for (const c of clients) if ((await nodeOf(c.id)) !== c.node) return false;
+    return true;
+  }, { timeoutMs: 8000, intervalMs: 200, what: 'the nodes to re-register their connections' });
+  await waitFor(async () => (await mgmt('n1', 'POST', `/@connections/${b.id}`, 'after-restart')).status === 200,
+    { timeoutMs: 8000, intervalMs: 200, what: 'a cross-node push to succeed again' });
+  const texts = [];
+  for (let i = 0; i < 5 && !texts.includes('after-restart'); ++i) texts.push((await b.client.next(3000)).text);
+  assert.ok(texts.includes('after-restart'));
+  b.client.queue.splice(0);
+  // The chat's group was re-registered too: a message from n1 reaches n3's clients.
+  a.client.send(JSON.stringify({ action: 'sendmessage', data: 'chat-after-restart' }));
+  const got = await drain(clients, 1200);
+  for (const [i, t] of got.entries()) assert.deepEqual(t.filter((x) => x === 'chat-after-restart'), ['chat-after-restart'], `client ${i}`);
+  for (const n of ['n1', 'n3']) {
+    const ready = await fetch(nodes.get(n).managementUrl + '/readyz');
+    assert.equal(ready.status, 200, await ready.text());
+  }
+});
+
+test('bad cluster settings stop the start with a clear message', async () => {
+  const dir = makeTempDir();
+  const unreachable = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat', 'echo', 'probe'],
+    extraArgs: ['--cluster', 'redis://127.0.0.1:1'] });
+  assert.notEqual(unreachable.code, 0);
+  assert.match(unreachable.stderr, /--cluster redis:\/\/127\.0\.0\.1:1: cannot reach Redis/);
+  const malformed = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat'], extraArgs: ['--cluster', 'http://x'] });
+  assert.notEqual(malformed.code, 0);
+  assert.match(malformed.stderr, /--cluster: expected redis:\/\/HOST:PORT/);
+  // A second node with the ID of a live one is refused (after waiting out the heartbeat's TTL).
+  const clash = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat', 'echo', 'probe'], timeoutMs: 15000,
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--node-id', 'n1'] });
+  assert.notEqual(clash.code, 0);
+  assert.match(clash.stderr, /--node-id n1: a live node of this cluster already uses this ID/);
+});
