@@ -81,9 +81,25 @@ TEST_SUITE("management_path") {
         CHECK(parseManagementPath("/dev/@connections").target == ManagementTarget::ConnectionList);
     }
 
+    TEST_CASE("group and broadcast paths, with and without a stage") {
+        ManagementPath g = parseManagementPath("/@groups/room-1");
+        CHECK(g.target == ManagementTarget::Group);
+        CHECK(g.group == "room-1");
+        ManagementPath m = parseManagementPath("/prod/%40groups/a%3Ab/connections/abc%3D");
+        CHECK(m.target == ManagementTarget::GroupMember);
+        CHECK(m.stage == "prod");
+        CHECK(m.group == "a:b");
+        CHECK(m.connectionId == "abc=");
+        CHECK(parseManagementPath("/@broadcast").target == ManagementTarget::Broadcast);
+        CHECK(parseManagementPath("/dev/@broadcast").target == ManagementTarget::Broadcast);
+        // The group name is checked by the API (isValidGroupName), not by the path parser.
+        CHECK(parseManagementPath("/@groups/no%20spaces").group == "no spaces");
+    }
+
     TEST_CASE("everything else is unknown, with a reason") {
         for (const char *p : {"/", "/nothing", "/@connections/", "/@connections/a/b", "/a/b/@connections/x", "/@connections/%zz",
-                              "/@connections/a%00b", "x"}) {
+                              "/@connections/a%00b", "x", "/@groups", "/@groups/", "/@groups/g/x/id",
+                              "/@groups/g/connections", "/@groups/g/connections/", "/@broadcast/x"}) {
             CAPTURE(p);
             ManagementPath mp = parseManagementPath(p);
             CHECK(mp.target == ManagementTarget::Unknown);

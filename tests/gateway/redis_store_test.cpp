@@ -1,0 +1,206 @@
+// The Redis connection table against a real redis-server, which this test starts on a free loopback port
+// (and skips, saying so, only when redis-server is not installed).
+#include "redis_store.h"
+
+#include <hiredis/hiredis.h>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace wsgw;
+
+namespace {
+
+int freePort() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+struct RedisServer {
+    pid_t pid = -1;
+    RedisAddress address;
+    RedisServer() {
+        address.port = freePort();
+        address.text = "redis://127.0.0.1:" + std::to_string(address.port);
+        std::string port = std::to_string(address.port);
+        pid = fork();
+        if (pid == 0) {
+            execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                   "no", "--logfile", "/dev/null", static_cast<char *>(nullptr));
+            _exit(127);
+        }
+        RedisConnection probe(address);
+        for (int i = 0; i < 100; ++i) {
+            if (auto r = probe.command({"PING"}); r && replyString(r.get()) == "PONG") return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        FAIL("redis-server did not start on port " << address.port << " (is it installed? tools/install-deps)");
+    }
+    ~RedisServer() {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+    }
+};
+
+ConnectionRow row(const std::string &id, const std::string &node) {
+    ConnectionRow r;
+    r.connectionId = id;
+    r.nodeId = node;
+    r.connectedAtMs = 1000;
+    r.lastActiveAtMs = 1000;
+    r.sourceIp = "127.0.0.1";
+    r.userAgent = "test";
+    r.authorizerJson = R"({"principalId":"alice"})";
+    return r;
+}
+
+}  // namespace
+
+TEST_SUITE("redis_store") {
+    TEST_CASE("redis:// URLs: host, port and database, with clear errors") {
+        auto a = parseRedisUrl("redis://10.0.0.5:6380/2");
+        REQUIRE(std::holds_alternative<RedisAddress>(a));
+        CHECK(std::get<RedisAddress>(a).host == "10.0.0.5");
+        CHECK(std::get<RedisAddress>(a).port == 6380);
+        CHECK(std::get<RedisAddress>(a).db == 2);
+        auto b = parseRedisUrl("redis://cache");
+        REQUIRE(std::holds_alternative<RedisAddress>(b));
+        CHECK(std::get<RedisAddress>(b).port == 6379);
+        for (const char *bad : {"http://x", "redis://", "redis://h:0", "redis://h:99999", "redis://h:12/x", "redis://u:p@h:1"}) {
+            CAPTURE(bad);
+            auto r = parseRedisUrl(bad);
+            REQUIRE(std::holds_alternative<std::string>(r));
+            CHECK(std::get<std::string>(r).find("expected redis://HOST[:PORT][/DB]") != std::string::npos);
+        }
+    }
+
+    TEST_CASE("an unreachable Redis is refused at open with the address and what to do") {
+        RedisAddress nowhere;
+        nowhere.port = freePort();
+        nowhere.text = "redis://127.0.0.1:" + std::to_string(nowhere.port);
+        std::string error;
+        CHECK(RedisStore::open(nowhere, RedisKeys{}, "n1", &error) == nullptr);
+        CHECK(error.find("cannot reach Redis") != std::string::npos);
+        CHECK(error.find(nowhere.text) != std::string::npos);
+    }
+
+    TEST_CASE("rows are written, touched and removed in order; a touch never brings a removed row back") {
+        RedisServer server;
+        RedisKeys keys;
+        std::string error;
+        auto store = RedisStore::open(server.address, keys, "n1", &error);
+        REQUIRE_MESSAGE(store, error);
+        store->insert(row("c1", "n1"));
+        store->insert(row("c2", "n1"));
+        store->touch("c1", 5000);
+        store->touch("c1", 4000);  // coalesced: the later time wins, not the last call
+        store->remove("c2");
+        store->touch("c2", 6000);
+        store->flush();
+        CHECK(store->writable());
+        CHECK(store->queueDepth() == 0);
+        auto c1 = store->find("c1");
+        REQUIRE(c1);
+        CHECK(c1->nodeId == "n1");
+        CHECK(c1->lastActiveAtMs == 5000);
+        CHECK(c1->authorizerJson == R"({"principalId":"alice"})");
+        CHECK_FALSE(store->find("c2"));
+        RedisConnection redis(server.address);
+        CHECK(replyInteger(redis.command({"EXISTS", keys.connection("c2")}).get()) == 0);
+        CHECK(replyInteger(redis.command({"SISMEMBER", keys.nodeConnections("n1"), "c1"}).get()) == 1);
+        CHECK(replyInteger(redis.command({"SISMEMBER", keys.nodeConnections("n1"), "c2"}).get()) == 0);
+    }
+
+    TEST_CASE("taking a row also ends its group memberships, and only one of many racing takers gets it") {
+        RedisServer server;
+        RedisKeys keys;
+        std::string error;
+        auto store = RedisStore::open(server.address, keys, "n1", &error);
+        REQUIRE_MESSAGE(store, error);
+        store->insert(row("c1", "n1"));
+        store->flush();
+        RedisConnection setup(server.address);
+        setup.pipeline({{"SADD", keys.group("room"), "c1"}, {"SADD", keys.connectionGroups("c1"), "room"}});
+        std::atomic<int> winners{0};
+        std::vector<std::thread> takers;
+        for (int i = 0; i < 8; ++i)
+            takers.emplace_back([&] {
+                RedisConnection mine(server.address);
+                if (takeConnectionRow(mine, keys, "c1", "n2", nullptr)) ++winners;
+            });
+        for (auto &t : takers) t.join();
+        CHECK(winners == 1);
+        CHECK(replyInteger(setup.command({"SCARD", keys.group("room")}).get()) == 0);
+        CHECK(replyInteger(setup.command({"EXISTS", keys.connectionGroups("c1")}).get()) == 0);
+        CHECK(replyInteger(setup.command({"SCARD", keys.nodeConnections("n1")}).get()) == 0);
+    }
+
+    TEST_CASE("takeRowsOfNode returns a node's rows once, for recovery and reaping") {
+        RedisServer server;
+        std::string error;
+        auto store = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
+        REQUIRE_MESSAGE(store, error);
+        store->insert(row("a", "dead"));
+        store->insert(row("b", "dead"));
+        store->insert(row("c", "alive"));
+        store->flush();
+        auto rows = store->takeRowsOfNode("dead");
+        CHECK(rows.size() == 2);
+        CHECK(store->takeRowsOfNode("dead").empty());
+        CHECK(store->find("c"));
+    }
+
+    TEST_CASE("re-registration after Redis lost its data skips connections that closed meanwhile") {
+        RedisServer server;
+        std::string error;
+        auto store = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
+        REQUIRE_MESSAGE(store, error);
+        store->reRegister({row("live", "n1"), row("closed", "n1")}, [](const std::string &id) { return id == "live"; });
+        store->flush();
+        CHECK(store->find("live"));
+        CHECK_FALSE(store->find("closed"));
+    }
+
+    TEST_CASE("writes queued while Redis is down are sent once it is back") {
+        auto server = std::make_unique<RedisServer>();
+        RedisAddress address = server->address;
+        std::string error;
+        auto store = RedisStore::open(address, RedisKeys{}, "n1", &error);
+        REQUIRE_MESSAGE(store, error);
+        server.reset();  // Redis dies
+        store->insert(row("queued", "n1"));
+        for (int i = 0; i < 40 && store->writable(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        CHECK_FALSE(store->writable());
+        CHECK(store->queueDepth() >= 1);
+        // The same port again, empty.
+        pid_t pid = fork();
+        std::string port = std::to_string(address.port);
+        if (pid == 0) {
+            execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                   "no", "--logfile", "/dev/null", static_cast<char *>(nullptr));
+            _exit(127);
+        }
+        for (int i = 0; i < 100 && !store->find("queued"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        CHECK(store->find("queued"));
+        CHECK(store->writable());
+        store.reset();
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+    }
+}
