@@ -71,7 +71,7 @@ struct conn {
 
 static struct {
     enum mode mode;
-    const char *url, *mgmt_url;
+    const char *url, *mgmt_url, *ready_file;
     int connections, inflight, body_bytes, targets;
     double seconds;
     long long max_messages;
@@ -99,6 +99,30 @@ static struct {
     uint64_t rng;
     int error_prints;
 } g;
+
+static volatile sig_atomic_t stop_requested;  // SIGTERM / SIGINT: end the measured window now
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+// --ready-file: written once the connections are set up and the measured window (idle: the hold) begins,
+// so that a script can act while they are held. Written to FILE.tmp and renamed, so it is never seen half-written.
+static void signal_ready(void) {
+    if (!cfg.ready_file) return;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", cfg.ready_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "wsgw-load: %s: %s\n", tmp, strerror(errno));
+        return;
+    }
+    fprintf(f, "{\"ready\":true,\"pid\":%d,\"established\":%lld,\"failed\":%lld}\n", (int)getpid(), g.established,
+            g.failed);
+    fclose(f);
+    if (rename(tmp, cfg.ready_file) < 0) fprintf(stderr, "wsgw-load: rename %s: %s\n", tmp, strerror(errno));
+}
 
 // ---- small utilities ------------------------------------------------------------------------------
 
@@ -898,7 +922,9 @@ static void usage(void) {
     fprintf(stderr,
             "usage: wsgw-load --url ws://127.0.0.1:PORT/path --mode echo|latency|connect|idle|post\n"
             "                 [--connections N] [--inflight K] [--body-bytes B] [--seconds S] [--max-messages M]\n"
-            "                 [--management-url http://127.0.0.1:PORT] [--targets T]   (post mode)\n");
+            "                 [--management-url http://127.0.0.1:PORT] [--targets T]   (post mode)\n"
+            "                 [--ready-file FILE]   (written when the measured window / idle hold begins)\n"
+            "SIGTERM or SIGINT ends the measured window early (the result is still printed).\n");
     exit(2);
 }
 
@@ -935,6 +961,7 @@ int main(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--url")) cfg.url = v;
         else if (!strcmp(a, "--management-url")) cfg.mgmt_url = v;
+        else if (!strcmp(a, "--ready-file")) cfg.ready_file = v;
         else if (!strcmp(a, "--mode")) {
             int found = 0;
             for (int m = 0; m < 5; m++)
@@ -973,6 +1000,12 @@ int main(int argc, char **argv) {
     }
 
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;  // no SA_RESTART: epoll_wait returns EINTR at once
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     alarm((unsigned)cfg.seconds + HARD_EXTRA_S + 10);  // last resort if the loop below were ever stuck
     if (g.mode == M_IDLE) raise_nofile();
     g.rng = now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
@@ -1014,6 +1047,7 @@ int main(int argc, char **argv) {
     if (g.mode == M_CONNECT) {
         g.t0 = now_ns();
         g.t_stop = g.t0 + (uint64_t)(cfg.seconds * 1e9);
+        signal_ready();
     }
     int http_started = 0, ids_learned = 0;
     struct epoll_event evs[512];
@@ -1028,6 +1062,12 @@ int main(int argc, char **argv) {
         // Phase transitions and new connections, outside of event handling (slots may be reused).
         switch (g.phase) {
         case PH_SETUP: {
+            if (stop_requested) {
+                error_note("stopped by a signal before the connections were set up");
+                g.t0 = g.t_stop = t;
+                begin_close();
+                break;
+            }
             open_more_ws(nws, CONNECT_PARALLEL);
             int settled = (int)(g.established + g.failed);
             if (settled < nws) break;
@@ -1035,6 +1075,7 @@ int main(int argc, char **argv) {
                 g.phase = PH_RUN;
                 g.t0 = t;
                 g.t_stop = t + (uint64_t)(cfg.seconds * 1e9);
+                signal_ready();
                 break;
             }
             if (g.failed > 0) {  // echo/post need every connection
@@ -1067,6 +1108,7 @@ int main(int argc, char **argv) {
                 g.phase = PH_RUN;
                 g.t0 = now_ns();
                 g.t_stop = g.t0 + (uint64_t)(cfg.seconds * 1e9);
+                signal_ready();
                 for (int i = nws; i < g.nconns; i++)
                     if (post_may_send()) {
                         http_send_post(&g.conns[i]);
@@ -1078,6 +1120,7 @@ int main(int argc, char **argv) {
             g.phase = PH_RUN;
             g.t0 = now_ns();
             g.t_stop = g.t0 + (uint64_t)(cfg.seconds * 1e9);
+            signal_ready();
             for (int i = 0; i < nws; i++) {
                 for (int k = 0; k < cfg.inflight && echo_may_send(); k++) echo_send_one(&g.conns[i]);
                 conn_flush(&g.conns[i]);
@@ -1085,6 +1128,7 @@ int main(int argc, char **argv) {
             break;
         }
         case PH_RUN:
+            if (stop_requested && t < g.t_stop) g.t_stop = t;
             if (t >= g.t_stop) {
                 if (g.mode == M_IDLE) {
                     g.t_stop = t;
