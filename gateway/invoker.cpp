@@ -51,6 +51,7 @@ constexpr int kLaneBatch = 32;  // invocations of one lane before yielding the w
 
 Invoker::Invoker(unsigned threads, ConnectionControl &control, HostContext &host) : control_(control), host_(host) {
     if (threads == 0) threads = 1;
+    threads_ = threads;
     for (unsigned i = 0; i < threads; ++i) slots_.push_back(std::make_unique<WorkerSlot>());
     for (auto &slot : slots_) slot->thread = std::thread([this, s = slot.get()] { workerLoop(*s); });
     watchdog_ = std::thread([this] { watchdogLoop(); });
@@ -74,7 +75,7 @@ void Invoker::stop() {
 
 std::shared_ptr<Invoker::Lane> Invoker::newLane() { return std::make_shared<Lane>(); }
 
-void Invoker::submit(const std::shared_ptr<Lane> &lane, Invocation &&inv) {
+void Invoker::submit(const std::shared_ptr<Lane> &lane, Invocation &&inv, bool wakeNow) {
     pending_.fetch_add(1, std::memory_order_relaxed);
     bool schedule = false;
     {
@@ -85,13 +86,34 @@ void Invoker::submit(const std::shared_ptr<Lane> &lane, Invocation &&inv) {
             schedule = true;
         }
     }
-    if (schedule) {
-        {
-            std::lock_guard lock(readyMutex_);
-            ready_.push_back(lane);
+    if (!schedule) return;
+    {
+        std::lock_guard lock(readyMutex_);
+        ready_.push_back(lane);
+        if (!wakeNow) {
+            ++deferredWakes_;
+            return;
         }
-        readyCv_.notify_one();
     }
+    readyCv_.notify_one();
+}
+
+void Invoker::wakeDeferred() {
+    size_t lanes;
+    {
+        std::lock_guard lock(readyMutex_);
+        lanes = deferredWakes_;
+        deferredWakes_ = 0;
+    }
+    if (lanes == 0) return;
+    // One worker per 8 ready lanes: a worker drains lane after lane without sleeping, so waking one per
+    // lane would only add context switches; a few keep every core busy under load.
+    size_t wake = std::min<size_t>(threads_, 1 + lanes / 8);
+    if (wake >= threads_) {
+        readyCv_.notify_all();
+        return;
+    }
+    for (size_t i = 0; i < wake; ++i) readyCv_.notify_one();
 }
 
 bool Invoker::waitIdle(std::chrono::milliseconds timeout) {

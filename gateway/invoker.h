@@ -48,7 +48,10 @@ public:
     Invoker &operator=(const Invoker &) = delete;
 
     std::shared_ptr<Lane> newLane();
-    void submit(const std::shared_ptr<Lane> &lane, Invocation &&inv);
+    // wakeNow=false leaves the worker asleep until wakeDeferred(): the network thread submits everything
+    // it read in one loop iteration and wakes the pool once, instead of one futex wake per message.
+    void submit(const std::shared_ptr<Lane> &lane, Invocation &&inv, bool wakeNow = true);
+    void wakeDeferred();
     // Waits until every submitted invocation has finished; false on timeout.
     bool waitIdle(std::chrono::milliseconds timeout);
     size_t pending() const { return pending_.load(std::memory_order_relaxed); }
@@ -69,6 +72,8 @@ private:
     std::mutex readyMutex_;
     std::condition_variable readyCv_;
     std::deque<std::shared_ptr<Lane>> ready_;
+    size_t deferredWakes_ = 0;  // lanes made ready without a wake (under readyMutex_)
+    unsigned threads_ = 1;
     bool stopping_ = false;
     std::atomic<size_t> pending_{0};
     std::mutex idleMutex_;

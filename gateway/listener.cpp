@@ -133,6 +133,7 @@ struct Listener::Impl {
     int listenFd = -1;
     ev_io acceptWatcher{};
     ev_async wakeWatcher{};
+    ev_prepare prepareWatcher{};  // before the loop sleeps: wake the workers for what this iteration read
     ev_signal sigterm{}, sigint{};
     ev_timer drainTimer{};
     bool draining = false;
@@ -755,7 +756,7 @@ struct Listener::Impl {
         inv.requestId = std::move(requestId);
         inv.messageId = newRequestId();
         inv.requestTimeMs = now;
-        invoker().submit(s->lane, std::move(inv));
+        invoker().submit(s->lane, std::move(inv), false);  // woken once per loop iteration (onPrepare)
     }
 
     // The API's, the route's and this connection's token buckets, in that order; false: over a limit.
@@ -927,6 +928,10 @@ struct Listener::Impl {
     // ---- the command queue from other threads ---------------------------------------------------------
 
     static void onWake(struct ev_loop *, ev_async *w, int) { static_cast<Impl *>(w->data)->drainCommands(); }
+    static void onPrepare(struct ev_loop *, ev_prepare *w, int) {
+        auto *m = static_cast<Impl *>(w->data);
+        if (m->self->invoker_) m->self->invoker_->wakeDeferred();
+    }
 
     void drainCommands() {
         std::shared_ptr<const RouteTable> swapIn;
@@ -1109,6 +1114,9 @@ std::string Listener::start() {
     ev_io_init(&m.acceptWatcher, Impl::onAccept, m.listenFd, EV_READ);
     m.acceptWatcher.data = &m;
     ev_io_start(m.loop, &m.acceptWatcher);
+    ev_prepare_init(&m.prepareWatcher, Impl::onPrepare);
+    m.prepareWatcher.data = &m;
+    ev_prepare_start(m.loop, &m.prepareWatcher);
     ev_async_init(&m.wakeWatcher, Impl::onWake);
     m.wakeWatcher.data = &m;
     ev_async_start(m.loop, &m.wakeWatcher);
@@ -1130,6 +1138,7 @@ void Listener::run() {
     // Anything still open after the drain deadline is closed now; lws reports each as CLOSED, which
     // queues its $disconnect.
     ev_async_stop(m.loop, &m.wakeWatcher);
+    ev_prepare_stop(m.loop, &m.prepareWatcher);
     ev_signal_stop(m.loop, &m.sigterm);
     ev_signal_stop(m.loop, &m.sigint);
     ev_signal_stop(m.loop, &m.sighup);

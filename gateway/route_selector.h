@@ -1,6 +1,8 @@
 // The route selection expression (SPEC section 2): compiled once per route table, evaluated on the
-// network thread for every message. Evaluation streams the body through a SAX parser and keeps only the
-// values the expression names, so no document is built and nothing but the key is allocated.
+// network thread for every message. Evaluation is one pass of a hand-written JSON scanner over the body:
+// the whole body is checked to be JSON (RFC 8259 grammar) and an object, but only the keys on a referenced
+// path are compared and only the values at a referenced path are decoded and copied; every other string
+// is skipped 16 bytes at a time. No document is built and nothing but the key is allocated.
 #pragma once
 
 #include <optional>
@@ -15,6 +17,8 @@ public:
     // On error returns nullopt and sets *error to a one-line reason naming the offset.
     static std::optional<RouteSelector> compile(std::string_view expression, std::string *error);
     // True and `key` set when the message selects a key; false sends it to $default. Thread-safe.
+    // A binary frame never selects by its body. The body's bytes are not checked to be UTF-8 (text frames
+    // are, by libwebsockets, before they get here); its JSON is, in full.
     bool select(std::string_view body, bool isBinary, std::string &key) const;
     const std::string &expression() const { return expression_; }
 
@@ -23,6 +27,8 @@ public:
         std::string literal;             // literal text (isReference false)
         std::vector<std::string> path;   // dotted path into the body (isReference true)
     };
+    // The compiled expression, in order (for tests and the fuzz target's reference implementation).
+    const std::vector<Part> &parts() const { return parts_; }
 
 private:
     std::string expression_;
