@@ -32,6 +32,7 @@ constexpr size_t kMaxHeadBytes = 8192;
 constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most this often per connection
 constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
 constexpr int kFramesPerWritable = 64;
+constexpr size_t kCoalesceBytes = 64 * 1024;  // at most this much per coalesced send
 constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this       // bound the work of one WRITEABLE callback
 constexpr int kAcceptsPerWakeup = 64;
 
@@ -88,6 +89,7 @@ struct Session {
     bool awaitingBackend = false, clientPaused = false, backendPaused = false;
     ev_timer backendTimer{};
     size_t outBytes = 0;      // queued towards the client
+    bool writeFailed = false;  // lws_write failed: the connection is closing
     std::shared_ptr<LiveConnection> live;
     std::shared_ptr<Invoker::Lane> lane;
     lws *wsi = nullptr;
@@ -133,6 +135,7 @@ struct Listener::Impl {
     int listenFd = -1;
     ev_io acceptWatcher{};
     ev_async wakeWatcher{};
+    std::string coalesced;  // scratch for writeable(): several frames, one send
     ev_prepare prepareWatcher{};  // before the loop sleeps: wake the workers for what this iteration read
     ev_signal sigterm{}, sigint{};
     ev_timer drainTimer{};
@@ -832,18 +835,74 @@ struct Listener::Impl {
         if (s->state == Session::State::Open && s->out.size() == 1) lws_callback_on_writable(s->wsi);
     }
 
+    // Several queued frames leave in one send(): we frame them ourselves (a server frame is a 2..10 byte
+    // header, unmasked) and hand libwebsockets the bytes as they are. One lws_write per frame would be one
+    // syscall per message, which is what makes the naive libwebsockets pattern slow.
+    size_t coalesceFrames(Session *s) {
+        coalesced.resize(LWS_PRE);
+        size_t frames = 0;
+        for (const OutFrame &f : s->out) {
+            size_t len = f.bytes.size() - LWS_PRE;
+            if (frames > 0 && coalesced.size() + len + 10 > LWS_PRE + kCoalesceBytes) break;
+            unsigned char header[10];
+            size_t h = 0;
+            header[h++] = static_cast<unsigned char>(0x80 | (f.binary ? 0x2 : 0x1));
+            if (len < 126) {
+                header[h++] = static_cast<unsigned char>(len);
+            } else if (len <= 0xffff) {
+                header[h++] = 126;
+                header[h++] = static_cast<unsigned char>(len >> 8);
+                header[h++] = static_cast<unsigned char>(len);
+            } else {
+                header[h++] = 127;
+                for (int shift = 56; shift >= 0; shift -= 8) header[h++] = static_cast<unsigned char>(static_cast<uint64_t>(len) >> shift);
+            }
+            coalesced.append(reinterpret_cast<const char *>(header), h);
+            coalesced.append(f.bytes, LWS_PRE, len);
+            ++frames;
+        }
+        return frames;
+    }
+
     int writeable(Session *s, lws *wsi) {
+        if (s->out.size() > 1) {
+            size_t frames = coalesceFrames(s);
+            size_t total = coalesced.size() - LWS_PRE;
+            // LWS_WRITE_HTTP is libwebsockets' "send these bytes as they are" on a ws connection; what the
+            // kernel does not take, libwebsockets keeps and sends before anything else.
+            int wrote = lws_write(wsi, reinterpret_cast<unsigned char *>(coalesced.data()) + LWS_PRE, total, LWS_WRITE_HTTP);
+            if (wrote < static_cast<int>(total)) return -1;
+            for (size_t i = 0; i < frames; ++i) {
+                size_t len = s->out.front().bytes.size() - LWS_PRE;
+                host.metrics.bytesOut.fetch_add(len, std::memory_order_relaxed);
+                s->outBytes -= len;
+                s->out.pop_front();
+            }
+        } else {
+            writeFramesOneByOne(s, wsi);
+        }
+        return afterWrite(s, wsi);
+    }
+
+    void writeFramesOneByOne(Session *s, lws *wsi) {
         for (int n = 0; n < kFramesPerWritable && !s->out.empty(); ++n) {
             if (n > 0 && lws_send_pipe_choked(wsi)) break;
             OutFrame &f = s->out.front();
             size_t len = f.bytes.size() - LWS_PRE;
             int wrote = lws_write(wsi, reinterpret_cast<unsigned char *>(f.bytes.data()) + LWS_PRE, len,
                                   f.binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-            if (wrote < static_cast<int>(len)) return -1;
+            if (wrote < static_cast<int>(len)) {
+                s->writeFailed = true;
+                return;
+            }
             host.metrics.bytesOut.fetch_add(len, std::memory_order_relaxed);
             s->outBytes -= len;
             s->out.pop_front();
         }
+    }
+
+    int afterWrite(Session *s, lws *wsi) {
+        if (s->writeFailed) return -1;
         if (s->backendPaused && s->outBytes < BackendLink::kLowWater && s->backend) {
             s->backendPaused = false;
             s->backend->pauseReading(false);

@@ -1,14 +1,19 @@
 #include "route_selector.h"
 
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
+#include <bit>
+#include <cstdint>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace wsgw {
 
 namespace {
 
 constexpr std::string_view kBodyPrefix = "request.body.";
-constexpr size_t kMaxDepth = 64;
+constexpr size_t kMaxDepth = 64;        // containers open at once, the root included; deeper goes to $default
+constexpr size_t kPathsPerPass = 64;    // referenced paths one pass over the body follows (bits of a mask)
 
 bool splitPath(std::string_view text, std::vector<std::string> &out) {
     out.clear();
@@ -29,79 +34,321 @@ struct Capture {
     std::string text;
 };
 
-struct Frame {
-    bool isObject = false;
-    std::string key;
-};
+// The first byte at or after p that is not plain string content: '"', '\\' or a control character (< 0x20),
+// or end. Bytes from 0x80 up are content (the body's UTF-8 is not re-validated; see select()).
+inline const char *scanPlain(const char *p, const char *end) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), control = _mm_set1_epi8(0x1F);
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                   _mm_cmpeq_epi8(_mm_min_epu8(v, control), v));  // v <= 0x1F, unsigned
+        if (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit))) return p + std::countr_zero(mask);
+    }
+#endif
+    for (; p < end; ++p) {
+        unsigned char c = static_cast<unsigned char>(*p);
+        if (c == '"' || c == '\\' || c < 0x20) return p;
+    }
+    return end;
+}
 
-// Follows the path of keys while RapidJSON streams the body, capturing values at referenced paths.
-class CaptureHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, CaptureHandler> {
+int hexDigit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+void appendUtf8(std::string &out, unsigned cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+// One pass over the body: validates all of it as JSON whose root is an object, at most kMaxDepth containers
+// deep, and captures the values at up to 64 referenced paths (bit r of a mask stands for paths[r]).
+//
+// Strings and escapes are read exactly as RapidJSON reads them (the parser this replaced): the escapes of
+// RFC 8259; \uD800-\uDBFF must be followed by \uDC00-\uDFFF and the pair is decoded to one code point, a
+// lone \uDC00-\uDFFF is encoded as it is; raw bytes >= 0x20 are copied unchanged. Numbers follow the RFC
+// grammar and are captured as written, whatever their magnitude. Whitespace is space, \t, \n, \r only; a
+// NUL byte is never valid, in particular not after the root (RapidJSON stopped reading there).
+class BodyScanner {
 public:
-    CaptureHandler(const std::vector<RouteSelector::Part> &parts, std::vector<Capture> &captures)
-        : parts_(parts), captures_(captures) {}
+    BodyScanner(std::string_view body, const std::vector<std::string> *const *paths, size_t count, Capture *captures)
+        : p_(body.data()), end_(body.data() + body.size()), paths_(paths), captures_(captures),
+          all_(count == 64 ? ~uint64_t{0} : (uint64_t{1} << count) - 1) {}
 
-    bool rootIsObject = false;
-
-    bool Null() { return scalarOrNot(nullptr, 0, false); }
-    bool Bool(bool b) { return b ? scalarOrNot("true", 4, true) : scalarOrNot("false", 5, true); }
-    bool RawNumber(const char *s, rapidjson::SizeType len, bool) { return scalarOrNot(s, len, true); }
-    bool String(const char *s, rapidjson::SizeType len, bool) { return scalarOrNot(s, len, true); }
-    bool StartObject() {
-        if (stack_.empty()) rootIsObject = true;
-        else mark(nullptr, 0, false);
-        if (stack_.size() >= kMaxDepth) return false;
-        stack_.push_back(Frame{true, {}});
-        return true;
-    }
-    bool Key(const char *s, rapidjson::SizeType len, bool) {
-        stack_.back().key.assign(s, len);
-        return true;
-    }
-    bool EndObject(rapidjson::SizeType) {
-        stack_.pop_back();
-        return true;
-    }
-    bool StartArray() {
-        if (!stack_.empty()) mark(nullptr, 0, false);
-        if (stack_.size() >= kMaxDepth) return false;
-        stack_.push_back(Frame{false, {}});
-        return true;
-    }
-    bool EndArray(rapidjson::SizeType) {
-        stack_.pop_back();
-        return true;
-    }
-
-private:
-    bool scalarOrNot(const char *s, size_t len, bool scalar) {
-        if (!stack_.empty()) mark(s, len, scalar);
-        return true;
-    }
-
-    // A later duplicate key overwrites an earlier capture: the last one wins, as in JSON.parse.
-    void mark(const char *s, size_t len, bool scalar) {
-        size_t c = 0;
-        for (const auto &part : parts_) {
-            if (!part.isReference) continue;
-            Capture &cap = captures_[c++];
-            if (part.path.size() != stack_.size()) continue;
-            bool match = true;
-            for (size_t i = 0; i < stack_.size() && match; ++i) match = stack_[i].isObject && stack_[i].key == part.path[i];
-            if (!match) continue;
-            if (scalar) {
-                cap.kind = Capture::Kind::Scalar;
-                cap.text.assign(s, len);
+    bool run() {
+        struct Frame {
+            bool isObject;
+            uint64_t mask;  // paths whose keys so far lead into this container (objects only)
+        };
+        Frame stack[kMaxDepth];
+        skipWhitespace();
+        if (peek() != '{') return false;  // not an object, or not JSON: $default either way
+        ++p_;
+        stack[0] = Frame{true, all_};
+        size_t depth = 1;
+        bool justOpened = true;
+        for (;;) {
+            // At a member (object) or element (array) of stack[depth - 1], or at the closer of an empty one.
+            skipWhitespace();
+            const Frame top = stack[depth - 1];
+            if (justOpened && peek() == (top.isObject ? '}' : ']')) {
+                ++p_;
+                --depth;
             } else {
-                cap.kind = Capture::Kind::NotScalar;
-                cap.text.clear();
+                uint64_t targets = 0, inner = 0;  // paths ending at this value, paths going on into it
+                if (top.isObject) {
+                    if (peek() != '"') return false;
+                    ++p_;
+                    if (top.mask == 0) {
+                        if (!skipString()) return false;
+                    } else {
+                        uint64_t matched;
+                        if (!matchKey(top.mask, depth - 1, matched)) return false;
+                        for (uint64_t m = matched; m; m &= m - 1) {
+                            int r = std::countr_zero(m);
+                            if (paths_[r]->size() == depth) targets |= uint64_t{1} << r;
+                        }
+                        inner = matched & ~targets;
+                    }
+                    skipWhitespace();
+                    if (peek() != ':') return false;
+                    ++p_;
+                    skipWhitespace();
+                }
+                char c = peek();
+                if (c == '{' || c == '[') {
+                    markNotScalar(targets);
+                    if (depth == kMaxDepth) return false;
+                    ++p_;
+                    stack[depth++] = Frame{c == '{', c == '{' ? inner : 0};
+                    justOpened = true;
+                    continue;
+                }
+                if (!scalar(c, targets)) return false;
+            }
+            justOpened = false;
+            // A value is complete: close the containers it completes, up to the ',' before the next value.
+            for (;;) {
+                skipWhitespace();
+                if (depth == 0) return p_ == end_;
+                char c = peek();
+                if (c == ',') {
+                    ++p_;
+                    break;
+                }
+                if (c != (stack[depth - 1].isObject ? '}' : ']')) return false;
+                ++p_;
+                --depth;
             }
         }
     }
 
-    const std::vector<RouteSelector::Part> &parts_;
-    std::vector<Capture> &captures_;
-    std::vector<Frame> stack_;
+private:
+    char peek() const { return p_ < end_ ? *p_ : '\0'; }  // '\0' is never valid JSON, so it stands for the end too
+
+    void skipWhitespace() {
+        while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    }
+
+    // After an opening quote: moves past the closing one, validating what lies between.
+    bool skipString() {
+        for (;;) {
+            p_ = scanPlain(p_, end_);
+            if (p_ == end_) return false;
+            if (*p_ == '"') {
+                ++p_;
+                return true;
+            }
+            if (*p_ != '\\' || !escape(nullptr)) return false;
+        }
+    }
+
+    // After an opening quote: moves past the closing one, decoding the string into out.
+    bool decodeString(std::string &out) {
+        out.clear();
+        for (;;) {
+            const char *q = scanPlain(p_, end_);
+            out.append(p_, q);
+            p_ = q;
+            if (p_ == end_) return false;
+            if (*p_ == '"') {
+                ++p_;
+                return true;
+            }
+            if (*p_ != '\\' || !escape(&out)) return false;
+        }
+    }
+
+    // At a backslash: validates one escape, appending what it stands for to *out when out is given.
+    bool escape(std::string *out) {
+        ++p_;
+        if (p_ == end_) return false;
+        char e = *p_++;
+        char plain;
+        switch (e) {
+        case '"': plain = '"'; break;
+        case '\\': plain = '\\'; break;
+        case '/': plain = '/'; break;
+        case 'b': plain = '\b'; break;
+        case 'f': plain = '\f'; break;
+        case 'n': plain = '\n'; break;
+        case 'r': plain = '\r'; break;
+        case 't': plain = '\t'; break;
+        case 'u': {
+            unsigned cp;
+            if (!hex4(cp)) return false;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned low;
+                if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+                p_ += 2;
+                if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+                cp = (((cp - 0xD800) << 10) | (low - 0xDC00)) + 0x10000;
+            }
+            if (out) appendUtf8(*out, cp);
+            return true;
+        }
+        default: return false;
+        }
+        if (out) *out += plain;
+        return true;
+    }
+
+    bool hex4(unsigned &cp) {
+        if (end_ - p_ < 4) return false;
+        cp = 0;
+        for (int i = 0; i < 4; ++i) {
+            int d = hexDigit(p_[i]);
+            if (d < 0) return false;
+            cp = cp << 4 | static_cast<unsigned>(d);
+        }
+        p_ += 4;
+        return true;
+    }
+
+    // After the opening quote of a key in a container at `level` (the root is 0) that paths in `mask` lead
+    // into: the paths among them whose next segment is this key.
+    bool matchKey(uint64_t mask, size_t level, uint64_t &matched) {
+        std::string_view key;
+        const char *q = scanPlain(p_, end_);
+        if (q < end_ && *q == '"') {  // no escapes: compare in place
+            key = std::string_view(p_, static_cast<size_t>(q - p_));
+            p_ = q + 1;
+        } else {
+            if (!decodeString(keyScratch_)) return false;
+            key = keyScratch_;
+        }
+        matched = 0;
+        for (uint64_t m = mask; m; m &= m - 1) {
+            int r = std::countr_zero(m);
+            if ((*paths_[r])[level] == key) matched |= uint64_t{1} << r;
+        }
+        return true;
+    }
+
+    bool digits() {  // 1*DIGIT
+        if (!(p_ < end_ && *p_ >= '0' && *p_ <= '9')) return false;
+        while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+        return true;
+    }
+
+    bool number() {  // -? (0 | [1-9] DIGIT*) (. 1*DIGIT)? ([eE] [+-]? 1*DIGIT)?
+        if (peek() == '-') ++p_;
+        if (peek() == '0') ++p_;
+        else if (!digits()) return false;
+        if (peek() == '.') {
+            ++p_;
+            if (!digits()) return false;
+        }
+        if (peek() == 'e' || peek() == 'E') {
+            ++p_;
+            if (peek() == '+' || peek() == '-') ++p_;
+            if (!digits()) return false;
+        }
+        return true;
+    }
+
+    bool literal(std::string_view word) {
+        if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+        p_ += word.size();
+        return true;
+    }
+
+    // A string, number, true, false or null starting at c; its JSON text or decoded string goes to `targets`.
+    bool scalar(char c, uint64_t targets) {
+        const char *start = p_;
+        switch (c) {
+        case '"':
+            ++p_;
+            if (targets == 0) return skipString();
+            {
+                int first = std::countr_zero(targets);
+                Capture &cap = captures_[first];
+                if (!decodeString(cap.text)) return false;
+                cap.kind = Capture::Kind::Scalar;
+                copyCapture(targets & (targets - 1), cap);
+            }
+            return true;
+        case 't':
+            if (!literal("true")) return false;
+            break;
+        case 'f':
+            if (!literal("false")) return false;
+            break;
+        case 'n':
+            if (!literal("null")) return false;
+            markNotScalar(targets);
+            return true;
+        default:
+            if (!number()) return false;
+            break;
+        }
+        for (uint64_t m = targets; m; m &= m - 1) {
+            Capture &cap = captures_[std::countr_zero(m)];
+            cap.kind = Capture::Kind::Scalar;
+            cap.text.assign(start, p_);
+        }
+        return true;
+    }
+
+    // A later duplicate key overwrites an earlier capture: the last one wins, as in JSON.parse.
+    void markNotScalar(uint64_t targets) {
+        for (uint64_t m = targets; m; m &= m - 1) {
+            Capture &cap = captures_[std::countr_zero(m)];
+            cap.kind = Capture::Kind::NotScalar;
+            cap.text.clear();
+        }
+    }
+
+    void copyCapture(uint64_t targets, const Capture &from) {
+        for (uint64_t m = targets; m; m &= m - 1) captures_[std::countr_zero(m)] = from;
+    }
+
+    const char *p_;
+    const char *const end_;
+    const std::vector<std::string> *const *paths_;
+    Capture *captures_;
+    const uint64_t all_;
+    static thread_local std::string keyScratch_;  // an escaped key, decoded
 };
+
+thread_local std::string BodyScanner::keyScratch_;
 
 }  // namespace
 
@@ -177,11 +424,17 @@ bool RouteSelector::select(std::string_view body, bool isBinary, std::string &ke
         if (isBinary) return false;
         thread_local std::vector<Capture> captures;
         captures.assign(referenceCount_, Capture{});
-        CaptureHandler handler(parts_, captures);
-        rapidjson::MemoryStream stream(body.data(), body.size());
-        rapidjson::Reader reader;
-        constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag;
-        if (reader.Parse<kFlags>(stream, handler).IsError() || !handler.rootIsObject) return false;
+        // Every pass validates the same body the same way; more than 64 references take more passes.
+        const std::vector<std::string> *paths[kPathsPerPass];
+        size_t done = 0, count = 0;
+        for (size_t i = 0; i < parts_.size(); ++i) {
+            if (parts_[i].isReference) paths[count++] = &parts_[i].path;
+            if (count == kPathsPerPass || (count > 0 && i + 1 == parts_.size())) {
+                if (!BodyScanner(body, paths, count, captures.data() + done).run()) return false;
+                done += count;
+                count = 0;
+            }
+        }
         if (singleReference_) {
             if (captures[0].kind != Capture::Kind::Scalar) return false;
             key = captures[0].text;
