@@ -32,7 +32,8 @@ constexpr size_t kMaxHeadBytes = 8192;
 constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most this often per connection
 constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
 constexpr int kFramesPerWritable = 64;
-constexpr size_t kCoalesceBytes = 64 * 1024;  // at most this much per coalesced send
+constexpr size_t kCoalesceBytes = 64 * 1024;
+constexpr size_t kRxBufferBytes = 64 * 1024;  // at most this much per coalesced send
 constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this       // bound the work of one WRITEABLE callback
 constexpr int kAcceptsPerWakeup = 64;
 
@@ -1139,7 +1140,9 @@ std::string Listener::start() {
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lwsLogEmit);
     static const lws_protocols protocols[] = {
-        {"wsgw", Impl::callback, 0, 4096, 0, nullptr, 0},
+        // A 64 KiB receive buffer: a large message arrives in few callbacks. It costs little resident memory
+        // per idle connection, as only the pages a message touched are resident.
+        {"wsgw", Impl::callback, 0, kRxBufferBytes, 0, nullptr, 0},
         {"wsgw-backend",
          [](lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
              return BackendLink::callback(wsi, static_cast<int>(reason), user, in, len);
@@ -1157,6 +1160,7 @@ std::string Listener::start() {
     info.user = &m;
     info.max_http_header_data = static_cast<unsigned short>(kMaxHeadBytes + 1024);
     info.max_http_header_pool = 64;
+    info.pt_serv_buf_size = kRxBufferBytes;  // what one read() may take, shared by all connections of the thread
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     m.context = lws_create_context(&info);
     if (!m.context) return "cannot create the libwebsockets context (is libwebsockets-evlib-ev installed?)";
