@@ -1,5 +1,7 @@
 #include "invoker.h"
 
+#include "fifo_queue.h"
+
 #include "log.h"
 #include "utf8.h"
 
@@ -25,7 +27,7 @@ std::string awsErrorFrame(std::string_view message, std::string_view connectionI
 
 struct Invoker::Lane {
     std::mutex mutex;
-    std::deque<Invocation> queue;
+    FifoQueue<Invocation> queue;
     bool scheduled = false;
 };
 

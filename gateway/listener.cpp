@@ -1,5 +1,7 @@
 #include "listener.h"
 
+#include "fifo_queue.h"
+
 #include "connection_id.h"
 #include "handshake.h"
 #include "listen_socket.h"
@@ -33,7 +35,8 @@ constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most 
 constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
 constexpr int kFramesPerWritable = 64;
 constexpr size_t kCoalesceBytes = 64 * 1024;
-constexpr size_t kRxBufferBytes = 64 * 1024;  // at most this much per coalesced send
+constexpr size_t kRxBufferBytes = 64 * 1024;
+constexpr size_t kRxChunkBytes = 1024;  // at most this much per coalesced send
 constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this       // bound the work of one WRITEABLE callback
 constexpr int kAcceptsPerWakeup = 64;
 
@@ -94,7 +97,7 @@ struct Session {
     std::shared_ptr<LiveConnection> live;
     std::shared_ptr<Invoker::Lane> lane;
     lws *wsi = nullptr;
-    std::deque<OutFrame> out;
+    FifoQueue<OutFrame> out;
     std::string rx;
     bool rxBinary = false;
     int64_t lastTouchMs = 0;

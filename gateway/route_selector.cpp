@@ -1,6 +1,9 @@
 #include "route_selector.h"
 
+#include <algorithm>
+#include <array>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 
 #if defined(__SSE2__)
@@ -34,9 +37,22 @@ struct Capture {
     std::string text;
 };
 
-// The first byte at or after p that is not plain string content: '"', '\\' or a control character (< 0x20),
-// or end. Bytes from 0x80 up are content (the body's UTF-8 is not re-validated; see select()).
+// Bytes that may stand unescaped in a JSON string: everything but '"', '\\' and the controls below 0x20.
+// Bytes from 0x80 up are content: the body's UTF-8 is not re-validated (see select()).
+constexpr auto kPlain = [] {
+    std::array<bool, 256> plain{};
+    for (int c = 0x20; c < 256; ++c) plain[c] = c != '"' && c != '\\';
+    return plain;
+}();
+
+bool isPlain(char c) { return kPlain[static_cast<unsigned char>(c)]; }
+
+// The first byte at or after p that is not plain string content, or end. The first few bytes are looked at
+// one by one (keys, short values and the runs between escapes are short, and a vector compare would put its
+// latency between every two of them), the rest 16 at a time.
 inline const char *scanPlain(const char *p, const char *end) {
+    for (const char *stop = p + std::min<std::ptrdiff_t>(end - p, 8); p < stop; ++p)
+        if (!isPlain(*p)) return p;
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), control = _mm_set1_epi8(0x1F);
     for (; end - p >= 16; p += 16) {
@@ -46,10 +62,8 @@ inline const char *scanPlain(const char *p, const char *end) {
         if (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit))) return p + std::countr_zero(mask);
     }
 #endif
-    for (; p < end; ++p) {
-        unsigned char c = static_cast<unsigned char>(*p);
-        if (c == '"' || c == '\\' || c < 0x20) return p;
-    }
+    for (; p < end; ++p)
+        if (!isPlain(*p)) return p;
     return end;
 }
 
