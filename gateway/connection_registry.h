@@ -19,6 +19,7 @@ struct LiveConnection {
     ConnectionInfo info;
     std::atomic<int64_t> lastActiveAtMs{0};
     std::atomic<bool> upgraded{false};   // false while $connect is still deciding
+    unsigned networkThread = 0;          // which network thread owns it (set before it is registered)
     // Set by a $connect handler that sends this connection to its own WebSocket backend (written on the
     // worker before its decision is queued to the network thread, read there after).
     std::string backendUrl, backendHeaders;

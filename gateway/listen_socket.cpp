@@ -9,7 +9,8 @@
 
 namespace wsgw {
 
-int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error) {
+int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error,
+                        bool reusePort) {
     sockaddr_storage ss{};
     socklen_t sslen = 0;
     int family = AF_INET;
@@ -40,6 +41,7 @@ int openListeningSocket(const HostPort &hp, const std::string &flag, std::string
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reusePort) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), sslen) != 0 || ::listen(fd, 1024) != 0) {
         *error = flag + ": cannot listen on " + hp.host + ":" + std::to_string(hp.port) + ": " + std::strerror(errno) +
                  " (is another process using the port? choose another with " + flag + ")";

@@ -10,7 +10,10 @@ namespace wsgw {
 
 // A non-blocking listening TCP socket on host:port (port 0 picks a free one). Returns the fd, or -1 with
 // *error saying what went wrong and what to do; *boundAddress gets "host:port" with the real port.
-int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error);
+// reusePort: SO_REUSEPORT, so that each network thread has its own socket on the port and the kernel
+// spreads new connections over them.
+int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error,
+                        bool reusePort = false);
 // The peer's IP address as text ("127.0.0.1"; IPv4-mapped IPv6 addresses are shown as IPv4).
 std::string peerAddress(int fd);
 

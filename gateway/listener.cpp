@@ -117,7 +117,7 @@ struct Session {
 };
 
 struct Command {
-    enum class Kind { Send, Close, ConnectDecided } kind;
+    enum class Kind { Send, Close, ConnectDecided, Drain } kind;
     std::string connectionId;
     std::string data;  // Send: LWS_PRE headroom + payload; Close: reason; ConnectDecided: body
     bool binary = false;
@@ -161,7 +161,7 @@ struct Listener::Impl {
 
     std::string scratchKey;
     std::unique_ptr<TlsTerminator> tls;  // wss://: accepted sockets go through it first
-    std::unordered_map<std::string, size_t> connectionsPerIp;  // only while maxConnectionsPerIp is set
+    std::function<void()> drainHook;
     RouteMetrics *connectMetrics = host.metrics.route("$connect");
     RouteMetrics *defaultMetrics = host.metrics.route("$default");
 
@@ -259,8 +259,7 @@ struct Listener::Impl {
 
     void releaseIp(Session *s) {
         if (s->countedIp.empty()) return;
-        auto it = connectionsPerIp.find(s->countedIp);
-        if (it != connectionsPerIp.end() && --it->second == 0) connectionsPerIp.erase(it);
+        settings.ipCounts->release(s->countedIp);
         s->countedIp.clear();
     }
 
@@ -312,14 +311,11 @@ struct Listener::Impl {
             }
             if (limits.maxConnectionsPerIp) {
                 const std::string &ip = s->peer;
-                size_t &count = connectionsPerIp[ip];
-                if (count >= limits.maxConnectionsPerIp) {
-                    if (count == 0) connectionsPerIp.erase(ip);
+                if (!settings.ipCounts->tryAdd(ip, limits.maxConnectionsPerIp)) {
                     refuseUpgrade(s, 429, "Too Many Requests: " + ip + " already has " + std::to_string(limits.maxConnectionsPerIp) +
                                               " connections (limits.maxConnectionsPerIp)");
                     return;
                 }
-                ++count;
                 s->countedIp = ip;
             }
         }
@@ -372,6 +368,7 @@ struct Listener::Impl {
         s->live = live;
         s->lane = invoker().newLane();
         s->state = Session::State::Connecting;
+        live->networkThread = settings.threadIndex;
         registry.add(live);  // from here a push (even from inside $connect) is accepted and queued
         RouteMetrics::add(connectMetrics->connects);
         if (table && table->connect) {
@@ -1011,6 +1008,10 @@ struct Listener::Impl {
             swapped->set_value(std::move(swapIn));
         }
         for (Command &c : commandsInHand) {
+            if (c.kind == Command::Kind::Drain) {
+                beginDrain();
+                continue;
+            }
             if (c.kind == Command::Kind::ConnectDecided) {
                 decideConnect(c.connectionId, c.code, c.data);
                 continue;
@@ -1030,7 +1031,11 @@ struct Listener::Impl {
 
     // ---- shutdown ---------------------------------------------------------------------------------------
 
-    static void onSignal(struct ev_loop *, ev_signal *w, int) { static_cast<Impl *>(w->data)->beginDrain(); }
+    static void onSignal(struct ev_loop *, ev_signal *w, int) {
+        auto *impl = static_cast<Impl *>(w->data);
+        if (impl->drainHook && !impl->draining) impl->drainHook();
+        impl->beginDrain();
+    }
     static void onHangup(struct ev_loop *, ev_signal *w, int) {
         auto *impl = static_cast<Impl *>(w->data);
         log::info("SIGHUP: reloading");
@@ -1091,6 +1096,29 @@ Listener::~Listener() {
 
 void Listener::setReloadRequest(std::function<void()> request) { impl_->onReloadRequest = std::move(request); }
 
+void Listener::setDrainHook(std::function<void()> hook) { impl_->drainHook = std::move(hook); }
+
+void Listener::setListenPort(int port) { impl_->settings.listen.port = port; }
+
+void Listener::requestDrain() { impl_->post(Command{Command::Kind::Drain, {}, {}, false, 0}); }
+
+bool IpConnectionCounts::tryAdd(const std::string &ip, size_t max) {
+    std::lock_guard lock(mutex_);
+    size_t &count = counts_[ip];
+    if (count >= max) {
+        if (count == 0) counts_.erase(ip);
+        return false;
+    }
+    ++count;
+    return true;
+}
+
+void IpConnectionCounts::release(const std::string &ip) {
+    std::lock_guard lock(mutex_);
+    auto it = counts_.find(ip);
+    if (it != counts_.end() && --it->second == 0) counts_.erase(it);
+}
+
 std::shared_ptr<const RouteTable> Listener::replaceRouteTable(std::shared_ptr<const RouteTable> table) {
     std::promise<std::shared_ptr<const RouteTable>> swapped;
     auto old = swapped.get_future();
@@ -1131,7 +1159,7 @@ std::string Listener::start() {
 
     // The listening socket is ours (not lws's) so that we read the upgrade head before lws sees it.
     std::string error;
-    m.listenFd = openListeningSocket(m.settings.listen, "--listen", &m.boundAddress, &error);
+    m.listenFd = openListeningSocket(m.settings.listen, "--listen", &m.boundAddress, &error, m.settings.reusePort);
     if (m.listenFd < 0) return error;
 
     if (!m.settings.tlsCert.empty()) {
@@ -1186,15 +1214,17 @@ std::string Listener::start() {
     ev_async_init(&m.wakeWatcher, Impl::onWake);
     m.wakeWatcher.data = &m;
     ev_async_start(m.loop, &m.wakeWatcher);
-    ev_signal_init(&m.sigterm, Impl::onSignal, SIGTERM);
-    m.sigterm.data = &m;
-    ev_signal_start(m.loop, &m.sigterm);
-    ev_signal_init(&m.sighup, Impl::onHangup, SIGHUP);
-    m.sighup.data = &m;
-    ev_signal_start(m.loop, &m.sighup);
-    ev_signal_init(&m.sigint, Impl::onSignal, SIGINT);
-    m.sigint.data = &m;
-    ev_signal_start(m.loop, &m.sigint);
+    if (m.settings.threadIndex == 0) {  // a signal is watched by one loop only
+        ev_signal_init(&m.sigterm, Impl::onSignal, SIGTERM);
+        m.sigterm.data = &m;
+        ev_signal_start(m.loop, &m.sigterm);
+        ev_signal_init(&m.sighup, Impl::onHangup, SIGHUP);
+        m.sighup.data = &m;
+        ev_signal_start(m.loop, &m.sighup);
+        ev_signal_init(&m.sigint, Impl::onSignal, SIGINT);
+        m.sigint.data = &m;
+        ev_signal_start(m.loop, &m.sigint);
+    }
     return {};
 }
 

@@ -16,15 +16,32 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 struct ev_loop;
 
 namespace wsgw {
 
+// Connections per source address across every network thread (limits.maxConnectionsPerIp).
+class IpConnectionCounts {
+public:
+    bool tryAdd(const std::string &ip, size_t max);  // false: `ip` already has `max`
+    void release(const std::string &ip);
+
+private:
+    std::mutex mutex_;
+    std::unordered_map<std::string, size_t> counts_;
+};
+
 struct ListenerSettings {
     HostPort listen;
     std::string nodeId;
+    // --network-threads: each thread runs its own Listener on the same port (SO_REUSEPORT). The primary
+    // one (index 0) also takes the signals and carries the management API.
+    unsigned threadIndex = 0;
+    bool reusePort = false;
+    std::shared_ptr<IpConnectionCounts> ipCounts = std::make_shared<IpConnectionCounts>();
     int drainSeconds = 10;
     std::string tlsCert, tlsKey;  // both set: wss://
     std::string backendCa;        // CAs for wss:// proxy backends ("" = the system's only)
@@ -39,6 +56,7 @@ public:
 
     // Binds the public socket and creates the libwebsockets context. Returns "" or what went wrong.
     std::string start();
+    void setListenPort(int port);  // before start(): another network thread chose the port
     std::string boundAddress() const;
     bool accepting() const;  // bound and not draining; network thread only
     bool tlsEnabled() const;  // wss://
@@ -50,6 +68,9 @@ public:
     std::shared_ptr<const RouteTable> replaceRouteTable(std::shared_ptr<const RouteTable> table);
     // Called on the network thread at SIGHUP; it must only hand the work on.
     void setReloadRequest(std::function<void()> request);
+    // The primary thread calls this when a signal starts the drain (it tells the other threads).
+    void setDrainHook(std::function<void()> hook);
+    void requestDrain();  // from any thread: stop accepting and close every connection with 1001
     // Serves until SIGTERM or SIGINT, then drains: stops accepting, closes every connection with 1001 and
     // lets its $disconnect run. Returns when the loop has ended and libwebsockets is torn down.
     void run();

@@ -6,6 +6,7 @@
 #include "host_api.h"
 #include "invoker.h"
 #include "listener.h"
+#include "network_threads.h"
 #include "log.h"
 #include "management_api.h"
 #include "options.h"
@@ -213,23 +214,31 @@ int main(int argc, char **argv) {
         hostContext.accessLog = accessLog.get();
     }
 
-    wsgw::ListenerSettings settings{std::get<wsgw::HostPort>(listen), opt.nodeId, opt.drainSeconds, opt.tlsCert, opt.tlsKey,
-                                    opt.backendCa};
-    auto listener = std::make_unique<wsgw::Listener>(settings, registry, *store, hostContext);
-    hostContext.control = listener.get();
+    wsgw::ListenerSettings settings;
+    settings.listen = std::get<wsgw::HostPort>(listen);
+    settings.nodeId = opt.nodeId;
+    settings.drainSeconds = opt.drainSeconds;
+    settings.tlsCert = opt.tlsCert;
+    settings.tlsKey = opt.tlsKey;
+    settings.backendCa = opt.backendCa;
+    unsigned networkThreads = opt.networkThreads > 0 ? static_cast<unsigned>(opt.networkThreads)
+                                                     : std::max(1u, std::thread::hardware_concurrency());
+    auto network = std::make_unique<wsgw::NetworkThreads>(settings, networkThreads, registry, *store, hostContext);
+    wsgw::Listener *listener = &network->primary();
+    hostContext.control = network.get();
     unsigned workers = opt.workers > 0 ? static_cast<unsigned>(opt.workers)
                                        : std::max(4u, 2 * std::max(1u, std::thread::hardware_concurrency()));
-    wsgw::Invoker invoker(workers, *listener, hostContext);
-    listener->setInvoker(&invoker);
+    wsgw::Invoker invoker(workers, *network, hostContext);
+    network->setInvoker(&invoker);
 
     auto built = wsgw::buildRouteTable(std::move(std::get<wsgw::ApiConfig>(config)), opt.handlersDir, &hostContext);
     if (auto *err = std::get_if<std::string>(&built)) return fail(*err);
     auto table = std::move(std::get<std::shared_ptr<const wsgw::RouteTable>>(built));  // no copy may outlive a reload
-    listener->setRouteTable(table);
+    network->setRouteTable(table);
 
     recoverStaleConnections(*store, opt.nodeId, table, invoker);
 
-    if (std::string err = listener->start(); !err.empty()) return fail(err);
+    if (std::string err = network->start(); !err.empty()) return fail(err);
     std::unique_ptr<wsgw::ManagementApi> management;
     if (opt.managementListen != "off") {
         auto hp = wsgw::parseHostPort(opt.managementListen, "--management-listen");
@@ -250,14 +259,16 @@ int main(int argc, char **argv) {
         handlerNames += (handlerNames.empty() ? "" : ",") + name;
     }
     // From here the reloader holds the current table: no other long-lived reference may keep old plugins.
-    auto reloader = std::make_unique<wsgw::RouteReloader>(opt.routesPath, opt.handlersDir, hostContext, *listener, std::move(table));
+    auto reloader = std::make_unique<wsgw::RouteReloader>(
+        opt.routesPath, opt.handlersDir, hostContext,
+        [n = network.get()](std::shared_ptr<const wsgw::RouteTable> t) { return n->replaceRouteTable(std::move(t)); }, std::move(table));
     listener->setReloadRequest([r = reloader.get()] { r->requestReload(); });
     if (std::string err = reloader->start(); !err.empty())
         wsgw::log::warn("hot reload: files are not watched; SIGHUP still reloads", {wsgw::log::Field("error", err)});
     if (management) {
         wsgw::RouteReloader *r = reloader.get();
         wsgw::ConnectionStore *st = store.get();
-        wsgw::Listener *l = listener.get();
+        wsgw::Listener *l = listener;
         wsgw::OperationsHooks hooks;
         hooks.metrics = [&hostContext, &registry, r, st] {
             wsgw::Metrics::Gauges g;
@@ -296,8 +307,9 @@ int main(int argc, char **argv) {
                                   wsgw::log::Field("routes", opt.routesPath), wsgw::log::Field("handlers", handlerNames),
                                   wsgw::log::Field("db", opt.cluster.empty() ? opt.dbPath : opt.cluster),
                                   wsgw::log::Field("node", opt.nodeId),
-                                  wsgw::log::Field("workers", static_cast<uint64_t>(workers))});
-    listener->run();
+                                  wsgw::log::Field("workers", static_cast<uint64_t>(workers)),
+                                  wsgw::log::Field("networkThreads", static_cast<uint64_t>(networkThreads))});
+    network->run();
     management.reset();  // its sockets live on the network thread's loop, which the listener owns
     reloader->stop();
 
@@ -312,10 +324,11 @@ int main(int argc, char **argv) {
         cluster.reset();
     }
     invoker.stop();
-    listener->setRouteTable(nullptr);
+    network->setRouteTable(nullptr);
     reloader.reset();  // the last table, and with it the plugins, go here
     accessLog.reset();  // flushes
-    listener.reset();
+    listener = nullptr;
+    network.reset();
     store->flush();
     store.reset();
     wsgw::log::info("stopped");

@@ -28,6 +28,8 @@ constexpr FlagSpec kFlags[] = {
     {"--cluster", "WSGW_CLUSTER",
      "redis://HOST:PORT[/DB]  join a cluster of nodes: the connection table, groups and pushes go through Redis"},
     {"--workers", "WSGW_WORKERS", "N     handler worker threads (default 2 x cores, at least 4)"},
+    {"--network-threads", "WSGW_NETWORK_THREADS",
+     "N     network threads sharing the public port with SO_REUSEPORT (default: one per core)"},
     {"--log-level", "WSGW_LOG_LEVEL", "LEVEL debug|info|warn|error (default info)"},
     {"--drain-seconds", "WSGW_DRAIN_SECONDS", "N     how long SIGTERM waits for connections and handlers (default 10)"},
     {"--access-log", "WSGW_ACCESS_LOG", "off|stdout|FILE  one JSON line per connect, message and disconnect (default stdout)"},
@@ -74,6 +76,8 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
     } else if (flag == "--cluster") {
         if (value.rfind("redis://", 0) != 0) return "--cluster: expected redis://HOST:PORT, got '" + value + "'";
         o.cluster = value;
+    } else if (flag == "--network-threads") {
+        if (!parseInt(value, 1, 64, o.networkThreads)) return "--network-threads: expected a number from 1 to 64, got '" + value + "'";
     } else if (flag == "--workers") {
         if (!parseInt(value, 1, 1024, o.workers)) return "--workers: expected a number from 1 to 1024, got '" + value + "'";
     } else if (flag == "--log-level") {

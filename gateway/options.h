@@ -19,6 +19,7 @@ struct Options {
     std::string cluster;              // redis://HOST:PORT[/DB]: join a cluster (the table lives in Redis)
     std::string logLevel = "info";
     int workers = 0;                  // 0: 2 x cores, at least 4
+    int networkThreads = 0;           // 0: one per core
     int drainSeconds = 10;
     std::string accessLog = "stdout";  // "off", "stdout" or a file path
     std::string tlsCert, tlsKey;                      // wss:// on the public listener

@@ -26,9 +26,9 @@ bool endsWith(const std::string &s, const char *suffix) {
 
 }  // namespace
 
-RouteReloader::RouteReloader(std::string routesPath, std::string handlersDir, HostContext &host, Listener &listener,
+RouteReloader::RouteReloader(std::string routesPath, std::string handlersDir, HostContext &host, Installer install,
                              std::shared_ptr<const RouteTable> initial)
-    : routesPath_(std::move(routesPath)), handlersDir_(std::move(handlersDir)), host_(host), listener_(listener),
+    : routesPath_(std::move(routesPath)), handlersDir_(std::move(handlersDir)), host_(host), install_(std::move(install)),
       current_(std::move(initial)) {
     auto slash = routesPath_.rfind('/');
     routesDir_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : routesPath_.substr(0, slash));
@@ -178,7 +178,7 @@ bool RouteReloader::reload(const char *cause) {
         std::string &list = carried ? kept : loaded;
         list += (list.empty() ? "" : ",") + name;
     }
-    auto replaced = listener_.replaceRouteTable(table);
+    auto replaced = install_(table);
     if (replaced == table) return refuse("the network thread did not take the new table (stopping?)");
     {
         std::lock_guard lock(mutex_);

@@ -11,6 +11,7 @@
 #include "route_table.h"
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,7 +22,9 @@ namespace wsgw {
 
 class RouteReloader {
 public:
-    RouteReloader(std::string routesPath, std::string handlersDir, HostContext &host, Listener &listener,
+    // `install` puts a table in place on every network thread and returns the one it replaced.
+    using Installer = std::function<std::shared_ptr<const RouteTable>(std::shared_ptr<const RouteTable>)>;
+    RouteReloader(std::string routesPath, std::string handlersDir, HostContext &host, Installer install,
                   std::shared_ptr<const RouteTable> initial);
     ~RouteReloader();
     RouteReloader(const RouteReloader &) = delete;
@@ -44,7 +47,7 @@ private:
 
     std::string routesPath_, handlersDir_, routesDir_, routesName_;
     HostContext &host_;
-    Listener &listener_;
+    Installer install_;
     mutable std::mutex mutex_;
     std::shared_ptr<const RouteTable> current_;
     int inotifyFd_ = -1, wakeFd_ = -1;

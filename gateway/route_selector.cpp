@@ -41,30 +41,66 @@ struct Capture {
 // Bytes from 0x80 up are content: the body's UTF-8 is not re-validated (see select()).
 constexpr auto kPlain = [] {
     std::array<bool, 256> plain{};
-    for (int c = 0x20; c < 256; ++c) plain[c] = c != '"' && c != '\\';
+    for (unsigned c = 0x20; c < 256; ++c) plain[c] = c != '"' && c != '\\';
     return plain;
+}();
+
+// What the one-letter escapes \" \\ \/ \b \f \n \r \t stand for; 0 for every other letter.
+constexpr auto kEscaped = [] {
+    std::array<char, 256> escaped{};
+    escaped['"'] = '"';
+    escaped['\\'] = '\\';
+    escaped['/'] = '/';
+    escaped['b'] = '\b';
+    escaped['f'] = '\f';
+    escaped['n'] = '\n';
+    escaped['r'] = '\r';
+    escaped['t'] = '\t';
+    return escaped;
 }();
 
 bool isPlain(char c) { return kPlain[static_cast<unsigned char>(c)]; }
 
-// The first byte at or after p that is not plain string content, or end. The first few bytes are looked at
-// one by one (keys, short values and the runs between escapes are short, and a vector compare would put its
-// latency between every two of them), the rest 16 at a time.
-inline const char *scanPlain(const char *p, const char *end) {
-    for (const char *stop = p + std::min<std::ptrdiff_t>(end - p, 8); p < stop; ++p)
-        if (!isPlain(*p)) return p;
 #if defined(__SSE2__)
+// 0xFF in every byte of p[0..15] that is not plain string content ('"', '\\', or below 0x20 unsigned).
+inline __m128i notPlain16(const char *p) {
     const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), control = _mm_set1_epi8(0x1F);
-    for (; end - p >= 16; p += 16) {
-        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                   _mm_cmpeq_epi8(_mm_min_epu8(v, control), v));  // v <= 0x1F, unsigned
-        if (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit))) return p + std::countr_zero(mask);
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+    return _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                        _mm_cmpeq_epi8(_mm_min_epu8(v, control), v));
+}
+
+inline unsigned bits(__m128i v) { return static_cast<unsigned>(_mm_movemask_epi8(v)); }
+#endif
+
+// The first byte at or after p that is not plain string content, or end: 16 bytes at a time, 64 at a
+// time once the run is long (a message's payload string).
+inline const char *scanPlain(const char *p, const char *end) {
+#if defined(__SSE2__)
+    if (end - p >= 16) {
+        if (unsigned m = bits(notPlain16(p))) return p + std::countr_zero(m);
+        for (p += 16; end - p >= 64; p += 64) {
+            __m128i a = notPlain16(p), b = notPlain16(p + 16), c = notPlain16(p + 32), d = notPlain16(p + 48);
+            if (bits(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d)))) {
+                uint64_t m = bits(a) | uint64_t{bits(b)} << 16 | uint64_t{bits(c)} << 32 | uint64_t{bits(d)} << 48;
+                return p + std::countr_zero(m);
+            }
+        }
+        for (; end - p >= 16; p += 16)
+            if (unsigned m = bits(notPlain16(p))) return p + std::countr_zero(m);
     }
 #endif
     for (; p < end; ++p)
         if (!isPlain(*p)) return p;
     return end;
+}
+
+// The same, after an escape: the run up to the next escape or the closing quote is often a few bytes, and
+// looking at those one by one keeps a vector compare's latency out of the chain from escape to escape.
+inline const char *scanPlainAfterEscape(const char *p, const char *end) {
+    for (const char *stop = p + std::min<std::ptrdiff_t>(end - p, 8); p < stop; ++p)
+        if (!isPlain(*p)) return p;
+    return scanPlain(p, end);
 }
 
 int hexDigit(char c) {
@@ -178,27 +214,31 @@ private:
     char peek() const { return p_ < end_ ? *p_ : '\0'; }  // '\0' is never valid JSON, so it stands for the end too
 
     void skipWhitespace() {
-        while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+        // Most bodies are compact: one compare tells a token from whitespace.
+        while (p_ < end_ && static_cast<unsigned char>(*p_) <= ' ' &&
+               (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t'))
+            ++p_;
     }
 
     // After an opening quote: moves past the closing one, validating what lies between.
     bool skipString() {
+        p_ = scanPlain(p_, end_);
         for (;;) {
-            p_ = scanPlain(p_, end_);
             if (p_ == end_) return false;
             if (*p_ == '"') {
                 ++p_;
                 return true;
             }
             if (*p_ != '\\' || !escape(nullptr)) return false;
+            p_ = scanPlainAfterEscape(p_, end_);
         }
     }
 
     // After an opening quote: moves past the closing one, decoding the string into out.
     bool decodeString(std::string &out) {
         out.clear();
+        const char *q = scanPlain(p_, end_);
         for (;;) {
-            const char *q = scanPlain(p_, end_);
             out.append(p_, q);
             p_ = q;
             if (p_ == end_) return false;
@@ -207,40 +247,30 @@ private:
                 return true;
             }
             if (*p_ != '\\' || !escape(&out)) return false;
+            q = scanPlainAfterEscape(p_, end_);
         }
     }
 
     // At a backslash: validates one escape, appending what it stands for to *out when out is given.
     bool escape(std::string *out) {
-        ++p_;
-        if (p_ == end_) return false;
-        char e = *p_++;
-        char plain;
-        switch (e) {
-        case '"': plain = '"'; break;
-        case '\\': plain = '\\'; break;
-        case '/': plain = '/'; break;
-        case 'b': plain = '\b'; break;
-        case 'f': plain = '\f'; break;
-        case 'n': plain = '\n'; break;
-        case 'r': plain = '\r'; break;
-        case 't': plain = '\t'; break;
-        case 'u': {
-            unsigned cp;
-            if (!hex4(cp)) return false;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                unsigned low;
-                if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
-                p_ += 2;
-                if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
-                cp = (((cp - 0xD800) << 10) | (low - 0xDC00)) + 0x10000;
-            }
-            if (out) appendUtf8(*out, cp);
+        if (end_ - p_ < 2) return false;
+        char e = p_[1];
+        p_ += 2;
+        if (char plain = kEscaped[static_cast<unsigned char>(e)]) {
+            if (out) *out += plain;
             return true;
         }
-        default: return false;
+        if (e != 'u') return false;
+        unsigned cp;
+        if (!hex4(cp)) return false;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            unsigned low;
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+            p_ += 2;
+            if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+            cp = (((cp - 0xD800) << 10) | (low - 0xDC00)) + 0x10000;
         }
-        if (out) *out += plain;
+        if (out) appendUtf8(*out, cp);
         return true;
     }
 
@@ -437,7 +467,11 @@ bool RouteSelector::select(std::string_view body, bool isBinary, std::string &ke
     } else {
         if (isBinary) return false;
         thread_local std::vector<Capture> captures;
-        captures.assign(referenceCount_, Capture{});
+        if (captures.size() < referenceCount_) captures.resize(referenceCount_);
+        for (size_t i = 0; i < referenceCount_; ++i) {
+            captures[i].kind = Capture::Kind::Missing;
+            captures[i].text.clear();
+        }
         // Every pass validates the same body the same way; more than 64 references take more passes.
         const std::vector<std::string> *paths[kPathsPerPass];
         size_t done = 0, count = 0;

@@ -2,7 +2,7 @@
 // network thread for every message. Evaluation is one pass of a hand-written JSON scanner over the body:
 // the whole body is checked to be JSON (RFC 8259 grammar) and an object, but only the keys on a referenced
 // path are compared and only the values at a referenced path are decoded and copied; every other string
-// is skipped 16 bytes at a time. No document is built and nothing but the key is allocated.
+// is skipped with 16-byte vector compares. No document is built and nothing but the key is allocated.
 #pragma once
 
 #include <optional>
