@@ -270,9 +270,13 @@ int main(int argc, char **argv) {
         wsgw::ConnectionStore *st = store.get();
         wsgw::Listener *l = listener;
         wsgw::OperationsHooks hooks;
-        hooks.metrics = [&hostContext, &registry, r, st] {
+        hooks.metrics = [&hostContext, &registry, r, st, networkThreads] {
             wsgw::Metrics::Gauges g;
             g.connections = registry.size();
+            g.connectionsByThread.assign(networkThreads, 0);
+            registry.forEach([&g](const std::shared_ptr<wsgw::LiveConnection> &c) {
+                if (c->networkThread < g.connectionsByThread.size()) ++g.connectionsByThread[c->networkThread];
+            });
             g.tableWriteQueue = st->queueDepth();
             g.reloads = r->reloads();
             g.reloadFailures = r->failures();

@@ -74,6 +74,9 @@ std::string Metrics::render(const Gauges &g) const {
     out.reserve(8192);
     counterHeader(out, "wsgw_connections", "Live WebSocket connections on this node.", "gauge");
     out += "wsgw_connections " + std::to_string(g.connections) + '\n';
+    counterHeader(out, "wsgw_network_thread_connections", "Live connections by the network thread that owns them.", "gauge");
+    for (size_t i = 0; i < g.connectionsByThread.size(); ++i)
+        out += "wsgw_network_thread_connections{thread=\"" + std::to_string(i) + "\"} " + std::to_string(g.connectionsByThread[i]) + '\n';
 
     std::lock_guard lock(mutex_);
     struct Counter {

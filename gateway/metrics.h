@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -53,6 +54,7 @@ public:
         uint64_t tableWriteQueue = 0;
         uint64_t reloads = 0;
         uint64_t reloadFailures = 0;
+        std::vector<uint64_t> connectionsByThread;  // live connections of each network thread
     };
     std::string render(const Gauges &gauges) const;
 
