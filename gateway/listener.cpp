@@ -379,7 +379,7 @@ struct Listener::Impl {
             inv.type = WSGW_CONNECT;
             inv.requestId = newRequestId();
             inv.requestTimeMs = info.connectedAtMs;
-            invoker().submit(s->lane, std::move(inv));
+            invoker().submit(s->lane, std::move(inv), false);
         } else {
             logGatewayAnswer("CONNECT", s->id, "$connect", 200, info.sourceIp, info.userAgent, {});
             admit(s);
@@ -975,7 +975,7 @@ struct Listener::Impl {
             inv.requestTimeMs = nowEpochMs();
             inv.disconnectCode = code;
             inv.disconnectReason = reason;
-            invoker().submit(s->lane, std::move(inv));
+            invoker().submit(s->lane, std::move(inv), false);
         } else {
             logGatewayAnswer("DISCONNECT", s->id, "$disconnect", 200, s->live->info.sourceIp, s->live->info.userAgent, {}, {},
                              code);

@@ -23,6 +23,7 @@
 #include <rapidjson/writer.h>
 
 #include <csignal>
+#include <sched.h>
 #include <cstdio>
 #include <string_view>
 #include <thread>
@@ -35,6 +36,15 @@
 #endif
 
 namespace {
+
+// The cores this process may run on (taskset, cgroup cpusets), not every core of the machine: one network
+// thread per core is the point, and more threads than cores only take turns.
+unsigned availableCores() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+    return std::max(1u, std::thread::hardware_concurrency());
+}
 
 int fail(const std::string &message) {
     std::fprintf(stderr, "wsgw: %s\n", message.c_str());
@@ -222,12 +232,12 @@ int main(int argc, char **argv) {
     settings.tlsKey = opt.tlsKey;
     settings.backendCa = opt.backendCa;
     unsigned networkThreads = opt.networkThreads > 0 ? static_cast<unsigned>(opt.networkThreads)
-                                                     : std::max(1u, std::thread::hardware_concurrency());
+                                                     : availableCores();
     auto network = std::make_unique<wsgw::NetworkThreads>(settings, networkThreads, registry, *store, hostContext);
     wsgw::Listener *listener = &network->primary();
     hostContext.control = network.get();
     unsigned workers = opt.workers > 0 ? static_cast<unsigned>(opt.workers)
-                                       : std::max(4u, 2 * std::max(1u, std::thread::hardware_concurrency()));
+                                       : std::max(4u, 2 * availableCores());
     wsgw::Invoker invoker(workers, *network, hostContext);
     network->setInvoker(&invoker);
 

@@ -103,12 +103,14 @@ inline const char *scanPlainAfterEscape(const char *p, const char *end) {
     return scanPlain(p, end);
 }
 
-int hexDigit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+// The value of a hex digit, -1 for any other byte.
+constexpr auto kHex = [] {
+    std::array<signed char, 256> hex{};
+    hex.fill(-1);
+    for (unsigned i = 0; i < 10; ++i) hex['0' + i] = static_cast<signed char>(i);
+    for (unsigned i = 0; i < 6; ++i) hex['a' + i] = hex['A' + i] = static_cast<signed char>(10 + i);
+    return hex;
+}();
 
 void appendUtf8(std::string &out, unsigned cp) {
     if (cp < 0x80) {
@@ -276,12 +278,10 @@ private:
 
     bool hex4(unsigned &cp) {
         if (end_ - p_ < 4) return false;
-        cp = 0;
-        for (int i = 0; i < 4; ++i) {
-            int d = hexDigit(p_[i]);
-            if (d < 0) return false;
-            cp = cp << 4 | static_cast<unsigned>(d);
-        }
+        int d0 = kHex[static_cast<unsigned char>(p_[0])], d1 = kHex[static_cast<unsigned char>(p_[1])],
+            d2 = kHex[static_cast<unsigned char>(p_[2])], d3 = kHex[static_cast<unsigned char>(p_[3])];
+        if ((d0 | d1 | d2 | d3) < 0) return false;
+        cp = static_cast<unsigned>(d0 << 12 | d1 << 8 | d2 << 4 | d3);
         p_ += 4;
         return true;
     }

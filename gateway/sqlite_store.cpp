@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -18,6 +19,8 @@ extern const char kConnectionsSql[];
 extern const std::size_t kConnectionsSqlSize;
 
 namespace {
+
+constexpr std::chrono::milliseconds kGatherTime{2};
 
 struct InsertOp { ConnectionRow row; };
 struct RemoveOp { std::string id; };
@@ -50,12 +53,14 @@ public:
     void remove(const std::string &id) override { enqueue(RemoveOp{id}); }
 
     void touch(const std::string &id, int64_t ts) override {
+        bool wasIdle;
         {
             std::lock_guard lock(mutex_);
+            wasIdle = ops_.empty() && touches_.empty();
             int64_t &slot = touches_[id];
             if (ts > slot) slot = ts;
         }
-        wake_.notify_one();
+        if (wasIdle) wake_.notify_one();  // otherwise the writer is awake or about to gather this too
     }
 
     void flush() override {
@@ -130,11 +135,13 @@ private:
     }
 
     void enqueue(Op op) {
+        bool wasIdle;
         {
             std::lock_guard lock(mutex_);
+            wasIdle = ops_.empty() && touches_.empty();
             ops_.push_back(std::move(op));
         }
-        wake_.notify_one();
+        if (wasIdle) wake_.notify_one();
     }
 
     void writerLoop() {
@@ -147,6 +154,9 @@ private:
                 wake_.wait(lock, [&] {
                     return stopping_ || !ops_.empty() || !touches_.empty() || requestedFlush_ > completedFlush_;
                 });
+                // Let a burst gather for a moment: one transaction (and one wake-up of this thread) for many
+                // connects and disconnects instead of one each. A flush or a stop does not wait.
+                wake_.wait_for(lock, kGatherTime, [&] { return stopping_ || requestedFlush_ > completedFlush_; });
                 // Carry over what a failed commit left behind, ahead of what came since.
                 for (auto &o : ops_) ops.push_back(std::move(o));
                 ops_.clear();

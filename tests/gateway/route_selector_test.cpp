@@ -128,7 +128,8 @@ TEST_SUITE("route_selector") {
         CHECK(route("$request.body.action", R"({"action":"\u20ac\u00E9"})") == "\xe2\x82\xac\xc3\xa9");
         CHECK(route("$request.body.action", R"({"action":"\udc00"})") == "\xed\xb0\x80");  // a lone low surrogate, as RapidJSON
         CHECK(route("$request.body.action", R"({"action":"a\u0000b"})") == std::string("a\0b", 3));
-        for (const char *bad : {R"(\a)", R"(\')", R"(\x41)", R"(\U0041)", R"(\u00g1)", R"(\u00)", R"(\ud800)",
+        CHECK(route("$request.body.action", R"({"action":"\uD83D\uDE00\u00C9\u00c9"})") == "\xf0\x9f\x98\x80\xc3\x89\xc3\x89");
+        for (const char *bad : {R"(\a)", R"(\')", R"(\x41)", R"(\U0041)", R"(\u00g1)", R"(\u004g)", R"(\ud83d\ude0g)", R"(\u00)", R"(\ud800)",
                                 R"(\ud800x)", R"(\ud800\u0041)", R"(\ud800\ud800)", "\\"}) {
             CAPTURE(bad);
             CHECK(route("$request.body.action", std::string(R"({"action":"x)") + bad + "\"}") == "<default>");
