@@ -9,6 +9,8 @@
 #include <rapidjson/writer.h>
 
 #include <cstring>
+#include <pthread.h>
+#include <sched.h>
 
 namespace wsgw {
 
@@ -124,6 +126,11 @@ bool Invoker::waitIdle(std::chrono::milliseconds timeout) {
 }
 
 void Invoker::workerLoop(WorkerSlot &slot) {
+    // SCHED_BATCH: a worker woken by the network thread does not preempt it. On a shared core the network
+    // thread then reads and queues everything ready before the workers run, instead of being switched
+    // out once per message; on idle cores nothing changes.
+    sched_param param{};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     for (;;) {
         std::shared_ptr<Lane> lane;
         {
