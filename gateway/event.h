@@ -15,7 +15,7 @@ struct ConnectionInfo {  // immutable facts about a connection, captured at $con
     int64_t connectedAtMs = 0;
     std::string sourceIp, userAgent;
     std::string domainName = "localhost", stage = "$default", apiId = "wsgw";
-    std::vector<std::pair<std::string, std::string>> headers;  // as received
+    std::vector<std::pair<std::string, std::string>> headers;  // as received; dropped once the upgrade is done
     std::string rawQuery;        // without '?'; "" when the URL had none
     std::string authorizerJson;  // "" or a JSON object, added to every event
     std::string apiKeyId;        // requestContext.identity.apiKeyId, when an apiKey authorizer admitted it

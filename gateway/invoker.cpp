@@ -372,7 +372,10 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
             control_.sendFrame(connectionId, awsErrorFrame("Internal server error", connectionId, inv.requestId), false);
             RouteMetrics::add(metrics.messagesOut);
         } else if (inv.route->routeResponse && resp.body && resp.body_len) {
-            control_.sendFrame(connectionId, std::string(resp.body, resp.body_len), resp.is_binary != 0);
+            // A handler that answers with the message's own bytes (an echo) hands them back without a copy.
+            bool ownBody = resp.body == inv.body.data() && resp.body_len == inv.body.size();
+            control_.sendFrame(connectionId, ownBody ? std::move(inv.body) : std::string(resp.body, resp.body_len),
+                               resp.is_binary != 0);
             RouteMetrics::add(metrics.messagesOut);
         }
         break;

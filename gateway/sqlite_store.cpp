@@ -270,7 +270,9 @@ std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::s
         return fail("cannot open the connection table: " + msg);
     }
     sqlite3_busy_timeout(db, 5000);
-    const char *setup[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"};
+    // A small page cache: the table is written in batches and read rarely, and its cache would otherwise grow
+    // with the number of connections (the 2 MB default is about 100 bytes each at 19,000).
+    const char *setup[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-256"};
     for (const char *sql : setup) {
         if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
             std::string msg = sqlite3_errmsg(db);

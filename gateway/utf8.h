@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace wsgw {
 
@@ -11,6 +12,14 @@ inline bool isValidUtf8(const void *data, size_t len) {
     const auto *s = static_cast<const uint8_t *>(data);
     size_t i = 0;
     while (i < len) {
+        // Text is mostly ASCII: eight bytes at a time until a byte has its high bit set.
+        while (i + 8 <= len) {
+            uint64_t word;
+            std::memcpy(&word, s + i, 8);
+            if (word & 0x8080808080808080ULL) break;
+            i += 8;
+        }
+        if (i >= len) break;
         uint8_t c = s[i];
         if (c < 0x80) { ++i; continue; }
         size_t n;
