@@ -12,7 +12,14 @@ inline bool isValidUtf8(const void *data, size_t len) {
     const auto *s = static_cast<const uint8_t *>(data);
     size_t i = 0;
     while (i < len) {
-        // Text is mostly ASCII: eight bytes at a time until a byte has its high bit set.
+        // Text is mostly ASCII: 32 bytes at a time (the compiler turns this into vector loads), then eight,
+        // until a byte has its high bit set.
+        while (i + 32 <= len) {
+            uint64_t w[4];
+            std::memcpy(w, s + i, 32);
+            if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ULL) break;
+            i += 32;
+        }
         while (i + 8 <= len) {
             uint64_t word;
             std::memcpy(&word, s + i, 8);
