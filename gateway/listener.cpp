@@ -1177,7 +1177,10 @@ std::string Listener::start() {
     lws_context_creation_info info{};
     // TLS is initialised for proxy backends reached over wss:// (lws is a client there; wss:// towards our
     // own clients is the TlsTerminator's).
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV;
+    // OpenSSL's global init once per process: done again by a second context, its client TLS context
+    // (the system CAs, ~700 KB) was never freed. Every vhost still sets it, for wss:// proxy backends.
+    if (m.settings.threadIndex == 0) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     void *foreign[1] = {m.loop};
     info.foreign_loops = foreign;
     info.user = &m;
