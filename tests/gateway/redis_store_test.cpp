@@ -33,8 +33,8 @@ int freePort() {
 struct RedisServer {
     pid_t pid = -1;
     RedisAddress address;
-    RedisServer() {
-        address.port = freePort();
+    explicit RedisServer(int port = freePort()) {
+        address.port = port;
         address.text = "redis://127.0.0.1:" + std::to_string(address.port);
         std::string port = std::to_string(address.port);
         pid = fork();
@@ -188,19 +188,10 @@ TEST_SUITE("redis_store") {
         for (int i = 0; i < 40 && store->writable(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
         CHECK_FALSE(store->writable());
         CHECK(store->queueDepth() >= 1);
-        // The same port again, empty.
-        pid_t pid = fork();
-        std::string port = std::to_string(address.port);
-        if (pid == 0) {
-            execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                   "no", "--logfile", "/dev/null", static_cast<char *>(nullptr));
-            _exit(127);
-        }
+        RedisServer again(address.port);  // the same port again, empty
         for (int i = 0; i < 100 && !store->find("queued"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
         CHECK(store->find("queued"));
         CHECK(store->writable());
         store.reset();
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
     }
 }
