@@ -36,10 +36,10 @@ struct RedisServer {
     explicit RedisServer(int port = freePort()) {
         address.port = port;
         address.text = "redis://127.0.0.1:" + std::to_string(address.port);
-        std::string port = std::to_string(address.port);
+        std::string portText = std::to_string(address.port);
         pid = fork();
         if (pid == 0) {
-            execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+            execlp("redis-server", "redis-server", "--port", portText.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly",
                    "no", "--logfile", "/dev/null", static_cast<char *>(nullptr));
             _exit(127);
         }
