@@ -510,7 +510,8 @@ void ClusterNode::stop() {
     }
     m.stopCv.notify_all();
     if (m.heartbeatThread.joinable()) m.heartbeatThread.join();
-    m.executor.reset();
+    // The subscriber first (it hands joins to the executor), then the executor (its tasks may still queue
+    // acks on the loop, which stays allocated until both are gone).
     if (m.subscriberThread.joinable()) {
         m.loopStopping = true;
         ev_async_send(m.loop, &m.wake);
@@ -519,6 +520,7 @@ void ClusterNode::stop() {
         if (m.pub) redisAsyncFree(m.pub);
         m.sub = m.pub = nullptr;
     }
+    m.executor.reset();
     if (m.loop) {
         ev_loop_destroy(m.loop);
         m.loop = nullptr;
