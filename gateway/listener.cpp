@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <unordered_map>
 
@@ -34,16 +35,31 @@ namespace {
 constexpr size_t kMaxHeadBytes = 8192;
 constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most this often per connection
 constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
-constexpr size_t kCoalesceBytes = 64 * 1024;  // at most this much per coalesced send (one frame may be more)
+constexpr size_t kCoalesceBytes = 64 * 1024;  // at most this much per send of queued frames (one frame may be more)
+constexpr size_t kGatherCopyBytes = 2048;      // payloads up to this size are copied next to their frame header
+constexpr size_t kStagingBytes = kCoalesceBytes + 16;  // headers and copied payloads of one send fit in this
 constexpr size_t kCoalesceKeptBytes = 1024 * 1024;
 constexpr size_t kRxBufferBytes = 64 * 1024;
-constexpr size_t kRxChunkBytes = 1024;  // at most this much per coalesced send
-constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this       // bound the work of one WRITEABLE callback
+constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this
 constexpr int kAcceptsPerWakeup = 64;
 
 struct OutFrame {
     std::string bytes;  // the payload; writeable() frames it
     bool binary = false;
+};
+
+// What one send of queued frames consists of: pieces of the listener's staging buffer (frame headers and
+// the small payloads copied next to them) and larger payloads left where they lie.
+struct SendBatch {
+    static constexpr int kMaxPieces = 64;
+    struct Piece {
+        const char *data;  // a payload in place, or nullptr for staging[offset, offset + len)
+        size_t offset;
+        size_t len;
+    };
+    Piece pieces[kMaxPieces];
+    int count = 0;
+    size_t total = 0;
 };
 
 std::string withHeadroom(std::string_view payload) {
@@ -139,7 +155,8 @@ struct Listener::Impl {
     int listenFd = -1;
     ev_io acceptWatcher{};
     ev_async wakeWatcher{};
-    std::string coalesced;  // scratch for writeable(): several frames, one send
+    std::string staging;    // writeable(): frame headers and small payloads of one send
+    std::string coalesced;  // writeable(): what the kernel did not take, handed to libwebsockets
     ev_prepare prepareWatcher{};  // before the loop sleeps: wake the workers for what this iteration read
     ev_signal sigterm{}, sigint{};
     ev_timer drainTimer{};
@@ -688,8 +705,12 @@ struct Listener::Impl {
         if (!messageEnds) return 0;
         // UTF-8 is checked here, over the whole message, rather than by libwebsockets byte by byte (which
         // cost a fifth of the time of a 16 KiB echo); a character split across frames is then fine too.
-        if (!s->rxBinary && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
-        dispatchMessage(s);
+        // A JSON body is checked by the route selector in the same pass that selects its route.
+        bool proxied = s->backend != nullptr;
+        bool scannedAsUtf8 = false;
+        const CompiledRoute *route = table && !proxied ? table->route(s->rx, s->rxBinary, scratchKey, &scannedAsUtf8) : nullptr;
+        if (!s->rxBinary && !scannedAsUtf8 && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
+        dispatchMessage(s, route);
         return 0;
     }
 
@@ -728,7 +749,8 @@ struct Listener::Impl {
         return -1;
     }
 
-    void dispatchMessage(Session *s) {
+    // `route` is what the table selected (nullptr for a proxied connection, or no route and no $default).
+    void dispatchMessage(Session *s, const CompiledRoute *route) {
         int64_t now = nowEpochMs();
         s->live->lastActiveAtMs.store(now, std::memory_order_relaxed);
         if (now - s->lastTouchMs >= kTouchIntervalMs) {
@@ -736,7 +758,6 @@ struct Listener::Impl {
             store.touch(s->id, now);
         }
         bool proxied = s->backend != nullptr;
-        const CompiledRoute *route = table && !proxied ? table->route(s->rx, s->rxBinary, scratchKey) : nullptr;
         std::string requestId = newRequestId();
         s->lastActivity = ev_now(loop);
         if (table && !withinThrottles(s, route)) {
@@ -852,15 +873,24 @@ struct Listener::Impl {
         if (s->state == Session::State::Open && s->out.size() == 1) lws_callback_on_writable(s->wsi);
     }
 
-    // Several queued frames leave in one send(): we frame them ourselves (a server frame is a 2..10 byte
-    // header, unmasked) and hand libwebsockets the bytes as they are. One lws_write per frame would be one
+    // Several queued frames leave in one sendmsg(): we frame them ourselves (a server frame is a 2..10 byte
+    // header, unmasked). Headers and small payloads are gathered into `staging`; a larger payload is sent
+    // from where it lies, so a 16 KiB echo is not copied once more. One lws_write per frame would be one
     // syscall per message, which is what makes the naive libwebsockets pattern slow.
-    size_t coalesceFrames(Session *s) {
-        coalesced.resize(LWS_PRE);
-        size_t frames = 0;
+    size_t gatherFrames(Session *s, SendBatch &batch) {
+        staging.clear();
+        if (staging.capacity() < kStagingBytes) staging.reserve(kStagingBytes);  // never grows past it below
+        batch.count = 0;
+        batch.total = 0;
+        size_t frames = 0, pieceStart = 0;
+        auto closeStagingPiece = [&] {
+            if (staging.size() > pieceStart) batch.pieces[batch.count++] = {nullptr, pieceStart, staging.size() - pieceStart};
+            pieceStart = staging.size();
+        };
         for (const OutFrame &f : s->out) {
             size_t len = f.bytes.size();
-            if (frames > 0 && coalesced.size() + len + 10 > LWS_PRE + kCoalesceBytes) break;
+            bool copied = len <= kGatherCopyBytes;
+            if (frames > 0 && (batch.total + len + 10 > kCoalesceBytes || batch.count + 2 > SendBatch::kMaxPieces)) break;
             unsigned char header[10];
             size_t h = 0;
             header[h++] = static_cast<unsigned char>(0x80 | (f.binary ? 0x2 : 0x1));
@@ -874,22 +904,67 @@ struct Listener::Impl {
                 header[h++] = 127;
                 for (int shift = 56; shift >= 0; shift -= 8) header[h++] = static_cast<unsigned char>(static_cast<uint64_t>(len) >> shift);
             }
-            coalesced.append(reinterpret_cast<const char *>(header), h);
-            coalesced.append(f.bytes);
+            staging.append(reinterpret_cast<const char *>(header), h);
+            if (copied) {
+                staging.append(f.bytes);
+            } else {
+                closeStagingPiece();
+                batch.pieces[batch.count++] = {f.bytes.data(), 0, len};
+            }
+            batch.total += h + len;
             ++frames;
         }
+        closeStagingPiece();
         return frames;
+    }
+
+    // The batch's bytes from `skip` on, given to libwebsockets as they are (LWS_WRITE_HTTP): it sends what
+    // the kernel takes and keeps the rest, which it sends before anything else, its own control frames too.
+    bool handToLibwebsockets(lws *wsi, const SendBatch &batch, size_t skip) {
+        coalesced.resize(LWS_PRE);
+        for (int i = 0; i < batch.count; ++i) {
+            const SendBatch::Piece &piece = batch.pieces[i];
+            size_t len = piece.len;
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            coalesced.append(piece.data ? piece.data + skip : staging.data() + piece.offset + skip, len - skip);
+            skip = 0;
+        }
+        size_t total = coalesced.size() - LWS_PRE;
+        int wrote = lws_write(wsi, reinterpret_cast<unsigned char *>(coalesced.data()) + LWS_PRE, total, LWS_WRITE_HTTP);
+        if (coalesced.capacity() > kCoalesceKeptBytes) std::string().swap(coalesced);  // after one huge frame
+        return wrote >= static_cast<int>(total);
+    }
+
+    // Sends a gathered batch: straight to the socket when libwebsockets holds nothing unsent for it (else our
+    // bytes would overtake its), and whatever the kernel does not take goes to libwebsockets to keep.
+    bool sendBatch(lws *wsi, const SendBatch &batch) {
+        if (lws_partial_buffered(wsi)) return handToLibwebsockets(wsi, batch, 0);
+        iovec iov[SendBatch::kMaxPieces];
+        for (int i = 0; i < batch.count; ++i) {
+            const SendBatch::Piece &piece = batch.pieces[i];
+            iov[i].iov_base = const_cast<char *>(piece.data ? piece.data : staging.data() + piece.offset);
+            iov[i].iov_len = piece.len;
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<size_t>(batch.count);
+        ssize_t sent = sendmsg(lws_get_socket_fd(wsi), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+            sent = 0;
+        }
+        if (static_cast<size_t>(sent) == batch.total) return true;
+        return handToLibwebsockets(wsi, batch, static_cast<size_t>(sent));
     }
 
     int writeable(Session *s, lws *wsi) {
         if (!s->out.empty()) {
-            size_t frames = coalesceFrames(s);
-            size_t total = coalesced.size() - LWS_PRE;
-            // LWS_WRITE_HTTP is libwebsockets' "send these bytes as they are" on a ws connection; what the
-            // kernel does not take, libwebsockets keeps and sends before anything else.
-            int wrote = lws_write(wsi, reinterpret_cast<unsigned char *>(coalesced.data()) + LWS_PRE, total, LWS_WRITE_HTTP);
-            if (coalesced.capacity() > kCoalesceKeptBytes) std::string().swap(coalesced);  // after one huge frame
-            if (wrote < static_cast<int>(total)) return -1;
+            SendBatch batch;
+            size_t frames = gatherFrames(s, batch);
+            if (!sendBatch(wsi, batch)) return -1;
             for (size_t i = 0; i < frames; ++i) {
                 size_t len = s->out.front().bytes.size();
                 host.metrics.bytesOut.fetch_add(len, std::memory_order_relaxed);

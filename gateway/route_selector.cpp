@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "utf8.h"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -37,11 +39,12 @@ struct Capture {
     std::string text;
 };
 
-// Bytes that may stand unescaped in a JSON string: everything but '"', '\\' and the controls below 0x20.
-// Bytes from 0x80 up are content: the body's UTF-8 is not re-validated (see select()).
+// ASCII bytes that may stand unescaped in a JSON string: everything but '"', '\\' and the controls below
+// 0x20. Bytes from 0x80 up stop the plain run too: they must form well-formed UTF-8, checked one sequence
+// at a time, so that a body the scanner accepts is known to be valid UTF-8 as a whole.
 constexpr auto kPlain = [] {
     std::array<bool, 256> plain{};
-    for (unsigned c = 0x20; c < 256; ++c) plain[c] = c != '"' && c != '\\';
+    for (unsigned c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
     return plain;
 }();
 
@@ -62,12 +65,12 @@ constexpr auto kEscaped = [] {
 bool isPlain(char c) { return kPlain[static_cast<unsigned char>(c)]; }
 
 #if defined(__SSE2__)
-// 0xFF in every byte of p[0..15] that is not plain string content ('"', '\\', or below 0x20 unsigned).
+// 0xFF in every byte of p[0..15] that is not plain string content: '"', '\\', a control below 0x20 or a
+// byte from 0x80 up (both are below 0x20 as signed bytes).
 inline __m128i notPlain16(const char *p) {
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), control = _mm_set1_epi8(0x1F);
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
-    return _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                        _mm_cmpeq_epi8(_mm_min_epu8(v, control), v));
+    return _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), _mm_cmplt_epi8(v, space));
 }
 
 inline unsigned bits(__m128i v) { return static_cast<unsigned>(_mm_movemask_epi8(v)); }
@@ -135,7 +138,8 @@ void appendUtf8(std::string &out, unsigned cp) {
 //
 // Strings and escapes are read exactly as RapidJSON reads them (the parser this replaced): the escapes of
 // RFC 8259; \uD800-\uDBFF must be followed by \uDC00-\uDFFF and the pair is decoded to one code point, a
-// lone \uDC00-\uDFFF is encoded as it is; raw bytes >= 0x20 are copied unchanged. Numbers follow the RFC
+// lone \uDC00-\uDFFF is encoded as it is; raw bytes >= 0x20 are copied unchanged, and those from 0x80 up
+// must be well-formed UTF-8 (RapidJSON's kParseValidateEncodingFlag). Numbers follow the RFC
 // grammar and are captured as written, whatever their magnitude. Whitespace is space, \t, \n, \r only; a
 // NUL byte is never valid, in particular not after the root (RapidJSON stopped reading there).
 class BodyScanner {
@@ -231,9 +235,21 @@ private:
                 ++p_;
                 return true;
             }
-            if (*p_ != '\\' || !escape(nullptr)) return false;
+            if (!nonPlain(nullptr)) return false;
             p_ = scanPlainAfterEscape(p_, end_);
         }
+    }
+
+    // At a byte that ends a plain run inside a string, other than the closing quote: an escape or a UTF-8
+    // sequence, validated and appended to *out when out is given; false for a control or malformed UTF-8.
+    bool nonPlain(std::string *out) {
+        if (*p_ == '\\') return escape(out);
+        if (static_cast<unsigned char>(*p_) < 0x80) return false;
+        size_t n = utf8SequenceLength(reinterpret_cast<const uint8_t *>(p_), static_cast<size_t>(end_ - p_));
+        if (n == 0) return false;
+        if (out) out->append(p_, n);
+        p_ += n;
+        return true;
     }
 
     // After an opening quote: moves past the closing one, decoding the string into out.
@@ -248,7 +264,7 @@ private:
                 ++p_;
                 return true;
             }
-            if (*p_ != '\\' || !escape(&out)) return false;
+            if (!nonPlain(&out)) return false;
             q = scanPlainAfterEscape(p_, end_);
         }
     }
@@ -460,8 +476,9 @@ std::optional<RouteSelector> RouteSelector::compile(std::string_view expr, std::
     return sel;
 }
 
-bool RouteSelector::select(std::string_view body, bool isBinary, std::string &key) const {
+bool RouteSelector::select(std::string_view body, bool isBinary, std::string &key, bool *bodyIsUtf8) const {
     key.clear();
+    if (bodyIsUtf8) *bodyIsUtf8 = false;
     if (referenceCount_ == 0) {
         for (const auto &p : parts_) key += p.literal;
     } else {
@@ -479,6 +496,7 @@ bool RouteSelector::select(std::string_view body, bool isBinary, std::string &ke
             if (parts_[i].isReference) paths[count++] = &parts_[i].path;
             if (count == kPathsPerPass || (count > 0 && i + 1 == parts_.size())) {
                 if (!BodyScanner(body, paths, count, captures.data() + done).run()) return false;
+                if (bodyIsUtf8) *bodyIsUtf8 = true;  // a complete scan read every byte of the body
                 done += count;
                 count = 0;
             }

@@ -17,9 +17,10 @@ public:
     // On error returns nullopt and sets *error to a one-line reason naming the offset.
     static std::optional<RouteSelector> compile(std::string_view expression, std::string *error);
     // True and `key` set when the message selects a key; false sends it to $default. Thread-safe.
-    // A binary frame never selects by its body. The body's bytes are not checked to be UTF-8 (text frames
-    // are, by libwebsockets, before they get here); its JSON is, in full.
-    bool select(std::string_view body, bool isBinary, std::string &key) const;
+    // A binary frame never selects by its body. A body that is scanned is checked in full, as JSON and as
+    // UTF-8 (malformed UTF-8 in a string makes it not JSON); *bodyIsUtf8, when given, is set true when the
+    // scan accepted the body, so the caller need not check the text message's UTF-8 again.
+    bool select(std::string_view body, bool isBinary, std::string &key, bool *bodyIsUtf8 = nullptr) const;
     const std::string &expression() const { return expression_; }
 
     struct Part {

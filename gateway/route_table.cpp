@@ -2,8 +2,9 @@
 
 namespace wsgw {
 
-const CompiledRoute *RouteTable::route(std::string_view body, bool isBinary, std::string &scratchKey) const {
-    if (selector.select(body, isBinary, scratchKey)) {
+const CompiledRoute *RouteTable::route(std::string_view body, bool isBinary, std::string &scratchKey,
+                                       bool *bodyIsUtf8) const {
+    if (selector.select(body, isBinary, scratchKey, bodyIsUtf8)) {
         auto it = routes.find(scratchKey);
         if (it != routes.end()) return &it->second;
     }

@@ -42,7 +42,8 @@ struct RouteTable {
     std::shared_ptr<const WsUrl> proxy;       // "proxy": every connection is relayed to this backend
 
     // The route for one message: its selected key's route, else $default, else nullptr (AWS: Forbidden).
-    const CompiledRoute *route(std::string_view body, bool isBinary, std::string &scratchKey) const;
+    const CompiledRoute *route(std::string_view body, bool isBinary, std::string &scratchKey,
+                               bool *bodyIsUtf8 = nullptr) const;
 };
 
 // Compiles the expression and loads the plugins, carrying over unchanged instances of `previous` (a reload).

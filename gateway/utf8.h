@@ -1,5 +1,6 @@
-// UTF-8 validation, shared by the push paths: a push becomes a text frame only when its bytes are valid
-// UTF-8 (otherwise the client would close with 1007), else a binary frame.
+// UTF-8 validation. A text message must be valid UTF-8 (else 1007): the route selector checks it while it
+// scans a JSON body, receive() checks any other text message. A push becomes a text frame only when its
+// bytes are valid UTF-8 (otherwise the client would close with 1007), else a binary frame.
 #pragma once
 
 #include <cstddef>
@@ -7,6 +8,27 @@
 #include <cstring>
 
 namespace wsgw {
+
+// The length of the one well-formed UTF-8 sequence starting at s (1 to 4 bytes, of the `avail` there),
+// or 0 when none starts there: overlong forms, surrogates and code points above U+10FFFF are refused.
+inline size_t utf8SequenceLength(const uint8_t *s, size_t avail) {
+    uint8_t c = s[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+    else return 0;
+    if (avail <= n) return 0;
+    for (size_t k = 1; k <= n; ++k) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)) return 0;
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n + 1;
+}
 
 inline bool isValidUtf8(const void *data, size_t len) {
     const auto *s = static_cast<const uint8_t *>(data);
@@ -27,22 +49,9 @@ inline bool isValidUtf8(const void *data, size_t len) {
             i += 8;
         }
         if (i >= len) break;
-        uint8_t c = s[i];
-        if (c < 0x80) { ++i; continue; }
-        size_t n;
-        uint32_t cp;
-        if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-        else return false;
-        if (len - i <= n) return false;
-        for (size_t k = 1; k <= n; ++k) {
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)) return false;
-        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += n + 1;
+        size_t n = utf8SequenceLength(s + i, len - i);
+        if (n == 0) return false;
+        i += n;
     }
     return true;
 }

@@ -6,8 +6,10 @@
 // body except where the reference was wrong about what JSON is: it stops reading at a NUL byte after the
 // root value (so `{"a":1}\0junk` passed) and it refuses numbers whose exponent or digits exceed a double
 // (`1e400` is valid JSON). A body with a NUL byte must go to $default; a body the reference refused with
-// kParseErrorNumberTooBig is not compared.
+// kParseErrorNumberTooBig is not compared. Both validate the UTF-8 of strings (the reference with
+// kParseValidateEncodingFlag); a body the scanner accepts must be valid UTF-8 as a whole.
 #include "route_selector.h"
+#include "utf8.h"
 
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
@@ -105,7 +107,8 @@ bool referenceSelect(const RouteSelector &sel, std::string_view body, bool isBin
         RefHandler handler(parts, captures);
         rapidjson::MemoryStream stream(body.data(), body.size());
         rapidjson::Reader reader;
-        constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag;
+        constexpr unsigned kFlags =
+            rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
         if (reader.Parse<kFlags>(stream, handler).IsError()) {
             error = reader.GetParseErrorCode();
             return false;
@@ -129,8 +132,11 @@ bool referenceSelect(const RouteSelector &sel, std::string_view body, bool isBin
 void check(const RouteSelector &sel, std::string_view body, bool binary) {
     std::string key, refKey;
     rapidjson::ParseErrorCode refError;
-    bool ok = sel.select(body, binary, key);
+    bool bodyIsUtf8 = false;
+    bool ok = sel.select(body, binary, key, &bodyIsUtf8);
     if (ok && (key.empty() || key[0] == '$')) std::abort();
+    // The caller skips its own UTF-8 check when the scanner says the body is UTF-8: it must be right.
+    if (bodyIsUtf8 && !wsgw::isValidUtf8(body.data(), body.size())) std::abort();
     bool refOk = referenceSelect(sel, body, binary, refKey, refError);
     bool usesBody = false;
     for (const auto &p : sel.parts()) usesBody = usesBody || p.isReference;

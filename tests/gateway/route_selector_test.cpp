@@ -215,6 +215,38 @@ TEST_SUITE("route_selector") {
         CHECK(route(e, R"({"data":")" + high + R"(","action":")" + high + "\"}") == high);
     }
 
+    TEST_CASE("UTF-8 is validated with the JSON, and a scanned body is reported as UTF-8") {
+        auto sel = compiled("$request.body.action");
+        auto scan = [&](std::string_view body, bool &utf8) {
+            std::string key;
+            return sel.select(body, false, key, &utf8) ? key : std::string("<default>");
+        };
+        bool utf8 = false;
+        CHECK(scan("{\"action\":\"caf\xc3\xa9\",\"\xe2\x82\xac\":\"\xf0\x9f\x98\x80\"}", utf8) == "caf\xc3\xa9");
+        CHECK(utf8);
+        CHECK(scan(R"({"data":"x"})", utf8) == "<default>");  // no such value, but the scan was complete
+        CHECK(utf8);
+        // Malformed UTF-8 in a skipped value, a selected value and a key: not JSON, and not vouched for.
+        for (const char *bad : {"\xc3", "\xc3\x28", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80", "\xff", "\x80"}) {
+            INFO("bytes " << bad);
+            std::string b = bad;
+            CHECK(scan("{\"data\":\"" + b + "\",\"action\":\"x\"}", utf8) == "<default>");
+            CHECK_FALSE(utf8);
+            CHECK(scan("{\"action\":\"x" + b + "\"}", utf8) == "<default>");
+            CHECK_FALSE(utf8);
+            CHECK(scan("{\"k" + b + "\":1,\"action\":\"x\"}", utf8) == "<default>");
+            CHECK_FALSE(utf8);
+            std::string longer(100, 'a');  // past the 16- and 64-byte vector steps
+            CHECK(scan("{\"data\":\"" + longer + b + longer + "\",\"action\":\"x\"}", utf8) == "<default>");
+            CHECK_FALSE(utf8);
+        }
+        CHECK(scan("not json", utf8) == "<default>");  // the caller must check such a body itself
+        CHECK_FALSE(utf8);
+        std::string key;
+        CHECK(compiled("static").select("{}", false, key, &utf8));  // nothing scanned
+        CHECK_FALSE(utf8);
+    }
+
     TEST_CASE("nesting: 64 containers are read, the 65th goes to $default") {
         auto objects = [](int n) {  // n containers, the root included
             return R"({"action":"x","d":)" + std::string() + [&] {

@@ -113,6 +113,23 @@ test('invalid UTF-8 split across fragments closes with 1007', async () => {
   raw.destroy();
 });
 
+test('invalid UTF-8 inside a JSON body that names a route closes with 1007 (the route scan checks it)', async () => {
+  const raw = await RawWebSocket.open(gw.port);
+  const head = Buffer.from('{"action":"echo","data":"' + 'x'.repeat(200));
+  raw.write(maskedFrame(0x1, Buffer.concat([head, Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')])));
+  const close = await raw.closeFrame(5000);
+  assert.equal(close.code, 1007);
+  assert.ok(!raw.frames.some((f) => f.opcode === 0x1), 'the invalid message was not echoed');
+  raw.destroy();
+});
+
+test('valid UTF-8 in a JSON body is routed and echoed byte for byte', async () => {
+  const c = await Client.open(gw.url);
+  const body = JSON.stringify({ action: 'echo', data: 'caf\u00e9 \u20ac \u{1f600} '.repeat(300) });
+  assert.equal(await c.request(body), body);
+  await c.close(1000);
+});
+
 test('a handshake abandoned halfway does no harm', async () => {
   const sock = net.connect({ host: '127.0.0.1', port: gw.port });
   await withTimeout(new Promise((resolve, reject) => { sock.on('connect', resolve); sock.on('error', reject); }), 3000, 'connect');
