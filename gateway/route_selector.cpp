@@ -11,6 +11,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 namespace wsgw {
 
@@ -76,13 +79,51 @@ inline __m128i notPlain16(const char *p) {
 inline unsigned bits(__m128i v) { return static_cast<unsigned>(_mm_movemask_epi8(v)); }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// A long run with AVX2 (three-operand compares, 32 bytes each): 64 bytes take 2 loads, 6 compares and 5 ors,
+// against about 40 instructions with SSE2; a 16 KiB payload string is scanned in about half the time.
+// Returns where the 64-byte steps stopped; the caller finishes the last bytes.
+__attribute__((target("avx2"))) const char *scanPlainLongAvx2(const char *p, const char *end, const char **found) {
+    const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\'), space = _mm256_set1_epi8(0x20);
+    for (; end - p >= 64; p += 64) {
+        __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
+        __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 32));
+        __m256i na = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, quote), _mm256_cmpeq_epi8(a, backslash)),
+                                     _mm256_cmpgt_epi8(space, a));
+        __m256i nb = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(b, quote), _mm256_cmpeq_epi8(b, backslash)),
+                                     _mm256_cmpgt_epi8(space, b));
+        if (!_mm256_testz_si256(_mm256_or_si256(na, nb), _mm256_or_si256(na, nb))) {
+            uint64_t m = static_cast<uint32_t>(_mm256_movemask_epi8(na)) |
+                         uint64_t{static_cast<uint32_t>(_mm256_movemask_epi8(nb))} << 32;
+            *found = p + std::countr_zero(m);
+            return p;
+        }
+    }
+    *found = nullptr;
+    return p;
+}
+
+const bool kHaveAvx2 = [] {
+    __builtin_cpu_init();  // this runs as a static initializer, perhaps before libgcc's own
+    return __builtin_cpu_supports("avx2") != 0;
+}();
+#endif
+
 // The first byte at or after p that is not plain string content, or end: 16 bytes at a time, 64 at a
 // time once the run is long (a message's payload string).
 inline const char *scanPlain(const char *p, const char *end) {
 #if defined(__SSE2__)
     if (end - p >= 16) {
         if (unsigned m = bits(notPlain16(p))) return p + std::countr_zero(m);
-        for (p += 16; end - p >= 64; p += 64) {
+        p += 16;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (kHaveAvx2 && end - p >= 64) {
+            const char *found;
+            p = scanPlainLongAvx2(p, end, &found);
+            if (found) return found;
+        }
+#endif
+        for (; end - p >= 64; p += 64) {
             __m128i a = notPlain16(p), b = notPlain16(p + 16), c = notPlain16(p + 32), d = notPlain16(p + 48);
             if (bits(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d)))) {
                 uint64_t m = bits(a) | uint64_t{bits(b)} << 16 | uint64_t{bits(c)} << 32 | uint64_t{bits(d)} << 48;
