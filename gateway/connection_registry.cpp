@@ -9,7 +9,8 @@ ConnectionRegistry::Shard &ConnectionRegistry::shardFor(const std::string &id) c
 void ConnectionRegistry::add(std::shared_ptr<LiveConnection> conn) {
     Shard &s = shardFor(conn->info.connectionId);
     std::lock_guard lock(s.mutex);
-    auto [it, inserted] = s.map.emplace(conn->info.connectionId, std::move(conn));
+    std::string_view key = conn->info.connectionId;
+    auto [it, inserted] = s.map.emplace(key, std::move(conn));
     (void)it;
     if (inserted) count_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -17,7 +18,10 @@ void ConnectionRegistry::add(std::shared_ptr<LiveConnection> conn) {
 void ConnectionRegistry::remove(const std::string &connectionId) {
     Shard &s = shardFor(connectionId);
     std::lock_guard lock(s.mutex);
-    if (s.map.erase(connectionId)) count_.fetch_sub(1, std::memory_order_relaxed);
+    auto it = s.map.find(connectionId);
+    if (it == s.map.end()) return;
+    s.map.erase(it);  // by iterator: the key views the ID of the connection this may free
+    count_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 std::shared_ptr<LiveConnection> ConnectionRegistry::find(const std::string &connectionId) const {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace wsgw {
@@ -22,7 +23,11 @@ struct LiveConnection {
     unsigned networkThread = 0;          // which network thread owns it (set before it is registered)
     // Set by a $connect handler that sends this connection to its own WebSocket backend (written on the
     // worker before its decision is queued to the network thread, read there after).
-    std::string backendUrl, backendHeaders;
+    struct ChosenBackend {
+        std::string url, headers;
+    };
+    std::unique_ptr<ChosenBackend> chosenBackend;  // rare: allocated only when a handler chose one
+    bool hasChosenBackend() const { return chosenBackend && !chosenBackend->url.empty(); }
 };
 
 class ConnectionRegistry {
@@ -36,7 +41,8 @@ public:
 private:
     struct Shard {
         mutable std::mutex mutex;
-        std::unordered_map<std::string, std::shared_ptr<LiveConnection>> map;
+        // Keyed by a view of the entry's own connectionId: no second copy of the ID per connection.
+        std::unordered_map<std::string_view, std::shared_ptr<LiveConnection>> map;
     };
     static constexpr size_t kShards = 16;
     Shard &shardFor(const std::string &id) const;

@@ -50,7 +50,7 @@ void appendIdentity(std::string &out, const ConnectionInfo &c) {
     out += '{';
     stringField(out, "sourceIp", c.sourceIp);
     stringField(out, "userAgent", c.userAgent);
-    if (!c.apiKeyId.empty()) stringField(out, "apiKeyId", c.apiKeyId);
+    if (c.admission && !c.admission->apiKeyId.empty()) stringField(out, "apiKeyId", c.admission->apiKeyId);
     closeObject(out);
     out += ',';
 }
@@ -176,8 +176,8 @@ std::string buildEventJson(const ConnectionInfo &c, const EventFields &e) {
     stringField(out, "requestId", e.requestId);
     stringField(out, "extendedRequestId", e.requestId);
     stringField(out, "domainName", c.domainName);
-    stringField(out, "stage", c.stage);
-    stringField(out, "apiId", c.apiId);
+    stringField(out, "stage", "$default");
+    stringField(out, "apiId", "wsgw");
     numberField(out, "connectedAt", c.connectedAtMs);
     numberField(out, "requestTimeEpoch", e.requestTimeEpochMs);
     stringField(out, "requestTime", formatRequestTime(e.requestTimeEpochMs));

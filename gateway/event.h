@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,13 +15,18 @@ struct ConnectionInfo {  // immutable facts about a connection, captured at $con
     std::string connectionId;
     int64_t connectedAtMs = 0;
     std::string sourceIp, userAgent;
-    std::string domainName = "localhost", stage = "$default", apiId = "wsgw";
+    std::string domainName = "localhost";  // requestContext.stage and apiId are the same for every connection
     std::vector<std::pair<std::string, std::string>> headers;  // as received; dropped once the upgrade is done
     std::string rawQuery;        // without '?'; "" when the URL had none
     std::string authorizerJson;  // "" or a JSON object, added to every event
-    std::string apiKeyId;        // requestContext.identity.apiKeyId, when an apiKey authorizer admitted it
-    std::string authorizerType, principalId;  // who admitted it, for revocation on reload
-    int64_t authorizerExpiresAt = 0;          // epoch seconds (jwt exp): the connection closes with 1008 then
+    // Who admitted it, when an authorizer did; shared and immutable once the upgrade is accepted, and
+    // absent (no memory) on connections of an open API.
+    struct Admission {
+        std::string apiKeyId;                // requestContext.identity.apiKeyId, when an apiKey authorizer admitted it
+        std::string authorizerType, principalId;  // for revocation on reload
+        int64_t expiresAt = 0;               // epoch seconds (jwt exp): the connection closes with 1008 then
+    };
+    std::shared_ptr<const Admission> admission;
 };
 
 struct EventFields {

@@ -215,10 +215,12 @@ bool Invoker::authorizeConnect(Invocation &inv) {
     }
     // Written before the upgrade is accepted, so the table row and every event of the connection see it.
     info.authorizerJson = std::move(outcome.contextJson);
-    info.apiKeyId = std::move(outcome.apiKeyId);
-    info.principalId = std::move(outcome.principalId);
-    info.authorizerType = inv.route->authorizer->type();
-    info.authorizerExpiresAt = outcome.expiresAt;
+    auto admission = std::make_shared<ConnectionInfo::Admission>();
+    admission->apiKeyId = std::move(outcome.apiKeyId);
+    admission->principalId = std::move(outcome.principalId);
+    admission->authorizerType = inv.route->authorizer->type();
+    admission->expiresAt = outcome.expiresAt;
+    info.admission = std::move(admission);
     return true;
 }
 
@@ -359,8 +361,9 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
             if (resp.body && resp.body_len) body.assign(resp.body, resp.body_len);
         }
         if (rc == 0 && status == 0 && resp.backend_url) {  // the handler chose this connection's backend
-            inv.connection->backendUrl = resp.backend_url;
-            if (resp.backend_headers) inv.connection->backendHeaders = resp.backend_headers;
+            inv.connection->chosenBackend = std::make_unique<LiveConnection::ChosenBackend>();
+            inv.connection->chosenBackend->url = resp.backend_url;
+            if (resp.backend_headers) inv.connection->chosenBackend->headers = resp.backend_headers;
         }
         if (rc == 0 && status != 0) RouteMetrics::add(metrics.integrationErrors);  // the handler answered 4XX/5XX
         if (status != 0) accessStatus = status;

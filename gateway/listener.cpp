@@ -91,6 +91,17 @@ void writeAllBestEffort(int fd, const std::string &bytes) {
 
 }  // namespace
 
+// What only the upgrade needs. It is freed once the connection is open, so that the many idle connections
+// of a gateway do not carry it.
+struct PendingUpgrade {
+    ev_io io{};
+    ev_timer handshakeTimer{};
+    std::string head;
+    std::string subprotocol;  // chosen from the client's offers; lws is handed the head without them
+    std::string path;         // the request path, for a proxy backend
+    std::string offers;       // the client's subprotocol offers, passed on to a proxy backend
+};
+
 struct Session {
     enum class State { ReadingHead, Connecting, Adopting, Open, Finished };
 
@@ -98,38 +109,49 @@ struct Session {
     std::string id;
     State state = State::ReadingHead;
     int fd = -1;
-    ev_io io{};
-    ev_timer handshakeTimer{};
-    std::string head;
+    std::unique_ptr<PendingUpgrade> upgrade = std::make_unique<PendingUpgrade>();
     std::string peer;         // the client's address (a TLS connection arrives over a local socketpair)
-    std::string subprotocol;  // chosen from the client's offers; lws is handed the head without them
-    std::string path;         // the request path, for a proxy backend
-    std::string offers;       // the client's subprotocol offers, passed on to a proxy backend
     BackendLink *backend = nullptr;  // "proxy": the backend connection (it lives in lws)
-    std::unique_ptr<BackendEvents> backendEvents;
     bool awaitingBackend = false, clientPaused = false, backendPaused = false;
-    ev_timer backendTimer{};
+    struct BackendConnect {  // while a proxy backend is being reached, and its event sink for the link's life
+        std::unique_ptr<BackendEvents> events;
+        ev_timer timer{};
+    };
+    std::unique_ptr<BackendConnect> backendConnect;
     size_t outBytes = 0;      // queued towards the client
     std::shared_ptr<LiveConnection> live;
-    std::shared_ptr<Invoker::Lane> lane;
+    std::shared_ptr<Invoker::Lane> lane;  // made by the first invocation: an idle connection may never need it
     lws *wsi = nullptr;
     FifoQueue<OutFrame> out;
     std::string rx;
     bool rxBinary = false;
     int64_t lastTouchMs = 0;
     bool closeRequested = false;
-    int closeCode = 0;
-    std::string closeReason;
+    // How it closed: ours (requestClose) and the peer's close frame, which wins in $disconnect. Allocated at
+    // the first close, so an open connection does not carry it.
+    struct Closing {
+        int code = 0;
+        std::string reason;
+        bool peerClosed = false;
+        int peerCode = 0;
+        std::string peerReason;
+    };
+    std::unique_ptr<Closing> closing;
+    Closing &closingInfo() {
+        if (!closing) closing = std::make_unique<Closing>();
+        return *closing;
+    }
     bool rxTooBig = false;  // over the message limit: the rest of the message is read and dropped
     size_t rxDiscarded = 0;
     bool inFrame = false;   // the last chunk lws delivered left part of its frame to come
-    std::string countedIp;  // the source address counted against maxConnectionsPerIp ("" if none)
+    bool ipCounted = false;  // its source address (peer) counts against maxConnectionsPerIp
     double lastActivity = 0;  // loop time of the last message in or frame out, for the idle timeout
-    ev_timer idleTimer{}, lifetimeTimer{}, expiryTimer{};
-    std::unordered_map<std::string, TokenBucket> routeBuckets;  // connectionThrottle, by route key
-    bool peerClosed = false;
-    int peerCloseCode = 0;
-    std::string peerCloseReason;
+    // One timer for the idle timeout, the lifetime and a credential's expiry: it fires at the earliest and
+    // is set again for what is left (one timer instead of three per connection).
+    ev_timer deadlineTimer{};
+    double lifetimeEndsAt = 0;  // loop time
+    double expiresAt = 0;       // loop time; 0 when the credential does not expire
+    std::unique_ptr<std::unordered_map<std::string, TokenBucket>> routeBuckets;  // connectionThrottle, by route key
 };
 
 struct Command {
@@ -163,7 +185,8 @@ struct Listener::Impl {
     bool draining = false;
     ev_tstamp drainDeadline = 0;
 
-    std::unordered_map<std::string, std::unique_ptr<Session>> sessions;
+    // Keyed by a view of the session's own id: no second copy of the ID per connection.
+    std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions;
     Session *adopting = nullptr;  // the session whose socket lws_adopt is taking right now
 
     std::mutex commandMutex;
@@ -222,13 +245,14 @@ struct Listener::Impl {
         s->peer = peer;
         s->id = newConnectionId();
         Session *raw = s.get();
-        ev_io_init(&raw->io, onHeadReadable, fd, EV_READ);
-        raw->io.data = raw;
-        ev_io_start(loop, &raw->io);
+        PendingUpgrade &up = *raw->upgrade;
+        ev_io_init(&up.io, onHeadReadable, fd, EV_READ);
+        up.io.data = raw;
+        ev_io_start(loop, &up.io);
         int timeoutSeconds = table ? table->config.limits.handshakeTimeoutSeconds : 10;
-        ev_timer_init(&raw->handshakeTimer, onHandshakeTimeout, timeoutSeconds, 0.);
-        raw->handshakeTimer.data = raw;
-        ev_timer_start(loop, &raw->handshakeTimer);
+        ev_timer_init(&up.handshakeTimer, onHandshakeTimeout, timeoutSeconds, 0.);
+        up.handshakeTimer.data = raw;
+        ev_timer_start(loop, &up.handshakeTimer);
         sessions.emplace(raw->id, std::move(s));
     }
 
@@ -243,14 +267,15 @@ struct Listener::Impl {
     }
 
     void stopHandshakeWatchers(Session *s) {
-        ev_io_stop(loop, &s->io);
-        ev_timer_stop(loop, &s->handshakeTimer);
+        if (!s->upgrade) return;
+        ev_io_stop(loop, &s->upgrade->io);
+        ev_timer_stop(loop, &s->upgrade->handshakeTimer);
     }
 
     // Drops a connection that never became a WebSocket: nothing of it is in the registry or the table.
     void dropUnaccepted(Session *s, const std::string *response) {
         stopHandshakeWatchers(s);
-        ev_timer_stop(loop, &s->backendTimer);
+        if (s->backendConnect) ev_timer_stop(loop, &s->backendConnect->timer);
         if (s->backend) {
             s->backend->detach();
             s->backend->close(1001, "Going away");
@@ -271,13 +296,24 @@ struct Listener::Impl {
             }
         }
         releaseIp(s);
-        sessions.erase(s->id);
+        eraseSession(s);
+    }
+
+    const std::shared_ptr<Invoker::Lane> &laneOf(Session *s) {
+        if (!s->lane) s->lane = invoker().newLane();
+        return s->lane;
+    }
+
+    // Frees the session. By iterator, as the key views the id of the session being freed.
+    void eraseSession(Session *s) {
+        auto it = sessions.find(s->id);
+        if (it != sessions.end()) sessions.erase(it);
     }
 
     void releaseIp(Session *s) {
-        if (s->countedIp.empty()) return;
-        settings.ipCounts->release(s->countedIp);
-        s->countedIp.clear();
+        if (!s->ipCounted) return;
+        settings.ipCounts->release(s->peer);
+        s->ipCounted = false;
     }
 
     static void onHandshakeTimeout(struct ev_loop *, ev_timer *w, int) {
@@ -299,8 +335,9 @@ struct Listener::Impl {
             return;
         }
         if (n < 0) return;
-        s->head.append(buf, static_cast<size_t>(n));
-        HeadParse parsed = parseUpgradeHead(s->head, kMaxHeadBytes);
+        PendingUpgrade &up = *s->upgrade;
+        up.head.append(buf, static_cast<size_t>(n));
+        HeadParse parsed = parseUpgradeHead(up.head, kMaxHeadBytes);
         if (parsed.result == HeadResult::NeedMore) return;
         if (parsed.result == HeadResult::Refuse) {
             std::string response = renderHttpRefusal(parsed.refusal.status, parsed.refusal.reason, parsed.refusal.extraHeaders);
@@ -333,23 +370,23 @@ struct Listener::Impl {
                                               " connections (limits.maxConnectionsPerIp)");
                     return;
                 }
-                s->countedIp = ip;
+                s->ipCounted = true;
             }
         }
-        s->path = parsed.request.path;
+        up.path = parsed.request.path;
         bool proxied = table && table->proxy;
         if (proxied && parsed.request.header("Sec-WebSocket-Protocol")) {
             // The backend chooses: the offers go to it, and its choice comes back in the 101.
-            s->offers = offeredSubprotocols(parsed.request);
-            s->head = withoutHeader(s->head, parsed.request.headLength, "Sec-WebSocket-Protocol");
+            up.offers = offeredSubprotocols(parsed.request);
+            up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Protocol");
         } else if (parsed.request.header("Sec-WebSocket-Protocol")) {
             // lws would match offers against its own protocol list; the API's list lives in routes.json,
             // so the choice is made here and lws sees a head without offers (the 101 gets the header back
             // in LWS_CALLBACK_ADD_HEADERS).
             static const std::vector<std::string> kNone;
             const std::vector<std::string> &accepted = table ? table->config.subprotocols : kNone;
-            s->subprotocol = chooseSubprotocol(parsed.request, accepted);
-            if (s->subprotocol.empty()) {
+            up.subprotocol = chooseSubprotocol(parsed.request, accepted);
+            if (up.subprotocol.empty()) {
                 std::string accepts;
                 for (const auto &a : accepted) accepts += (accepts.empty() ? "" : ", ") + a;
                 std::string response = renderHttpRefusal(
@@ -360,7 +397,7 @@ struct Listener::Impl {
                 dropUnaccepted(s, &response);
                 return;
             }
-            s->head = withoutHeader(s->head, parsed.request.headLength, "Sec-WebSocket-Protocol");
+            up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Protocol");
         }
         stopHandshakeWatchers(s);
         startConnect(s, parsed.request);
@@ -383,7 +420,6 @@ struct Listener::Impl {
         info.rawQuery = req.rawQuery;
         live->lastActiveAtMs.store(info.connectedAtMs);
         s->live = live;
-        s->lane = invoker().newLane();
         s->state = Session::State::Connecting;
         live->networkThread = settings.threadIndex;
         registry.add(live);  // from here a push (even from inside $connect) is accepted and queued
@@ -396,7 +432,7 @@ struct Listener::Impl {
             inv.type = WSGW_CONNECT;
             inv.requestId = newRequestId();
             inv.requestTimeMs = info.connectedAtMs;
-            invoker().submit(s->lane, std::move(inv), false);
+            invoker().submit(laneOf(s), std::move(inv), false);
         } else {
             logGatewayAnswer("CONNECT", s->id, "$connect", 200, info.sourceIp, info.userAgent, {});
             admit(s);
@@ -421,21 +457,21 @@ struct Listener::Impl {
 
     // $connect said yes: complete the upgrade, or first reach the proxy backend.
     void admit(Session *s) {
-        if (!s->live->backendUrl.empty()) startChosenBackend(s);
+        if (s->live->hasChosenBackend()) startChosenBackend(s);
         else if (table && table->proxy) startBackend(s);
         else adopt(s);
     }
 
     // A $connect handler named this connection's backend (Azure's SignalR pattern: negotiate, then connect).
     void startChosenBackend(Session *s) {
-        auto url = WsUrl::parse(s->live->backendUrl);
+        auto url = WsUrl::parse(s->live->chosenBackend->url);
         if (auto *err = std::get_if<std::string>(&url)) {
             refuseBackend(s, 502, "the $connect handler chose an invalid backend: " + *err);
             return;
         }
         BackendTarget target;
         target.url = std::get<WsUrl>(url);
-        std::string_view lines = s->live->backendHeaders;
+        std::string_view lines = s->live->chosenBackend->headers;
         while (!lines.empty()) {
             size_t eol = lines.find("\r\n");
             std::string_view line = lines.substr(0, eol);
@@ -447,7 +483,7 @@ struct Listener::Impl {
             target.headers.emplace_back(std::string(line.substr(0, colon)), std::string(value));
         }
         target.headers.emplace_back("X-Forwarded-For", s->peer);
-        target.offers = s->subprotocol.empty() ? s->offers : s->subprotocol;
+        target.offers = s->upgrade->subprotocol.empty() ? s->upgrade->offers : s->upgrade->subprotocol;
         connectBackend(s, std::move(target));
     }
 
@@ -465,8 +501,8 @@ struct Listener::Impl {
             Session *s = session();
             if (!s || !s->awaitingBackend) return;
             s->awaitingBackend = false;
-            ev_timer_stop(impl->loop, &s->backendTimer);
-            if (!subprotocol.empty() || s->live->backendUrl.empty()) s->subprotocol = subprotocol;
+            ev_timer_stop(impl->loop, &s->backendConnect->timer);
+            if (!subprotocol.empty() || !s->live->hasChosenBackend()) s->upgrade->subprotocol = subprotocol;
             impl->adopt(s);
         }
         void backendFailed(const std::string &reason) override {
@@ -509,7 +545,8 @@ struct Listener::Impl {
         BackendTarget target;
         target.url = url;
         // The client's path is appended to the backend's; the query follows when forwardQuery says so.
-        std::string suffix = s->path == "/" ? std::string() : s->path;
+        const std::string &path = s->upgrade->path;
+        std::string suffix = path == "/" ? std::string() : path;
         if (!suffix.empty() && !target.url.path.empty() && target.url.path.back() == '/' && suffix.front() == '/') suffix.erase(0, 1);
         target.url.path += suffix;
         const ConnectionInfo &info = s->live->info;
@@ -519,18 +556,19 @@ struct Listener::Impl {
             for (const auto &[h, value] : info.headers)
                 if (strcasecmp(h.c_str(), name.c_str()) == 0) target.headers.emplace_back(name, value);
         target.headers.emplace_back("X-Forwarded-For", s->peer);
-        target.offers = s->offers;
+        target.offers = s->upgrade->offers;
         connectBackend(s, std::move(target));
     }
 
     void connectBackend(Session *s, BackendTarget target) {
         s->awaitingBackend = true;
-        s->backendEvents = std::make_unique<ProxyEvents>(this, s->id);
-        ev_timer_init(&s->backendTimer, onBackendTimeout, kBackendConnectSeconds, 0.);
-        s->backendTimer.data = s;
-        ev_timer_start(loop, &s->backendTimer);
+        s->backendConnect = std::make_unique<Session::BackendConnect>();
+        s->backendConnect->events = std::make_unique<ProxyEvents>(this, s->id);
+        ev_timer_init(&s->backendConnect->timer, onBackendTimeout, kBackendConnectSeconds, 0.);
+        s->backendConnect->timer.data = s;
+        ev_timer_start(loop, &s->backendConnect->timer);
         std::string id = s->id;
-        BackendLink *link = BackendLink::open(context, vhost, target, s->backendEvents.get());
+        BackendLink *link = BackendLink::open(context, vhost, target, s->backendConnect->events.get());
         auto it = sessions.find(id);  // a failure inside open() may have refused (and dropped) the session
         if (it != sessions.end()) it->second->backend = link;
     }
@@ -542,7 +580,7 @@ struct Listener::Impl {
 
     void refuseBackend(Session *s, int status, const std::string &reason) {
         s->awaitingBackend = false;
-        ev_timer_stop(loop, &s->backendTimer);
+        if (s->backendConnect) ev_timer_stop(loop, &s->backendConnect->timer);
         if (s->backend) {
             s->backend->detach();
             s->backend->close(1001, "Going away");
@@ -573,7 +611,7 @@ struct Listener::Impl {
         s->fd = -1;  // lws owns the socket from here, even when adoption fails
         const std::string id = s->id;
         adopting = s;
-        lws *wsi = lws_adopt_socket_vhost_readbuf(vhost, fd, s->head.data(), s->head.size());
+        lws *wsi = lws_adopt_socket_vhost_readbuf(vhost, fd, s->upgrade->head.data(), s->upgrade->head.size());
         adopting = nullptr;
         // The session may already be gone if lws closed the socket while processing the head.
         if (sessions.find(id) == sessions.end()) return;
@@ -582,7 +620,7 @@ struct Listener::Impl {
             return;
         }
         if (!lws_get_opaque_user_data(wsi)) lws_set_opaque_user_data(wsi, s);
-        std::string().swap(s->head);
+        if (s->upgrade) std::string().swap(s->upgrade->head);
     }
 
     // ---- libwebsockets callbacks ----------------------------------------------------------------------
@@ -599,13 +637,13 @@ struct Listener::Impl {
         }
         switch (reason) {
         case LWS_CALLBACK_ADD_HEADERS:
-            if (s && !s->subprotocol.empty()) {
+            if (s && s->upgrade && !s->upgrade->subprotocol.empty()) {
                 auto *args = static_cast<lws_process_html_args *>(in);
                 auto *p = reinterpret_cast<unsigned char *>(args->p);
                 unsigned char *end = p + args->max_len;
                 if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char *>("sec-websocket-protocol:"),
-                                                reinterpret_cast<const unsigned char *>(s->subprotocol.data()),
-                                                static_cast<int>(s->subprotocol.size()), &p, end))
+                                                reinterpret_cast<const unsigned char *>(s->upgrade->subprotocol.data()),
+                                                static_cast<int>(s->upgrade->subprotocol.size()), &p, end))
                     return -1;
                 args->max_len -= static_cast<int>(p - reinterpret_cast<unsigned char *>(args->p));
                 args->p = reinterpret_cast<char *>(p);
@@ -622,11 +660,12 @@ struct Listener::Impl {
             break;
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
             if (s) {
-                s->peerClosed = true;
+                Session::Closing &c = s->closingInfo();
+                c.peerClosed = true;
                 const auto *p = static_cast<const unsigned char *>(in);
                 if (len >= 2) {
-                    s->peerCloseCode = (p[0] << 8) | p[1];
-                    s->peerCloseReason.assign(reinterpret_cast<const char *>(p) + 2, len - 2);
+                    c.peerCode = (p[0] << 8) | p[1];
+                    c.peerReason.assign(reinterpret_cast<const char *>(p) + 2, len - 2);
                 }
             }
             break;
@@ -646,6 +685,8 @@ struct Listener::Impl {
     void established(Session *s, lws *wsi) {
         s->wsi = wsi;
         s->state = Session::State::Open;
+        stopHandshakeWatchers(s);
+        s->upgrade.reset();  // the 101 has its subprotocol header by now
         s->live->upgraded.store(true);
         s->lastTouchMs = s->live->info.connectedAtMs;
         ConnectionRow row;
@@ -797,7 +838,7 @@ struct Listener::Impl {
         inv.requestId = std::move(requestId);
         inv.messageId = newRequestId();
         inv.requestTimeMs = now;
-        invoker().submit(s->lane, std::move(inv), false);  // woken once per loop iteration (onPrepare)
+        invoker().submit(laneOf(s), std::move(inv), false);  // woken once per loop iteration (onPrepare)
     }
 
     // The API's, the route's and this connection's token buckets, in that order; false: over a limit.
@@ -807,62 +848,56 @@ struct Listener::Impl {
         if (!route) return true;
         if (!route->throttle.take(now)) return false;
         if (!route->connectionThrottle.enabled()) return true;
-        auto it = s->routeBuckets.find(route->key);
-        if (it == s->routeBuckets.end()) it = s->routeBuckets.emplace(route->key, TokenBucket(route->connectionThrottle)).first;
+        if (!s->routeBuckets) s->routeBuckets = std::make_unique<std::unordered_map<std::string, TokenBucket>>();
+        auto it = s->routeBuckets->find(route->key);
+        if (it == s->routeBuckets->end()) it = s->routeBuckets->emplace(route->key, TokenBucket(route->connectionThrottle)).first;
         return it->second.take(now);
     }
 
     // Idle timeout and lifetime (AWS: 10 minutes, 2 hours; both close with 1001) and a JWT's expiry (1008).
     void startTimers(Session *s) {
-        s->lastActivity = ev_now(loop);
+        double now = ev_now(loop);
+        s->lastActivity = now;
         if (!table) return;
         const Limits &limits = table->config.limits;
-        ev_timer_init(&s->idleTimer, onIdleTimer, limits.idleTimeoutSeconds, 0.);
-        s->idleTimer.data = s;
-        ev_timer_start(loop, &s->idleTimer);
         double lived = static_cast<double>(nowEpochMs() - s->live->info.connectedAtMs) / 1000.0;
-        ev_timer_init(&s->lifetimeTimer, onLifetimeTimer, std::max(0.0, limits.maxConnectionSeconds - lived), 0.);
-        s->lifetimeTimer.data = s;
-        ev_timer_start(loop, &s->lifetimeTimer);
-        if (int64_t exp = s->live->info.authorizerExpiresAt) {
-            double left = static_cast<double>(exp * 1000 - nowEpochMs()) / 1000.0;
-            ev_timer_init(&s->expiryTimer, onExpiryTimer, std::max(0.0, left), 0.);
-            s->expiryTimer.data = s;
-            ev_timer_start(loop, &s->expiryTimer);
-        }
+        s->lifetimeEndsAt = now + std::max(0.0, limits.maxConnectionSeconds - lived);
+        if (int64_t exp = s->live->info.admission ? s->live->info.admission->expiresAt : 0)
+            s->expiresAt = now + std::max(0.0, static_cast<double>(exp * 1000 - nowEpochMs()) / 1000.0);
+        ev_timer_init(&s->deadlineTimer, onDeadline, nextDeadline(s, limits.idleTimeoutSeconds) - now, 0.);
+        s->deadlineTimer.data = s;
+        ev_timer_start(loop, &s->deadlineTimer);
     }
 
-    void stopTimers(Session *s) {
-        ev_timer_stop(loop, &s->idleTimer);
-        ev_timer_stop(loop, &s->lifetimeTimer);
-        ev_timer_stop(loop, &s->expiryTimer);
+    void stopTimers(Session *s) { ev_timer_stop(loop, &s->deadlineTimer); }
+
+    // The earliest of the idle deadline, the end of the lifetime and the credential's expiry (loop time).
+    static double nextDeadline(const Session *s, double idleLimit) {
+        double at = std::min(s->lastActivity + idleLimit, s->lifetimeEndsAt);
+        return s->expiresAt > 0 ? std::min(at, s->expiresAt) : at;
     }
 
-    // Re-armed for what is left instead of restarted on every message: a message costs one store.
-    static void onIdleTimer(struct ev_loop *l, ev_timer *w, int) {
+    // Idle timeout and lifetime (AWS: 10 minutes, 2 hours; both close with 1001) and a JWT's expiry (1008).
+    // The idle deadline moves with every message; the timer is set again for what is left when it fires
+    // rather than restarted per message, so a message costs one store.
+    static void onDeadline(struct ev_loop *l, ev_timer *w, int) {
         auto *s = static_cast<Session *>(w->data);
         Impl *impl = s->owner;
-        double limit = impl->table ? impl->table->config.limits.idleTimeoutSeconds : 600;
-        double idle = ev_now(l) - s->lastActivity;
-        if (idle >= limit - 0.001) {
+        double now = ev_now(l) + 0.001;
+        double idleLimit = impl->table ? impl->table->config.limits.idleTimeoutSeconds : 600;
+        if (s->expiresAt > 0 && now >= s->expiresAt) {
+            log::info("credential expired", {log::Field("connectionId", s->id)});
+            impl->requestClose(s, 1008, "Token expired");
+        } else if (now >= s->lifetimeEndsAt) {
+            log::info("connection lifetime reached", {log::Field("connectionId", s->id)});
+            impl->requestClose(s, 1001, "Going away");
+        } else if (now >= s->lastActivity + idleLimit) {
             log::info("idle timeout", {log::Field("connectionId", s->id)});
             impl->requestClose(s, 1001, "Going away");
-            return;
+        } else {
+            ev_timer_set(w, nextDeadline(s, idleLimit) - ev_now(l), 0.);
+            ev_timer_start(l, w);
         }
-        ev_timer_set(w, limit - idle, 0.);
-        ev_timer_start(l, w);
-    }
-
-    static void onLifetimeTimer(struct ev_loop *, ev_timer *w, int) {
-        auto *s = static_cast<Session *>(w->data);
-        log::info("connection lifetime reached", {log::Field("connectionId", s->id)});
-        s->owner->requestClose(s, 1001, "Going away");
-    }
-
-    static void onExpiryTimer(struct ev_loop *, ev_timer *w, int) {
-        auto *s = static_cast<Session *>(w->data);
-        log::info("credential expired", {log::Field("connectionId", s->id)});
-        s->owner->requestClose(s, 1008, "Token expired");
     }
 
     void queueFrame(Session *s, std::string bytes, bool binary) {
@@ -981,8 +1016,9 @@ struct Listener::Impl {
             return 0;
         }
         if (s->closeRequested) {
-            lws_close_reason(wsi, static_cast<lws_close_status>(s->closeCode),
-                             reinterpret_cast<unsigned char *>(s->closeReason.data()), s->closeReason.size());
+            Session::Closing &c = s->closingInfo();
+            lws_close_reason(wsi, static_cast<lws_close_status>(c.code), reinterpret_cast<unsigned char *>(c.reason.data()),
+                             c.reason.size());
             return -1;
         }
         return 0;
@@ -992,16 +1028,16 @@ struct Listener::Impl {
     void requestClose(Session *s, int code, std::string reason) {
         if (s->closeRequested) return;
         s->closeRequested = true;
-        s->closeCode = code;
-        s->closeReason = std::move(reason);
+        s->closingInfo().code = code;
+        s->closingInfo().reason = std::move(reason);
         if (s->state == Session::State::Open) lws_callback_on_writable(s->wsi);
     }
 
     void requestCloseNow(Session *s, int code, std::string reason) {
         s->out.clear();
         s->closeRequested = true;
-        s->closeCode = code;
-        s->closeReason = std::move(reason);
+        s->closingInfo().code = code;
+        s->closingInfo().reason = std::move(reason);
     }
 
     // The connection is gone: forget it everywhere and run its $disconnect (it was accepted).
@@ -1010,19 +1046,19 @@ struct Listener::Impl {
         s->state = Session::State::Finished;
         stopTimers(s);
         releaseIp(s);
-        ev_timer_stop(loop, &s->backendTimer);
+        if (s->backendConnect) ev_timer_stop(loop, &s->backendConnect->timer);
         if (adopting == s) adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
         registry.remove(s->id);
         forgetConnectionGroups(host, s->id);
         store.remove(s->id);
         int code;
         std::string reason;
-        if (s->peerClosed) {
-            code = s->peerCloseCode ? s->peerCloseCode : 1005;
-            reason = s->peerCloseCode ? s->peerCloseReason : "Client-side close frame status not set";
+        if (s->closing && s->closing->peerClosed) {
+            code = s->closing->peerCode ? s->closing->peerCode : 1005;
+            reason = s->closing->peerCode ? s->closing->peerReason : "Client-side close frame status not set";
         } else if (s->closeRequested) {
-            code = s->closeCode;
-            reason = s->closeReason;
+            code = s->closingInfo().code;
+            reason = s->closingInfo().reason;
         } else {
             code = 1006;
             reason = "Connection closed abnormally";
@@ -1043,13 +1079,13 @@ struct Listener::Impl {
             inv.requestTimeMs = nowEpochMs();
             inv.disconnectCode = code;
             inv.disconnectReason = reason;
-            invoker().submit(s->lane, std::move(inv), false);
+            invoker().submit(laneOf(s), std::move(inv), false);
         } else {
             logGatewayAnswer("DISCONNECT", s->id, "$disconnect", 200, s->live->info.sourceIp, s->live->info.userAgent, {}, {},
                              code);
         }
         log::debug("disconnected", {log::Field("connectionId", s->id), log::Field("code", code), log::Field("reason", reason)});
-        sessions.erase(s->id);
+        eraseSession(s);
         if (draining && sessions.empty()) ev_break(loop, EVBREAK_ALL);
     }
 

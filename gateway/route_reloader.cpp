@@ -147,8 +147,8 @@ size_t RouteReloader::revokeWithdrawnCredentials(const RouteTable &table) {
     std::vector<std::string> revoke;
     host_.registry->forEach([&](const std::shared_ptr<LiveConnection> &c) {
         const ConnectionInfo &info = c->info;
-        if (!c->upgraded.load() || info.authorizerType.empty()) return;
-        if (!authorizer->stillAccepts(info.authorizerType, info.principalId)) revoke.push_back(info.connectionId);
+        if (!c->upgraded.load() || !info.admission) return;
+        if (!authorizer->stillAccepts(info.admission->authorizerType, info.admission->principalId)) revoke.push_back(info.connectionId);
     });
     for (const auto &id : revoke) {
         log::info("credential revoked by reload; closing", {log::Field("connectionId", id)});

@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 
 namespace wsgw {
@@ -195,11 +197,24 @@ private:
         return rc == SQLITE_DONE || rc == SQLITE_ROW;
     }
 
+    // Connections that opened and closed within one batch: their INSERT and DELETE cancel out (an ID is
+    // never reused), so neither runs, nor their touches. Short-lived connections then cost the table nothing.
+    static std::unordered_set<std::string_view> openedAndClosed(const std::vector<Op> &ops) {
+        std::unordered_set<std::string_view> inserted, both;
+        for (const Op &op : ops) {
+            if (const auto *ins = std::get_if<InsertOp>(&op)) inserted.insert(ins->row.connectionId);
+            else if (inserted.count(std::get<RemoveOp>(op).id)) both.insert(std::get<RemoveOp>(op).id);
+        }
+        return both;
+    }
+
     bool commit(const std::vector<Op> &ops, const std::unordered_map<std::string, int64_t> &touches) {
+        const std::unordered_set<std::string_view> skip = openedAndClosed(ops);
         std::lock_guard dbLock(dbMutex_);
         if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("BEGIN");
         for (const Op &op : ops) {
             if (const auto *ins = std::get_if<InsertOp>(&op)) {
+                if (skip.count(ins->row.connectionId)) continue;
                 const ConnectionRow &r = ins->row;
                 sqlite3_bind_text(insert_, 1, r.connectionId.c_str(), -1, SQLITE_STATIC);
                 sqlite3_bind_text(insert_, 2, r.nodeId.c_str(), -1, SQLITE_STATIC);
@@ -213,12 +228,14 @@ private:
                 else sqlite3_bind_text(insert_, 9, r.authorizerJson.c_str(), -1, SQLITE_STATIC);
                 if (!step(insert_)) return rollback("INSERT");
             } else {
+                if (skip.count(std::get<RemoveOp>(op).id)) continue;
                 sqlite3_bind_text(remove_, 1, std::get<RemoveOp>(op).id.c_str(), -1, SQLITE_STATIC);
                 if (!step(remove_)) return rollback("DELETE");
             }
         }
         // Touches last: one UPDATE per connection however many messages it sent; a removed row is untouched.
         for (const auto &[id, ts] : touches) {
+            if (skip.count(id)) continue;
             sqlite3_bind_int64(touch_, 1, ts);
             sqlite3_bind_text(touch_, 2, id.c_str(), -1, SQLITE_STATIC);
             sqlite3_bind_int64(touch_, 3, ts);

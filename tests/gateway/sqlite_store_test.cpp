@@ -119,6 +119,29 @@ TEST_SUITE("sqlite_store") {
         CHECK(countRows(db) == 0);
     }
 
+    TEST_CASE("within one batch, only an insert followed by its remove cancels out") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        store->insert(row("kept-before"));
+        store->flush();
+        // One batch: a remove of an older row, an opened-and-closed connection, a remove that comes before
+        // the insert of the same ID (the row stays), and a row that stays and is touched.
+        store->remove("kept-before");
+        store->insert(row("brief"));
+        store->touch("brief", 5000);
+        store->remove("brief");
+        store->remove("reinserted");
+        store->insert(row("reinserted"));
+        store->insert(row("stays"));
+        store->touch("stays", 7000);
+        store->flush();
+        CHECK(countRows(db) == 2);
+        CHECK(countRows(db, "connection_id = 'reinserted'") == 1);
+        CHECK(countRows(db, "connection_id = 'stays' AND last_active_at = 7000") == 1);
+        CHECK(countRows(db, "connection_id IN ('brief', 'kept-before')") == 0);
+    }
+
     TEST_CASE("takeRowsOfNode returns and deletes only that node's rows; rows survive a reopen") {
         TempDir dir;
         std::string db = dir.path + "/t.db";
