@@ -58,15 +58,14 @@ int openListeningSocket(const HostPort &hp, const std::string &flag, std::string
     return fd;
 }
 
-std::string peerAddress(int fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (getpeername(fd, reinterpret_cast<sockaddr *>(&ss), &len) != 0) return "";
+namespace {
+// IPv4-mapped IPv6 addresses are shown as IPv4.
+std::string addressText(const sockaddr_storage &ss) {
     char buf[INET6_ADDRSTRLEN] = {};
     if (ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(&ss)->sin_addr, buf, sizeof buf);
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in *>(&ss)->sin_addr, buf, sizeof buf);
     } else if (ss.ss_family == AF_INET6) {
-        auto *a6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+        const auto *a6 = reinterpret_cast<const sockaddr_in6 *>(&ss);
         if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
             inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], buf, sizeof buf);
         } else {
@@ -74,6 +73,15 @@ std::string peerAddress(int fd) {
         }
     }
     return buf;
+}
+}  // namespace
+
+int acceptWithPeer(int listenFd, std::string *peer) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = accept4(listenFd, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) *peer = addressText(ss);
+    return fd;
 }
 
 }  // namespace wsgw

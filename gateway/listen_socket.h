@@ -14,7 +14,8 @@ namespace wsgw {
 // spreads new connections over them.
 int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error,
                         bool reusePort = false);
-// The peer's IP address as text ("127.0.0.1"; IPv4-mapped IPv6 addresses are shown as IPv4).
-std::string peerAddress(int fd);
+// accept4() of a non-blocking, close-on-exec connection, with the peer's IP address as text ("127.0.0.1";
+// IPv4-mapped IPv6 addresses are shown as IPv4) from the same system call. Returns the fd, or -1 with errno set.
+int acceptWithPeer(int listenFd, std::string *peer);
 
 }  // namespace wsgw

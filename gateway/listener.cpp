@@ -225,14 +225,15 @@ struct Listener::Impl {
     static void onAccept(struct ev_loop *, ev_io *w, int) {
         auto *impl = static_cast<Impl *>(w->data);
         for (int i = 0; i < kAcceptsPerWakeup; ++i) {
-            int fd = accept4(impl->listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            std::string peer;
+            int fd = acceptWithPeer(impl->listenFd, &peer);
             if (fd < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                     log::warn("accept failed", {log::Field("error", std::strerror(errno))});
                 return;
             }
-            if (impl->tls) impl->tls->adopt(fd, peerAddress(fd));
-            else impl->beginHandshake(fd, peerAddress(fd));
+            if (impl->tls) impl->tls->adopt(fd, peer);
+            else impl->beginHandshake(fd, peer);
         }
     }
 

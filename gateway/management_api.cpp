@@ -275,12 +275,13 @@ struct ManagementApi::Impl {
     static void onAccept(struct ev_loop *, ev_io *w, int) {
         auto *m = static_cast<Impl *>(w->data);
         for (int i = 0; i < 64; ++i) {
-            int fd = accept4(m->listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            std::string peer;
+            int fd = acceptWithPeer(m->listenFd, &peer);
             if (fd < 0) return;
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            if (m->tls) m->tls->adopt(fd, peerAddress(fd));
-            else m->serve(fd, peerAddress(fd));
+            if (m->tls) m->tls->adopt(fd, peer);
+            else m->serve(fd, peer);
         }
     }
 
