@@ -15,7 +15,7 @@ TEST_SUITE("connection_id") {
         for (int i = 0; i < 1000; ++i) {
             std::string c = newConnectionId(), r = newRequestId();
             CHECK(c.size() == 22);
-            CHECK(r.size() == 16);
+            CHECK(r.size() == 15);  // within std::string's small-string buffer: no allocation per message
             for (char ch : c + r) CHECK((isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'));
         }
     }
@@ -48,13 +48,31 @@ TEST_SUITE("connection_id") {
         for (int t = 0; t < 4; ++t) {
             threads.emplace_back([&] {
                 std::vector<std::string> mine;
-                for (int i = 0; i < 5000; ++i) mine.push_back(newConnectionId());
+                for (int i = 0; i < 5000; ++i) {
+                    mine.push_back(newConnectionId());
+                    mine.push_back(newRequestId());  // each thread's generator has its own seed
+                }
                 std::lock_guard lock(m);
                 all.insert(mine.begin(), mine.end());
             });
         }
         for (auto &t : threads) t.join();
-        CHECK(all.size() == 20000);
+        CHECK(all.size() == 40000);
+    }
+
+    TEST_CASE("request IDs: 200k unique, and every character position varies") {
+        std::unordered_set<std::string> seen;
+        std::vector<std::set<char>> perPosition(15);
+        for (int i = 0; i < 200000; ++i) {
+            std::string r = newRequestId();
+            seen.insert(r);
+            for (size_t p = 0; p < r.size(); ++p) perPosition[p].insert(r[p]);
+        }
+        CHECK(seen.size() == 200000);
+        for (size_t p = 0; p < perPosition.size(); ++p) {
+            INFO("position " << p);
+            CHECK(perPosition[p].size() == 64);
+        }
     }
 
     TEST_CASE("base64url of known bytes") {
