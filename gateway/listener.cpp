@@ -39,6 +39,9 @@ constexpr size_t kCoalesceBytes = 64 * 1024;  // at most this much per send of q
 constexpr size_t kGatherCopyBytes = 2048;      // payloads up to this size are copied next to their frame header
 constexpr size_t kStagingBytes = kCoalesceBytes + 16;  // headers and copied payloads of one send fit in this
 constexpr size_t kCoalesceKeptBytes = 1024 * 1024;
+constexpr size_t kSpareBuffers = 256;             // message buffers kept for reuse per network thread, and
+constexpr size_t kSpareMinBytes = 64;             // their sizes: smaller ones cost little to allocate,
+constexpr size_t kSpareMaxBytes = 64 * 1024;      // larger ones are not worth holding on to
 constexpr size_t kRxBufferBytes = 64 * 1024;
 constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this
 constexpr int kAcceptsPerWakeup = 64;
@@ -154,9 +157,27 @@ struct Session {
     std::unique_ptr<std::unordered_map<std::string, TokenBucket>> routeBuckets;  // connectionThrottle, by route key
 };
 
+// A connection ID held by value without a heap allocation: every push or close queued to a network thread
+// carries one. IDs the gateway issues are 22 characters; a longer one (which no session has) is kept as
+// the empty ID, which matches nothing.
+class InlineId {
+public:
+    InlineId() = default;
+    explicit InlineId(std::string_view id) {
+        if (id.size() > sizeof bytes_) return;
+        len_ = static_cast<uint8_t>(id.size());
+        std::memcpy(bytes_, id.data(), id.size());
+    }
+    std::string_view view() const { return {bytes_, len_}; }
+
+private:
+    char bytes_[30];
+    uint8_t len_ = 0;
+};
+
 struct Command {
     enum class Kind { Send, Close, ConnectDecided, Drain } kind;
-    std::string connectionId;
+    InlineId connectionId;
     std::string data;  // Send: the payload; Close: reason; ConnectDecided: body
     bool binary = false;
     int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts)
@@ -177,6 +198,9 @@ struct Listener::Impl {
     int listenFd = -1;
     ev_io acceptWatcher{};
     ev_async wakeWatcher{};
+    // Message buffers are reused on this thread: a sent reply (an echo sends back the very buffer its
+    // message arrived in) becomes a later message's receive buffer, instead of one malloc and free each.
+    std::vector<std::string> spareBuffers;
     std::string staging;    // writeable(): frame headers and small payloads of one send
     std::string coalesced;  // writeable(): what the kernel did not take, handed to libwebsockets
     ev_prepare prepareWatcher{};  // before the loop sleeps: wake the workers for what this iteration read
@@ -303,6 +327,12 @@ struct Listener::Impl {
     const std::shared_ptr<Invoker::Lane> &laneOf(Session *s) {
         if (!s->lane) s->lane = invoker().newLane();
         return s->lane;
+    }
+
+    void recycle(std::string &&buffer) {
+        if (buffer.capacity() < kSpareMinBytes || buffer.capacity() > kSpareMaxBytes || spareBuffers.size() >= kSpareBuffers) return;
+        buffer.clear();
+        spareBuffers.push_back(std::move(buffer));
     }
 
     // Frees the session. By iterator, as the key views the id of the session being freed.
@@ -440,7 +470,7 @@ struct Listener::Impl {
         }
     }
 
-    void decideConnect(const std::string &id, int status, std::string &body) {
+    void decideConnect(std::string_view id, int status, std::string &body) {
         auto it = sessions.find(id);
         if (it == sessions.end() || it->second->state != Session::State::Connecting) return;
         Session *s = it->second.get();
@@ -741,7 +771,13 @@ struct Listener::Impl {
             return messageEnds ? closeTooBig(s, wsi) : 0;
         }
         // A message's first chunk reserves its whole frame: one allocation, and no copies while it grows.
-        if (s->rx.empty() && frameLeft) s->rx.reserve(std::min(limit, len + frameLeft));
+        if (s->rx.empty() && frameLeft) {
+            if (s->rx.capacity() == 0 && !spareBuffers.empty()) {
+                s->rx = std::move(spareBuffers.back());
+                spareBuffers.pop_back();
+            }
+            s->rx.reserve(std::min(limit, len + frameLeft));
+        }
         s->rx.append(in, len);
         host.metrics.bytesIn.fetch_add(len, std::memory_order_relaxed);
         if (!messageEnds) return 0;
@@ -1006,6 +1042,7 @@ struct Listener::Impl {
                 size_t len = s->out.front().bytes.size();
                 host.metrics.bytesOut.fetch_add(len, std::memory_order_relaxed);
                 s->outBytes -= len;
+                recycle(std::move(s->out.front().bytes));
                 s->out.pop_front();
             }
         }
@@ -1119,10 +1156,10 @@ struct Listener::Impl {
                 continue;
             }
             if (c.kind == Command::Kind::ConnectDecided) {
-                decideConnect(c.connectionId, c.code, c.data);
+                decideConnect(c.connectionId.view(), c.code, c.data);
                 continue;
             }
-            auto it = sessions.find(c.connectionId);
+            auto it = sessions.find(c.connectionId.view());
             if (it == sessions.end()) continue;  // closed meanwhile: the push is dropped, as GONE would say
             Session *s = it->second.get();
             if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) continue;
@@ -1362,15 +1399,15 @@ void Listener::run() {
 }
 
 void Listener::sendFrame(const std::string &connectionId, std::string data, bool binary) {
-    impl_->post(Command{Command::Kind::Send, connectionId, std::move(data), binary, 0});
+    impl_->post(Command{Command::Kind::Send, InlineId(connectionId), std::move(data), binary, 0});
 }
 
 void Listener::closeConnection(const std::string &connectionId, int code, std::string reason) {
-    impl_->post(Command{Command::Kind::Close, connectionId, std::move(reason), false, code});
+    impl_->post(Command{Command::Kind::Close, InlineId(connectionId), std::move(reason), false, code});
 }
 
 void Listener::connectDecided(const std::string &connectionId, int status, std::string body) {
-    impl_->post(Command{Command::Kind::ConnectDecided, connectionId, std::move(body), false, status});
+    impl_->post(Command{Command::Kind::ConnectDecided, InlineId(connectionId), std::move(body), false, status});
 }
 
 }  // namespace wsgw
