@@ -279,6 +279,10 @@ struct Listener::Impl {
         up.handshakeTimer.data = raw;
         ev_timer_start(loop, &up.handshakeTimer);
         sessions.emplace(raw->id, std::move(s));
+        // The request has usually arrived with the connection. Reading it now, before the loop registers
+        // the socket with epoll, spares that registration (the watcher is stopped again before it happens)
+        // and a loop iteration; if it has not arrived, the watcher waits for it.
+        readHead(raw);
     }
 
     // A refusal the gateway makes itself (no handler runs): counted, logged and sent.
