@@ -122,6 +122,7 @@ int BackendLink::onWritable() {
 
 int BackendLink::callback(lws *wsi, int reason, void *, void *in, size_t len) {
     auto *link = static_cast<BackendLink *>(lws_get_opaque_user_data(wsi));
+    if (reason == LWS_CALLBACK_CLIENT_CONFIRM_EXTENSION_SUPPORTED) return 1;  // frames pass through as they are
     if (!link) return 0;
     switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {

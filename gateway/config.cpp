@@ -224,6 +224,7 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
     cfg.routeSelectionExpression = doc["routeSelectionExpression"].GetString();
     if (doc.HasMember("subprotocols"))
         for (const auto &p : doc["subprotocols"].GetArray()) cfg.subprotocols.emplace_back(p.GetString(), p.GetStringLength());
+    if (doc.HasMember("compression")) cfg.compression = doc["compression"].GetBool();
     if (doc.HasMember("limits")) {
         const auto &l = doc["limits"];
         if (l.HasMember("maxMessageBytes")) cfg.limits.maxMessageBytes = l["maxMessageBytes"].GetUint();

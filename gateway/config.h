@@ -74,6 +74,7 @@ struct ApiConfig {
     std::string sourcePath;
     std::string routeSelectionExpression;
     std::vector<std::string> subprotocols;  // accepted Sec-WebSocket-Protocol values, in no order
+    bool compression = true;                // permessage-deflate when the client offers it
     std::map<std::string, HandlerSpec> handlers;  // every instance a route names, plus those listed in "handlers"
     std::map<std::string, RouteSpec> routes;
     Limits limits;

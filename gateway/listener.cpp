@@ -147,6 +147,7 @@ struct Session {
     bool rxTooBig = false;  // over the message limit: the rest of the message is read and dropped
     size_t rxDiscarded = 0;
     bool inFrame = false;   // the last chunk lws delivered left part of its frame to come
+    bool deflate = false;   // permessage-deflate: lws hands us inflated bytes
     bool ipCounted = false;  // its source address (peer) counts against maxConnectionsPerIp
     double lastActivity = 0;  // loop time of the last message in or frame out, for the idle timeout
     // One timer for the idle timeout, the lifetime and a credential's expiry: it fires at the earliest and
@@ -671,6 +672,11 @@ struct Listener::Impl {
             lws_set_opaque_user_data(wsi, s);
         }
         switch (reason) {
+        case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY: {
+            bool deflate = s && impl->table && impl->table->config.compression && !impl->table->proxy && !s->backend;
+            if (s) s->deflate = deflate;
+            return deflate ? 0 : 1;
+        }
         case LWS_CALLBACK_ADD_HEADERS:
             if (s && s->upgrade && !s->upgrade->subprotocol.empty()) {
                 auto *args = static_cast<lws_process_html_args *>(in);
@@ -754,7 +760,9 @@ struct Listener::Impl {
         bool frameStarts = !s->inFrame;
         s->inFrame = frameLeft != 0;
         bool messageEnds = lws_is_final_fragment(wsi) && frameLeft == 0;
-        if (frameStarts && !s->rxTooBig && table && len + frameLeft > table->config.limits.maxFrameBytes) {
+        // With permessage-deflate `len` is inflated bytes and only what is left of the frame counts the wire.
+        size_t wireBytes = frameLeft + (s->deflate ? 0 : len);
+        if (frameStarts && !s->rxTooBig && table && wireBytes > table->config.limits.maxFrameBytes) {
             // Over the frame limit on the wire (AWS: 32 KiB): the same 1009 as an oversized message.
             s->rxTooBig = true;
             s->rxDiscarded = len;
@@ -799,8 +807,20 @@ struct Listener::Impl {
     int closeInvalidUtf8(Session *s, lws *wsi) {
         static const char kReason[] = "Invalid UTF-8 in a text message";
         std::string().swap(s->rx);
-        requestCloseNow(s, 1007, kReason);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, (unsigned char *)kReason, sizeof kReason - 1);
+        return closeFromReceive(s, wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, kReason);
+    }
+
+    // Closes from inside LWS_CALLBACK_RECEIVE. Returning -1 there closes at once; but while libwebsockets
+    // is still inflating a compressed message it drops that return, and the connection would hang. So a
+    // permessage-deflate connection closes from its next WRITEABLE instead, as requestClose does.
+    int closeFromReceive(Session *s, lws *wsi, lws_close_status code, const char *reason) {
+        requestCloseNow(s, static_cast<int>(code), reason);
+        if (s->deflate) {
+            lws_rx_flow_control(wsi, 0);  // nothing more is read from a connection that is closing
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        lws_close_reason(wsi, code, reinterpret_cast<unsigned char *>(const_cast<char *>(reason)), std::strlen(reason));
         return -1;
     }
 
@@ -824,12 +844,7 @@ struct Listener::Impl {
         host.accessLog->write(e);
     }
 
-    int closeTooBig(Session *s, lws *wsi) {
-        static const char kReason[] = "Message too big";
-        requestCloseNow(s, 1009, kReason);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)kReason, sizeof kReason - 1);
-        return -1;
-    }
+    int closeTooBig(Session *s, lws *wsi) { return closeFromReceive(s, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "Message too big"); }
 
     // `route` is what the table selected (nullptr for a proxied connection, or no route and no $default).
     void dispatchMessage(Session *s, const CompiledRoute *route) {
@@ -1348,6 +1363,14 @@ std::string Listener::start() {
     vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     vinfo.protocols = protocols;
     vinfo.vhost_name = "public";
+    // permessage-deflate (RFC 7692): libwebsockets inflates what a client compressed. What we send leaves
+    // uncompressed (RSV1 clear), which the extension allows for any message; LWS_CALLBACK_CONFIRM_EXTENSION_OKAY
+    // declines it for "compression": false and for proxied connections (their frames pass through as they are).
+    static const lws_extension kExtensions[] = {
+        {"permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate; client_max_window_bits"},
+        {nullptr, nullptr, nullptr},
+    };
+    vinfo.extensions = kExtensions;
     vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;  // UTF-8 is checked per message in receive()
     if (!m.settings.backendCa.empty()) vinfo.client_ssl_ca_filepath = m.settings.backendCa.c_str();
     vinfo.timeout_secs = 30;

@@ -51,6 +51,16 @@ TEST_SUITE("config") {
         CHECK(c.handlers.at("chat").configJson == "{}");
         CHECK(c.handlers.at("echo").plugin == "echo");
         CHECK(c.limits.maxMessageBytes == 131072);
+        CHECK(c.compression);  // permessage-deflate unless "compression": false
+    }
+
+    TEST_CASE("\"compression\": false turns permessage-deflate off; anything but a boolean is refused") {
+        auto r = parseApiConfig(R"({"routeSelectionExpression":"x","compression":false,"routes":{"a":{"handler":"a"}}})", "routes.json");
+        REQUIRE(std::holds_alternative<ApiConfig>(r));
+        CHECK_FALSE(std::get<ApiConfig>(r).compression);
+        ConfigError e = errorOf(R"({"routeSelectionExpression":"x","compression":"off","routes":{"a":{"handler":"a"}}})");
+        CHECK(e.jsonPath == "/compression");
+        CHECK_MESSAGE(e.reason.find("expected boolean") != std::string::npos, e.reason);
     }
 
     TEST_CASE("invalid JSON names the line and column") {

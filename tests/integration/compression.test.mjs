@@ -1,0 +1,98 @@
+// permessage-deflate (SPEC section 9): negotiated when the client offers it, off with "compression": false
+// and on proxied APIs (their frames pass through as they are). maxFrameBytes counts bytes on the wire,
+// maxMessageBytes the message after decompression; an oversized or invalid compressed message closes
+// with 1009 or 1007 as an uncompressed one does, and nothing is left behind.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { Gateway, Client, sqliteRows, waitFor } from './harness.mjs';
+
+const echoRoutes = (extra = {}) => () => ({
+  routeSelectionExpression: '$request.body.action',
+  routes: { $default: { handler: 'echo', routeResponse: true } },
+  ...extra,
+});
+
+// The ws client offers permessage-deflate by default and compresses every message of 1 KB or more.
+const deflate = { perMessageDeflate: { threshold: 0 } };
+
+describe('compression on (the default)', () => {
+  let gw;
+  before(async () => {
+    gw = await Gateway.start({ routes: echoRoutes({ limits: { maxFrameBytes: 32768, maxMessageBytes: 131072 } }), plugins: ['echo'] });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('an offer is accepted, and compressed text and binary messages come back intact', async () => {
+    const c = await Client.open(gw.url, deflate);
+    assert.match(c.ws.extensions, /permessage-deflate/);
+    const text = JSON.stringify({ action: 'x', data: 'caf\u00e9 '.repeat(5000) });
+    assert.equal(await c.request(text), text);
+    const bin = crypto.randomBytes(20000);
+    c.ws.send(bin, { binary: true });
+    const back = await c.next();
+    assert.ok(back.isBinary);
+    assert.ok(Buffer.compare(back.data, bin) === 0, 'the binary echo is byte for byte');
+    const small = 'tiny';
+    assert.equal(await c.request(small), small);
+    await c.close(1000);
+  });
+
+  test('without an offer nothing is negotiated and messages still flow', async () => {
+    const c = await Client.open(gw.url, { perMessageDeflate: false });
+    assert.equal(c.ws.extensions, '');
+    assert.equal(await c.request('plain'), 'plain');
+    await c.close(1000);
+  });
+
+  test('maxFrameBytes counts the wire: 100 KB that compress into a small frame are within it', async () => {
+    const c = await Client.open(gw.url, deflate);
+    const body = 'z'.repeat(100000);  // over maxFrameBytes inflated, a few hundred bytes on the wire
+    assert.equal(await c.request(body), body);
+    await c.close(1000);
+  });
+
+  test('maxMessageBytes counts the inflated message: 200 KB compressed to little closes with 1009', async () => {
+    const c = await Client.open(gw.url, deflate);
+    c.send('y'.repeat(200 * 1024));
+    const closed = await c.waitClosed(5000);
+    assert.equal(closed.code, 1009);
+  });
+
+  test('invalid UTF-8 inside a compressed text message closes with 1007', async () => {
+    const c = await Client.open(gw.url, deflate);
+    const bad = Buffer.concat([Buffer.from('{"action":"x","data":"' + 'q'.repeat(3000)), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
+    c.ws.send(bad, { binary: false });
+    const closed = await c.waitClosed(5000);
+    assert.equal(closed.code, 1007);
+  });
+
+  test('afterwards the gateway serves a fresh client and no row is left behind', async () => {
+    const c = await Client.open(gw.url, deflate);
+    assert.equal(await c.request('still here'), 'still here');
+    await c.close(1000);
+    await waitFor(async () => (await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections')).length === 0,
+      { timeoutMs: 3000, what: 'an empty connection table' });
+    assert.deepEqual(gw.errorLines(), []);
+  });
+});
+
+describe('"compression": false', () => {
+  let gw;
+  before(async () => {
+    gw = await Gateway.start({ routes: echoRoutes({ compression: false }), plugins: ['echo'] });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('the offer is declined and messages flow uncompressed', async () => {
+    const c = await Client.open(gw.url, deflate);
+    assert.equal(c.ws.extensions, '');
+    const body = 'w'.repeat(20000);
+    assert.equal(await c.request(body), body);
+    await c.close(1000);
+  });
+});
