@@ -818,6 +818,7 @@ struct Listener::Impl {
         if (s->deflate) {
             lws_rx_flow_control(wsi, 0);  // nothing more is read from a connection that is closing
             lws_callback_on_writable(wsi);
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);  // a peer that never reads is dropped
             return 0;
         }
         lws_close_reason(wsi, code, reinterpret_cast<unsigned char *>(const_cast<char *>(reason)), std::strlen(reason));
