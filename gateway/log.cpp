@@ -26,8 +26,22 @@ void setMinLevel(Level level) { minLevel.store(static_cast<int>(level)); }
 bool enabled(Level level) { return static_cast<int>(level) >= minLevel.load(std::memory_order_relaxed); }
 
 void appendJsonString(std::string &out, std::string_view v) {
+    out.reserve(out.size() + v.size() + 2);
     out += '"';
     for (size_t i = 0; i < v.size();) {
+        // Runs of bytes that need no escaping (most of any text) are appended whole: one bounds check and
+        // one copy per run instead of per byte. Every log line, access log and table row passes here.
+        size_t plain = i;
+        while (plain < v.size()) {
+            auto p = static_cast<unsigned char>(v[plain]);
+            if (p < 0x20 || p >= 0x80 || p == '"' || p == '\\') break;
+            ++plain;
+        }
+        if (plain != i) {
+            out.append(v.data() + i, plain - i);
+            i = plain;
+            continue;
+        }
         auto c = static_cast<unsigned char>(v[i]);
         if (c >= 0x80) {
             size_t n = utf8SequenceLength(v, i);

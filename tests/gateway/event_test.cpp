@@ -3,6 +3,9 @@
 
 #include <wsgw/handler.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
@@ -141,6 +144,69 @@ TEST_SUITE("event") {
         CHECK(parseQueryString("&&a=1&") == P{{"a", "1"}});
         CHECK(parseQueryString("").empty());
         CHECK(multiValueJson(P{{"t", "1"}, {"t", "2"}, {"u", "\""}}) == R"({"t":["1","2"],"u":["\""]})");
+    }
+
+    TEST_CASE("multi-value JSON: every value of a name, in order, under its first occurrence") {
+        using P = std::vector<std::pair<std::string, std::string>>;
+        CHECK(multiValueJson(P{}) == "{}");
+        CHECK(multiValueJson(P{{"a", "1"}, {"b", "2"}, {"a", "3"}, {"c", ""}, {"b", "4"}, {"a", "5"}}) ==
+              R"({"a":["1","3","5"],"b":["2","4"],"c":[""]})");
+        // Names are matched exactly (the table keeps headers as sent), so case variants stay apart.
+        CHECK(multiValueJson(P{{"X-K", "1"}, {"x-k", "2"}}) == R"({"X-K":["1"],"x-k":["2"]})");
+        CHECK(multiValueJson(P{{"q\"", "a\\b"}}) == R"({"q\"":["a\\b"]})");
+        // Against the definition, on many generated lists: group names in first-seen order, values in order.
+        uint32_t seed = 12345;
+        auto next = [&seed] { return seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff; };
+        for (int round = 0; round < 500; ++round) {
+            P pairs;
+            size_t n = next() % 12;
+            for (size_t i = 0; i < n; ++i) pairs.push_back({std::string(1, static_cast<char>('a' + next() % 4)), std::to_string(next() % 100)});
+            std::vector<std::pair<std::string, std::vector<std::string>>> groups;
+            for (const auto &[name, value] : pairs) {
+                auto it = std::find_if(groups.begin(), groups.end(), [&](const auto &g) { return g.first == name; });
+                if (it == groups.end()) groups.push_back({name, {value}});
+                else it->second.push_back(value);
+            }
+            std::string expected = "{";
+            for (size_t g = 0; g < groups.size(); ++g) {
+                expected += (g ? ",\"" : "\"") + groups[g].first + "\":[";
+                for (size_t v = 0; v < groups[g].second.size(); ++v) expected += (v ? ",\"" : "\"") + groups[g].second[v] + "\"";
+                expected += "]";
+            }
+            expected += "}";
+            REQUIRE(multiValueJson(pairs) == expected);
+            rapidjson::Document d;
+            d.Parse(expected.c_str());
+            REQUIRE_FALSE(d.HasParseError());
+        }
+    }
+
+    TEST_CASE("JSON strings: escapes, control bytes and UTF-8 around plain runs") {
+        auto json = [](std::string_view v) {
+            std::string out = "x";
+            log::appendJsonString(out, v);
+            return out;
+        };
+        CHECK(json("") == "x\"\"");
+        CHECK(json("plain text, no escapes") == "x\"plain text, no escapes\"");
+        CHECK(json("a\"b\\c") == "x\"a\\\"b\\\\c\"");
+        CHECK(json("line\nfeed\rret\ttab") == "x\"line\\nfeed\\rret\\ttab\"");
+        CHECK(json(std::string_view("\x01mid\x1f\0end", 9)) == "x\"\\u0001mid\\u001f\\u0000end\"");
+        CHECK(json("\x7f") == "x\"\x7f\"");  // DEL is legal in a JSON string
+        // Valid UTF-8 passes as is, between plain runs; each byte of a broken sequence becomes U+FFFD.
+        CHECK(json("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80!") == "x\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80!\"");
+        CHECK(json("a\xC3" "b\xFF") == "x\"a\xEF\xBF\xBD" "b\xEF\xBF\xBD\"");
+        CHECK(json("\xE2\x82") == "x\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
+        // Whatever the input, the result parses back to the input's valid-UTF-8 reading.
+        std::string all;
+        for (int c = 0; c < 128; ++c) all += static_cast<char>(c);
+        std::string doc = "{\"k\":";
+        log::appendJsonString(doc, all);
+        doc += "}";
+        rapidjson::Document d;
+        d.Parse(doc.c_str(), doc.size());
+        REQUIRE_FALSE(d.HasParseError());
+        CHECK(std::string(d["k"].GetString(), d["k"].GetStringLength()) == all);
     }
 
     TEST_CASE("base64") {

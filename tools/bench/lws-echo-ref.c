@@ -4,9 +4,10 @@
 // lws_write of the head message and asks again while more are queued. No gateway, no routing, no storage:
 // whatever wsgw costs on top of this is the gateway's own overhead.
 //
-// usage: lws-echo-ref [--port P] [--libev]
+// usage: lws-echo-ref [--port P] [--libev | --libuv]
 //   --port P   listen on 127.0.0.1:P (default 0: any free port); prints {"listening":PORT} once bound
 //   --libev    run on libev through lws' event-lib plugin instead of lws' default poll loop
+//   --libuv    the same on libuv (lws' libuv plugin, which handles SIGINT and SIGTERM itself)
 // SIGTERM / SIGINT end it cleanly.
 #define _GNU_SOURCE
 #include <libwebsockets.h>
@@ -39,12 +40,13 @@ struct pss {
 
 static volatile sig_atomic_t interrupted;
 static struct lws_context *volatile context;
-static int use_libev;
+enum event_lib { EL_POLL, EL_LIBEV, EL_LIBUV };
+static enum event_lib event_lib = EL_POLL;
 
 static void on_signal(int sig) {
     (void)sig;
     interrupted = 1;
-    if (use_libev) {
+    if (event_lib == EL_LIBEV) {
         // lws' libev loop has a SIGINT watcher that breaks ev_run; route SIGTERM to it.
         raise(SIGINT);
     } else if (context) {
@@ -159,7 +161,7 @@ static const struct lws_protocols protocols[] = {
 };
 
 static void usage(void) {
-    fprintf(stderr, "usage: lws-echo-ref [--port P] [--libev]\n");
+    fprintf(stderr, "usage: lws-echo-ref [--port P] [--libev | --libuv]\n");
     exit(2);
 }
 
@@ -174,7 +176,9 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(argv[i], "--libev")) {
-            use_libev = 1;
+            event_lib = EL_LIBEV;
+        } else if (!strcmp(argv[i], "--libuv")) {
+            event_lib = EL_LIBUV;
         } else {
             usage();
         }
@@ -204,13 +208,18 @@ int main(int argc, char **argv) {
     info.protocols = protocols;
     info.pt_serv_buf_size = RX_BUFFER_BYTES;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    if (use_libev) info.options |= LWS_SERVER_OPTION_LIBEV;
+    if (event_lib == EL_LIBEV) info.options |= LWS_SERVER_OPTION_LIBEV;
+    if (event_lib == EL_LIBUV) info.options |= LWS_SERVER_OPTION_LIBUV;
 
     struct lws_context *ctx = lws_create_context(&info);
     if (!ctx) {
-        if (use_libev)
+        if (event_lib == EL_LIBEV)
             fprintf(stderr, "lws-echo-ref: could not start on libev: the lws event-lib plugin "
                             "(libwebsockets-evlib_ev.so, Debian package libwebsockets-evlib-ev) did not load, "
+                            "or the port is taken\n");
+        else if (event_lib == EL_LIBUV)
+            fprintf(stderr, "lws-echo-ref: could not start on libuv: the lws event-lib plugin "
+                            "(libwebsockets-evlib_uv.so, Debian package libwebsockets-evlib-uv) did not load, "
                             "or the port is taken\n");
         else
             fprintf(stderr, "lws-echo-ref: lws_create_context failed (is port %ld taken?)\n", port);
@@ -231,7 +240,7 @@ int main(int argc, char **argv) {
     while (!interrupted) {
         if (lws_service(ctx, 0) < 0) break;
         // With an event library lws_service() runs the loop until it is broken (SIGINT watcher).
-        if (use_libev) break;
+        if (event_lib != EL_POLL) break;
     }
 
     context = NULL;

@@ -1,0 +1,138 @@
+// The benchmark tools of issue 9 (tools/bench/): the reference server on each of libwebsockets' event
+// loops, the load generator's modes against it and against the real gateway, and the one-command suite.
+// These check that the tools measure what they claim (every message answered, the handlers really ran),
+// not how fast anything is: speed targets are the suite's business, never a test's.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { Gateway, REPO_ROOT, WSGW_BIN, defaultRoutes, withTimeout } from './harness.mjs';
+
+const BENCH_DIR = process.env.WSGW_BENCH_DIR ?? path.join(path.dirname(WSGW_BIN), 'tools', 'bench');
+const LOAD = path.join(BENCH_DIR, 'wsgw-load');
+const REF = path.join(BENCH_DIR, 'lws-echo-ref');
+
+// Runs a program to its end; resolves { code, stdout, stderr }.
+function run(file, args, timeoutMs = 60000) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const p = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  }), timeoutMs, `${path.basename(file)} ${args.join(' ')}`);
+}
+
+function lastJsonLine(text) {
+  const lines = text.split('\n').filter((l) => l.startsWith('{'));
+  assert.ok(lines.length > 0, `no JSON line in:\n${text}`);
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+async function load(url, mode, extra = []) {
+  const r = await run(LOAD, ['--url', url, '--mode', mode, '--seconds', '1', ...extra]);
+  assert.equal(r.code, 0, `wsgw-load ${mode} exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return lastJsonLine(r.stdout);
+}
+
+// Starts lws-echo-ref with the given loop flags and resolves once it printed its port.
+function startReference(flags) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const proc = spawn(REF, ['--port', '0', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    proc.stderr.on('data', (d) => { err += d; });
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/\{"listening":(\d+)\}/);
+      if (m) resolve({ proc, port: Number(m[1]), stderr: () => err });
+    });
+    proc.on('error', reject);
+    proc.on('exit', (code) => reject(new Error(`lws-echo-ref ${flags.join(' ')} exited ${code} before listening: ${err}`)));
+  }), 10000, 'lws-echo-ref to listen');
+}
+
+function stopAndWait(proc) {
+  return withTimeout(new Promise((resolve) => {
+    proc.removeAllListeners('exit');
+    proc.on('exit', (code, signal) => resolve({ code, signal }));
+    proc.kill('SIGTERM');
+  }), 10000, 'the server to exit on SIGTERM');
+}
+
+for (const [name, flags] of [['poll', []], ['libev', ['--libev']], ['libuv', ['--libuv']]]) {
+  test(`lws-echo-ref on ${name}: every echo comes back, connects complete, SIGTERM exits 0`, async () => {
+    const ref = await startReference(flags);
+    const url = `ws://127.0.0.1:${ref.port}/`;
+    try {
+      for (const bodyBytes of ['91', '16384']) {
+        const echo = await load(url, 'echo', ['--connections', '8', '--inflight', '4', '--body-bytes', bodyBytes]);
+        assert.ok(echo.messages > 0, `no echo at ${bodyBytes} B: ${JSON.stringify(echo)}`);
+        assert.equal(echo.errors, 0);
+        assert.equal(echo.mismatches, 0, 'an echo came back different from what was sent');
+        assert.equal(echo.lost, 0);
+        assert.ok(echo.p50us > 0 && echo.p99us >= echo.p50us, `percentiles: ${JSON.stringify(echo)}`);
+      }
+      const connect = await load(url, 'connect', ['--connections', '4']);
+      assert.ok(connect.connects > 0, JSON.stringify(connect));
+      assert.equal(connect.errors, 0);
+      assert.equal(connect.closeTimeouts, 0);
+    } finally {
+      const { code, signal } = await stopAndWait(ref.proc);
+      assert.equal(code, 0, `lws-echo-ref exited ${code} (${signal}) on SIGTERM: ${ref.stderr()}`);
+    }
+  });
+}
+
+test('lws-echo-ref refuses an unknown flag with its usage', async () => {
+  const r = await run(REF, ['--kqueue']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /usage: lws-echo-ref \[--port P\] \[--libev \| --libuv\]/);
+});
+
+test('wsgw-load against the gateway: latency, idle and @connections POST modes count what arrived', async (t) => {
+  const gw = await Gateway.start({ routes: defaultRoutes(), plugins: ['echo', 'chat'], extraArgs: ['--access-log', 'off'] });
+  t.after(() => gw.stop());
+  const url = `${gw.url}/`;
+  const latency = await load(url, 'latency');
+  assert.ok(latency.messages > 0 && latency.errors === 0 && latency.mismatches === 0, JSON.stringify(latency));
+  const idle = await load(url, 'idle', ['--connections', '200']);
+  assert.equal(idle.established, 200, JSON.stringify(idle));
+  assert.equal(idle.lost, 0);
+  const post = await load(url, 'post', ['--management-url', gw.managementUrl, '--targets', '8',
+                                        '--connections', '4']);
+  assert.ok(post.posts > 0, JSON.stringify(post));
+  assert.equal(post.non200, 0);
+  // `delivered` counts the window only, so it may trail `posts` by what was in flight when the window
+  // closed; the drain after it counts an error for any accepted POST that never arrived.
+  assert.equal(post.errors, 0, JSON.stringify(post));
+  assert.ok(post.delivered > 0 && post.delivered <= post.posts, JSON.stringify(post));
+});
+
+test('wsgw-load refuses a target outside loopback', async () => {
+  const r = await run(LOAD, ['--url', 'ws://10.1.2.3:80/', '--mode', 'echo', '--seconds', '1']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /only 127\.0\.0\.0\/8 addresses are allowed/);
+});
+
+test('the suite runs every scenario against both servers and reports each row', { timeout: 240000 }, async () => {
+  const build = path.dirname(WSGW_BIN);
+  const r = await run(path.join(REPO_ROOT, 'tools', 'bench', 'suite'),
+    ['--no-build', '--build', build, '--runs', '1', '--seconds', '1', '--idle', '300', '--ref-args=--libev'], 230000);
+  assert.equal(r.code, 0, `suite exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+  assert.doesNotMatch(r.stdout, /^problems:/m);
+  const rows = Object.fromEntries(r.stdout.split('\n').filter((l) => l.startsWith('{"scenario"'))
+    .map((l) => JSON.parse(l)).map((row) => [row.scenario, row]));
+  for (const scenario of ['echo', 'echo-idle', 'idle-rss', 'echo16k', 'latency-p50', 'latency-p99', 'connect']) {
+    assert.ok(rows[scenario], `no ${scenario} row in:\n${r.stdout}`);
+    assert.ok(rows[scenario].reference > 0 && rows[scenario].wsgw > 0, `${scenario}: ${JSON.stringify(rows[scenario])}`);
+    assert.equal(typeof rows[scenario].ok, 'boolean');
+  }
+  assert.ok(rows.post && rows.post.wsgw > 0, JSON.stringify(rows.post));
+  assert.deepEqual(rows['echo-idle'].idleEstablished, { reference: [300], wsgw: [300] });
+  // The connect scenario's wsgw really ran $connect and $disconnect for its connections, once each.
+  const [handlers] = rows.connect.wsgwHandlerRuns;
+  assert.ok(handlers.$connect > 0, JSON.stringify(handlers));
+  assert.equal(handlers.$disconnect, handlers.$connect);
+  assert.match(r.stdout, /\| scenario +\| unit +\| reference \(median of 1\)/);
+});
