@@ -5,7 +5,6 @@
 
 #include <wsgw/handler.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -57,27 +56,27 @@ void appendIdentity(std::string &out, const ConnectionInfo &c) {
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 
-using Grouped = std::vector<std::pair<std::string_view, std::vector<std::string_view>>>;
-
-Grouped groupByName(const Pairs &pairs) {
-    Grouped grouped;
-    for (const auto &pair : pairs) {
-        std::string_view name = pair.first;
-        auto it = std::find_if(grouped.begin(), grouped.end(), [name](const auto &g) { return g.first == name; });
-        if (it == grouped.end()) grouped.push_back({name, {pair.second}});
-        else it->second.push_back(pair.second);
-    }
-    return grouped;
+// True when pairs[i] is the first pair with its name: a repeated name is written once, at its first place.
+bool firstOfName(const Pairs &pairs, size_t i) {
+    for (size_t j = 0; j < i; ++j)
+        if (pairs[j].first == pairs[i].first) return false;
+    return true;
 }
 
-void appendMulti(std::string &out, const Grouped &grouped) {
+// {"name": ["value", ...]}: every value of a name, in order, under the name's first occurrence. It runs on
+// the network thread for every connection's table row, so it builds no groups; a request's few headers
+// rarely repeat a name (and the head parser allows at most 100 of them).
+void appendMultiValue(std::string &out, const Pairs &pairs) {
     out += '{';
-    for (const auto &g : grouped) {
-        key(out, g.first);
+    for (size_t i = 0; i < pairs.size(); ++i) {
+        if (!firstOfName(pairs, i)) continue;
+        key(out, pairs[i].first);
         out += '[';
-        for (size_t i = 0; i < g.second.size(); ++i) {
-            if (i) out += ',';
-            log::appendJsonString(out, g.second[i]);
+        log::appendJsonString(out, pairs[i].second);
+        for (size_t j = i + 1; j < pairs.size(); ++j) {
+            if (pairs[j].first != pairs[i].first) continue;
+            out += ',';
+            log::appendJsonString(out, pairs[j].second);
         }
         out += "],";
     }
@@ -86,14 +85,19 @@ void appendMulti(std::string &out, const Grouped &grouped) {
 
 // AWS's single-value map keeps the last value of a repeated name; the multi-value map keeps all, in order.
 void singleAndMulti(std::string &out, std::string_view single, std::string_view multi, const Pairs &pairs) {
-    Grouped grouped = groupByName(pairs);
     key(out, single);
     out += '{';
-    for (const auto &g : grouped) stringField(out, g.first, g.second.back());
+    for (size_t i = 0; i < pairs.size(); ++i) {
+        if (!firstOfName(pairs, i)) continue;
+        size_t last = i;
+        for (size_t j = i + 1; j < pairs.size(); ++j)
+            if (pairs[j].first == pairs[i].first) last = j;
+        stringField(out, pairs[i].first, pairs[last].second);
+    }
     closeObject(out);
     out += ',';
     key(out, multi);
-    appendMulti(out, grouped);
+    appendMultiValue(out, pairs);
     out += ',';
 }
 
@@ -209,30 +213,12 @@ std::string buildEventJson(const ConnectionInfo &c, const EventFields &e) {
     return out;
 }
 
-// The same text as appendMulti(groupByName(pairs)), without building the groups: it runs on the network
-// thread for every connection's table row, where a request's few headers rarely repeat a name.
 std::string multiValueJson(const std::vector<std::pair<std::string, std::string>> &pairs) {
     size_t bytes = 2;
     for (const auto &[name, value] : pairs) bytes += name.size() + value.size() + 8;
     std::string out;
     out.reserve(bytes);
-    out += '{';
-    for (size_t i = 0; i < pairs.size(); ++i) {
-        const std::string &name = pairs[i].first;
-        bool seenBefore = false;
-        for (size_t j = 0; j < i && !seenBefore; ++j) seenBefore = pairs[j].first == name;
-        if (seenBefore) continue;  // its values went out with its first occurrence
-        key(out, name);
-        out += '[';
-        log::appendJsonString(out, pairs[i].second);
-        for (size_t j = i + 1; j < pairs.size(); ++j) {
-            if (pairs[j].first != name) continue;
-            out += ',';
-            log::appendJsonString(out, pairs[j].second);
-        }
-        out += "],";
-    }
-    closeObject(out);
+    appendMultiValue(out, pairs);
     return out;
 }
 
