@@ -436,10 +436,11 @@ struct Listener::Impl {
             up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Protocol");
         }
         stopHandshakeWatchers(s);
-        startConnect(s, parsed.request);
+        startConnect(s, std::move(parsed.request));
     }
 
-    void startConnect(Session *s, const UpgradeRequest &req) {
+    // Takes the parsed request: its headers move into the connection's info instead of being copied.
+    void startConnect(Session *s, UpgradeRequest &&req) {
         auto live = std::make_shared<LiveConnection>();
         ConnectionInfo &info = live->info;
         info.connectionId = s->id;
@@ -452,8 +453,8 @@ struct Listener::Impl {
             bool bracketed = !h->empty() && h->front() == '[';
             info.domainName = (colon == std::string::npos || (bracketed && h->back() == ']')) ? *h : h->substr(0, colon);
         }
-        info.headers = req.headers;
-        info.rawQuery = req.rawQuery;
+        info.headers = std::move(req.headers);
+        info.rawQuery = std::move(req.rawQuery);
         live->lastActiveAtMs.store(info.connectedAtMs);
         s->live = live;
         s->state = Session::State::Connecting;
