@@ -2,6 +2,7 @@
 
 #include "fifo_queue.h"
 
+#include "accept_backoff.h"
 #include "connection_id.h"
 #include "handshake.h"
 #include "listen_socket.h"
@@ -198,6 +199,7 @@ struct Listener::Impl {
     lws_vhost *vhost = nullptr;
     int listenFd = -1;
     ev_io acceptWatcher{};
+    AcceptBackoff acceptBackoff{"public", host.metrics.acceptErrors};
     ev_async wakeWatcher{};
     // Message buffers are reused on this thread: a sent reply (an echo sends back the very buffer its
     // message arrived in) becomes a later message's receive buffer, instead of one malloc and free each.
@@ -253,8 +255,10 @@ struct Listener::Impl {
             std::string peer;
             int fd = acceptWithPeer(impl->listenFd, &peer);
             if (fd < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                    log::warn("accept failed", {log::Field("error", std::strerror(errno))});
+                int err = errno;
+                if (impl->acceptBackoff.failed(err)) return;  // out of descriptors: paused, retried by a timer
+                if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
+                    log::warn("accept failed", {log::Field("error", std::strerror(err))});
                 return;
             }
             if (impl->tls) impl->tls->adopt(fd, peer);
@@ -1211,6 +1215,7 @@ struct Listener::Impl {
         draining = true;
         log::info("draining", {log::Field("connections", static_cast<uint64_t>(sessions.size()))});
         ev_io_stop(loop, &acceptWatcher);
+        acceptBackoff.stop();
         if (listenFd >= 0) {
             ::close(listenFd);
             listenFd = -1;
@@ -1382,6 +1387,7 @@ std::string Listener::start() {
     ev_io_init(&m.acceptWatcher, Impl::onAccept, m.listenFd, EV_READ);
     m.acceptWatcher.data = &m;
     ev_io_start(m.loop, &m.acceptWatcher);
+    m.acceptBackoff.attach(m.loop, &m.acceptWatcher);
     ev_prepare_init(&m.prepareWatcher, Impl::onPrepare);
     m.prepareWatcher.data = &m;
     ev_prepare_start(m.loop, &m.prepareWatcher);

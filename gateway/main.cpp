@@ -23,9 +23,12 @@
 #include <rapidjson/writer.h>
 
 #include <csignal>
+#include <sys/resource.h>
 #include <malloc.h>
 #include <sched.h>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string_view>
 #include <thread>
 
@@ -164,6 +167,18 @@ std::string infoJson(const wsgw::Listener &listener, const wsgw::Options &opt, c
 
 }  // namespace
 
+// Every connection is a descriptor: the soft limit (often 1024) is raised to the hard one. What happens at
+// the limit is AcceptBackoff's.
+static void raiseFileLimit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+    rlim_t was = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+        wsgw::log::warn("cannot raise the file descriptor limit", {wsgw::log::Field("soft", static_cast<uint64_t>(was)),
+                                                                   wsgw::log::Field("error", std::strerror(errno))});
+}
+
 int main(int argc, char **argv) {
     // An isolated handler's worker process is this binary too (see isolated_plugin.h).
     if (argc > 1 && std::string_view(argv[1]) == "--plugin-host") return wsgw::runPluginHost(argc, argv);
@@ -182,6 +197,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     std::signal(SIGPIPE, SIG_IGN);
+    raiseFileLimit();
     // Messages of many kilobytes are allocated on one thread and freed on another all the time. glibc
     // would give each arena's top back to the kernel after every burst and take page faults to get it
     // again (a quarter of a 16 KiB echo), and one arena per thread multiplies what is kept. So: a few

@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace wsgw {
@@ -125,6 +126,16 @@ std::string Metrics::render(const Gauges &g) const {
     out += "wsgw_received_bytes_total " + std::to_string(bytesIn.load(std::memory_order_relaxed)) + '\n';
     counterHeader(out, "wsgw_sent_bytes_total", "Message payload bytes sent to clients.");
     out += "wsgw_sent_bytes_total " + std::to_string(bytesOut.load(std::memory_order_relaxed)) + '\n';
+    counterHeader(out, "wsgw_slow_consumer_closes_total", "Connections closed with 1008 because their send queue went over maxSendQueueBytes.");
+    out += "wsgw_slow_consumer_closes_total " + std::to_string(slowConsumerCloses.load(std::memory_order_relaxed)) + '\n';
+    counterHeader(out, "wsgw_reads_paused_total", "Times a connection's socket stopped being read because its pending messages reached a bound.");
+    out += "wsgw_reads_paused_total " + std::to_string(readsPaused.load(std::memory_order_relaxed)) + '\n';
+    counterHeader(out, "wsgw_accept_errors_total", "accept() failures for lack of file descriptors or memory, on either listener.");
+    out += "wsgw_accept_errors_total " + std::to_string(acceptErrors.load(std::memory_order_relaxed)) + '\n';
+    counterHeader(out, "wsgw_send_queue_bytes", "Bytes queued towards clients and not yet taken by their sockets.", "gauge");
+    out += "wsgw_send_queue_bytes " + std::to_string(std::max<int64_t>(0, sendQueueBytes.load(std::memory_order_relaxed))) + '\n';
+    counterHeader(out, "wsgw_pending_bytes", "Bytes of received messages waiting for their handler.", "gauge");
+    out += "wsgw_pending_bytes " + std::to_string(std::max<int64_t>(0, pendingBytes.load(std::memory_order_relaxed))) + '\n';
     counterHeader(out, "wsgw_table_write_queue_depth", "Connection-table writes queued and not yet committed.", "gauge");
     out += "wsgw_table_write_queue_depth " + std::to_string(g.tableWriteQueue) + '\n';
     counterHeader(out, "wsgw_reloads_total", "Route table reloads that were applied.");
