@@ -233,6 +233,9 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
         if (l.HasMember("idleTimeoutSeconds")) cfg.limits.idleTimeoutSeconds = l["idleTimeoutSeconds"].GetInt();
         if (l.HasMember("maxConnectionSeconds")) cfg.limits.maxConnectionSeconds = l["maxConnectionSeconds"].GetInt();
         if (l.HasMember("maxConnectionsPerIp")) cfg.limits.maxConnectionsPerIp = l["maxConnectionsPerIp"].GetUint();
+        if (l.HasMember("maxSendQueueBytes")) cfg.limits.maxSendQueueBytes = l["maxSendQueueBytes"].GetUint();
+        if (l.HasMember("maxPendingMessages")) cfg.limits.maxPendingMessages = l["maxPendingMessages"].GetUint();
+        if (l.HasMember("maxPendingBytes")) cfg.limits.maxPendingBytes = l["maxPendingBytes"].GetUint();
         if (l.HasMember("allowedOrigins"))
             for (const auto &o : l["allowedOrigins"].GetArray()) cfg.limits.allowedOrigins.emplace_back(o.GetString(), o.GetStringLength());
     }

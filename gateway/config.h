@@ -60,6 +60,10 @@ struct Limits {
     int idleTimeoutSeconds = 600;
     int maxConnectionSeconds = 7200;
     size_t maxConnectionsPerIp = 0;  // 0: no limit
+    // SPEC section 10: what one connection can make the gateway hold.
+    size_t maxSendQueueBytes = 1048576;
+    size_t maxPendingMessages = 64;
+    size_t maxPendingBytes = 1048576;
     std::vector<std::string> allowedOrigins;  // empty: any
 };
 
