@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,13 +21,29 @@ class ConnectionStore {
 public:
     virtual ~ConnectionStore() = default;
     virtual void insert(ConnectionRow row) = 0;                                       // queued
+    // Queued like insert(), but `committed` is called once the row is durable (a kill -9 after that leaves
+    // the row for start-up recovery), with false if the store stopped before it could commit it. It runs on
+    // the store's thread: it must only hand the work on (post to a loop, submit an invocation). Writes that
+    // wait for it are committed at once, together (group commit), instead of after the batching delay.
+    // Stores without a durable path call it at once with true (the row is only queued).
+    virtual void insertDurable(ConnectionRow row, std::function<void(bool committed)> committed) {
+        insert(std::move(row));
+        if (committed) committed(true);
+    }
     virtual void touch(const std::string &connectionId, int64_t lastActiveAtMs) = 0;  // queued, coalesced
     virtual void remove(const std::string &connectionId) = 0;                        // queued
     virtual void flush() = 0;  // blocks until everything queued before the call is committed
+    // Writes queued and not yet committed, including a batch whose commit failed and is being retried.
     virtual size_t queueDepth() const = 0;
     virtual bool writable() const = 0;  // false while commits fail (disk full, locked, read-only)
-    // Start-up recovery: the rows this node left after an unclean stop, deleted as they are returned.
-    virtual std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId) = 0;
+    // What /readyz says while the table is not writable: "" when it is.
+    virtual std::string problem() const {
+        return writable() ? std::string() : "the connection table cannot be written (see the error log)";
+    }
+    // Start-up recovery: the rows this node left after an unclean stop. A row is returned only if the same
+    // atomic step that read it also deleted it, so its $disconnect runs exactly once. When the claim fails
+    // (locked, I/O error) nothing is deleted, the result is empty and *error says why: try again later.
+    virtual std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId, std::string *error = nullptr) = 0;
     virtual std::optional<ConnectionRow> find(const std::string &connectionId) = 0;
 };
 

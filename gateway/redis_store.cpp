@@ -234,10 +234,15 @@ size_t RedisStore::queueDepth() const {
 
 bool RedisStore::writable() const { return impl_->healthy.load(); }
 
-std::vector<ConnectionRow> RedisStore::takeRowsOfNode(const std::string &nodeId) {
+std::vector<ConnectionRow> RedisStore::takeRowsOfNode(const std::string &nodeId, std::string *error) {
     std::vector<ConnectionRow> rows;
     std::lock_guard lock(impl_->readerMutex);
     RedisReply ids = impl_->reader.command({"SMEMBERS", impl_->keys.nodeConnections(nodeId)});
+    // Each row is taken by its own atomic script, so a partial answer never returns a row it did not remove.
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        if (error) *error = "Redis: cannot list the rows of node " + nodeId + ": " + (ids ? replyString(ids.get()) : impl_->reader.error());
+        return rows;
+    }
     for (size_t i = 0; i < replyElements(ids.get()); ++i) {
         std::string id = replyString(replyElement(ids.get(), i));
         if (auto row = takeConnectionRow(impl_->reader, impl_->keys, id, nodeId, nullptr)) rows.push_back(std::move(*row));

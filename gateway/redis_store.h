@@ -47,7 +47,7 @@ public:
     void flush() override;
     size_t queueDepth() const override;
     bool writable() const override;
-    std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId) override;
+    std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId, std::string *error = nullptr) override;
     std::optional<ConnectionRow> find(const std::string &connectionId) override;
 
     // Writes these rows again (after Redis lost its data); `stillLive` is asked for each at write time so

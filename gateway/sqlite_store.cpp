@@ -4,10 +4,18 @@
 
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <mutex>
 #include <thread>
 #include <string_view>
@@ -22,19 +30,54 @@ extern const std::size_t kConnectionsSqlSize;
 
 namespace {
 
-constexpr std::chrono::milliseconds kGatherTime{2};
+using Clock = std::chrono::steady_clock;
 
-struct InsertOp { ConnectionRow row; };
+constexpr std::chrono::milliseconds kGatherTime{2};
+// How long one attempt waits for another process's write lock before it counts as failed: short, so that
+// /readyz and the queue depth show a lock at once, and the store thread's backoff does the waiting.
+constexpr int kBusyTimeoutMs = 200;
+// A failed commit is retried after 50 ms, then 100, 200, ... up to 2 s between attempts, until it succeeds.
+constexpr std::chrono::milliseconds kRetryFirst{50}, kRetryMax{2000};
+// One error line for the first failure, then at most one per 10 s while the failures go on.
+constexpr std::chrono::seconds kFailureLogInterval{10};
+// At shutdown a failing batch is retried this long, then given up (and said so), so a drain cannot hang.
+constexpr std::chrono::seconds kStopRetryTime{5};
+// How often the store thread checks that the database file is still the one it opened.
+constexpr std::chrono::milliseconds kFileCheckInterval{1000};
+
+struct InsertOp {
+    ConnectionRow row;
+    std::function<void(bool)> committed;  // insertDurable's; such an insert never cancels against its remove
+};
 struct RemoveOp { std::string id; };
 using Op = std::variant<InsertOp, RemoveOp>;
 
+struct FileIdentity {
+    bool known = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    int error = 0;  // stat()'s errno when not known
+};
+
+FileIdentity identityOf(const std::string &path) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return {false, 0, 0, errno};
+    return {true, st.st_dev, st.st_ino, 0};
+}
+
+std::string secondsText(Clock::duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count() / 1000) + " s";
+}
+
 class SqliteStore final : public ConnectionStore {
 public:
-    explicit SqliteStore(sqlite3 *db) : db_(db) {
+    SqliteStore(sqlite3 *db, std::string path) : db_(db), path_(std::move(path)) {
         prepare(insert_, "INSERT OR REPLACE INTO connections (connection_id, node_id, connected_at, last_active_at, "
                          "source_ip, user_agent, headers, query, authorizer) VALUES (?,?,?,?,?,?,?,?,?)");
         prepare(remove_, "DELETE FROM connections WHERE connection_id = ?");
         prepare(touch_, "UPDATE connections SET last_active_at = ? WHERE connection_id = ? AND last_active_at < ?");
+        dbFile_ = identityOf(path_);
+        walFile_ = identityOf(path_ + "-wal");
         writer_ = std::thread([this] { writerLoop(); });
     }
 
@@ -51,8 +94,12 @@ public:
         sqlite3_close(db_);
     }
 
-    void insert(ConnectionRow row) override { enqueue(InsertOp{std::move(row)}); }
-    void remove(const std::string &id) override { enqueue(RemoveOp{id}); }
+    void insert(ConnectionRow row) override { enqueue(InsertOp{std::move(row), nullptr}, false); }
+    void insertDurable(ConnectionRow row, std::function<void(bool)> committed) override {
+        if (!committed) committed = [](bool) {};
+        enqueue(InsertOp{std::move(row), std::move(committed)}, true);
+    }
+    void remove(const std::string &id) override { enqueue(RemoveOp{id}, false); }
 
     void touch(const std::string &id, int64_t ts) override {
         bool wasIdle;
@@ -65,6 +112,8 @@ public:
         if (wasIdle) wake_.notify_one();  // otherwise the writer is awake or about to gather this too
     }
 
+    // Waits for the commit of everything queued before the call, however many retries that takes; only a
+    // stopping store that gave up its writes lets it return earlier.
     void flush() override {
         std::unique_lock lock(mutex_);
         uint64_t target = ++requestedFlush_;
@@ -72,28 +121,54 @@ public:
         flushed_.wait(lock, [&] { return completedFlush_ >= target || stopped_; });
     }
 
-    bool writable() const override { return lastCommitOk_.load(std::memory_order_relaxed); }
+    bool writable() const override {
+        return !writeFailing_.load(std::memory_order_relaxed) && !fileProblemSeen_.load(std::memory_order_relaxed);
+    }
+
+    std::string problem() const override {
+        std::lock_guard lock(mutex_);
+        std::string p = fileProblem_;
+        if (!writeError_.empty()) {
+            if (!p.empty()) p += "; ";
+            p += "the connection table cannot be written: " + writeError_ + " (" +
+                 std::to_string(ops_.size() + touches_.size() + inFlight_) + " writes waiting, retrying for " +
+                 secondsText(Clock::now() - failingSince_) + ")";
+        }
+        return p;
+    }
 
     size_t queueDepth() const override {
         std::lock_guard lock(mutex_);
-        return ops_.size() + touches_.size();
+        return ops_.size() + touches_.size() + inFlight_;
     }
 
-    std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId) override {
-        flush();
+    // One transaction reads and deletes: either both happen or neither, so a row is returned exactly once
+    // and a failed claim deletes nothing (the caller tries again). Sees committed rows only.
+    std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId, std::string *error) override {
         std::lock_guard dbLock(dbMutex_);
-        std::vector<ConnectionRow> rows = selectRows("node_id", nodeId);
+        auto failed = [&](const char *step) {
+            if (error) *error = std::string("claiming the rows of node '") + nodeId + "' failed at " + step + ": " + sqlite3_errmsg(db_);
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            return std::vector<ConnectionRow>{};
+        };
+        if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("BEGIN");
+        std::vector<ConnectionRow> rows;
+        if (!selectRows("node_id", nodeId, rows)) return failed("SELECT");
         sqlite3_stmt *s = nullptr;
-        sqlite3_prepare_v2(db_, "DELETE FROM connections WHERE node_id = ?", -1, &s, nullptr);
+        if (sqlite3_prepare_v2(db_, "DELETE FROM connections WHERE node_id = ?", -1, &s, nullptr) != SQLITE_OK) return failed("DELETE");
         sqlite3_bind_text(s, 1, nodeId.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_step(s);
+        int rc = sqlite3_step(s);
         sqlite3_finalize(s);
+        if (rc != SQLITE_DONE) return failed("DELETE");
+        if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("COMMIT");
+        if (error) error->clear();
         return rows;
     }
 
     std::optional<ConnectionRow> find(const std::string &id) override {
         std::lock_guard dbLock(dbMutex_);
-        std::vector<ConnectionRow> rows = selectRows("connection_id", id);
+        std::vector<ConnectionRow> rows;
+        selectRows("connection_id", id, rows);
         if (rows.empty()) return std::nullopt;
         return rows.front();
     }
@@ -104,17 +179,17 @@ private:
         return t ? std::string(reinterpret_cast<const char *>(t), sqlite3_column_bytes(s, col)) : std::string();
     }
 
-    // Rows whose `column` equals `value`; the caller holds dbMutex_.
-    std::vector<ConnectionRow> selectRows(const char *column, const std::string &value) {
+    // Appends the rows whose `column` equals `value`; false when the query failed. The caller holds dbMutex_.
+    bool selectRows(const char *column, const std::string &value, std::vector<ConnectionRow> &rows) {
         std::string sql = std::string("SELECT connection_id, node_id, connected_at, last_active_at, source_ip, user_agent, "
                                       "headers, query, authorizer FROM connections WHERE ") + column + " = ?";
-        std::vector<ConnectionRow> rows;
         sqlite3_stmt *s = nullptr;
-        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return rows;
+        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return false;
         sqlite3_bind_text(s, 1, value.c_str(), -1, SQLITE_TRANSIENT);
-        while (sqlite3_step(s) == SQLITE_ROW) rows.push_back(readRow(s));
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) rows.push_back(readRow(s));
         sqlite3_finalize(s);
-        return rows;
+        return rc == SQLITE_DONE;
     }
 
     static ConnectionRow readRow(sqlite3_stmt *s) {
@@ -136,58 +211,179 @@ private:
             log::error("sqlite prepare failed", {log::Field("sql", sql), log::Field("error", sqlite3_errmsg(db_))});
     }
 
-    void enqueue(Op op) {
-        bool wasIdle;
+    void enqueue(Op op, bool urgent) {
+        bool wake;
         {
             std::lock_guard lock(mutex_);
-            wasIdle = ops_.empty() && touches_.empty();
+            wake = urgent || (ops_.empty() && touches_.empty());
             ops_.push_back(std::move(op));
+            if (urgent) ++urgentOps_;
         }
-        if (wasIdle) wake_.notify_one();
+        if (wake) wake_.notify_one();
     }
 
-    void writerLoop() {
+    struct Batch {
         std::vector<Op> ops;
         std::unordered_map<std::string, int64_t> touches;
+        bool empty() const { return ops.empty() && touches.empty(); }
+        size_t size() const { return ops.size() + touches.size(); }
+    };
+
+    void writerLoop() {
+        Batch batch;  // taken from the queue; kept across failed commits until one succeeds
+        Clock::time_point nextFileCheck = Clock::now() + kFileCheckInterval;
+        std::chrono::milliseconds retryDelay = kRetryFirst;
+        std::optional<Clock::time_point> giveUpAt;  // set when a stop finds writes failing
         for (;;) {
             uint64_t flushTarget;
             {
                 std::unique_lock lock(mutex_);
-                wake_.wait(lock, [&] {
-                    return stopping_ || !ops_.empty() || !touches_.empty() || requestedFlush_ > completedFlush_;
-                });
-                // Let a burst gather for a moment: one transaction (and one wake-up of this thread) for many
-                // connects and disconnects instead of one each. A flush or a stop does not wait.
-                wake_.wait_for(lock, kGatherTime, [&] { return stopping_ || requestedFlush_ > completedFlush_; });
-                // Carry over what a failed commit left behind, ahead of what came since.
-                for (auto &o : ops_) ops.push_back(std::move(o));
+                auto work = [&] { return stopping_ || !ops_.empty() || !touches_.empty() || requestedFlush_ > completedFlush_; };
+                if (batch.empty()) {
+                    if (!wake_.wait_until(lock, nextFileCheck, work)) {
+                        lock.unlock();
+                        checkFile();
+                        nextFileCheck = Clock::now() + kFileCheckInterval;
+                        continue;
+                    }
+                    // Let a burst gather for a moment: one transaction (and one wake-up of this thread) for many
+                    // connects and disconnects instead of one each. A flush, a durable insert or a stop does not wait.
+                    wake_.wait_for(lock, kGatherTime,
+                                   [&] { return stopping_ || urgentOps_ > 0 || requestedFlush_ > completedFlush_; });
+                }
+                // A failed batch goes first, then what came since, in order.
+                for (auto &o : ops_) batch.ops.push_back(std::move(o));
                 ops_.clear();
+                urgentOps_ = 0;
                 for (auto &[id, ts] : touches_) {
-                    int64_t &slot = touches[id];
+                    int64_t &slot = batch.touches[id];
                     if (ts > slot) slot = ts;
                 }
                 touches_.clear();
+                inFlight_ = batch.size();
                 flushTarget = requestedFlush_;
-                if (ops.empty() && touches.empty() && stopping_) {
+                if (batch.empty() && stopping_) {
                     completedFlush_ = flushTarget;
                     stopped_ = true;
                     flushed_.notify_all();
                     return;
                 }
             }
-            bool ok = commit(ops, touches);
-            lastCommitOk_.store(ok, std::memory_order_relaxed);
+            if (Clock::now() >= nextFileCheck) {
+                checkFile();
+                nextFileCheck = Clock::now() + kFileCheckInterval;
+            }
+            std::string error;
+            bool ok = commit(batch, &error);
             if (ok) {
-                ops.clear();
-                touches.clear();
+                for (Op &op : batch.ops)
+                    if (auto *ins = std::get_if<InsertOp>(&op); ins && ins->committed) ins->committed(true);
+                batch = Batch{};
+                retryDelay = kRetryFirst;
+                writeSucceeded();
+                {
+                    std::lock_guard lock(mutex_);
+                    inFlight_ = 0;
+                    completedFlush_ = flushTarget;
+                }
+                flushed_.notify_all();
+                continue;
             }
-            {
-                std::lock_guard lock(mutex_);
-                if (ok) completedFlush_ = flushTarget;
+            writeFailed(error);
+            std::unique_lock lock(mutex_);
+            if (stopping_) {
+                if (!giveUpAt) giveUpAt = Clock::now() + kStopRetryTime;
+                if (Clock::now() >= *giveUpAt) {
+                    log::error("connection table: giving up at shutdown; these writes are lost (rows of closed connections "
+                               "stay until the next start cleans them up)",
+                               {log::Field("writes", static_cast<uint64_t>(batch.size() + ops_.size() + touches_.size())),
+                                log::Field("error", error)});
+                    for (auto &o : ops_) batch.ops.push_back(std::move(o));
+                    ops_.clear();
+                    touches_.clear();
+                    inFlight_ = 0;
+                    stopped_ = true;
+                    lock.unlock();
+                    for (Op &op : batch.ops)
+                        if (auto *ins = std::get_if<InsertOp>(&op); ins && ins->committed) ins->committed(false);
+                    flushed_.notify_all();
+                    return;
+                }
             }
-            flushed_.notify_all();
-            if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            // Retry on our own after the delay: new writes, flushes or durable inserts neither hurry nor hold it
+            // (only a stop ends the wait, to start the give-up clock).
+            bool stopSeen = stopping_;
+            wake_.wait_for(lock, retryDelay, [&] { return stopping_ && !stopSeen; });
+            retryDelay = std::min(retryDelay * 2, kRetryMax);
         }
+    }
+
+    void writeFailed(const std::string &error) {
+        Clock::time_point now = Clock::now();
+        bool first;
+        uint64_t attempts;
+        {
+            std::lock_guard lock(mutex_);
+            first = writeError_.empty();
+            if (first) failingSince_ = now;
+            writeError_ = error;
+            attempts = ++failedAttempts_;
+        }
+        writeFailing_.store(true, std::memory_order_relaxed);
+        if (first || now - lastFailureLog_ >= kFailureLogInterval) {
+            lastFailureLog_ = now;
+            log::error(first ? "connection table write failed; retrying with backoff until it succeeds"
+                             : "connection table writes still failing; retrying",
+                       {log::Field("db", path_), log::Field("error", error), log::Field("attempts", attempts),
+                        log::Field("waiting", static_cast<uint64_t>(queueDepth()))});
+        }
+    }
+
+    void writeSucceeded() {
+        if (!writeFailing_.load(std::memory_order_relaxed)) return;
+        uint64_t attempts;
+        Clock::duration failedFor;
+        {
+            std::lock_guard lock(mutex_);
+            attempts = failedAttempts_;
+            failedFor = Clock::now() - failingSince_;
+            writeError_.clear();
+            failedAttempts_ = 0;
+        }
+        writeFailing_.store(false, std::memory_order_relaxed);
+        log::info("connection table writes succeed again",
+                  {log::Field("db", path_), log::Field("failedAttempts", attempts),
+                   log::Field("failedForMs", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(failedFor).count()))});
+    }
+
+    // The file we write must still be the one at the path: a deleted or replaced database (or WAL) file takes
+    // every later write with it, although SQLite goes on writing without an error. Not writable by us (a
+    // chmod, a read-only remount) is reported too. It does not recover by itself: the gateway must restart.
+    void checkFile() {
+        std::string problem;
+        FileIdentity now = identityOf(path_);
+        if (!now.known) {
+            problem = "the database file " + path_ + " was deleted while the gateway runs (" + std::strerror(now.error) +
+                      "): rows written now are lost; restart the gateway";
+        } else if (now.dev != dbFile_.dev || now.ino != dbFile_.ino) {
+            problem = "the database file " + path_ + " was replaced by another file while the gateway runs: rows written now "
+                      "are lost; restart the gateway";
+        } else if (walFile_.known) {
+            FileIdentity wal = identityOf(path_ + "-wal");
+            if (!wal.known || wal.dev != walFile_.dev || wal.ino != walFile_.ino)
+                problem = "the write-ahead log " + path_ + "-wal was deleted or replaced while the gateway runs: rows written "
+                          "now are lost; restart the gateway";
+        }
+        if (problem.empty() && ::access(path_.c_str(), W_OK) != 0)
+            problem = "the database file " + path_ + " is not writable (" + std::strerror(errno) + "): fix its permissions or mount";
+        {
+            std::lock_guard lock(mutex_);
+            if (problem == fileProblem_) return;
+            fileProblem_ = problem;
+        }
+        fileProblemSeen_.store(!problem.empty(), std::memory_order_relaxed);
+        if (!problem.empty()) log::error("connection table: database file problem", {log::Field("db", path_), log::Field("error", problem)});
+        else log::info("connection table: the database file is usable again", {log::Field("db", path_)});
     }
 
     bool step(sqlite3_stmt *s) {
@@ -199,23 +395,27 @@ private:
 
     // Connections that opened and closed within one batch: their INSERT and DELETE cancel out (an ID is
     // never reused), so neither runs, nor their touches. Short-lived connections then cost the table nothing.
+    // A durable insert is written even so: its caller waits for exactly that commit.
     static std::unordered_set<std::string_view> openedAndClosed(const std::vector<Op> &ops) {
         std::unordered_set<std::string_view> inserted, both;
         for (const Op &op : ops) {
-            if (const auto *ins = std::get_if<InsertOp>(&op)) inserted.insert(ins->row.connectionId);
-            else if (inserted.count(std::get<RemoveOp>(op).id)) both.insert(std::get<RemoveOp>(op).id);
+            if (const auto *ins = std::get_if<InsertOp>(&op)) {
+                if (!ins->committed) inserted.insert(ins->row.connectionId);
+            } else if (inserted.count(std::get<RemoveOp>(op).id)) {
+                both.insert(std::get<RemoveOp>(op).id);
+            }
         }
         return both;
     }
 
-    bool commit(const std::vector<Op> &ops, const std::unordered_map<std::string, int64_t> &touches) {
-        const std::unordered_set<std::string_view> skip = openedAndClosed(ops);
-        if (skip.size() * 2 == ops.size() && touches.empty()) return true;  // nothing left to write
+    bool commit(const Batch &batch, std::string *error) {
+        const std::unordered_set<std::string_view> skip = openedAndClosed(batch.ops);
+        if (skip.size() * 2 == batch.ops.size() && batch.touches.empty()) return true;  // nothing left to write
         std::lock_guard dbLock(dbMutex_);
-        if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("BEGIN");
-        for (const Op &op : ops) {
+        if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("BEGIN", error);
+        for (const Op &op : batch.ops) {
             if (const auto *ins = std::get_if<InsertOp>(&op)) {
-                if (skip.count(ins->row.connectionId)) continue;
+                if (!ins->committed && skip.count(ins->row.connectionId)) continue;
                 const ConnectionRow &r = ins->row;
                 sqlite3_bind_text(insert_, 1, r.connectionId.c_str(), -1, SQLITE_STATIC);
                 sqlite3_bind_text(insert_, 2, r.nodeId.c_str(), -1, SQLITE_STATIC);
@@ -227,45 +427,53 @@ private:
                 sqlite3_bind_text(insert_, 8, r.queryJson.c_str(), -1, SQLITE_STATIC);
                 if (r.authorizerJson.empty()) sqlite3_bind_null(insert_, 9);
                 else sqlite3_bind_text(insert_, 9, r.authorizerJson.c_str(), -1, SQLITE_STATIC);
-                if (!step(insert_)) return rollback("INSERT");
+                if (!step(insert_)) return rollback("INSERT", error);
             } else {
                 if (skip.count(std::get<RemoveOp>(op).id)) continue;
                 sqlite3_bind_text(remove_, 1, std::get<RemoveOp>(op).id.c_str(), -1, SQLITE_STATIC);
-                if (!step(remove_)) return rollback("DELETE");
+                if (!step(remove_)) return rollback("DELETE", error);
             }
         }
         // Touches last: one UPDATE per connection however many messages it sent; a removed row is untouched.
-        for (const auto &[id, ts] : touches) {
+        for (const auto &[id, ts] : batch.touches) {
             if (skip.count(id)) continue;
             sqlite3_bind_int64(touch_, 1, ts);
             sqlite3_bind_text(touch_, 2, id.c_str(), -1, SQLITE_STATIC);
             sqlite3_bind_int64(touch_, 3, ts);
-            if (!step(touch_)) return rollback("UPDATE");
+            if (!step(touch_)) return rollback("UPDATE", error);
         }
-        if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return rollback("COMMIT");
+        if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return rollback("COMMIT", error);
         return true;
     }
 
-    bool fail(const char *what) {
-        log::error("connection table write failed; retrying", {log::Field("step", what), log::Field("error", sqlite3_errmsg(db_))});
+    bool fail(const char *what, std::string *error) {
+        *error = std::string(what) + ": " + sqlite3_errmsg(db_);
         return false;
     }
 
-    bool rollback(const char *what) {
-        fail(what);
+    bool rollback(const char *what, std::string *error) {
+        fail(what, error);
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return false;
     }
 
     sqlite3 *db_;
+    const std::string path_;
+    FileIdentity dbFile_, walFile_;  // as opened; checkFile() compares the paths against them
     sqlite3_stmt *insert_ = nullptr, *remove_ = nullptr, *touch_ = nullptr;
     std::mutex dbMutex_;
     mutable std::mutex mutex_;
     std::condition_variable wake_, flushed_;
     std::vector<Op> ops_;
+    size_t urgentOps_ = 0;  // durable inserts among ops_
     std::unordered_map<std::string, int64_t> touches_;
+    size_t inFlight_ = 0;  // writes the store thread has taken and not yet committed
     uint64_t requestedFlush_ = 0, completedFlush_ = 0;
-    std::atomic<bool> lastCommitOk_{true};
+    std::string writeError_, fileProblem_;  // "" while fine; under mutex_
+    uint64_t failedAttempts_ = 0;
+    Clock::time_point failingSince_{};
+    Clock::time_point lastFailureLog_{};  // store thread only
+    std::atomic<bool> writeFailing_{false}, fileProblemSeen_{false};
     bool stopping_ = false, stopped_ = false;
     std::thread writer_;
 };
@@ -287,6 +495,8 @@ std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::s
         sqlite3_close(db);
         return fail("cannot open the connection table: " + msg);
     }
+    // Setting up may wait for another process's lock a while; the store thread's writes then wait briefly
+    // and retry with backoff instead (see kBusyTimeoutMs).
     sqlite3_busy_timeout(db, 5000);
     // A small page cache: the table is written in batches and read rarely, and its cache would otherwise grow
     // with the number of connections (the 2 MB default is about 100 bytes each at 19,000).
@@ -306,7 +516,56 @@ std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::s
         sqlite3_close(db);
         return fail("cannot create the connections table: " + msg);
     }
-    return std::make_unique<SqliteStore>(db);
+    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    return std::make_unique<SqliteStore>(db, path);
 }
+
+std::unique_ptr<DatabaseLock> DatabaseLock::acquire(const std::string &dbPath, std::string *error) {
+    const std::string lockPath = dbPath + ".lock";
+    auto fail = [&](const std::string &why) -> std::unique_ptr<DatabaseLock> {
+        if (error) *error = why;
+        return nullptr;
+    };
+    std::error_code ec;
+    auto parent = std::filesystem::path(dbPath).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) return fail(dbPath + ": cannot create its directory: " + ec.message() + " (choose another file with --db)");
+    // Never truncated on open: the holder's PID in it is what a refused second gateway reports.
+    int fd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fail(lockPath + ": cannot open the database's lock file: " + std::strerror(errno) + " (choose another file with --db)");
+    struct flock whole{};
+    whole.l_type = F_WRLCK;
+    whole.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_SETLK, &whole) != 0) {
+        int err = errno;
+        if (err != EAGAIN && err != EACCES) {
+            ::close(fd);
+            return fail(lockPath + ": cannot lock the database's lock file: " + std::strerror(err));
+        }
+        // The kernel knows the holder (F_GETLK); the file's text is the fallback (another PID namespace).
+        struct flock probe{};
+        probe.l_type = F_WRLCK;
+        probe.l_whence = SEEK_SET;
+        long pid = 0;
+        if (::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) pid = probe.l_pid;
+        if (pid <= 0) {
+            char buf[32] = {};
+            ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+            if (n > 0) pid = std::strtol(buf, nullptr, 10);
+        }
+        ::close(fd);
+        return fail("--db " + dbPath + ": another gateway (PID " + (pid > 0 ? std::to_string(pid) : std::string("unknown")) +
+                    ") is using this database (it holds " + lockPath +
+                    "). Only one gateway may use a database: stop that one first, or give this one another --db");
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
+        log::warn("cannot write our PID into the database's lock file", {log::Field("file", lockPath),
+                                                                          log::Field("error", std::strerror(errno))});
+    return std::unique_ptr<DatabaseLock>(new DatabaseLock(fd, lockPath));
+}
+
+DatabaseLock::~DatabaseLock() { ::close(fd_); }  // releases the lock; the file (and its stale PID) stays
 
 }  // namespace wsgw

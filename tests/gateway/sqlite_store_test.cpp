@@ -3,7 +3,14 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <functional>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +63,44 @@ std::string name(const char *prefix, int i, int j = -1) {
         s += std::to_string(j);
     }
     return s;
+}
+
+// Polls `pred` until it holds or `limit` passes: a wait for a condition, with a bound.
+bool waitUntil(const std::function<bool()> &pred, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+// Another process's view of the database holding the write lock (`sqlite3 db 'BEGIN EXCLUSIVE'`) until
+// release() or destruction.
+struct WriteLockHolder {
+    sqlite3 *h = nullptr;
+    explicit WriteLockHolder(const std::string &db) {
+        REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(h, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    }
+    void release() {
+        if (!h) return;
+        sqlite3_exec(h, "COMMIT", nullptr, nullptr, nullptr);
+        sqlite3_close(h);
+        h = nullptr;
+    }
+    ~WriteLockHolder() { release(); }
+};
+
+void execSql(const std::string &db, const char *sql) {
+    sqlite3 *h = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+    char *err = nullptr;
+    int rc = sqlite3_exec(h, sql, nullptr, nullptr, &err);
+    std::string msg = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(h);
+    REQUIRE_MESSAGE(rc == SQLITE_OK, msg);
 }
 
 std::unique_ptr<ConnectionStore> open(const std::string &path) {
@@ -153,7 +198,9 @@ TEST_SUITE("sqlite_store") {
         }  // destroyed without removing: what a kill -9 leaves
         CHECK(countRows(db) == 3);
         auto store = open(db);
-        auto taken = store->takeRowsOfNode("n1");
+        std::string error = "not cleared";
+        auto taken = store->takeRowsOfNode("n1", &error);
+        CHECK(error.empty());
         REQUIRE(taken.size() == 2);
         CHECK(taken[0].nodeId == "n1");
         CHECK(countRows(db, "node_id = 'n1'") == 0);
@@ -190,6 +237,206 @@ TEST_SUITE("sqlite_store") {
         sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
         sqlite3_close(reader);
         CHECK(countRows(db) == 51);
+    }
+
+    TEST_CASE("a commit that fails while another process holds the lock is retried on its own until it succeeds") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        for (int i = 0; i < 5; ++i) store->insert(row(name("c", i)));
+        store->flush();
+        CHECK(store->writable());
+        CHECK(store->problem().empty());
+        {
+            WriteLockHolder lock(db);
+            for (int i = 0; i < 5; ++i) store->remove(name("c", i));
+            REQUIRE(waitUntil([&] { return !store->writable(); }));
+            // The failing batch is counted, and /readyz's text says what fails.
+            CHECK(store->queueDepth() == 5);
+            CHECK(store->problem().find("cannot be written") != std::string::npos);
+            CHECK(store->problem().find("locked") != std::string::npos);
+            CHECK(countRows(db) == 5);
+        }
+        // No other write arrives: the retry alone commits the removals, and the store says it is fine again.
+        REQUIRE(waitUntil([&] { return countRows(db) == 0; }));
+        REQUIRE(waitUntil([&] { return store->writable(); }));
+        CHECK(store->queueDepth() == 0);
+        CHECK(store->problem().empty());
+    }
+
+    TEST_CASE("writes queued during failures keep their order behind the failing batch; flush waits for all") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        WriteLockHolder lock(db);
+        store->insert(row("x"));
+        REQUIRE(waitUntil([&] { return !store->writable(); }));
+        store->remove("x");  // after the failing batch: must not run before the insert it removes
+        store->insert(row("y"));
+        store->touch("y", 4242);
+        CHECK(store->queueDepth() == 4);
+        auto flushed = std::async(std::launch::async, [&] { store->flush(); });
+        CHECK(flushed.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);
+        lock.release();
+        REQUIRE(flushed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+        CHECK(countRows(db, "connection_id = 'x'") == 0);
+        CHECK(countRows(db, "connection_id = 'y' AND last_active_at = 4242") == 1);
+        CHECK(store->writable());
+    }
+
+    TEST_CASE("insertDurable calls back once the row is committed, and only then") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        // Committed means another process sees it when the callback runs.
+        std::promise<long long> seen;
+        store->insertDurable(row("d1"), [&](bool ok) { seen.set_value(ok ? countRows(db, "connection_id = 'd1'") : -1); });
+        auto f = seen.get_future();
+        REQUIRE(f.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+        CHECK(f.get() == 1);
+
+        // While the table is locked the callback waits, then comes with true once the retry commits.
+        WriteLockHolder lock(db);
+        std::atomic<int> calls{0};
+        std::atomic<bool> result{false};
+        store->insertDurable(row("d2"), [&](bool ok) {
+            result = ok;
+            ++calls;
+        });
+        REQUIRE(waitUntil([&] { return !store->writable(); }));
+        CHECK(calls == 0);
+        lock.release();
+        REQUIRE(waitUntil([&] { return calls == 1; }));
+        CHECK(result);
+        CHECK(countRows(db, "connection_id = 'd2'") == 1);
+    }
+
+    TEST_CASE("a durable insert and its remove in one batch both run; 100 concurrent durable inserts share commits") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        std::atomic<int> committed{0};
+        {
+            WriteLockHolder lock(db);  // holds everything below in one batch
+            store->insertDurable(row("brief"), [&](bool ok) { committed += ok; });
+            store->remove("brief");
+            for (int i = 0; i < 100; ++i) store->insertDurable(row(name("g", i)), [&](bool ok) { committed += ok; });
+            REQUIRE(waitUntil([&] { return !store->writable(); }));
+        }
+        REQUIRE(waitUntil([&] { return committed == 101; }));
+        CHECK(countRows(db, "connection_id = 'brief'") == 0);
+        CHECK(countRows(db, "connection_id LIKE 'g%'") == 100);
+    }
+
+    TEST_CASE("a store stopping while the table stays locked gives up after a bounded time and says so to durable callers") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        WriteLockHolder lock(db);
+        std::atomic<int> calls{0};
+        std::atomic<bool> result{true};
+        store->insertDurable(row("never"), [&](bool ok) {
+            result = ok;
+            ++calls;
+        });
+        REQUIRE(waitUntil([&] { return !store->writable(); }));
+        auto started = std::chrono::steady_clock::now();
+        store.reset();
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(20));
+        CHECK(calls == 1);
+        CHECK_FALSE(result);
+    }
+
+    TEST_CASE("a claim while the table is locked fails, deletes nothing and says why; the retry gets every row once") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        store->insert(row("a", "n1"));
+        store->insert(row("b", "n1"));
+        store->flush();
+        std::string error;
+        {
+            WriteLockHolder lock(db);
+            auto taken = store->takeRowsOfNode("n1", &error);
+            CHECK(taken.empty());
+            CHECK(error.find("n1") != std::string::npos);
+            CHECK(error.find("locked") != std::string::npos);
+            CHECK(countRows(db, "node_id = 'n1'") == 2);
+        }
+        auto taken = store->takeRowsOfNode("n1", &error);
+        CHECK(error.empty());
+        CHECK(taken.size() == 2);
+        CHECK(countRows(db, "node_id = 'n1'") == 0);
+        CHECK(store->takeRowsOfNode("n1", &error).empty());
+        CHECK(error.empty());
+    }
+
+    TEST_CASE("a claim whose DELETE fails returns no rows: nothing is handed out that is not deleted") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        store->insert(row("a", "n1"));
+        store->flush();
+        execSql(db, "CREATE TRIGGER no_delete BEFORE DELETE ON connections BEGIN SELECT RAISE(ABORT, 'deletes refused'); END;");
+        std::string error;
+        CHECK(store->takeRowsOfNode("n1", &error).empty());
+        CHECK(error.find("DELETE") != std::string::npos);
+        CHECK(countRows(db, "node_id = 'n1'") == 1);
+        execSql(db, "DROP TRIGGER no_delete");
+        CHECK(store->takeRowsOfNode("n1", &error).size() == 1);
+        CHECK(countRows(db) == 0);
+    }
+
+    TEST_CASE("a database file deleted while open is noticed within seconds") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        store->insert(row("a"));
+        store->flush();
+        CHECK(store->problem().empty());
+        for (const char *suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
+        REQUIRE(waitUntil([&] { return !store->writable(); }));
+        CHECK(store->problem().find("deleted") != std::string::npos);
+        CHECK(store->problem().find(db) != std::string::npos);
+    }
+
+    TEST_CASE("one gateway per database: another process is refused with the holder's PID until the lock is released") {
+        TempDir dir;
+        std::string db = dir.path + "/sub/t.db";
+        std::string error;
+        auto lock = DatabaseLock::acquire(db, &error);
+        REQUIRE_MESSAGE(lock, error);
+        // Another process (POSIX locks are per process): its answer comes back through a pipe.
+        auto tryInChild = [&]() -> std::string {
+            int fds[2];
+            REQUIRE(pipe(fds) == 0);
+            pid_t child = fork();
+            REQUIRE(child >= 0);
+            if (child == 0) {
+                ::close(fds[0]);
+                std::string err;
+                auto l = DatabaseLock::acquire(db, &err);
+                std::string answer = l ? "acquired" : err;
+                ssize_t ignored = ::write(fds[1], answer.data(), answer.size());
+                (void)ignored;
+                _exit(0);
+            }
+            ::close(fds[1]);
+            std::string answer;
+            char buf[512];
+            ssize_t n;
+            while ((n = ::read(fds[0], buf, sizeof buf)) > 0) answer.append(buf, static_cast<size_t>(n));
+            ::close(fds[0]);
+            int status = 0;
+            waitpid(child, &status, 0);
+            return answer;
+        };
+        std::string refused = tryInChild();
+        CHECK(refused.find("PID " + std::to_string(getpid())) != std::string::npos);
+        CHECK(refused.find(db) != std::string::npos);
+        CHECK(refused.find("--db") != std::string::npos);
+        lock.reset();
+        CHECK(tryInChild() == "acquired");
     }
 
     TEST_CASE("an unusable path is refused with a message naming it") {
