@@ -28,6 +28,50 @@ struct LiveConnection {
     };
     std::unique_ptr<ChosenBackend> chosenBackend;  // rare: allocated only when a handler chose one
     bool hasChosenBackend() const { return chosenBackend && !chosenBackend->url.empty(); }
+
+    // ---- SPEC section 10: what this connection can make the gateway hold ----
+    // Send side: bytes of frames on their way to this client (commands in flight to the network thread and
+    // its send queue) not yet taken by the socket. Any thread reserves before queueing, so that a push that
+    // would overflow is refused at once (410) rather than accepted and dropped later.
+    enum class Reserve { Queued, Overflowed, Gone };
+    // Overflowed is returned once, to the sender whose frame crossed the bound: it asks for the close.
+    Reserve reserveSend(size_t len, size_t maxBytes) {
+        if (slowConsumer.load(std::memory_order_relaxed)) return Reserve::Gone;
+        auto add = static_cast<int64_t>(len);
+        int64_t before = sendQueueBytes.fetch_add(add, std::memory_order_relaxed);
+        if (before + add <= static_cast<int64_t>(maxBytes) || before == 0) return Reserve::Queued;  // one frame may be larger
+        sendQueueBytes.fetch_sub(add, std::memory_order_relaxed);
+        return slowConsumer.exchange(true) ? Reserve::Gone : Reserve::Overflowed;
+    }
+    void releaseSend(size_t len) { sendQueueBytes.fetch_sub(static_cast<int64_t>(len), std::memory_order_relaxed); }
+    bool isSlowConsumer() const { return slowConsumer.load(std::memory_order_relaxed); }
+    // Receive side: messages read from this client and not yet through their handler. The network thread
+    // adds and may pause reading; the worker that finishes one takes it off and owes the resume when the
+    // counts fall below half of the bounds (exactly one of them resumes: readPaused is exchanged).
+    void addPending(size_t bytes) {
+        pendingBytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+        pendingMessages.fetch_add(1, std::memory_order_relaxed);
+    }
+    bool pendingAtBound(size_t maxMessages, size_t maxBytes) const {
+        return pendingMessages.load(std::memory_order_relaxed) >= static_cast<int64_t>(maxMessages) ||
+               pendingBytes.load(std::memory_order_relaxed) >= static_cast<int64_t>(maxBytes);
+    }
+    bool pendingBelowHalf(size_t maxMessages, size_t maxBytes) const {
+        return pendingMessages.load(std::memory_order_acquire) <= static_cast<int64_t>(maxMessages / 2) &&
+               pendingBytes.load(std::memory_order_acquire) <= static_cast<int64_t>(maxBytes / 2);
+    }
+    // A worker finished a message of `bytes`: true when it must ask the network thread to read again.
+    bool donePending(size_t bytes, size_t maxMessages, size_t maxBytes) {
+        pendingBytes.fetch_sub(static_cast<int64_t>(bytes), std::memory_order_acq_rel);
+        pendingMessages.fetch_sub(1, std::memory_order_acq_rel);
+        return readPaused.load(std::memory_order_acquire) && pendingBelowHalf(maxMessages, maxBytes) &&
+               readPaused.exchange(false, std::memory_order_acq_rel);
+    }
+    std::atomic<int64_t> sendQueueBytes{0};
+    std::atomic<int64_t> pendingBytes{0};
+    std::atomic<int32_t> pendingMessages{0};
+    std::atomic<bool> slowConsumer{false};
+    std::atomic<bool> readPaused{false};
 };
 
 class ConnectionRegistry {

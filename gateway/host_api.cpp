@@ -4,15 +4,19 @@
 #include "log.h"
 #include "utf8.h"
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 namespace wsgw {
 
 bool isLocal(HostContext &ctx, const std::string &connectionId) { return ctx.registry->find(connectionId) != nullptr; }
 
 int postLocal(HostContext &ctx, const std::string &connectionId, std::string data, bool binary) {
-    if (!ctx.registry->find(connectionId)) return WSGW_GONE;
-    ctx.control->sendFrame(connectionId, std::move(data), binary);
+    // Gone, or over its send queue's bound (then closed as a slow consumer): either way not delivered.
+    if (!ctx.control->sendFrame(connectionId, std::move(data), binary)) return WSGW_GONE;
     RouteMetrics::add(ctx.pushMetrics->messagesOut);
     return WSGW_OK;
 }
@@ -89,9 +93,10 @@ int removeFromGroup(HostContext &ctx, const std::string &group, const std::strin
 
 size_t deliverLocal(HostContext &ctx, const std::string &group, std::string_view data, bool binary) {
     size_t sent = 0;
+    // One copy of the payload, shared by every recipient's send queue (SPEC section 10).
+    auto payload = std::make_shared<const std::string>(data);
     auto send = [&](const std::string &id) {
-        ctx.control->sendFrame(id, std::string(data), binary);
-        ++sent;
+        if (ctx.control->sendShared(id, payload, binary)) ++sent;
     };
     if (group.empty()) {
         // Everyone: connections still in $connect are left out, as they are from GET /@connections.
@@ -130,68 +135,171 @@ long copyOut(const std::string &text, char *buf, size_t cap) {
     return static_cast<long>(text.size());
 }
 
+// The events of invocations running now, by thread. event_json compares the plugin's pointer with these
+// addresses before reading anything: a wsgw_event the gateway did not make (a plugin's own, a copy, a
+// stale pointer) is never read past its public fields, let alone cast.
+struct RunningEvent::Slot {
+    std::mutex mutex;  // its thread writes `running` under it; other threads read it under it
+    InvocationEvent *running = nullptr;
+};
+
 namespace {
 
-int apiPost(wsgw_host *h, const char *id, const void *data, size_t len, int isBinary) {
-    if (!h || !id || (!data && len)) return WSGW_ERROR;
-    return postToConnection(*h->ctx, id, data, len, isBinary != 0);
-}
+using ThreadEvents = RunningEvent::Slot;
+std::mutex g_eventThreadsMutex;
+std::vector<ThreadEvents *> g_eventThreads;  // every thread that has run an invocation and not ended
 
-int apiDelete(wsgw_host *h, const char *id) {
-    if (!h || !id) return WSGW_ERROR;
-    return deleteConnection(*h->ctx, id);
-}
-
-long apiGet(wsgw_host *h, const char *id, char *buf, size_t cap) {
-    if (!h || !id) return -1;
-    std::string json;
-    if (!describeConnection(*h->ctx, id, json)) return -1;
-    return copyOut(json, buf, cap);
-}
-
-const char *apiEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) {
-    if (!ev) return nullptr;
-    // Only events the gateway built carry the magic; anything else (a plugin's own struct) gets nullptr.
-    auto *ie = reinterpret_cast<InvocationEvent *>(const_cast<wsgw_event *>(ev));
-    if (ie->magic != InvocationEvent::kMagic || !ie->connection) return nullptr;
-    if (!ie->jsonBuilt) {
-        ie->json = buildEventJson(*ie->connection, ie->fields);
-        ie->jsonBuilt = true;
+struct ThreadEventsOwner {
+    ThreadEvents *events = nullptr;
+    ThreadEvents &get() {
+        if (!events) {
+            auto made = std::make_unique<ThreadEvents>();
+            std::lock_guard lock(g_eventThreadsMutex);
+            g_eventThreads.push_back(made.get());
+            events = made.release();
+        }
+        return *events;
     }
-    if (len) *len = ie->json.size();
-    return ie->json.c_str();
+    ~ThreadEventsOwner() {
+        if (!events) return;
+        {
+            std::lock_guard lock(g_eventThreadsMutex);
+            g_eventThreads.erase(std::find(g_eventThreads.begin(), g_eventThreads.end(), events));
+        }
+        delete events;
+    }
+};
+thread_local ThreadEventsOwner t_events;
+thread_local std::string t_foreignEventJson;  // event_json of another thread's invocation, for this thread
+
+// The calling thread's own invocation: its event is built once, into the event itself.
+const char *ownEventJson(InvocationEvent &ie, size_t *len) {
+    if (!ie.jsonBuilt) {
+        ie.json = buildEventJson(*ie.connection, ie.fields);
+        ie.jsonBuilt = true;
+    }
+    if (len) *len = ie.json.size();
+    return ie.json.c_str();
 }
 
-int apiAddToGroup(wsgw_host *h, const char *group, const char *id) {
+// An event running on another thread (a plugin's own thread asking during handle()): that thread cannot
+// finish the invocation while we hold its mutex, and the copy built here belongs to the calling thread.
+const char *foreignEventJson(const wsgw_event *ev, size_t *len) {
+    std::unique_lock threadsLock(g_eventThreadsMutex);
+    for (ThreadEvents *te : g_eventThreads) {
+        std::unique_lock lock(te->mutex);
+        if (!te->running || &te->running->ev != ev || !te->running->connection) continue;
+        threadsLock.unlock();
+        t_foreignEventJson = buildEventJson(*te->running->connection, te->running->fields);
+        if (len) *len = t_foreignEventJson.size();
+        return t_foreignEventJson.c_str();
+    }
+    return nullptr;
+}
+
+// Every entry point is noexcept: a C caller cannot take an exception, so bad_alloc and anything else
+// thrown below become WSGW_ERROR (or -1 / NULL) instead of unwinding through the plugin.
+int apiPost(wsgw_host *h, const char *id, const void *data, size_t len, int isBinary) noexcept {
+    if (!h || !id || (!data && len)) return WSGW_ERROR;
+    try {
+        return postToConnection(*h->ctx, id, data, len, isBinary != 0);
+    } catch (...) {
+        return WSGW_ERROR;
+    }
+}
+
+int apiDelete(wsgw_host *h, const char *id) noexcept {
+    if (!h || !id) return WSGW_ERROR;
+    try {
+        return deleteConnection(*h->ctx, id);
+    } catch (...) {
+        return WSGW_ERROR;
+    }
+}
+
+long apiGet(wsgw_host *h, const char *id, char *buf, size_t cap) noexcept {
+    if (!h || !id) return -1;
+    try {
+        std::string json;
+        if (!describeConnection(*h->ctx, id, json)) return -1;
+        return copyOut(json, buf, cap);
+    } catch (...) {
+        return -1;
+    }
+}
+
+const char *apiEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) noexcept {
+    if (!ev) return nullptr;
+    try {
+        ThreadEvents *own = t_events.events;
+        if (own && own->running && &own->running->ev == ev && own->running->connection)
+            return ownEventJson(*own->running, len);  // only this thread writes `running`: no lock needed
+        return foreignEventJson(ev, len);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+int apiAddToGroup(wsgw_host *h, const char *group, const char *id) noexcept {
     if (!h || !group || !id) return WSGW_ERROR;
-    return addToGroup(*h->ctx, group, id);
+    try {
+        return addToGroup(*h->ctx, group, id);
+    } catch (...) {
+        return WSGW_ERROR;
+    }
 }
 
-int apiRemoveFromGroup(wsgw_host *h, const char *group, const char *id) {
+int apiRemoveFromGroup(wsgw_host *h, const char *group, const char *id) noexcept {
     if (!h || !group || !id) return WSGW_ERROR;
-    return removeFromGroup(*h->ctx, group, id);
+    try {
+        return removeFromGroup(*h->ctx, group, id);
+    } catch (...) {
+        return WSGW_ERROR;
+    }
 }
 
-int apiSendToGroup(wsgw_host *h, const char *group, const void *data, size_t len, int isBinary) {
+int apiSendToGroup(wsgw_host *h, const char *group, const void *data, size_t len, int isBinary) noexcept {
     if (!h || !group || !*group || (!data && len)) return WSGW_ERROR;
-    return sendToGroup(*h->ctx, group, data, len, isBinary != 0);
+    try {
+        return sendToGroup(*h->ctx, group, data, len, isBinary != 0);
+    } catch (...) {
+        return WSGW_ERROR;
+    }
 }
 
-int apiSendToAll(wsgw_host *h, const void *data, size_t len, int isBinary) {
+int apiSendToAll(wsgw_host *h, const void *data, size_t len, int isBinary) noexcept {
     if (!h || (!data && len)) return WSGW_ERROR;
-    return sendToGroup(*h->ctx, "", data, len, isBinary != 0);
+    try {
+        return sendToGroup(*h->ctx, "", data, len, isBinary != 0);
+    } catch (...) {
+        return WSGW_ERROR;
+    }
 }
 
-void apiLog(wsgw_host *h, int level, const char *message) {
+void apiLog(wsgw_host *h, int level, const char *message) noexcept {
     log::Level l = level <= WSGW_LOG_DEBUG ? log::Level::Debug
                    : level == WSGW_LOG_INFO ? log::Level::Info
                    : level == WSGW_LOG_WARN ? log::Level::Warn
                                             : log::Level::Error;
-    if (!log::enabled(l)) return;
-    log::write(l, message ? message : "", {log::Field("handler", h ? h->instanceName : std::string())});
+    try {
+        if (!log::enabled(l)) return;
+        log::write(l, message ? message : "", {log::Field("handler", h ? h->instanceName : std::string())});
+    } catch (...) {  // a log line lost to bad_alloc is not worth failing the caller
+    }
 }
 
 }  // namespace
+
+RunningEvent::RunningEvent(InvocationEvent &event) : events_(&t_events.get()) {
+    std::lock_guard lock(events_->mutex);
+    previous_ = events_->running;
+    events_->running = &event;
+}
+
+RunningEvent::~RunningEvent() {
+    std::lock_guard lock(events_->mutex);
+    events_->running = previous_;
+}
 
 void initHostApi(wsgw_host &host, HostContext *ctx, std::string instanceName) {
     host.ctx = ctx;

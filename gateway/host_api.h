@@ -13,15 +13,26 @@
 #include <wsgw/handler.h>
 
 #include <atomic>
+#include <memory>
 #include <string>
 
 namespace wsgw {
+
+// The close of a connection whose send queue went over limits.maxSendQueueBytes (SPEC section 10).
+inline constexpr const char *kSlowConsumerReason = "Slow consumer: send queue over maxSendQueueBytes";
 
 // What other threads may ask of the network thread. Implementations queue and wake it; they never block.
 class ConnectionControl {
 public:
     virtual ~ConnectionControl() = default;
-    virtual void sendFrame(const std::string &connectionId, std::string data, bool binary) = 0;
+    // Queues a frame for the connection's client. False when it was not queued: the connection is gone, or
+    // the frame would take its send queue over maxSendQueueBytes (it is then closed as a slow consumer,
+    // with 1008). The sender answers GONE.
+    virtual bool sendFrame(const std::string &connectionId, std::string data, bool binary) = 0;
+    // The same for a payload shared by many recipients (group sends, broadcasts): held once, not per recipient.
+    virtual bool sendShared(const std::string &connectionId, std::shared_ptr<const std::string> payload, bool binary) = 0;
+    // A worker brought the connection's pending messages below half of the bounds: read its socket again.
+    virtual void resumeReading(const std::string &connectionId) = 0;
     virtual void closeConnection(const std::string &connectionId, int code, std::string reason) = 0;
     // The outcome of a $connect: status 0 accepts; otherwise the upgrade is refused with that HTTP status.
     virtual void connectDecided(const std::string &connectionId, int status, std::string body) = 0;
@@ -31,6 +42,7 @@ struct HostContext {
     ConnectionRegistry *registry = nullptr;
     ConnectionControl *control = nullptr;
     std::atomic<size_t> maxMessageBytes{131072};
+    std::atomic<size_t> maxSendQueueBytes{1048576}, maxPendingMessages{64}, maxPendingBytes{1048576};  // SPEC section 10
     Metrics metrics;
     RouteMetrics *pushMetrics = metrics.route(Metrics::kPushRoute);  // frames pushed by ID, from any source
     AccessLog *accessLog = nullptr;                             // null: --access-log off
@@ -47,6 +59,22 @@ struct InvocationEvent {
     std::string json;
     bool jsonBuilt = false;
     static constexpr uint64_t kMagic = 0x7773677765763031ULL;  // "wsgwev01"
+};
+
+// Marks `event` as the invocation running on this thread for as long as it lives: event_json answers only
+// for registered events, found by address, so a wsgw_event the gateway did not make is never read.
+class RunningEvent {
+public:
+    explicit RunningEvent(InvocationEvent &event);
+    ~RunningEvent();
+    RunningEvent(const RunningEvent &) = delete;
+    RunningEvent &operator=(const RunningEvent &) = delete;
+
+    struct Slot;  // this thread's: which event it runs
+
+private:
+    Slot *events_;
+    InvocationEvent *previous_;
 };
 
 // Pushes, closes and groups by ID, shared by the host API and the management API. A connection on another

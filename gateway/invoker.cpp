@@ -43,7 +43,9 @@ struct Invoker::WorkerSlot {
     bool isolated = false;
     RouteMetrics *metrics = nullptr;
     bool retired = false;  // timed out: its lane went to another worker; it ends when the handler returns
-    bool exited = false;
+    std::atomic<bool> exited{false};  // workerLoop has returned (read by stop() without the mutex)
+    const void *handlerId = nullptr;  // the in-process PluginInstance running, for the stuck count
+    Invocation *invocation = nullptr; // the one being run (the worker's), for the write-off
     std::chrono::steady_clock::time_point deadline;
     wsgw_event_type type = WSGW_MESSAGE;
     std::string connectionId, requestId, routeKey, handler;
@@ -51,30 +53,99 @@ struct Invoker::WorkerSlot {
 
 namespace {
 constexpr int kLaneBatch = 32;  // invocations of one lane before yielding the worker to other lanes
+constexpr auto kSpawnRetry = std::chrono::milliseconds(100);   // after a thread could not be created
+constexpr auto kWarningInterval = std::chrono::seconds(10);   // one warning per interval for repeated trouble
 }
 
-Invoker::Invoker(unsigned threads, ConnectionControl &control, HostContext &host) : control_(control), host_(host) {
+Invoker::Invoker(unsigned threads, ConnectionControl &control, HostContext &host, unsigned maxStuckThreads)
+    : control_(control), host_(host), maxStuckThreads_(maxStuckThreads) {
     if (threads == 0) threads = 1;
     threads_ = threads;
-    for (unsigned i = 0; i < threads; ++i) slots_.push_back(std::make_unique<WorkerSlot>());
-    for (auto &slot : slots_) slot->thread = std::thread([this, s = slot.get()] { workerLoop(*s); });
+    for (unsigned i = 0; i < threads; ++i) startWorker();  // a failure is retried by the watchdog
     watchdog_ = std::thread([this] { watchdogLoop(); });
 }
 
 Invoker::~Invoker() { stop(); }
 
-void Invoker::stop() {
+size_t Invoker::stop(std::chrono::milliseconds grace) {
     {
         std::lock_guard lock(readyMutex_);
-        if (stopping_ && slots_.empty()) return;
+        if (stopped_) return abandoned_;
+        stopped_ = true;
         stopping_ = true;
     }
     readyCv_.notify_all();
     watchdogCv_.notify_all();
     if (watchdog_.joinable()) watchdog_.join();  // first: it is the one that adds workers
-    for (auto &slot : slots_)
-        if (slot->thread.joinable()) slot->thread.join();
+    // Workers finish the invocation in hand and leave; one stuck in a handler is never joined.
+    {
+        std::unique_lock lock(idleMutex_);
+        idleCv_.wait_for(lock, grace, [this] {
+            for (auto &slot : slots_)
+                if (!slot->exited.load(std::memory_order_acquire)) return false;
+            return true;
+        });
+    }
+    size_t abandoned = 0;
+    for (auto &slot : slots_) {
+        if (slot->exited.load(std::memory_order_acquire)) {
+            slot->thread.join();
+            continue;
+        }
+        // Still inside a handler: it keeps its slot (leaked on purpose, it may still touch it) and runs on
+        // until the process leaves.
+        slot->thread.detach();
+        (void)slot.release();
+        ++abandoned;
+    }
     slots_.clear();
+    abandoned_ = abandoned;
+    if (abandoned)
+        log::warn("stop: handler threads still running; they are abandoned", {log::Field("threads", static_cast<uint64_t>(abandoned))});
+    return abandoned;
+}
+
+// Called by the constructor and then only by the watchdog, the two owners of slots_.
+bool Invoker::startWorker() {
+    auto slot = std::make_unique<WorkerSlot>();
+    WorkerSlot *s = slot.get();
+    try {
+        s->thread = std::thread([this, s] { workerLoop(*s); });
+    } catch (const std::system_error &e) {
+        // EAGAIN from a pids cgroup or RLIMIT_NPROC: the process runs on with the workers it has.
+        ++spawnFailures_;
+        auto now = std::chrono::steady_clock::now();
+        nextSpawnRetry_ = now + kSpawnRetry;
+        if (now >= nextSpawnWarning_) {
+            nextSpawnWarning_ = now + kWarningInterval;
+            log::error("cannot start a handler worker thread; retrying every 100 ms",
+                       {log::Field("error", e.what()), log::Field("failures", static_cast<uint64_t>(spawnFailures_)),
+                        log::Field("stuckThreads", static_cast<uint64_t>(stuckThreads()))});
+        }
+        return false;
+    }
+    slots_.push_back(std::move(slot));
+    return true;
+}
+
+void Invoker::invocationDone() {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard lock(idleMutex_);
+        idleCv_.notify_all();
+    }
+}
+
+void Invoker::countStuck(const void *handler, int delta) {
+    std::lock_guard lock(stuckMutex_);
+    size_t &n = stuckByHandler_[handler];
+    if (delta > 0) {
+        ++n;
+        stuckThreads_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+        --n;
+        stuckThreads_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (n == 0) stuckByHandler_.erase(handler);
 }
 
 std::shared_ptr<Invoker::Lane> Invoker::newLane() { return std::make_shared<Lane>(); }
@@ -131,12 +202,19 @@ void Invoker::workerLoop(WorkerSlot &slot) {
     // out once per message; on idle cores nothing changes.
     sched_param param{};
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    runLanes(slot);
+    slot.exited.store(true, std::memory_order_release);
+    std::lock_guard lock(idleMutex_);  // stop() waits for `exited` on idleCv_
+    idleCv_.notify_all();
+}
+
+void Invoker::runLanes(WorkerSlot &slot) {
     for (;;) {
         std::shared_ptr<Lane> lane;
         {
             std::unique_lock lock(readyMutex_);
             readyCv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
-            if (ready_.empty()) return;  // stopping and nothing left
+            if (stopping_) return;  // what is still queued is dropped: the caller has drained
             lane = std::move(ready_.front());
             ready_.pop_front();
         }
@@ -145,6 +223,7 @@ void Invoker::workerLoop(WorkerSlot &slot) {
             slot.lane = lane;
         }
         for (int n = 0;; ++n) {
+            if (stopping_.load(std::memory_order_relaxed)) return;
             Invocation inv;
             {
                 std::lock_guard lock(lane->mutex);
@@ -161,22 +240,36 @@ void Invoker::workerLoop(WorkerSlot &slot) {
                 inv = std::move(lane->queue.front());
                 lane->queue.pop_front();
             }
+            {
+                std::lock_guard lock(slot.mutex);
+                slot.invocation = &inv;
+            }
             run(slot, inv);
+            if (inv.pendingCounted) releasePending(inv);
             bool retired;
             {
                 std::lock_guard lock(slot.mutex);
                 retired = slot.retired;
-                if (retired) slot.exited = true;
+                slot.invocation = nullptr;
             }
-            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-                std::lock_guard lock(idleMutex_);
-                idleCv_.notify_all();
+            if (retired) {  // the watchdog ended this invocation; the lane belongs to another worker now
+                countStuck(slot.handlerId, -1);
+                return;
             }
-            if (retired) return;  // the lane belongs to another worker now; a fresh worker took this place
+            invocationDone();
         }
         std::lock_guard lock(slot.mutex);
         slot.lane.reset();
     }
+}
+
+// The message's handler returned: it no longer counts against its connection's pending bounds, and the
+// network thread reads the socket again if this brought a paused lane below half.
+void Invoker::releasePending(const Invocation &inv) {
+    host_.metrics.pendingBytes.fetch_sub(static_cast<int64_t>(inv.pendingBytes), std::memory_order_relaxed);
+    if (inv.connection->donePending(inv.pendingBytes, host_.maxPendingMessages.load(std::memory_order_relaxed),
+                                    host_.maxPendingBytes.load(std::memory_order_relaxed)))
+        control_.resumeReading(inv.connection->info.connectionId);
 }
 
 namespace {
@@ -239,6 +332,8 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         }
     }
 
+    if (handler && !handler->isolated && failFastWhenStuck(inv, routeKey)) return;
+
     InvocationEvent ie;
     ie.ev.size = sizeof(wsgw_event);
     ie.ev.type = inv.type;
@@ -259,6 +354,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     ie.fields.isBinary = inv.binary;
     ie.fields.disconnectStatusCode = inv.disconnectCode;
     ie.fields.disconnectReason = inv.disconnectReason;
+    RunningEvent running(ie);  // event_json answers for this event while it runs
 
     wsgw_response resp{};
     resp.size = sizeof(wsgw_response);
@@ -279,6 +375,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         slot.handler = integrationName;
         slot.isolated = (handler && handler->isolated) || inv.route->http;  // both return at the deadline
         slot.metrics = inv.route->metrics;
+        slot.handlerId = handler;
     }
 
     int rc = 0;
@@ -298,7 +395,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
             byValue.body = std::move(r.body);
             backendStatus = r.status;
             resp.status_code = r.status;
-            resp.body = byValue.body.data();
+            resp.body = byValue.body.empty() ? nullptr : byValue.body.data();  // an empty HTTP body sends nothing
             resp.body_len = byValue.body.size();
             resp.is_binary = isValidUtf8(byValue.body.data(), byValue.body.size()) ? 0 : 1;
         }
@@ -309,7 +406,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         deadlinePassed = byValue.timedOut;
         executionFailed = byValue.workerDied;
         resp.status_code = byValue.status;
-        resp.body = byValue.body.data();
+        resp.body = byValue.hasBody ? byValue.body.data() : nullptr;
         resp.body_len = byValue.body.size();
         resp.is_binary = byValue.binary ? 1 : 0;
     } else {
@@ -374,7 +471,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         if (rc != 0) {
             control_.sendFrame(connectionId, awsErrorFrame("Internal server error", connectionId, inv.requestId), false);
             RouteMetrics::add(metrics.messagesOut);
-        } else if (inv.route->routeResponse && resp.body && resp.body_len) {
+        } else if (inv.route->routeResponse && resp.body) {  // NULL: nothing; length 0: an empty message (SPEC 9)
             // A handler that answers with the message's own bytes (an echo) hands them back without a copy.
             bool ownBody = resp.body == inv.body.data() && resp.body_len == inv.body.size();
             control_.sendFrame(connectionId, ownBody ? std::move(inv.body) : std::string(resp.body, resp.body_len),
@@ -430,7 +527,6 @@ void Invoker::watchdogLoop() {
             if (stopping_) return;
         }
         auto now = std::chrono::steady_clock::now();
-        size_t replacements = 0;
         for (auto &slotPtr : slots_) {
             WorkerSlot &slot = *slotPtr;
             std::lock_guard slock(slot.mutex);
@@ -440,9 +536,15 @@ void Invoker::watchdogLoop() {
             // An isolated invocation returns at its deadline by itself (its worker process is killed).
             if (slot.isolated) continue;
             // A handler cannot be stopped in process: its worker is written off until it returns. The
-            // connection's later messages move to another worker, and a new worker keeps the pool's size.
+            // invocation ends now (its message no longer holds its lane back), the connection's later
+            // messages move to another worker, and a new worker keeps the pool's size.
             slot.retired = true;
-            ++replacements;
+            countStuck(slot.handlerId, +1);
+            if (slot.invocation && slot.invocation->pendingCounted) {
+                releasePending(*slot.invocation);
+                slot.invocation->pendingCounted = false;  // the worker sees this under slot.mutex
+            }
+            invocationDone();
             if (auto lane = slot.lane) {
                 std::lock_guard llock(lane->mutex);
                 if (lane->queue.empty()) {
@@ -455,23 +557,86 @@ void Invoker::watchdogLoop() {
             }
         }
         // Written-off workers whose handler has finished are joined and forgotten.
+        size_t live = 0;
         for (auto it = slots_.begin(); it != slots_.end();) {
-            bool done;
-            {
-                std::lock_guard slock((*it)->mutex);
-                done = (*it)->exited;
-            }
-            if (done) {
+            if ((*it)->exited.load(std::memory_order_acquire)) {
                 (*it)->thread.join();
                 it = slots_.erase(it);
-            } else {
-                ++it;
+                continue;
             }
+            std::lock_guard slock((*it)->mutex);
+            if (!(*it)->retired) ++live;
+            ++it;
         }
-        for (size_t i = 0; i < replacements; ++i) {
-            slots_.push_back(std::make_unique<WorkerSlot>());
-            WorkerSlot *fresh = slots_.back().get();
-            fresh->thread = std::thread([this, fresh] { workerLoop(*fresh); });
+        // Keep the pool at its size; a thread that cannot be created now is retried shortly.
+        while (live < threads_ && now >= nextSpawnRetry_ && startWorker()) ++live;
+        if (live == 0) answerWithoutWorkers();
+    }
+}
+
+bool Invoker::failFastWhenStuck(const Invocation &inv, const char *routeKey) {
+    if (stuckThreads_.load(std::memory_order_relaxed) < maxStuckThreads_) return false;
+    size_t stuckHere;
+    {
+        std::lock_guard lock(stuckMutex_);
+        auto it = stuckByHandler_.find(inv.route->handler);
+        stuckHere = it == stuckByHandler_.end() ? 0 : it->second;
+    }
+    if (stuckHere == 0) return false;
+    const std::string &connectionId = inv.connection->info.connectionId;
+    int64_t nowMs = nowEpochMs();
+    int64_t warnAt = nextStuckWarningMs_.load(std::memory_order_relaxed);
+    if (nowMs >= warnAt && nextStuckWarningMs_.compare_exchange_strong(warnAt, nowMs + 10000)) {
+        log::warn("handler not called: its stuck invocations have reached the limit; answering with the timeout",
+                  {log::Field("handler", inv.route->handler->name), log::Field("routeKey", routeKey),
+                   log::Field("stuckThreads", static_cast<uint64_t>(stuckThreads())),
+                   log::Field("stuckInThisHandler", static_cast<uint64_t>(stuckHere)),
+                   log::Field("maxStuckThreads", static_cast<uint64_t>(maxStuckThreads_))});
+    }
+    RouteMetrics &metrics = *inv.route->metrics;
+    RouteMetrics::add(metrics.executionErrors);
+    if (inv.type == WSGW_CONNECT) {
+        control_.connectDecided(connectionId, 504, {});
+    } else if (inv.type == WSGW_MESSAGE) {
+        control_.sendFrame(connectionId, awsErrorFrame("Endpoint request timed out", connectionId, inv.requestId), false);
+        RouteMetrics::add(metrics.messagesOut);
+    }
+    logAccess(inv, routeKey, 504, 0, "Endpoint request timed out (handler not called: too many of its invocations are stuck)");
+    return true;
+}
+
+// No worker is left (every one is stuck in a handler and no thread can be created): what is queued gets
+// the integration error now instead of waiting for a worker that may never come.
+void Invoker::answerWithoutWorkers() {
+    std::deque<std::shared_ptr<Lane>> lanes;
+    {
+        std::lock_guard lock(readyMutex_);
+        lanes.swap(ready_);
+        deferredWakes_ = 0;
+    }
+    for (auto &lane : lanes) {
+        std::vector<Invocation> taken;
+        {
+            std::lock_guard lock(lane->mutex);
+            while (!lane->queue.empty()) {
+                taken.push_back(std::move(lane->queue.front()));
+                lane->queue.pop_front();
+            }
+            lane->scheduled = false;
+        }
+        for (Invocation &inv : taken) {
+            const std::string &connectionId = inv.connection->info.connectionId;
+            const char *routeKey = routeKeyOf(inv);
+            if (inv.route) RouteMetrics::add(inv.route->metrics->executionErrors);
+            if (inv.type == WSGW_CONNECT) {
+                control_.connectDecided(connectionId, 502, {});
+            } else if (inv.type == WSGW_MESSAGE) {
+                control_.sendFrame(connectionId, awsErrorFrame("Internal server error", connectionId, inv.requestId), false);
+                if (inv.route) RouteMetrics::add(inv.route->metrics->messagesOut);
+            }
+            logAccess(inv, routeKey, inv.type == WSGW_CONNECT ? 502 : 500, -1, "no handler worker thread could be started");
+            if (inv.pendingCounted) releasePending(inv);
+            invocationDone();
         }
     }
 }

@@ -4,6 +4,13 @@
 // deadline and the late result is dropped; the stuck worker is written off and replaced, and the
 // connection's later messages go on without waiting for it (an isolated worker process is killed instead).
 // Exceptions and non-zero returns become integration errors.
+//
+// Written-off threads are bounded: once `maxStuckThreads` of them are still inside their handlers, a new
+// invocation of a handler that has any of them is answered at once with the timeout (it would only get
+// stuck too) instead of being called. So the process holds at most maxStuckThreads written-off threads,
+// plus one per worker for invocations already running when the bound was reached. A replacement thread
+// that cannot be created (EAGAIN: a pids cgroup, RLIMIT_NPROC) is logged and retried, never fatal; while
+// no worker is left, queued invocations are answered with the integration error rather than left waiting.
 #pragma once
 
 #include "host_api.h"
@@ -17,6 +24,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace wsgw {
@@ -32,6 +40,9 @@ struct Invocation {
     int64_t requestTimeMs = 0;
     int disconnectCode = 0;
     std::string disconnectReason;
+    // A message counted against its connection's pending bounds (SPEC section 10) until its handler returns.
+    size_t pendingBytes = 0;
+    bool pendingCounted = false;
     std::chrono::steady_clock::time_point receivedAt = std::chrono::steady_clock::now();  // for end-to-end latency
 };
 
@@ -42,7 +53,10 @@ class Invoker {
 public:
     struct Lane;
 
-    Invoker(unsigned threads, ConnectionControl &control, HostContext &host);
+    static constexpr unsigned kDefaultMaxStuckThreads = 16;
+
+    Invoker(unsigned threads, ConnectionControl &control, HostContext &host,
+            unsigned maxStuckThreads = kDefaultMaxStuckThreads);
     ~Invoker();
     Invoker(const Invoker &) = delete;
     Invoker &operator=(const Invoker &) = delete;
@@ -55,14 +69,30 @@ public:
     // Waits until every submitted invocation has finished; false on timeout.
     bool waitIdle(std::chrono::milliseconds timeout);
     size_t pending() const { return pending_.load(std::memory_order_relaxed); }
-    void stop();
+    // Threads written off after a timeout whose handlers have not returned yet.
+    size_t stuckThreads() const { return stuckThreads_.load(std::memory_order_relaxed); }
+    // Stops the workers and the watchdog without starting anything new; invocations still queued are
+    // dropped (the caller has drained). Waits up to `grace` for running handlers; a thread still inside
+    // a handler then is left running (never joined: a stuck handler would hang shutdown) and counted in
+    // the result. When it is not 0, plugin code is still running: the caller must not unload plugins and
+    // should leave the process with _Exit once its own state is saved.
+    size_t stop(std::chrono::milliseconds grace = std::chrono::milliseconds(1000));
 
 private:
     struct WorkerSlot;
     void workerLoop(WorkerSlot &slot);
+    void runLanes(WorkerSlot &slot);
     void run(WorkerSlot &slot, Invocation &inv);
+    void releasePending(const Invocation &inv);
     void watchdogLoop();
     void answerTimeout(WorkerSlot &slot);
+    // Every invocation ends here exactly once: when its worker finishes it, or when the watchdog writes
+    // its worker off (then the lane has moved on and the late return only frees the thread).
+    void invocationDone();
+    bool failFastWhenStuck(const Invocation &inv, const char *routeKey);  // true: answered, handler not called
+    bool startWorker();                       // false (logged) when no thread could be created
+    void answerWithoutWorkers();              // no worker left: integration errors for what is queued
+    void countStuck(const void *handler, int delta);
     bool authorizeConnect(Invocation &inv);
     static std::vector<std::pair<std::string, std::string>> backendHeaders(const Invocation &inv, const char *routeKey);
     void logAccess(const Invocation &inv, const char *routeKey, int status, int64_t integrationMs, std::string_view error);  // AWS's timeout frame, or 504 for a $connect
@@ -74,7 +104,16 @@ private:
     std::deque<std::shared_ptr<Lane>> ready_;
     size_t deferredWakes_ = 0;  // lanes made ready without a wake (under readyMutex_)
     unsigned threads_ = 1;
-    bool stopping_ = false;
+    unsigned maxStuckThreads_ = kDefaultMaxStuckThreads;
+    std::atomic<bool> stopping_{false};
+    std::atomic<size_t> stuckThreads_{0};
+    std::mutex stuckMutex_;
+    std::unordered_map<const void *, size_t> stuckByHandler_;  // written-off threads per handler instance
+    std::chrono::steady_clock::time_point nextSpawnRetry_{}, nextSpawnWarning_{};  // watchdog's
+    size_t spawnFailures_ = 0;                                                     // watchdog's
+    std::atomic<int64_t> nextStuckWarningMs_{0};
+    bool stopped_ = false;  // under readyMutex_
+    size_t abandoned_ = 0;
     std::atomic<size_t> pending_{0};
     std::mutex idleMutex_;
     std::condition_variable idleCv_;

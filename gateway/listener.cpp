@@ -1,6 +1,7 @@
 #include "listener.h"
 
 #include "fifo_queue.h"
+#include "send_queue.h"
 
 #include "accept_backoff.h"
 #include "connection_id.h"
@@ -36,9 +37,6 @@ namespace {
 constexpr size_t kMaxHeadBytes = 8192;
 constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most this often per connection
 constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
-constexpr size_t kCoalesceBytes = 64 * 1024;  // at most this much per send of queued frames (one frame may be more)
-constexpr size_t kGatherCopyBytes = 2048;      // payloads up to this size are copied next to their frame header
-constexpr size_t kStagingBytes = kCoalesceBytes + 16;  // headers and copied payloads of one send fit in this
 constexpr size_t kCoalesceKeptBytes = 1024 * 1024;
 constexpr size_t kSpareBuffers = 256;             // message buffers kept for reuse per network thread, and
 constexpr size_t kSpareMinBytes = 64;             // their sizes: smaller ones cost little to allocate,
@@ -46,25 +44,7 @@ constexpr size_t kSpareMaxBytes = 64 * 1024;      // larger ones are not worth h
 constexpr size_t kRxBufferBytes = 64 * 1024;
 constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this
 constexpr int kAcceptsPerWakeup = 64;
-
-struct OutFrame {
-    std::string bytes;  // the payload; writeable() frames it
-    bool binary = false;
-};
-
-// What one send of queued frames consists of: pieces of the listener's staging buffer (frame headers and
-// the small payloads copied next to them) and larger payloads left where they lie.
-struct SendBatch {
-    static constexpr int kMaxPieces = 64;
-    struct Piece {
-        const char *data;  // a payload in place, or nullptr for staging[offset, offset + len)
-        size_t offset;
-        size_t len;
-    };
-    Piece pieces[kMaxPieces];
-    int count = 0;
-    size_t total = 0;
-};
+constexpr double kCloseDeadlineSeconds = 5.0;  // a close frame the socket has not taken by then: TCP is dropped
 
 std::string withHeadroom(std::string_view payload) {
     std::string s;
@@ -122,15 +102,15 @@ struct Session {
         ev_timer timer{};
     };
     std::unique_ptr<BackendConnect> backendConnect;
-    size_t outBytes = 0;      // queued towards the client
     std::shared_ptr<LiveConnection> live;
     std::shared_ptr<Invoker::Lane> lane;  // made by the first invocation: an idle connection may never need it
     lws *wsi = nullptr;
-    FifoQueue<OutFrame> out;
+    SendQueue out;            // frames towards the client (their bytes are reserved in live->sendQueueBytes)
     std::string rx;
     bool rxBinary = false;
     int64_t lastTouchMs = 0;
     bool closeRequested = false;
+    bool rxFlowOff = false;   // reading paused because its pending messages reached a bound (SPEC section 10)
     // How it closed: ours (requestClose) and the peer's close frame, which wins in $disconnect. Allocated at
     // the first close, so an open connection does not carry it.
     struct Closing {
@@ -178,11 +158,12 @@ private:
 };
 
 struct Command {
-    enum class Kind { Send, Close, ConnectDecided, Drain } kind;
+    enum class Kind { Send, Close, ConnectDecided, Drain, Resume } kind;
     InlineId connectionId;
     std::string data;  // Send: the payload; Close: reason; ConnectDecided: body
     bool binary = false;
     int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts)
+    std::shared_ptr<const std::string> shared = {};  // Send: a fan-out payload instead of `data`
 };
 
 struct Listener::Impl {
@@ -556,8 +537,11 @@ struct Listener::Impl {
             Session *s = session();
             if (!s) return;
             RouteMetrics::add(impl->defaultMetrics->messagesOut);
-            impl->queueFrame(s, std::string(payload), binary);
-            if (s->outBytes > BackendLink::kHighWater && s->backend && !s->backendPaused) {
+            impl->queueOwnFrame(s, std::move(payload), binary);
+            // The backend is held back well before the client's send queue reaches its bound (SPEC section 10),
+            // so a slow client of a proxied API slows its backend rather than being closed.
+            size_t pauseAt = std::min<size_t>(BackendLink::kHighWater, impl->host.maxSendQueueBytes.load(std::memory_order_relaxed) / 2);
+            if (s->out.bytes() > pauseAt && s->backend && !s->backendPaused) {
                 s->backendPaused = true;  // the client reads slowly: stop reading the backend
                 s->backend->pauseReading(true);
             }
@@ -751,8 +735,14 @@ struct Listener::Impl {
         std::vector<std::pair<std::string, std::string>>().swap(s->live->info.headers);
         log::debug("connected", {log::Field("connectionId", s->id), log::Field("sourceIp", s->live->info.sourceIp)});
         startTimers(s);
-        if (draining) requestClose(s, 1001, "Going away");
-        else if (!s->out.empty()) lws_callback_on_writable(wsi);
+        if (s->closeRequested) {  // closed while $connect ran (DELETE, a slow consumer): close now, with a deadline
+            armCloseDeadline(s);
+            lws_callback_on_writable(wsi);
+        } else if (draining) {
+            requestClose(s, 1001, "Going away");
+        } else if (!s->out.empty()) {
+            lws_callback_on_writable(wsi);
+        }
     }
 
     int receive(Session *s, lws *wsi, const char *in, size_t len) {
@@ -866,7 +856,7 @@ struct Listener::Impl {
         s->lastActivity = ev_now(loop);
         if (table && !withinThrottles(s, route)) {
             RouteMetrics *m = route ? route->metrics : defaultMetrics;
-            queueFrame(s, awsErrorFrame("Too Many Requests", s->id, requestId), false);
+            queueOwnFrame(s, awsErrorFrame("Too Many Requests", s->id, requestId), false);
             s->rx.clear();
             RouteMetrics::add(m->messagesIn);
             RouteMetrics::add(m->clientErrors);
@@ -880,7 +870,7 @@ struct Listener::Impl {
             return;
         }
         if (!route) {
-            queueFrame(s, awsErrorFrame("Forbidden", s->id, requestId), false);
+            queueOwnFrame(s, awsErrorFrame("Forbidden", s->id, requestId), false);
             s->rx.clear();
             RouteMetrics::add(defaultMetrics->messagesIn);
             RouteMetrics::add(defaultMetrics->clientErrors);
@@ -901,7 +891,35 @@ struct Listener::Impl {
         inv.requestId = std::move(requestId);
         inv.messageId = newRequestId();
         inv.requestTimeMs = now;
+        inv.pendingBytes = inv.body.size();
+        inv.pendingCounted = true;
+        s->live->addPending(inv.pendingBytes);
+        host.metrics.pendingBytes.fetch_add(static_cast<int64_t>(inv.pendingBytes), std::memory_order_relaxed);
         invoker().submit(laneOf(s), std::move(inv), false);  // woken once per loop iteration (onPrepare)
+        if (table) {
+            const Limits &limits = table->config.limits;
+            if (s->live->pendingAtBound(limits.maxPendingMessages, limits.maxPendingBytes)) pauseReading(s, limits);
+        }
+    }
+
+    // SPEC section 10, receive side: the lane is at a bound, so the socket is not read and TCP holds the client
+    // back. The worker that brings the lane below half asks for the resume (Command::Kind::Resume).
+    void pauseReading(Session *s, const Limits &limits) {
+        if (s->rxFlowOff || !s->wsi) return;
+        s->rxFlowOff = true;
+        s->live->readPaused.store(true, std::memory_order_release);
+        lws_rx_flow_control(s->wsi, 0);
+        host.metrics.readsPaused.fetch_add(1, std::memory_order_relaxed);
+        // The workers may have emptied the lane before the flag was up: then nobody else would resume.
+        if (s->live->pendingBelowHalf(limits.maxPendingMessages, limits.maxPendingBytes) &&
+            s->live->readPaused.exchange(false, std::memory_order_acq_rel))
+            resumeReading(s);
+    }
+
+    void resumeReading(Session *s) {
+        if (!s->rxFlowOff || s->live->readPaused.load(std::memory_order_acquire) || !s->wsi) return;
+        s->rxFlowOff = false;
+        if (!s->closeRequested) lws_rx_flow_control(s->wsi, 1);
     }
 
     // The API's, the route's and this connection's token buckets, in that order; false: over a limit.
@@ -946,6 +964,10 @@ struct Listener::Impl {
     static void onDeadline(struct ev_loop *l, ev_timer *w, int) {
         auto *s = static_cast<Session *>(w->data);
         Impl *impl = s->owner;
+        if (s->closeRequested) {
+            impl->dropAtDeadline(s);
+            return;
+        }
         double now = ev_now(l) + 0.001;
         double idleLimit = impl->table ? impl->table->config.limits.idleTimeoutSeconds : 600;
         if (s->expiresAt > 0 && now >= s->expiresAt) {
@@ -963,59 +985,77 @@ struct Listener::Impl {
         }
     }
 
-    void queueFrame(Session *s, std::string bytes, bool binary) {
+    // A frame made on this thread (an error frame, a proxied backend message): reserved here.
+    void queueOwnFrame(Session *s, std::string bytes, bool binary) {
         if (s->closeRequested) return;
-        s->lastActivity = ev_now(loop);
-        s->outBytes += bytes.size();
-        s->out.push_back(OutFrame{std::move(bytes), binary});
-        if (s->state == Session::State::Open && s->out.size() == 1) lws_callback_on_writable(s->wsi);
-    }
-
-    // Several queued frames leave in one sendmsg(): we frame them ourselves (a server frame is a 2..10 byte
-    // header, unmasked). Headers and small payloads are gathered into `staging`; a larger payload is sent
-    // from where it lies, so a 16 KiB echo is not copied once more. One lws_write per frame would be one
-    // syscall per message, which is what makes the naive libwebsockets pattern slow.
-    size_t gatherFrames(Session *s, SendBatch &batch) {
-        staging.clear();
-        if (staging.capacity() < kStagingBytes) staging.reserve(kStagingBytes);  // never grows past it below
-        batch.count = 0;
-        batch.total = 0;
-        size_t frames = 0, pieceStart = 0;
-        auto closeStagingPiece = [&] {
-            if (staging.size() > pieceStart) batch.pieces[batch.count++] = {nullptr, pieceStart, staging.size() - pieceStart};
-            pieceStart = staging.size();
-        };
-        for (const OutFrame &f : s->out) {
-            size_t len = f.bytes.size();
-            bool copied = len <= kGatherCopyBytes;
-            if (frames > 0 && (batch.total + len + 10 > kCoalesceBytes || batch.count + 2 > SendBatch::kMaxPieces)) break;
-            unsigned char header[10];
-            size_t h = 0;
-            header[h++] = static_cast<unsigned char>(0x80 | (f.binary ? 0x2 : 0x1));
-            if (len < 126) {
-                header[h++] = static_cast<unsigned char>(len);
-            } else if (len <= 0xffff) {
-                header[h++] = 126;
-                header[h++] = static_cast<unsigned char>(len >> 8);
-                header[h++] = static_cast<unsigned char>(len);
-            } else {
-                header[h++] = 127;
-                for (int shift = 56; shift >= 0; shift -= 8) header[h++] = static_cast<unsigned char>(static_cast<uint64_t>(len) >> shift);
-            }
-            staging.append(reinterpret_cast<const char *>(header), h);
-            if (copied) {
-                staging.append(f.bytes);
-            } else {
-                closeStagingPiece();
-                batch.pieces[batch.count++] = {f.bytes.data(), 0, len};
-            }
-            batch.total += h + len;
-            ++frames;
+        switch (s->live->reserveSend(bytes.size(), host.maxSendQueueBytes.load(std::memory_order_relaxed))) {
+        case LiveConnection::Reserve::Queued:
+            queueReserved(s, Payload(std::move(bytes)), binary);
+            break;
+        case LiveConnection::Reserve::Overflowed:
+            closeSlowConsumer(s);
+            break;
+        case LiveConnection::Reserve::Gone:
+            break;
         }
-        closeStagingPiece();
-        return frames;
     }
 
+    // A frame whose bytes the sender has reserved in live->sendQueueBytes (LiveConnection::reserveSend).
+    void queueReserved(Session *s, Payload &&payload, bool binary) {
+        size_t len = payload.size();
+        if (s->closeRequested) {  // closing: the frame is not sent, and its reservation is given back
+            s->live->releaseSend(len);
+            return;
+        }
+        s->lastActivity = ev_now(loop);
+        host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(len), std::memory_order_relaxed);
+        s->out.push(OutFrame{std::move(payload), binary});
+        if (s->state == Session::State::Open && s->out.frames() == 1) lws_callback_on_writable(s->wsi);
+    }
+
+    // The frames still queued are dropped with the connection: their bytes leave the gauges.
+    void dropQueued(Session *s) {
+        size_t dropped = s->out.clear();
+        if (!dropped) return;
+        host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(dropped), std::memory_order_relaxed);
+        if (s->live) s->live->releaseSend(dropped);
+    }
+
+    void closeSlowConsumer(Session *s) {
+        host.metrics.slowConsumerCloses.fetch_add(1, std::memory_order_relaxed);
+        log::warn("slow consumer: send queue over maxSendQueueBytes, closing",
+                  {log::Field("connectionId", s->id), log::Field("queuedBytes", static_cast<uint64_t>(s->out.bytes()))});
+        requestClose(s, 1008, kSlowConsumerReason);
+    }
+
+    // SPEC section 10: a close has 5 s. The deadline timer (idle, lifetime, expiry until now) is set for it.
+    void armCloseDeadline(Session *s) {
+        if (s->state != Session::State::Open) return;  // established() arms it
+        ev_timer_stop(loop, &s->deadlineTimer);
+        ev_timer_set(&s->deadlineTimer, kCloseDeadlineSeconds, 0.);
+        ev_timer_start(loop, &s->deadlineTimer);
+    }
+
+    // The close frame was not taken in time (a client that does not read): the TCP connection is dropped;
+    // libwebsockets reports it CLOSED, which runs $disconnect with the close code we chose.
+    void dropAtDeadline(Session *s) {
+        if (!s->wsi) return;
+        log::info("close deadline passed: dropping the connection",
+                  {log::Field("connectionId", s->id), log::Field("queuedBytes", static_cast<uint64_t>(s->out.bytes()))});
+        dropQueued(s);
+        // A reset, not a FIN: a FIN would wait behind the bytes the client is not reading, and the kernel
+        // would hold them (and the client would see an open connection) for minutes.
+        int fd = lws_get_socket_fd(s->wsi);
+        if (fd >= 0) {
+            linger hard{1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+            ::shutdown(fd, SHUT_RD);
+        }
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    }
+
+    // Several queued frames leave in one sendmsg(), framed by SendQueue::gather: one lws_write per frame
+    // would be one syscall per message, which is what makes the naive libwebsockets pattern slow.
     // The batch's bytes from `skip` on, given to libwebsockets as they are (LWS_WRITE_HTTP): it sends what
     // the kernel takes and keeps the rest, which it sends before anything else, its own control frames too.
     bool handToLibwebsockets(lws *wsi, const SendBatch &batch, size_t skip) {
@@ -1061,17 +1101,15 @@ struct Listener::Impl {
     int writeable(Session *s, lws *wsi) {
         if (!s->out.empty()) {
             SendBatch batch;
-            size_t frames = gatherFrames(s, batch);
+            size_t frames = s->out.gather(staging, batch);
             if (!sendBatch(wsi, batch)) return -1;
-            for (size_t i = 0; i < frames; ++i) {
-                size_t len = s->out.front().bytes.size();
-                host.metrics.bytesOut.fetch_add(len, std::memory_order_relaxed);
-                s->outBytes -= len;
-                recycle(std::move(s->out.front().bytes));
-                s->out.pop_front();
-            }
+            size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { recycle(std::move(buffer)); });
+            host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
+            host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(sent), std::memory_order_relaxed);
+            s->live->releaseSend(sent);
         }
-        if (s->backendPaused && s->outBytes < BackendLink::kLowWater && s->backend) {
+        if (s->backendPaused && s->out.bytes() < std::min<size_t>(BackendLink::kLowWater, host.maxSendQueueBytes.load(std::memory_order_relaxed) / 8) &&
+            s->backend) {
             s->backendPaused = false;
             s->backend->pauseReading(false);
         }
@@ -1088,17 +1126,21 @@ struct Listener::Impl {
         return 0;
     }
 
-    // Closes after the frames already queued have been written.
+    // Closes after the frames already queued have been written, or drops the connection when they have not
+    // been within kCloseDeadlineSeconds.
     void requestClose(Session *s, int code, std::string reason) {
         if (s->closeRequested) return;
         s->closeRequested = true;
         s->closingInfo().code = code;
         s->closingInfo().reason = std::move(reason);
-        if (s->state == Session::State::Open) lws_callback_on_writable(s->wsi);
+        if (s->state == Session::State::Open) {
+            armCloseDeadline(s);
+            lws_callback_on_writable(s->wsi);
+        }
     }
 
     void requestCloseNow(Session *s, int code, std::string reason) {
-        s->out.clear();
+        dropQueued(s);
         s->closeRequested = true;
         s->closingInfo().code = code;
         s->closingInfo().reason = std::move(reason);
@@ -1109,6 +1151,7 @@ struct Listener::Impl {
         if (s->state == Session::State::Finished) return;
         s->state = Session::State::Finished;
         stopTimers(s);
+        dropQueued(s);
         releaseIp(s);
         if (s->backendConnect) ev_timer_stop(loop, &s->backendConnect->timer);
         if (adopting == s) adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
@@ -1172,7 +1215,7 @@ struct Listener::Impl {
         }
         if (swapped) {
             std::swap(table, swapIn);
-            host.maxMessageBytes.store(table->config.limits.maxMessageBytes);
+            applyLimits(host, table->config.limits);
             swapped->set_value(std::move(swapIn));
         }
         for (Command &c : commandsInHand) {
@@ -1185,11 +1228,14 @@ struct Listener::Impl {
                 continue;
             }
             auto it = sessions.find(c.connectionId.view());
-            if (it == sessions.end()) continue;  // closed meanwhile: the push is dropped, as GONE would say
+            if (it == sessions.end()) continue;  // closed meanwhile: the push is dropped, as GONE would say (its
+                                                 // reservation went with the connection)
             Session *s = it->second.get();
             if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) continue;
             if (c.kind == Command::Kind::Send) {
-                queueFrame(s, std::move(c.data), c.binary);
+                queueReserved(s, c.shared ? Payload(std::move(c.shared)) : Payload(std::move(c.data)), c.binary);
+            } else if (c.kind == Command::Kind::Resume) {
+                resumeReading(s);
             } else {
                 requestClose(s, c.code, std::move(c.data));
             }
@@ -1243,6 +1289,13 @@ struct Listener::Impl {
         ev_break(l, EVBREAK_ALL);
     }
 };
+
+void applyLimits(HostContext &host, const Limits &limits) {
+    host.maxMessageBytes.store(limits.maxMessageBytes);
+    host.maxSendQueueBytes.store(limits.maxSendQueueBytes);
+    host.maxPendingMessages.store(limits.maxPendingMessages);
+    host.maxPendingBytes.store(limits.maxPendingBytes);
+}
 
 // lws logs every adoption with a readbuf at error level; those lines are noise for us.
 static void lwsLogEmit(int level, const char *line) {
@@ -1310,7 +1363,7 @@ std::shared_ptr<const RouteTable> Listener::replaceRouteTable(std::shared_ptr<co
 
 void Listener::setRouteTable(std::shared_ptr<const RouteTable> table) {
     impl_->table = std::move(table);
-    if (impl_->table) impl_->host.maxMessageBytes.store(impl_->table->config.limits.maxMessageBytes);
+    if (impl_->table) applyLimits(impl_->host, impl_->table->config.limits);
 }
 
 std::string Listener::boundAddress() const { return impl_->boundAddress; }
@@ -1435,6 +1488,14 @@ void Listener::run() {
 
 void Listener::sendFrame(const std::string &connectionId, std::string data, bool binary) {
     impl_->post(Command{Command::Kind::Send, InlineId(connectionId), std::move(data), binary, 0});
+}
+
+void Listener::sendShared(const std::string &connectionId, std::shared_ptr<const std::string> payload, bool binary) {
+    impl_->post(Command{Command::Kind::Send, InlineId(connectionId), {}, binary, 0, std::move(payload)});
+}
+
+void Listener::resumeReading(const std::string &connectionId) {
+    impl_->post(Command{Command::Kind::Resume, InlineId(connectionId), {}, false, 0});
 }
 
 void Listener::closeConnection(const std::string &connectionId, int code, std::string reason) {

@@ -47,10 +47,15 @@ struct ListenerSettings {
     std::string backendCa;        // CAs for wss:// proxy backends ("" = the system's only)
 };
 
-class Listener final : public ConnectionControl {
+// The limits other threads read (the host API, the management API, workers) from the installed table.
+void applyLimits(HostContext &host, const Limits &limits);
+
+// NetworkThreads (the ConnectionControl) reserves a frame's bytes and finds the owning Listener; these queue
+// the command to its network thread.
+class Listener final {
 public:
     Listener(ListenerSettings settings, ConnectionRegistry &registry, ConnectionStore &store, HostContext &host);
-    ~Listener() override;
+    ~Listener();
     Listener(const Listener &) = delete;
     Listener &operator=(const Listener &) = delete;
 
@@ -75,9 +80,11 @@ public:
     // lets its $disconnect run. Returns when the loop has ended and libwebsockets is torn down.
     void run();
 
-    void sendFrame(const std::string &connectionId, std::string data, bool binary) override;
-    void closeConnection(const std::string &connectionId, int code, std::string reason) override;
-    void connectDecided(const std::string &connectionId, int status, std::string body) override;
+    void sendFrame(const std::string &connectionId, std::string data, bool binary);
+    void sendShared(const std::string &connectionId, std::shared_ptr<const std::string> payload, bool binary);
+    void closeConnection(const std::string &connectionId, int code, std::string reason);
+    void connectDecided(const std::string &connectionId, int status, std::string body);
+    void resumeReading(const std::string &connectionId);
 
     struct Impl;
 

@@ -1,10 +1,12 @@
 #include "network_threads.h"
 
+#include "log.h"
+
 namespace wsgw {
 
 NetworkThreads::NetworkThreads(ListenerSettings settings, unsigned count, ConnectionRegistry &registry, ConnectionStore &store,
                                HostContext &host)
-    : registry_(registry) {
+    : registry_(registry), host_(host) {
     if (count == 0) count = 1;
     settings.reusePort = count > 1;
     for (unsigned i = 0; i < count; ++i) {
@@ -66,8 +68,41 @@ Listener *NetworkThreads::owner(const std::string &connectionId) {
     return listeners_[conn->networkThread].get();
 }
 
-void NetworkThreads::sendFrame(const std::string &connectionId, std::string data, bool binary) {
-    if (Listener *l = owner(connectionId)) l->sendFrame(connectionId, std::move(data), binary);
+Listener *NetworkThreads::reserve(const std::string &connectionId, size_t len) {
+    auto conn = registry_.find(connectionId);
+    if (!conn) return nullptr;
+    Listener *l = listeners_[listeners_.size() == 1 ? 0 : conn->networkThread].get();
+    switch (conn->reserveSend(len, host_.maxSendQueueBytes.load(std::memory_order_relaxed))) {
+    case LiveConnection::Reserve::Queued:
+        return l;
+    case LiveConnection::Reserve::Overflowed:
+        // This frame crossed the bound: the connection closes (its queued frames still get 5 s to leave).
+        host_.metrics.slowConsumerCloses.fetch_add(1, std::memory_order_relaxed);
+        log::warn("slow consumer: send queue over maxSendQueueBytes, closing",
+                  {log::Field("connectionId", connectionId),
+                   log::Field("queuedBytes", conn->sendQueueBytes.load(std::memory_order_relaxed))});
+        l->closeConnection(connectionId, 1008, kSlowConsumerReason);
+        return nullptr;
+    case LiveConnection::Reserve::Gone:
+        break;
+    }
+    return nullptr;
+}
+
+bool NetworkThreads::sendFrame(const std::string &connectionId, std::string data, bool binary) {
+    Listener *l = reserve(connectionId, data.size());
+    if (l) l->sendFrame(connectionId, std::move(data), binary);
+    return l != nullptr;
+}
+
+bool NetworkThreads::sendShared(const std::string &connectionId, std::shared_ptr<const std::string> payload, bool binary) {
+    Listener *l = reserve(connectionId, payload->size());
+    if (l) l->sendShared(connectionId, std::move(payload), binary);
+    return l != nullptr;
+}
+
+void NetworkThreads::resumeReading(const std::string &connectionId) {
+    if (Listener *l = owner(connectionId)) l->resumeReading(connectionId);
 }
 
 void NetworkThreads::closeConnection(const std::string &connectionId, int code, std::string reason) {

@@ -202,6 +202,19 @@ int onMessage(Probe *probe, const wsgw_event *ev, wsgw_response *resp) {
         int rc = action == "sendgroup" ? api->send_to_group(api->host, group.c_str(), data.data(), data.size(), 0)
                                        : api->send_to_all(api->host, data.data(), data.size(), 0);
         setReply(resp, "sent:" + std::to_string(rc));
+    } else if (action == "flood") {
+        // {"action":"flood","to":ID,"count":N,"size":S}: N pushes of S bytes; answers "ok:A gone:B", the
+        // results of post_to_connection, so a test sees where the send-queue bound answered GONE.
+        std::string to = memberString(body, "to");
+        long count = memberInt(body, "count", 0);
+        std::string data(static_cast<size_t>(memberInt(body, "size", 1)), 'f');
+        long ok = 0, gone = 0;
+        for (long i = 0; i < count; ++i) {
+            int rc = api->post_to_connection(api->host, to.c_str(), data.data(), data.size(), 0);
+            if (rc == WSGW_OK) ++ok;
+            else if (rc == WSGW_GONE) ++gone;
+        }
+        setReply(resp, "ok:" + std::to_string(ok) + " gone:" + std::to_string(gone));
     } else if (action == "whoami") {
         setReply(resp, ev->connection_id);
     } else if (action == "pid") {

@@ -1,0 +1,212 @@
+// SPEC section 10 through the real gateway: what an unfriendly client can make it hold. A client that stops
+// reading (its socket paused, so the kernel buffers fill and the gateway's send queue is all that grows), a
+// management API or handler that pushes to it, a client that pipelines to a slow route, a DELETE of a
+// connection whose queue is full, and compressed messages that inflate past the limit, ten at once. Each
+// test checks the gateway's resident memory (/proc/PID/status), the close code and reason, the answers the
+// senders got, and that another connection is served meanwhile.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, readEvents, waitFor, withTimeout } from './harness.mjs';
+
+const SLOW = 'Slow consumer: send queue over maxSendQueueBytes';
+
+function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]);
+}
+
+function metric(text, name) {
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+async function metrics(gw) {
+  const res = await fetch(`${gw.managementUrl}/metrics`);
+  return res.text();
+}
+
+// A connection that stops reading: the raw socket is paused, so nothing is taken from the kernel.
+async function stalledClient(gw) {
+  const raw = await RawWebSocket.open(gw.port);
+  assert.equal(raw.response.status, 101);
+  raw.sock.pause();
+  return raw;
+}
+
+async function connectionIdOf(gw, before) {
+  // The newest $connect in the probe's log that is not in `before`.
+  return waitFor(() => {
+    return connectIds(gw).find((id) => !before.includes(id));
+  }, { what: 'the stalled client\'s $connect' });
+}
+
+function connectIds(gw) {
+  return readEvents(gw.eventsPath).filter((e) => ctx(e).eventType === 'CONNECT').map((e) => ctx(e).connectionId);
+}
+
+function disconnectOf(gw, id) {
+  return eventsOf(gw.eventsPath, id, 'DISCONNECT')[0];
+}
+
+// POSTs `body` to @connections/{id} over a keep-alive agent; resolves with the status.
+function post(gw, agent, id, body) {
+  const url = new URL(`${gw.managementUrl}/@connections/${id}`);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent,
+      headers: { 'Content-Length': body.length } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('send queue, close deadline, receive bound, deflate bombs', () => {
+  let gw;
+  before(async () => {
+    gw = await Gateway.start({
+      routes: (dir) => ({
+        ...probeRoutes({ routes: ['sleep', 'flood', 'whoami'] })(dir),
+        limits: { maxSendQueueBytes: 1048576, maxPendingMessages: 64, maxPendingBytes: 1048576, maxMessageBytes: 131072 },
+      }),
+      plugins: ['probe'],
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('a client that sends 30 KB echoes and never reads is closed with 1008 and the memory stays bounded', async () => {
+    const probe = await Client.open(gw.url);
+    const before = connectIds(gw);
+    const raw = await stalledClient(gw);
+    const id = await connectionIdOf(gw, before);
+    const rss0 = rssKb(gw.proc.pid);
+    const frame = maskedFrame(1, Buffer.alloc(30000, 'e'));
+    // 1,500 echoes (45 MB): without the bound the gateway would hold all of what the kernel does not take.
+    let written = 0;
+    for (; written < 1500 && !raw.closedSocket && !disconnectOf(gw, id); written++) {
+      if (!raw.sock.write(frame)) await Promise.race([new Promise((r) => raw.sock.once('drain', r)), new Promise((r) => setTimeout(r, 50))]);
+    }
+    const disc = await waitFor(() => disconnectOf(gw, id), { timeoutMs: 15000, what: '$disconnect of the stalled client' });
+    assert.equal(disc.requestContext.disconnectStatusCode, 1008);
+    assert.equal(disc.requestContext.disconnectReason, SLOW);
+    const grown = rssKb(gw.proc.pid) - rss0;
+    assert.ok(grown < 64 * 1024, `RSS grew by ${grown} kB`);
+    assert.equal(await probe.request('still-served'), 'still-served', 'other connections are served');
+    const m = await metrics(gw);
+    assert.ok(metric(m, 'wsgw_slow_consumer_closes_total') >= 1);
+    raw.destroy();
+    await probe.close();
+  });
+
+  test('pushes to a client that reads nothing: 200 until the bound, then 410, and the client is closed with 1008', async () => {
+    const before = connectIds(gw);
+    const raw = await stalledClient(gw);
+    const id = await connectionIdOf(gw, before);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const body = Buffer.alloc(8192, 'p');
+    const statuses = [];
+    const rss0 = rssKb(gw.proc.pid);
+    // At most 20,480 pushes of 8 KiB (160 MiB); the loop ends at the first 410.
+    for (let i = 0; i < 20480; i++) {
+      const status = await post(gw, agent, id, body);
+      statuses.push(status);
+      if (status !== 200) break;
+    }
+    const first410 = statuses.indexOf(410);
+    assert.ok(first410 > 0, `a 410 came after some 200s (statuses: ${statuses.length}, last ${statuses.at(-1)})`);
+    assert.ok(statuses.slice(0, first410).every((s) => s === 200));
+    // Every later push is refused too: the connection is gone for senders.
+    for (let i = 0; i < 5; i++) assert.equal(await post(gw, agent, id, body), 410);
+    const disc = await waitFor(() => disconnectOf(gw, id), { timeoutMs: 10000, what: '$disconnect after the overflow' });
+    assert.equal(disc.requestContext.disconnectStatusCode, 1008);
+    assert.equal(disc.requestContext.disconnectReason, SLOW);
+    const grown = rssKb(gw.proc.pid) - rss0;
+    assert.ok(grown < 64 * 1024, `RSS grew by ${grown} kB for ${first410} accepted pushes`);
+    agent.destroy();
+    raw.destroy();
+  });
+
+  test('a handler pushing 200,000 times to a stalled connection gets WSGW_GONE once the queue is full', async () => {
+    const caller = await Client.open(gw.url);
+    const before = connectIds(gw);
+    const raw = await stalledClient(gw);
+    const id = await connectionIdOf(gw, before);
+    const rss0 = rssKb(gw.proc.pid);
+    const answer = await caller.request(JSON.stringify({ action: 'flood', to: id, count: 200000, size: 1024 }), 30000);
+    const [, ok, gone] = /^ok:(\d+) gone:(\d+)$/.exec(answer).map(Number);
+    assert.equal(ok + gone, 200000);
+    assert.ok(gone > 0 && ok < 100000, `ok ${ok}, gone ${gone}`);
+    const disc = await waitFor(() => disconnectOf(gw, id), { timeoutMs: 10000, what: '$disconnect after the flood' });
+    assert.equal(disc.requestContext.disconnectReason, SLOW);
+    const grown = rssKb(gw.proc.pid) - rss0;
+    assert.ok(grown < 64 * 1024, `RSS grew by ${grown} kB`);
+    raw.destroy();
+    await caller.close();
+  });
+
+  test('pipelining to a slow route pauses reading: memory bounded, the reads resume, others are served', async () => {
+    const probe = await Client.open(gw.url);
+    const flooder = await Client.open(gw.url);
+    const rss0 = rssKb(gw.proc.pid);
+    const m0 = metric(await metrics(gw), 'wsgw_reads_paused_total');
+    const msg = JSON.stringify({ action: 'sleep', ms: 20, pad: 'x'.repeat(4000) });
+    // 4,000 messages of 4 KB to a route that takes 20 ms each: 80 s of work, queued in the client and TCP.
+    for (let i = 0; i < 4000; i++) flooder.ws.send(msg);
+    await waitFor(async () => metric(await metrics(gw), 'wsgw_reads_paused_total') > m0, { timeoutMs: 5000, what: 'a paused read' });
+    const started = Date.now();
+    assert.equal(await probe.request('served-meanwhile'), 'served-meanwhile');
+    assert.ok(Date.now() - started < 2000, 'another connection is answered while the flooder waits');
+    const pending = metric(await metrics(gw), 'wsgw_pending_bytes');
+    assert.ok(pending <= 1048576 + 131072, `pending bytes ${pending}`);
+    // Replies keep coming: reading resumed after the lane went below half (more than 64 messages answered).
+    for (let i = 0; i < 150; i++) assert.equal(await flooder.nextText(5000), 'slept');
+    const grown = rssKb(gw.proc.pid) - rss0;
+    assert.ok(grown < 32 * 1024, `RSS grew by ${grown} kB`);
+    flooder.ws.terminate();
+    await probe.close();
+  });
+
+  test('DELETE of a connection whose queue holds data closes it within the 5 s deadline', async () => {
+    const caller = await Client.open(gw.url);
+    const before = connectIds(gw);
+    const raw = await stalledClient(gw);
+    const id = await connectionIdOf(gw, before);
+    // Fill the kernel's buffers and part of the queue, below the bound, 100 KiB at a time.
+    let answer = '';
+    for (let i = 0; i < 100; i++) {
+      answer = await caller.request(JSON.stringify({ action: 'flood', to: id, count: 100, size: 1024 }), 10000);
+      if (!/gone:0$/.test(answer) || metric(await metrics(gw), 'wsgw_send_queue_bytes') > 200000) break;
+    }
+    assert.match(answer, /gone:0$/, 'below the bound');
+    assert.ok(metric(await metrics(gw), 'wsgw_send_queue_bytes') > 0, 'frames wait in the send queue');
+    const started = Date.now();
+    const res = await fetch(`${gw.managementUrl}/@connections/${id}`, { method: 'DELETE' });
+    assert.equal(res.status, 204);
+    const disc = await waitFor(() => disconnectOf(gw, id), { timeoutMs: 9000, what: '$disconnect after DELETE' });
+    const took = Date.now() - started;
+    assert.ok(took < 7000, `closed after ${took} ms`);
+    assert.equal(disc.requestContext.disconnectStatusCode, 1000);
+    assert.equal((await fetch(`${gw.managementUrl}/@connections/${id}`)).status, 410);
+    // The client's socket was reset: reading it again ends soon.
+    raw.sock.resume();
+    await withTimeout(new Promise((resolve) => { if (raw.closedSocket) resolve(); else raw.sock.once('close', resolve); }), 10000, 'the reset socket to close');
+    assert.equal(metric(await metrics(gw), 'wsgw_send_queue_bytes'), 0, 'nothing left queued');
+    await caller.close();
+  });
+
+  test('ten permessage-deflate clients each sending a 1 MiB message of zeros at once all get 1009', async () => {
+    const probe = await Client.open(gw.url);
+    const bombs = await Promise.all(Array.from({ length: 10 }, () => Client.open(gw.url, { perMessageDeflate: true })));
+    const zeros = '\0'.repeat(1 << 20);
+    for (const b of bombs) b.ws.send(zeros, { compress: true });
+    const closes = await Promise.all(bombs.map((b) => b.waitClosed(8000)));
+    assert.deepEqual(closes.map((c) => c.code), Array(10).fill(1009));
+    assert.equal(await probe.request('after-bombs'), 'after-bombs');
+    await probe.close();
+  });
+});
