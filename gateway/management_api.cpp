@@ -1,7 +1,11 @@
+// The management listener: its accept loop (paused by AcceptBackoff when descriptors run out), the keep-alive
+// HTTP/1.1 connections (requests read by HttpRequestReader: Content-Length or chunked bodies, Expect:
+// 100-continue), the routing of /@connections, /@groups, /@broadcast and the operations endpoints.
 #include "management_api.h"
 
 #include "tls_terminator.h"
 
+#include "accept_backoff.h"
 #include "connection_id.h"
 #include "event.h"
 #include "http_request.h"
@@ -27,6 +31,7 @@
 #include <unistd.h>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 namespace wsgw {
@@ -42,6 +47,8 @@ const std::string &consoleHtml() {
 namespace {
 
 constexpr double kIdleSeconds = 15.0;          // a connection with no complete request for this long is closed
+constexpr double kLingerSeconds = 2.0;         // after the last answer, input is read and dropped this long at most
+constexpr size_t kMaxLingerBytes = 1 << 20;    // ... and this much
 constexpr size_t kMaxPendingOutput = 1 << 20;  // stop reading a client that does not read its answers
 constexpr size_t kMaxBodyBytes = 131072;
 constexpr size_t kDefaultPageSize = 100;
@@ -229,7 +236,11 @@ struct HttpConnection {
     ev_io readWatcher{}, writeWatcher{};
     ev_timer idleTimer{};
     std::string in, out;
+    HttpRequestReader reader{16384, kMaxBodyBytes};  // the request at the front of `in`, read so far
+    bool continueAnswered = false;                   // its Expect: 100-continue was answered (100 or a refusal)
     bool closeAfterWrite = false;
+    bool lingering = false;  // the last answer is sent (write side shut): input is dropped until the client closes
+    size_t lingerBytes = 0;
     bool readPaused = false;
 };
 
@@ -243,6 +254,8 @@ struct ManagementApi::Impl {
     int listenFd = -1;
     std::string boundAddress;
     ev_io acceptWatcher{};
+    // Out of descriptors, accept() fails at once and the socket stays readable: pause instead of spinning.
+    AcceptBackoff acceptBackoff{"management", host.metrics.acceptErrors};
     std::unordered_map<HttpConnection *, std::unique_ptr<HttpConnection>> connections;
     std::unordered_map<uint64_t, HttpConnection *> bySerial;
     uint64_t nextSerial = 1;
@@ -277,7 +290,13 @@ struct ManagementApi::Impl {
         for (int i = 0; i < 64; ++i) {
             std::string peer;
             int fd = acceptWithPeer(m->listenFd, &peer);
-            if (fd < 0) return;
+            if (fd < 0) {
+                int err = errno;
+                if (m->acceptBackoff.failed(err)) return;  // out of descriptors: paused, retried by a timer
+                if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
+                    log::warn("management accept failed", {log::Field("error", std::strerror(err))});
+                return;
+            }
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             if (m->tls) m->tls->adopt(fd, peer);
@@ -333,44 +352,73 @@ struct ManagementApi::Impl {
 
     void readFrom(HttpConnection *c) {
         char buf[16384];
+        if (c->lingering) {
+            ssize_t n = ::recv(c->fd, buf, sizeof buf, 0);
+            if (n > 0) c->lingerBytes += static_cast<size_t>(n);
+            if (n == 0 || c->lingerBytes > kMaxLingerBytes || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                closeConnection(c);
+            return;
+        }
         ssize_t n = ::recv(c->fd, buf, sizeof buf, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             closeConnection(c);
             return;
         }
         if (n < 0) return;
+        if (c->closeAfterWrite) return;  // refused: what follows is not read as requests, nor kept
         c->in.append(buf, static_cast<size_t>(n));
         processInput(c);
+    }
+
+    // The final answer to a request that cannot be read on (a parse error, or a refusal before its body):
+    // the connection closes after it, since what follows on the wire cannot be told apart from a request.
+    void refuse(HttpConnection *c, const Response &r, const std::string &reason) {
+        c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, false);
+        c->closeAfterWrite = true;
+        log::info("management request refused",
+                  {log::Field("status", r.status), log::Field("reason", reason), log::Field("sourceIp", c->peer)});
     }
 
     void processInput(HttpConnection *c) {
         size_t offset = 0;
         while (!c->closeAfterWrite && !c->waiting && offset < c->in.size()) {
-            HttpParse p = parseHttpRequest(std::string_view(c->in).substr(offset), 16384, kMaxBodyBytes);
-            if (p.state == HttpParseState::NeedMore) break;
+            HttpParse &p = c->reader.parse(std::string_view(c->in).substr(offset));
+            if (p.state == HttpParseState::NeedMore) {
+                // Expect: 100-continue: the client waits for our word before it sends the body. A request its
+                // head already condemns gets its final answer instead (RFC 9110 section 10.1.1).
+                if (p.headComplete && p.request.expectContinue && !c->continueAnswered) {
+                    c->continueAnswered = true;
+                    if (std::optional<Response> refusal = refusalBeforeBody(p.request)) {
+                        refuse(c, *refusal, "refused before the body (Expect: 100-continue)");
+                        offset = c->in.size();
+                    } else {
+                        c->out += "HTTP/1.1 100 Continue\r\n\r\n";
+                    }
+                }
+                break;
+            }
             if (p.state == HttpParseState::Error) {
                 const char *type = p.error.status == 413 ? "PayloadTooLargeException" : "BadRequestException";
-                Response r = awsError(p.error.status, type, p.error.reason);
-                c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, false);
-                c->closeAfterWrite = true;
+                refuse(c, awsError(p.error.status, type, p.error.reason), p.error.reason);
                 offset = c->in.size();
-                log::info("management request refused", {log::Field("status", p.error.status),
-                                                         log::Field("reason", p.error.reason), log::Field("sourceIp", c->peer)});
                 break;
             }
             offset += p.consumed;
+            HttpRequest request = std::move(p.request);
+            c->reader.reset();
+            c->continueAnswered = false;
             current = c;
-            Response r = handle(p.request, c->peer);
+            Response r = handle(request, c->peer);
             current = nullptr;
             if (r.deferred) {
                 // Keep HTTP/1.1's order: nothing more is read or answered on this connection until it comes.
                 c->waiting = true;
-                c->waitingKeepAlive = p.request.keepAlive;
+                c->waitingKeepAlive = request.keepAlive;
                 ev_io_stop(loop, &c->readWatcher);
                 break;
             }
-            c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, p.request.keepAlive);
-            if (!p.request.keepAlive) c->closeAfterWrite = true;
+            c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, request.keepAlive);
+            if (!request.keepAlive) c->closeAfterWrite = true;
             ev_timer_again(loop, &c->idleTimer);
         }
         c->in.erase(0, offset);
@@ -392,8 +440,7 @@ struct ManagementApi::Impl {
         if (c->out.empty()) {
             ev_io_stop(loop, &c->writeWatcher);
             if (c->closeAfterWrite) {
-                ::shutdown(c->fd, SHUT_WR);
-                closeConnection(c);
+                lingerThenClose(c);
                 return;
             }
             if (c->readPaused) {
@@ -407,6 +454,18 @@ struct ManagementApi::Impl {
                 ev_io_stop(loop, &c->readWatcher);
             }
         }
+    }
+
+    // close() with unread input sends a RST, and a RST can destroy the answer before the client has read it
+    // (a refused body is often still coming). So the write side is shut, and what the client still sends is
+    // read and dropped until it closes, for kLingerSeconds or kMaxLingerBytes at most.
+    void lingerThenClose(HttpConnection *c) {
+        ::shutdown(c->fd, SHUT_WR);
+        c->lingering = true;
+        ev_io_start(loop, &c->readWatcher);
+        ev_timer_stop(loop, &c->idleTimer);
+        ev_timer_set(&c->idleTimer, kLingerSeconds, 0.);
+        ev_timer_start(loop, &c->idleTimer);
     }
 
     // ---- answers that wait on the cluster ------------------------------------------------------------------
@@ -447,7 +506,9 @@ struct ManagementApi::Impl {
 
     // ---- requests ---------------------------------------------------------------------------------------
 
-    bool authorized(const HttpRequest &req, std::string &reason) {
+    // Before the body has come (bodyKnown false), a SigV4 signature, which covers the body, passes here
+    // and is checked with the whole request.
+    bool authorized(const HttpRequest &req, std::string &reason, bool bodyKnown = true) {
         if (credentials.empty()) return true;
         const std::string *auth = req.header("Authorization");
         if (!auth || auth->empty()) {
@@ -463,6 +524,7 @@ struct ManagementApi::Impl {
             return false;
         }
         if (auth->rfind("AWS4-HMAC-SHA256", 0) == 0) {
+            if (!bodyKnown) return true;
             SigV4Result r = verifySigV4(req.method, req.path, req.rawQuery, req.headers, req.body, credentials.sigv4,
                                         nowEpochMs() / 1000);
             if (r.ok) return true;
@@ -536,12 +598,24 @@ struct ManagementApi::Impl {
         return r;
     }
 
-    Response route(const HttpRequest &req, const std::string &) {
-        bool handled = false;
-        Response op = operations(req, handled);
-        if (handled) return op;
-        ManagementPath mp = parseManagementPath(req.path);
+    static bool isOperationsPath(const std::string &path) {
+        return path == "/healthz" || path == "/readyz" || path == "/console" || path == "/console/" || path == "/metrics" ||
+               path == "/@routes" || path == "/@info";
+    }
+
+    // For Expect: 100-continue: the answer a request gets from its head alone, or nothing when its body is
+    // wanted. The operations endpoints take no body that matters, so they always get 100.
+    std::optional<Response> refusalBeforeBody(const HttpRequest &req) {
+        if (isOperationsPath(req.path)) return std::nullopt;
+        return refusalOfHead(req, parseManagementPath(req.path), false);
+    }
+
+    // Everything about a /@connections, /@groups or /@broadcast request that its head decides: the path,
+    // credentials, the method, the ID and group name, and the size (the body's, or before it has come the
+    // declared Content-Length). Nothing when the request is to be carried out.
+    std::optional<Response> refusalOfHead(const HttpRequest &req, const ManagementPath &mp, bool bodyKnown) {
         if (mp.target == ManagementTarget::Unknown) {
+            if (mp.badEncoding) return awsError(400, "BadRequestException", mp.error);
             std::string why = mp.error.empty() ? "no such resource" : mp.error;
             return awsError(404, "NotFoundException",
                             why + ": the management API serves /@connections/{connectionId}, /@connections, "
@@ -549,33 +623,60 @@ struct ManagementApi::Impl {
                                   "/@info, /metrics, /healthz, /readyz and /console");
         }
         std::string reason;
-        if (!authorized(req, reason)) return awsError(403, "ForbiddenException", reason);
-
-        if (mp.target == ManagementTarget::ConnectionList) {
-            if (req.method != "GET") {
-                Response e = awsError(405, "MethodNotAllowedException", "only GET lists connections");
-                e.headers.emplace_back("Allow", "GET");
-                return e;
-            }
-            return list(req);
-        }
-        if (mp.target == ManagementTarget::Group || mp.target == ManagementTarget::GroupMember ||
-            mp.target == ManagementTarget::Broadcast)
-            return groups(req, mp);
-        if (!isWellFormedConnectionId(mp.connectionId)) {
+        if (!authorized(req, reason, bodyKnown)) return awsError(403, "ForbiddenException", reason);
+        auto methodNotAllowed = [](const std::string &message, const char *allow) {
+            Response e = awsError(405, "MethodNotAllowedException", message);
+            e.headers.emplace_back("Allow", allow);
+            return e;
+        };
+        auto badId = [&mp] {
             return awsError(400, "BadRequestException",
                             "Invalid connectionId: '" + mp.connectionId.substr(0, 64) +
                                 "' is not a connection ID this gateway could have issued (22 URL-safe base64 characters)");
+        };
+        switch (mp.target) {
+        case ManagementTarget::ConnectionList:
+            if (req.method != "GET") return methodNotAllowed("only GET lists connections", "GET");
+            return std::nullopt;
+        case ManagementTarget::Connection:
+            if (!isWellFormedConnectionId(mp.connectionId)) return badId();
+            if (req.method != "POST" && req.method != "GET" && req.method != "DELETE")
+                return methodNotAllowed("use POST, GET or DELETE on /@connections/{connectionId}", "POST, GET, DELETE");
+            break;
+        case ManagementTarget::Group:
+        case ManagementTarget::GroupMember:
+        case ManagementTarget::Broadcast: {
+            const char *allowed = mp.target == ManagementTarget::GroupMember ? "PUT, DELETE"
+                                  : mp.target == ManagementTarget::Group     ? "POST, GET"
+                                                                             : "POST";
+            bool methodOk = mp.target == ManagementTarget::GroupMember ? (req.method == "PUT" || req.method == "DELETE")
+                            : mp.target == ManagementTarget::Group     ? (req.method == "POST" || req.method == "GET")
+                                                                       : req.method == "POST";
+            if (!methodOk) return methodNotAllowed("use " + std::string(allowed) + " on " + req.path, allowed);
+            if (mp.target != ManagementTarget::Broadcast && !isValidGroupName(mp.group))
+                return awsError(400, "BadRequestException", "Invalid group '" + mp.group.substr(0, 64) + "': " + groupNameRule());
+            if (mp.target == ManagementTarget::GroupMember && !isWellFormedConnectionId(mp.connectionId)) return badId();
+            break;
         }
-        if (req.method != "POST" && req.method != "GET" && req.method != "DELETE") {
-            Response e = awsError(405, "MethodNotAllowedException", "use POST, GET or DELETE on /@connections/{connectionId}");
-            e.headers.emplace_back("Allow", "POST, GET, DELETE");
-            return e;
+        case ManagementTarget::Unknown:
+            break;
         }
-        if (req.method == "POST" && req.body.size() > host.maxMessageBytes.load())
+        size_t size = bodyKnown ? req.body.size() : req.contentLength;
+        if (req.method == "POST" && size > host.maxMessageBytes.load())
             return awsError(413, "PayloadTooLargeException",
-                            "the data is " + std::to_string(req.body.size()) + " bytes; the message limit is " +
+                            "the data is " + std::to_string(size) + " bytes; the message limit is " +
                                 std::to_string(host.maxMessageBytes.load()));
+        return std::nullopt;
+    }
+
+    Response route(const HttpRequest &req, const std::string &) {
+        bool handled = false;
+        Response op = operations(req, handled);
+        if (handled) return op;
+        ManagementPath mp = parseManagementPath(req.path);
+        if (std::optional<Response> refusal = refusalOfHead(req, mp, true)) return std::move(*refusal);
+        if (mp.target == ManagementTarget::ConnectionList) return list(req);
+        if (mp.target != ManagementTarget::Connection) return groups(req, mp);
         // A connection of this node is answered at once; any other may be on another node of the cluster.
         if (!host.cluster || isLocal(host, mp.connectionId)) return connectionRequest(host, req.method, mp.connectionId, req.body);
         return defer([&h = host, method = req.method, id = mp.connectionId, body = req.body] {
@@ -583,28 +684,8 @@ struct ManagementApi::Impl {
         });
     }
 
+    // The group endpoints, once refusalOfHead has passed the request.
     Response groups(const HttpRequest &req, const ManagementPath &mp) {
-        const char *allowed = mp.target == ManagementTarget::GroupMember ? "PUT, DELETE"
-                              : mp.target == ManagementTarget::Group     ? "POST, GET"
-                                                                         : "POST";
-        bool methodOk = mp.target == ManagementTarget::GroupMember ? (req.method == "PUT" || req.method == "DELETE")
-                        : mp.target == ManagementTarget::Group     ? (req.method == "POST" || req.method == "GET")
-                                                                   : req.method == "POST";
-        if (!methodOk) {
-            Response e = awsError(405, "MethodNotAllowedException", "use " + std::string(allowed) + " on " + req.path);
-            e.headers.emplace_back("Allow", allowed);
-            return e;
-        }
-        if (mp.target != ManagementTarget::Broadcast && !isValidGroupName(mp.group))
-            return awsError(400, "BadRequestException", "Invalid group '" + mp.group.substr(0, 64) + "': " + groupNameRule());
-        if (mp.target == ManagementTarget::GroupMember && !isWellFormedConnectionId(mp.connectionId))
-            return awsError(400, "BadRequestException",
-                            "Invalid connectionId: '" + mp.connectionId.substr(0, 64) +
-                                "' is not a connection ID this gateway could have issued (22 URL-safe base64 characters)");
-        if (req.method == "POST" && req.body.size() > host.maxMessageBytes.load())
-            return awsError(413, "PayloadTooLargeException",
-                            "the data is " + std::to_string(req.body.size()) + " bytes; the message limit is " +
-                                std::to_string(host.maxMessageBytes.load()));
         // On one node everything here is local and quick; in a cluster each may wait on Redis.
         if (!host.cluster) return groupRequest(host, mp.target, req.method, mp.group, mp.connectionId, req.body);
         return defer([&h = host, target = mp.target, method = req.method, group = mp.group, id = mp.connectionId, body = req.body] {
@@ -701,6 +782,7 @@ std::string ManagementApi::start(struct ev_loop *loop) {
     ev_io_init(&m.acceptWatcher, Impl::onAccept, m.listenFd, EV_READ);
     m.acceptWatcher.data = &m;
     ev_io_start(loop, &m.acceptWatcher);
+    m.acceptBackoff.attach(loop, &m.acceptWatcher);
     ev_async_init(&m.deferredWake, Impl::onDeferredAnswers);
     m.deferredWake.data = &m;
     ev_async_start(loop, &m.deferredWake);
@@ -730,6 +812,7 @@ void ManagementApi::stop() {
     }
     ev_async_stop(m.loop, &m.deferredWake);
     ev_io_stop(m.loop, &m.acceptWatcher);
+    m.acceptBackoff.stop();
     if (m.listenFd >= 0) {
         ::close(m.listenFd);
         m.listenFd = -1;

@@ -1,5 +1,6 @@
 #include "management_path.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace wsgw {
@@ -56,7 +57,10 @@ ManagementPath parseManagementPath(std::string_view rawPath) {
         bool ok = true;
         std::string seg = percentDecode(rest.substr(0, slash), &ok);
         if (!ok) {
-            mp.error = "bad percent-escape in the path";
+            std::string_view raw = rest.substr(0, std::min(slash, rest.size()));
+            mp.badEncoding = true;
+            mp.error = "malformed percent-encoding in the path segment '" + std::string(raw.substr(0, 64)) +
+                       "': every '%' must be followed by two hex digits, and %00 (NUL) is not allowed";
             return mp;
         }
         segments.push_back(std::move(seg));

@@ -1,6 +1,8 @@
 // The paths of the management API: /@connections/{id} and /@connections, the groups
 // (/@groups/{group}, /@groups/{group}/connections/{id}) and /@broadcast, also under one stage prefix
 // (/{stage}/@connections/...) as the AWS SDK sends them, percent-decoded first (%40connections, %3D).
+// A segment whose percent-escapes are malformed (%zz, a lone %) or decode to a NUL byte is bad input, not
+// an unknown path: the API answers it 400 BadRequestException (SPEC section 6), never 404.
 #pragma once
 
 #include <string>
@@ -15,10 +17,12 @@ struct ManagementPath {
     std::string stage;
     std::string connectionId;
     std::string group;
-    std::string error;  // why an Unknown path is not one of ours
+    std::string error;         // why an Unknown path is not one of ours
+    bool badEncoding = false;  // Unknown because a segment's percent-encoding is malformed (error says which)
 };
 
 ManagementPath parseManagementPath(std::string_view rawPath);
+// *ok is false for a malformed escape or one that decodes to NUL (no ID, group or stage holds a NUL byte).
 std::string percentDecode(std::string_view in, bool *ok);
 
 }  // namespace wsgw
