@@ -131,9 +131,10 @@ export class Gateway {
   }
 
   static async start({ routes, plugins = [], dir, nodeId = 'it-node', workers = 4, logLevel = 'info',
-                       extraArgs = [], startTimeoutMs = 20000 } = {}) {
+                       extraArgs = [], startTimeoutMs = 20000, wrapper = [] } = {}) {
     const layout = prepareDir({ dir, routes, plugins });
     const gw = new Gateway(layout, { nodeId, workers, logLevel });
+    gw.wrapper = wrapper;  // a command that runs wsgw, e.g. ['prlimit', '--nofile=256:256', '--'] (it must exec it)
     gw.spawn(extraArgs);
     try {
       const line = await gw.waitForLog((l) => l.msg === 'listening', startTimeoutMs, 'the "listening" log line');
@@ -158,7 +159,8 @@ export class Gateway {
   }
 
   spawn(extraArgs) {
-    this.proc = spawn(WSGW_BIN, this.args(extraArgs), { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...before] = [...(this.wrapper ?? []), WSGW_BIN];
+    this.proc = spawn(command, [...before, ...this.args(extraArgs)], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => {
         this.exit = { code, signal };
