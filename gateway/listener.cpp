@@ -765,6 +765,7 @@ struct Listener::Impl {
             return messageEnds ? closeTooBig(s, wsi) : 0;
         }
         if (s->rxTooBig) {
+            if (s->closeRequested) return 0;  // closing: what libwebsockets still inflates is dropped
             s->rxDiscarded += len;
             return messageEnds || s->rxDiscarded > kMaxDiscardBytes ? closeTooBig(s, wsi) : 0;
         }
@@ -775,7 +776,9 @@ struct Listener::Impl {
             s->rxTooBig = true;
             s->rxDiscarded = s->rx.size() + len;
             std::string().swap(s->rx);
-            return messageEnds ? closeTooBig(s, wsi) : 0;
+            // A compressed message closes at once: its remaining wire bytes are few, but inflating them (a
+            // "deflate bomb" of up to 16 MiB) would hold this thread's other connections back.
+            return messageEnds || s->deflate ? closeTooBig(s, wsi) : 0;
         }
         // A message's first chunk reserves its whole frame: one allocation, and no copies while it grows.
         if (s->rx.empty() && frameLeft) {

@@ -8,6 +8,9 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import crypto from 'node:crypto';
+import net from 'node:net';
+import zlib from 'node:zlib';
 import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, readEvents, waitFor, withTimeout } from './harness.mjs';
 
 const SLOW = 'Slow consumer: send queue over maxSendQueueBytes';
@@ -207,6 +210,48 @@ describe('send queue, close deadline, receive bound, deflate bombs', () => {
     const closes = await Promise.all(bombs.map((b) => b.waitClosed(8000)));
     assert.deepEqual(closes.map((c) => c.code), Array(10).fill(1009));
     assert.equal(await probe.request('after-bombs'), 'after-bombs');
+    await probe.close();
+  });
+  test('twenty raw deflate bombs of 16 MiB (level 9, sync-flushed) sent right after the upgrade all get 1009', async () => {
+    const probe = await Client.open(gw.url);
+    const comp = zlib.deflateRawSync(Buffer.alloc(16 << 20), { level: 9, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    const payload = comp.subarray(0, comp.length - 4);  // RFC 7692: the sync flush's 00 00 ff ff is left off
+    const frame = () => {
+      const mask = crypto.randomBytes(4);
+      const head = Buffer.from([0xc1, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);  // FIN, RSV1, text
+      const body = Buffer.from(payload);
+      for (let i = 0; i < body.length; i++) body[i] ^= mask[i & 3];
+      return Buffer.concat([head, mask, body]);
+    };
+    const bomb = () => new Promise((resolve) => {
+      const sock = net.connect(gw.port, '127.0.0.1');
+      let buf = Buffer.alloc(0);
+      let upgraded = false;
+      const timer = setTimeout(() => { sock.destroy(); resolve('no close within 10 s'); }, 10000);
+      sock.on('connect', () => sock.write(`GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+        `Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n`));
+      sock.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        if (!upgraded) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          upgraded = true;
+          buf = buf.subarray(end + 4);
+          sock.write(frame());
+        }
+        if (buf.length >= 4 && (buf[0] & 0x0f) === 8) {
+          clearTimeout(timer);
+          sock.destroy();
+          resolve(buf.readUInt16BE(2));
+        }
+      });
+      sock.on('error', () => {});
+      sock.on('close', () => { clearTimeout(timer); resolve(upgraded ? 'closed without a close frame' : 'refused'); });
+    });
+    const results = await Promise.all(Array.from({ length: 20 }, bomb));
+    assert.deepEqual(results, Array(20).fill(1009));
+    assert.equal(await probe.request('after-raw-bombs'), 'after-raw-bombs');
     await probe.close();
   });
 });
