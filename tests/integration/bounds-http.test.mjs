@@ -231,6 +231,8 @@ test('out of descriptors, both listeners pause instead of spinning; live connect
   const extra = [];
   try {
     const pid = limited.proc.pid;
+    // prlimit execs wsgw in its own process, so this PID is the gateway's (its CPU is what is measured).
+    assert.equal(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'wsgw');
     const limits = fs.readFileSync(`/proc/${pid}/limits`, 'utf8');
     assert.match(limits, /Max open files\s+256\s+256/, 'the gateway runs under the descriptor limit');
     const probe = await Client.open(limited.url);
