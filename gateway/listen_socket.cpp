@@ -7,7 +7,43 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <mutex>
+#include <set>
+
 namespace wsgw {
+
+namespace {
+
+// The addresses this process has bound with SO_REUSEPORT: the sockets of its own network threads on the
+// public port. The kernel lets any process of the same user join such a group, so the first socket of a
+// group is bound only after a probe without SO_REUSEPORT found the port free (it fails on any listener);
+// the process's later sockets on that port are its own threads and skip the probe.
+std::mutex ownReusePortMutex;
+std::set<std::string> ownReusePortAddresses;
+
+std::string addressKey(const sockaddr_storage &ss, socklen_t len) {
+    return std::string(reinterpret_cast<const char *>(&ss), len);
+}
+
+void setPort(sockaddr_storage &ss, int port) {
+    if (ss.ss_family == AF_INET) reinterpret_cast<sockaddr_in *>(&ss)->sin_port = htons(static_cast<uint16_t>(port));
+    else reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port = htons(static_cast<uint16_t>(port));
+}
+
+int portOf(const sockaddr_storage &ss) {
+    return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in *>(&ss)->sin_port
+                                         : reinterpret_cast<const sockaddr_in6 *>(&ss)->sin6_port);
+}
+
+std::string bindError(const HostPort &hp, const std::string &flag, int port, int err) {
+    std::string where = flag + ": cannot listen on " + hp.host + ":" + std::to_string(port) + ": ";
+    if (err == EADDRINUSE)
+        return where + "port " + std::to_string(port) + " is in use by another process (stop it, or choose another port with " +
+               flag + ")";
+    return where + std::strerror(err) + " (choose another address with " + flag + ")";
+}
+
+}  // namespace
 
 int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error,
                         bool reusePort) {
@@ -34,25 +70,48 @@ int openListeningSocket(const HostPort &hp, const std::string &flag, std::string
         *error = flag + ": '" + hp.host + "' is not an IP address: give an IPv4 or IPv6 address, e.g. 0.0.0.0:8080";
         return -1;
     }
+    int one = 1;
+    std::lock_guard ownLock(ownReusePortMutex);
+    if (reusePort && !(hp.port != 0 && ownReusePortAddresses.count(addressKey(ss, sslen)))) {
+        int probe = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0) {
+            *error = flag + ": cannot create a socket: " + std::strerror(errno);
+            return -1;
+        }
+        setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // TIME_WAIT leftovers are no owner
+        if (::bind(probe, reinterpret_cast<sockaddr *>(&ss), sslen) != 0) {
+            *error = bindError(hp, flag, hp.port, errno);
+            ::close(probe);
+            return -1;
+        }
+        if (hp.port == 0) {  // the free port the probe got is the group's
+            sockaddr_storage got{};
+            socklen_t gotLen = sizeof got;
+            getsockname(probe, reinterpret_cast<sockaddr *>(&got), &gotLen);
+            setPort(ss, portOf(got));
+        }
+        ::close(probe);
+    }
     int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *error = flag + ": cannot create a socket: " + std::strerror(errno);
         return -1;
     }
-    int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (reusePort) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), sslen) != 0 || ::listen(fd, 1024) != 0) {
-        *error = flag + ": cannot listen on " + hp.host + ":" + std::to_string(hp.port) + ": " + std::strerror(errno) +
-                 " (is another process using the port? choose another with " + flag + ")";
+        *error = bindError(hp, flag, portOf(ss), errno);
         ::close(fd);
         return -1;
     }
     sockaddr_storage bound{};
     socklen_t boundLen = sizeof bound;
     getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &boundLen);
-    int port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in *>(&bound)->sin_port
-                                       : reinterpret_cast<sockaddr_in6 *>(&bound)->sin6_port);
+    int port = portOf(bound);
+    if (reusePort) {
+        setPort(ss, port);
+        ownReusePortAddresses.insert(addressKey(ss, sslen));
+    }
     std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
     *boundAddress = (family == AF_INET6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
     return fd;

@@ -11,7 +11,9 @@ namespace wsgw {
 // A non-blocking listening TCP socket on host:port (port 0 picks a free one). Returns the fd, or -1 with
 // *error saying what went wrong and what to do; *boundAddress gets "host:port" with the real port.
 // reusePort: SO_REUSEPORT, so that each network thread has its own socket on the port and the kernel
-// spreads new connections over them.
+// spreads new connections over them. It is for this process's threads only: the first socket on a port is
+// bound only if a probe without SO_REUSEPORT finds no other listener there (else "port N is in use by another
+// process"), so a second gateway on the same port refuses to start instead of taking half the connections.
 int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error,
                         bool reusePort = false);
 // accept4() of a non-blocking, close-on-exec connection, with the peer's IP address as text ("127.0.0.1";

@@ -27,6 +27,7 @@
 #include <malloc.h>
 #include <sched.h>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -88,10 +89,35 @@ void submitLostDisconnect(const wsgw::ConnectionRow &row, const std::string &rea
 }
 
 // Rows this node left behind after an unclean stop: their connections are gone, so their $disconnect
-// runs now, before we serve.
+// runs now, before we serve. Only rows the claim deleted get one; a failed claim deleted nothing and is
+// tried again (with backoff, one log line per 10 s) until it succeeds, however long the table stays locked.
 void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &nodeId,
                              const std::shared_ptr<const wsgw::RouteTable> &table, wsgw::Invoker &invoker) {
-    auto rows = store.takeRowsOfNode(nodeId);
+    using Clock = std::chrono::steady_clock;
+    std::chrono::milliseconds delay{50};
+    const Clock::time_point started = Clock::now();
+    Clock::time_point lastLog{};
+    uint64_t attempts = 0;
+    std::vector<wsgw::ConnectionRow> rows;
+    for (;;) {
+        std::string error;
+        rows = store.takeRowsOfNode(nodeId, &error);
+        ++attempts;
+        if (error.empty()) break;
+        if (Clock::now() - lastLog >= std::chrono::seconds(10)) {
+            lastLog = Clock::now();
+            wsgw::log::error("cleaning up after an unclean stop: the connection table cannot be claimed yet; retrying",
+                             {wsgw::log::Field("node", nodeId), wsgw::log::Field("error", error),
+                              wsgw::log::Field("attempts", attempts)});
+        }
+        std::this_thread::sleep_for(delay);
+        delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+    }
+    if (attempts > 1)
+        wsgw::log::info("cleaning up after an unclean stop: the connection table was claimed",
+                        {wsgw::log::Field("attempts", attempts),
+                         wsgw::log::Field("waitedMs", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                                Clock::now() - started).count()))});
     if (rows.empty()) return;
     wsgw::log::warn("cleaning up connections left by an unclean stop",
                     {wsgw::log::Field("node", nodeId), wsgw::log::Field("connections", static_cast<uint64_t>(rows.size()))});
@@ -207,6 +233,15 @@ int main(int argc, char **argv) {
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
     wsgw::log::setMinLevel(levelFromName(opt.logLevel));
 
+    // One gateway per database, decided before anything else is touched: a second one started by mistake
+    // would otherwise take the first one's live rows for leftovers and run their $disconnect.
+    std::unique_ptr<wsgw::DatabaseLock> databaseLock;
+    if (opt.cluster.empty()) {
+        std::string lockError;
+        databaseLock = wsgw::DatabaseLock::acquire(opt.dbPath, &lockError);
+        if (!databaseLock) return fail(lockError);
+    }
+
     auto listen = wsgw::parseHostPort(opt.listen, "--listen");
     if (auto *err = std::get_if<std::string>(&listen)) return fail(*err);
 
@@ -270,8 +305,8 @@ int main(int argc, char **argv) {
     auto table = std::move(std::get<std::shared_ptr<const wsgw::RouteTable>>(built));  // no copy may outlive a reload
     network->setRouteTable(table);
 
-    recoverStaleConnections(*store, opt.nodeId, table, invoker);
-
+    // Both listeners are bound (nothing is accepted before run()) before the clean-up: a gateway that cannot
+    // serve, because its ports are taken, must leave the table and the handlers alone.
     if (std::string err = network->start(); !err.empty()) return fail(err);
     std::unique_ptr<wsgw::ManagementApi> management;
     if (opt.managementListen != "off") {
@@ -287,6 +322,7 @@ int main(int argc, char **argv) {
         if (!opt.managementTlsCert.empty()) management->setTls(opt.managementTlsCert, opt.managementTlsKey);
         if (std::string err = management->start(listener->loop()); !err.empty()) return fail(err);
     }
+    recoverStaleConnections(*store, opt.nodeId, table, invoker);
     std::string handlerNames;
     for (const auto &[name, inst] : table->plugins->instances) {
         (void)inst;
@@ -321,7 +357,7 @@ int main(int argc, char **argv) {
             if (c)
                 for (auto &p : c->problems()) problems.push_back(std::move(p));
             if (!l->accepting()) problems.push_back("the public listener is not accepting (draining or not started)");
-            if (!st->writable()) problems.push_back("the connection table cannot be written (see the error log)");
+            if (std::string p = st->problem(); !p.empty()) problems.push_back(std::move(p));
             if (!r->current()) problems.push_back("no route table is loaded");
             return problems;
         };
@@ -353,6 +389,9 @@ int main(int argc, char **argv) {
 
     // Every connection is closed and its $disconnect queued: let the handlers finish, then shut the
     // plugins down (they may join threads that still push) before the listener they push to goes away.
+    // The last closes were submitted without a wake (the loop's prepare watcher wakes the workers, and the
+    // loops have ended): wake them here, or those $disconnects wait for the drain deadline and are dropped.
+    invoker.wakeDeferred();
     if (!invoker.waitIdle(std::chrono::seconds(opt.drainSeconds)))
         wsgw::log::warn("drain: handlers still running at the deadline", {wsgw::log::Field("pending", static_cast<uint64_t>(invoker.pending()))});
     if (cluster) {
@@ -361,14 +400,14 @@ int main(int argc, char **argv) {
         cluster->stop();  // leaves the cluster once our removals are in Redis; no reaping after this
         cluster.reset();
     }
-    invoker.stop();
+    // A thread still stuck in a handler runs plugin code: unloading the plugins under it would crash, so leave.
+    if (invoker.stop() > 0) { accessLog.reset(); store->flush(); wsgw::log::info("stopped"); std::fflush(nullptr); std::_Exit(0); }
     network->setRouteTable(nullptr);
     reloader.reset();  // the last table, and with it the plugins, go here
     accessLog.reset();  // flushes
     listener = nullptr;
     network.reset();
-    store->flush();
-    store.reset();
+    store.reset();  // commits what is queued; a table that stays unwritable is given up after a few seconds (logged)
     wsgw::log::info("stopped");
     return 0;
 }

@@ -1,0 +1,210 @@
+// Durability of the connection table against what an operator's machine does to it (issue 17): another
+// process holding the SQLite write lock, kill -9 and a restart into a locked table, the database file
+// deleted under the gateway, a second gateway started on the same database or the same public port.
+// Every wait is for a condition (a log line, a row count, /readyz, a metric), never a fixed sleep.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import {
+  Gateway, Client, prepareDir, probeRoutes, whoami, sqliteRows, waitFor, readEvents, ctx, runExpectingExit, withTimeout,
+} from './harness.mjs';
+
+const gateways = [];
+const lockHolders = [];
+
+after(async () => {
+  for (const h of lockHolders) await h.release();
+  for (const gw of gateways) await gw.stop({ signal: 'SIGKILL', timeoutMs: 5000 }).catch(() => {});
+});
+
+// A `sqlite3` process holding the database's write lock (BEGIN EXCLUSIVE) until release().
+async function holdWriteLock(db) {
+  const proc = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (c) => { out += c; });
+  proc.stderr.setEncoding('utf8').on('data', (c) => { err += c; });
+  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+  proc.stdin.write(".timeout 5000\nBEGIN EXCLUSIVE;\nSELECT 'locked-' || 'now';\n");
+  await waitFor(() => out.includes('locked-now') || err, { timeoutMs: 8000, what: 'sqlite3 to hold the write lock' });
+  assert.equal(err, '', `sqlite3 could not take the lock: ${err}`);
+  let released = false;
+  const holder = {
+    async release() {
+      if (released) return;
+      released = true;
+      proc.stdin.end('COMMIT;\n');
+      await withTimeout(exited, 5000, 'sqlite3 to exit after COMMIT');
+    },
+  };
+  lockHolders.push(holder);
+  return holder;
+}
+
+async function readyz(gw) {
+  const res = await fetch(`${gw.managementUrl}/readyz`);
+  return { status: res.status, body: await res.json() };
+}
+
+async function queueDepth(gw) {
+  const text = await (await fetch(`${gw.managementUrl}/metrics`)).text();
+  const m = /^wsgw_table_write_queue_depth (\d+)$/m.exec(text);
+  assert.ok(m, 'wsgw_table_write_queue_depth is in /metrics');
+  return Number(m[1]);
+}
+
+const disconnectsOf = (eventsPath) => readEvents(eventsPath).filter((e) => ctx(e).eventType === 'DISCONNECT');
+const rowIds = async (db, node) =>
+  (await sqliteRows(db, `SELECT connection_id FROM connections WHERE node_id = '${node}'`)).map((r) => r.connection_id);
+
+async function openClients(gw, n) {
+  const clients = await Promise.all(Array.from({ length: n }, () => Client.open(gw.url)));
+  const ids = [];
+  for (const c of clients) ids.push(await whoami(c));
+  return { clients, ids };
+}
+
+test('a write lock held by another process: closes are retried on their own, counted, and /readyz says so until they commit', async () => {
+  const gw = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'lock-node' });
+  gateways.push(gw);
+  const { clients, ids } = await openClients(gw, 5);
+  await waitFor(async () => (await rowIds(gw.dbPath, 'lock-node')).length === 5, { what: 'the 5 rows' });
+  assert.equal((await readyz(gw)).status, 200);
+
+  const lock = await holdWriteLock(gw.dbPath);
+  await Promise.all(clients.map((c) => c.close(1000)));
+  await waitFor(() => ids.every((id) => disconnectsOf(gw.eventsPath).some((e) => ctx(e).connectionId === id)),
+    { what: 'the $disconnect of the 5 connections' });
+  const notReady = await waitFor(async () => {
+    const r = await readyz(gw);
+    return r.status === 503 ? r : null;
+  }, { timeoutMs: 5000, what: '/readyz 503 while the table is locked' });
+  assert.equal(notReady.body.status, 'not ready');
+  assert.ok(notReady.body.problems.some((p) => /connection table cannot be written/.test(p) && /locked/.test(p)),
+    `a problem names the table and the lock: ${JSON.stringify(notReady.body.problems)}`);
+  assert.ok(await queueDepth(gw) >= 5, 'the failing batch is counted in wsgw_table_write_queue_depth');
+  assert.equal((await rowIds(gw.dbPath, 'lock-node')).length, 5, 'the rows stay while the lock is held');
+  assert.ok(gw.errorLines().some((l) => /connection table write failed/.test(l.msg)), 'an error line says writes fail');
+
+  // Released: no other write comes, yet the removals commit and the gateway is ready again by itself.
+  await lock.release();
+  await waitFor(async () => (await rowIds(gw.dbPath, 'lock-node')).length === 0, { timeoutMs: 5000, what: 'the 5 rows to go' });
+  await waitFor(async () => (await readyz(gw)).status === 200, { timeoutMs: 5000, what: '/readyz 200 again' });
+  assert.equal(await queueDepth(gw), 0);
+  await gw.stop();
+});
+
+test('kill -9 with 20 connections; a restart on a busy port touches nothing; a restart into a locked table waits, then runs each $disconnect once', async () => {
+  const first = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'crash-node' });
+  gateways.push(first);
+  const { clients, ids } = await openClients(first, 20);
+  await waitFor(async () => (await rowIds(first.dbPath, 'crash-node')).length === 20, { what: 'the 20 rows' });
+  await first.stop({ signal: 'SIGKILL', timeoutMs: 5000 });
+  await Promise.all(clients.map((c) => c.waitClosed(3000)));
+  assert.equal(disconnectsOf(first.eventsPath).length, 0, 'no $disconnect ran for a kill -9');
+
+  // A restart whose management port is taken fails, and it fails before cleaning anything up.
+  const blocker = net.createServer();
+  await new Promise((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const busy = await runExpectingExit({
+    routes: probeRoutes(), plugins: ['probe'], timeoutMs: 10000,
+    extraArgs: ['--routes', first.routesPath, '--handlers', first.handlersDir, '--db', first.dbPath, '--node-id', 'crash-node',
+      '--management-listen', `127.0.0.1:${blocker.address().port}`],
+  });
+  blocker.close();
+  assert.notEqual(busy.code, 0, `exit status: ${JSON.stringify(busy)}`);
+  assert.match(busy.stderr, /in use by another process/);
+  assert.equal((await rowIds(first.dbPath, 'crash-node')).length, 20, 'a start that cannot serve leaves the rows');
+  assert.equal(disconnectsOf(first.eventsPath).length, 0, 'a start that cannot serve runs no $disconnect');
+
+  // The restart finds the table locked: the claim fails, deletes nothing, and is retried until the lock goes.
+  const lock = await holdWriteLock(first.dbPath);
+  const second = new Gateway(prepareDir({ dir: first.dir, routes: probeRoutes(), plugins: ['probe'] }),
+    { nodeId: 'crash-node', workers: 4, logLevel: 'info' });
+  second.spawn([]);
+  gateways.push(second);
+  await second.waitForLog((l) => /cannot be claimed yet/.test(l.msg ?? ''), 15000, 'the failed claim\'s log line');
+  assert.equal((await rowIds(first.dbPath, 'crash-node')).length, 20, 'a failed claim deletes nothing');
+  assert.equal(disconnectsOf(first.eventsPath).length, 0, 'a failed claim runs no $disconnect');
+  await lock.release();
+  await second.waitForLog((l) => l.msg === 'listening', 15000, 'the "listening" line after the claim');
+  second.managementUrl = `http://${second.lines.find((l) => l.msg === 'listening').management}`;
+  await waitFor(async () => (await rowIds(first.dbPath, 'crash-node')).length === 0, { timeoutMs: 5000, what: 'the stale rows to go' });
+  await waitFor(() => ids.every((id) => disconnectsOf(first.eventsPath).some((e) => ctx(e).connectionId === id)),
+    { timeoutMs: 5000, what: 'a $disconnect for each of the 20 connections' });
+  assert.equal((await readyz(second)).status, 200);
+  await second.stop();
+  // After the drain nothing more can come: exactly one $disconnect each, all saying the stop was unclean.
+  const disconnects = disconnectsOf(first.eventsPath);
+  for (const id of ids) {
+    const mine = disconnects.filter((e) => ctx(e).connectionId === id);
+    assert.equal(mine.length, 1, `exactly one $disconnect for ${id}`);
+    assert.match(ctx(mine[0]).disconnectReason ?? '', /unclean/i);
+  }
+  assert.equal(disconnects.length, 20);
+});
+
+test('the database file deleted while running: /readyz 503 and an error line, within seconds', async () => {
+  const gw = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'gone-node' });
+  gateways.push(gw);
+  const c = await Client.open(gw.url);
+  await whoami(c);
+  assert.equal((await readyz(gw)).status, 200);
+  for (const suffix of ['', '-wal', '-shm']) fs.rmSync(gw.dbPath + suffix, { force: true });
+  const notReady = await waitFor(async () => {
+    const r = await readyz(gw);
+    return r.status === 503 ? r : null;
+  }, { timeoutMs: 5000, what: '/readyz 503 after the file was deleted' });
+  assert.ok(notReady.body.problems.some((p) => p.includes(gw.dbPath) && /deleted/.test(p)),
+    `a problem names the deleted file: ${JSON.stringify(notReady.body.problems)}`);
+  assert.ok(gw.errorLines().some((l) => /deleted/.test(l.error ?? '')), 'an error line says the file was deleted');
+  await c.close(1000);
+  await gw.stop();
+});
+
+test('a second gateway on the same database refuses, names the PID, and touches nothing', async () => {
+  const first = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'one-node' });
+  gateways.push(first);
+  const { clients, ids } = await openClients(first, 3);
+  await waitFor(async () => (await rowIds(first.dbPath, 'one-node')).length === 3, { what: 'the 3 rows' });
+
+  // Same db, same node ID, same routes (its $disconnect would land in the first one's event log).
+  const second = await runExpectingExit({
+    routes: probeRoutes(), plugins: ['probe'], timeoutMs: 10000,
+    extraArgs: ['--routes', first.routesPath, '--handlers', first.handlersDir, '--db', first.dbPath, '--node-id', 'one-node'],
+  });
+  assert.equal(second.timedOut, false);
+  assert.notEqual(second.code, 0);
+  assert.ok(second.stderr.includes(`PID ${first.proc.pid}`), `the refusal names the holder: ${second.stderr}`);
+  assert.ok(second.stderr.includes(first.dbPath), `the refusal names the database: ${second.stderr}`);
+
+  assert.ok(first.alive());
+  assert.deepEqual((await rowIds(first.dbPath, 'one-node')).sort(), [...ids].sort(), 'the first one\'s rows are intact');
+  assert.equal(disconnectsOf(first.eventsPath).length, 0, 'no $disconnect ran');
+  for (let i = 0; i < clients.length; ++i) assert.equal(await whoami(clients[i]), ids[i], 'the clients are still connected');
+  for (const c of clients) await c.close(1000);
+  await first.stop();
+});
+
+test('a second gateway on the same public port (another --db and --management-listen) refuses with a clear message', async () => {
+  const first = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'port-node', extraArgs: ['--network-threads', '2'] });
+  gateways.push(first);
+  for (const threads of ['2', '1']) {
+    const second = await runExpectingExit({
+      routes: probeRoutes(), plugins: ['probe'], timeoutMs: 10000,
+      extraArgs: ['--listen', `127.0.0.1:${first.port}`, '--network-threads', threads],
+    });
+    assert.equal(second.timedOut, false);
+    assert.notEqual(second.code, 0, `with ${threads} network threads: ${JSON.stringify(second)}`);
+    assert.match(second.stderr, new RegExp(`port ${first.port} is in use by another process`));
+  }
+  // The first one still takes every new connection.
+  for (let i = 0; i < 4; ++i) {
+    const c = await Client.open(first.url);
+    await whoami(c);
+    await c.close(1000);
+  }
+  await first.stop();
+});
