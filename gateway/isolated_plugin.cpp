@@ -7,6 +7,7 @@
 #include <deque>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +66,31 @@ std::string describeExit(int status) {
     }
     if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
     return "ended";
+}
+
+// A "Name:   N kB" line of /proc/PID/status in bytes; 0 when unreadable.
+size_t statusBytes(pid_t pid, const char *name) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(pid));
+    FILE *f = std::fopen(path, "r");
+    if (!f) return 0;
+    char line[256];
+    size_t len = std::strlen(name), kb = 0;
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, name, len) == 0 && line[len] == ':') {
+            kb = std::strtoull(line + len + 1, nullptr, 10);
+            break;
+        }
+    }
+    std::fclose(f);
+    return kb << 10;
+}
+
+// The RLIMIT_DATA the worker set on itself (its start-up memory plus maxWorkerMemoryMb); 0 when unknown.
+size_t dataLimitBytes(pid_t pid) {
+    rlimit lim{};
+    if (prlimit(pid, RLIMIT_DATA, nullptr, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 0;
+    return static_cast<size_t>(lim.rlim_cur);
 }
 
 size_t residentBytes(pid_t pid) {
@@ -193,7 +219,8 @@ bool IsolatedPlugin::serve(Worker &w) {
     for (auto &e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
     std::string exe = "/proc/self/exe", flag = "--plugin-host", name = instance_;
-    char *argv[] = {exe.data(), flag.data(), name.data(), nullptr};
+    std::string memoryBudget = std::to_string(maxMemoryBytes_);  // the worker sets RLIMIT_DATA from it
+    char *argv[] = {exe.data(), flag.data(), name.data(), memoryBudget.data(), nullptr};
     pid_t pid = -1;
     int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, envp.data());
     posix_spawn_file_actions_destroy(&actions);
@@ -251,7 +278,9 @@ bool IsolatedPlugin::serve(Worker &w) {
             reply.rc = static_cast<int>(r.i64());
             reply.status = static_cast<int>(r.i64());
             reply.body = r.bytes();
-            reply.binary = r.u8() != 0;
+            uint8_t bodyFlags = r.u8();
+            reply.binary = (bodyFlags & 1) != 0;
+            reply.hasBody = (bodyFlags & 2) != 0;
             reply.failure = r.bytes();
             std::lock_guard lock(mutex_);
             if (w.busy && seq == w.seq && !w.haveResult) {
@@ -390,12 +419,20 @@ IsolatedReply IsolatedPlugin::invoke(const InvocationEvent &event, std::chrono::
     w->busy = false;
     w->haveResult = false;
     if (maxMemoryBytes_ && w->ready && w->pid > 0) {
+        // RLIMIT_DATA already stopped the invocation at the limit. A worker that failed while holding most
+        // of its budget (the plugin may keep what it got before the failed allocation) is replaced so the
+        // next invocation gets the whole budget; so is one whose resident memory grew past the limit.
         size_t rss = residentBytes(w->pid);
-        if (rss > maxMemoryBytes_) {
+        size_t limit = r.rc != 0 ? dataLimitBytes(w->pid) : 0;
+        size_t data = limit ? statusBytes(w->pid, "VmData") : 0;
+        bool nearLimit = limit && data + maxMemoryBytes_ / 2 > limit;  // holds over half its budget
+        if (rss > maxMemoryBytes_ || nearLimit) {
             w->retiring = true;
-            log::warn("isolated worker over its memory limit; replacing it",
+            log::warn(nearLimit ? "isolated worker failed at its memory limit; replacing it"
+                                : "isolated worker over its memory limit; replacing it",
                       {log::Field("handler", instance_), log::Field("pid", static_cast<int64_t>(w->pid)),
                        log::Field("residentMb", static_cast<uint64_t>(rss >> 20)),
+                       log::Field("dataMb", static_cast<uint64_t>(data >> 20)),
                        log::Field("maxWorkerMemoryMb", static_cast<uint64_t>(maxMemoryBytes_ >> 20))});
             wire::Writer bye(wire::Kind::Shutdown);
             std::lock_guard wlock(w->writeMutex);

@@ -2,7 +2,10 @@
 // (`wsgw --plugin-host`, plugin_host.cpp), each talking to the gateway over a socketpair. One supervisor
 // thread per worker reads its frames, answers its host API calls and restarts it when it dies, so a
 // crash (SIGSEGV, abort, exit) costs the one invocation it was running. A timed-out invocation kills its
-// worker; a worker grown past maxWorkerMemoryMb is replaced after the invocation that grew it.
+// worker. maxWorkerMemoryMb is a hard limit during the invocation: the worker sets RLIMIT_DATA to its
+// start-up memory plus that budget, so an allocation past it fails at once inside the worker (the handler
+// fails or the process dies: an integration error); a worker that failed near its limit, or whose resident
+// memory grew past it, is replaced after the invocation.
 #pragma once
 
 #include "config.h"
@@ -24,6 +27,7 @@ struct IsolatedReply {
     int status = 200;
     std::string body;
     bool binary = false;
+    bool hasBody = false;       // the handler gave a body (NULL: nothing is sent; empty: an empty message)
     std::string failure;
     bool timedOut = false;      // the deadline passed; the worker was killed
     bool workerDied = false;    // the worker process ended during the invocation (crash, abort, exit)

@@ -11,6 +11,10 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 
@@ -28,8 +32,8 @@ struct WorkerHost {
     std::mutex callsMutex;
     uint64_t nextCallId = 1;
     std::map<uint64_t, std::promise<std::pair<int64_t, std::string>>> calls;
-    // The invocation being handled: event_json answers only for its event.
-    const wsgw_event *currentEvent = nullptr;
+    // The invocation being handled: event_json answers only for its event, found by address.
+    std::atomic<const wsgw_event *> currentEvent{nullptr};
     std::string currentEventJson;
 
     bool send(wire::Writer &w) {
@@ -66,54 +70,99 @@ struct WorkerHost {
 
 WorkerHost *g_host = nullptr;  // one per worker process; the plugin's wsgw_host* points at it
 
-int hostPost(wsgw_host *, const char *id, const void *data, size_t len, int isBinary) {
+// The host API's entry points are noexcept: an exception (bad_alloc under the worker's memory limit, a
+// broken promise) must not unwind through the plugin's C frames; it becomes WSGW_ERROR (or -1, NULL).
+int hostCall(wire::CallOp op, const char *target, std::string_view data, int64_t flag) noexcept {
+    try {
+        return static_cast<int>(g_host->call(op, target, data, flag).first);
+    } catch (...) {
+        return WSGW_ERROR;
+    }
+}
+
+int hostPost(wsgw_host *, const char *id, const void *data, size_t len, int isBinary) noexcept {
     if (!id || (!data && len)) return WSGW_ERROR;
-    return static_cast<int>(g_host->call(wire::CallOp::Post, id, std::string_view(static_cast<const char *>(data), len), isBinary).first);
+    return hostCall(wire::CallOp::Post, id, std::string_view(static_cast<const char *>(data), len), isBinary);
 }
 
-int hostDelete(wsgw_host *, const char *id) {
+int hostDelete(wsgw_host *, const char *id) noexcept {
     if (!id) return WSGW_ERROR;
-    return static_cast<int>(g_host->call(wire::CallOp::Delete, id, {}, 0).first);
+    return hostCall(wire::CallOp::Delete, id, {}, 0);
 }
 
-long hostGet(wsgw_host *, const char *id, char *buf, size_t cap) {
+long hostGet(wsgw_host *, const char *id, char *buf, size_t cap) noexcept {
     if (!id) return -1;
-    auto [rc, json] = g_host->call(wire::CallOp::Get, id, {}, 0);
-    if (rc < 0) return -1;
-    return copyOut(json, buf, cap);
+    try {
+        auto [rc, json] = g_host->call(wire::CallOp::Get, id, {}, 0);
+        if (rc < 0) return -1;
+        return copyOut(json, buf, cap);
+    } catch (...) {
+        return -1;
+    }
 }
 
-int hostAddToGroup(wsgw_host *, const char *group, const char *id) {
+int hostAddToGroup(wsgw_host *, const char *group, const char *id) noexcept {
     if (!group || !id) return WSGW_ERROR;
-    return static_cast<int>(g_host->call(wire::CallOp::Join, id, group, 0).first);
+    return hostCall(wire::CallOp::Join, id, group, 0);
 }
 
-int hostRemoveFromGroup(wsgw_host *, const char *group, const char *id) {
+int hostRemoveFromGroup(wsgw_host *, const char *group, const char *id) noexcept {
     if (!group || !id) return WSGW_ERROR;
-    return static_cast<int>(g_host->call(wire::CallOp::Leave, id, group, 0).first);
+    return hostCall(wire::CallOp::Leave, id, group, 0);
 }
 
-int hostSendToGroup(wsgw_host *, const char *group, const void *data, size_t len, int isBinary) {
+int hostSendToGroup(wsgw_host *, const char *group, const void *data, size_t len, int isBinary) noexcept {
     if (!group || !*group || (!data && len)) return WSGW_ERROR;
-    return static_cast<int>(
-        g_host->call(wire::CallOp::SendGroup, group, std::string_view(static_cast<const char *>(data), len), isBinary).first);
+    return hostCall(wire::CallOp::SendGroup, group, std::string_view(static_cast<const char *>(data), len), isBinary);
 }
 
-int hostSendToAll(wsgw_host *, const void *data, size_t len, int isBinary) {
+int hostSendToAll(wsgw_host *, const void *data, size_t len, int isBinary) noexcept {
     if (!data && len) return WSGW_ERROR;
-    return static_cast<int>(g_host->call(wire::CallOp::SendAll, "", std::string_view(static_cast<const char *>(data), len), isBinary).first);
+    return hostCall(wire::CallOp::SendAll, "", std::string_view(static_cast<const char *>(data), len), isBinary);
 }
 
-const char *hostEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) {
-    if (!ev || ev != g_host->currentEvent) return nullptr;
+const char *hostEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) noexcept {
+    if (!ev || ev != g_host->currentEvent.load(std::memory_order_acquire)) return nullptr;
     if (len) *len = g_host->currentEventJson.size();
     return g_host->currentEventJson.c_str();
 }
 
-void hostLog(wsgw_host *, int level, const char *message) {
-    wire::Writer w(wire::Kind::Call);
-    w.u64(0).u8(static_cast<uint8_t>(wire::CallOp::Log)).bytes("").bytes(message ? message : "").i64(level);
-    g_host->send(w);
+void hostLog(wsgw_host *, int level, const char *message) noexcept {
+    try {
+        wire::Writer w(wire::Kind::Call);
+        w.u64(0).u8(static_cast<uint8_t>(wire::CallOp::Log)).bytes("").bytes(message ? message : "").i64(level);
+        g_host->send(w);
+    } catch (...) {
+    }
+}
+
+// Reads one "Name:   N kB" line of /proc/self/status; 0 when absent.
+size_t procStatusBytes(const char *name) {
+    std::FILE *f = std::fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t len = std::strlen(name), kb = 0;
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, name, len) == 0 && line[len] == ':') {
+            kb = std::strtoull(line + len + 1, nullptr, 10);
+            break;
+        }
+    }
+    std::fclose(f);
+    return kb << 10;
+}
+
+// maxWorkerMemoryMb as a hard limit: RLIMIT_DATA bounds this process's private writable memory (heap,
+// anonymous mappings, thread stacks), so an allocation past it fails inside the worker at once instead of
+// being noticed after the invocation. The plugin gets the whole budget on top of what this process uses
+// before loading it (a few MB; sanitizer builds reserve far more, which must not count against it).
+// The hard limit is lowered too, so the plugin cannot raise it.
+std::string limitMemory(size_t budgetBytes) {
+    size_t base = procStatusBytes("VmData");
+    rlimit lim{};
+    lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(base + budgetBytes);
+    if (setrlimit(RLIMIT_DATA, &lim) != 0) return std::string("setrlimit(RLIMIT_DATA): ") + std::strerror(errno);
+    return {};
 }
 
 struct Invocation {
@@ -155,28 +204,11 @@ int runPluginHost(int argc, char **argv) {
         w.u8(ok ? 1 : 0).bytes(error).bytes(name ? name : "");
         return host.send(w);
     };
-    void *library = nullptr;
-    auto opened = openPluginLibrary("/proc/self/fd/" + std::to_string(kPluginFd), shownPath, &library);
-    if (auto *err = std::get_if<std::string>(&opened)) {
-        ready(false, *err, nullptr);
-        return 4;
-    }
-    const wsgw_handler *desc = std::get<const wsgw_handler *>(opened);
+    const wsgw_handler *desc = nullptr;  // set before Ready; the executor runs nothing before that
     void *state = nullptr;
-    if (desc->init) {
-        try {
-            state = desc->init(&host.api, configJson.c_str());
-        } catch (const std::exception &e) {
-            ready(false, std::string("threw from init: ") + e.what(), nullptr);
-            return 4;
-        } catch (...) {
-            ready(false, "threw from init", nullptr);
-            return 4;
-        }
-    }
-    if (!ready(true, {}, desc->name)) return 3;
 
-    // This thread reads; the executor runs one invocation at a time (the gateway sends one at a time).
+    // This thread reads; the executor runs one invocation at a time (the gateway sends one at a time). It
+    // starts before the memory limit is set, so its stack is not taken from the plugin's budget.
     std::mutex queueMutex;
     std::condition_variable queueCv;
     std::deque<Invocation> queue;
@@ -202,21 +234,49 @@ int runPluginHost(int argc, char **argv) {
                 ev.is_binary = inv.binary ? 1 : 0;
             }
             host.currentEventJson = std::move(inv.eventJson);
-            host.currentEvent = &ev;
+            host.currentEvent.store(&ev, std::memory_order_release);
             wsgw_response resp{};
             resp.size = sizeof resp;
             resp.status_code = 200;
             std::string failure;
             int rc = callHandler(desc, state, &ev, &resp, failure);
-            host.currentEvent = nullptr;
+            host.currentEvent.store(nullptr, std::memory_order_release);
+            // Bit 0: binary; bit 1: a body was given (a non-NULL empty body is an empty message, NULL is none).
+            uint8_t bodyFlags = (resp.is_binary ? 1 : 0) | (resp.body ? 2 : 0);
             wire::Writer w(wire::Kind::Result);
             w.u64(inv.seq).i64(rc).i64(resp.status_code)
                 .bytes(resp.body && resp.body_len ? std::string_view(resp.body, resp.body_len) : std::string_view())
-                .u8(resp.is_binary ? 1 : 0)
+                .u8(bodyFlags)
                 .bytes(failure);
             if (!host.send(w)) _exit(0);
         }
     });
+    // Refusals leave with _exit: the executor is still waiting, and nothing here needs unwinding.
+    auto refuse = [&](const std::string &error) {
+        ready(false, error, nullptr);
+        std::fflush(nullptr);
+        _exit(4);
+    };
+    if (argc > 3) {  // "--plugin-host NAME MAX_MEMORY_BYTES" (isolated_plugin.cpp)
+        size_t budget = std::strtoull(argv[3], nullptr, 10);
+        if (budget > 0) {
+            if (std::string err = limitMemory(budget); !err.empty()) refuse("cannot limit the worker's memory: " + err);
+        }
+    }
+    void *library = nullptr;
+    auto opened = openPluginLibrary("/proc/self/fd/" + std::to_string(kPluginFd), shownPath, &library);
+    if (auto *err = std::get_if<std::string>(&opened)) refuse(*err);
+    desc = std::get<const wsgw_handler *>(opened);
+    if (desc->init) {
+        try {
+            state = desc->init(&host.api, configJson.c_str());
+        } catch (const std::exception &e) {
+            refuse(std::string("threw from init: ") + e.what());
+        } catch (...) {
+            refuse("threw from init");
+        }
+    }
+    if (!ready(true, {}, desc->name)) _exit(3);
 
     for (;;) {
         auto frame = wire::readFrame(kSocketFd);
