@@ -41,7 +41,9 @@ std::variant<WsUrl, std::string> WsUrl::parse(const std::string &url) {
 }
 
 namespace {
-BackendLink *g_starting = nullptr;  // the link inside lws_client_connect_via_info: open() owns its failure
+// The link inside lws_client_connect_via_info on this thread: open() owns its failure. The callbacks that
+// look at it run inside that call, on the same network thread, so each thread has its own.
+thread_local BackendLink *g_starting = nullptr;
 }
 
 BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const BackendTarget &target, BackendEvents *events) {

@@ -24,8 +24,8 @@ std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(Api
 
     auto table = std::make_shared<RouteTable>(RouteTable{std::move(config), std::move(*selector),
                                                          std::get<std::shared_ptr<PluginSet>>(plugins), {}, nullptr,
-                                                         nullptr, nullptr, TokenBucket{}, nullptr});
-    table->throttle = TokenBucket(table->config.throttle);
+                                                         nullptr, nullptr, SharedTokenBucket{}, nullptr});
+    table->throttle = SharedTokenBucket(table->config.throttle);
     if (!table->config.proxy.url.empty()) {
         auto url = WsUrl::parse(table->config.proxy.url);
         if (auto *err = std::get_if<std::string>(&url)) return table->config.sourcePath + ": /proxy/url: " + *err;
@@ -38,7 +38,7 @@ std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(Api
         r.routeResponse = spec.routeResponse;
         r.timeoutMs = spec.timeoutMs;
         r.metrics = host->metrics.route(key);
-        r.throttle = TokenBucket(spec.throttle);
+        r.throttle = SharedTokenBucket(spec.throttle);
         r.connectionThrottle = spec.connectionThrottle;
         if (!spec.authorizer.type.empty()) {
             auto built = Authorizer::build(spec.authorizer, table->config.sourcePath);

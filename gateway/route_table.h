@@ -26,7 +26,7 @@ struct CompiledRoute {
     RouteMetrics *metrics = nullptr;  // never null in a built table
     std::shared_ptr<const Authorizer> authorizer;  // $connect only
     std::shared_ptr<HttpIntegration> http;         // instead of a handler: POST the event to a backend
-    mutable TokenBucket throttle;  // this route over all connections; the network thread's
+    SharedTokenBucket throttle;    // this route over all connections, shared by every network thread
     RateSpec connectionThrottle;   // a bucket per connection, kept by the listener
 };
 
@@ -38,7 +38,7 @@ struct RouteTable {
     const CompiledRoute *connect = nullptr;
     const CompiledRoute *disconnect = nullptr;
     const CompiledRoute *fallback = nullptr;  // $default
-    mutable TokenBucket throttle;             // every message of the API; the network thread's
+    SharedTokenBucket throttle;               // every message of the API, shared by every network thread
     std::shared_ptr<const WsUrl> proxy;       // "proxy": every connection is relayed to this backend
 
     // The route for one message: its selected key's route, else $default, else nullptr (AWS: Forbidden).
