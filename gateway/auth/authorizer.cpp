@@ -6,6 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <fstream>
@@ -46,6 +47,13 @@ std::string principalContext(const std::string &principalId) {
 }
 
 }  // namespace
+
+int64_t connectionExpiry(int64_t exp, int64_t clockSkewSeconds) {
+    int64_t skew = std::max<int64_t>(clockSkewSeconds, 0);
+    int64_t end;
+    if (__builtin_add_overflow(exp, skew, &end)) end = exp < 0 ? INT64_MIN : INT64_MAX;
+    return std::clamp<int64_t>(end, 1, kMaxExpirySeconds);
+}
 
 std::string apiKeyPrincipal(const std::string &key) { return "key-" + sha256Hex(key).substr(0, 8); }
 
@@ -169,7 +177,7 @@ AuthorizerOutcome Authorizer::authorize(const ConnectionInfo &c, int64_t nowSeco
     out.ok = true;
     out.status = 200;
     out.principalId = r.subject;
-    out.expiresAt = r.expiresAt;
+    out.expiresAt = r.expiresAt ? connectionExpiry(r.expiresAt, jwt_.clockSkewSeconds) : 0;
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     w.StartObject();

@@ -23,8 +23,15 @@ struct AuthorizerOutcome {
     std::string contextJson; // requestContext.authorizer
     std::string principalId;
     std::string apiKeyId;    // requestContext.identity.apiKeyId (apiKey only)
-    int64_t expiresAt = 0;   // epoch seconds when the credential stops being valid (jwt exp), else 0
+    int64_t expiresAt = 0;   // epoch seconds when the connection must close (jwt exp + clockSkewSeconds), else 0
 };
+
+// The latest close time a token can ask for: 9999-12-31T23:59:59Z. Far enough to mean "never", and small
+// enough that expiresAt * 1000 (milliseconds) cannot overflow.
+inline constexpr int64_t kMaxExpirySeconds = 253402300799;
+// When a connection admitted with a token whose "exp" is `exp` must close: exp + clockSkewSeconds (the token
+// is accepted for that long, so it stays valid for it), saturated and clamped to 1..kMaxExpirySeconds.
+int64_t connectionExpiry(int64_t exp, int64_t clockSkewSeconds);
 
 class Authorizer {
 public:

@@ -1,8 +1,12 @@
 // The apiKey authorizer: where the key is read from, 401 versus 403, principals from ids and from the
-// key's hash, key files, and which principals survive a reload.
+// key's hash, key files, and which principals survive a reload. The jwt authorizer: 401 versus 403, and
+// the connection's close time (exp plus the clock skew, saturated).
 #include "auth/authorizer.h"
 
 #include <doctest/doctest.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <cstdio>
 #include <fstream>
@@ -27,9 +31,107 @@ AuthorizerSpec apiKeys() {
     return s;
 }
 
+const std::string kJwtSecret = "a secret of more than thirty-two bytes";
+
+// An HS256 token over `payload` (JSON text), signed with `secret`.
+std::string hs256Token(const std::string &payload, const std::string &secret = kJwtSecret) {
+    std::string input = jwtBase64UrlEncode(R"({"alg":"HS256","typ":"JWT"})") + "." + jwtBase64UrlEncode(payload);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char *>(input.data()),
+         input.size(), mac, &len);
+    return input + "." + jwtBase64UrlEncode(std::string_view(reinterpret_cast<char *>(mac), len));
+}
+
+AuthorizerSpec jwtSpec(int64_t skew) {
+    AuthorizerSpec s;
+    s.type = "jwt";
+    s.sources = {"header:Authorization", "query:access_token"};
+    s.algorithms = {"HS256"};
+    s.secret = kJwtSecret;
+    s.clockSkewSeconds = skew;
+    s.jsonPath = "/routes/$connect/authorizer";
+    return s;
+}
+
+ConnectionInfo withBearer(const std::string &token) {
+    ConnectionInfo c;
+    c.headers = {{"Authorization", "Bearer " + token}};
+    return c;
+}
+
 }  // namespace
 
 TEST_SUITE("authorizer") {
+    TEST_CASE("jwt: a token past exp but within the skew is admitted and the connection closes at exp + skew") {
+        const int64_t now = 1795362413;
+        auto a = build(jwtSpec(60));
+        std::string token = hs256Token(R"({"sub":"alice","exp":)" + std::to_string(now - 30) + "}");
+        AuthorizerOutcome out = a->authorize(withBearer(token), now);
+        REQUIRE(out.ok);
+        CHECK(out.expiresAt == now - 30 + 60);  // not exp: the listener would close it at once
+        CHECK(a->authorize(withBearer(token), now + 31).status == 403);  // past exp + skew
+
+        auto noSkew = build(jwtSpec(0));
+        std::string fresh = hs256Token(R"({"sub":"bob","exp":)" + std::to_string(now + 100) + "}");
+        CHECK(noSkew->authorize(withBearer(fresh), now).expiresAt == now + 100);
+        auto negative = build(jwtSpec(-5));  // counts as 0, as the verifier counts it
+        CHECK(negative->authorize(withBearer(fresh), now).expiresAt == now + 100);
+
+        std::string forever = hs256Token(R"({"sub":"carol"})");
+        CHECK(a->authorize(withBearer(forever), now).expiresAt == 0);  // no exp: no close
+    }
+
+    TEST_CASE("jwt: an absurd exp is clamped so that milliseconds cannot overflow") {
+        const int64_t now = 1795362413;
+        auto a = build(jwtSpec(60));
+        for (const char *exp : {"9200000000000000", "9223372036854775807", "18446744073709551615", "1e300"}) {
+            CAPTURE(exp);
+            AuthorizerOutcome out = a->authorize(withBearer(hs256Token(std::string(R"({"sub":"x","exp":)") + exp + "}")), now);
+            REQUIRE(out.ok);
+            CHECK(out.expiresAt == kMaxExpirySeconds);
+            int64_t ms = 0;
+            CHECK_FALSE(__builtin_mul_overflow(out.expiresAt, int64_t{1000}, &ms));
+        }
+        CHECK(connectionExpiry(INT64_MAX, 60) == kMaxExpirySeconds);
+        CHECK(connectionExpiry(INT64_MAX - 10, INT64_MAX) == kMaxExpirySeconds);
+        CHECK(connectionExpiry(now, 60) == now + 60);
+    }
+
+    TEST_CASE("jwt: no token or garbage is 401; a well-formed token that is refused is 403") {
+        const int64_t now = 1795362413;
+        auto a = build(jwtSpec(60));
+        std::string valid = hs256Token(R"({"sub":"alice","exp":)" + std::to_string(now + 600) + "}");
+        CHECK(a->authorize(withBearer(valid), now).ok);
+
+        CHECK(a->authorize(ConnectionInfo{}, now).status == 401);  // nothing sent
+        for (const char *garbage : {"garbage", "a.b", "a.b.c.d", "!!!.???.***", "e30.e30"}) {
+            CAPTURE(garbage);
+            AuthorizerOutcome out = a->authorize(withBearer(garbage), now);
+            CHECK_FALSE(out.ok);
+            CHECK(out.status == 401);
+            CHECK(out.reason.rfind("Unauthorized: ", 0) == 0);
+        }
+        ConnectionInfo basic;
+        basic.headers = {{"Authorization", "Basic dXNlcjpwYXNz"}};
+        CHECK(a->authorize(basic, now).status == 401);
+
+        std::string wrongKey = hs256Token(R"({"sub":"alice","exp":)" + std::to_string(now + 600) + "}", "another secret, also long enough!!");
+        std::string expired = hs256Token(R"({"sub":"alice","exp":)" + std::to_string(now - 61) + "}");
+        std::string tampered = valid;
+        tampered[tampered.size() - 2] = tampered[tampered.size() - 2] == 'A' ? 'B' : 'A';
+        for (const std::string &refused : {wrongKey, expired, tampered}) {
+            CAPTURE(refused);
+            AuthorizerOutcome out = a->authorize(withBearer(refused), now);
+            CHECK_FALSE(out.ok);
+            CHECK(out.status == 403);
+            CHECK(out.reason.rfind("Forbidden: ", 0) == 0);
+        }
+        ConnectionInfo query;
+        query.rawQuery = "access_token=" + wrongKey;
+        CHECK(a->authorize(query, now).status == 403);
+    }
+
     TEST_CASE("apiKey: headers case-insensitively, then the query; 401 without, 403 with a wrong key") {
         auto a = build(apiKeys());
         ConnectionInfo c;
