@@ -265,6 +265,15 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
             cfg.handlers[h.name] = std::move(h);
         }
     }
+    // Required, with at least one route, unless the whole API is a proxy (SPEC section 2). Checked here
+    // because JSON Schema draft 4 cannot make one property depend on another.
+    bool hasRoutes = doc.HasMember("routes") && doc["routes"].MemberCount() > 0;
+    if (!hasRoutes && cfg.proxy.url.empty()) {
+        if (!doc.HasMember("routes"))
+            return error("", "required property 'routes' is missing (only an API with a \"proxy\" may have no routes)");
+        return error("/routes", "needs at least one route (for example \"$default\"); only an API with a \"proxy\" may have none");
+    }
+    if (!doc.HasMember("routes")) return cfg;
     for (auto &m : doc["routes"].GetObject()) {
         std::string key(m.name.GetString(), m.name.GetStringLength());
         rapidjson::Pointer p(rapidjson::Pointer().Append(std::string("routes")).Append(key));

@@ -63,6 +63,23 @@ TEST_SUITE("config") {
         CHECK_MESSAGE(e.reason.find("expected boolean") != std::string::npos, e.reason);
     }
 
+    TEST_CASE("a proxy-only API may have no routes, or an empty object; any other API needs a route") {
+        for (const char *text : {R"({"routeSelectionExpression":"x","proxy":{"url":"ws://127.0.0.1:9000/"}})",
+                                 R"({"routeSelectionExpression":"x","proxy":{"url":"ws://127.0.0.1:9000/"},"routes":{}})"}) {
+            CAPTURE(text);
+            auto r = parseApiConfig(text, "routes.json");
+            REQUIRE_MESSAGE(std::holds_alternative<ApiConfig>(r), std::get<ConfigError>(r).message());
+            CHECK(std::get<ApiConfig>(r).routes.empty());
+            CHECK(std::get<ApiConfig>(r).proxy.url == "ws://127.0.0.1:9000/");
+        }
+        ConfigError missing = errorOf(R"({"routeSelectionExpression":"x"})");
+        CHECK(missing.jsonPath.empty());
+        CHECK_MESSAGE(missing.reason.find("'routes' is missing") != std::string::npos, missing.reason);
+        ConfigError empty = errorOf(R"({"routeSelectionExpression":"x","routes":{}})");
+        CHECK(empty.jsonPath == "/routes");
+        CHECK_MESSAGE(empty.reason.find("at least one route") != std::string::npos, empty.reason);
+    }
+
     TEST_CASE("invalid JSON names the line and column") {
         ConfigError e = errorOf("{\n  \"routeSelectionExpression\": \"x\",\n  \"routes\": {,}\n}");
         CHECK(e.jsonPath.empty());
