@@ -419,21 +419,25 @@ IsolatedReply IsolatedPlugin::invoke(const InvocationEvent &event, std::chrono::
     w->busy = false;
     w->haveResult = false;
     if (maxMemoryBytes_ && w->ready && w->pid > 0) {
-        // RLIMIT_DATA already stopped the invocation at the limit. A worker that failed while holding most
-        // of its budget (the plugin may keep what it got before the failed allocation) is replaced so the
-        // next invocation gets the whole budget; so is one whose resident memory grew past the limit.
-        size_t rss = residentBytes(w->pid);
-        size_t limit = r.rc != 0 ? dataLimitBytes(w->pid) : 0;
+        // RLIMIT_DATA already stopped the invocation at the limit. What the plugin kept counts against the
+        // next invocations, so a worker left holding most of its budget is replaced and the next one starts
+        // with all of it: over 3/4 of the budget in use, or over half after a failed invocation (it likely
+        // failed for want of memory). Where the limit cannot be read, resident memory past it decides.
+        size_t limit = dataLimitBytes(w->pid);
         size_t data = limit ? statusBytes(w->pid, "VmData") : 0;
-        bool nearLimit = limit && data + maxMemoryBytes_ / 2 > limit;  // holds over half its budget
-        if (rss > maxMemoryBytes_ || nearLimit) {
+        size_t startup = limit > maxMemoryBytes_ ? limit - maxMemoryBytes_ : 0;  // what the worker had before the plugin
+        size_t used = data > startup ? data - startup : 0;
+        size_t rss = residentBytes(w->pid);
+        bool replace = limit ? used > maxMemoryBytes_ / 4 * 3 || (r.rc != 0 && used > maxMemoryBytes_ / 2)
+                             : rss > maxMemoryBytes_;
+        if (replace) {
             w->retiring = true;
-            log::warn(nearLimit ? "isolated worker failed at its memory limit; replacing it"
-                                : "isolated worker over its memory limit; replacing it",
+            log::warn("isolated worker near its memory limit; replacing it",
                       {log::Field("handler", instance_), log::Field("pid", static_cast<int64_t>(w->pid)),
+                       log::Field("usedMb", static_cast<uint64_t>(used >> 20)),
                        log::Field("residentMb", static_cast<uint64_t>(rss >> 20)),
-                       log::Field("dataMb", static_cast<uint64_t>(data >> 20)),
-                       log::Field("maxWorkerMemoryMb", static_cast<uint64_t>(maxMemoryBytes_ >> 20))});
+                       log::Field("maxWorkerMemoryMb", static_cast<uint64_t>(maxMemoryBytes_ >> 20)),
+                       log::Field("invocationFailed", r.rc != 0)});
             wire::Writer bye(wire::Kind::Shutdown);
             std::lock_guard wlock(w->writeMutex);
             if (w->fd >= 0) wire::writeAll(w->fd, bye.frame());

@@ -4,8 +4,8 @@
 // crash (SIGSEGV, abort, exit) costs the one invocation it was running. A timed-out invocation kills its
 // worker. maxWorkerMemoryMb is a hard limit during the invocation: the worker sets RLIMIT_DATA to its
 // start-up memory plus that budget, so an allocation past it fails at once inside the worker (the handler
-// fails or the process dies: an integration error); a worker that failed near its limit, or whose resident
-// memory grew past it, is replaced after the invocation.
+// fails or the process dies: an integration error). A worker left holding over 3/4 of its budget (half,
+// after a failed invocation) is replaced after the invocation, so the next one gets the whole budget.
 #pragma once
 
 #include "config.h"

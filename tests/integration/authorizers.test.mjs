@@ -179,8 +179,9 @@ describe('jwt authorizer', () => {
     assert.deepEqual(await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections'), []);
   });
 
-  test('when the token expires, the connection closes with 1008 and its $disconnect runs', async () => {
-    const c = await Client.open(gw.url, { headers: { Authorization: `Bearer ${signJwt('HS256', secret, claims({ exp: now() + 2 }))}` } });
+  test('when the token expires (exp + clockSkewSeconds), the connection closes with 1008 and its $disconnect runs', async () => {
+    // 58 s past exp, within the default 60 s skew: admitted, and open until exp + 60, 2 s from now.
+    const c = await Client.open(gw.url, { headers: { Authorization: `Bearer ${signJwt('HS256', secret, claims({ exp: now() - 58 }))}` } });
     const id = await whoami(c);
     const closed = await c.waitClosed(6000);
     assert.equal(closed.code, 1008);
