@@ -1,0 +1,260 @@
+// Hardening (issues 17 and 18): what a misbehaving handler or a busy API cannot do to the gateway.
+// - Written-off in-process threads are capped (16): past the cap a stuck handler is answered at once with
+//   the timeout frame instead of being called, and a thread that cannot be created (RLIMIT_NPROC) is
+//   logged and survived, never an abort.
+// - SIGTERM exits within --drain-seconds plus a few seconds whatever handlers do, without unloading a
+//   plugin under a thread that still runs its code.
+// - maxWorkerMemoryMb holds during the invocation (RLIMIT_DATA in the worker), and the worker is replaced.
+// - Empty messages: a handler's non-NULL empty body is an empty message, a NULL body sends nothing (SPEC 9).
+// - The API-wide token bucket is exact across two network threads (SPEC 10).
+// - event_json never reads a wsgw_event the gateway did not make; a proxy-only routes.json needs no routes.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WebSocketServer } from 'ws';
+import { Client, Gateway, defaultRoutes, errorFrameRegex, probeRoutes, waitFor, withTimeout } from './harness.mjs';
+
+const started = [];
+after(async () => {
+  for (const gw of started) if (gw.alive()) await gw.stop({ signal: 'SIGKILL' });
+});
+
+async function start(options) {
+  const gw = await Gateway.start(options);
+  started.push(gw);
+  return gw;
+}
+
+const threadCount = (pid) => fs.readdirSync(`/proc/${pid}/task`).length;
+const timeoutFrame = errorFrameRegex('Endpoint request timed out');
+const internalError = errorFrameRegex('Internal server error');
+
+// hog's "stuck" never returns; $default echoes through the sample echo handler (another instance).
+function stuckRoutes({ timeoutMs = 100, isolation } = {}) {
+  return (dir) => ({
+    routeSelectionExpression: '$request.body.action',
+    handlers: { hog: { config: { log: path.join(dir, 'hog.log') }, ...(isolation ? { isolation } : {}) } },
+    routes: {
+      stuck: { handler: 'hog', routeResponse: true, timeoutMs },
+      stuckslow: { handler: 'hog', routeResponse: true },  // AWS's 29 s: not timed out when SIGTERM comes
+      eventjson: { handler: 'hog', routeResponse: true },
+      $default: { handler: 'echo', routeResponse: true },
+    },
+  });
+}
+
+test('written-off threads are capped: past 16 a stuck handler is answered at once and the thread count stays bounded', async (t) => {
+  const gw = await start({ routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--access-log', 'off'] });
+  const baseline = threadCount(gw.proc.pid);
+  const clients = await Promise.all([0, 1, 2, 3].map(() => Client.open(gw.url)));
+  const perClient = 10;
+  for (const c of clients) for (let i = 0; i < perClient; ++i) c.send('{"action":"stuck"}');
+  let peak = 0;
+  const answers = await Promise.all(clients.map(async (c) => {
+    const got = [];
+    for (let i = 0; i < perClient; ++i) {
+      got.push(await c.nextText(10000));
+      peak = Math.max(peak, threadCount(gw.proc.pid));
+    }
+    return got;
+  }));
+  for (const text of answers.flat()) assert.match(text, timeoutFrame);
+  peak = Math.max(peak, threadCount(gw.proc.pid));
+  // 16 written off, plus at most one per worker already running when the cap was reached.
+  t.diagnostic(`threads: ${baseline} at start, ${peak} at the peak after 40 stuck invocations`);
+  assert.ok(peak <= baseline + 16 + 2, `threads ${baseline} at start, ${peak} at the peak after 40 stuck invocations`);
+  await gw.waitForLog((l) => /handler not called/.test(l.msg ?? ''), 3000, 'the fail-fast warning');
+  // Past the cap the stuck handler is not called: even on its 29 s route the timeout frame comes at once.
+  assert.match(await clients[0].request('{"action":"stuckslow"}', 5000), timeoutFrame);
+  assert.equal(threadCount(gw.proc.pid) <= baseline + 16 + 2, true, 'no thread was added for it');
+  // Other handlers are served as before.
+  assert.equal(await clients[1].request('{"action":"other","n":1}', 3000), '{"action":"other","n":1}');
+  assert.ok(gw.alive());
+  await gw.stop({ signal: 'SIGKILL' });
+});
+
+test('SIGTERM with handlers stuck in plugin code (written off, and not yet timed out) exits 0 within --drain-seconds plus a few', async (t) => {
+  const gw = await start({ routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--drain-seconds', '2'] });
+  const a = await Client.open(gw.url);
+  const b = await Client.open(gw.url);
+  a.send('{"action":"stuck"}');
+  assert.match(await a.nextText(3000), timeoutFrame);  // written off, still spinning in hog.so
+  b.send('{"action":"stuckslow"}');                   // 29 s timeout: still "running" at SIGTERM
+  const hogLog = path.join(gw.dir, 'hog.log');
+  await waitFor(() => fs.existsSync(hogLog) && fs.readFileSync(hogLog, 'utf8').split('\n').filter((l) => l.startsWith('stuck')).length === 2,
+    { what: 'both handlers to be inside hog.so' });
+  const t0 = Date.now();
+  const exit = await gw.stop({ timeoutMs: 2000 + 5000 });  // throws unless exit 0 without SIGKILL
+  const took = Date.now() - t0;
+  t.diagnostic(`exited ${took} ms after SIGTERM with --drain-seconds 2`);
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.ok(took < 2000 + 5000, `exited ${took} ms after SIGTERM`);
+  assert.ok(gw.lines.some((l) => l.msg === 'stopped'), 'the "stopped" line is written before leaving');
+});
+
+test('a thread that cannot be created (RLIMIT_NPROC) is logged and survived; queued invocations get the integration error', async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip('needs root to run the gateway as an otherwise unused user under a thread budget');
+    return;
+  }
+  // The gateway's own threads, measured without a limit, plus room for two replacement workers.
+  const probe = await start({ routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--access-log', 'off'] });
+  const own = threadCount(probe.proc.pid);
+  await probe.stop({ signal: 'SIGKILL' });
+  const dir = fs.mkdtempSync('/tmp/wsgw-it-nproc-');
+  fs.chmodSync(dir, 0o777);  // the gateway runs as nobody here
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const gw = await start({
+    dir, routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--access-log', 'off'],
+    wrapper: ['prlimit', `--nproc=${own + 2}`, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'],
+  });
+  const c = await Client.open(gw.url);
+  // Each stuck invocation writes its worker off; after two replacements no thread can be made.
+  for (let i = 0; i < 6; ++i) c.send('{"action":"stuck"}');
+  const texts = [];
+  for (let i = 0; i < 6; ++i) texts.push(await c.nextText(5000));
+  for (const text of texts) assert.ok(timeoutFrame.test(text) || internalError.test(text), text);
+  await gw.waitForLog((l) => l.level === 'error' && /cannot start a handler worker thread/.test(l.msg ?? ''), 5000, 'the thread-creation error');
+  // Every worker is stuck and none can be made: a message is answered, not left waiting.
+  assert.match(await c.request('{"action":"echo-me"}', 3000), internalError);
+  assert.ok(gw.alive(), 'the gateway survived');
+  assert.equal((await fetch(`${gw.managementUrl}/metrics`)).status, 200, 'the management API still answers');
+  await gw.stop({ signal: 'SIGKILL' });
+});
+
+test('maxWorkerMemoryMb holds during the invocation: 6 x 32 MB fails at 64 MB, the worker is replaced, the next message works', async (t) => {
+  const routes = (dir) => {
+    const table = stuckRoutes({ isolation: 'process' })(dir);
+    table.handlers.hog.workers = 1;
+    table.handlers.hog.maxWorkerMemoryMb = 64;
+    table.routes.alloc = { handler: 'hog', routeResponse: true, timeoutMs: 10000 };
+    table.routes.pid = { handler: 'hog', routeResponse: true };
+    return table;
+  };
+  const gw = await start({ routes, plugins: ['hog', 'echo'] });
+  const c = await Client.open(gw.url);
+  const firstPid = await c.request('{"action":"pid"}');
+  assert.match(firstPid, /^\d+$/);
+  assert.equal(await c.request('{"action":"alloc","count":1,"mb":16}', 10000), 'allocated 16 MB');  // within the budget
+  assert.match(await c.request('{"action":"alloc","count":6,"mb":32}', 10000), internalError);
+  const peaks = fs.readFileSync(path.join(gw.dir, 'hog.log'), 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number));
+  const peakKb = Math.max(...peaks.filter(([pid]) => pid === Number(firstPid)).map(([, kb]) => kb));
+  t.diagnostic(`worker peak resident memory: ${peakKb} kB`);
+  assert.ok(peakKb > 16 * 1024, `the worker did allocate (peak ${peakKb} kB)`);
+  assert.ok(peakKb <= (64 + 24) * 1024, `peak resident ${Math.round(peakKb / 1024)} MB: at most 64 MB plus the worker's own`);
+  // It failed holding most of its budget: a fresh worker takes its place, and the next messages work.
+  const secondPid = await waitFor(async () => {
+    const p = await c.request('{"action":"pid"}');
+    return p !== firstPid && /^\d+$/.test(p) ? p : null;
+  }, { timeoutMs: 5000, what: 'a new worker process' });
+  assert.notEqual(secondPid, firstPid);
+  assert.equal(await c.request('{"action":"alloc","count":1,"mb":16}', 10000), 'allocated 16 MB');
+  assert.equal(await c.request('plain text'), 'plain text');
+  await gw.stop();
+});
+
+test('empty messages (Autobahn 1.1.1, 1.2.1): an empty body is echoed as an empty message, a NULL body sends nothing', async () => {
+  const echo = await start({ routes: defaultRoutes(), plugins: ['echo', 'chat'] });
+  const c = await Client.open(echo.url);
+  c.send('');
+  const text = await c.next();
+  assert.equal(text.isBinary, false);
+  assert.equal(text.data.length, 0);
+  c.send(Buffer.alloc(0), { binary: true });
+  const binary = await c.next();
+  assert.equal(binary.isBinary, true);
+  assert.equal(binary.data.length, 0);
+  assert.equal(await c.request('after'), 'after');
+  await c.close();
+  await echo.stop();
+  // An isolated worker keeps NULL and empty apart across its socket: the probe echoes the empty message,
+  // and leaves resp->body NULL for "threadpush" (count 0), which sends nothing.
+  const routes = (dir) => {
+    const table = probeRoutes({ routes: ['threadpush'] })(dir);
+    table.handlers.probe.isolation = 'process';
+    table.handlers.probe.workers = 1;
+    return table;
+  };
+  const gw = await start({ routes, plugins: ['probe'] });
+  const p = await Client.open(gw.url);
+  p.send('');
+  const empty = await p.next();
+  assert.equal(empty.isBinary, false);
+  assert.equal(empty.data.length, 0);
+  p.send('{"action":"threadpush","count":0}');
+  p.send('after');
+  assert.equal(await p.nextText(), 'after', 'nothing came for the NULL body');
+  await p.close();
+  await gw.stop();
+});
+
+test('an API-wide throttle of 50/s with burst 50 holds across two network threads (8 clients x 1,000 messages)', async (t) => {
+  const routes = {
+    routeSelectionExpression: '$request.body.action',
+    throttle: { rate: 50, burst: 50 },
+    routes: { $default: { handler: 'echo', routeResponse: true } },
+  };
+  const gw = await start({ routes, plugins: ['echo'], extraArgs: ['--network-threads', '2', '--access-log', 'off'] });
+  const perThread = async () => {
+    const text = await (await fetch(gw.managementUrl + '/metrics')).text();
+    return [...text.matchAll(/^wsgw_network_thread_connections\{thread="(\d+)"\} (\d+)$/gm)].map((m) => Number(m[2]));
+  };
+  // The kernel spreads connections over the two threads by hash: eight clients with both threads holding
+  // some, so that both take tokens from the one bucket (retried when all eight landed on one thread).
+  let active = [];
+  await waitFor(async () => {
+    for (const c of active) c.terminate();
+    await waitFor(async () => (await perThread()).every((n) => n === 0), { what: 'no connection left' });
+    active = await Promise.all(Array.from({ length: 8 }, () => Client.open(gw.url)));
+    const counts = await waitFor(async () => {
+      const n = await perThread();
+      return n.reduce((a, b) => a + b, 0) === 8 ? n : null;
+    }, { what: 'eight connections in the metrics' });
+    return counts.length === 2 && counts.every((n) => n > 0);
+  }, { timeoutMs: 20000, intervalMs: 1, what: 'connections on both network threads' });
+  const perClient = 1000;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < perClient; ++i) for (const c of active) c.send(`m${i}`);
+  const results = await Promise.all(active.map((c) => c.collectTexts(perClient, 30000)));
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const throttled = errorFrameRegex('Too Many Requests');
+  const all = results.flat();
+  const passed = all.filter((t) => !throttled.test(t)).length;
+  const limit = 50 + 50 * elapsed + 2;
+  t.diagnostic(`${passed} of ${all.length} passed in ${elapsed.toFixed(2)} s (at most ${limit.toFixed(1)})`);
+  assert.equal(all.length, 8 * perClient, 'one answer per message');
+  assert.ok(passed >= 50, `the burst passes (${passed})`);
+  assert.ok(passed <= limit, `${passed} messages passed in ${elapsed.toFixed(2)} s; at most ${limit.toFixed(1)} may`);
+  for (const c of active) c.terminate();
+  await gw.stop();
+});
+
+test('event_json answers for the real event, from the handler and its own thread, and NULL for a look-alike copy', async () => {
+  const gw = await start({ routes: stuckRoutes(), plugins: ['hog', 'echo'] });
+  const c = await Client.open(gw.url);
+  assert.equal(await c.request('{"action":"eventjson"}'), 'copy:null own:json thread:json');
+  await c.close();
+  await gw.stop();
+  const isolated = await start({ routes: stuckRoutes({ isolation: 'process' }), plugins: ['hog', 'echo'] });
+  const d = await Client.open(isolated.url);
+  assert.equal(await d.request('{"action":"eventjson"}'), 'copy:null own:json thread:json');
+  await d.close();
+  await isolated.stop();
+});
+
+test('a proxy-only routes.json with no routes is accepted and relays to its backend', async () => {
+  const backend = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await withTimeout(new Promise((resolve) => backend.on('listening', resolve)), 5000, 'the backend to listen');
+  backend.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  try {
+    const routes = { routeSelectionExpression: '$request.body.action', proxy: { url: `ws://127.0.0.1:${backend.address().port}/` } };
+    const gw = await start({ routes, plugins: [] });
+    const c = await Client.open(gw.url);
+    assert.equal(await c.request('through the proxy'), 'through the proxy');
+    await c.close();
+    await gw.stop();
+  } finally {
+    backend.close();
+  }
+});
