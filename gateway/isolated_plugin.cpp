@@ -34,20 +34,28 @@ struct IsolatedPlugin::Worker {
 namespace {
 
 // The worker's environment: ours, with the sanitizers told to leave crashes to the plugin's own fate
-// (a plugin that segfaults on purpose must end its process quietly, not as a sanitizer report).
+// (a plugin that segfaults on purpose must end its process quietly, not as a sanitizer report). An
+// allocation refused at maxWorkerMemoryMb must return NULL (or throw bad_alloc) as it does in a plain
+// build, not end the worker with a sanitizer's out-of-memory report.
 std::vector<std::string> workerEnvironment() {
     std::vector<std::string> env;
-    std::string asan = "ASAN_OPTIONS=";
+    std::string asan = "ASAN_OPTIONS=", tsan = "TSAN_OPTIONS=";
     for (char **e = environ; *e; ++e) {
         if (std::strncmp(*e, "ASAN_OPTIONS=", 13) == 0) {
             asan = *e;
             asan += ':';
+        } else if (std::strncmp(*e, "TSAN_OPTIONS=", 13) == 0) {
+            tsan = *e;
+            tsan += ':';
         } else {
             env.emplace_back(*e);
         }
     }
-    asan += "detect_leaks=0:handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigfpe=0:handle_sigill=0";
+    asan += "detect_leaks=0:handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigfpe=0:handle_sigill=0:"
+            "allocator_may_return_null=1";
+    tsan += "allocator_may_return_null=1";
     env.push_back(asan);
+    env.push_back(tsan);
     return env;
 }
 
