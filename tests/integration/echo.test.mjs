@@ -50,10 +50,11 @@ test('1000 pipelined messages on one connection come back complete and in order'
   await c.close(1000);
 });
 
-test('an empty message sends nothing back and the next one still echoes', async () => {
+test('an empty message is echoed as an empty message (SPEC 9, Autobahn 1.1.1) and the next one still echoes', async () => {
   const c = await Client.open(gw.url);
   c.send('');
   c.send('after-empty');
+  assert.equal(await c.nextText(), '');
   assert.equal(await c.nextText(), 'after-empty');
   await c.expectSilence(200);
   await c.close(1000);
