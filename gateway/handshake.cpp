@@ -218,10 +218,12 @@ bool checkUpgradeHeaders(const RequestLine &rl, const Field *fields, size_t coun
         out = duplicate("Upgrade");
         return false;
     }
-    if (!listHasToken(upgrade.value, "websocket")) {
+    // Only "websocket" itself: libwebsockets refuses a list such as "h2c, websocket" after $connect would
+    // have run, with a page of its own, so the gateway refuses it here with a reason.
+    if (!equalsIgnoreCase(trimOws(upgrade.value), "websocket")) {
         std::string r = "Upgrade header is ";
         appendQuoted(r, upgrade.value);
-        r += " but this endpoint only upgrades to WebSocket: send Upgrade: websocket (RFC 6455 4.1)";
+        r += " but this endpoint only upgrades to WebSocket: send Upgrade: websocket, and nothing else (RFC 6455 4.1)";
         out = refuse(400, std::move(r));
         return false;
     }
@@ -393,6 +395,22 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
     }
 
     if (!checkUpgradeHeaders(rl, fields.data(), fieldCount, out)) return out;
+    // libwebsockets keeps each query parameter and each header it knows in a fixed table of about 95
+    // fragments and silently drops a request that needs more, after $connect has run. Refused here first.
+    size_t params = 0;
+    if (size_t q = rl.target.find('?'); q != std::string_view::npos) {
+        std::string_view query = rl.target.substr(q + 1);
+        while (!query.empty()) {
+            size_t amp = query.find('&');
+            if (amp != 0) ++params;
+            query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        }
+    }
+    if (params + fieldCount > kMaxQueryParamsAndHeaders) {
+        return refuse(431, "the request has " + std::to_string(params) + " query parameters and " + std::to_string(fieldCount) +
+                               " headers: at most " + std::to_string(kMaxQueryParamsAndHeaders) +
+                               " together are accepted; move data into the first message instead");
+    }
 
     out.result = HeadResult::Upgrade;
     UpgradeRequest &req = out.request;

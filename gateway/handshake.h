@@ -39,6 +39,7 @@ struct HeadParse {
 
 // At most this many header lines; one more is refused with 431.
 inline constexpr size_t kMaxUpgradeHeaders = 100;
+inline constexpr size_t kMaxQueryParamsAndHeaders = 80;  // libwebsockets' fragment table holds about 95
 
 // Parses `bytes` (everything received so far). Stateless: the caller calls again with more bytes.
 // Lines must end with CRLF. A head that cannot become valid is refused as soon as the offending line (or

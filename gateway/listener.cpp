@@ -689,15 +689,7 @@ struct Listener::Impl {
             if (s) return impl->writeable(s, wsi);
             break;
         case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-            if (s) {
-                Session::Closing &c = s->closingInfo();
-                c.peerClosed = true;
-                const auto *p = static_cast<const unsigned char *>(in);
-                if (len >= 2) {
-                    c.peerCode = (p[0] << 8) | p[1];
-                    c.peerReason.assign(reinterpret_cast<const char *>(p) + 2, len - 2);
-                }
-            }
+            if (s) return impl->peerClosed(s, wsi, static_cast<const unsigned char *>(in), len);
             break;
         case LWS_CALLBACK_CLOSED:
         case LWS_CALLBACK_WSI_DESTROY:
@@ -710,6 +702,50 @@ struct Listener::Impl {
             break;
         }
         return 0;
+    }
+
+    // The client's close frame. A valid one is echoed (return 0); a malformed one fails the connection with
+    // 1002 or 1007 (SPEC section 9; RFC 6455 5.5.1 and 7.4): a 1-byte payload, a code that may not be sent on
+    // the wire, or a reason that is not UTF-8. libwebsockets would check the reason only if it checked UTF-8
+    // itself, which we do per message instead.
+    int peerClosed(Session *s, lws *wsi, const unsigned char *p, size_t len) {
+        Session::Closing &c = s->closingInfo();
+        c.peerClosed = true;
+        int code = len >= 2 ? (p[0] << 8) | p[1] : 0;
+        const char *reason = reinterpret_cast<const char *>(p) + (len >= 2 ? 2 : len);
+        size_t reasonLen = len >= 2 ? len - 2 : 0;
+        const char *fault = nullptr;
+        int answer = 0;
+        if (len == 1) {
+            fault = "Close frame with a 1-byte payload";
+            answer = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        } else if (len >= 2 && !closeCodeSendable(code)) {
+            fault = "Close code not allowed on the wire";
+            answer = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        } else if (!isValidUtf8(reason, reasonLen)) {
+            fault = "Invalid UTF-8 in the close reason";
+            answer = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+        }
+        if (!fault) {
+            if (len >= 2) {
+                c.peerCode = code;
+                c.peerReason.assign(reason, reasonLen);
+            }
+            return 0;
+        }
+        // $disconnect reports the failure we answered with, not the peer's malformed code.
+        c.peerClosed = false;
+        s->closeRequested = true;
+        c.code = answer;
+        c.reason = fault;
+        lws_close_reason(wsi, static_cast<lws_close_status>(answer), reinterpret_cast<unsigned char *>(const_cast<char *>(fault)),
+                         std::strlen(fault));
+        return -1;
+    }
+
+    // RFC 6455 7.4: the codes an endpoint may put in a close frame (1000-1003, 1007-1014, 3000-4999).
+    static bool closeCodeSendable(int code) {
+        return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
     }
 
     void established(Session *s, lws *wsi) {

@@ -214,6 +214,16 @@ struct RefusalCase {
     HeaderList extra;
 };
 
+TEST_CASE("query parameters and headers up to the fragment budget are accepted") {
+    std::string q;
+    for (int i = 0; i < 70; ++i) q += (i ? "&p" : "p") + std::to_string(i) + "=v";
+    HeadParse p = parse(upgradeWith(std::string(kWscatHeaders), "GET /?" + q + " HTTP/1.1"));
+    CHECK(p.result == HeadResult::Upgrade);
+    CHECK(p.request.rawQuery.size() == q.size());
+    HeadParse empties = parse(upgradeWith(std::string(kWscatHeaders), "GET /?&&&&a=1&& HTTP/1.1"));
+    CHECK(empties.result == HeadResult::Upgrade);  // empty segments are not parameters
+}
+
 TEST_CASE("each malformed upgrade is refused with its status, a reason naming the fault, and headers") {
     const std::string key = "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n";
     const std::string ver = "Sec-WebSocket-Version: 13\r\n";
@@ -222,6 +232,15 @@ TEST_CASE("each malformed upgrade is refused with its status, a reason naming th
     const std::vector<RefusalCase> cases = {
         {"Upgrade to another protocol", upgradeWith(key + ver + conn + "Upgrade: h2c\r\n"), 400,
          {"Upgrade header is \"h2c\"", "websocket"}, {}},
+        {"Upgrade listing another protocol first", upgradeWith(key + ver + conn + "Upgrade: h2c, websocket\r\n"), 400,
+         {"Upgrade header is \"h2c, websocket\"", "nothing else"}, {}},
+        {"88 query parameters (libwebsockets would drop it after $connect)",
+         upgradeWith(key + ver + conn + upg, "GET /?" + [] {
+             std::string q;
+             for (int i = 0; i < 88; ++i) q += (i ? "&a" : "a") + std::to_string(i) + "=1";
+             return q;
+         }() + " HTTP/1.1"),
+         431, {"88 query parameters", "at most 80"}, {}},
         {"duplicate Upgrade", upgradeWith(key + ver + conn + upg + "Upgrade: websocket\r\n"), 400,
          {"duplicate Upgrade header"}, {}},
         {"POST upgrade", upgradeWith(key + ver + conn + upg, "POST /chat HTTP/1.1"), 405,
