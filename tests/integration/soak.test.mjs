@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, WSGW_BIN, withTimeout } from './harness.mjs';
 
@@ -68,4 +70,7 @@ test('a soak whose stalled clients cannot reach the send-queue bound fails that 
   assert.equal(r.summary.pass, false, context);
   assert.equal(r.code, 1, context);
   assert.match(r.stderr, /FAIL: .*everyStalledClosed1008InBound/);
+  // A failed soak keeps its temp dir for a look; this failure was the point, so it goes.
+  const kept = /kept (\S+)/.exec(r.stderr)?.[1];
+  if (kept && path.dirname(kept) === os.tmpdir() && path.basename(kept).startsWith('wsgw-soak-')) fs.rmSync(kept, { recursive: true, force: true });
 });

@@ -245,7 +245,7 @@ function startGateway() {
       try { line = JSON.parse(text); } catch { return; }
       if (line.level === 'error') {
         gw.logErrors++;
-        if (gw.firstErrors.length < 5) gw.firstErrors.push(line.msg);
+        if (gw.firstErrors.length < 5) gw.firstErrors.push(line.detail ? `${line.msg}: ${line.detail}` : line.msg);
       } else if (line.level === 'warn') {
         gw.logWarnings++;
       }
@@ -736,7 +736,7 @@ function summarize(lastExtra, drainInfo) {
     echoMismatches: count.echoMismatches, connectErrors: count.connectErrors, postsOther: count.postsOther,
     posts410WellBehaved: count.posts410WellBehaved, pushesLost: drainInfo.pushesLost, groupLost: drainInfo.groupLost,
     groupSendErrors: count.groupSendErrors, reloadFailures: lastExtra.wsgw_reload_failures_total ?? null,
-    gatewayExitedEarly: drainInfo.exitedEarly, gatewayErrorLogLines: gw.logErrors,
+    gatewayExitedEarly: drainInfo.exitedEarly,
   };
   const sanitizer = sanitizerOf(gw.pid) ?? gw.sanitizer ?? null;
   const targets = {
@@ -774,10 +774,11 @@ function summarize(lastExtra, drainInfo) {
       slowConsumerCloses: samples.at(-1)?.metrics.wsgw_slow_consumer_closes_total ?? null,
       readsPaused: samples.at(-1)?.metrics.wsgw_reads_paused_total ?? null,
       acceptErrors: samples.at(-1)?.metrics.wsgw_accept_errors_total ?? null,
-      gatewayWarnLogLines: gw.logWarnings,
+      // Reported, not judged: what a client would notice is in `errors`; a log line is for a person to read.
+      gatewayWarnLogLines: gw.logWarnings, gatewayErrorLogLines: gw.logErrors,
     },
     errors,
-    gatewayErrors: gw.firstErrors,
+    gatewayErrors: gw.firstErrors,  // the first few error lines' messages
     targets,
   };
 }
