@@ -406,9 +406,13 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
             query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
         }
     }
-    if (params + fieldCount > kMaxQueryParamsAndHeaders) {
-        return refuse(431, "the request has " + std::to_string(params) + " query parameters and " + std::to_string(fieldCount) +
-                               " headers: at most " + std::to_string(kMaxQueryParamsAndHeaders) +
+    // Extension headers ("X-...") are not in libwebsockets' table and cost no fragment.
+    size_t tabled = 0;
+    for (size_t i = 0; i < fieldCount; ++i)
+        if (fields[i].name.size() < 2 || !((fields[i].name[0] | 0x20) == 'x' && fields[i].name[1] == '-')) ++tabled;
+    if (params + tabled > kMaxQueryParamsAndHeaders) {
+        return refuse(431, "the request has " + std::to_string(params) + " query parameters and " + std::to_string(tabled) +
+                               " standard headers: at most " + std::to_string(kMaxQueryParamsAndHeaders) +
                                " together are accepted; move data into the first message instead");
     }
 

@@ -128,6 +128,12 @@ bool Invoker::startWorker() {
     return true;
 }
 
+void Invoker::removeRowIfOwed(Invocation &inv) {
+    if (!inv.removeRowAfter) return;
+    inv.removeRowAfter->remove(inv.connection->info.connectionId);
+    inv.removeRowAfter = nullptr;
+}
+
 void Invoker::invocationDone() {
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard lock(idleMutex_);
@@ -246,6 +252,7 @@ void Invoker::runLanes(WorkerSlot &slot) {
             }
             run(slot, inv);
             if (inv.pendingCounted) releasePending(inv);
+            removeRowIfOwed(inv);
             bool retired;
             {
                 std::lock_guard lock(slot.mutex);
@@ -544,6 +551,7 @@ void Invoker::watchdogLoop() {
                 releasePending(*slot.invocation);
                 slot.invocation->pendingCounted = false;  // the worker sees this under slot.mutex
             }
+            if (slot.invocation) removeRowIfOwed(*slot.invocation);
             invocationDone();
             if (auto lane = slot.lane) {
                 std::lock_guard llock(lane->mutex);
@@ -636,6 +644,7 @@ void Invoker::answerWithoutWorkers() {
             }
             logAccess(inv, routeKey, inv.type == WSGW_CONNECT ? 502 : 500, -1, "no handler worker thread could be started");
             if (inv.pendingCounted) releasePending(inv);
+            removeRowIfOwed(inv);
             invocationDone();
         }
     }

@@ -13,6 +13,7 @@
 // no worker is left, queued invocations are answered with the integration error rather than left waiting.
 #pragma once
 
+#include "connection_store.h"
 #include "host_api.h"
 #include "route_table.h"
 
@@ -43,6 +44,9 @@ struct Invocation {
     // A message counted against its connection's pending bounds (SPEC section 10) until its handler returns.
     size_t pendingBytes = 0;
     bool pendingCounted = false;
+    // $disconnect: the connection's row is deleted once its handler has run, not before, so that a kill -9
+    // in between leaves the row for start-up recovery to run $disconnect from (issue 17).
+    ConnectionStore *removeRowAfter = nullptr;
     std::chrono::steady_clock::time_point receivedAt = std::chrono::steady_clock::now();  // for end-to-end latency
 };
 
@@ -84,6 +88,7 @@ private:
     void runLanes(WorkerSlot &slot);
     void run(WorkerSlot &slot, Invocation &inv);
     void releasePending(const Invocation &inv);
+    static void removeRowIfOwed(Invocation &inv);
     void watchdogLoop();
     void answerTimeout(WorkerSlot &slot);
     // Every invocation ends here exactly once: when its worker finishes it, or when the watchdog writes

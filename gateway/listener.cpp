@@ -111,6 +111,8 @@ struct Session {
     int64_t lastTouchMs = 0;
     bool closeRequested = false;
     bool rxFlowOff = false;   // reading paused because its pending messages reached a bound (SPEC section 10)
+    bool rowStored = false;   // its row is in (or queued for) the connection table
+    bool awaitingRow = false; // $connect waits for its row to be committed
     // How it closed: ours (requestClose) and the peer's close frame, which wins in $disconnect. Allocated at
     // the first close, so an open connection does not carry it.
     struct Closing {
@@ -158,12 +160,20 @@ private:
 };
 
 struct Command {
-    enum class Kind { Send, Close, ConnectDecided, Drain, Resume } kind;
+    enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowDurable } kind;
     InlineId connectionId;
     std::string data;  // Send: the payload; Close: reason; ConnectDecided: body
     bool binary = false;
     int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts)
     std::shared_ptr<const std::string> shared = {};  // Send: a fan-out payload instead of `data`
+};
+
+// Lets another thread (the connection table's writer) post to a listener for as long as it exists: the store
+// may answer after the listener is gone.
+struct CommandSink {
+    std::mutex mutex;
+    Listener::Impl *impl = nullptr;
+    void post(Command &&c);
 };
 
 struct Listener::Impl {
@@ -217,6 +227,7 @@ struct Listener::Impl {
         : self(s), settings(std::move(st)), registry(r), store(cs), host(h) {}
 
     Invoker &invoker() { return *self->invoker_; }
+    std::shared_ptr<CommandSink> commandSink = std::make_shared<CommandSink>();
 
     void post(Command &&c) {
         bool wasEmpty;
@@ -304,11 +315,11 @@ struct Listener::Impl {
         }
         if (s->live) {
             registry.remove(s->id);
-            // A $connect handler may have put it in groups before the refusal; the store forgets those too.
-            if (!host.groups.groupsOf(s->id).empty()) {
-                forgetConnectionGroups(host, s->id);
-                store.remove(s->id);
-            }
+            // A $connect handler may have put it in groups before the refusal; the store forgets those too,
+            // and the row written before $connect ran.
+            bool inGroups = !host.groups.groupsOf(s->id).empty();
+            if (inGroups) forgetConnectionGroups(host, s->id);
+            if (inGroups || s->rowStored) store.remove(s->id);
         }
         releaseIp(s);
         eraseSession(s);
@@ -447,18 +458,45 @@ struct Listener::Impl {
         registry.add(live);  // from here a push (even from inside $connect) is accepted and queued
         RouteMetrics::add(connectMetrics->connects);
         if (table && table->connect) {
-            Invocation inv;
-            inv.table = table;
-            inv.route = table->connect;
-            inv.connection = live;
-            inv.type = WSGW_CONNECT;
-            inv.requestId = newRequestId();
-            inv.requestTimeMs = info.connectedAtMs;
-            invoker().submit(laneOf(s), std::move(inv), false);
+            // Every $connect that runs is followed by exactly one $disconnect, even across kill -9: the row is
+            // committed first (group commit with the other connections arriving now), so that start-up
+            // recovery finds it. The store's answer comes back as a command (RowDurable).
+            s->rowStored = true;
+            s->awaitingRow = true;
+            std::weak_ptr<CommandSink> sink = commandSink;
+            std::string id = s->id;
+            store.insertDurable(rowOf(s), [sink, id](bool committed) {
+                if (auto target = sink.lock()) target->post(Command{Command::Kind::RowDurable, InlineId(id), {}, false, committed ? 1 : 0});
+            });
         } else {
             logGatewayAnswer("CONNECT", s->id, "$connect", 200, info.sourceIp, info.userAgent, {});
             admit(s);
         }
+    }
+
+    // The row is committed (or the store could not commit it): $connect may run now.
+    void rowDurable(std::string_view id, bool committed) {
+        auto it = sessions.find(id);
+        if (it == sessions.end() || it->second->state != Session::State::Connecting || !it->second->awaitingRow) return;
+        Session *s = it->second.get();
+        s->awaitingRow = false;
+        if (!committed) {
+            refuseUpgrade(s, 503, "the connection table cannot be written: try again shortly");
+            return;
+        }
+        Invocation inv;
+        inv.table = table;
+        inv.route = table->connect;
+        inv.connection = s->live;
+        inv.type = WSGW_CONNECT;
+        inv.requestId = newRequestId();
+        inv.requestTimeMs = s->live->info.connectedAtMs;
+        if (!inv.route) {  // a reload removed $connect meanwhile
+            logGatewayAnswer("CONNECT", s->id, "$connect", 200, s->live->info.sourceIp, s->live->info.userAgent, {});
+            admit(s);
+            return;
+        }
+        invoker().submit(laneOf(s), std::move(inv), true);
     }
 
     void decideConnect(std::string_view id, int status, std::string &body) {
@@ -748,13 +786,7 @@ struct Listener::Impl {
         return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
     }
 
-    void established(Session *s, lws *wsi) {
-        s->wsi = wsi;
-        s->state = Session::State::Open;
-        stopHandshakeWatchers(s);
-        s->upgrade.reset();  // the 101 has its subprotocol header by now
-        s->live->upgraded.store(true);
-        s->lastTouchMs = s->live->info.connectedAtMs;
+    ConnectionRow rowOf(Session *s) {
         ConnectionRow row;
         row.connectionId = s->id;
         row.nodeId = settings.nodeId;
@@ -765,7 +797,23 @@ struct Listener::Impl {
         row.headersJson = multiValueJson(s->live->info.headers);
         row.queryJson = multiValueJson(parseQueryString(s->live->info.rawQuery));
         row.authorizerJson = s->live->info.authorizerJson;
-        store.insert(std::move(row));
+        return row;
+    }
+
+    void established(Session *s, lws *wsi) {
+        s->wsi = wsi;
+        s->state = Session::State::Open;
+        stopHandshakeWatchers(s);
+        s->upgrade.reset();  // the 101 has its subprotocol header by now
+        s->live->upgraded.store(true);
+        s->lastTouchMs = s->live->info.connectedAtMs;
+        if (s->rowStored) {
+            // Written before $connect ran; what the authorizer or $connect added is written now.
+            if (!s->live->info.authorizerJson.empty()) store.insert(rowOf(s));
+        } else {
+            store.insert(rowOf(s));
+            s->rowStored = true;
+        }
         // Only $connect's event, its authorizer and a proxy backend see the headers, and all of them are
         // done: an idle connection need not carry them (no other thread reads them from here on).
         std::vector<std::pair<std::string, std::string>>().swap(s->live->info.headers);
@@ -1196,7 +1244,8 @@ struct Listener::Impl {
         if (adopting == s) adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
         registry.remove(s->id);
         forgetConnectionGroups(host, s->id);
-        store.remove(s->id);
+        bool disconnectRuns = table && table->disconnect;
+        if (!disconnectRuns) store.remove(s->id);  // else once $disconnect has run (Invocation::removeRowAfter)
         int code;
         std::string reason;
         if (s->closing && s->closing->peerClosed) {
@@ -1225,6 +1274,7 @@ struct Listener::Impl {
             inv.requestTimeMs = nowEpochMs();
             inv.disconnectCode = code;
             inv.disconnectReason = reason;
+            inv.removeRowAfter = &store;
             invoker().submit(laneOf(s), std::move(inv), false);
         } else {
             logGatewayAnswer("DISCONNECT", s->id, "$disconnect", 200, s->live->info.sourceIp, s->live->info.userAgent, {}, {},
@@ -1264,6 +1314,10 @@ struct Listener::Impl {
             }
             if (c.kind == Command::Kind::ConnectDecided) {
                 decideConnect(c.connectionId.view(), c.code, c.data);
+                continue;
+            }
+            if (c.kind == Command::Kind::RowDurable) {
+                rowDurable(c.connectionId.view(), c.code != 0);
                 continue;
             }
             auto it = sessions.find(c.connectionId.view());
@@ -1345,10 +1399,21 @@ static void lwsLogEmit(int level, const char *line) {
                {log::Field("detail", text)});
 }
 
+void CommandSink::post(Command &&c) {
+    std::lock_guard lock(mutex);
+    if (impl) impl->post(std::move(c));
+}
+
 Listener::Listener(ListenerSettings settings, ConnectionRegistry &registry, ConnectionStore &store, HostContext &host)
-    : impl_(std::make_unique<Impl>(this, std::move(settings), registry, store, host)) {}
+    : impl_(std::make_unique<Impl>(this, std::move(settings), registry, store, host)) {
+    impl_->commandSink->impl = impl_.get();
+}
 
 Listener::~Listener() {
+    {
+        std::lock_guard lock(impl_->commandSink->mutex);
+        impl_->commandSink->impl = nullptr;
+    }
     if (impl_->context) lws_context_destroy(impl_->context);
     impl_->tls.reset();  // its relays' watchers live on the loop
     if (impl_->listenFd >= 0) ::close(impl_->listenFd);

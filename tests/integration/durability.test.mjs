@@ -208,3 +208,36 @@ test('a second gateway on the same public port (another --db and --management-li
   }
   await first.stop();
 });
+
+// kill -9 in the middle of a burst of connects: every connection whose $connect ran gets exactly one
+// $disconnect, in the run it belonged to or in the restart's clean-up (the row is committed before
+// $connect runs). wsgw-load opens and closes connections as fast as it can; the kill lands mid-burst.
+test('kill -9 under connect load: every $connect that ran is followed by exactly one $disconnect', async () => {
+  const path = await import('node:path');
+  const load = path.join(process.env.WSGW_BENCH_DIR ?? path.join(path.dirname(process.env.WSGW_BIN ?? ''), 'tools', 'bench'), 'wsgw-load');
+  const first = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'burst-node', extraArgs: ['--access-log', 'off'] });
+  gateways.push(first);
+  const burst = spawn(load, ['--url', first.url, '--mode', 'connect', '--connections', '32', '--seconds', '5'], { stdio: 'ignore' });
+  // Kill once a few hundred connects have run, while the burst goes on.
+  await waitFor(() => readEvents(first.eventsPath).filter((e) => ctx(e).eventType === 'CONNECT').length >= 300,
+    { timeoutMs: 10000, what: '300 $connects' });
+  await first.stop({ signal: 'SIGKILL', timeoutMs: 5000 });
+  burst.kill('SIGKILL');
+  const second = new Gateway(prepareDir({ dir: first.dir, routes: probeRoutes(), plugins: ['probe'] }),
+    { nodeId: 'burst-node', workers: 4, logLevel: 'info' });
+  second.spawn(['--access-log', 'off']);
+  gateways.push(second);
+  await second.waitForLog((l) => l.msg === 'listening', 15000, 'the restart');
+  await waitFor(async () => (await sqliteRows(first.dbPath, "SELECT count(*) AS n FROM connections WHERE node_id = 'burst-node'"))[0].n === 0,
+    { timeoutMs: 10000, what: 'the stale rows to go' });
+  await second.stop();
+  const events = readEvents(first.eventsPath);
+  const connected = new Set(events.filter((e) => ctx(e).eventType === 'CONNECT').map((e) => ctx(e).connectionId));
+  const disconnects = new Map();
+  for (const e of events.filter((e) => ctx(e).eventType === 'DISCONNECT')) disconnects.set(ctx(e).connectionId, (disconnects.get(ctx(e).connectionId) ?? 0) + 1);
+  const missing = [...connected].filter((id) => !disconnects.has(id));
+  const twice = [...disconnects].filter(([, n]) => n > 1);
+  assert.ok(connected.size >= 300);
+  assert.deepEqual(missing, [], `${missing.length} of ${connected.size} $connects never got a $disconnect`);
+  assert.deepEqual(twice, [], 'no $disconnect ran twice');
+});
