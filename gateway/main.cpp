@@ -297,7 +297,7 @@ int main(int argc, char **argv) {
     hostContext.control = network.get();
     unsigned workers = opt.workers > 0 ? static_cast<unsigned>(opt.workers)
                                        : std::max(4u, 2 * availableCores());
-    wsgw::Invoker invoker(workers, *network, hostContext);
+    wsgw::Invoker invoker(workers, *network, hostContext, static_cast<unsigned>(opt.maxStuckThreads));
     network->setInvoker(&invoker);
 
     auto built = wsgw::buildRouteTable(std::move(std::get<wsgw::ApiConfig>(config)), opt.handlersDir, &hostContext);

@@ -32,6 +32,7 @@ constexpr FlagSpec kFlags[] = {
      "N     network threads sharing the public port with SO_REUSEPORT (default: one per core)"},
     {"--log-level", "WSGW_LOG_LEVEL", "LEVEL debug|info|warn|error (default info)"},
     {"--drain-seconds", "WSGW_DRAIN_SECONDS", "N     how long SIGTERM waits for connections and handlers (default 10)"},
+    {"--max-stuck-threads", "WSGW_MAX_STUCK_THREADS", "N  handler threads written off after a timeout before such routes fail fast (default 16)"},
     {"--access-log", "WSGW_ACCESS_LOG", "off|stdout|FILE  one JSON line per connect, message and disconnect (default stdout)"},
     {"--tls-cert", "WSGW_TLS_CERT", "FILE  PEM certificate chain: the public listener speaks wss:// (with --tls-key)"},
     {"--tls-key", "WSGW_TLS_KEY", "FILE  PEM private key of --tls-cert"},
@@ -97,6 +98,8 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
     } else if (flag == "--access-log") {
         if (value.empty()) return "--access-log: give off, stdout or a file path";
         o.accessLog = value;
+    } else if (flag == "--max-stuck-threads") {
+        if (!parseInt(value, 0, 4096, o.maxStuckThreads)) return "--max-stuck-threads: expected 0 to 4096, got '" + value + "'";
     } else if (flag == "--drain-seconds") {
         if (!parseInt(value, 0, 3600, o.drainSeconds)) return "--drain-seconds: expected 0 to 3600, got '" + value + "'";
     }

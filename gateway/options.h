@@ -21,6 +21,7 @@ struct Options {
     int workers = 0;                  // 0: 2 x cores, at least 4
     int networkThreads = 0;           // 0: one per core
     int drainSeconds = 10;
+    int maxStuckThreads = 16;  // in-process handler threads written off after a timeout (then fail fast)
     std::string accessLog = "stdout";  // "off", "stdout" or a file path
     std::string tlsCert, tlsKey;                      // wss:// on the public listener
     std::string managementTlsCert, managementTlsKey;  // https:// on the management listener
