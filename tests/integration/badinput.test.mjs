@@ -3,6 +3,7 @@
 // leaves a row behind.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import { Gateway, Client, rawHttp, RawWebSocket, maskedFrame, newWebSocketKey, sqliteRows, waitFor, withTimeout, defaultRoutes } from './harness.mjs';
 
@@ -130,11 +131,27 @@ test('valid UTF-8 in a JSON body is routed and echoed byte for byte', async () =
   await c.close(1000);
 });
 
-test('a handshake abandoned halfway does no harm', async () => {
+test('a handshake abandoned halfway does no harm: its socket is released, no row, no error, the gateway still serves', async () => {
+  // Earlier tests' rows are gone first, so that the gateway's descriptors (SQLite in WAL mode keeps its files
+  // open) change only with the sockets.
+  await waitFor(async () => (await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections')).length === 1,
+    { what: 'only the bystander in the table' });
+  const descriptors = () => fs.readdirSync(`/proc/${gw.proc.pid}/fd`).length;
+  const baseline = descriptors();
+  const errorsBefore = gw.errorLines().length;
   const sock = net.connect({ host: '127.0.0.1', port: gw.port });
   await withTimeout(new Promise((resolve, reject) => { sock.on('connect', resolve); sock.on('error', reject); }), 3000, 'connect');
   sock.write(`GET / HTTP/1.1\r\n${host()}Upgrade: websocket\r\n`);
+  await waitFor(() => descriptors() === baseline + 1, { what: 'the gateway to accept the half handshake' });
   sock.destroy();
+  await waitFor(() => descriptors() === baseline, { what: 'the gateway to release the abandoned socket' });
+  assert.ok(gw.alive());
+  assert.equal(bystander.closeInfo, null);
+  assert.deepEqual((await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections')).length, 1, 'no row for it');
+  assert.deepEqual(gw.errorLines().slice(errorsBefore), []);
+  const fresh = await Client.open(gw.url);
+  assert.equal(await fresh.request('after-the-abandoned-handshake'), 'after-the-abandoned-handshake');
+  await fresh.close(1000);
 });
 
 test('afterwards the gateway is alive, the open connection undisturbed, a fresh client echoes, and no row is left behind', async () => {

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Gateway, Client, whoami, readEvents, ctx, makeTempDir, runExpectingExit, sleep, waitFor, withTimeout } from './harness.mjs';
+import { Gateway, Client, whoami, readEvents, ctx, makeTempDir, runExpectingExit, waitFor, withTimeout } from './harness.mjs';
 
 const execFileP = promisify(execFile);
 const NODE_IDS = ['n1', 'n2', 'n3'];
@@ -114,10 +114,35 @@ async function nodeOf(connectionId) {
   return redisCli('HGET', `wsgw:conn:${connectionId}`, 'node');
 }
 
-// Every message each client receives within `ms`, as texts.
-async function drain(list, ms) {
-  await sleep(ms);
-  return list.map((c) => c.client.queue.splice(0).map((m) => m.text));
+function liveNodes() {
+  return NODE_IDS.filter((n) => nodes.get(n)?.alive());
+}
+
+// Every message each client has received since the last call, as texts, with no waiting for silence: a
+// marker is broadcast through each live node, and a node's sends reach every client in the order it made
+// them (locally, and through its one Redis publishing connection), so once a client has every node's marker
+// it has everything those nodes sent before. Each send must have been made (its call returned) first.
+let markerRound = 0;
+async function drain(list) {
+  const markers = new Map(liveNodes().map((n) => [`marker-${++markerRound}-${n}`, n]));
+  for (const [text, n] of markers) assert.equal((await mgmt(n, 'POST', '/@broadcast', text)).status, 200);
+  return Promise.all(list.map(async (c) => {
+    const got = [];
+    const missing = new Set(markers.keys());
+    while (missing.size) {
+      const m = await c.client.next(5000).catch((err) => {
+        throw new Error(`${c.id} on ${c.node} never got the markers ${[...missing].join(', ')} (after ${JSON.stringify(got)}): ${err.message}`);
+      });
+      if (!missing.delete(m.text)) got.push(m.text);
+    }
+    return got;
+  }));
+}
+
+// Until `client` has `text` queued (left in the queue): the chat handler sends to its room, the sender
+// included, so this says that a message sent with client.send() has gone out to the room.
+function queued(client, text) {
+  return waitFor(() => client.queue.some((m) => m.text === text), { timeoutMs: 5000, what: `${text} to come back to its sender` });
 }
 
 before(async () => {
@@ -142,8 +167,14 @@ after(async () => {
     haproxy.proc.kill('SIGTERM');
     await withTimeout(haproxy.exited, 5000, 'haproxy to exit').catch(() => haproxy.proc.kill('SIGKILL'));
   }
-  for (const gw of nodes.values()) await gw.stop();  // SIGTERM must drain cleanly (exit 0, no sanitizer report)
-  await stopRedis();
+  try {
+    // SIGTERM must drain cleanly (exit 0, no sanitizer report); every node is stopped even if one did not.
+    const failures = [];
+    for (const gw of nodes.values()) await gw.stop().catch((err) => failures.push(err));
+    if (failures.length) throw failures[0];
+  } finally {
+    await stopRedis();  // a redis-server left running would keep this process alive
+  }
 });
 
 test('HAProxy spreads the clients over the three nodes, and Redis holds each row with its node', async () => {
@@ -159,7 +190,8 @@ test('HAProxy spreads the clients over the three nodes, and Redis holds each row
 test('chat: every message reaches every client exactly once, whichever node sent it', async () => {
   const senders = NODE_IDS.map((n) => clients.find((c) => c.node === n));
   for (const [i, s] of senders.entries()) s.client.send(JSON.stringify({ action: 'sendmessage', data: `hello-${i}` }));
-  const got = await drain(clients, 1200);
+  for (const [i, s] of senders.entries()) await queued(s.client, `hello-${i}`);
+  const got = await drain(clients);
   for (const [i, texts] of got.entries()) {
     const sorted = [...texts].sort();
     assert.deepEqual(sorted, ['hello-0', 'hello-1', 'hello-2'], `client ${i} on ${clients[i].node} got ${JSON.stringify(texts)}`);
@@ -216,7 +248,7 @@ test('groups: membership set through any node, sends reach each member once, acr
   const listed = JSON.parse((await mgmt('n2', 'GET', '/@groups/traders')).body);
   assert.deepEqual(listed.connections, members.map((m) => m.id).sort());
   for (const n of NODE_IDS) assert.equal((await mgmt(n, 'POST', '/@groups/traders', `tick-${n}`)).status, 200);
-  let got = await drain(clients, 1000);
+  let got = await drain(clients);
   for (const [i, texts] of got.entries()) {
     const expected = members.includes(clients[i]) ? ['tick-n1', 'tick-n2', 'tick-n3'] : [];
     assert.deepEqual([...texts].sort(), expected, `client ${i} on ${clients[i].node}`);
@@ -226,7 +258,7 @@ test('groups: membership set through any node, sends reach each member once, acr
   const caller = clients.find((c) => c.node === 'n3' && !members.includes(c));
   assert.equal(await caller.client.request(JSON.stringify({ action: 'join', group: 'traders', id: outsider.id })), '0');
   assert.equal(await caller.client.request(JSON.stringify({ action: 'sendgroup', group: 'traders', data: 'from-handler' })), 'sent:0');
-  got = await drain(clients, 1000);
+  got = await drain(clients);
   for (const [i, texts] of got.entries()) {
     const expected = members.includes(clients[i]) || clients[i] === outsider ? ['from-handler'] : [];
     assert.deepEqual(texts, expected, `client ${i} on ${clients[i].node}`);
@@ -234,7 +266,7 @@ test('groups: membership set through any node, sends reach each member once, acr
   // Removal through a third node; then the broadcast reaches every client once.
   assert.equal((await mgmt('n2', 'DELETE', `/@groups/traders/connections/${outsider.id}`)).status, 204);
   assert.equal((await mgmt('n3', 'POST', '/@broadcast', 'to-everyone')).status, 200);
-  got = await drain(clients, 1000);
+  got = await drain(clients);
   for (const [i, texts] of got.entries()) assert.deepEqual(texts, ['to-everyone'], `client ${i} on ${clients[i].node}`);
   const after = JSON.parse((await mgmt('n1', 'GET', '/@groups/traders')).body);
   assert.ok(!after.connections.includes(outsider.id));
@@ -291,7 +323,8 @@ test('kill -9 of a node: its connections are reaped within 10 s, $disconnect run
   for (const v of victims) await withTimeout(v.client.closed, 5000, 'the load balancer to close a dead node\'s client');
   for (const s of survivors) assert.equal(s.client.closeInfo, null);
   survivors[0].client.send(JSON.stringify({ action: 'sendmessage', data: 'after-the-death' }));
-  const got = await drain(survivors, 1000);
+  await queued(survivors[0].client, 'after-the-death');
+  const got = await drain(survivors);
   for (const texts of got) assert.deepEqual(texts, ['after-the-death']);
   clients.splice(0, clients.length, ...survivors);
 });
@@ -300,10 +333,9 @@ test('a Redis restart in the middle of traffic: nodes reconnect, re-register the
   const a = clients.find((c) => c.node === 'n1');
   const b = clients.find((c) => c.node === 'n3');
   // Echo traffic on every client while Redis goes away: local messages never need Redis.
-  let echoed = 0, sent = 0;
+  let echoed = 0, sent = 0, flowing = true;
   const traffic = (async () => {
-    const deadline = Date.now() + 3000;
-    while (Date.now() < deadline) {
+    while (flowing) {
       await Promise.all(clients.map(async (c) => {
         const text = `echo-${sent++}`;
         assert.equal(await c.client.request(text, 5000), text);
@@ -311,10 +343,17 @@ test('a Redis restart in the middle of traffic: nodes reconnect, re-register the
       }));
     }
   })();
-  await sleep(300);
+  await waitFor(() => echoed >= clients.length, { timeoutMs: 5000, what: 'echo traffic to flow' });
+  const live = liveNodes();
+  const logged = new Map(live.map((n) => [n, nodes.get(n).lines.length]));
   await stopRedis();
-  await sleep(700);
+  // Redis is down for real: every node has lost its subscription, and a round of echoes went on meanwhile.
+  await waitFor(() => live.every((n) => nodes.get(n).lines.slice(logged.get(n)).some((l) => /lost the subscription/.test(l.msg))),
+    { timeoutMs: 5000, what: 'every node to see Redis go' });
+  const atOutage = echoed;
+  await waitFor(() => echoed >= atOutage + clients.length, { timeoutMs: 5000, what: 'echoes while Redis is down' });
   await startRedis(redis.port);
+  flowing = false;
   await traffic;
   assert.equal(echoed, sent, 'every echo answered while Redis restarted');
   // Within a few heartbeats every live connection is back in Redis, and cross-node pushes work again.
@@ -330,7 +369,8 @@ test('a Redis restart in the middle of traffic: nodes reconnect, re-register the
   b.client.queue.splice(0);
   // The chat's group was re-registered too: a message from n1 reaches n3's clients.
   a.client.send(JSON.stringify({ action: 'sendmessage', data: 'chat-after-restart' }));
-  const got = await drain(clients, 1200);
+  await queued(a.client, 'chat-after-restart');
+  const got = await drain(clients);
   for (const [i, t] of got.entries()) assert.deepEqual(t.filter((x) => x === 'chat-after-restart'), ['chat-after-restart'], `client ${i}`);
   for (const n of ['n1', 'n3']) {
     const ready = await fetch(nodes.get(n).managementUrl + '/readyz');

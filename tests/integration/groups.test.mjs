@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { Gateway, Client, whoami, sleep } from './harness.mjs';
+import { Gateway, Client, whoami, waitFor } from './harness.mjs';
 
 const ACTIONS = ['whoami', 'join', 'leave', 'sendgroup', 'sendall'];
 let gw;
@@ -32,9 +32,21 @@ async function openClients(g, n) {
   return out;
 }
 
-async function received(list, ms = 300) {
-  await sleep(ms);
-  return list.map((c) => c.client.queue.splice(0).map((m) => m.text));
+// What each client has received since the last call, with no waiting for silence: a marker posted to each
+// connection afterwards leaves after every frame queued to it before (one connection's frames keep their
+// order), so the messages ahead of the marker are all there is. Each send must have returned first.
+let markers = 0;
+async function received(list, g = gw) {
+  const out = [];
+  for (const c of list) {
+    const marker = `marker-${++markers}`;
+    assert.equal((await mgmt('POST', `/@connections/${c.id}`, marker, g)).status, 200);
+    const got = [];
+    for (let m = await c.client.next(); m.text !== marker; m = await c.client.next())
+      got.push(m.isBinary ? `<binary ${m.data.toString('hex')}>` : m.text);
+    out.push(got);
+  }
+  return out;
 }
 
 before(async () => {
@@ -61,14 +73,11 @@ test('management: members get each group send once, others nothing; broadcast re
   assert.deepEqual(await received(cs), [['all'], ['all'], ['all'], ['all']]);
   // Binary data stays binary.
   assert.equal((await mgmt('POST', '/@groups/room-1', Buffer.from([0xff, 0x00, 0xfe]))).status, 200);
-  await sleep(200);
-  const bin = cs[0].client.queue.splice(0);
-  assert.equal(bin.length, 1);
-  assert.equal(bin[0].isBinary, true);
+  assert.deepEqual(await received(cs), [['<binary ff00fe>'], [], [], []]);
   // A closed connection leaves its groups: the group is empty and gone.
   await cs[0].client.close(1000);
-  await sleep(200);
-  assert.deepEqual(JSON.parse((await mgmt('GET', '/@groups/room-1')).body).connections, []);
+  await waitFor(async () => JSON.parse((await mgmt('GET', '/@groups/room-1')).body).connections.length === 0,
+    { what: 'room-1 to lose its closed member' });
   for (const c of cs.slice(1)) await c.client.close(1000);
 });
 
@@ -110,8 +119,10 @@ test('host API: add_to_group, send_to_group, remove_from_group, send_to_all and 
   assert.equal(await cs[2].client.request(JSON.stringify({ action: 'sendgroup', group: 'api', data: 'g2' })), 'sent:0');
   assert.deepEqual(await received(cs), [['g2'], [], []]);
   // The sender is a connection too: it gets the broadcast and its reply.
+  // The handler broadcasts before it answers, so once the answer is in the broadcast is queued to everyone.
   cs[2].client.send(JSON.stringify({ action: 'sendall', data: 'everyone' }));
-  assert.deepEqual((await received(cs)).map((t) => t.sort()), [['everyone'], ['everyone'], ['everyone', 'sent:0']]);
+  assert.deepEqual((await cs[2].client.collectTexts(2)).sort(), ['everyone', 'sent:0']);
+  assert.deepEqual(await received(cs), [['everyone'], ['everyone'], []]);
   // WSGW_GONE (1) for an unknown connection, WSGW_ERROR (4) for a bad group name.
   assert.equal(await cs[0].client.request(JSON.stringify({ action: 'join', group: 'api', id: 'AAAAAAAAAAAAAAAAAAAAAA' })), '1');
   assert.equal(await cs[0].client.request(JSON.stringify({ action: 'join', group: 'bad name' })), '4');
@@ -125,9 +136,10 @@ test('an isolated handler (its own process) uses groups through the same host AP
     const cs = await openClients(iso, 2);
     assert.equal(await cs[0].client.request(JSON.stringify({ action: 'join', group: 'iso' })), '0');
     assert.equal(await cs[1].client.request(JSON.stringify({ action: 'sendgroup', group: 'iso', data: 'from-worker' })), 'sent:0');
-    assert.deepEqual(await received(cs), [['from-worker'], []]);
+    assert.deepEqual(await received(cs, iso), [['from-worker'], []]);
     cs[1].client.send(JSON.stringify({ action: 'sendall', data: 'all-from-worker' }));
-    assert.deepEqual((await received(cs)).map((t) => t.sort()), [['all-from-worker'], ['all-from-worker', 'sent:0']]);
+    assert.deepEqual((await cs[1].client.collectTexts(2)).sort(), ['all-from-worker', 'sent:0']);
+    assert.deepEqual(await received(cs, iso), [['all-from-worker'], []]);
     assert.deepEqual(JSON.parse((await mgmt('GET', '/@groups/iso', undefined, iso)).body).connections, [cs[0].id]);
     for (const c of cs) await c.client.close(1000);
   } finally {

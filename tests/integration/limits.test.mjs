@@ -44,7 +44,7 @@ describe('frame size, idle timeout, lifetime, per-address connections, origins, 
     const started = Date.now();
     const keepAlive = (async () => {
       for (let i = 0; i < 4; i++) {
-        await sleep(400);
+        await sleep(400);  // pacing: traffic every 400 ms, less than the 1 s idle timeout (not a wait for a state)
         assert.equal(await busy.request(`ping-${i}`), `ping-${i}`);
       }
     })();
@@ -62,7 +62,7 @@ describe('frame size, idle timeout, lifetime, per-address connections, origins, 
     const id = await whoami(c);
     const started = Date.now();
     for (let i = 0; i < 20 && !c.closeInfo; i++) {
-      await sleep(250);
+      await sleep(250);  // pacing: keeps the connection busy until the lifetime ends it (not a wait for a state)
       if (!c.closeInfo) c.send(`keep-${i}`);
     }
     const closed = await c.waitClosed(2000);
@@ -78,8 +78,8 @@ describe('frame size, idle timeout, lifetime, per-address connections, origins, 
     assert.equal(refused.status, 429);
     assert.match(JSON.parse(refused.body).message, /127\.0\.0\.1 already has 3 connections/);
     await open[0].close();
-    await sleep(100);
-    const again = await Client.open(gw.url);
+    // The gateway frees the place when it has processed the close, which the client cannot see: retry until it has.
+    const again = await waitFor(() => Client.open(gw.url).catch(() => null), { what: 'a fourth connection after one closed' });
     await Promise.all([again, open[1], open[2]].map((c) => c.close()));
   });
 
@@ -134,7 +134,8 @@ describe('throttles: per API, per route, per connection', () => {
     assert.equal(refusals.length, 3);
     const requestIds = refusals.map((r) => tooMany.exec(r)[2]);
     assert.equal(new Set(requestIds).size, 3, 'one frame, with its own requestId, per rejected message');
-    await sleep(100);
+    // All 5 are answered: the 2 echoes were logged by the probe before it answered, and the 3 refusals were
+    // decided on the network thread, so the log holds everything the handler will ever see of them.
     const handled = eventsOf(gw.eventsPath, aid, 'MESSAGE').filter((e) => e.body.includes('"limited"'));
     assert.equal(handled.length, 2, 'the throttled messages never reached the handler');
     assert.equal(await b.request('{"action":"limited","n":9}'), '{"action":"limited","n":9}');

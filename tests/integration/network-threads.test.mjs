@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { Gateway, Client, whoami, readEvents, ctx, sleep, waitFor, withTimeout } from './harness.mjs';
+import { Gateway, Client, whoami, readEvents, ctx, waitFor, withTimeout } from './harness.mjs';
 
 let gw;
 const clients = [];
@@ -73,10 +73,14 @@ test('a handler pushes from a worker to connections on other threads, in order',
 test('a group spanning every thread gets each send once', async () => {
   for (const c of clients) assert.equal(await c.client.request(JSON.stringify({ action: 'join', group: 'all-threads' })), '0');
   clients[7].client.send(JSON.stringify({ action: 'sendgroup', group: 'all-threads', data: 'everyone' }));
-  await sleep(500);
+  // The handler sends to the group before it answers: once the answer is in, every member's copy is queued,
+  // and a marker posted to a connection afterwards leaves after it (one connection's frames keep their order).
+  assert.deepEqual((await clients[7].client.collectTexts(2, 3000)).sort(), ['everyone', 'sent:0']);
   for (const [i, c] of clients.entries()) {
-    const texts = c.client.queue.splice(0).map((m) => m.text).filter((t) => t !== 'sent:0');
-    assert.deepEqual(texts, ['everyone'], `client ${i}`);
+    assert.equal((await fetch(`${gw.managementUrl}/@connections/${c.id}`, { method: 'POST', body: 'marker' })).status, 200);
+    const texts = [];
+    for (let m = await c.client.next(3000); m.text !== 'marker'; m = await c.client.next(3000)) texts.push(m.text);
+    assert.deepEqual(texts, i === 7 ? [] : ['everyone'], `client ${i}`);
   }
 });
 

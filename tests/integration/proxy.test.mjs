@@ -14,7 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
-import { Client, Gateway, WebSocket, eventsOf, makeTempDir, openExpectingRefusal, probeRoutes, sleep, sqliteRows, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, WebSocket, eventsOf, makeTempDir, openExpectingRefusal, probeRoutes, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 
 const KEY = 'proxy-demo-key';
 let gw;
@@ -62,9 +62,12 @@ before(async () => {
 
 after(async () => {
   paused?._socket.resume();
-  await gw?.stop();
-  for (const ws of backend.clients) ws.terminate();
-  await new Promise((resolve) => backend.close(resolve));
+  try {
+    await gw?.stop();
+  } finally {  // even when the gateway did not stop cleanly: an open backend would keep this process alive
+    for (const ws of backend.clients) ws.terminate();
+    await new Promise((resolve) => backend.close(resolve));
+  }
 });
 
 const open = (suffix = '/', options = {}) => Client.open(`${gw.url}${suffix}${suffix.includes('?') ? '&' : '?'}apikey=${KEY}`, options);
@@ -178,14 +181,21 @@ test('a backend that stops reading: the gateway stops reading the client instead
   const c = await open();
   c.send('pause');
   await waitFor(() => paused, { what: 'the backend to pause' });
-  const before = Number((await (await fetch(`${gw.managementUrl}/metrics`)).text()).match(/wsgw_received_bytes_total (\d+)/)[1]);
+  const receivedBytes = async () => Number((await (await fetch(`${gw.managementUrl}/metrics`)).text()).match(/wsgw_received_bytes_total (\d+)/)[1]);
+  const before = await receivedBytes();
   const chunk = Buffer.alloc(30 * 1024, 'p');
   const count = 1400; // 42 MB
   for (let i = 0; i < count; i++) c.ws.send(chunk);
-  await sleep(2000);
+  // Wait until the gateway has stopped reading: its received-bytes count unchanged over 3 polls 200 ms apart.
+  // (A gateway that buffers without bound reads all 42 MB before it stalls, and fails below.)
+  const samples = [];
+  await waitFor(async () => {
+    samples.push(await receivedBytes());
+    return samples.length >= 3 && samples.at(-1) === samples.at(-3);
+  }, { timeoutMs: 20000, intervalMs: 200, what: 'the gateway to stop reading the client' });
   // The gateway holds at most its high-water mark (1 MiB) beyond what the kernel's socket buffers take;
   // the rest has to wait in the client.
-  const read = Number((await (await fetch(`${gw.managementUrl}/metrics`)).text()).match(/wsgw_received_bytes_total (\d+)/)[1]) - before;
+  const read = samples.at(-1) - before;
   assert.ok(read < 20 << 20, `the gateway read ${read} bytes of 42 MB while the backend was not reading`);
   assert.ok(c.ws.bufferedAmount > 20 << 20, `the client still holds ${c.ws.bufferedAmount} bytes: the gateway stopped reading it`);
   let echoed = 0;
