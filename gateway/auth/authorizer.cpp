@@ -1,4 +1,4 @@
-#include "auth/authorizer.h"
+#include "authorizer.h"
 
 #include "digest.h"
 

@@ -5,7 +5,7 @@
 // every event of the connection and the connection table's authorizer column.
 #pragma once
 
-#include "auth/jwt.h"
+#include "jwt.h"
 #include "config.h"
 #include "event.h"
 

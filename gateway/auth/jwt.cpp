@@ -1,4 +1,4 @@
-#include "auth/jwt.h"
+#include "jwt.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>

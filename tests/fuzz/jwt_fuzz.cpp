@@ -3,7 +3,7 @@
 // split at its first newline: the first line is parsed as a JWKS document (and as a "base64:" secret), and the
 // rest is verified as a token against the keys that JWKS yielded. Nothing may crash, leak or hit undefined
 // behaviour; results must be self-consistent and reasons must never contain the secret.
-#include "auth/jwt.h"
+#include "jwt.h"
 
 #include <openssl/ec.h>
 #include <openssl/evp.h>

@@ -1,7 +1,7 @@
 // Fuzz target: SigV4 verification of management API requests. The input is split at newlines into method,
 // path, query, Authorization, X-Amz-Date, Host, one extra "name:value" header, and the rest is the body.
 // Nothing may crash, leak or hit undefined behaviour; a fuzzed request re-signed with signSigV4 must verify.
-#include "auth/sigv4.h"
+#include "sigv4.h"
 
 #include <cstdint>
 #include <cstdlib>

@@ -1,7 +1,7 @@
 // The apiKey authorizer: where the key is read from, 401 versus 403, principals from ids and from the
 // key's hash, key files, and which principals survive a reload. The jwt authorizer: 401 versus 403, and
 // the connection's close time (exp plus the clock skew, saturated).
-#include "auth/authorizer.h"
+#include "authorizer.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "auth/jwt.h"
+#include "jwt.h"
 
 #include <doctest/doctest.h>
 

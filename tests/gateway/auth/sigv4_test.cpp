@@ -1,4 +1,4 @@
-#include "auth/sigv4.h"
+#include "sigv4.h"
 
 #include <doctest/doctest.h>
 

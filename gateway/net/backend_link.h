@@ -6,6 +6,8 @@
 // tie when the client side is gone.
 #pragma once
 
+#include "ws_url.h"
+
 #include <cstddef>
 #include <deque>
 #include <string>
@@ -18,15 +20,6 @@ struct lws_vhost;
 struct lws_context;
 
 namespace wsgw {
-
-struct WsUrl {
-    std::string host;
-    int port = 80;
-    std::string path = "/";
-    bool tls = false;
-    // ws://host[:port][/path] or wss://... (verified against the system's CAs, or --backend-ca).
-    static std::variant<WsUrl, std::string> parse(const std::string &url);
-};
 
 class BackendEvents {
 public:

@@ -7,7 +7,6 @@
 #pragma once
 
 #include "host_api.h"
-#include "listener.h"
 #include "route_table.h"
 
 #include <atomic>

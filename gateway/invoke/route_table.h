@@ -3,9 +3,9 @@
 // invocations keep the table (and so its plugins) alive until they finish.
 #pragma once
 
-#include "auth/authorizer.h"
+#include "authorizer.h"
 #include "config.h"
-#include "backend_link.h"
+#include "ws_url.h"
 #include "http_integration.h"
 #include "throttle.h"
 #include "plugin_registry.h"

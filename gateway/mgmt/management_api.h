@@ -5,7 +5,7 @@
 // never blocks. Requests are authenticated by bearer token or AWS SigV4 when credentials are configured.
 #pragma once
 
-#include "auth/sigv4.h"
+#include "sigv4.h"
 #include "host_api.h"
 #include "options.h"
 
@@ -36,7 +36,7 @@ struct OperationsHooks {
     std::function<std::string()> infoJson;                        // GET /@info: public URL, version, node
 };
 
-// The test console's page (gateway/console/console.html, embedded at build time).
+// The test console's page (gateway/mgmt/console.html, embedded at build time).
 const std::string &consoleHtml();
 
 class ManagementApi {
