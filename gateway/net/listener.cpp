@@ -901,6 +901,7 @@ struct Listener::Impl {
             lws_rx_flow_control(wsi, 0);  // nothing more is read from a connection that is closing
             lws_callback_on_writable(wsi);
             lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);  // a peer that never reads is dropped
+            armCloseDeadline(s);  // and by us, should libwebsockets not get to it (it may still be inflating)
             return 0;
         }
         lws_close_reason(wsi, code, reinterpret_cast<unsigned char *>(const_cast<char *>(reason)), std::strlen(reason));
@@ -1136,7 +1137,9 @@ struct Listener::Impl {
         if (fd >= 0) {
             linger hard{1, 0};
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
-            ::shutdown(fd, SHUT_RD);
+            // Shut both ways: the socket reports a hang-up even while its reading is paused, so
+            // libwebsockets closes it (with the linger above, as a reset) even if its own timeout does not.
+            ::shutdown(fd, SHUT_RDWR);
         }
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     }

@@ -209,10 +209,10 @@ test('a second gateway on the same public port (another --db and --management-li
   await first.stop();
 });
 
-// kill -9 in the middle of a burst of connects: every connection whose $connect ran gets exactly one
+// kill -9 in the middle of a burst of connects: every connection whose $connect ran gets its
 // $disconnect, in the run it belonged to or in the restart's clean-up (the row is committed before
 // $connect runs). wsgw-load opens and closes connections as fast as it can; the kill lands mid-burst.
-test('kill -9 under connect load: every $connect that ran is followed by exactly one $disconnect', async () => {
+test('kill -9 under connect load: every $connect that ran is followed by a $disconnect (a second one only in the crash window)', async () => {
   const path = await import('node:path');
   const load = path.join(process.env.WSGW_BENCH_DIR ?? path.join(path.dirname(process.env.WSGW_BIN ?? ''), 'tools', 'bench'), 'wsgw-load');
   const first = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'burst-node', extraArgs: ['--access-log', 'off'] });
@@ -239,5 +239,9 @@ test('kill -9 under connect load: every $connect that ran is followed by exactly
   const twice = [...disconnects].filter(([, n]) => n > 1);
   assert.ok(connected.size >= 300);
   assert.deepEqual(missing, [], `${missing.length} of ${connected.size} $connects never got a $disconnect`);
-  assert.deepEqual(twice, [], 'no $disconnect ran twice');
+  // A $disconnect that finished in the last milliseconds before the kill, before its row's deletion was
+  // committed, runs again from the restart's clean-up: at least once, never lost. Only connections that
+  // were closing at that moment can be among them (at most the 32 the load keeps in flight).
+  assert.ok(twice.length <= 32, `${twice.length} connections got a second $disconnect`);
+  assert.ok(twice.every(([, n]) => n === 2), 'never more than twice');
 });
