@@ -112,6 +112,7 @@ struct Session {
     bool closeRequested = false;
     bool rxFlowOff = false;   // reading paused because its pending messages reached a bound (SPEC section 10)
     bool rowStored = false;   // its row is in (or queued for) the connection table
+    size_t heldByLws = 0;     // bytes handed to libwebsockets that it has not written yet
     bool awaitingRow = false; // $connect waits for its row to be committed
     // How it closed: ours (requestClose) and the peer's close frame, which wins in $disconnect. Allocated at
     // the first close, so an open connection does not carry it.
@@ -1103,6 +1104,7 @@ struct Listener::Impl {
 
     // The frames still queued are dropped with the connection: their bytes leave the gauges.
     void dropQueued(Session *s) {
+        releaseHeldByLws(s);
         size_t dropped = s->out.clear();
         if (!dropped) return;
         host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(dropped), std::memory_order_relaxed);
@@ -1168,8 +1170,9 @@ struct Listener::Impl {
 
     // Sends a gathered batch: straight to the socket when libwebsockets holds nothing unsent for it (else our
     // bytes would overtake its), and whatever the kernel does not take goes to libwebsockets to keep.
-    bool sendBatch(lws *wsi, const SendBatch &batch) {
-        if (lws_partial_buffered(wsi)) return handToLibwebsockets(wsi, batch, 0);
+    // Returns how many bytes libwebsockets was handed (0: the kernel took all), or -1 when the socket failed.
+    long sendBatch(lws *wsi, const SendBatch &batch) {
+        if (lws_partial_buffered(wsi)) return handToLibwebsockets(wsi, batch, 0) ? static_cast<long>(batch.total) : -1;
         iovec iov[SendBatch::kMaxPieces];
         for (int i = 0; i < batch.count; ++i) {
             const SendBatch::Piece &piece = batch.pieces[i];
@@ -1181,22 +1184,43 @@ struct Listener::Impl {
         msg.msg_iovlen = static_cast<size_t>(batch.count);
         ssize_t sent = sendmsg(lws_get_socket_fd(wsi), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
             sent = 0;
         }
-        if (static_cast<size_t>(sent) == batch.total) return true;
-        return handToLibwebsockets(wsi, batch, static_cast<size_t>(sent));
+        if (static_cast<size_t>(sent) == batch.total) return 0;
+        return handToLibwebsockets(wsi, batch, static_cast<size_t>(sent)) ? static_cast<long>(batch.total - static_cast<size_t>(sent)) : -1;
+    }
+
+    // Bytes libwebsockets keeps for a connection still count against its send queue (SPEC section 10) until
+    // libwebsockets has written them, which it has when it calls WRITEABLE again with nothing held.
+    void holdForLibwebsockets(Session *s, size_t bytes) {
+        s->heldByLws += bytes;
+        s->live->sendQueueBytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+        host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+    }
+
+    void releaseHeldByLws(Session *s) {
+        if (!s->heldByLws) return;
+        if (s->live) s->live->releaseSend(s->heldByLws);
+        host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(s->heldByLws), std::memory_order_relaxed);
+        s->heldByLws = 0;
     }
 
     int writeable(Session *s, lws *wsi) {
+        if (s->heldByLws && !lws_partial_buffered(wsi)) releaseHeldByLws(s);
         if (!s->out.empty()) {
             SendBatch batch;
             size_t frames = s->out.gather(staging, batch);
-            if (!sendBatch(wsi, batch)) return -1;
+            long handed = sendBatch(wsi, batch);
+            if (handed < 0) return -1;
             size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { recycle(std::move(buffer)); });
             host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
             host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(sent), std::memory_order_relaxed);
             s->live->releaseSend(sent);
+            if (handed > 0) {
+                holdForLibwebsockets(s, static_cast<size_t>(handed));
+                if (s->out.empty()) lws_callback_on_writable(wsi);  // to learn when libwebsockets has sent it
+            }
         }
         if (s->backendPaused && s->out.bytes() < std::min<size_t>(BackendLink::kLowWater, host.maxSendQueueBytes.load(std::memory_order_relaxed) / 8) &&
             s->backend) {

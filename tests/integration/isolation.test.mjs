@@ -102,7 +102,7 @@ test('a worker left holding most of maxWorkerMemoryMb is replaced after the invo
   const c = await Client.open(gw.url);
   const before = await workerPid(c);
   // 250 of its 300 MB: within the hard limit (hardening.test.mjs tests going past it), over 3/4 of it.
-  assert.equal(await c.request(act('leak', { mb: 250 }), 10000), 'leaked', 'the invocation itself succeeds');
+  assert.equal(await c.request(act('leak', { mb: 250 }), 60000), 'leaked', 'the invocation itself succeeds');
   await gw.waitForLog((l) => l.msg === 'isolated worker near its memory limit; replacing it', 5000, 'the memory-limit log line');
   await waitFor(async () => (await workerPid(c)) !== before, { timeoutMs: 5000, what: 'a new worker' });
   await c.close();
