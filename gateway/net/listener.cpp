@@ -175,6 +175,10 @@ struct CommandSink {
     std::mutex mutex;
     Listener::Impl *impl = nullptr;
     void post(Command &&c);
+    bool alive() {
+        std::lock_guard lock(mutex);
+        return impl != nullptr;
+    }
 };
 
 struct Listener::Impl {
@@ -459,15 +463,30 @@ struct Listener::Impl {
         registry.add(live);  // from here a push (even from inside $connect) is accepted and queued
         RouteMetrics::add(connectMetrics->connects);
         if (table && table->connect) {
-            // Every $connect that runs is followed by exactly one $disconnect, even across kill -9: the row is
-            // committed first (group commit with the other connections arriving now), so that start-up
-            // recovery finds it. The store's answer comes back as a command (RowDurable).
+            Invocation inv;
+            inv.table = table;
+            inv.route = table->connect;
+            inv.connection = live;
+            inv.type = WSGW_CONNECT;
+            inv.requestId = newRequestId();
+            inv.requestTimeMs = info.connectedAtMs;
+            if (!table->disconnect) {  // no $disconnect to owe: nothing to make durable first
+                invoker().submit(laneOf(s), std::move(inv), false);
+                return;
+            }
+            // Every $connect that runs is followed by a $disconnect, even across kill -9: the row is committed
+            // first (group commit with the connections arriving meanwhile), so that start-up recovery finds it.
+            // The store's thread submits $connect itself once the row is committed: no trip back through this
+            // thread. A row it could not commit comes back as RowDurable, and the upgrade is refused.
             s->rowStored = true;
             s->awaitingRow = true;
             std::weak_ptr<CommandSink> sink = commandSink;
-            std::string id = s->id;
-            store.insertDurable(rowOf(s), [sink, id](bool committed) {
-                if (auto target = sink.lock()) target->post(Command{Command::Kind::RowDurable, InlineId(id), {}, false, committed ? 1 : 0});
+            store.insertDurable(rowOf(s), [sink, id = s->id, lane = laneOf(s), invoker = &invoker(),
+                                           inv = std::move(inv)](bool committed) mutable {
+                auto target = sink.lock();
+                if (!target) return;
+                if (committed && target->alive()) invoker->submit(lane, std::move(inv), true);
+                else target->post(Command{Command::Kind::RowDurable, InlineId(id), {}, false, 0});
             });
         } else {
             logGatewayAnswer("CONNECT", s->id, "$connect", 200, info.sourceIp, info.userAgent, {});
@@ -475,7 +494,7 @@ struct Listener::Impl {
         }
     }
 
-    // The row is committed (or the store could not commit it): $connect may run now.
+    // The store could not commit the row: the upgrade is refused ($connect did not run).
     void rowDurable(std::string_view id, bool committed) {
         auto it = sessions.find(id);
         if (it == sessions.end() || it->second->state != Session::State::Connecting || !it->second->awaitingRow) return;
