@@ -4,6 +4,9 @@
 #include "send_queue.h"
 
 #include "accept_backoff.h"
+#include "close_frame.h"
+#include "frame_writer.h"
+#include "upgrade_admission.h"
 #include "connection_id.h"
 #include "handshake.h"
 #include "listen_socket.h"
@@ -37,7 +40,6 @@ namespace {
 constexpr size_t kMaxHeadBytes = 8192;
 constexpr int64_t kTouchIntervalMs = 1000;   // lastActiveAt is written at most this often per connection
 constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
-constexpr size_t kCoalesceKeptBytes = 1024 * 1024;
 constexpr size_t kSpareBuffers = 256;             // message buffers kept for reuse per network thread, and
 constexpr size_t kSpareMinBytes = 64;             // their sizes: smaller ones cost little to allocate,
 constexpr size_t kSpareMaxBytes = 64 * 1024;      // larger ones are not worth holding on to
@@ -200,8 +202,7 @@ struct Listener::Impl {
     // Message buffers are reused on this thread: a sent reply (an echo sends back the very buffer its
     // message arrived in) becomes a later message's receive buffer, instead of one malloc and free each.
     std::vector<std::string> spareBuffers;
-    std::string staging;    // writeable(): frame headers and small payloads of one send
-    std::string coalesced;  // writeable(): what the kernel did not take, handed to libwebsockets
+    FrameWriter writer;     // writeable(): a connection's queued frames onto its socket
     ev_prepare prepareWatcher{};  // before the loop sleeps: wake the workers for what this iteration read
     ev_signal sigterm{}, sigint{};
     ev_timer drainTimer{};
@@ -393,49 +394,31 @@ struct Listener::Impl {
         }
         if (table) {
             const Limits &limits = table->config.limits;
-            const std::string *origin = parsed.request.header("Origin");
-            if (origin && !limits.allowedOrigins.empty() &&
-                std::find(limits.allowedOrigins.begin(), limits.allowedOrigins.end(), *origin) == limits.allowedOrigins.end() &&
-                std::find(limits.allowedOrigins.begin(), limits.allowedOrigins.end(), "*") == limits.allowedOrigins.end()) {
-                refuseUpgrade(s, 403, "Origin " + *origin + " is not allowed: limits.allowedOrigins lists the pages that may connect");
+            if (auto refusal = checkOrigin(parsed.request, limits)) {
+                refuseUpgrade(s, refusal->status, refusal->reason);
                 return;
             }
             if (limits.maxConnectionsPerIp) {
-                const std::string &ip = s->peer;
-                if (!settings.ipCounts->tryAdd(ip, limits.maxConnectionsPerIp)) {
-                    refuseUpgrade(s, 429, "Too Many Requests: " + ip + " already has " + std::to_string(limits.maxConnectionsPerIp) +
-                                              " connections (limits.maxConnectionsPerIp)");
+                if (!settings.ipCounts->tryAdd(s->peer, limits.maxConnectionsPerIp)) {
+                    UpgradeRefusal refusal = perAddressRefusal(s->peer, limits.maxConnectionsPerIp);
+                    refuseUpgrade(s, refusal.status, refusal.reason);
                     return;
                 }
                 s->ipCounted = true;
             }
         }
         up.path = parsed.request.path;
-        bool proxied = table && table->proxy;
-        if (proxied && parsed.request.header("Sec-WebSocket-Protocol")) {
-            // The backend chooses: the offers go to it, and its choice comes back in the 101.
-            up.offers = offeredSubprotocols(parsed.request);
-            up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Protocol");
-        } else if (parsed.request.header("Sec-WebSocket-Protocol")) {
-            // lws would match offers against its own protocol list; the API's list lives in routes.json,
-            // so the choice is made here and lws sees a head without offers (the 101 gets the header back
-            // in LWS_CALLBACK_ADD_HEADERS).
-            static const std::vector<std::string> kNone;
-            const std::vector<std::string> &accepted = table ? table->config.subprotocols : kNone;
-            up.subprotocol = chooseSubprotocol(parsed.request, accepted);
-            if (up.subprotocol.empty()) {
-                std::string accepts;
-                for (const auto &a : accepted) accepts += (accepts.empty() ? "" : ", ") + a;
-                std::string response = renderHttpRefusal(
-                    400, "none of the offered subprotocols (" + offeredSubprotocols(parsed.request) + ") is accepted: " +
-                             (accepts.empty() ? std::string("this API accepts none (list them in routes.json \"subprotocols\")")
-                                              : "this API accepts " + accepts));
-                RouteMetrics::add(connectMetrics->clientErrors);
-                dropUnaccepted(s, &response);
-                return;
-            }
-            up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Protocol");
+        static const std::vector<std::string> kNone;
+        SubprotocolDecision sub = decideSubprotocol(parsed.request, table ? table->config.subprotocols : kNone, table && table->proxy);
+        if (sub.refusal) {
+            std::string response = renderHttpRefusal(sub.refusal->status, sub.refusal->reason);
+            RouteMetrics::add(connectMetrics->clientErrors);
+            dropUnaccepted(s, &response);
+            return;
         }
+        up.subprotocol = std::move(sub.chosen);  // LWS_CALLBACK_ADD_HEADERS puts it back into the 101
+        up.offers = std::move(sub.offersForBackend);
+        if (sub.stripOffers) up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Protocol");
         stopHandshakeWatchers(s);
         startConnect(s, std::move(parsed.request));
     }
@@ -762,48 +745,25 @@ struct Listener::Impl {
         return 0;
     }
 
-    // The client's close frame. A valid one is echoed (return 0); a malformed one fails the connection with
-    // 1002 or 1007 (SPEC section 9; RFC 6455 5.5.1 and 7.4): a 1-byte payload, a code that may not be sent on
-    // the wire, or a reason that is not UTF-8. libwebsockets would check the reason only if it checked UTF-8
-    // itself, which we do per message instead.
+    // The client's close frame: a valid one is echoed (return 0) and reaches $disconnect; a malformed one
+    // fails the connection with 1002 or 1007 (close_frame.h). libwebsockets would check the reason only if it
+    // checked UTF-8 itself, which we do per message instead.
     int peerClosed(Session *s, lws *wsi, const unsigned char *p, size_t len) {
+        PeerClose close = checkPeerClose(p, len);
         Session::Closing &c = s->closingInfo();
-        c.peerClosed = true;
-        int code = len >= 2 ? (p[0] << 8) | p[1] : 0;
-        const char *reason = reinterpret_cast<const char *>(p) + (len >= 2 ? 2 : len);
-        size_t reasonLen = len >= 2 ? len - 2 : 0;
-        const char *fault = nullptr;
-        int answer = 0;
-        if (len == 1) {
-            fault = "Close frame with a 1-byte payload";
-            answer = LWS_CLOSE_STATUS_PROTOCOL_ERR;
-        } else if (len >= 2 && !closeCodeSendable(code)) {
-            fault = "Close code not allowed on the wire";
-            answer = LWS_CLOSE_STATUS_PROTOCOL_ERR;
-        } else if (!isValidUtf8(reason, reasonLen)) {
-            fault = "Invalid UTF-8 in the close reason";
-            answer = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
-        }
-        if (!fault) {
-            if (len >= 2) {
-                c.peerCode = code;
-                c.peerReason.assign(reason, reasonLen);
-            }
+        if (close.valid) {
+            c.peerClosed = true;
+            c.peerCode = close.code;
+            c.peerReason = std::move(close.reason);
             return 0;
         }
-        // $disconnect reports the failure we answered with, not the peer's malformed code.
-        c.peerClosed = false;
+        // $disconnect reports the failure we answered with, not the peer's malformed frame.
         s->closeRequested = true;
-        c.code = answer;
-        c.reason = fault;
-        lws_close_reason(wsi, static_cast<lws_close_status>(answer), reinterpret_cast<unsigned char *>(const_cast<char *>(fault)),
-                         std::strlen(fault));
+        c.code = close.failWith;
+        c.reason = close.fault;
+        lws_close_reason(wsi, static_cast<lws_close_status>(close.failWith),
+                         reinterpret_cast<unsigned char *>(const_cast<char *>(close.fault)), std::strlen(close.fault));
         return -1;
-    }
-
-    // RFC 6455 7.4: the codes an endpoint may put in a close frame (1000-1003, 1007-1014, 3000-4999).
-    static bool closeCodeSendable(int code) {
-        return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
     }
 
     ConnectionRow rowOf(Session *s) {
@@ -1165,51 +1125,6 @@ struct Listener::Impl {
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     }
 
-    // Several queued frames leave in one sendmsg(), framed by SendQueue::gather: one lws_write per frame
-    // would be one syscall per message, which is what makes the naive libwebsockets pattern slow.
-    // The batch's bytes from `skip` on, given to libwebsockets as they are (LWS_WRITE_HTTP): it sends what
-    // the kernel takes and keeps the rest, which it sends before anything else, its own control frames too.
-    bool handToLibwebsockets(lws *wsi, const SendBatch &batch, size_t skip) {
-        coalesced.resize(LWS_PRE);
-        for (int i = 0; i < batch.count; ++i) {
-            const SendBatch::Piece &piece = batch.pieces[i];
-            size_t len = piece.len;
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            coalesced.append(piece.data ? piece.data + skip : staging.data() + piece.offset + skip, len - skip);
-            skip = 0;
-        }
-        size_t total = coalesced.size() - LWS_PRE;
-        int wrote = lws_write(wsi, reinterpret_cast<unsigned char *>(coalesced.data()) + LWS_PRE, total, LWS_WRITE_HTTP);
-        if (coalesced.capacity() > kCoalesceKeptBytes) std::string().swap(coalesced);  // after one huge frame
-        return wrote >= static_cast<int>(total);
-    }
-
-    // Sends a gathered batch: straight to the socket when libwebsockets holds nothing unsent for it (else our
-    // bytes would overtake its), and whatever the kernel does not take goes to libwebsockets to keep.
-    // Returns how many bytes libwebsockets was handed (0: the kernel took all), or -1 when the socket failed.
-    long sendBatch(lws *wsi, const SendBatch &batch) {
-        if (lws_partial_buffered(wsi)) return handToLibwebsockets(wsi, batch, 0) ? static_cast<long>(batch.total) : -1;
-        iovec iov[SendBatch::kMaxPieces];
-        for (int i = 0; i < batch.count; ++i) {
-            const SendBatch::Piece &piece = batch.pieces[i];
-            iov[i].iov_base = const_cast<char *>(piece.data ? piece.data : staging.data() + piece.offset);
-            iov[i].iov_len = piece.len;
-        }
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = static_cast<size_t>(batch.count);
-        ssize_t sent = sendmsg(lws_get_socket_fd(wsi), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
-            sent = 0;
-        }
-        if (static_cast<size_t>(sent) == batch.total) return 0;
-        return handToLibwebsockets(wsi, batch, static_cast<size_t>(sent)) ? static_cast<long>(batch.total - static_cast<size_t>(sent)) : -1;
-    }
-
     // Bytes libwebsockets keeps for a connection still count against its send queue (SPEC section 10) until
     // libwebsockets has written them, which it has when it calls WRITEABLE again with nothing held.
     void holdForLibwebsockets(Session *s, size_t bytes) {
@@ -1229,8 +1144,8 @@ struct Listener::Impl {
         if (s->heldByLws && !lws_partial_buffered(wsi)) releaseHeldByLws(s);
         if (!s->out.empty()) {
             SendBatch batch;
-            size_t frames = s->out.gather(staging, batch);
-            long handed = sendBatch(wsi, batch);
+            size_t frames = writer.gather(s->out, batch);
+            long handed = writer.send(wsi, batch);
             if (handed < 0) return -1;
             size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { recycle(std::move(buffer)); });
             host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
