@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "plugin_wire.h"
+#include "proc_status.h"
 
 #include <cstring>
 #include <deque>
@@ -74,24 +75,6 @@ std::string describeExit(int status) {
     }
     if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
     return "ended";
-}
-
-// A "Name:   N kB" line of /proc/PID/status in bytes; 0 when unreadable.
-size_t statusBytes(pid_t pid, const char *name) {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(pid));
-    FILE *f = std::fopen(path, "r");
-    if (!f) return 0;
-    char line[256];
-    size_t len = std::strlen(name), kb = 0;
-    while (std::fgets(line, sizeof line, f)) {
-        if (std::strncmp(line, name, len) == 0 && line[len] == ':') {
-            kb = std::strtoull(line + len + 1, nullptr, 10);
-            break;
-        }
-    }
-    std::fclose(f);
-    return kb << 10;
 }
 
 // The RLIMIT_DATA the worker set on itself (its start-up memory plus maxWorkerMemoryMb); 0 when unknown.
@@ -432,7 +415,7 @@ IsolatedReply IsolatedPlugin::invoke(const InvocationEvent &event, std::chrono::
         // with all of it: over 3/4 of the budget in use, or over half after a failed invocation (it likely
         // failed for want of memory). Where the limit cannot be read, resident memory past it decides.
         size_t limit = dataLimitBytes(w->pid);
-        size_t data = limit ? statusBytes(w->pid, "VmData") : 0;
+        size_t data = limit ? procStatusBytes(w->pid, "VmData") : 0;
         size_t startup = limit > maxMemoryBytes_ ? limit - maxMemoryBytes_ : 0;  // what the worker had before the plugin
         size_t used = data > startup ? data - startup : 0;
         size_t rss = residentBytes(w->pid);

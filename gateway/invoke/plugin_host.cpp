@@ -2,6 +2,7 @@
 
 #include "plugin_registry.h"
 #include "plugin_wire.h"
+#include "proc_status.h"
 
 #include <condition_variable>
 #include <csignal>
@@ -136,29 +137,13 @@ void hostLog(wsgw_host *, int level, const char *message) noexcept {
     }
 }
 
-// Reads one "Name:   N kB" line of /proc/self/status; 0 when absent.
-size_t procStatusBytes(const char *name) {
-    std::FILE *f = std::fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t len = std::strlen(name), kb = 0;
-    while (std::fgets(line, sizeof line, f)) {
-        if (std::strncmp(line, name, len) == 0 && line[len] == ':') {
-            kb = std::strtoull(line + len + 1, nullptr, 10);
-            break;
-        }
-    }
-    std::fclose(f);
-    return kb << 10;
-}
-
 // maxWorkerMemoryMb as a hard limit: RLIMIT_DATA bounds this process's private writable memory (heap,
 // anonymous mappings, thread stacks), so an allocation past it fails inside the worker at once instead of
 // being noticed after the invocation. The plugin gets the whole budget on top of what this process uses
 // before loading it (a few MB; sanitizer builds reserve far more, which must not count against it).
 // The hard limit is lowered too, so the plugin cannot raise it.
 std::string limitMemory(size_t budgetBytes) {
-    size_t base = procStatusBytes("VmData");
+    size_t base = procStatusBytes(0, "VmData");
     rlimit lim{};
     lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(base + budgetBytes);
     if (setrlimit(RLIMIT_DATA, &lim) != 0) return std::string("setrlimit(RLIMIT_DATA): ") + std::strerror(errno);
