@@ -20,7 +20,7 @@ public:
     void pop_front() {
         // Moved out and destroyed here, so its buffers are freed now: assigning T() would not do, as a
         // std::string assigned an empty one keeps its allocation.
-        { T gone = std::move(items_[head_]); }
+        { [[maybe_unused]] T gone = std::move(items_[head_]); }
         if (++head_ == items_.size()) {
             clear();
         } else if (head_ >= kCompactAfter && head_ * 2 >= items_.size()) {

@@ -163,7 +163,7 @@ private:
 };
 
 struct Command {
-    enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowDurable } kind;
+    enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable } kind;
     InlineId connectionId;
     std::string data;  // Send: the payload; Close: reason; ConnectDecided: body
     bool binary = false;
@@ -460,7 +460,7 @@ struct Listener::Impl {
             // Every $connect that runs is followed by a $disconnect, even across kill -9: the row is committed
             // first (group commit with the connections arriving meanwhile), so that start-up recovery finds it.
             // The store's thread submits $connect itself once the row is committed: no trip back through this
-            // thread. A row it could not commit comes back as RowDurable, and the upgrade is refused.
+            // thread. A row it could not commit comes back as RowNotDurable, and the upgrade is refused.
             s->rowStored = true;
             s->awaitingRow = true;
             std::weak_ptr<CommandSink> sink = commandSink;
@@ -469,7 +469,7 @@ struct Listener::Impl {
                 auto target = sink.lock();
                 if (!target) return;
                 if (committed && target->alive()) invoker->submit(lane, std::move(inv), true);
-                else target->post(Command{Command::Kind::RowDurable, InlineId(id), {}, false, 0});
+                else target->post(Command{Command::Kind::RowNotDurable, InlineId(id), {}, false, 0});
             });
         } else {
             logGatewayAnswer("CONNECT", s->id, "$connect", 200, info.sourceIp, info.userAgent, {});
@@ -478,28 +478,11 @@ struct Listener::Impl {
     }
 
     // The store could not commit the row: the upgrade is refused ($connect did not run).
-    void rowDurable(std::string_view id, bool committed) {
+    void rowNotDurable(std::string_view id) {
         auto it = sessions.find(id);
         if (it == sessions.end() || it->second->state != Session::State::Connecting || !it->second->awaitingRow) return;
-        Session *s = it->second.get();
-        s->awaitingRow = false;
-        if (!committed) {
-            refuseUpgrade(s, 503, "the connection table cannot be written: try again shortly");
-            return;
-        }
-        Invocation inv;
-        inv.table = table;
-        inv.route = table->connect;
-        inv.connection = s->live;
-        inv.type = WSGW_CONNECT;
-        inv.requestId = newRequestId();
-        inv.requestTimeMs = s->live->info.connectedAtMs;
-        if (!inv.route) {  // a reload removed $connect meanwhile
-            logGatewayAnswer("CONNECT", s->id, "$connect", 200, s->live->info.sourceIp, s->live->info.userAgent, {});
-            admit(s);
-            return;
-        }
-        invoker().submit(laneOf(s), std::move(inv), true);
+        it->second->awaitingRow = false;
+        refuseUpgrade(it->second.get(), 503, "the connection table cannot be written: try again shortly");
     }
 
     void decideConnect(std::string_view id, int status, std::string &body) {
@@ -1277,8 +1260,8 @@ struct Listener::Impl {
                 decideConnect(c.connectionId.view(), c.code, c.data);
                 continue;
             }
-            if (c.kind == Command::Kind::RowDurable) {
-                rowDurable(c.connectionId.view(), c.code != 0);
+            if (c.kind == Command::Kind::RowNotDurable) {
+                rowNotDurable(c.connectionId.view());
                 continue;
             }
             auto it = sessions.find(c.connectionId.view());
