@@ -317,10 +317,11 @@ bool IsolatedPlugin::serve(Worker &w) {
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     std::string how = describeExit(status);
-    bool expected;
+    bool expected, stopping;
     {
         std::lock_guard lock(mutex_);
-        expected = stopping_ || w.retiring;
+        stopping = stopping_;  // read under the lock: the destructor sets it from another thread
+        expected = stopping || w.retiring;
         if (w.busy && !w.haveResult) {
             w.result = IsolatedReply{};
             w.result.rc = -1;
@@ -340,7 +341,7 @@ bool IsolatedPlugin::serve(Worker &w) {
     if (ready && !expected) {
         log::warn("isolated worker ended; starting a new one",
                   {log::Field("handler", instance_), log::Field("pid", static_cast<int64_t>(pid)), log::Field("how", how)});
-    } else if (!ready && !stopping_) {
+    } else if (!ready && !stopping) {
         log::error("isolated worker could not load its plugin", {log::Field("handler", instance_), log::Field("how", how)});
     }
     return ready;
