@@ -12,6 +12,7 @@
 #include "listen_socket.h"
 #include "backend_link.h"
 #include "log.h"
+#include "permessage_deflate.h"
 #include "tls_terminator.h"
 #include "utf8.h"
 
@@ -109,6 +110,7 @@ struct Session {
     lws *wsi = nullptr;
     SendQueue out;            // frames towards the client (their bytes are reserved in live->sendQueueBytes)
     std::string rx;
+    std::unique_ptr<CompressedInput> inflateInput;  // permessage-deflate: compressed bytes zlib reads from
     bool rxBinary = false;
     int64_t lastTouchMs = 0;
     bool closeRequested = false;
@@ -674,6 +676,14 @@ struct Listener::Impl {
 
     // ---- libwebsockets callbacks ----------------------------------------------------------------------
 
+    // Where permessage-deflate keeps a public connection's compressed input (backend links have none).
+    static std::unique_ptr<CompressedInput> *compressedInputOf(lws *wsi) {
+        const lws_protocols *protocol = lws_get_protocol(wsi);
+        if (!protocol || protocol->callback != &Impl::callback) return nullptr;
+        auto *s = static_cast<Session *>(lws_get_opaque_user_data(wsi));
+        return s ? &s->inflateInput : nullptr;
+    }
+
     static int callback(lws *wsi, enum lws_callback_reasons reason, void *, void *in, size_t len) {
         lws_context *ctx = lws_get_context(wsi);
         auto *impl = ctx ? static_cast<Impl *>(lws_context_user(ctx)) : nullptr;
@@ -838,6 +848,7 @@ struct Listener::Impl {
         s->rx.append(in, len);
         host.metrics.bytesIn.fetch_add(len, std::memory_order_relaxed);
         if (!messageEnds) return 0;
+        if (s->inflateInput) s->inflateInput->trim();  // nothing is left to inflate once a message has ended
         // UTF-8 is checked here, over the whole message, rather than by libwebsockets byte by byte (which
         // cost a fifth of the time of a 16 KiB echo); a character split across frames is then fine too.
         // A JSON body is checked by the route selector in the same pass that selects its route.
@@ -1465,6 +1476,7 @@ std::string Listener::start() {
     info.max_http_header_pool = 64;
     info.pt_serv_buf_size = kRxBufferBytes;  // what one read() may take, shared by all connections of the thread
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    setCompressedInputSlot(&Impl::compressedInputOf);
     m.context = lws_create_context(&info);
     if (!m.context) return "cannot create the libwebsockets context (is libwebsockets-evlib-ev installed?)";
     lws_context_creation_info vinfo{};
@@ -1475,7 +1487,7 @@ std::string Listener::start() {
     // uncompressed (RSV1 clear), which the extension allows for any message; LWS_CALLBACK_CONFIRM_EXTENSION_OKAY
     // declines it for "compression": false and for proxied connections (their frames pass through as they are).
     static const lws_extension kExtensions[] = {
-        {"permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate; client_max_window_bits"},
+        {"permessage-deflate", permessageDeflateExtension, "permessage-deflate; client_max_window_bits"},
         {nullptr, nullptr, nullptr},
     };
     vinfo.extensions = kExtensions;

@@ -1,0 +1,44 @@
+// Owns: the permessage-deflate extension (RFC 7692) the public listener offers, receive side.
+//
+// It is libwebsockets' own extension with one change. libwebsockets 4.1.6 inflates a compressed frame in
+// 1 KiB steps and, when a read ends before zlib has consumed its input, leaves zlib pointing into the bytes
+// it was given. Those bytes lie in the network thread's read buffer, which the next connection's read on
+// that thread overwrites before this connection is drained: under concurrency a message inflated garbage
+// ("zlib error inflate -3: invalid block type") and its connection was closed or hung (fixed upstream only
+// in 4.3). Here the compressed input is first copied into the connection's own CompressedInput, which
+// stays where it is until zlib has consumed it.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <memory>
+#include <string>
+
+namespace wsgw {
+
+// A connection's copy of the compressed bytes libwebsockets hands to zlib. Two buffers are alternated, so
+// that a new input never overwrites bytes zlib may still hold a pointer to.
+class CompressedInput {
+public:
+    // Copies `data` and returns where the copy lies; valid until the next keep() but one.
+    unsigned char *keep(const unsigned char *data, size_t len);
+    // Frees large buffers; call only when no message is being inflated (at a message's end).
+    void trim();
+    size_t capacity() const { return buffers_[0].capacity() + buffers_[1].capacity(); }
+
+private:
+    std::string buffers_[2];
+    int current_ = 0;
+};
+
+// Where a connection's CompressedInput lives (made on first use); nullptr for a connection that has none.
+using CompressedInputSlot = std::unique_ptr<CompressedInput> *(*)(lws *wsi);
+
+// Set once, before any libwebsockets context is made.
+void setCompressedInputSlot(CompressedInputSlot slot);
+
+// The extension callback: put it in `lws_extension::callback` under the name "permessage-deflate".
+int permessageDeflateExtension(lws_context *context, const lws_extension *ext, lws *wsi,
+                               enum lws_extension_callback_reasons reason, void *user, void *in, size_t len);
+
+}  // namespace wsgw
