@@ -184,6 +184,75 @@ std::string parseAuthorizer(const rapidjson::Value &v, const std::string &path, 
     return {};
 }
 
+// Environment variables Lambda sets itself and refuses in a function's configuration.
+constexpr const char *kReservedLambdaEnvironment[] = {
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"};
+
+// The checks of a "lambda" object the schema cannot express. Returns the JSON path below "lambda" of
+// what is wrong ("" for the object itself) with `reason` set; `reason` stays empty when it is fine.
+std::string parseLambda(const rapidjson::Value &v, const std::string &baseDir, LambdaSpec &l, std::string &reason) {
+    bool hasRuntime = v.HasMember("runtime"), hasCommand = v.HasMember("command"), hasHandler = v.HasMember("handler");
+    if (hasRuntime == hasCommand) {
+        reason = hasRuntime ? "give either \"runtime\" (with \"handler\") or \"command\", not both"
+                            : "say what to run: \"runtime\": \"nodejs\" or \"python\" with \"handler\": \"file.export\", "
+                              "or \"command\": [argv of a Lambda Runtime API client]";
+        return "";
+    }
+    if (hasRuntime) {
+        l.runtime = v["runtime"].GetString();
+        if (!hasHandler) {
+            reason = "required property 'handler' is missing: a \"runtime\" function names its handler as \"file.export\" "
+                     "(for example \"app.handler\" for the export handler of app.js)";
+            return "";
+        }
+        l.handler = v["handler"].GetString();
+        auto dot = l.handler.rfind('.');
+        if (dot == std::string::npos || dot == 0 || dot + 1 == l.handler.size() || l.handler.back() == '/') {
+            reason = "'" + l.handler + "' is not file.export: write the file (without its extension, relative to "
+                     "\"directory\") and the exported function's name, for example \"app.handler\"";
+            return "/handler";
+        }
+    } else {
+        if (hasHandler) {
+            reason = "\"handler\" goes with \"runtime\"; a \"command\" gets its handler in its own arguments";
+            return "/handler";
+        }
+        for (const auto &a : v["command"].GetArray()) l.command.emplace_back(a.GetString(), a.GetStringLength());
+    }
+    std::string dir = v["directory"].GetString();
+    l.directory = resolvePath(baseDir, dir);
+    if (v.HasMember("concurrency")) l.concurrency = v["concurrency"].GetUint();
+    if (v.HasMember("memoryMb")) l.memoryMb = v["memoryMb"].GetUint();
+    if (v.HasMember("environment")) {
+        for (auto &e : v["environment"].GetObject()) {
+            std::string name(e.name.GetString(), e.name.GetStringLength());
+            bool nameOk = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                          std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+            std::string at = pointerText(rapidjson::Pointer().Append(std::string("environment")).Append(name));
+            if (!nameOk) {
+                reason = "'" + name + "' is not an environment variable name: use letters, digits and '_', not starting with a digit";
+                return at;
+            }
+            for (const char *reserved : kReservedLambdaEnvironment) {
+                if (name == reserved) {
+                    reason = "'" + name + "' is set by the gateway, as Lambda sets it (a reserved key on AWS too): remove it";
+                    return at;
+                }
+            }
+            std::string value(e.value.GetString(), e.value.GetStringLength());
+            if (value.find('\0') != std::string::npos) {
+                reason = "the value of '" + name + "' holds a NUL character, which no environment variable can";
+                return at;
+            }
+            l.environment.emplace_back(std::move(name), std::move(value));
+        }
+    }
+    return "";
+}
+
 std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const std::string &sourceName) {
     auto error = [&](std::string path, std::string reason) { return ConfigError{sourceName, std::move(path), std::move(reason)}; };
     rapidjson::Document doc;
@@ -262,6 +331,19 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
             h.isolated = m.value.HasMember("isolation") && std::string_view(m.value["isolation"].GetString()) == "process";
             if (m.value.HasMember("workers")) h.workers = m.value["workers"].GetUint();
             if (m.value.HasMember("maxWorkerMemoryMb")) h.maxWorkerMemoryMb = m.value["maxWorkerMemoryMb"].GetUint64();
+            if (m.value.HasMember("lambda")) {
+                std::string path = pointerText(rapidjson::Pointer().Append(std::string("handlers")).Append(h.name));
+                for (const char *pluginOnly : {"plugin", "config", "isolation", "workers", "maxWorkerMemoryMb"})
+                    if (m.value.HasMember(pluginOnly))
+                        return error(path + "/" + pluginOnly, std::string("'") + pluginOnly +
+                                                                  "' belongs to a plugin handler; a \"lambda\" handler runs "
+                                                                  "function processes: remove it (or remove \"lambda\")");
+                std::string reason;
+                std::string at = parseLambda(m.value["lambda"], baseDir, h.lambda, reason);
+                if (!reason.empty()) return error(path + "/lambda" + at, reason);
+                h.isLambda = true;
+                h.plugin.clear();
+            }
             cfg.handlers[h.name] = std::move(h);
         }
     }
@@ -305,7 +387,12 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
             cfg.routes[key] = std::move(r);
             continue;
         }
-        if (!cfg.handlers.count(r.handler)) cfg.handlers[r.handler] = HandlerSpec{r.handler, r.handler, "{}"};
+        if (!cfg.handlers.count(r.handler)) {
+            HandlerSpec implicit;  // a plugin of the same name with an empty config
+            implicit.name = implicit.plugin = r.handler;
+            implicit.configJson = "{}";
+            cfg.handlers[r.handler] = std::move(implicit);
+        }
         cfg.routes[key] = std::move(r);
     }
     return cfg;

@@ -12,6 +12,17 @@
 
 namespace wsgw {
 
+// "lambda" (SPEC section 11): a pool of function processes speaking the Lambda Runtime API.
+struct LambdaSpec {
+    std::string runtime;               // "nodejs" or "python" (our runtime client); "" with a command
+    std::string handler;               // "file.export" (runtime only)
+    std::vector<std::string> command;  // argv of any Runtime API client (instead of runtime)
+    std::string directory;             // resolved against the directory of routes.json
+    unsigned concurrency = 2;          // processes, one invocation each at a time
+    size_t memoryMb = 0;               // 0: resident memory not checked (128 is reported, Lambda's default)
+    std::vector<std::pair<std::string, std::string>> environment;  // in the order written
+};
+
 struct HandlerSpec {
     std::string name;
     std::string plugin;
@@ -19,6 +30,8 @@ struct HandlerSpec {
     bool isolated = false;   // "isolation": "process"
     unsigned workers = 2;    // worker processes when isolated
     size_t maxWorkerMemoryMb = 0;  // 0: no limit
+    bool isLambda = false;         // "lambda": no plugin; `lambda` says what to run
+    LambdaSpec lambda;
 };
 
 // A token bucket's settings: `rate` tokens a second, at most `burst` saved up.
