@@ -1,12 +1,14 @@
 #include "network_threads.h"
 
 #include "log.h"
+#include "rx_buffer_arena.h"
 
 namespace wsgw {
 
 NetworkThreads::NetworkThreads(ListenerSettings settings, unsigned count, ConnectionRegistry &registry, ConnectionStore &store,
                                HostContext &host)
     : registry_(registry), host_(host) {
+    installLwsRxBufferArena();  // before any libwebsockets context: idle connections then cost ~4 KB less
     if (count == 0) count = 1;
     settings.reusePort = count > 1;
     for (unsigned i = 0; i < count; ++i) {
