@@ -1,5 +1,8 @@
 #include "jwt.h"
 
+#include "base64.h"
+#include "text.h"
+
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -61,44 +64,6 @@ std::string quoted(std::string_view s) {
 }
 
 std::string_view viewOf(const Value &v) { return {v.GetString(), v.GetStringLength()}; }
-
-int base64Value(unsigned char c, bool url, bool standard) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (url && c == '-') return 62;
-    if (url && c == '_') return 63;
-    if (standard && c == '+') return 62;
-    if (standard && c == '/') return 63;
-    return -1;
-}
-
-// Decodes base64 in the given alphabet(s). allowPadding: up to two trailing '=' are accepted (and ignored).
-// canonical: the unused bits of the last character must be zero.
-bool base64Decode(std::string_view in, std::string &out, bool url, bool standard, bool allowPadding,
-                  bool canonical) {
-    if (allowPadding) {
-        for (int i = 0; i < 2 && !in.empty() && in.back() == '='; ++i) in.remove_suffix(1);
-    }
-    if (in.size() % 4 == 1) return false;
-    std::string bytes;
-    bytes.reserve(in.size() / 4 * 3 + 2);
-    uint32_t acc = 0;
-    int bits = 0;
-    for (char ch : in) {
-        int v = base64Value(static_cast<unsigned char>(ch), url, standard);
-        if (v < 0) return false;
-        acc = (acc << 6) | static_cast<uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            bytes.push_back(static_cast<char>((acc >> bits) & 0xffu));
-        }
-    }
-    if (canonical && bits > 0 && (acc & ((1u << bits) - 1)) != 0) return false;
-    out = std::move(bytes);
-    return true;
-}
 
 // Nesting depth of JSON text (brackets outside strings); exact for valid JSON, which is all that is parsed.
 bool jsonDepthWithin(std::string_view s, int maxDepth) {
@@ -196,17 +161,6 @@ std::vector<std::string> splitScopes(std::string_view s) {
 
 bool isAllowed(const JwtSettings &settings, std::string_view alg) {
     return std::find(settings.algorithms.begin(), settings.algorithms.end(), alg) != settings.algorithms.end();
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-        if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
 }
 
 // ---- keys ----
@@ -419,32 +373,11 @@ bool verifyEs256(const JwtKey &key, std::string_view signingInput, const std::st
 }  // namespace
 
 std::string jwtBase64UrlEncode(std::string_view bytes) {
-    static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    out.reserve((bytes.size() + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 3 <= bytes.size(); i += 3) {
-        uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-                     static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8 |
-                     static_cast<unsigned char>(bytes[i + 2]);
-        out += kAlphabet[v >> 18 & 63];
-        out += kAlphabet[v >> 12 & 63];
-        out += kAlphabet[v >> 6 & 63];
-        out += kAlphabet[v & 63];
-    }
-    size_t rest = bytes.size() - i;
-    if (rest > 0) {
-        uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-        if (rest == 2) v |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
-        out += kAlphabet[v >> 18 & 63];
-        out += kAlphabet[v >> 12 & 63];
-        if (rest == 2) out += kAlphabet[v >> 6 & 63];
-    }
-    return out;
+    return encodeBase64(reinterpret_cast<const unsigned char *>(bytes.data()), bytes.size(), kBase64Url, /*pad=*/false);
 }
 
 bool jwtBase64UrlDecode(std::string_view text, std::string &out) {
-    return base64Decode(text, out, /*url=*/true, /*standard=*/false, /*allowPadding=*/false, /*canonical=*/true);
+    return decodeBase64(text, out, /*url=*/true, /*standard=*/false, /*allowPadding=*/false, /*canonical=*/true);
 }
 
 JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t nowSeconds) {
@@ -595,7 +528,7 @@ std::string loadJwtSecret(std::string_view secretText, JwtKey &out) {
         auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
         while (!b64.empty() && isSpace(b64.front())) b64.remove_prefix(1);
         while (!b64.empty() && isSpace(b64.back())) b64.remove_suffix(1);
-        if (!base64Decode(b64, secret, /*url=*/true, /*standard=*/true, /*allowPadding=*/true, /*canonical=*/false))
+        if (!decodeBase64(b64, secret, /*url=*/true, /*standard=*/true, /*allowPadding=*/true, /*canonical=*/false))
             return "JWT secret: the value after \"base64:\" is not valid base64";
     } else {
         secret = std::string(secretText);
@@ -668,7 +601,7 @@ std::string parseJwks(std::string_view json, std::vector<JwtKey> &out) {
             const Value *v = member(jwk, name);
             if (!v || !v->IsString()) return where + " has no \"" + name + "\" string";
             // Unpadded base64url per RFC 7518; padding and non-zero trailing bits are tolerated in key files.
-            if (!base64Decode(viewOf(*v), value, /*url=*/true, /*standard=*/false, /*allowPadding=*/true,
+            if (!decodeBase64(viewOf(*v), value, /*url=*/true, /*standard=*/false, /*allowPadding=*/true,
                               /*canonical=*/false))
                 return where + ": \"" + name + "\" is not valid base64url";
             return "";

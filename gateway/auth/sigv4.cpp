@@ -1,5 +1,7 @@
 #include "sigv4.h"
 
+#include "text.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -41,38 +43,7 @@ Digest hmacSha256(std::string_view key, std::string_view data) {
 
 std::string_view asView(const Digest &d) { return {reinterpret_cast<const char *>(d.data()), d.size()}; }
 
-std::string hex(const Digest &d) {
-    static const char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(d.size() * 2);
-    for (unsigned char c : d) {
-        out.push_back(kDigits[c >> 4]);
-        out.push_back(kDigits[c & 15]);
-    }
-    return out;
-}
-
-int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string toLower(std::string_view s) {
-    std::string out(s);
-    for (char &c : out) c = lowerAscii(c);
-    return out;
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
-    return true;
-}
+std::string hex(const Digest &d) { return toHex(asView(d)); }
 
 bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -99,20 +70,6 @@ void uriEncode(std::string_view s, std::string &out) {
             out.push_back(kDigits[c & 15]);
         }
     }
-}
-
-std::string percentDecode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
-            out.push_back(static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2])));
-            i += 2;
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
 }
 
 // The SDKs sign the path they send, normalised ('.', '..' and empty segments dropped) and URI-encoded once
@@ -154,8 +111,8 @@ std::string canonicalQuery(std::string_view rawQuery) {
             std::string_view key = part.substr(0, eq);
             std::string_view value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
             std::string encodedKey, encodedValue;
-            uriEncode(percentDecode(key), encodedKey);
-            uriEncode(percentDecode(value), encodedValue);
+            uriEncode(percentDecodeLenient(key), encodedKey);
+            uriEncode(percentDecodeLenient(value), encodedValue);
             params.emplace_back(std::move(encodedKey), std::move(encodedValue));
         }
         start = amp + 1;
@@ -366,7 +323,7 @@ std::string parseAuthorization(std::string_view header, ParsedAuthorization &out
     out.signedNames.clear();
     for (std::string_view name : split(signedHeaders, ';')) {
         if (name.empty()) return "SignedHeaders has an empty name";
-        if (toLower(name) != name) return "SignedHeaders must be lower-case";
+        if (toLowerAscii(name) != name) return "SignedHeaders must be lower-case";
         if (!out.signedNames.empty() && !(out.signedNames.back() < name))
             return "SignedHeaders must be sorted and unique";
         out.signedNames.emplace_back(name);
@@ -374,7 +331,7 @@ std::string parseAuthorization(std::string_view header, ParsedAuthorization &out
 
     if (signature.size() != 64) return "Signature must be 64 hex digits";
     for (size_t i = 0; i < 32; ++i) {
-        int hi = hexValue(signature[2 * i]), lo = hexValue(signature[2 * i + 1]);
+        int hi = hexDigitValue(signature[2 * i]), lo = hexDigitValue(signature[2 * i + 1]);
         if (hi < 0 || lo < 0) return "Signature must be 64 hex digits";
         out.signature[i] = static_cast<unsigned char>(hi * 16 + lo);
     }
@@ -456,7 +413,7 @@ std::string signSigV4(std::string_view method, std::string_view rawPath, std::st
                       const std::vector<std::string> &signedHeaderNames) {
     std::vector<std::string> names;
     names.reserve(signedHeaderNames.size());
-    for (const auto &n : signedHeaderNames) names.push_back(toLower(n));
+    for (const auto &n : signedHeaderNames) names.push_back(toLowerAscii(n));
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
 

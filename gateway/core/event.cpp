@@ -2,6 +2,7 @@
 
 #include "base64.h"
 #include "log.h"
+#include "text.h"
 
 #include <wsgw/handler.h>
 
@@ -101,29 +102,7 @@ void singleAndMulti(std::string &out, std::string_view single, std::string_view 
     out += ',';
 }
 
-int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::string formDecode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (c == '+') {
-            out += ' ';
-        } else if (c == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
-            out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
-            i += 2;
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
+std::string formDecode(std::string_view s) { return percentDecodeLenient(s, /*plusIsSpace=*/true); }
 
 }  // namespace
 

@@ -1,83 +1,19 @@
 #include "handshake.h"
 
+#include "http_message.h"
+#include "text.h"
 #include "utf8.h"
 
 #include <algorithm>
-#include <array>
-#include <cctype>
 
 namespace wsgw {
 
 namespace {
 
-constexpr size_t kQuotedValueMax = 64;
 constexpr size_t kHostHintMax = 100;
-
-bool isTchar(unsigned char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-            return true;
-        default:
-            return false;
-    }
-}
 
 bool isBase64Char(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
-unsigned char lowerAscii(unsigned char c) { return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c; }
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lowerAscii(static_cast<unsigned char>(a[i])) != lowerAscii(static_cast<unsigned char>(b[i]))) return false;
-    }
-    return true;
-}
-
-std::string_view trimOws(std::string_view s) {
-    size_t b = 0, e = s.size();
-    while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
-    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
-    return s.substr(b, e - b);
-}
-
-// True when the comma-separated list holds `token` as one of its elements (RFC 7230 7: empty elements and
-// whitespace around elements are allowed).
-bool listHasToken(std::string_view list, std::string_view token) {
-    while (true) {
-        size_t comma = list.find(',');
-        if (equalsIgnoreCase(trimOws(list.substr(0, comma)), token)) return true;
-        if (comma == std::string_view::npos) return false;
-        list.remove_prefix(comma + 1);
-    }
-}
-
-// Client bytes echoed in a reason: printable ASCII only and bounded, so a reason is always safe to log and
-// to put in a JSON body.
-void appendPrintable(std::string &out, std::string_view value, size_t max) {
-    size_t n = std::min(value.size(), max);
-    for (size_t i = 0; i < n; ++i) {
-        unsigned char c = static_cast<unsigned char>(value[i]);
-        out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-    }
-    if (value.size() > max) out += "...";
-}
-
-void appendQuoted(std::string &out, std::string_view value) {
-    out += '"';
-    appendPrintable(out, value, kQuotedValueMax);
-    out += '"';
-}
-
-void appendHexByte(std::string &out, unsigned char c) {
-    static constexpr char kDigits[] = "0123456789ABCDEF";
-    out += "0x";
-    out += kDigits[c >> 4];
-    out += kDigits[c & 0xF];
 }
 
 HeadParse refuse(int status, std::string reason, HeaderList extra = {}) {
@@ -88,79 +24,6 @@ HeadParse refuse(int status, std::string reason, HeaderList extra = {}) {
     p.refusal.extraHeaders = std::move(extra);
     return p;
 }
-
-HeadParse malformedRequestLine(std::string_view line) {
-    std::string r = "malformed request line: expected \"GET /path HTTP/1.1\", got ";
-    appendQuoted(r, line);
-    return refuse(400, std::move(r));
-}
-
-HeadParse malformedHeaderLine(size_t lineNo, std::string_view what) {
-    std::string r = "malformed header line ";
-    r += std::to_string(lineNo);
-    r += ": ";
-    r += what;
-    return refuse(400, std::move(r));
-}
-
-struct RequestLine {
-    std::string_view method, target;
-};
-
-// Returns false, with `out` set to the refusal, when the line cannot start a WebSocket upgrade.
-bool parseRequestLine(std::string_view line, RequestLine &rl, HeadParse &out) {
-    size_t sp1 = line.find(' ');
-    size_t sp2 = line.rfind(' ');
-    if (sp1 == 0 || sp1 == std::string_view::npos || sp2 == sp1) {
-        out = malformedRequestLine(line);
-        return false;
-    }
-    std::string_view method = line.substr(0, sp1);
-    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::string_view version = line.substr(sp2 + 1);
-    if (!std::all_of(method.begin(), method.end(), [](char c) { return isTchar(static_cast<unsigned char>(c)); }) ||
-        target.empty() || target.find(' ') != std::string_view::npos) {
-        out = malformedRequestLine(line);
-        return false;
-    }
-    if (version != "HTTP/1.1") {
-        if (version.substr(0, 5) != "HTTP/") {
-            out = malformedRequestLine(line);
-            return false;
-        }
-        std::string r = "WebSocket needs HTTP/1.1: the request line says ";
-        appendQuoted(r, version);
-        r += " (RFC 6455 4.1); send the upgrade as HTTP/1.1";
-        out = refuse(400, std::move(r));
-        return false;
-    }
-    if (target.front() != '/') {
-        std::string r = "request target must be a path starting with '/' (origin-form), got ";
-        appendQuoted(r, target);
-        r += ": send \"GET /path HTTP/1.1\" with the host in the Host header";
-        out = refuse(400, std::move(r));
-        return false;
-    }
-    for (size_t i = 0; i < target.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(target[i]);
-        if (c <= 0x20 || c >= 0x7f) {
-            std::string r = "request target has the byte ";
-            appendHexByte(r, c);
-            r += " at offset ";
-            r += std::to_string(i);
-            r += ": a URL must be ASCII, percent-encode other bytes";
-            out = refuse(400, std::move(r));
-            return false;
-        }
-    }
-    rl.method = method;
-    rl.target = target;
-    return true;
-}
-
-struct Field {
-    std::string_view name, value;
-};
 
 // One lookup of a header that the upgrade checks need: its first value and how often it occurred.
 struct Seen {
@@ -188,13 +51,13 @@ bool isValidWebSocketKey(std::string_view key) {
 
 // The header checks of RFC 6455 4.2.1, in the order that gives the most useful answer first: a plain HTTP
 // request learns that this is a WebSocket endpoint before it learns anything about WebSocket headers.
-bool checkUpgradeHeaders(const RequestLine &rl, const Field *fields, size_t count, HeadParse &out) {
+bool checkUpgradeHeaders(const HttpMessageHead &head, HeadParse &out) {
     Seen upgrade, version, key, host;
     size_t connectionCount = 0;
     bool connectionHasUpgrade = false;
     std::string_view firstConnection;
-    for (size_t i = 0; i < count; ++i) {
-        std::string_view n = fields[i].name, v = fields[i].value;
+    for (const auto &[name, value] : head.headers) {
+        std::string_view n = name, v = value;
         if (equalsIgnoreCase(n, "Upgrade")) upgrade.add(v);
         else if (equalsIgnoreCase(n, "Sec-WebSocket-Version")) version.add(v);
         else if (equalsIgnoreCase(n, "Sec-WebSocket-Key")) key.add(v);
@@ -227,9 +90,9 @@ bool checkUpgradeHeaders(const RequestLine &rl, const Field *fields, size_t coun
         out = refuse(400, std::move(r));
         return false;
     }
-    if (rl.method != "GET") {
+    if (head.method != "GET") {
         std::string r = "method ";
-        appendQuoted(r, rl.method);
+        appendQuoted(r, head.method);
         r += " cannot open a WebSocket: the upgrade request must be GET (RFC 6455 4.1)";
         out = refuse(405, std::move(r), {{"Allow", "GET"}});
         return false;
@@ -290,12 +153,7 @@ bool checkUpgradeHeaders(const RequestLine &rl, const Field *fields, size_t coun
 
 }  // namespace
 
-const std::string *UpgradeRequest::header(std::string_view name) const {
-    for (const auto &h : headers) {
-        if (equalsIgnoreCase(h.first, name)) return &h.second;
-    }
-    return nullptr;
-}
+const std::string *UpgradeRequest::header(std::string_view name) const { return findHeader(headers, name); }
 
 HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
     // A TLS ClientHello starts with record type 22; answering in plain text at once beats waiting for a head.
@@ -303,103 +161,38 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
         return refuse(400, "the client sent a TLS handshake to a plain-text listener: connect with ws:// instead of "
                            "wss://, or start wsgw with --tls-cert and --tls-key");
     }
-    const size_t limit = std::min(bytes.size(), maxHeadBytes);
-    // Views into `bytes`: nothing is copied until the head is complete and valid.
-    std::array<Field, kMaxUpgradeHeaders> fields;
-    size_t fieldCount = 0;
-    RequestLine rl;
-    HeadParse out;
-    size_t pos = 0;
-    size_t lineNo = 0;  // 0 is the request line
-    size_t headLength = 0;
-    while (headLength == 0) {
-        size_t eol = pos;
-        for (; eol < limit; ++eol) {
-            unsigned char c = static_cast<unsigned char>(bytes[eol]);
-            if (c == '\n') break;
-            if (c == '\r') {
-                if (eol + 1 < limit && bytes[eol + 1] != '\n') {
-                    std::string r = "malformed request head: CR not followed by LF at byte ";
-                    r += std::to_string(eol);
-                    r += ": lines must end with CRLF";
-                    return refuse(400, std::move(r));
-                }
-                continue;
-            }
-            if ((c < 0x20 && c != '\t') || c == 0x7f) {
-                std::string r = "malformed request head: control character ";
-                appendHexByte(r, c);
-                r += " at byte ";
-                r += std::to_string(eol);
-                r += ": a request head is text (only tab is allowed)";
-                return refuse(400, std::move(r));
-            }
-        }
-        if (eol == limit) {
-            if (bytes.size() < maxHeadBytes) return out;  // NeedMore
-            std::string r = "request head larger than ";
-            r += std::to_string(maxHeadBytes);
-            r += " bytes: send fewer or shorter headers (cookies count too)";
-            return refuse(431, std::move(r));
-        }
-        if (eol == pos || bytes[eol - 1] != '\r') {
-            std::string r = "malformed request line/headers: lines must end with CRLF (bare LF at byte ";
-            r += std::to_string(eol);
-            r += ")";
-            return refuse(400, std::move(r));
-        }
-        std::string_view line = bytes.substr(pos, eol - 1 - pos);
-        pos = eol + 1;
-        if (line.empty()) {
-            if (lineNo == 0) return malformedRequestLine(line);
-            headLength = pos;
-            break;
-        }
-        if (lineNo == 0) {
-            if (!parseRequestLine(line, rl, out)) return out;
+    HttpParserOptions options;
+    options.kind = HttpMessageKind::Request;
+    options.maxHeadBytes = maxHeadBytes;
+    options.maxHeaders = kMaxUpgradeHeaders;
+    options.headOnly = true;  // what follows the blank line is WebSocket frames
+    options.checkRequestLine = [](const HttpMessageHead &head, HttpParseError *error) {
+        if (head.version == "HTTP/1.1") return true;
+        error->status = 400;
+        if (head.version.substr(0, 5) != "HTTP/") {
+            error->reason = "malformed request line: expected \"GET /path HTTP/1.1\", got ";
+            appendQuoted(error->reason, head.method + " " + head.target + " " + head.version);
         } else {
-            if (line.front() == ' ' || line.front() == '\t') {
-                return malformedHeaderLine(lineNo, "a line starting with a space or tab (obs-fold, RFC 7230 3.2.4) "
-                                                   "is not accepted: send each header on one line");
-            }
-            if (fieldCount == kMaxUpgradeHeaders) {
-                return refuse(431, "more than " + std::to_string(kMaxUpgradeHeaders) +
-                                       " header lines in the request head: send fewer headers");
-            }
-            size_t colon = line.find(':');
-            if (colon == std::string_view::npos) {
-                std::string r = "expected \"Name: value\", got ";
-                appendQuoted(r, line);
-                return malformedHeaderLine(lineNo, r);
-            }
-            std::string_view name = line.substr(0, colon);
-            for (unsigned char c : name) {
-                if (isTchar(c)) continue;
-                if (c == ' ' || c == '\t') {
-                    std::string r = "whitespace between the header name and ':' in ";
-                    appendQuoted(r, line);
-                    r += " (RFC 7230 3.2.4): write \"Name: value\"";
-                    return malformedHeaderLine(lineNo, r);
-                }
-                std::string r = "header name ";
-                appendQuoted(r, name);
-                r += " has the byte ";
-                appendHexByte(r, c);
-                r += ", which a header name cannot contain (RFC 7230 3.2)";
-                return malformedHeaderLine(lineNo, r);
-            }
-            if (name.empty()) return malformedHeaderLine(lineNo, "empty header name before ':'");
-            fields[fieldCount++] = Field{name, trimOws(line.substr(colon + 1))};
+            error->reason = "WebSocket needs HTTP/1.1: the request line says ";
+            appendQuoted(error->reason, head.version);
+            error->reason += " (RFC 6455 4.1); send the upgrade as HTTP/1.1";
         }
-        ++lineNo;
-    }
+        return false;
+    };
+    // Stateless for the caller: the listener calls again with all the bytes so far.
+    HttpMessageParser parser(std::move(options));
+    HttpParseState state = parser.feed(bytes);
+    if (state == HttpParseState::NeedMore) return {};
+    if (state == HttpParseState::Error) return refuse(parser.error().status, parser.error().reason);
 
-    if (!checkUpgradeHeaders(rl, fields.data(), fieldCount, out)) return out;
+    const HttpMessageHead &head = parser.head();
+    HeadParse out;
+    if (!checkUpgradeHeaders(head, out)) return out;
     // libwebsockets keeps each query parameter and each header it knows in a fixed table of about 95
     // fragments and silently drops a request that needs more, after $connect has run. Refused here first.
     size_t params = 0;
-    if (size_t q = rl.target.find('?'); q != std::string_view::npos) {
-        std::string_view query = rl.target.substr(q + 1);
+    if (size_t q = head.target.find('?'); q != std::string::npos) {
+        std::string_view query = std::string_view(head.target).substr(q + 1);
         while (!query.empty()) {
             size_t amp = query.find('&');
             if (amp != 0) ++params;
@@ -408,8 +201,8 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
     }
     // Extension headers ("X-...") are not in libwebsockets' table and cost no fragment.
     size_t tabled = 0;
-    for (size_t i = 0; i < fieldCount; ++i)
-        if (fields[i].name.size() < 2 || !((fields[i].name[0] | 0x20) == 'x' && fields[i].name[1] == '-')) ++tabled;
+    for (const auto &[name, value] : head.headers)
+        if (name.size() < 2 || !((name[0] | 0x20) == 'x' && name[1] == '-')) ++tabled;
     if (params + tabled > kMaxQueryParamsAndHeaders) {
         return refuse(431, "the request has " + std::to_string(params) + " query parameters and " + std::to_string(tabled) +
                                " standard headers: at most " + std::to_string(kMaxQueryParamsAndHeaders) +
@@ -418,14 +211,13 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
 
     out.result = HeadResult::Upgrade;
     UpgradeRequest &req = out.request;
-    req.method = rl.method;
-    req.target = rl.target;
-    size_t q = rl.target.find('?');
-    req.path = rl.target.substr(0, q);
-    if (q != std::string_view::npos) req.rawQuery = rl.target.substr(q + 1);
-    req.headers.reserve(fieldCount);
-    for (size_t i = 0; i < fieldCount; ++i) req.headers.emplace_back(fields[i].name, fields[i].value);
-    req.headLength = headLength;
+    req.method = head.method;
+    req.target = head.target;
+    size_t q = head.target.find('?');
+    req.path = head.target.substr(0, q);
+    if (q != std::string::npos) req.rawQuery = head.target.substr(q + 1);
+    req.headers = head.headers;
+    req.headLength = head.length;
     return out;
 }
 

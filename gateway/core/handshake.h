@@ -4,6 +4,8 @@
 // Pure functions on bytes: no sockets, no state between calls, so unit tests and the fuzzer drive them.
 #pragma once
 
+#include "http_message.h"
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -11,8 +13,6 @@
 #include <vector>
 
 namespace wsgw {
-
-using HeaderList = std::vector<std::pair<std::string, std::string>>;  // name as received, value trimmed
 
 struct UpgradeRequest {
     std::string method, target, path, rawQuery;  // target = path[?query]; rawQuery without '?', "" if none
@@ -41,7 +41,8 @@ struct HeadParse {
 inline constexpr size_t kMaxUpgradeHeaders = 100;
 inline constexpr size_t kMaxQueryParamsAndHeaders = 80;  // libwebsockets' fragment table holds about 95
 
-// Parses `bytes` (everything received so far). Stateless: the caller calls again with more bytes.
+// Parses `bytes` (everything received so far) with the HTTP/1.1 message parser (http_message.h), head only,
+// then checks the upgrade. Stateless: the caller calls again with more bytes.
 // Lines must end with CRLF. A head that cannot become valid is refused as soon as the offending line (or
 // byte) has arrived; a head not complete within maxHeadBytes is refused with 431. Bytes after the blank
 // line (a pipelined first frame) are left alone: request.headLength says where they start.

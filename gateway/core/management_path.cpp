@@ -5,44 +5,6 @@
 
 namespace wsgw {
 
-namespace {
-int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-}  // namespace
-
-std::string percentDecode(std::string_view in, bool *ok) {
-    std::string out;
-    out.reserve(in.size());
-    *ok = true;
-    for (size_t i = 0; i < in.size(); ++i) {
-        if (in[i] != '%') {
-            out += in[i];
-            continue;
-        }
-        if (i + 2 >= in.size()) {
-            *ok = false;
-            return out;
-        }
-        int hi = hexValue(in[i + 1]), lo = hexValue(in[i + 2]);
-        if (hi < 0 || lo < 0) {
-            *ok = false;
-            return out;
-        }
-        char c = static_cast<char>(hi * 16 + lo);
-        if (c == '\0') {
-            *ok = false;
-            return out;
-        }
-        out += c;
-        i += 2;
-    }
-    return out;
-}
-
 ManagementPath parseManagementPath(std::string_view rawPath) {
     ManagementPath mp;
     // Split on the raw '/' first: an encoded %2F inside a segment is data, not a separator.

@@ -5,6 +5,8 @@
 // an unknown path: the API answers it 400 BadRequestException (SPEC section 6), never 404.
 #pragma once
 
+#include "text.h"
+
 #include <string>
 #include <string_view>
 
@@ -21,8 +23,7 @@ struct ManagementPath {
     bool badEncoding = false;  // Unknown because a segment's percent-encoding is malformed (error says which)
 };
 
+// Segments are percent-decoded with text.h's strict percentDecode.
 ManagementPath parseManagementPath(std::string_view rawPath);
-// *ok is false for a malformed escape or one that decodes to NUL (no ID, group or stage holds a NUL byte).
-std::string percentDecode(std::string_view in, bool *ok);
 
 }  // namespace wsgw

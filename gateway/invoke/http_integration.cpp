@@ -1,6 +1,8 @@
 #include "http_integration.h"
 
-#include <cctype>
+#include "http_message.h"
+#include "text.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -9,7 +11,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,14 +37,34 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
     }
 }
 
-std::string_view trimmed(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-    return s;
+HttpParserOptions responseOptions() {
+    HttpParserOptions o;
+    o.kind = HttpMessageKind::Response;
+    o.maxHeadBytes = kMaxHead;
+    o.maxHeaders = SIZE_MAX;  // the head's bytes bound it
+    o.maxBodyBytes = kMaxBody;
+    o.maxTrailerBytes = kMaxHead;
+    o.tolerant = true;  // a backend's answer is read as clients read answers (http_message.h)
+    return o;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+// The error a failed or cut-off response is reported with (logged, and in the route's failure).
+std::string describeFailure(const HttpMessageParser &parser, std::string_view bytes) {
+    switch (parser.error().kind) {
+    case HttpErrorKind::HeadTooLarge: return "the response head is over 64 KiB";
+    case HttpErrorKind::BadStartLine: return "not an HTTP/1.x response";
+    case HttpErrorKind::BadStatusCode: return "a malformed status code";
+    case HttpErrorKind::EmptyContentLength: return "an empty Content-Length";
+    case HttpErrorKind::BadContentLength:
+    case HttpErrorKind::ContentLengthTooLarge: return "a malformed or oversized Content-Length";
+    case HttpErrorKind::ConflictingContentLength: return "conflicting Content-Length headers";
+    case HttpErrorKind::BodyTooLarge: return "the response body is over 16 MiB";
+    case HttpErrorKind::BadChunk: return "a malformed chunk size";
+    case HttpErrorKind::Truncated:
+        if (!parser.headComplete()) return bytes.empty() ? "the backend closed the connection without answering" : "the response was cut off";
+        return parser.framing() == HttpBodyFraming::Chunked ? "the chunked body was cut off" : "the response body was cut off";
+    default: return parser.error().reason;
+    }
 }
 
 }  // namespace
@@ -85,153 +106,30 @@ std::variant<HttpUrl, std::string> HttpUrl::parse(const std::string &url) {
 }
 
 bool parseHttpResponse(std::string_view bytes, bool closed, HttpReply &out, size_t &consumed, bool &keepAlive, std::string &error) {
-    size_t headEnd = bytes.find("\r\n\r\n");
-    if (headEnd == std::string_view::npos) {
-        if (bytes.size() > kMaxHead) error = "the response head is over 64 KiB";
-        else if (closed) error = bytes.empty() ? "the backend closed the connection without answering" : "the response was cut off";
-        return false;
-    }
-    std::string_view head = bytes.substr(0, headEnd);
-    size_t eol = head.find("\r\n");
-    std::string_view statusLine = head.substr(0, eol);
-    if (statusLine.size() < 12 || statusLine.substr(0, 7) != "HTTP/1." || statusLine[8] != ' ') {
-        error = "not an HTTP/1.x response";
-        return false;
-    }
-    bool http10 = statusLine[7] == '0';
-    int status = 0;
-    for (size_t i = 9; i < 12; ++i) {
-        if (statusLine[i] < '0' || statusLine[i] > '9') {
-            error = "a malformed status code";
-            return false;
+    size_t offset = 0;  // past the interim (1xx) answers read so far
+    for (;;) {
+        std::string_view rest = bytes.substr(offset);
+        HttpMessageParser parser(responseOptions());
+        HttpParseState state = closed ? parser.finish(rest) : parser.feed(rest);
+        if (state == HttpParseState::Error) error = describeFailure(parser, rest);
+        if (state != HttpParseState::Complete) return false;
+        const HttpMessageHead &head = parser.head();
+        keepAlive = head.version != "HTTP/1.0";
+        for (const auto &[name, value] : head.headers) {
+            if (!equalsIgnoreCase(name, "Connection")) continue;
+            if (equalsIgnoreCase(value, "close")) keepAlive = false;
+            else if (equalsIgnoreCase(value, "keep-alive")) keepAlive = true;
         }
-        status = status * 10 + (statusLine[i] - '0');
-    }
-    if (status < 100) {
-        error = "a malformed status code";
-        return false;
-    }
-    bool chunked = false, haveLength = false;
-    size_t length = 0;
-    keepAlive = !http10;
-    std::string_view headers = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
-    while (!headers.empty()) {
-        size_t e = headers.find("\r\n");
-        std::string_view line = headers.substr(0, e);
-        headers = e == std::string_view::npos ? std::string_view() : headers.substr(e + 2);
-        size_t colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        std::string_view name = trimmed(line.substr(0, colon)), value = trimmed(line.substr(colon + 1));
-        if (iequals(name, "Content-Length")) {
-            size_t n = 0;
-            if (value.empty()) {
-                error = "an empty Content-Length";
-                return false;
-            }
-            for (char c : value) {
-                if (c < '0' || c > '9' || n > kMaxBody) {
-                    error = "a malformed or oversized Content-Length";
-                    return false;
-                }
-                n = n * 10 + static_cast<size_t>(c - '0');
-            }
-            if (haveLength && n != length) {
-                error = "conflicting Content-Length headers";
-                return false;
-            }
-            haveLength = true;
-            length = n;
-        } else if (iequals(name, "Transfer-Encoding")) {
-            chunked = value.size() >= 7 && iequals(value.substr(value.size() - 7), "chunked");
-        } else if (iequals(name, "Connection")) {
-            if (iequals(value, "close")) keepAlive = false;
-            else if (iequals(value, "keep-alive")) keepAlive = true;
+        if (head.status < 200) {  // 100 Continue and friends: the real answer follows
+            offset += parser.consumed();
+            continue;
         }
-    }
-    size_t bodyStart = headEnd + 4;
-    if (status < 200) {  // 100 Continue and friends: the real answer follows
-        std::string_view next = bytes.substr(bodyStart);
-        size_t more = 0;
-        if (!parseHttpResponse(next, closed, out, more, keepAlive, error)) return false;
-        consumed = bodyStart + more;
+        if (parser.framing() == HttpBodyFraming::UntilClose) keepAlive = false;
+        out.status = head.status;
+        out.body = std::move(parser.body());
+        consumed = offset + parser.consumed();
         return true;
     }
-    out.status = status;
-    if (status == 204 || status == 304) {
-        out.body.clear();
-        consumed = bodyStart;
-        return true;
-    }
-    if (chunked) {
-        std::string body;
-        size_t pos = bodyStart;
-        for (;;) {
-            size_t lineEnd = bytes.find("\r\n", pos);
-            if (lineEnd == std::string_view::npos) {
-                if (closed) error = "the chunked body was cut off";
-                return false;
-            }
-            size_t size = 0;
-            size_t i = pos;
-            for (; i < lineEnd && std::isxdigit(static_cast<unsigned char>(bytes[i])); ++i) {
-                size = size * 16 + static_cast<size_t>(std::isdigit(static_cast<unsigned char>(bytes[i])) ? bytes[i] - '0'
-                                                                                                          : (bytes[i] | 0x20) - 'a' + 10);
-                if (size > kMaxBody) {
-                    error = "the response body is over 16 MiB";
-                    return false;
-                }
-            }
-            if (i == pos) {
-                error = "a malformed chunk size";
-                return false;
-            }
-            pos = lineEnd + 2;
-            if (size == 0) {  // trailers, then the empty line
-                for (;;) {
-                    size_t t = bytes.find("\r\n", pos);
-                    if (t == std::string_view::npos) {
-                        if (closed) error = "the chunked body was cut off";
-                        return false;
-                    }
-                    bool last = t == pos;
-                    pos = t + 2;
-                    if (last) break;
-                }
-                out.body = std::move(body);
-                consumed = pos;
-                return true;
-            }
-            if (bytes.size() < pos + size + 2) {
-                if (closed) error = "the chunked body was cut off";
-                return false;
-            }
-            if (body.size() + size > kMaxBody) {
-                error = "the response body is over 16 MiB";
-                return false;
-            }
-            body.append(bytes.substr(pos, size));
-            pos += size + 2;
-        }
-    }
-    if (haveLength) {
-        if (bytes.size() < bodyStart + length) {
-            if (closed) error = "the response body was cut off";
-            return false;
-        }
-        out.body.assign(bytes.substr(bodyStart, length));
-        consumed = bodyStart + length;
-        return true;
-    }
-    // No length: the body runs to the end of the connection.
-    keepAlive = false;
-    if (bytes.size() - bodyStart > kMaxBody) {
-        error = "the response body is over 16 MiB";
-        return false;
-    }
-    if (!closed) return false;
-    out.body.assign(bytes.substr(bodyStart));
-    consumed = bytes.size();
-    return true;
 }
 
 HttpIntegration::~HttpIntegration() {

@@ -31,8 +31,9 @@ struct HttpReply {
     bool timedOut = false;
 };
 
-// Parses a complete HTTP/1.x response held in `bytes`: false while more bytes are needed; `error` set when
-// it can never parse. `consumed` is the length of the response (what follows belongs to the next one).
+// Parses a complete HTTP/1.x response held in `bytes` with the HTTP/1.1 message parser (http_message.h, in
+// its tolerant mode), skipping interim 1xx answers: false while more bytes are needed; `error` set when it
+// can never parse. `consumed` is the length of the response (what follows belongs to the next one).
 bool parseHttpResponse(std::string_view bytes, bool connectionClosed, HttpReply &out, size_t &consumed, bool &keepAlive,
                        std::string &error);
 
