@@ -20,6 +20,13 @@ std::string describeByte(char c) {
     return hex;
 }
 
+// Client text in a reason: quoted, printable, bounded (text.h's appendQuoted).
+std::string quoted(std::string_view v) {
+    std::string out;
+    appendQuoted(out, v);
+    return out;
+}
+
 // Space, tab and (what a tolerant reader leaves at a line's end) CR removed from both ends.
 std::string_view trimTolerant(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -446,9 +453,11 @@ bool HttpMessageParser::chooseFraming() {
     for (const auto &[k, v] : head_.headers) {
         if (!equalsIgnoreCase(k, "Content-Length")) continue;
         if (v.empty()) return failed(400, HttpErrorKind::EmptyContentLength, "Content-Length is empty: send a decimal number");
-        if ((strict && v.size() > 12) || v.find_first_not_of("0123456789") != std::string::npos)
-            return failed(400, HttpErrorKind::BadContentLength,
-                        "Content-Length must be a decimal number, got \"" + v.substr(0, 32) + "\"");
+        if ((strict && v.size() > 12) || v.find_first_not_of("0123456789") != std::string::npos) {
+            std::string r = "Content-Length must be a decimal number, got ";
+            appendQuoted(r, v);
+            return failed(400, HttpErrorKind::BadContentLength, std::move(r));
+        }
         size_t n = 0;
         for (char c : v) n = n > SIZE_MAX / 20 ? SIZE_MAX / 2 : n * 10 + static_cast<size_t>(c - '0');  // saturates
         if (haveLength && n != length)
@@ -465,23 +474,23 @@ bool HttpMessageParser::chooseFraming() {
                 return failed(400, HttpErrorKind::BadTransferEncoding, "Transfer-Encoding needs HTTP/1.1: send Content-Length with HTTP/1.0");
             std::vector<std::string> codings = transferCodings(head_.headers);
             if (codings.empty() || codings.back() != "chunked")
-                return failed(400, HttpErrorKind::BadTransferEncoding, "Transfer-Encoding must end with chunked (got '" + te->substr(0, 64) + "')");
+                return failed(400, HttpErrorKind::BadTransferEncoding, "Transfer-Encoding must end with chunked, got " + quoted(*te));
             if (codings.size() > 1)
                 return failed(501, HttpErrorKind::UnsupportedTransferCoding,
-                            "only the chunked transfer coding is supported (got '" + te->substr(0, 64) + "'): send the body uncompressed");
+                            "only the chunked transfer coding is supported, got " + quoted(*te) + ": send the body uncompressed");
             chunked = true;
         }
     } else {
         for (const auto &[k, v] : head_.headers)
             if (equalsIgnoreCase(k, "Transfer-Encoding")) chunked = endsWithIgnoreCase(v, "chunked");
     }
-    for (const auto &[k, v] : head_.headers) {  // the oversized length a tolerant reader stopped at, or the one kept
+    for (const auto &[k, v] : head_.headers) {  // digits only by now: the oversized length, or the one kept
         if (!equalsIgnoreCase(k, "Content-Length")) continue;
         size_t n = 0;
         for (char c : v) n = n > SIZE_MAX / 20 ? SIZE_MAX / 2 : n * 10 + static_cast<size_t>(c - '0');
         if (n > options_.maxBodyBytes)
             return failed(413, HttpErrorKind::ContentLengthTooLarge,
-                        "the body is " + v.substr(0, 24) + " bytes; at most " + std::to_string(options_.maxBodyBytes) +
+                        "the body is " + v.substr(0, 24) + " bytes (Content-Length); at most " + std::to_string(options_.maxBodyBytes) +
                             " are accepted");
     }
     contentLength_ = chunked ? 0 : length;
