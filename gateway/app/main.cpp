@@ -32,6 +32,7 @@
 #include <cstring>
 #include <string_view>
 #include <thread>
+#include <unistd.h>
 
 #ifndef WSGW_DEFAULT_HANDLERS_DIR
 #define WSGW_DEFAULT_HANDLERS_DIR "handlers"
@@ -205,6 +206,20 @@ static void raiseFileLimit() {
                                                                    wsgw::log::Field("error", std::strerror(errno))});
 }
 
+// wsgw's Lambda runtime clients: installed beside the binary (<prefix>/bin/wsgw and
+// <prefix>/share/wsgw/runtimes), else the source tree's runtimes/ (a build directory's binary).
+static std::string defaultRuntimesDir() {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        std::string dir(exe, static_cast<size_t>(n));
+        dir.erase(dir.rfind('/'));
+        std::string installed = dir + "/../share/wsgw/runtimes";
+        if (access((installed + "/nodejs/bootstrap.mjs").c_str(), R_OK) == 0) return installed;
+    }
+    return WSGW_DEFAULT_RUNTIMES_DIR;
+}
+
 int main(int argc, char **argv) {
     // An isolated handler's worker process is this binary too (see isolated_plugin.h).
     if (argc > 1 && std::string_view(argv[1]) == "--plugin-host") return wsgw::runPluginHost(argc, argv);
@@ -232,6 +247,7 @@ int main(int argc, char **argv) {
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
     wsgw::log::setMinLevel(levelFromName(opt.logLevel));
+    wsgw::setLambdaRuntimesDir(opt.runtimesDir.empty() ? defaultRuntimesDir() : opt.runtimesDir);
 
     // One gateway per database, decided before anything else is touched: a second one started by mistake
     // would otherwise take the first one's live rows for leftovers and run their $disconnect.

@@ -17,6 +17,8 @@ struct FlagSpec {
 constexpr FlagSpec kFlags[] = {
     {"--routes", "WSGW_ROUTES", "FILE  route table (default ./routes.json)"},
     {"--handlers", "WSGW_HANDLERS", "DIR   directory of handler plugins <name>.so (default: the build's handlers/)"},
+    {"--runtimes", "WSGW_RUNTIMES",
+     "DIR   wsgw's Lambda runtime clients (nodejs/, python/; default: share/wsgw/runtimes beside the binary, else the source tree's runtimes/)"},
     {"--db", "WSGW_DB", "FILE  SQLite connection table (default ./data/wsgw.db)"},
     {"--listen", "WSGW_LISTEN", "HOST:PORT  public WebSocket listener (default 0.0.0.0:8080; port 0 picks a free one)"},
     {"--management-listen", "WSGW_MANAGEMENT_LISTEN", "HOST:PORT  management API listener (default 127.0.0.1:9001; 'off' disables it)"},
@@ -53,6 +55,7 @@ bool parseInt(const std::string &s, int lo, int hi, int &out) {
 std::string apply(Options &o, const std::string &flag, const std::string &value) {
     if (flag == "--routes") o.routesPath = value;
     else if (flag == "--handlers") o.handlersDir = value;
+    else if (flag == "--runtimes") o.runtimesDir = value;
     else if (flag == "--db") o.dbPath = value;
     else if (flag == "--listen") {
         auto hp = parseHostPort(value, flag);

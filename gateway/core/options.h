@@ -10,6 +10,7 @@ namespace wsgw {
 struct Options {
     std::string routesPath = "routes.json";
     std::string handlersDir;          // default: the build's handlers directory
+    std::string runtimesDir;          // Lambda runtime clients; "": found beside the binary (app/main.cpp)
     std::string dbPath = "data/wsgw.db";
     std::string listen = "0.0.0.0:8080";
     std::string managementListen = "127.0.0.1:9001";

@@ -88,6 +88,7 @@ private:
     void runLanes(WorkerSlot &slot);
     void run(WorkerSlot &slot, Invocation &inv);
     void releasePending(const Invocation &inv);
+    void wakeAnotherIfReady();  // a lane is queued: wake a worker for it (this one is about to block)
     static void removeRowIfOwed(Invocation &inv);
     void watchdogLoop();
     void answerTimeout(WorkerSlot &slot);

@@ -18,6 +18,8 @@ namespace wsgw {
 
 PluginInstance::~PluginInstance() {
     isolated.reset();  // its workers run the plugin's shutdown themselves
+    bool wasLambda = lambda != nullptr;
+    lambda.reset();  // its processes are stopped
     if (descriptor && hasShutdown) {
         try {
             descriptor->shutdown(state);
@@ -28,6 +30,7 @@ PluginInstance::~PluginInstance() {
     if (library) dlclose(library);
     if (privateCopyFd >= 0) close(privateCopyFd);
     if (descriptor || isolated) log::info("handler unloaded", {log::Field("handler", name), log::Field("plugin", path)});
+    if (wasLambda) log::info("handler unloaded", {log::Field("handler", name), log::Field("lambda", true)});
 }
 
 PluginInstance *PluginSet::find(const std::string &name) const {
@@ -125,6 +128,15 @@ std::string identityOf(const HandlerSpec &spec, const std::string &bytesHash) {
     return bytesHash + '\n' + spec.configJson + '\n' + isolation;
 }
 
+std::string lambdaIdentity(const HandlerSpec &spec) {
+    const LambdaSpec &l = spec.lambda;
+    std::string id = "lambda\n" + l.runtime + '\n' + l.handler + '\n' + l.directory + '\n' + std::to_string(l.concurrency) + '\n' +
+                     std::to_string(l.memoryMb) + '\n';
+    for (const auto &a : l.command) id += "arg:" + a + '\n';
+    for (const auto &[k, v] : l.environment) id += "env:" + k + '=' + v + '\n';
+    return sha256Hex(id);
+}
+
 // Writes the bytes to a fresh path of their own; returns that path with `fd` open on it for reading.
 std::string writePrivateCopy(const std::string &bytes, const std::string &pluginName, int &fd, std::string *error) {
     std::string dir = privateCopyDir(error);
@@ -184,6 +196,31 @@ std::variant<std::shared_ptr<PluginSet>, std::string> loadPlugins(const ApiConfi
     auto set = std::make_shared<PluginSet>();
     for (const auto &[name, spec] : config.handlers) {
         std::string where = config.sourcePath + ": " + whereRequested(config, spec) + ": ";
+        if (spec.isLambda) {
+            // No plugin file: the identity is the function's settings (a change to its entry starts new
+            // processes; the old ones finish what they run).
+            std::string identity = lambdaIdentity(spec);
+            if (previous) {
+                auto it = previous->instances.find(name);
+                if (it != previous->instances.end() && it->second->lambda && it->second->identity == identity) {
+                    set->instances.emplace(name, it->second);
+                    continue;
+                }
+            }
+            auto inst = std::make_shared<PluginInstance>();
+            inst->name = name;
+            inst->identity = identity;
+            initHostApi(inst->host, host, name);
+            auto started = LambdaFunction::start(spec);
+            if (auto *err = std::get_if<std::string>(&started))
+                return config.sourcePath + ": /handlers/" + name + "/lambda: function '" + name + "': " + *err;
+            inst->lambda = std::move(std::get<std::unique_ptr<LambdaFunction>>(started));
+            log::info("handler loaded", {log::Field("handler", name), log::Field("lambda", spec.lambda.runtime.empty() ? "command" : spec.lambda.runtime),
+                                         log::Field("directory", spec.lambda.directory),
+                                         log::Field("concurrency", static_cast<uint64_t>(spec.lambda.concurrency))});
+            set->instances.emplace(name, std::move(inst));
+            continue;
+        }
         std::string path = handlersDir + "/" + spec.plugin + ".so";
         struct stat st{};
         if (stat(path.c_str(), &st) != 0) {

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "host_api.h"
 #include "isolated_plugin.h"
+#include "lambda_function.h"
 
 #include <wsgw/handler.h>
 
@@ -31,6 +32,7 @@ struct PluginInstance {
     void *state = nullptr;
     bool hasShutdown = false;
     std::unique_ptr<IsolatedPlugin> isolated;  // set when "isolation": "process"
+    std::unique_ptr<LambdaFunction> lambda;    // set for a "lambda" handler (no plugin at all)
     wsgw_host host;
 
     PluginInstance() = default;

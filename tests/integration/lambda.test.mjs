@@ -1,0 +1,274 @@
+// "lambda" handlers (SPEC section 11, docs/lambda.md): real node and python3 function processes behind the
+// real gateway, through the Lambda Runtime API it serves. The AWS-style chat example (functions/chat) with
+// a 403 from $connect; a Python function; a function that throws, one that exits mid-invocation, one past
+// its timeout and one over its memoryMb (each an Internal server error, the next invocation served by a
+// new process); four slow invocations overlapping with concurrency 4; Lambda's environment; function
+// output as log lines with the invocation's request ID; a function that cannot start refuses the start.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+import { Gateway, Client, REPO_ROOT, openExpectingRefusal, runExpectingExit, waitFor } from './harness.mjs';
+
+const gateways = [];
+after(async () => {
+  for (const gw of gateways) await gw.stop().catch(() => {});
+});
+
+async function start(options) {
+  const gw = await Gateway.start(options);
+  gateways.push(gw);
+  return gw;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+function writeFunction(dir, name, files) {
+  const fnDir = path.join(dir, 'fns', name);
+  fs.mkdirSync(fnDir, { recursive: true });
+  for (const [file, text] of Object.entries(files)) fs.writeFileSync(path.join(fnDir, file), text);
+  return `fns/${name}`;
+}
+
+const internalError = (text) => JSON.parse(text).message === 'Internal server error';
+
+test('the AWS-style chat function: $connect (403 without the key), sendmessage to every connection, echo, $disconnect', async () => {
+  const managementPort = await freePort();
+  const chatDir = path.join(REPO_ROOT, 'functions', 'chat');
+  const gw = await start({
+    routes: {
+      routeSelectionExpression: '$request.body.action',
+      handlers: {
+        chat: {
+          lambda: {
+            runtime: 'nodejs', handler: 'app.handler', directory: chatDir, concurrency: 1,
+            environment: { MANAGEMENT_ENDPOINT: `http://127.0.0.1:${managementPort}`, CHAT_KEY: 'k1' },
+          },
+        },
+      },
+      routes: {
+        $connect: { handler: 'chat' },
+        $disconnect: { handler: 'chat' },
+        sendmessage: { handler: 'chat' },
+        $default: { handler: 'chat', routeResponse: true },
+      },
+    },
+    extraArgs: ['--management-listen', `127.0.0.1:${managementPort}`],
+  });
+
+  const refused = await openExpectingRefusal(`${gw.url}/?key=wrong`);
+  assert.equal(refused.status, 403);
+  const refusedNoKey = await openExpectingRefusal(gw.url);
+  assert.equal(refusedNoKey.status, 403);
+
+  const alice = await Client.open(`${gw.url}/?key=k1`);
+  const bob = await Client.open(`${gw.url}/?key=k1`);
+  alice.send(JSON.stringify({ action: 'sendmessage', data: 'hello all' }));
+  assert.equal(await alice.nextText(), 'hello all');
+  assert.equal(await bob.nextText(), 'hello all');
+  bob.send(JSON.stringify({ action: 'sendmessage', data: { n: 1 } }));
+  assert.equal(await alice.nextText(), '{"n":1}');
+  assert.equal(await bob.nextText(), '{"n":1}');
+
+  // $default is two-way: the function's body comes back, with the request ID of the event it saw.
+  const echoed = JSON.parse(await alice.request('plain text'));
+  assert.equal(echoed.echo, 'plain text');
+  assert.match(echoed.requestId, /^[A-Za-z0-9_-]{10,}$/);
+
+  // What the function printed is a log line with its name and that invocation's request ID.
+  const line = await gw.waitForLog((l) => l.function === 'chat' && typeof l.msg === 'string' && l.msg.startsWith('$default from'),
+    5000, "the function's console.log line");
+  assert.equal(line.requestId, echoed.requestId);
+  assert.equal(line.stream, 'stdout');
+
+  // $disconnect reaches the function: a message to the closed connection is no longer attempted.
+  await bob.close();
+  await gw.waitForLog((l) => l.function === 'chat' && typeof l.msg === 'string' && l.msg.startsWith('$disconnect from'), 5000, '$disconnect');
+  alice.send(JSON.stringify({ action: 'sendmessage', data: 'after bob' }));
+  assert.equal(await alice.nextText(), 'after bob');
+  assert.ok(!gw.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('post to')), 'no post to a gone connection was refused');
+  await alice.close();
+});
+
+test('a Python function: the result mapping, Lambda\'s environment and its own environment', async () => {
+  const gw = await start({
+    routes: (dir) => {
+      const directory = writeFunction(dir, 'py', {
+        'handler.py': [
+          'import json, os',
+          'def main(event, context):',
+          '    body = json.loads(event["body"])',
+          '    if body.get("what") == "env":',
+          '        names = ["GREETING", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_REGION", "_HANDLER",',
+          '                 "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "TZ", "AWS_ACCESS_KEY_ID"]',
+          '        env = {n: os.environ.get(n) for n in names}',
+          '        env["requestIdMatches"] = context.aws_request_id == event["requestContext"]["requestId"]',
+          '        env["remainingMs"] = context.get_remaining_time_in_millis()',
+          '        env["arn"] = context.invoked_function_arn',
+          '        return {"statusCode": 200, "body": json.dumps(env)}',
+          '    print("python says", body.get("what"))',
+          '    return "plain " + str(body.get("what"))',
+          '',
+        ].join('\n'),
+      });
+      return {
+        routeSelectionExpression: '$request.body.action',
+        handlers: { py: { lambda: { runtime: 'python', handler: 'handler.main', directory, memoryMb: 256, environment: { GREETING: 'hej' } } } },
+        routes: { $default: { handler: 'py', routeResponse: true, timeoutMs: 5000 } },
+      };
+    },
+  });
+  const c = await Client.open(gw.url);
+  const env = JSON.parse(await c.request(JSON.stringify({ what: 'env' })));
+  assert.equal(env.GREETING, 'hej');
+  assert.equal(env.AWS_LAMBDA_FUNCTION_NAME, 'py');
+  assert.equal(env.AWS_LAMBDA_FUNCTION_VERSION, '$LATEST');
+  assert.equal(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, '256');
+  assert.equal(env._HANDLER, 'handler.main');
+  assert.equal(env.LAMBDA_TASK_ROOT, path.join(gw.dir, 'fns', 'py'));
+  assert.ok(env.AWS_REGION);
+  assert.ok(env.AWS_ACCESS_KEY_ID);
+  assert.equal(env.TZ, ':UTC');
+  assert.equal(env.requestIdMatches, true);
+  assert.ok(env.remainingMs > 0 && env.remainingMs <= 5000, `remaining ${env.remainingMs}`);
+  assert.match(env.arn, /^arn:aws:lambda:[a-z0-9-]+:\d{12}:function:py$/);
+  assert.equal(await c.request(JSON.stringify({ what: 'x' })), 'plain x');
+  const line = await gw.waitForLog((l) => l.function === 'py' && l.msg === 'python says x', 5000, "the python function's print");
+  assert.match(line.requestId, /^[A-Za-z0-9_-]{10,}$/);
+  await c.close();
+});
+
+const FAILING_FUNCTION = `
+export const handler = async (event) => {
+  const { what } = JSON.parse(event.body);
+  if (what === 'throw') throw new TypeError('thrown on purpose');
+  if (what === 'exit') { setTimeout(() => process.exit(3), 10); return new Promise(() => {}); }
+  if (what === 'hang') return new Promise((resolve) => setTimeout(() => resolve('too late'), 60000));
+  if (what === 'grow') {
+    const held = [];
+    for (let i = 0; i < 64; ++i) {
+      held.push(Buffer.alloc(16 << 20, 1));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return String(held.length);
+  }
+  return { statusCode: 200, body: String(process.pid) };
+};
+`;
+
+test('a throw, an exit mid-invocation, a timeout and memoryMb: Internal server error, then a new process serves', async () => {
+  const gw = await start({
+    routes: (dir) => {
+      const directory = writeFunction(dir, 'failing', { 'index.mjs': FAILING_FUNCTION });
+      return {
+        routeSelectionExpression: '$request.body.action',
+        handlers: { failing: { lambda: { runtime: 'nodejs', handler: 'index.handler', directory, concurrency: 1, memoryMb: 160 } } },
+        routes: {
+          $default: { handler: 'failing', routeResponse: true, timeoutMs: 15000 },
+          hang: { handler: 'failing', routeResponse: true, timeoutMs: 1500 },
+        },
+      };
+    },
+  });
+  const c = await Client.open(gw.url);
+  const pidOf = async () => Number(await c.request(JSON.stringify({ what: 'pid' })));
+  let pid = await pidOf();
+  assert.ok(pid > 0);
+  for (const what of ['throw', 'exit', 'hang', 'grow']) {
+    const answer = await c.request(JSON.stringify({ action: what, what }), 20000);
+    assert.ok(internalError(answer), `${what}: ${answer}`);
+    const next = await pidOf();
+    assert.notEqual(next, pid, `${what}: the next invocation ran in a new process`);
+    pid = next;
+  }
+  const errors = gw.lines.filter((l) => l.msg === 'integration error' && l.handler === 'failing').map((l) => l.error);
+  assert.ok(errors.some((e) => /TypeError: thrown on purpose/.test(e)), errors.join('\n'));
+  assert.ok(errors.some((e) => /Runtime exited during the invocation: function process exited with status 3/.test(e)), errors.join('\n'));
+  assert.ok(errors.some((e) => /Task timed out after 1\.5\d seconds/.test(e)), errors.join('\n'));
+  assert.ok(errors.some((e) => /over memoryMb/.test(e)), errors.join('\n'));
+  await c.close();
+});
+
+test('$connect: a function error refuses the upgrade with 502; a proxy result\'s status is the answer', async () => {
+  const gw = await start({
+    routes: (dir) => {
+      const directory = writeFunction(dir, 'gate', {
+        'gate.js': `exports.handler = (event, context, callback) => {
+  const q = event.queryStringParameters || {};
+  if (q.fail) return callback(new Error('no'));
+  callback(null, { statusCode: q.status ? Number(q.status) : 200 });
+};
+`,
+      });
+      return {
+        routeSelectionExpression: '$request.body.action',
+        handlers: { gate: { lambda: { runtime: 'nodejs', handler: 'gate.handler', directory } } },
+        routes: { $connect: { handler: 'gate' }, $default: { handler: 'gate' } },
+      };
+    },
+  });
+  assert.equal((await openExpectingRefusal(`${gw.url}/?fail=1`)).status, 502);
+  assert.equal((await openExpectingRefusal(`${gw.url}/?status=401`)).status, 401);
+  const ok = await Client.open(`${gw.url}/?status=204`);
+  await ok.close();
+});
+
+test('concurrency 4: four slow invocations run at the same time in four processes', async () => {
+  const gw = await start({
+    workers: 6,
+    routes: (dir) => {
+      const directory = writeFunction(dir, 'slow', {
+        'slow.mjs': `export const handler = async () => {
+  const startedAt = Date.now();
+  await new Promise((r) => setTimeout(r, 800));
+  return JSON.stringify({ pid: process.pid, startedAt, endedAt: Date.now() });
+};
+`,
+      });
+      return {
+        routeSelectionExpression: '$request.body.action',
+        handlers: { slow: { lambda: { runtime: 'nodejs', handler: 'slow.handler', directory, concurrency: 4 } } },
+        routes: { $default: { handler: 'slow', routeResponse: true, timeoutMs: 20000 } },
+      };
+    },
+  });
+  const clients = await Promise.all([0, 1, 2, 3].map(() => Client.open(gw.url)));
+  // Every process must be up before the measure: the start-up waits for the first one only.
+  await waitFor(() => gw.lines.filter((l) => l.msg === 'lambda function process ready' && l.function === 'slow').length >= 4,
+    { timeoutMs: 15000, what: 'four processes ready' });
+  const answers = await Promise.all(clients.map((c) => c.request('go', 20000)));
+  const runs = answers.map((a) => JSON.parse(a));
+  assert.equal(new Set(runs.map((r) => r.pid)).size, 4, `four processes: ${answers.join(' ')}`);
+  // Overlap from the functions' own timestamps: each started before any of them ended.
+  const lastStart = Math.max(...runs.map((r) => r.startedAt));
+  const firstEnd = Math.min(...runs.map((r) => r.endedAt));
+  assert.ok(lastStart < firstEnd, `the four invocations overlap: ${answers.join(' ')}`);
+  await Promise.all(clients.map((c) => c.close()));
+});
+
+test('a function that cannot start refuses the gateway start, naming the handler and why', async () => {
+  const result = await runExpectingExit({
+    routes: (dir) => {
+      const directory = writeFunction(dir, 'broken', { 'app.mjs': 'export const handler = async () => 1;\n' });
+      return {
+        routeSelectionExpression: '$request.body.action',
+        handlers: { broken: { lambda: { runtime: 'nodejs', handler: 'nothere.handler', directory } } },
+        routes: { $default: { handler: 'broken' } },
+      };
+    },
+    timeoutMs: 20000,
+  });
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr + result.stdout, /\/handlers\/broken\/lambda: function 'broken': the function failed to initialise: Runtime\.ImportModuleError: Cannot find module 'nothere'/);
+});
