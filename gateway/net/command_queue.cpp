@@ -1,0 +1,108 @@
+// Owns: the command queue from other threads to a network thread (command_queue.h).
+#include "command_queue.h"
+
+#include "connect_flow.h"
+#include "drain.h"
+#include "message_receiver.h"
+#include "network_thread_state.h"
+#include "session_closer.h"
+#include "session_writer.h"
+
+#include <chrono>
+
+namespace wsgw {
+
+void CommandSink::post(Command &&c) {
+    std::lock_guard lock(mutex);
+    if (queue) queue->post(std::move(c));
+}
+
+void CommandQueue::detachSink() {
+    std::lock_guard lock(sink_->mutex);
+    sink_->queue = nullptr;
+}
+
+void CommandQueue::start() {
+    ev_async_init(&wakeWatcher_, onWake);
+    wakeWatcher_.data = this;
+    ev_async_start(t_.loop, &wakeWatcher_);
+}
+
+void CommandQueue::stop() { ev_async_stop(t_.loop, &wakeWatcher_); }
+
+void CommandQueue::post(Command &&c) {
+    bool wasEmpty;
+    {
+        std::lock_guard lock(mutex_);
+        wasEmpty = commands_.empty();
+        commands_.push_back(std::move(c));
+    }
+    if (wasEmpty) ev_async_send(t_.loop, &wakeWatcher_);
+}
+
+std::shared_ptr<const RouteTable> CommandQueue::replaceTable(std::shared_ptr<const RouteTable> table) {
+    std::promise<std::shared_ptr<const RouteTable>> swapped;
+    auto old = swapped.get_future();
+    {
+        std::lock_guard lock(mutex_);
+        incomingTable_ = std::move(table);
+        tableSwapped_ = &swapped;
+    }
+    ev_async_send(t_.loop, &wakeWatcher_);
+    // The loop answers within one turn; it stops turning only when the gateway stops.
+    if (old.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        std::lock_guard lock(mutex_);
+        if (tableSwapped_ == &swapped) {
+            tableSwapped_ = nullptr;
+            return std::move(incomingTable_);  // never installed: the caller keeps the old table
+        }
+    }
+    return old.get();
+}
+
+void CommandQueue::onWake(struct ev_loop *, ev_async *w, int) { static_cast<CommandQueue *>(w->data)->drainCommands(); }
+
+void CommandQueue::drainCommands() {
+    std::shared_ptr<const RouteTable> swapIn;
+    std::promise<std::shared_ptr<const RouteTable>> *swapped = nullptr;
+    {
+        std::lock_guard lock(mutex_);
+        inHand_.swap(commands_);
+        swapIn = std::move(incomingTable_);
+        std::swap(swapped, tableSwapped_);
+    }
+    if (swapped) {
+        std::swap(t_.table, swapIn);
+        applyLimits(t_.host, t_.table->config.limits);
+        swapped->set_value(std::move(swapIn));
+    }
+    for (Command &c : inHand_) run(c);
+    inHand_.clear();
+}
+
+void CommandQueue::run(Command &c) {
+    if (c.kind == Command::Kind::Drain) {
+        t_.drain->beginDrain();
+        return;
+    }
+    if (c.kind == Command::Kind::ConnectDecided) {
+        t_.connectFlow->decideConnect(c.connectionId.view(), c.code, c.data);
+        return;
+    }
+    if (c.kind == Command::Kind::RowNotDurable) {
+        t_.connectFlow->rowNotDurable(c.connectionId.view());
+        return;
+    }
+    Session *s = t_.find(c.connectionId.view());
+    if (!s) return;  // closed meanwhile: the push is dropped, as GONE would say (its reservation went with the connection)
+    if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) return;
+    if (c.kind == Command::Kind::Send) {
+        t_.writer->queueReserved(s, c.shared ? Payload(std::move(c.shared)) : Payload(std::move(c.data)), c.binary);
+    } else if (c.kind == Command::Kind::Resume) {
+        t_.receiver->resumeReading(s);
+    } else {
+        t_.closer->requestClose(s, c.code, std::move(c.data));
+    }
+}
+
+}  // namespace wsgw

@@ -1,0 +1,96 @@
+// Owns: the queue through which other threads reach a network thread (pushes, closes, $connect decisions,
+// resumes, drains, rows the store could not commit) and the route table a reload hands over with it; the
+// wake-up (ev_async) that makes the loop take them, and running each command on the loop's thread.
+#pragma once
+
+#include "route_table.h"
+
+#include <ev.h>
+
+#include <cstdint>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsgw {
+
+struct NetworkThreadState;
+
+// A connection ID held by value without a heap allocation: every push or close queued to a network thread
+// carries one. IDs the gateway issues are 22 characters; a longer one (which no session has) is kept as
+// the empty ID, which matches nothing.
+class InlineId {
+public:
+    InlineId() = default;
+    explicit InlineId(std::string_view id) {
+        if (id.size() > sizeof bytes_) return;
+        len_ = static_cast<uint8_t>(id.size());
+        std::memcpy(bytes_, id.data(), id.size());
+    }
+    std::string_view view() const { return {bytes_, len_}; }
+
+private:
+    char bytes_[30];
+    uint8_t len_ = 0;
+};
+
+struct Command {
+    enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable } kind;
+    InlineId connectionId;
+    std::string data;  // Send: the payload; Close: reason; ConnectDecided: body
+    bool binary = false;
+    int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts)
+    std::shared_ptr<const std::string> shared = {};  // Send: a fan-out payload instead of `data`
+};
+
+class CommandQueue;
+
+// Lets another thread (the connection table's writer) post to a listener for as long as it exists: the store
+// may answer after the listener is gone.
+struct CommandSink {
+    std::mutex mutex;
+    CommandQueue *queue = nullptr;
+    void post(Command &&c);
+    bool alive() {
+        std::lock_guard lock(mutex);
+        return queue != nullptr;
+    }
+};
+
+class CommandQueue {
+public:
+    explicit CommandQueue(NetworkThreadState &thread) : t_(thread) { sink_->queue = this; }
+    // First at teardown, before the loop goes: the store's late answers then reach nothing.
+    void detachSink();
+
+    void start();  // the wake-up watcher, on the thread's loop
+    void stop();
+    // From any thread.
+    void post(Command &&c);
+    // From another thread while the loop runs: installs `table` between two events and returns the table it
+    // replaced (or `table` itself when the loop did not take it within 10 s).
+    std::shared_ptr<const RouteTable> replaceTable(std::shared_ptr<const RouteTable> table);
+    const std::shared_ptr<CommandSink> &sink() const { return sink_; }
+
+private:
+    static void onWake(struct ev_loop *, ev_async *w, int);
+    void drainCommands();
+    void run(Command &c);
+
+    NetworkThreadState &t_;
+    ev_async wakeWatcher_{};
+    std::mutex mutex_;
+    std::vector<Command> commands_;
+    std::vector<Command> inHand_;
+    // A reload's new table, handed over with the command queue; the old one goes back to the reloader so
+    // that plugin shutdown never runs on this thread.
+    std::shared_ptr<const RouteTable> incomingTable_;
+    std::promise<std::shared_ptr<const RouteTable>> *tableSwapped_ = nullptr;
+    std::shared_ptr<CommandSink> sink_ = std::make_shared<CommandSink>();
+};
+
+}  // namespace wsgw

@@ -1,0 +1,176 @@
+// Owns: $connect, the row's durability and adoption by libwebsockets (connect_flow.h).
+#include "connect_flow.h"
+
+#include "command_queue.h"
+#include "connection_id.h"
+#include "log.h"
+#include "network_thread_state.h"
+#include "proxy_relay.h"
+#include "session_closer.h"
+#include "session_timers.h"
+#include "upgrade_reader.h"
+
+namespace wsgw {
+
+namespace {
+
+// A refusal whose body the $connect handler chose (AWS passes the integration's body through).
+std::string renderRawResponse(int status, std::string_view body) {
+    std::string s = "HTTP/1.1 " + std::to_string(status) + " " + httpReasonPhrase(status) + "\r\n";
+    s += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    s += body;
+    return s;
+}
+
+}  // namespace
+
+void ConnectFlow::fillInfo(Session *s, UpgradeRequest &&req) {
+    auto live = std::make_shared<LiveConnection>();
+    ConnectionInfo &info = live->info;
+    info.connectionId = s->id;
+    info.connectedAtMs = nowEpochMs();
+    info.sourceIp = s->peer;
+    if (const std::string *ua = req.header("User-Agent")) info.userAgent = *ua;
+    if (const std::string *h = req.header("Host")) {
+        // The domain name AWS reports has no port.
+        size_t colon = h->rfind(':');
+        bool bracketed = !h->empty() && h->front() == '[';
+        info.domainName = (colon == std::string::npos || (bracketed && h->back() == ']')) ? *h : h->substr(0, colon);
+    }
+    info.headers = std::move(req.headers);
+    info.rawQuery = std::move(req.rawQuery);
+    live->lastActiveAtMs.store(info.connectedAtMs);
+    s->live = live;
+}
+
+void ConnectFlow::startConnect(Session *s, UpgradeRequest &&req) {
+    fillInfo(s, std::move(req));
+    const std::shared_ptr<LiveConnection> &live = s->live;
+    const ConnectionInfo &info = live->info;
+    s->state = Session::State::Connecting;
+    live->networkThread = t_.settings.threadIndex;
+    t_.registry.add(live);  // from here a push (even from inside $connect) is accepted and queued
+    RouteMetrics::add(t_.connectMetrics->connects);
+    const std::shared_ptr<const RouteTable> &table = t_.table;
+    if (!table || !table->connect) {
+        t_.logGatewayAnswer("CONNECT", s->id, "$connect", 200, info.sourceIp, info.userAgent, {});
+        admit(s);
+        return;
+    }
+    Invocation inv;
+    inv.table = table;
+    inv.route = table->connect;
+    inv.connection = live;
+    inv.type = WSGW_CONNECT;
+    inv.requestId = newRequestId();
+    inv.requestTimeMs = info.connectedAtMs;
+    if (!table->disconnect) {  // no $disconnect to owe: nothing to make durable first
+        t_.invoker().submit(t_.laneOf(s), std::move(inv), false);
+        return;
+    }
+    // Every $connect that runs is followed by a $disconnect, even across kill -9: the row is committed
+    // first (group commit with the connections arriving meanwhile), so that start-up recovery finds it.
+    // The store's thread submits $connect itself once the row is committed: no trip back through this
+    // thread. A row it could not commit comes back as RowNotDurable, and the upgrade is refused.
+    s->rowStored = true;
+    s->awaitingRow = true;
+    std::weak_ptr<CommandSink> sink = t_.commands->sink();
+    t_.store.insertDurable(rowOf(s), [sink, id = s->id, lane = t_.laneOf(s), invoker = &t_.invoker(),
+                                      inv = std::move(inv)](bool committed) mutable {
+        auto target = sink.lock();
+        if (!target) return;
+        if (committed && target->alive()) invoker->submit(lane, std::move(inv), true);
+        else target->post(Command{Command::Kind::RowNotDurable, InlineId(id), {}, false, 0});
+    });
+}
+
+void ConnectFlow::rowNotDurable(std::string_view id) {
+    Session *s = t_.find(id);
+    if (!s || s->state != Session::State::Connecting || !s->awaitingRow) return;
+    s->awaitingRow = false;
+    t_.upgradeReader->refuseUpgrade(s, 503, "the connection table cannot be written: try again shortly");
+}
+
+void ConnectFlow::decideConnect(std::string_view id, int status, std::string &body) {
+    Session *s = t_.find(id);
+    if (!s || s->state != Session::State::Connecting) return;
+    if (status == 0) {
+        admit(s);
+        return;
+    }
+    std::string response = body.empty() ? renderHttpRefusal(status, status == 502 ? "Internal server error"
+                                                                     : status == 504 ? "Endpoint request timed out"
+                                                                                     : httpReasonPhrase(status))
+                                        : renderRawResponse(status, body);
+    log::info("connect refused", {log::Field("connectionId", id), log::Field("status", status)});
+    t_.upgradeReader->dropUnaccepted(s, &response);
+}
+
+void ConnectFlow::admit(Session *s) {
+    if (s->live->hasChosenBackend()) t_.proxyRelay->startChosenBackend(s);
+    else if (t_.table && t_.table->proxy) t_.proxyRelay->startBackend(s);
+    else adopt(s);
+}
+
+void ConnectFlow::adopt(Session *s) {
+    s->state = Session::State::Adopting;
+    int fd = s->fd;
+    s->fd = -1;  // lws owns the socket from here, even when adoption fails
+    const std::string id = s->id;
+    t_.adopting = s;
+    lws *wsi = lws_adopt_socket_vhost_readbuf(t_.vhost, fd, s->upgrade->head.data(), s->upgrade->head.size());
+    t_.adopting = nullptr;
+    // The session may already be gone if lws closed the socket while processing the head.
+    if (t_.sessions.find(id) == t_.sessions.end()) return;
+    if (!wsi) {
+        t_.closer->finish(s);
+        return;
+    }
+    if (!lws_get_opaque_user_data(wsi)) lws_set_opaque_user_data(wsi, s);
+    if (s->upgrade) std::string().swap(s->upgrade->head);
+}
+
+ConnectionRow ConnectFlow::rowOf(Session *s) {
+    ConnectionRow row;
+    row.connectionId = s->id;
+    row.nodeId = t_.settings.nodeId;
+    row.connectedAtMs = s->live->info.connectedAtMs;
+    row.lastActiveAtMs = row.connectedAtMs;
+    row.sourceIp = s->live->info.sourceIp;
+    row.userAgent = s->live->info.userAgent;
+    row.headersJson = multiValueJson(s->live->info.headers);
+    row.queryJson = multiValueJson(parseQueryString(s->live->info.rawQuery));
+    row.authorizerJson = s->live->info.authorizerJson;
+    return row;
+}
+
+void ConnectFlow::established(Session *s, lws *wsi) {
+    s->wsi = wsi;
+    s->state = Session::State::Open;
+    t_.upgradeReader->stopHandshakeWatchers(s);
+    s->upgrade.reset();  // the 101 has its subprotocol header by now
+    s->live->upgraded.store(true);
+    s->lastTouchMs = s->live->info.connectedAtMs;
+    if (s->rowStored) {
+        // Written before $connect ran; what the authorizer or $connect added is written now.
+        if (!s->live->info.authorizerJson.empty()) t_.store.insert(rowOf(s));
+    } else {
+        t_.store.insert(rowOf(s));
+        s->rowStored = true;
+    }
+    // Only $connect's event, its authorizer and a proxy backend see the headers, and all of them are
+    // done: an idle connection need not carry them (no other thread reads them from here on).
+    std::vector<std::pair<std::string, std::string>>().swap(s->live->info.headers);
+    log::debug("connected", {log::Field("connectionId", s->id), log::Field("sourceIp", s->live->info.sourceIp)});
+    t_.timers->start(s);
+    if (s->closeRequested) {  // closed while $connect ran (DELETE, a slow consumer): close now, with a deadline
+        t_.timers->armCloseDeadline(s);
+        lws_callback_on_writable(wsi);
+    } else if (t_.draining) {
+        t_.closer->requestClose(s, 1001, "Going away");
+    } else if (!s->out.empty()) {
+        lws_callback_on_writable(wsi);
+    }
+}
+
+}  // namespace wsgw

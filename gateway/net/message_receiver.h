@@ -1,0 +1,46 @@
+// Owns: a message's way in on an open connection. Reassembling frames into messages (LWS_CALLBACK_RECEIVE),
+// the frame and message limits (1009, reading the rest of an oversized message first), UTF-8 of text
+// messages, the API's, route's and connection's throttles (429), route selection and handing the message
+// to the Invoker (or the proxy backend), and pausing and resuming reading at the pending bounds of SPEC
+// section 10.
+#pragma once
+
+#include "route_table.h"
+
+#include <libwebsockets.h>
+
+#include <cstddef>
+#include <string>
+
+namespace wsgw {
+
+struct NetworkThreadState;
+struct Session;
+
+class MessageReceiver {
+public:
+    explicit MessageReceiver(NetworkThreadState &thread) : t_(thread) {}
+
+    // LWS_CALLBACK_RECEIVE: `in` is the next chunk of the current message (inflated with permessage-deflate).
+    // Returns what the callback returns (-1 closes at once).
+    int receive(Session *s, lws *wsi, const char *in, size_t len);
+    // A worker brought the lane below half of its bounds (Command::Kind::Resume).
+    void resumeReading(Session *s);
+
+private:
+    int messageEnded(Session *s, lws *wsi);
+    int closeInvalidUtf8(Session *s, lws *wsi);
+    int closeTooBig(Session *s, lws *wsi);
+    int closeFromReceive(Session *s, lws *wsi, lws_close_status code, const char *reason);
+    void dispatchMessage(Session *s, const CompiledRoute *route);
+    void answerThrottled(Session *s, const CompiledRoute *route, const std::string &requestId);
+    void answerNoRoute(Session *s, const std::string &requestId);
+    void submitMessage(Session *s, const CompiledRoute *route, std::string &&requestId, int64_t now);
+    bool withinThrottles(Session *s, const CompiledRoute *route);
+    void pauseReading(Session *s, const Limits &limits);
+
+    NetworkThreadState &t_;
+    std::string scratchKey_;  // route selection's, reused for every message
+};
+
+}  // namespace wsgw

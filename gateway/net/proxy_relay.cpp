@@ -1,0 +1,179 @@
+// Owns: the relay between a client and its proxy backend (proxy_relay.h).
+#include "proxy_relay.h"
+
+#include "connect_flow.h"
+#include "log.h"
+#include "network_thread_state.h"
+#include "session_closer.h"
+#include "session_writer.h"
+#include "upgrade_reader.h"
+
+#include <algorithm>
+#include <strings.h>
+
+namespace wsgw {
+
+namespace {
+
+constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this
+
+std::string withHeadroom(std::string_view payload) {
+    std::string s;
+    s.reserve(LWS_PRE + payload.size());
+    s.append(LWS_PRE, '\0');
+    s.append(payload);
+    return s;
+}
+
+}  // namespace
+
+// What the backend link reports, for the session it was opened for (looked up by ID: it may be gone).
+struct ProxyRelay::Events final : BackendEvents {
+    NetworkThreadState &t;
+    std::string id;
+    Events(NetworkThreadState &thread, std::string sid) : t(thread), id(std::move(sid)) {}
+    Session *session() const { return t.find(id); }
+    void backendOpen(const std::string &subprotocol) override {
+        Session *s = session();
+        if (!s || !s->awaitingBackend) return;
+        s->awaitingBackend = false;
+        ev_timer_stop(t.loop, &s->backendConnect->timer);
+        if (!subprotocol.empty() || !s->live->hasChosenBackend()) s->upgrade->subprotocol = subprotocol;
+        t.connectFlow->adopt(s);
+    }
+    void backendFailed(const std::string &reason) override {
+        Session *s = session();
+        if (!s) return;
+        s->backend = nullptr;
+        if (s->awaitingBackend) t.proxyRelay->refuseBackend(s, 502, "the backend is unreachable: " + reason);
+    }
+    void backendMessage(std::string payload, bool binary) override {
+        Session *s = session();
+        if (!s) return;
+        RouteMetrics::add(t.defaultMetrics->messagesOut);
+        t.writer->queueOwnFrame(s, std::move(payload), binary);
+        // The backend is held back well before the client's send queue reaches its bound (SPEC section 10),
+        // so a slow client of a proxied API slows its backend rather than being closed.
+        size_t pauseAt = std::min<size_t>(BackendLink::kHighWater, t.host.maxSendQueueBytes.load(std::memory_order_relaxed) / 2);
+        if (s->out.bytes() > pauseAt && s->backend && !s->backendPaused) {
+            s->backendPaused = true;  // the client reads slowly: stop reading the backend
+            s->backend->pauseReading(true);
+        }
+    }
+    void backendClosed(int code, const std::string &reason) override {
+        Session *s = session();
+        if (!s) return;
+        s->backend = nullptr;
+        // 1005/1006 describe a missing close frame and cannot be sent; a lost backend is 1011.
+        bool sendable = code >= 1000 && code != 1004 && code != 1005 && code != 1006 && code != 1015 && code < 5000;
+        if (code == 1005) t.closer->requestClose(s, 1000, reason);
+        else t.closer->requestClose(s, sendable ? code : 1011, sendable ? reason : "the backend connection was lost");
+    }
+    void backendDrained() override {
+        Session *s = session();
+        if (s && s->clientPaused && s->wsi) {
+            s->clientPaused = false;
+            lws_rx_flow_control(s->wsi, 1);
+        }
+    }
+};
+
+void ProxyRelay::startChosenBackend(Session *s) {
+    auto url = WsUrl::parse(s->live->chosenBackend->url);
+    if (auto *err = std::get_if<std::string>(&url)) {
+        refuseBackend(s, 502, "the $connect handler chose an invalid backend: " + *err);
+        return;
+    }
+    BackendTarget target;
+    target.url = std::get<WsUrl>(url);
+    std::string_view lines = s->live->chosenBackend->headers;
+    while (!lines.empty()) {
+        size_t eol = lines.find("\r\n");
+        std::string_view line = lines.substr(0, eol);
+        lines = eol == std::string_view::npos ? std::string_view() : lines.substr(eol + 2);
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos || colon == 0) continue;
+        std::string_view value = line.substr(colon + 1);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        target.headers.emplace_back(std::string(line.substr(0, colon)), std::string(value));
+    }
+    target.headers.emplace_back("X-Forwarded-For", s->peer);
+    target.offers = s->upgrade->subprotocol.empty() ? s->upgrade->offers : s->upgrade->subprotocol;
+    connectBackend(s, std::move(target));
+}
+
+void ProxyRelay::startBackend(Session *s) {
+    const WsUrl &url = *t_.table->proxy;
+    const ProxySpec &spec = t_.table->config.proxy;
+    BackendTarget target;
+    target.url = url;
+    // The client's path is appended to the backend's; the query follows when forwardQuery says so.
+    const std::string &path = s->upgrade->path;
+    std::string suffix = path == "/" ? std::string() : path;
+    if (!suffix.empty() && !target.url.path.empty() && target.url.path.back() == '/' && suffix.front() == '/') suffix.erase(0, 1);
+    target.url.path += suffix;
+    const ConnectionInfo &info = s->live->info;
+    if (spec.forwardQuery && !info.rawQuery.empty())
+        target.url.path += (target.url.path.find('?') == std::string::npos ? "?" : "&") + info.rawQuery;
+    for (const std::string &name : spec.forwardHeaders)
+        for (const auto &[h, value] : info.headers)
+            if (strcasecmp(h.c_str(), name.c_str()) == 0) target.headers.emplace_back(name, value);
+    target.headers.emplace_back("X-Forwarded-For", s->peer);
+    target.offers = s->upgrade->offers;
+    connectBackend(s, std::move(target));
+}
+
+void ProxyRelay::connectBackend(Session *s, BackendTarget target) {
+    s->awaitingBackend = true;
+    s->backendConnect = std::make_unique<Session::BackendConnect>();
+    s->backendConnect->events = std::make_unique<Events>(t_, s->id);
+    ev_timer_init(&s->backendConnect->timer, onBackendTimeout, kBackendConnectSeconds, 0.);
+    s->backendConnect->timer.data = s;
+    ev_timer_start(t_.loop, &s->backendConnect->timer);
+    std::string id = s->id;
+    BackendLink *link = BackendLink::open(t_.context, t_.vhost, target, s->backendConnect->events.get());
+    if (Session *still = t_.find(id)) still->backend = link;  // a failure inside open() may have refused (and dropped) the session
+}
+
+void ProxyRelay::onBackendTimeout(struct ev_loop *, ev_timer *w, int) {
+    auto *s = static_cast<Session *>(w->data);
+    if (s->awaitingBackend) s->thread->proxyRelay->refuseBackend(s, 504, "the backend did not answer the upgrade in time");
+}
+
+void ProxyRelay::refuseBackend(Session *s, int status, const std::string &reason) {
+    s->awaitingBackend = false;
+    if (s->backendConnect) ev_timer_stop(t_.loop, &s->backendConnect->timer);
+    if (s->backend) closeBackend(s, 1001, "Going away");
+    RouteMetrics::add(t_.connectMetrics->executionErrors);
+    t_.logGatewayAnswer("CONNECT", s->id, "$connect", status, s->peer, s->live ? std::string_view(s->live->info.userAgent) : "", reason);
+    log::warn("proxy backend refused the connection", {log::Field("connectionId", s->id), log::Field("status", status),
+                                                        log::Field("reason", reason)});
+    std::string response = renderHttpRefusal(status, reason);
+    t_.upgradeReader->dropUnaccepted(s, &response);
+}
+
+void ProxyRelay::closeBackend(Session *s, int code, const std::string &reason) {
+    s->backend->detach();
+    s->backend->close(code, reason);
+    s->backend = nullptr;
+}
+
+void ProxyRelay::forwardToBackend(Session *s) {
+    RouteMetrics::add(t_.defaultMetrics->messagesIn);
+    s->backend->send(withHeadroom(s->rx), s->rxBinary);
+    s->rx.clear();
+    if (s->backend->queuedBytes() > BackendLink::kHighWater && !s->clientPaused) {
+        s->clientPaused = true;
+        lws_rx_flow_control(s->wsi, 0);
+    }
+}
+
+void ProxyRelay::resumeBackendIfDrained(Session *s) {
+    if (s->backendPaused && s->out.bytes() < std::min<size_t>(BackendLink::kLowWater, t_.host.maxSendQueueBytes.load(std::memory_order_relaxed) / 8) &&
+        s->backend) {
+        s->backendPaused = false;
+        s->backend->pauseReading(false);
+    }
+}
+
+}  // namespace wsgw

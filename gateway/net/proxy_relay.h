@@ -1,0 +1,40 @@
+// Owns: the proxy relay. For a proxied API (or a connection whose $connect handler chose a backend) it reaches
+// the backend first (within kBackendConnectSeconds, refusing the upgrade with 502/504 when it cannot), then
+// relays messages both ways, holding back whichever side reads slowly, and carries a close from either side
+// to the other. The backend's WebSocket client is BackendLink (backend_link.h).
+#pragma once
+
+#include "backend_link.h"
+
+#include <ev.h>
+
+#include <string>
+
+namespace wsgw {
+
+struct NetworkThreadState;
+struct Session;
+
+class ProxyRelay {
+public:
+    explicit ProxyRelay(NetworkThreadState &thread) : t_(thread) {}
+
+    void startBackend(Session *s);        // the API's proxy backend, with the client's path (and query)
+    void startChosenBackend(Session *s);  // the one a $connect handler named (Azure's SignalR pattern)
+    // The client's message (in s->rx) goes to the backend; a backend that reads slowly stops us reading the client.
+    void forwardToBackend(Session *s);
+    // The client's send queue has gone down: a backend held back for it is read again.
+    void resumeBackendIfDrained(Session *s);
+    // Detaches the backend from the session and closes it with `code`.
+    void closeBackend(Session *s, int code, const std::string &reason);
+
+private:
+    struct Events;
+    static void onBackendTimeout(struct ev_loop *, ev_timer *w, int);
+    void connectBackend(Session *s, BackendTarget target);
+    void refuseBackend(Session *s, int status, const std::string &reason);
+
+    NetworkThreadState &t_;
+};
+
+}  // namespace wsgw

@@ -1,0 +1,93 @@
+// Owns: what the network thread keeps per connection (Session), what only its upgrade needs (PendingUpgrade,
+// freed once it is open) and how it closed (Session::Closing, made at the first close). Plain data: the
+// parts of the listener (see README.md here) read and change it, on the connection's network thread only.
+#pragma once
+
+#include "backend_link.h"
+#include "connection_registry.h"
+#include "invoker.h"
+#include "permessage_deflate.h"
+#include "send_queue.h"
+#include "throttle.h"
+
+#include <ev.h>
+#include <libwebsockets.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace wsgw {
+
+struct NetworkThreadState;
+
+// What only the upgrade needs. It is freed once the connection is open, so that the many idle connections
+// of a gateway do not carry it.
+struct PendingUpgrade {
+    ev_io io{};
+    ev_timer handshakeTimer{};
+    std::string head;
+    std::string subprotocol;  // chosen from the client's offers; lws is handed the head without them
+    std::string path;         // the request path, for a proxy backend
+    std::string offers;       // the client's subprotocol offers, passed on to a proxy backend
+};
+
+struct Session {
+    enum class State { ReadingHead, Connecting, Adopting, Open, Finished };
+
+    NetworkThreadState *thread = nullptr;  // the network thread that owns it (its watchers' callbacks start here)
+    std::string id;
+    State state = State::ReadingHead;
+    int fd = -1;
+    std::unique_ptr<PendingUpgrade> upgrade = std::make_unique<PendingUpgrade>();
+    std::string peer;         // the client's address (a TLS connection arrives over a local socketpair)
+    BackendLink *backend = nullptr;  // "proxy": the backend connection (it lives in lws)
+    bool awaitingBackend = false, clientPaused = false, backendPaused = false;
+    struct BackendConnect {  // while a proxy backend is being reached, and its event sink for the link's life
+        std::unique_ptr<BackendEvents> events;
+        ev_timer timer{};
+    };
+    std::unique_ptr<BackendConnect> backendConnect;
+    std::shared_ptr<LiveConnection> live;
+    std::shared_ptr<Invoker::Lane> lane;  // made by the first invocation: an idle connection may never need it
+    lws *wsi = nullptr;
+    SendQueue out;            // frames towards the client (their bytes are reserved in live->sendQueueBytes)
+    std::string rx;
+    std::unique_ptr<CompressedInput> inflateInput;  // permessage-deflate: compressed bytes zlib reads from
+    bool rxBinary = false;
+    int64_t lastTouchMs = 0;
+    bool closeRequested = false;
+    bool rxFlowOff = false;   // reading paused because its pending messages reached a bound (SPEC section 10)
+    bool rowStored = false;   // its row is in (or queued for) the connection table
+    size_t heldByLws = 0;     // bytes handed to libwebsockets that it has not written yet
+    bool awaitingRow = false; // $connect waits for its row to be committed
+    // How it closed: ours (requestClose) and the peer's close frame, which wins in $disconnect. Allocated at
+    // the first close, so an open connection does not carry it.
+    struct Closing {
+        int code = 0;
+        std::string reason;
+        bool peerClosed = false;
+        int peerCode = 0;
+        std::string peerReason;
+    };
+    std::unique_ptr<Closing> closing;
+    Closing &closingInfo() {
+        if (!closing) closing = std::make_unique<Closing>();
+        return *closing;
+    }
+    bool rxTooBig = false;  // over the message limit: the rest of the message is read and dropped
+    size_t rxDiscarded = 0;
+    bool inFrame = false;   // the last chunk lws delivered left part of its frame to come
+    bool deflate = false;   // permessage-deflate: lws hands us inflated bytes
+    bool ipCounted = false;  // its source address (peer) counts against maxConnectionsPerIp
+    double lastActivity = 0;  // loop time of the last message in or frame out, for the idle timeout
+    // One timer for the idle timeout, the lifetime and a credential's expiry: it fires at the earliest and
+    // is set again for what is left (one timer instead of three per connection).
+    ev_timer deadlineTimer{};
+    double lifetimeEndsAt = 0;  // loop time
+    double expiresAt = 0;       // loop time; 0 when the credential does not expire
+    std::unique_ptr<std::unordered_map<std::string, TokenBucket>> routeBuckets;  // connectionThrottle, by route key
+};
+
+}  // namespace wsgw

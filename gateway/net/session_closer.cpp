@@ -1,0 +1,112 @@
+// Owns: closes, the peer's close frame and $disconnect (session_closer.h).
+#include "session_closer.h"
+
+#include "close_frame.h"
+#include "connection_id.h"
+#include "log.h"
+#include "network_thread_state.h"
+#include "proxy_relay.h"
+#include "session_timers.h"
+#include "session_writer.h"
+
+#include <cstring>
+
+namespace wsgw {
+
+namespace {
+
+// The code and reason $disconnect reports: the peer's close frame wins, then ours, else an abnormal close.
+std::pair<int, std::string> closeCodeOf(Session *s) {
+    if (s->closing && s->closing->peerClosed) {
+        int code = s->closing->peerCode ? s->closing->peerCode : 1005;
+        return {code, s->closing->peerCode ? s->closing->peerReason : "Client-side close frame status not set"};
+    }
+    if (s->closeRequested) return {s->closingInfo().code, s->closingInfo().reason};
+    return {1006, "Connection closed abnormally"};
+}
+
+}  // namespace
+
+void SessionCloser::requestClose(Session *s, int code, std::string reason) {
+    if (s->closeRequested) return;
+    s->closeRequested = true;
+    s->closingInfo().code = code;
+    s->closingInfo().reason = std::move(reason);
+    if (s->state == Session::State::Open) {
+        t_.timers->armCloseDeadline(s);
+        lws_callback_on_writable(s->wsi);
+    }
+}
+
+void SessionCloser::requestCloseNow(Session *s, int code, std::string reason) {
+    t_.writer->dropQueued(s);
+    s->closeRequested = true;
+    s->closingInfo().code = code;
+    s->closingInfo().reason = std::move(reason);
+}
+
+// The client's close frame: a valid one is echoed (return 0) and reaches $disconnect; a malformed one
+// fails the connection with 1002 or 1007 (close_frame.h). libwebsockets would check the reason only if it
+// checked UTF-8 itself, which we do per message instead.
+int SessionCloser::peerClosed(Session *s, lws *wsi, const unsigned char *p, size_t len) {
+    PeerClose close = checkPeerClose(p, len);
+    Session::Closing &c = s->closingInfo();
+    if (close.valid) {
+        c.peerClosed = true;
+        c.peerCode = close.code;
+        c.peerReason = std::move(close.reason);
+        return 0;
+    }
+    // $disconnect reports the failure we answered with, not the peer's malformed frame.
+    s->closeRequested = true;
+    c.code = close.failWith;
+    c.reason = close.fault;
+    lws_close_reason(wsi, static_cast<lws_close_status>(close.failWith),
+                     reinterpret_cast<unsigned char *>(const_cast<char *>(close.fault)), std::strlen(close.fault));
+    return -1;
+}
+
+void SessionCloser::finish(Session *s) {
+    if (s->state == Session::State::Finished) return;
+    s->state = Session::State::Finished;
+    t_.timers->stop(s);
+    t_.writer->dropQueued(s);
+    t_.releaseIp(s);
+    if (s->backendConnect) ev_timer_stop(t_.loop, &s->backendConnect->timer);
+    if (t_.adopting == s) t_.adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
+    t_.registry.remove(s->id);
+    forgetConnectionGroups(t_.host, s->id);
+    bool disconnectRuns = t_.table && t_.table->disconnect;
+    if (!disconnectRuns) t_.store.remove(s->id);  // else once $disconnect has run (Invocation::removeRowAfter)
+    auto [code, reason] = closeCodeOf(s);
+    if (s->backend) {  // the client left: the backend hears the same close
+        bool sendable = code >= 1000 && code != 1005 && code != 1006 && code != 1015 && code < 5000;
+        t_.proxyRelay->closeBackend(s, sendable ? code : 1001, sendable ? reason : std::string("Going away"));
+    }
+    runDisconnect(s, code, reason);
+    log::debug("disconnected", {log::Field("connectionId", s->id), log::Field("code", code), log::Field("reason", reason)});
+    t_.eraseSession(s);
+    if (t_.draining && t_.sessions.empty()) ev_break(t_.loop, EVBREAK_ALL);
+}
+
+void SessionCloser::runDisconnect(Session *s, int code, const std::string &reason) {
+    const std::shared_ptr<const RouteTable> &table = t_.table;
+    if (table && table->disconnect) {
+        Invocation inv;
+        inv.table = table;
+        inv.route = table->disconnect;
+        inv.connection = s->live;
+        inv.type = WSGW_DISCONNECT;
+        inv.requestId = newRequestId();
+        inv.requestTimeMs = nowEpochMs();
+        inv.disconnectCode = code;
+        inv.disconnectReason = reason;
+        inv.removeRowAfter = &t_.store;
+        t_.invoker().submit(t_.laneOf(s), std::move(inv), false);
+    } else {
+        t_.logGatewayAnswer("DISCONNECT", s->id, "$disconnect", 200, s->live->info.sourceIp, s->live->info.userAgent, {}, {},
+                            code);
+    }
+}
+
+}  // namespace wsgw

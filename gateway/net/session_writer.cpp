@@ -1,0 +1,117 @@
+// Owns: the send queue of open connections and writing it out (session_writer.h).
+#include "session_writer.h"
+
+#include "log.h"
+#include "network_thread_state.h"
+#include "proxy_relay.h"
+#include "session_closer.h"
+
+#include <sys/socket.h>
+
+namespace wsgw {
+
+void SessionWriter::queueOwnFrame(Session *s, std::string bytes, bool binary) {
+    if (s->closeRequested) return;
+    switch (s->live->reserveSend(bytes.size(), t_.host.maxSendQueueBytes.load(std::memory_order_relaxed))) {
+    case LiveConnection::Reserve::Queued:
+        queueReserved(s, Payload(std::move(bytes)), binary);
+        break;
+    case LiveConnection::Reserve::Overflowed:
+        closeSlowConsumer(s);
+        break;
+    case LiveConnection::Reserve::Gone:
+        break;
+    }
+}
+
+void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
+    size_t len = payload.size();
+    if (s->closeRequested) {  // closing: the frame is not sent, and its reservation is given back
+        s->live->releaseSend(len);
+        return;
+    }
+    s->lastActivity = ev_now(t_.loop);
+    t_.host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(len), std::memory_order_relaxed);
+    s->out.push(OutFrame{std::move(payload), binary});
+    if (s->state == Session::State::Open && s->out.frames() == 1) lws_callback_on_writable(s->wsi);
+}
+
+void SessionWriter::dropQueued(Session *s) {
+    releaseHeldByLws(s);
+    size_t dropped = s->out.clear();
+    if (!dropped) return;
+    t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(dropped), std::memory_order_relaxed);
+    if (s->live) s->live->releaseSend(dropped);
+}
+
+void SessionWriter::closeSlowConsumer(Session *s) {
+    t_.host.metrics.slowConsumerCloses.fetch_add(1, std::memory_order_relaxed);
+    log::warn("slow consumer: send queue over maxSendQueueBytes, closing",
+              {log::Field("connectionId", s->id), log::Field("queuedBytes", static_cast<uint64_t>(s->out.bytes()))});
+    t_.closer->requestClose(s, 1008, kSlowConsumerReason);
+}
+
+void SessionWriter::dropAtDeadline(Session *s) {
+    if (!s->wsi) return;
+    log::info("close deadline passed: dropping the connection",
+              {log::Field("connectionId", s->id), log::Field("queuedBytes", static_cast<uint64_t>(s->out.bytes()))});
+    dropQueued(s);
+    // A reset, not a FIN: a FIN would wait behind the bytes the client is not reading, and the kernel
+    // would hold them (and the client would see an open connection) for minutes.
+    int fd = lws_get_socket_fd(s->wsi);
+    if (fd >= 0) {
+        linger hard{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+        // Shut both ways: the socket reports a hang-up even while its reading is paused, so
+        // libwebsockets closes it (with the linger above, as a reset) even if its own timeout does not.
+        ::shutdown(fd, SHUT_RDWR);
+    }
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+// Bytes libwebsockets keeps for a connection still count against its send queue (SPEC section 10) until
+// libwebsockets has written them, which it has when it calls WRITEABLE again with nothing held.
+void SessionWriter::holdForLibwebsockets(Session *s, size_t bytes) {
+    s->heldByLws += bytes;
+    s->live->sendQueueBytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+    t_.host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+}
+
+void SessionWriter::releaseHeldByLws(Session *s) {
+    if (!s->heldByLws) return;
+    if (s->live) s->live->releaseSend(s->heldByLws);
+    t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(s->heldByLws), std::memory_order_relaxed);
+    s->heldByLws = 0;
+}
+
+int SessionWriter::writeable(Session *s, lws *wsi) {
+    if (s->heldByLws && !lws_partial_buffered(wsi)) releaseHeldByLws(s);
+    if (!s->out.empty()) {
+        SendBatch batch;
+        size_t frames = writer_.gather(s->out, batch);
+        long handed = writer_.send(wsi, batch);
+        if (handed < 0) return -1;
+        size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { t_.recycle(std::move(buffer)); });
+        t_.host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
+        t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(sent), std::memory_order_relaxed);
+        s->live->releaseSend(sent);
+        if (handed > 0) {
+            holdForLibwebsockets(s, static_cast<size_t>(handed));
+            if (s->out.empty()) lws_callback_on_writable(wsi);  // to learn when libwebsockets has sent it
+        }
+    }
+    if (s->backendPaused) t_.proxyRelay->resumeBackendIfDrained(s);
+    if (!s->out.empty()) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (s->closeRequested) {
+        Session::Closing &c = s->closingInfo();
+        lws_close_reason(wsi, static_cast<lws_close_status>(c.code), reinterpret_cast<unsigned char *>(c.reason.data()),
+                         c.reason.size());
+        return -1;
+    }
+    return 0;
+}
+
+}  // namespace wsgw

@@ -1,0 +1,232 @@
+// Owns: accepting, reading the upgrade request and admission (upgrade_reader.h).
+#include "upgrade_reader.h"
+
+#include "connect_flow.h"
+#include "connection_id.h"
+#include "listen_socket.h"
+#include "log.h"
+#include "network_thread_state.h"
+#include "proxy_relay.h"
+#include "upgrade_admission.h"
+
+#include <cerrno>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace wsgw {
+
+namespace {
+
+constexpr int kAcceptsPerWakeup = 64;
+
+void writeAllBestEffort(int fd, const std::string &bytes) {
+    // The socket is about to be closed; a refusal that does not fit the send buffer is cut short rather
+    // than holding the network thread.
+    size_t off = 0;
+    while (off < bytes.size()) {
+        ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+    }
+}
+
+}  // namespace
+
+UpgradeReader::UpgradeReader(NetworkThreadState &thread) : t_(thread), acceptBackoff_("public", thread.host.metrics.acceptErrors) {}
+
+std::string UpgradeReader::open() {
+    // The listening socket is ours (not lws's) so that we read the upgrade head before lws sees it.
+    std::string error;
+    listenFd_ = openListeningSocket(t_.settings.listen, "--listen", &t_.boundAddress, &error, t_.settings.reusePort);
+    if (listenFd_ < 0) return error;
+    if (!t_.settings.tlsCert.empty()) {
+        auto made = TlsTerminator::create(t_.loop, t_.settings.tlsCert, t_.settings.tlsKey,
+                                          [this](int fd, const std::string &peer) { beginHandshake(fd, peer); });
+        if (auto *err = std::get_if<std::string>(&made)) return "--tls-cert/--tls-key: " + *err;
+        tls_ = std::move(std::get<std::unique_ptr<TlsTerminator>>(made));
+    }
+    return {};
+}
+
+void UpgradeReader::startAccepting() {
+    ev_io_init(&acceptWatcher_, onAccept, listenFd_, EV_READ);
+    acceptWatcher_.data = this;
+    ev_io_start(t_.loop, &acceptWatcher_);
+    acceptBackoff_.attach(t_.loop, &acceptWatcher_);
+}
+
+void UpgradeReader::stopAccepting() {
+    ev_io_stop(t_.loop, &acceptWatcher_);
+    acceptBackoff_.stop();
+    closeListeningSocket();
+}
+
+void UpgradeReader::closeListeningSocket() {
+    if (listenFd_ >= 0) {
+        ::close(listenFd_);
+        listenFd_ = -1;
+    }
+}
+
+void UpgradeReader::onAccept(struct ev_loop *, ev_io *w, int) {
+    auto *reader = static_cast<UpgradeReader *>(w->data);
+    for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+        std::string peer;
+        int fd = acceptWithPeer(reader->listenFd_, &peer);
+        if (fd < 0) {
+            int err = errno;
+            if (reader->acceptBackoff_.failed(err)) return;  // out of descriptors: paused, retried by a timer
+            if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
+                log::warn("accept failed", {log::Field("error", std::strerror(err))});
+            return;
+        }
+        if (reader->tls_) reader->tls_->adopt(fd, peer);
+        else reader->beginHandshake(fd, peer);
+    }
+}
+
+void UpgradeReader::beginHandshake(int fd, const std::string &peer) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto s = std::make_unique<Session>();
+    s->thread = &t_;
+    s->fd = fd;
+    s->peer = peer;
+    s->id = newConnectionId();
+    Session *raw = s.get();
+    PendingUpgrade &up = *raw->upgrade;
+    ev_io_init(&up.io, onHeadReadable, fd, EV_READ);
+    up.io.data = raw;
+    ev_io_start(t_.loop, &up.io);
+    int timeoutSeconds = t_.table ? t_.table->config.limits.handshakeTimeoutSeconds : 10;
+    ev_timer_init(&up.handshakeTimer, onHandshakeTimeout, timeoutSeconds, 0.);
+    up.handshakeTimer.data = raw;
+    ev_timer_start(t_.loop, &up.handshakeTimer);
+    t_.sessions.emplace(raw->id, std::move(s));
+    // The request has usually arrived with the connection. Reading it now, before the loop registers
+    // the socket with epoll, spares that registration (the watcher is stopped again before it happens)
+    // and a loop iteration; if it has not arrived, the watcher waits for it.
+    readHead(raw);
+}
+
+void UpgradeReader::refuseUpgrade(Session *s, int status, const std::string &reason) {
+    std::string response = renderHttpRefusal(status, reason);
+    const std::string &sourceIp = s->peer;
+    log::info("upgrade refused", {log::Field("status", status), log::Field("reason", reason), log::Field("sourceIp", sourceIp)});
+    RouteMetrics::add(t_.connectMetrics->clientErrors);
+    t_.logGatewayAnswer("CONNECT", s->id, "$connect", status, sourceIp, {}, reason);
+    dropUnaccepted(s, &response);
+}
+
+void UpgradeReader::stopHandshakeWatchers(Session *s) {
+    if (!s->upgrade) return;
+    ev_io_stop(t_.loop, &s->upgrade->io);
+    ev_timer_stop(t_.loop, &s->upgrade->handshakeTimer);
+}
+
+void UpgradeReader::dropUnaccepted(Session *s, const std::string *response) {
+    stopHandshakeWatchers(s);
+    if (s->backendConnect) ev_timer_stop(t_.loop, &s->backendConnect->timer);
+    if (s->backend) t_.proxyRelay->closeBackend(s, 1001, "Going away");
+    if (s->fd >= 0) {
+        if (response) writeAllBestEffort(s->fd, *response);
+        ::shutdown(s->fd, SHUT_WR);
+        ::close(s->fd);
+        s->fd = -1;
+    }
+    if (s->live) {
+        t_.registry.remove(s->id);
+        // A $connect handler may have put it in groups before the refusal; the store forgets those too,
+        // and the row written before $connect ran.
+        bool inGroups = !t_.host.groups.groupsOf(s->id).empty();
+        if (inGroups) forgetConnectionGroups(t_.host, s->id);
+        if (inGroups || s->rowStored) t_.store.remove(s->id);
+    }
+    t_.releaseIp(s);
+    t_.eraseSession(s);
+}
+
+void UpgradeReader::onHandshakeTimeout(struct ev_loop *, ev_timer *w, int) {
+    auto *s = static_cast<Session *>(w->data);
+    log::info("handshake timeout", {log::Field("connectionId", s->id)});
+    s->thread->upgradeReader->dropUnaccepted(s, nullptr);
+}
+
+void UpgradeReader::onHeadReadable(struct ev_loop *, ev_io *w, int) {
+    auto *s = static_cast<Session *>(w->data);
+    s->thread->upgradeReader->readHead(s);
+}
+
+void UpgradeReader::readHead(Session *s) {
+    char buf[4096];
+    ssize_t n = ::recv(s->fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        dropUnaccepted(s, nullptr);
+        return;
+    }
+    if (n < 0) return;
+    PendingUpgrade &up = *s->upgrade;
+    up.head.append(buf, static_cast<size_t>(n));
+    HeadParse parsed = parseUpgradeHead(up.head, kMaxHeadBytes);
+    if (parsed.result == HeadResult::NeedMore) return;
+    if (parsed.result == HeadResult::Refuse) {
+        std::string response = renderHttpRefusal(parsed.refusal.status, parsed.refusal.reason, parsed.refusal.extraHeaders);
+        const std::string &sourceIp = s->peer;
+        log::info("upgrade refused", {log::Field("status", parsed.refusal.status), log::Field("reason", parsed.refusal.reason),
+                                      log::Field("sourceIp", sourceIp)});
+        RouteMetrics::add(t_.connectMetrics->clientErrors);
+        t_.logGatewayAnswer("CONNECT", s->id, "$connect", parsed.refusal.status, sourceIp, {}, parsed.refusal.reason);
+        dropUnaccepted(s, &response);
+        return;
+    }
+    if (t_.draining) {
+        std::string response = renderHttpRefusal(503, "the gateway is shutting down: reconnect shortly");
+        dropUnaccepted(s, &response);
+        return;
+    }
+    if (!admitted(s, parsed.request)) return;
+    up.path = parsed.request.path;
+    if (!subprotocolChosen(s, parsed)) return;
+    stopHandshakeWatchers(s);
+    t_.connectFlow->startConnect(s, std::move(parsed.request));
+}
+
+bool UpgradeReader::admitted(Session *s, const UpgradeRequest &request) {
+    if (!t_.table) return true;
+    const Limits &limits = t_.table->config.limits;
+    if (auto refusal = checkOrigin(request, limits)) {
+        refuseUpgrade(s, refusal->status, refusal->reason);
+        return false;
+    }
+    if (limits.maxConnectionsPerIp) {
+        if (!t_.settings.ipCounts->tryAdd(s->peer, limits.maxConnectionsPerIp)) {
+            UpgradeRefusal refusal = perAddressRefusal(s->peer, limits.maxConnectionsPerIp);
+            refuseUpgrade(s, refusal.status, refusal.reason);
+            return false;
+        }
+        s->ipCounted = true;
+    }
+    return true;
+}
+
+bool UpgradeReader::subprotocolChosen(Session *s, HeadParse &parsed) {
+    static const std::vector<std::string> kNone;
+    const std::shared_ptr<const RouteTable> &table = t_.table;
+    SubprotocolDecision sub = decideSubprotocol(parsed.request, table ? table->config.subprotocols : kNone, table && table->proxy);
+    if (sub.refusal) {
+        std::string response = renderHttpRefusal(sub.refusal->status, sub.refusal->reason);
+        RouteMetrics::add(t_.connectMetrics->clientErrors);
+        dropUnaccepted(s, &response);
+        return false;
+    }
+    PendingUpgrade &up = *s->upgrade;
+    up.subprotocol = std::move(sub.chosen);  // LWS_CALLBACK_ADD_HEADERS puts it back into the 101
+    up.offers = std::move(sub.offersForBackend);
+    if (sub.stripOffers) up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Protocol");
+    return true;
+}
+
+}  // namespace wsgw
