@@ -315,6 +315,10 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
         if (p.HasMember("forwardHeaders")) cfg.proxy.forwardHeaders = stringsOf(p["forwardHeaders"]);
         if (p.HasMember("forwardQuery")) cfg.proxy.forwardQuery = p["forwardQuery"].GetBool();
     }
+    if (doc.HasMember("webPubSub")) {
+        std::string at;
+        if (auto err = parseWebPubSub(doc["webPubSub"], cfg.webPubSub, at); !err.empty()) return error("/webPubSub" + at, err);
+    }
     if (doc.HasMember("handlers")) {
         for (auto &m : doc["handlers"].GetObject()) {
             HandlerSpec h;
@@ -350,10 +354,10 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
     // Required, with at least one route, unless the whole API is a proxy (SPEC section 2). Checked here
     // because JSON Schema draft 4 cannot make one property depend on another.
     bool hasRoutes = doc.HasMember("routes") && doc["routes"].MemberCount() > 0;
-    if (!hasRoutes && cfg.proxy.url.empty()) {
+    if (!hasRoutes && cfg.proxy.url.empty() && !cfg.webPubSub.enabled()) {
         if (!doc.HasMember("routes"))
-            return error("", "required property 'routes' is missing (only an API with a \"proxy\" may have no routes)");
-        return error("/routes", "needs at least one route (for example \"$default\"); only an API with a \"proxy\" may have none");
+            return error("", "required property 'routes' is missing (only an API with a \"proxy\" or \"webPubSub\" may have no routes)");
+        return error("/routes", "needs at least one route (for example \"$default\"); only an API with a \"proxy\" or \"webPubSub\" may have none");
     }
     if (!doc.HasMember("routes")) return cfg;
     for (auto &m : doc["routes"].GetObject()) {

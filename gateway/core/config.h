@@ -10,6 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "webpubsub_config.h"
+
 namespace wsgw {
 
 // "lambda" (SPEC section 11): a pool of function processes speaking the Lambda Runtime API.
@@ -97,6 +99,7 @@ struct ApiConfig {
     Limits limits;
     RateSpec throttle;  // every message of the API
     ProxySpec proxy;
+    WebPubSubSpec webPubSub;  // SPEC section 12; hubs empty = off
 };
 
 struct ConfigError {

@@ -1,0 +1,202 @@
+// Azure Web PubSub access tokens: verification of client and REST tokens, and signing (see the header).
+#include "webpubsub_token.h"
+
+#include "jwt.h"
+#include "log.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <rapidjson/document.h>
+
+#include <cctype>
+
+namespace wsgw {
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// "host:port" without the scheme's default port, lower-cased, for comparing an audience with a Host header.
+std::string normalHost(std::string_view host, std::string_view scheme) {
+    std::string h = lower(host);
+    bool secure = scheme == "https" || scheme == "wss";
+    std::string_view defaultPort = secure ? ":443" : ":80";
+    // The port is what follows the last ':' (after ']' for an IPv6 literal, which ends with its port too).
+    if (h.size() > defaultPort.size() && h.compare(h.size() - defaultPort.size(), defaultPort.size(), defaultPort) == 0)
+        h.resize(h.size() - defaultPort.size());
+    return h;
+}
+
+// Percent-decoded, so that "%3A" and ":" compare equal (the SDK and the HTTP stack may differ in escaping).
+std::string decoded(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+            i += 2;
+        } else {
+            out.push_back(s[i]);
+        }
+    }
+    return out;
+}
+
+struct Url {
+    std::string scheme, host, path;  // path without the query
+};
+
+bool parseUrl(std::string_view text, Url &out) {
+    size_t sep = text.find("://");
+    if (sep == std::string_view::npos) return false;
+    out.scheme = lower(text.substr(0, sep));
+    if (out.scheme != "http" && out.scheme != "https" && out.scheme != "ws" && out.scheme != "wss") return false;
+    std::string_view rest = text.substr(sep + 3);
+    size_t slash = rest.find_first_of("/?#");
+    out.host = std::string(rest.substr(0, slash));
+    std::string_view path = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    path = path.substr(0, path.find_first_of("?#"));
+    if (path.empty()) path = "/";
+    out.path = std::string(path);
+    return !out.host.empty();
+}
+
+std::vector<std::string> stringOrStrings(const rapidjson::Value *v) {
+    std::vector<std::string> out;
+    if (!v) return out;
+    if (v->IsString()) out.emplace_back(v->GetString(), v->GetStringLength());
+    if (v->IsArray())
+        for (const auto &item : v->GetArray())
+            if (item.IsString()) out.emplace_back(item.GetString(), item.GetStringLength());
+    return out;
+}
+
+const rapidjson::Value *member(const rapidjson::Value &obj, const char *name) {
+    auto it = obj.FindMember(name);
+    return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+// Verifies the signature and times with verifyJwt, then the audience with `audienceMatches`.
+template <class AudienceMatches>
+WpsTokenCheck verify(std::string_view token, const std::vector<std::string> &accessKeys, int64_t now,
+                     AudienceMatches &&audienceMatches, const std::string &expectedText) {
+    WpsTokenCheck check;
+    if (token.empty()) {
+        check.status = 401;
+        check.reason = "no access token: give ?access_token=<token> or Authorization: Bearer <token> "
+                       "(the server SDK's getClientAccessToken makes one)";
+        return check;
+    }
+    JwtSettings settings;
+    settings.algorithms = {"HS256"};
+    for (const std::string &key : accessKeys) {
+        JwtKey k;
+        k.alg = "HS256";
+        k.secret = key;
+        settings.keys.push_back(std::move(k));
+    }
+    JwtResult jwt = verifyJwt(token, settings, now);
+    if (!jwt.ok) {
+        check.status = 403;
+        check.reason = jwt.reason + (jwt.reason.find("signature") != std::string::npos
+                                         ? " (sign with one of routes.json's webPubSub.accessKeys)"
+                                         : "");
+        return check;
+    }
+    rapidjson::Document claims;
+    claims.Parse(jwt.claimsJson.data(), jwt.claimsJson.size());
+    const rapidjson::Value *aud = member(claims, "aud");
+    bool matches = false;
+    for (const std::string &a : stringOrStrings(aud)) matches = matches || audienceMatches(a);
+    if (!matches) {
+        check.status = 403;
+        std::string got = aud && aud->IsString() ? std::string(aud->GetString()).substr(0, 120) : std::string("none");
+        check.reason = "token audience '" + got + "' is not " + expectedText;
+        return check;
+    }
+    check.status = 200;
+    const rapidjson::Value *sub = member(claims, "sub");
+    if (sub && sub->IsString()) check.userId.assign(sub->GetString(), sub->GetStringLength());
+    check.roles = stringOrStrings(member(claims, "role"));
+    check.groups = stringOrStrings(member(claims, "webpubsub.group"));
+    check.claimsJson = std::move(jwt.claimsJson);
+    check.expiresAt = jwt.expiresAt;
+    return check;
+}
+
+}  // namespace
+
+std::string_view wpsBearerToken(std::string_view header) {
+    while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+    if (header.size() < 7 || lower(header.substr(0, 7)) != "bearer ") return {};
+    header.remove_prefix(7);
+    while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+    while (!header.empty() && (header.back() == ' ' || header.back() == '\t')) header.remove_suffix(1);
+    return header;
+}
+
+WpsTokenCheck verifyWpsClientToken(std::string_view token, const std::vector<std::string> &accessKeys,
+                                   std::string_view hub, std::string_view host, int64_t nowSeconds) {
+    std::string expectedPath = "/client/hubs/" + lower(hub);
+    auto matches = [&](const std::string &aud) {
+        Url u;
+        if (!parseUrl(aud, u)) return false;
+        // Hub names compare case-insensitively, as Azure compares them.
+        return normalHost(u.host, u.scheme) == normalHost(host, u.scheme) && lower(decoded(u.path)) == expectedPath;
+    };
+    return verify(token, accessKeys, nowSeconds, matches,
+                  "this hub's client URL (http://" + std::string(host).substr(0, 80) + expectedPath +
+                      "): make the token for hub '" + std::string(hub).substr(0, 60) + "' with the endpoint this gateway is reached at");
+}
+
+WpsTokenCheck verifyWpsServerToken(std::string_view token, const std::vector<std::string> &accessKeys,
+                                   std::string_view host, std::string_view target, int64_t nowSeconds) {
+    std::string path = decoded(target.substr(0, target.find('?')));
+    auto matches = [&](const std::string &aud) {
+        Url u;
+        if (!parseUrl(aud, u)) return false;
+        return normalHost(u.host, u.scheme) == normalHost(host, u.scheme) && decoded(u.path) == path;
+    };
+    return verify(token, accessKeys, nowSeconds, matches,
+                  "this request's URL (" + path.substr(0, 120) + " at " + std::string(host).substr(0, 80) +
+                      "): sign each request for its own URL, as the server SDK does");
+}
+
+std::string signWpsToken(std::string_view key, const WpsTokenClaims &claims) {
+    std::string payload = "{";
+    auto appendStrings = [&](const char *name, const std::vector<std::string> &values) {
+        if (values.empty()) return;
+        payload += ",\"";
+        payload += name;
+        payload += "\":[";
+        for (size_t i = 0; i < values.size(); ++i) {
+            if (i) payload += ',';
+            log::appendJsonString(payload, values[i]);
+        }
+        payload += ']';
+    };
+    payload += "\"iat\":" + std::to_string(claims.issuedAt);
+    payload += ",\"exp\":" + std::to_string(claims.issuedAt + claims.lifetimeSeconds);
+    payload += ",\"aud\":";
+    log::appendJsonString(payload, claims.audience);
+    if (!claims.userId.empty()) {
+        payload += ",\"sub\":";
+        log::appendJsonString(payload, claims.userId);
+    }
+    appendStrings("role", claims.roles);
+    appendStrings("webpubsub.group", claims.groups);
+    payload += '}';
+    std::string signingInput = jwtBase64UrlEncode(R"({"alg":"HS256","typ":"JWT"})") + "." + jwtBase64UrlEncode(payload);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int macLen = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char *>(signingInput.data()),
+         signingInput.size(), mac, &macLen);
+    return signingInput + "." + jwtBase64UrlEncode(std::string_view(reinterpret_cast<const char *>(mac), macLen));
+}
+
+}  // namespace wsgw

@@ -1,0 +1,98 @@
+// Azure Web PubSub access tokens (SPEC section 12): tokens exactly as @azure/web-pubsub 1.2.0 made them
+// (getClientAccessToken, and the REST pipeline's bearer token; captured once, checked at a fixed "now"),
+// the audience rules, 401 for no token and 403 for any refused one, and our own signer.
+#include "webpubsub_token.h"
+
+#include <doctest/doctest.h>
+
+using namespace wsgw;
+
+namespace {
+
+const std::string kKey = "0123456789abcdefghijklmnopqrstuvwxyzABCD";
+const std::string kOtherKey = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxw";
+constexpr int64_t kIssued = 1796552249;  // the SDK's tokens' "iat"; they live an hour
+
+// getClientAccessToken({userId:"alice", roles:["webpubsub.joinLeaveGroup.lobby","webpubsub.sendToGroup"],
+// groups:["lobby"]}) for endpoint http://127.0.0.1:8080, hub "chat".
+const std::string kSdkClientToken =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjpbIndlYnB1YnN1Yi5qb2luTGVhdmVHcm91cC5sb2JieSIsIndlYnB1YnN1Yi5zZW5kVG9Hcm91cCJdLCJ3ZWJwdWJzdWIuZ3JvdXAiOlsibG9iYnkiXSwiaWF0IjoxNzk2NTUyMjQ5LCJleHAiOjE3OTY1NTU4NDksImF1ZCI6Imh0dHA6Ly8xMjcuMC4wLjE6ODA4MC9jbGllbnQvaHVicy9jaGF0Iiwic3ViIjoiYWxpY2UifQ.7MZMfN7mQeXwXyt4yP7aiz2BN6j4kHcrS0oz4AO_8VA";
+// getClientAccessToken({}) for the same endpoint and hub: no sub, no roles.
+const std::string kSdkAnonymousToken =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpYXQiOjE3OTY1NTIyNDksImV4cCI6MTc5NjU1NTg0OSwiYXVkIjoiaHR0cDovLzEyNy4wLjAuMTo4MDgwL2NsaWVudC9odWJzL2NoYXQifQ.uIQoA7T7dOe3mt3imyofVr56d9ml-YRB-zvwSTVe-aI";
+// The bearer token of sendToAll for endpoint http://127.0.0.1:45443, hub "chat" (iat 1796552257).
+const std::string kSdkRestToken =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpYXQiOjE3OTY1NTIyNTcsImV4cCI6MTc5NjU1NTg1NywiYXVkIjoiaHR0cDovLzEyNy4wLjAuMTo0NTQ0My9hcGkvaHVicy9jaGF0LzpzZW5kP2FwaS12ZXJzaW9uPTIwMjQtMTItMDEifQ.7k3LVFIH-ITi2FAfqYz-hVnPkyf67-abNDa6lSvL2ck";
+
+}  // namespace
+
+TEST_SUITE("webpubsub token") {
+    TEST_CASE("the SDK's client token: user, roles and groups") {
+        auto c = verifyWpsClientToken(kSdkClientToken, {kKey}, "chat", "127.0.0.1:8080", kIssued + 10);
+        REQUIRE_MESSAGE(c.ok(), c.reason);
+        CHECK(c.userId == "alice");
+        CHECK(c.roles == std::vector<std::string>{"webpubsub.joinLeaveGroup.lobby", "webpubsub.sendToGroup"});
+        CHECK(c.groups == std::vector<std::string>{"lobby"});
+        CHECK(c.expiresAt == kIssued + 3600);
+        auto anonymous = verifyWpsClientToken(kSdkAnonymousToken, {kKey}, "chat", "127.0.0.1:8080", kIssued + 10);
+        REQUIRE(anonymous.ok());
+        CHECK(anonymous.userId.empty());
+        CHECK(anonymous.roles.empty());
+    }
+
+    TEST_CASE("any of the access keys verifies (rotation)") {
+        CHECK(verifyWpsClientToken(kSdkClientToken, {kOtherKey, kKey}, "chat", "127.0.0.1:8080", kIssued).ok());
+    }
+
+    TEST_CASE("missing 401; foreign key, other hub, other host, expired: 403") {
+        auto missing = verifyWpsClientToken("", {kKey}, "chat", "127.0.0.1:8080", kIssued);
+        CHECK(missing.status == 401);
+        CHECK(missing.reason.find("access_token") != std::string::npos);
+        auto foreign = verifyWpsClientToken(kSdkClientToken, {kOtherKey}, "chat", "127.0.0.1:8080", kIssued);
+        CHECK(foreign.status == 403);
+        CHECK(foreign.reason.find("accessKeys") != std::string::npos);
+        auto hub = verifyWpsClientToken(kSdkClientToken, {kKey}, "game", "127.0.0.1:8080", kIssued);
+        CHECK(hub.status == 403);
+        CHECK(hub.reason.find("audience") != std::string::npos);
+        CHECK(verifyWpsClientToken(kSdkClientToken, {kKey}, "chat", "127.0.0.1:9999", kIssued).status == 403);
+        CHECK(verifyWpsClientToken(kSdkClientToken, {kKey}, "chat", "127.0.0.1:8080", kIssued + 3600 + 61).status == 403);
+        CHECK(verifyWpsClientToken("garbage", {kKey}, "chat", "127.0.0.1:8080", kIssued).status == 403);
+    }
+
+    TEST_CASE("audience: scheme, default port, host and hub case are not held against the client") {
+        auto make = [](const std::string &aud) {
+            return signWpsToken(kKey, {aud, "u", {}, {}, kIssued, 3600});
+        };
+        CHECK(verifyWpsClientToken(make("https://Example.com:443/client/hubs/Chat"), {kKey}, "chat", "example.com", kIssued).ok());
+        CHECK(verifyWpsClientToken(make("ws://example.com/client/hubs/chat"), {kKey}, "chat", "example.com:80", kIssued).ok());
+        CHECK_FALSE(verifyWpsClientToken(make("ftp://example.com/client/hubs/chat"), {kKey}, "chat", "example.com", kIssued).ok());
+        CHECK_FALSE(verifyWpsClientToken(make("http://example.com/client/hubs/chat/x"), {kKey}, "chat", "example.com", kIssued).ok());
+        CHECK_FALSE(verifyWpsClientToken(make("http://example.com/api/hubs/chat"), {kKey}, "chat", "example.com", kIssued).ok());
+    }
+
+    TEST_CASE("the SDK's REST token: audience is the request URL") {
+        auto ok = verifyWpsServerToken(kSdkRestToken, {kKey}, "127.0.0.1:45443", "/api/hubs/chat/:send?api-version=2024-12-01",
+                                       kIssued + 20);
+        CHECK_MESSAGE(ok.ok(), ok.reason);
+        // A token is for its own request: replayed on another path it is refused.
+        auto other = verifyWpsServerToken(kSdkRestToken, {kKey}, "127.0.0.1:45443", "/api/hubs/chat/:closeConnections?api-version=2024-12-01",
+                                          kIssued + 20);
+        CHECK(other.status == 403);
+        CHECK(other.reason.find("request's URL") != std::string::npos);
+        CHECK(verifyWpsServerToken("", {kKey}, "h", "/api/hubs/chat/:send", kIssued).status == 401);
+        CHECK(wpsBearerToken("Bearer abc.def.ghi ") == "abc.def.ghi");
+        CHECK(wpsBearerToken("bearer x") == "x");
+        CHECK(wpsBearerToken("Basic x").empty());
+        CHECK(wpsBearerToken("").empty());
+    }
+
+    TEST_CASE("our signer's tokens verify, with roles and groups") {
+        std::string t = signWpsToken(kKey, {"http://h:1/client/hubs/chat", "bob", {"webpubsub.sendToGroup"}, {"a", "b"}, 1000, 60});
+        auto c = verifyWpsClientToken(t, {kKey}, "chat", "h:1", 1010);
+        REQUIRE_MESSAGE(c.ok(), c.reason);
+        CHECK(c.userId == "bob");
+        CHECK(c.roles == std::vector<std::string>{"webpubsub.sendToGroup"});
+        CHECK(c.groups == std::vector<std::string>{"a", "b"});
+        CHECK(verifyWpsClientToken(t, {kKey}, "chat", "h:1", 1000 + 60 + 61).status == 403);
+    }
+}
