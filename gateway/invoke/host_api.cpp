@@ -3,6 +3,7 @@
 #include "connection_id.h"
 #include "log.h"
 #include "utf8.h"
+#include "webpubsub_clients.h"
 
 #include <algorithm>
 #include <cstring>
@@ -15,6 +16,12 @@ namespace wsgw {
 bool isLocal(HostContext &ctx, const std::string &connectionId) { return ctx.registry->find(connectionId) != nullptr; }
 
 int postLocal(HostContext &ctx, const std::string &connectionId, std::string data, bool binary) {
+    // An Azure Web PubSub client on a subprotocol gets the data as a message from the server (SPEC 12).
+    if (auto state = ctx.webPubSub.find(connectionId); state && state->subprotocol != WpsSubprotocol::None) {
+        if (!wpsSendToClient(ctx, *state, wpsServerMessage(wpsDataFromFrame(data, binary)), true)) return WSGW_GONE;
+        RouteMetrics::add(ctx.pushMetrics->messagesOut);
+        return WSGW_OK;
+    }
     // Gone, or over its send queue's bound (then closed as a slow consumer): either way not delivered.
     if (!ctx.control->sendFrame(connectionId, std::move(data), binary)) return WSGW_GONE;
     RouteMetrics::add(ctx.pushMetrics->messagesOut);
@@ -80,18 +87,22 @@ int leaveLocal(HostContext &ctx, const std::string &group, const std::string &co
 }
 
 int addToGroup(HostContext &ctx, const std::string &group, const std::string &connectionId) {
+    if (isWpsUserGroup(group)) return WSGW_ERROR;  // a user's connections, kept by the gateway (SPEC 12)
     int rc = joinLocal(ctx, group, connectionId);
     if (rc == WSGW_GONE && ctx.cluster) return ctx.cluster->joinRemote(group, connectionId);
     return rc;
 }
 
 int removeFromGroup(HostContext &ctx, const std::string &group, const std::string &connectionId) {
+    if (isWpsUserGroup(group)) return WSGW_ERROR;
     int rc = leaveLocal(ctx, group, connectionId);
     if (rc == WSGW_GONE && ctx.cluster) return ctx.cluster->leaveRemote(group, connectionId);
     return rc;
 }
 
 size_t deliverLocal(HostContext &ctx, const std::string &group, std::string_view data, bool binary) {
+    // With Azure Web PubSub clients connected, each recipient gets the data in its own protocol.
+    if (!ctx.webPubSub.empty()) return wpsDeliverLocal(ctx, group, data, binary, nullptr);
     size_t sent = 0;
     // One copy of the payload, shared by every recipient's send queue (SPEC section 10).
     auto payload = std::make_shared<const std::string>(data);
@@ -112,7 +123,7 @@ size_t deliverLocal(HostContext &ctx, const std::string &group, std::string_view
 
 int sendToGroup(HostContext &ctx, const std::string &group, const void *data, size_t len, bool forceBinary) {
     if (len > ctx.maxMessageBytes.load(std::memory_order_relaxed)) return WSGW_TOO_LARGE;
-    if (!group.empty() && !isValidGroupName(group)) return WSGW_ERROR;
+    if (!group.empty() && (!isValidGroupName(group) || isWpsUserGroup(group))) return WSGW_ERROR;
     bool binary = forceBinary || !isValidUtf8(data, len);
     std::string_view bytes(static_cast<const char *>(data), len);
     deliverLocal(ctx, group, bytes, binary);

@@ -9,6 +9,7 @@
 #include "group_registry.h"
 #include "event.h"
 #include "metrics.h"
+#include "webpubsub_registry.h"
 
 #include <wsgw/handler.h>
 
@@ -48,6 +49,7 @@ struct HostContext {
     AccessLog *accessLog = nullptr;                             // null: --access-log off
     GroupRegistry groups;                                       // this node's connections' groups
     ClusterBus *cluster = nullptr;                              // null: a single node
+    WebPubSubClients webPubSub;  // this node's Azure Web PubSub clients (SPEC section 12); empty: none
 };
 
 // The wsgw_event a handler sees is the first member of this, so event_json can find the rest.

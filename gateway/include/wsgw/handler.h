@@ -83,10 +83,18 @@ typedef struct wsgw_host_api {
     int (*remove_from_group)(wsgw_host *, const char *group, const char *connection_id);
     int (*send_to_group)(wsgw_host *, const char *group, const void *data, size_t len, int is_binary);
     int (*send_to_all)(wsgw_host *, const void *data, size_t len, int is_binary);
+
+    /* Since wsgw 0.4 (check WSGW_HOST_API_HAS_USERS first): every connection of a user, on every node. A
+     * user ID is the "sub" of an Azure Web PubSub client's access token (SPEC section 12). Returns WSGW_OK
+     * (also when the user has no connection), WSGW_TOO_LARGE over the message limit, WSGW_ERROR for an empty
+     * user ID. Subprotocol clients get the data as a message from the server. */
+    int (*send_to_user)(wsgw_host *, const char *user_id, const void *data, size_t len, int is_binary);
 } wsgw_host_api;
 
 #define WSGW_HOST_API_HAS_GROUPS(api) \
     ((api)->size >= offsetof(wsgw_host_api, send_to_all) + sizeof((api)->send_to_all) && (api)->send_to_all)
+#define WSGW_HOST_API_HAS_USERS(api) \
+    ((api)->size >= offsetof(wsgw_host_api, send_to_user) + sizeof((api)->send_to_user) && (api)->send_to_user)
 
 typedef struct wsgw_handler {
     size_t size;
