@@ -1,22 +1,19 @@
 // The AWS "simple WebSocket chat" as a Lambda function, run unmodified by wsgw's `lambda` handler
 // (docs/lambda.md): $connect remembers the connection, $disconnect forgets it, sendmessage posts its
-// `data` to every remembered connection through the management API's POST /@connections/{id}, and
-// anything else is echoed back (route $default, two-way).
+// `data` to every remembered connection with the AWS SDK's ApiGatewayManagementApiClient, its endpoint
+// made from the event as on AWS (`https://{domainName}/{stage}`), and anything else is echoed back
+// (route $default, two-way). wsgw points domainName at its management API's loopback TLS endpoint, which
+// this process trusts and whose SigV4 check accepts the credentials in its environment.
 //
 // On AWS the connection IDs live in a DynamoDB table; here they live in this process's memory, which is
-// why routes.json runs this function with "concurrency": 1 (a process replaced after a crash starts with
-// an empty list). CHAT_KEY, when set, is the key a client must give as ?key=... (else 403).
-const connections = new Set();
-const endpoint = process.env.MANAGEMENT_ENDPOINT ?? 'http://127.0.0.1:9001';
+// why routes.json runs this function with "concurrency": 1 (a process replaced after a crash or an edit
+// starts with an empty list). CHAT_KEY, when set, is the key a client must give as ?key=... (else 403).
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 
-async function postToConnection(connectionId, data) {
-  const res = await fetch(`${endpoint}/@connections/${encodeURIComponent(connectionId)}`, { method: 'POST', body: data });
-  if (res.status === 410) connections.delete(connectionId);  // gone: forget it, as the AWS sample does
-  else if (res.status !== 200) console.log(`post to ${connectionId} answered ${res.status}`);
-}
+const connections = new Set();
 
 export const handler = async (event) => {
-  const { routeKey, connectionId, requestId } = event.requestContext;
+  const { routeKey, connectionId, requestId, domainName, stage } = event.requestContext;
   console.log(`${routeKey} from ${connectionId}`);
   switch (routeKey) {
     case '$connect': {
@@ -31,7 +28,15 @@ export const handler = async (event) => {
     case 'sendmessage': {
       const { data } = JSON.parse(event.body);
       const text = typeof data === 'string' ? data : JSON.stringify(data);
-      await Promise.all([...connections].map((id) => postToConnection(id, text)));
+      const api = new ApiGatewayManagementApiClient({ endpoint: `https://${domainName}/${stage}` });
+      await Promise.all([...connections].map(async (id) => {
+        try {
+          await api.send(new PostToConnectionCommand({ ConnectionId: id, Data: text }));
+        } catch (err) {
+          if (err.$metadata?.httpStatusCode === 410) connections.delete(id);  // gone: forget it, as the AWS sample does
+          else console.log(`post to ${id} failed: ${err.name}: ${err.message}`);
+        }
+      }));
       return { statusCode: 200, body: 'Data sent.' };
     }
     default:

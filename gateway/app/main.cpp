@@ -8,9 +8,11 @@
 #include "listener.h"
 #include "network_threads.h"
 #include "log.h"
+#include "loopback_certificate.h"
 #include "management_api.h"
 #include "options.h"
 #include "plugin_host.h"
+#include "lambda_function.h"
 #include "plugin_registry.h"
 #include "redis_store.h"
 #include "route_reloader.h"
@@ -316,6 +318,27 @@ int main(int argc, char **argv) {
     wsgw::Invoker invoker(workers, *network, hostContext, static_cast<unsigned>(opt.maxStuckThreads));
     network->setInvoker(&invoker);
 
+    // Lambda callbacks (SPEC 11): function processes start trusting the certificate of the management API's
+    // loopback TLS endpoint (made in the data directory, or --management-tls-cert), so the routes' functions
+    // must know it before they start.
+    std::string functionTlsCert = opt.managementTlsCert, functionTlsKey = opt.managementTlsKey;
+    if (opt.managementListen != "off") {
+        if (functionTlsCert.empty()) {
+            std::string dataDir = opt.dbPath.find('/') == std::string::npos ? "." : opt.dbPath.substr(0, opt.dbPath.rfind('/'));
+            if (dataDir.empty()) dataDir = "/";
+            auto made = wsgw::ensureLoopbackCertificate(dataDir);
+            if (auto *err = std::get_if<std::string>(&made))
+                return fail(*err + " (lambda functions' callbacks need it: give a writable --db directory, or "
+                                   "--management-tls-cert/--management-tls-key)");
+            const auto &files = std::get<wsgw::LoopbackCertificateFiles>(made);
+            wsgw::setLambdaCallbackTrust({files.caFile, files.bundleFile});
+            functionTlsCert = files.certFile;
+            functionTlsKey = files.keyFile;
+        } else {
+            wsgw::setLambdaCallbackTrust({opt.managementTlsCert, opt.managementTlsCert});
+        }
+    }
+
     auto built = wsgw::buildRouteTable(std::move(std::get<wsgw::ApiConfig>(config)), opt.handlersDir, &hostContext);
     if (auto *err = std::get_if<std::string>(&built)) return fail(*err);
     auto table = std::move(std::get<std::shared_ptr<const wsgw::RouteTable>>(built));  // no copy may outlive a reload
@@ -324,7 +347,7 @@ int main(int argc, char **argv) {
     // Both listeners are bound (nothing is accepted before run()) before the clean-up: a gateway that cannot
     // serve, because its ports are taken, must leave the table and the handlers alone.
     if (std::string err = network->start(); !err.empty()) return fail(err);
-    std::unique_ptr<wsgw::ManagementApi> management;
+    std::unique_ptr<wsgw::ManagementApi> management, functionEndpoint;
     if (opt.managementListen != "off") {
         auto hp = wsgw::parseHostPort(opt.managementListen, "--management-listen");
         if (auto *err = std::get_if<std::string>(&hp)) return fail(*err);
@@ -333,10 +356,21 @@ int main(int argc, char **argv) {
             if (std::string err = wsgw::loadManagementCredentials(opt.managementCredentials, credentials); !err.empty())
                 return fail(err);
         }
+        // The functions' endpoint: the same API over TLS on 127.0.0.1 (an ephemeral port), accepting the
+        // credentials in the functions' environment besides the configured ones (SPEC 11).
+        wsgw::ManagementCredentials functionCredentials = credentials;
+        const wsgw::LambdaCredentials &lambdaCreds = wsgw::lambdaCredentials();
+        functionCredentials.sigv4.push_back({lambdaCreds.accessKeyId, lambdaCreds.secretAccessKey});
         management = std::make_unique<wsgw::ManagementApi>(std::get<wsgw::HostPort>(hp), std::move(credentials), hostContext,
                                                              opt.managementRate);
         if (!opt.managementTlsCert.empty()) management->setTls(opt.managementTlsCert, opt.managementTlsKey);
         if (std::string err = management->start(listener->loop()); !err.empty()) return fail(err);
+        functionEndpoint = std::make_unique<wsgw::ManagementApi>(wsgw::HostPort{"127.0.0.1", 0}, std::move(functionCredentials),
+                                                                   hostContext, opt.managementRate);
+        functionEndpoint->setTls(functionTlsCert, functionTlsKey);
+        if (std::string err = functionEndpoint->start(listener->loop()); !err.empty())
+            return fail("the management API's loopback TLS endpoint for lambda functions: " + err);
+        wsgw::setLambdaCallbackEndpoint(functionEndpoint->boundAddress());
     }
     recoverStaleConnections(*store, opt.nodeId, table, invoker);
     std::string handlerNames;
@@ -392,6 +426,7 @@ int main(int argc, char **argv) {
     }
     wsgw::log::info("listening", {wsgw::log::Field("address", listener->boundAddress()),
                                   wsgw::log::Field("management", management ? management->boundAddress() : std::string("off")),
+                                  wsgw::log::Field("functionCallbacks", functionEndpoint ? "https://" + functionEndpoint->boundAddress() : std::string("off")),
                                   wsgw::log::Field("version", WSGW_VERSION),
                                   wsgw::log::Field("libwebsockets", lws_get_library_version()),
                                   wsgw::log::Field("routes", opt.routesPath), wsgw::log::Field("handlers", handlerNames),
@@ -401,6 +436,7 @@ int main(int argc, char **argv) {
                                   wsgw::log::Field("networkThreads", static_cast<uint64_t>(networkThreads))});
     network->run();
     management.reset();  // its sockets live on the network thread's loop, which the listener owns
+    functionEndpoint.reset();
     reloader->stop();
 
     // Every connection is closed and its $disconnect queued: let the handlers finish, then shut the

@@ -103,6 +103,8 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
     std::string text = instance && instance->IsString() ? std::string(instance->GetString()) : std::string();
     if (keyword == "pattern" && path.rfind("/subprotocols/", 0) == 0)
         return "'" + text + "' is not a subprotocol token (letters, digits and !#$%&'*+-.^_`|~, no spaces or commas)";
+    if (keyword == "pattern" && path == "/stage")
+        return "'" + text + "' is not a stage name: 1 to 128 letters, digits, '_' and '-' (it is a path segment of the callback URL)";
     if (keyword == "pattern") return "'" + text + "' may only use letters, digits, '_', '.' and '-' (it names a plugin file)";
     if (keyword == "uniqueItems") return "repeats a value listed before it";
     if (keyword == "enum") {
@@ -294,6 +296,7 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
     if (doc.HasMember("subprotocols"))
         for (const auto &p : doc["subprotocols"].GetArray()) cfg.subprotocols.emplace_back(p.GetString(), p.GetStringLength());
     if (doc.HasMember("compression")) cfg.compression = doc["compression"].GetBool();
+    if (doc.HasMember("stage")) cfg.stage = doc["stage"].GetString();
     if (doc.HasMember("limits")) {
         const auto &l = doc["limits"];
         if (l.HasMember("maxMessageBytes")) cfg.limits.maxMessageBytes = l["maxMessageBytes"].GetUint();
@@ -347,6 +350,7 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
                 if (!reason.empty()) return error(path + "/lambda" + at, reason);
                 h.isLambda = true;
                 h.plugin.clear();
+                h.lambda.stage = cfg.stage;
             }
             cfg.handlers[h.name] = std::move(h);
         }

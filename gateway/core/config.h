@@ -23,6 +23,7 @@ struct LambdaSpec {
     unsigned concurrency = 2;          // processes, one invocation each at a time
     size_t memoryMb = 0;               // 0: resident memory not checked (128 is reported, Lambda's default)
     std::vector<std::pair<std::string, std::string>> environment;  // in the order written
+    std::string stage = "local";       // routes.json's "stage", copied here: requestContext.stage of its events
 };
 
 struct HandlerSpec {
@@ -94,6 +95,7 @@ struct ApiConfig {
     std::string routeSelectionExpression;
     std::vector<std::string> subprotocols;  // accepted Sec-WebSocket-Protocol values, in no order
     bool compression = true;                // permessage-deflate when the client offers it
+    std::string stage = "local";            // requestContext.stage of lambda events, the callback URL's path (SPEC 11)
     std::map<std::string, HandlerSpec> handlers;  // every instance a route names, plus those listed in "handlers"
     std::map<std::string, RouteSpec> routes;
     Limits limits;

@@ -158,8 +158,8 @@ std::string buildEventJson(const ConnectionInfo &c, const EventFields &e) {
     if (e.type == WSGW_MESSAGE) stringField(out, "messageId", e.messageId);
     stringField(out, "requestId", e.requestId);
     stringField(out, "extendedRequestId", e.requestId);
-    stringField(out, "domainName", c.domainName);
-    stringField(out, "stage", "$default");
+    stringField(out, "domainName", e.domainName.empty() ? std::string_view(c.domainName) : e.domainName);
+    stringField(out, "stage", e.stage.empty() ? std::string_view("$default") : e.stage);
     stringField(out, "apiId", "wsgw");
     numberField(out, "connectedAt", c.connectedAtMs);
     numberField(out, "requestTimeEpoch", e.requestTimeEpochMs);

@@ -37,6 +37,9 @@ struct EventFields {
     bool isBinary = false;
     int disconnectStatusCode = 0;
     std::string_view disconnectReason;
+    // Lambda invocations (SPEC 11): the management API's loopback TLS endpoint and routes.json's stage, so
+    // https://{domainName}/{stage} reaches @connections; empty: the connection's Host and "$default".
+    std::string_view domainName, stage;
 };
 
 std::string buildEventJson(const ConnectionInfo &c, const EventFields &e);

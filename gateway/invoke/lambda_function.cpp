@@ -152,6 +152,27 @@ const std::string &lambdaRuntimesDir() {
     return g_runtimesDir;
 }
 
+namespace {
+std::mutex g_callbackMutex;
+LambdaCallbackTrust g_callbackTrust;
+std::string g_callbackEndpoint;
+}  // namespace
+
+void setLambdaCallbackTrust(LambdaCallbackTrust trust) {
+    std::lock_guard lock(g_callbackMutex);
+    g_callbackTrust = std::move(trust);
+}
+
+void setLambdaCallbackEndpoint(std::string hostPort) {
+    std::lock_guard lock(g_callbackMutex);
+    g_callbackEndpoint = std::move(hostPort);
+}
+
+std::string lambdaCallbackEndpoint() {
+    std::lock_guard lock(g_callbackMutex);
+    return g_callbackEndpoint;
+}
+
 const LambdaCredentials &lambdaCredentials() {
     static const LambdaCredentials creds = [] {
         LambdaCredentials c;
@@ -238,6 +259,15 @@ std::vector<std::string> LambdaFunction::processEnvironment(const Slot &slot) co
         "AWS_SESSION_TOKEN=" + creds.sessionToken,
     };
     if (home && *home) env.push_back(std::string("HOME=") + home);
+    {
+        // Callbacks over https:// to the management API's loopback endpoint verify against its certificate.
+        std::lock_guard lock(g_callbackMutex);
+        if (!g_callbackTrust.caFile.empty()) env.push_back("NODE_EXTRA_CA_CERTS=" + g_callbackTrust.caFile);
+        if (!g_callbackTrust.bundleFile.empty()) {
+            env.push_back("AWS_CA_BUNDLE=" + g_callbackTrust.bundleFile);
+            env.push_back("SSL_CERT_FILE=" + g_callbackTrust.bundleFile);
+        }
+    }
     if (!spec_.handler.empty()) env.push_back("_HANDLER=" + spec_.handler);
     if (spec_.runtime == "python") env.push_back("PYTHONUNBUFFERED=1");  // lines reach the log as written
     for (const auto &[k, v] : spec_.environment) env.push_back(k + "=" + v);
@@ -619,7 +649,12 @@ IsolatedReply LambdaFunction::invoke(const InvocationEvent &event, std::chrono::
     next.functionArn = functionArn_;
     next.traceId = newLambdaTraceId();
     next.deadlineEpochMs = nowEpochMs() + std::chrono::duration_cast<std::chrono::milliseconds>(deadline - startedAt).count();
-    next.eventJson = buildEventJson(*event.connection, event.fields);
+    // requestContext.domainName and stage make https://{domainName}/{stage} this gateway's management API.
+    std::string callbackEndpoint = lambdaCallbackEndpoint();
+    EventFields fields = event.fields;
+    fields.domainName = callbackEndpoint;
+    fields.stage = spec_.stage;
+    next.eventJson = buildEventJson(*event.connection, fields);
 
     std::unique_lock lock(mutex_);
     Slot *slot = nullptr;

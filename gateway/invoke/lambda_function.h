@@ -43,6 +43,20 @@ struct LambdaCredentials {
 };
 const LambdaCredentials &lambdaCredentials();
 
+// Callbacks (SPEC 11): what function processes trust and where their events say the management API is.
+// caFile (NODE_EXTRA_CA_CERTS) holds the certificate(s) of the management API's loopback TLS endpoint;
+// bundleFile (AWS_CA_BUNDLE, SSL_CERT_FILE, which replace a client's trust store) holds them plus the
+// system's CAs, so a function's other HTTPS calls still verify. Set before functions start.
+struct LambdaCallbackTrust {
+    std::string caFile, bundleFile;
+};
+void setLambdaCallbackTrust(LambdaCallbackTrust trust);
+// The loopback TLS endpoint's "host:port": requestContext.domainName of every lambda invocation, so
+// https://{domainName}/{stage} is the endpoint of an unmodified ApiGatewayManagementApi client. Set once it
+// listens; until then events carry the connection's Host.
+void setLambdaCallbackEndpoint(std::string hostPort);
+std::string lambdaCallbackEndpoint();
+
 class LambdaFunction {
 public:
     // Starts the processes and waits (up to 15 s) until one has asked for its first invocation; the error

@@ -1,16 +1,15 @@
 // "lambda" handlers (SPEC section 11, docs/lambda.md): real node and python3 function processes behind the
-// real gateway, through the Lambda Runtime API it serves. The AWS-style chat example (functions/chat) with
-// a 403 from $connect; a Python function; a function that throws, one that exits mid-invocation, one past
-// its timeout and one over its memoryMb (each an Internal server error, the next invocation served by a
+// real gateway, through the Lambda Runtime API it serves (the AWS chat sample, whose callbacks use the
+// AWS SDK, is in lambda-callbacks.test.mjs). A Python function; a function that throws, one that exits
+// mid-invocation, one past its timeout and one over its memoryMb (each an Internal server error, the next invocation served by a
 // new process); four slow invocations overlapping with concurrency 4; Lambda's environment; function
 // output as log lines with the invocation's request ID; a function that cannot start refuses the start.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 
-import { Gateway, Client, REPO_ROOT, openExpectingRefusal, runExpectingExit, waitFor } from './harness.mjs';
+import { Gateway, Client, openExpectingRefusal, runExpectingExit, waitFor } from './harness.mjs';
 
 const gateways = [];
 after(async () => {
@@ -23,17 +22,6 @@ async function start(options) {
   return gw;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
 function writeFunction(dir, name, files) {
   const fnDir = path.join(dir, 'fns', name);
   fs.mkdirSync(fnDir, { recursive: true });
@@ -42,64 +30,6 @@ function writeFunction(dir, name, files) {
 }
 
 const internalError = (text) => JSON.parse(text).message === 'Internal server error';
-
-test('the AWS-style chat function: $connect (403 without the key), sendmessage to every connection, echo, $disconnect', async () => {
-  const managementPort = await freePort();
-  const chatDir = path.join(REPO_ROOT, 'functions', 'chat');
-  const gw = await start({
-    routes: {
-      routeSelectionExpression: '$request.body.action',
-      handlers: {
-        chat: {
-          lambda: {
-            runtime: 'nodejs', handler: 'app.handler', directory: chatDir, concurrency: 1,
-            environment: { MANAGEMENT_ENDPOINT: `http://127.0.0.1:${managementPort}`, CHAT_KEY: 'k1' },
-          },
-        },
-      },
-      routes: {
-        $connect: { handler: 'chat' },
-        $disconnect: { handler: 'chat' },
-        sendmessage: { handler: 'chat' },
-        $default: { handler: 'chat', routeResponse: true },
-      },
-    },
-    extraArgs: ['--management-listen', `127.0.0.1:${managementPort}`],
-  });
-
-  const refused = await openExpectingRefusal(`${gw.url}/?key=wrong`);
-  assert.equal(refused.status, 403);
-  const refusedNoKey = await openExpectingRefusal(gw.url);
-  assert.equal(refusedNoKey.status, 403);
-
-  const alice = await Client.open(`${gw.url}/?key=k1`);
-  const bob = await Client.open(`${gw.url}/?key=k1`);
-  alice.send(JSON.stringify({ action: 'sendmessage', data: 'hello all' }));
-  assert.equal(await alice.nextText(), 'hello all');
-  assert.equal(await bob.nextText(), 'hello all');
-  bob.send(JSON.stringify({ action: 'sendmessage', data: { n: 1 } }));
-  assert.equal(await alice.nextText(), '{"n":1}');
-  assert.equal(await bob.nextText(), '{"n":1}');
-
-  // $default is two-way: the function's body comes back, with the request ID of the event it saw.
-  const echoed = JSON.parse(await alice.request('plain text'));
-  assert.equal(echoed.echo, 'plain text');
-  assert.match(echoed.requestId, /^[A-Za-z0-9_-]{10,}$/);
-
-  // What the function printed is a log line with its name and that invocation's request ID.
-  const line = await gw.waitForLog((l) => l.function === 'chat' && typeof l.msg === 'string' && l.msg.startsWith('$default from'),
-    5000, "the function's console.log line");
-  assert.equal(line.requestId, echoed.requestId);
-  assert.equal(line.stream, 'stdout');
-
-  // $disconnect reaches the function: a message to the closed connection is no longer attempted.
-  await bob.close();
-  await gw.waitForLog((l) => l.function === 'chat' && typeof l.msg === 'string' && l.msg.startsWith('$disconnect from'), 5000, '$disconnect');
-  alice.send(JSON.stringify({ action: 'sendmessage', data: 'after bob' }));
-  assert.equal(await alice.nextText(), 'after bob');
-  assert.ok(!gw.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('post to')), 'no post to a gone connection was refused');
-  await alice.close();
-});
 
 test('a Python function: the result mapping, Lambda\'s environment and its own environment', async () => {
   const gw = await start({

@@ -94,4 +94,25 @@ TEST_SUITE("config lambda") {
             CHECK_MESSAGE(e.reason.find(c.reason) != std::string::npos, e.reason);
         }
     }
+    TEST_CASE("\"stage\": \"local\" by default, read from routes.json, copied to every lambda handler, checked") {
+        auto byDefault = parseApiConfig(withHandler(R"({"lambda":{"runtime":"nodejs","handler":"app.handler","directory":"f"}})"), "/srv/r.json");
+        REQUIRE(std::holds_alternative<ApiConfig>(byDefault));
+        CHECK(std::get<ApiConfig>(byDefault).stage == "local");
+        CHECK(std::get<ApiConfig>(byDefault).handlers.at("chat").lambda.stage == "local");
+        auto given = parseApiConfig(R"({"routeSelectionExpression":"$request.body.action","stage":"prod_2",
+            "handlers":{"chat":{"lambda":{"runtime":"nodejs","handler":"app.handler","directory":"f"}}},
+            "routes":{"$default":{"handler":"chat"}}})", "/srv/r.json");
+        REQUIRE_MESSAGE(std::holds_alternative<ApiConfig>(given), std::get<ConfigError>(given).message());
+        CHECK(std::get<ApiConfig>(given).stage == "prod_2");
+        CHECK(std::get<ApiConfig>(given).handlers.at("chat").lambda.stage == "prod_2");
+        for (const char *bad : {R"("")", R"("a/b")", R"("$default")", R"(3)"}) {
+            CAPTURE(bad);
+            auto r = parseApiConfig(std::string(R"({"routeSelectionExpression":"$request.body.action","stage":)") + bad +
+                                        R"(,"routes":{"$default":{"handler":"echo"}}})", "/srv/r.json");
+            REQUIRE(std::holds_alternative<ConfigError>(r));
+            CHECK(std::get<ConfigError>(r).jsonPath == "/stage");
+        }
+        auto slash = parseApiConfig(R"({"routeSelectionExpression":"x","stage":"a/b","routes":{"$default":{"handler":"echo"}}})", "/srv/r.json");
+        CHECK(std::get<ConfigError>(slash).reason.find("not a stage name") != std::string::npos);
+    }
 }
