@@ -6,6 +6,10 @@
 #include "lambda_runtime_api.h"
 #include "log.h"
 #include "proc_status.h"
+#include "digest.h"
+
+#include <algorithm>
+#include <dirent.h>
 
 #include <cerrno>
 #include <csignal>
@@ -156,6 +160,34 @@ namespace {
 std::mutex g_callbackMutex;
 LambdaCallbackTrust g_callbackTrust;
 std::string g_callbackEndpoint;
+
+constexpr size_t kMaxFingerprintEntries = 100000;
+constexpr size_t kMaxWatchedDirectories = 1000;
+
+// Depth-first walk of `dir`: calls onEntry(relative path, stat) for every entry, descends into directories
+// `descend` accepts; stops after `limit` entries. Symbolic links are not followed (no cycles).
+template <typename OnEntry, typename Descend>
+void walkDirectory(const std::string &root, const std::string &relative, size_t &budget, OnEntry &&onEntry, Descend &&descend) {
+    std::string full = relative.empty() ? root : root + "/" + relative;
+    DIR *d = opendir(full.c_str());
+    if (!d) return;
+    std::vector<std::string> names;
+    while (dirent *e = readdir(d)) {
+        std::string_view name = e->d_name;
+        if (name != "." && name != "..") names.emplace_back(name);
+    }
+    closedir(d);
+    std::sort(names.begin(), names.end());  // the same tree gives the same digest
+    for (const std::string &name : names) {
+        if (budget == 0) return;
+        --budget;
+        std::string rel = relative.empty() ? name : relative + "/" + name;
+        struct stat st{};
+        if (lstat((root + "/" + rel).c_str(), &st) != 0) continue;
+        onEntry(rel, st);
+        if (S_ISDIR(st.st_mode) && descend(name)) walkDirectory(root, rel, budget, onEntry, descend);
+    }
+}
 }  // namespace
 
 void setLambdaCallbackTrust(LambdaCallbackTrust trust) {
@@ -171,6 +203,29 @@ void setLambdaCallbackEndpoint(std::string hostPort) {
 std::string lambdaCallbackEndpoint() {
     std::lock_guard lock(g_callbackMutex);
     return g_callbackEndpoint;
+}
+
+std::string lambdaDirectoryFingerprint(const std::string &directory) {
+    std::string listing;
+    size_t budget = kMaxFingerprintEntries;
+    walkDirectory(directory, "", budget, [&](const std::string &rel, const struct stat &st) {
+        listing += rel;
+        listing += '\0';
+        listing += std::to_string(st.st_mode) + ':' + std::to_string(st.st_size) + ':' + std::to_string(st.st_mtim.tv_sec) + '.' +
+                   std::to_string(st.st_mtim.tv_nsec) + ':' + std::to_string(st.st_ino) + '\n';
+    }, [](const std::string &) { return true; });
+    return sha256Hex(listing);
+}
+
+std::vector<std::string> lambdaWatchedDirectories(const std::string &directory) {
+    std::vector<std::string> dirs{directory};
+    size_t budget = kMaxFingerprintEntries;
+    walkDirectory(directory, "", budget, [&](const std::string &rel, const struct stat &st) {
+        if (S_ISDIR(st.st_mode) && dirs.size() < kMaxWatchedDirectories && rel.find("node_modules") == std::string::npos &&
+            rel[0] != '.' && rel.find("/.") == std::string::npos)
+            dirs.push_back(directory + "/" + rel);
+    }, [](const std::string &name) { return name != "node_modules" && name[0] != '.'; });
+    return dirs;
 }
 
 const LambdaCredentials &lambdaCredentials() {

@@ -57,6 +57,14 @@ void setLambdaCallbackTrust(LambdaCallbackTrust trust);
 void setLambdaCallbackEndpoint(std::string hostPort);
 std::string lambdaCallbackEndpoint();
 
+// Hot reload (SPEC 11): a digest of the names, sizes and modification times of the files under a function's
+// directory (node_modules and dot-directories too, at most 100,000 entries), part of the handler's identity:
+// when it changes, the reload starts new processes and the old ones finish what they run.
+std::string lambdaDirectoryFingerprint(const std::string &directory);
+// The directories to watch for that (the directory and its subdirectories, without node_modules and
+// dot-directories, whose churn would reload on every npm install; at most 1,000).
+std::vector<std::string> lambdaWatchedDirectories(const std::string &directory);
+
 class LambdaFunction {
 public:
     // Starts the processes and waits (up to 15 s) until one has asked for its first invocation; the error

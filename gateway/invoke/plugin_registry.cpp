@@ -134,6 +134,9 @@ std::string lambdaIdentity(const HandlerSpec &spec) {
                      std::to_string(l.memoryMb) + '\n';
     for (const auto &a : l.command) id += "arg:" + a + '\n';
     for (const auto &[k, v] : l.environment) id += "env:" + k + '=' + v + '\n';
+    id += "stage:" + l.stage + '\n';
+    // Its files too: an edited function starts new processes on the next reload (SPEC 11's hot reload).
+    id += "files:" + lambdaDirectoryFingerprint(l.directory) + '\n';
     return sha256Hex(id);
 }
 

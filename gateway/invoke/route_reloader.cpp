@@ -1,6 +1,7 @@
 #include "route_reloader.h"
 
 #include "config.h"
+#include "lambda_function.h"
 #include "log.h"
 
 #include <cerrno>
@@ -57,6 +58,7 @@ std::string RouteReloader::start() {
         handlersWatch_ = inotify_add_watch(inotifyFd_, handlersDir_.c_str(), mask);
         if (handlersWatch_ < 0) problem = "cannot watch " + handlersDir_ + ": " + std::strerror(errno);
     }
+    if (current_ && inotifyFd_ >= 0) watchFunctionDirectories(*current_);
     thread_ = std::thread([this] { loop(); });
     return problem;
 }
@@ -110,7 +112,7 @@ void RouteReloader::loop() {
                     auto *ev = reinterpret_cast<inotify_event *>(p);
                     std::string name = ev->len ? std::string(ev->name) : std::string();
                     bool relevant = (ev->wd == routesWatch_ && (name == routesName_ || watchedFiles_.count(name))) ||
-                                    (ev->wd == handlersWatch_ && endsWith(name, ".so"));
+                                    (ev->wd == handlersWatch_ && endsWith(name, ".so")) || functionWatches_.count(ev->wd);
                     if (relevant) {
                         pending = true;
                         settleAt = Clock::now() + std::chrono::milliseconds(kSettleMs);
@@ -125,6 +127,27 @@ void RouteReloader::loop() {
             reload("file change");
         }
     }
+}
+
+void RouteReloader::watchFunctionDirectories(const RouteTable &table) {
+    if (inotifyFd_ < 0) return;
+    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE;
+    std::map<int, std::string> now;
+    for (const auto &[name, spec] : table.config.handlers) {
+        if (!spec.isLambda) continue;
+        for (const std::string &dir : lambdaWatchedDirectories(spec.lambda.directory)) {
+            int wd = inotify_add_watch(inotifyFd_, dir.c_str(), mask);  // the same wd again for a watched directory
+            if (wd < 0) {
+                log::warn("hot reload: a function's directory is not watched; SIGHUP still reloads it",
+                          {log::Field("handler", name), log::Field("directory", dir), log::Field("error", std::strerror(errno))});
+                continue;
+            }
+            now[wd] = dir;
+        }
+    }
+    for (const auto &[wd, dir] : functionWatches_)
+        if (!now.count(wd) && wd != routesWatch_ && wd != handlersWatch_) inotify_rm_watch(inotifyFd_, wd);
+    functionWatches_ = std::move(now);  // read by the watcher loop, which is this thread (or start(), before it)
 }
 
 // Key files, public keys and JWKS files beside routes.json are watched with it: editing keys.txt reloads.
@@ -185,6 +208,7 @@ bool RouteReloader::reload(const char *cause) {
         current_ = table;
     }
     noteAuthorizerFiles(*table);
+    watchFunctionDirectories(*table);
     reloads_.fetch_add(1);
     size_t revoked = revokeWithdrawnCredentials(*table);
     auto us = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count());

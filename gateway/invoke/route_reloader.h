@@ -1,4 +1,5 @@
-// Hot reload: watches routes.json and the handlers directory (inotify) and reloads on SIGHUP. A change is
+// Hot reload: watches routes.json, the handlers directory and the lambda functions' directories (inotify)
+// and reloads on SIGHUP. A change is
 // let settle (a file still being written produces more events), then routes.json is parsed and validated,
 // the plugins it names are loaded (unchanged instances carried over, changed .so files loaded from fresh
 // private copies) and the new RouteTable is swapped in on the network thread between two events.
@@ -11,6 +12,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +45,9 @@ private:
     // Apigee's revocation: connections admitted with a key the new table no longer accepts close with 1008.
     size_t revokeWithdrawnCredentials(const RouteTable &table);
     void noteAuthorizerFiles(const RouteTable &table);
+    // The directories of the table's lambda functions (SPEC 11): a change under one reloads, which starts
+    // new processes for that function (its files are part of its identity).
+    void watchFunctionDirectories(const RouteTable &table);
 
     std::string routesPath_, handlersDir_, routesDir_, routesName_;
     HostContext &host_;
@@ -55,6 +60,7 @@ private:
     std::atomic<uint64_t> reloads_{0}, failures_{0};
     std::thread thread_;
     std::set<std::string> watchedFiles_;  // authorizer files in the routes.json directory
+    std::map<int, std::string> functionWatches_;  // inotify watch -> a lambda function's (sub)directory
 };
 
 }  // namespace wsgw

@@ -3,7 +3,8 @@
 // AWS SDK, is in lambda-callbacks.test.mjs). A Python function; a function that throws, one that exits
 // mid-invocation, one past its timeout and one over its memoryMb (each an Internal server error, the next invocation served by a
 // new process); four slow invocations overlapping with concurrency 4; Lambda's environment; function
-// output as log lines with the invocation's request ID; a function that cannot start refuses the start.
+// output as log lines with the invocation's request ID; a function that cannot start refuses the start;
+// an edit of a function's file reloads it (new processes for new invocations, the running one finishes).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -201,4 +202,53 @@ test('a function that cannot start refuses the gateway start, naming the handler
   });
   assert.notEqual(result.code, 0);
   assert.match(result.stderr + result.stdout, /\/handlers\/broken\/lambda: function 'broken': the function failed to initialise: Runtime\.ImportModuleError: Cannot find module 'nothere'/);
+});
+
+test('hot reload: an edit of the function file starts new processes for new invocations; the running one finishes; no connection drops', async () => {
+  const version = (tag) => `export const handler = async (event) => {
+  const { action, ms } = JSON.parse(event.body);
+  if (action === 'slow') {
+    console.log('slow started');
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  return '${tag}:' + action + ':' + process.pid;
+};
+`;
+  let fnFile;
+  const gw = await start({
+    routes: (dir) => {
+      const directory = writeFunction(dir, 'edited', { 'app.mjs': version('v1') });
+      fnFile = path.join(dir, directory, 'app.mjs');
+      return {
+        routeSelectionExpression: '$request.body.action',
+        handlers: { edited: { lambda: { runtime: 'nodejs', handler: 'app.handler', directory, concurrency: 1 } } },
+        routes: { $default: { handler: 'edited', routeResponse: true, timeoutMs: 20000 } },
+      };
+    },
+  });
+  const busy = await Client.open(gw.url);
+  const other = await Client.open(gw.url);
+  const [tag1, , pid1] = (await other.request(JSON.stringify({ action: 'hello' }))).split(':');
+  assert.equal(tag1, 'v1');
+
+  // An invocation runs in the v1 process while the file changes.
+  busy.send(JSON.stringify({ action: 'slow', ms: 3000 }));
+  await gw.waitForLog((l) => l.function === 'edited' && l.msg === 'slow started', 10000, 'the slow invocation running');
+  fs.writeFileSync(fnFile, version('v2'));
+  await gw.waitForLog((l) => l.msg === 'route table reloaded' && /edited/.test(l.loaded ?? ''), 20000, 'the reload after the edit');
+
+  // The next message gets the new behaviour from a new process, on the same open connection...
+  const [tag2, , pid2] = (await other.request(JSON.stringify({ action: 'hello' }), 10000)).split(':');
+  assert.equal(tag2, 'v2');
+  assert.notEqual(pid2, pid1);
+  // ...while the invocation that started before the edit finishes in the old process.
+  const [tagSlow, actionSlow, pidSlow] = (await busy.nextText(10000)).split(':');
+  assert.deepEqual([tagSlow, actionSlow, pidSlow], ['v1', 'slow', pid1]);
+  const [tag3] = (await busy.request(JSON.stringify({ action: 'again' }), 10000)).split(':');
+  assert.equal(tag3, 'v2');
+  assert.equal(busy.ws.readyState, 1, 'still open');
+  assert.equal(other.ws.readyState, 1, 'still open');
+  assert.ok(!gw.lines.some((l) => l.msg === 'integration error'), 'no invocation failed');
+  await busy.close();
+  await other.close();
 });
