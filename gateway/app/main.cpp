@@ -17,6 +17,7 @@
 #include "redis_store.h"
 #include "route_reloader.h"
 #include "route_table.h"
+#include "serverless_import.h"
 #include "sqlite_store.h"
 
 #include <libwebsockets.h>
@@ -32,6 +33,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string_view>
 #include <thread>
 #include <unistd.h>
@@ -222,9 +224,44 @@ static std::string defaultRuntimesDir() {
     return WSGW_DEFAULT_RUNTIMES_DIR;
 }
 
+// `wsgw import serverless.yml`: prints the routes.json of a Serverless Framework project (SPEC 11); what it
+// leaves out goes to stderr. Exit 2 with file:line:column and what to do on bad input.
+static int runImport(int argc, char **argv) {
+    if (argc != 3 || std::string_view(argv[2]).rfind("-", 0) == 0) {
+        std::fprintf(stderr, "usage: wsgw import serverless.yml > routes.json   (write routes.json beside serverless.yml: "
+                             "the functions' \"directory\" is \".\")\n");
+        return 2;
+    }
+    std::string path = argv[2];
+    std::FILE *f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+        std::fprintf(stderr, "wsgw import: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
+        return 2;
+    }
+    std::string text;
+    char buf[65536];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+    std::fclose(f);
+    std::map<std::string, std::string> environment;
+    for (char **e = environ; *e; ++e) {
+        std::string_view kv = *e;
+        if (auto eq = kv.find('='); eq != std::string_view::npos) environment.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    auto imported = wsgw::importServerlessYaml(text, path, environment);
+    if (auto *err = std::get_if<std::string>(&imported)) {
+        std::fprintf(stderr, "wsgw import: %s\n", err->c_str());
+        return 2;
+    }
+    const auto &result = std::get<wsgw::ServerlessImport>(imported);
+    for (const auto &w : result.warnings) std::fprintf(stderr, "wsgw import: warning: %s\n", w.c_str());
+    std::fwrite(result.routesJson.data(), 1, result.routesJson.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     // An isolated handler's worker process is this binary too (see isolated_plugin.h).
     if (argc > 1 && std::string_view(argv[1]) == "--plugin-host") return wsgw::runPluginHost(argc, argv);
+    if (argc > 1 && std::string_view(argv[1]) == "import") return runImport(argc, argv);
     auto parsed = wsgw::parseOptions(argc, argv, WSGW_DEFAULT_HANDLERS_DIR);
     if (auto *err = std::get_if<std::string>(&parsed)) {
         std::fprintf(stderr, "wsgw: %s\n", err->c_str());
