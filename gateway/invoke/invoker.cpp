@@ -1,5 +1,7 @@
 #include "invoker.h"
 
+#include "webpubsub_clients.h"
+
 #include "fifo_queue.h"
 
 #include "log.h"
@@ -337,8 +339,12 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     const std::string &connectionId = inv.connection->info.connectionId;
     const char *routeKey = routeKeyOf(inv);
     PluginInstance *handler = inv.route->handler;
+    // An Azure Web PubSub client was admitted by its access token (SPEC section 12): the route's authorizer,
+    // written for the API's other clients, does not run for it.
+    bool admittedByToken = inv.type == WSGW_CONNECT && inv.connection->info.admission &&
+                           inv.connection->info.admission->authorizerType == "webPubSub";
     if (inv.type == WSGW_CONNECT && inv.route->authorizer) {
-        if (!authorizeConnect(inv)) return;
+        if (!admittedByToken && !authorizeConnect(inv)) return;
         if (!handler && !inv.route->http) {  // an authorizer and no $connect integration: admitted
             control_.connectDecided(connectionId, 0, {});
             inv.route->metrics->latency.observeMicros(static_cast<uint64_t>(
@@ -490,7 +496,14 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         break;
     }
     case WSGW_MESSAGE:
-        if (rc != 0) {
+        if (inv.wpsClient && inv.wpsRequest) {
+            std::string response;
+            bool respond = rc == 0 && inv.route->routeResponse && resp.body;
+            if (respond) response.assign(resp.body, resp.body_len);
+            wpsAnswerEvent(host_, *inv.wpsClient, *inv.wpsRequest, rc != 0, rc != 0 ? "the event's integration failed" : "",
+                           respond ? &response : nullptr, resp.is_binary != 0);
+            RouteMetrics::add(metrics.messagesOut);
+        } else if (rc != 0) {
             control_.sendFrame(connectionId, awsErrorFrame("Internal server error", connectionId, inv.requestId), false);
             RouteMetrics::add(metrics.messagesOut);
         } else if (inv.route->routeResponse && resp.body) {  // NULL: nothing; length 0: an empty message (SPEC 9)

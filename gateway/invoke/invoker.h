@@ -48,6 +48,10 @@ struct Invocation {
     // in between leaves the row for start-up recovery to run $disconnect from (issue 17).
     ConnectionStore *removeRowAfter = nullptr;
     std::chrono::steady_clock::time_point receivedAt = std::chrono::steady_clock::now();  // for end-to-end latency
+    // An Azure Web PubSub client's event (SPEC section 12): answered with its ack (and the route's response
+    // as a message from the server) instead of AWS's frames.
+    std::shared_ptr<WpsClientState> wpsClient;
+    std::shared_ptr<const WpsClientMessage> wpsRequest;
 };
 
 // AWS's error frame text, spaced exactly as AWS spaces it.

@@ -9,6 +9,7 @@
 #include "session_closer.h"
 #include "session_timers.h"
 #include "upgrade_reader.h"
+#include "webpubsub_endpoint.h"
 
 namespace wsgw {
 
@@ -39,6 +40,7 @@ void ConnectFlow::fillInfo(Session *s, UpgradeRequest &&req) {
     }
     info.headers = std::move(req.headers);
     info.rawQuery = std::move(req.rawQuery);
+    wpsFillConnectionInfo(s, info);  // an Azure Web PubSub client: its token's user, roles and groups
     live->lastActiveAtMs.store(info.connectedAtMs);
     s->live = live;
 }
@@ -163,6 +165,7 @@ void ConnectFlow::established(Session *s, lws *wsi) {
     std::vector<std::pair<std::string, std::string>>().swap(s->live->info.headers);
     log::debug("connected", {log::Field("connectionId", s->id), log::Field("sourceIp", s->live->info.sourceIp)});
     t_.timers->start(s);
+    if (!wpsClientOpened(t_, s)) t_.closer->requestClose(s, 1011, "the connection could not join its groups");
     if (s->closeRequested) {  // closed while $connect ran (DELETE, a slow consumer): close now, with a deadline
         t_.timers->armCloseDeadline(s);
         lws_callback_on_writable(wsi);

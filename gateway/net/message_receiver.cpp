@@ -8,6 +8,7 @@
 #include "session_timers.h"
 #include "session_writer.h"
 #include "utf8.h"
+#include "webpubsub_endpoint.h"
 
 #include <algorithm>
 #include <cstring>
@@ -78,6 +79,12 @@ int MessageReceiver::messageEnded(Session *s, lws *wsi) {
     bool proxied = s->backend != nullptr;
     bool scannedAsUtf8 = false;
     const RouteTable *table = t_.table.get();
+    if (s->wps && s->wps->subprotocol != WpsSubprotocol::None && !proxied) {  // Azure Web PubSub's protocol
+        if (!s->rxBinary && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
+        const CompiledRoute *eventRoute = nullptr;
+        if (wpsReceive(t_, s, &eventRoute) == WpsReceive::Dispatch) dispatchMessage(s, eventRoute);
+        return 0;
+    }
     const CompiledRoute *route = table && !proxied ? table->route(s->rx, s->rxBinary, scratchKey_, &scannedAsUtf8) : nullptr;
     if (!s->rxBinary && !scannedAsUtf8 && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
     dispatchMessage(s, route);
@@ -123,7 +130,8 @@ void MessageReceiver::dispatchMessage(Session *s, const CompiledRoute *route) {
     std::string requestId = newRequestId();
     s->lastActivity = ev_now(t_.loop);
     if (t_.table && !withinThrottles(s, route)) {
-        answerThrottled(s, route, requestId);
+        if (s->wpsRequest) wpsAnswerRefused(t_, s, "Too Many Requests: over the API's, the route's or this connection's throttle");
+        else answerThrottled(s, route, requestId);
         return;
     }
     if (proxied) {
@@ -131,7 +139,8 @@ void MessageReceiver::dispatchMessage(Session *s, const CompiledRoute *route) {
         return;
     }
     if (!route) {
-        answerNoRoute(s, requestId);
+        if (s->wpsRequest) wpsAnswerRefused(t_, s, "no route for this event and no $default route in routes.json");
+        else answerNoRoute(s, requestId);
         return;
     }
     submitMessage(s, route, std::move(requestId), now);
@@ -173,6 +182,10 @@ void MessageReceiver::submitMessage(Session *s, const CompiledRoute *route, std:
     inv.requestTimeMs = now;
     inv.pendingBytes = inv.body.size();
     inv.pendingCounted = true;
+    if (s->wpsRequest) {  // an Azure Web PubSub event: answered with its ack (webpubsub_clients.h)
+        inv.wpsClient = s->wps;
+        inv.wpsRequest = std::move(s->wpsRequest);
+    }
     s->live->addPending(inv.pendingBytes);
     t_.host.metrics.pendingBytes.fetch_add(static_cast<int64_t>(inv.pendingBytes), std::memory_order_relaxed);
     t_.invoker().submit(t_.laneOf(s), std::move(inv), false);  // woken once per loop iteration (onPrepare)

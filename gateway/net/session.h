@@ -88,6 +88,11 @@ struct Session {
     double lifetimeEndsAt = 0;  // loop time
     double expiresAt = 0;       // loop time; 0 when the credential does not expire
     std::unique_ptr<std::unordered_map<std::string, TokenBucket>> routeBuckets;  // connectionThrottle, by route key
+    // An Azure Web PubSub client (/client/hubs/{hub}, SPEC section 12; webpubsub_endpoint.h): its state, the
+    // groups of its token until it is open, and the event being handed to its route.
+    std::shared_ptr<WpsClientState> wps;
+    std::unique_ptr<std::vector<std::string>> wpsGroups;
+    std::shared_ptr<const WpsClientMessage> wpsRequest;
 };
 
 }  // namespace wsgw

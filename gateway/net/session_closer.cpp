@@ -1,6 +1,8 @@
 // Owns: closes, the peer's close frame and $disconnect (session_closer.h).
 #include "session_closer.h"
 
+#include "webpubsub_endpoint.h"
+
 #include "close_frame.h"
 #include "connection_id.h"
 #include "log.h"
@@ -76,6 +78,7 @@ void SessionCloser::finish(Session *s) {
     if (t_.adopting == s) t_.adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
     t_.registry.remove(s->id);
     forgetConnectionGroups(t_.host, s->id);
+    wpsClientFinished(t_, s);
     bool disconnectRuns = t_.table && t_.table->disconnect;
     if (!disconnectRuns) t_.store.remove(s->id);  // else once $disconnect has run (Invocation::removeRowAfter)
     auto [code, reason] = closeCodeOf(s);

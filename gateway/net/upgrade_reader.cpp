@@ -8,6 +8,7 @@
 #include "network_thread_state.h"
 #include "proxy_relay.h"
 #include "upgrade_admission.h"
+#include "webpubsub_endpoint.h"
 
 #include <cerrno>
 #include <cstring>
@@ -170,6 +171,7 @@ void UpgradeReader::readHead(Session *s) {
     if (n < 0) return;
     PendingUpgrade &up = *s->upgrade;
     up.head.append(buf, static_cast<size_t>(n));
+    if (wpsRestRequestHandled(t_, s)) return;  // Azure Web PubSub's REST API (SPEC section 12)
     HeadParse parsed = parseUpgradeHead(up.head, kMaxHeadBytes);
     if (parsed.result == HeadResult::NeedMore) return;
     if (parsed.result == HeadResult::Refuse) {
@@ -189,7 +191,11 @@ void UpgradeReader::readHead(Session *s) {
     }
     if (!admitted(s, parsed.request)) return;
     up.path = parsed.request.path;
-    if (!subprotocolChosen(s, parsed)) return;
+    if (isWpsClientPath(up.path) && !t_.table->proxy) {
+        if (!wpsClientAdmitted(t_, s, parsed)) return;  // its token, hub and subprotocol (SPEC section 12)
+    } else if (!subprotocolChosen(s, parsed)) {
+        return;
+    }
     stopHandshakeWatchers(s);
     t_.connectFlow->startConnect(s, std::move(parsed.request));
 }

@@ -1,0 +1,251 @@
+// Owns: Azure Web PubSub on the public listener (webpubsub_endpoint.h).
+#include "webpubsub_endpoint.h"
+
+#include "handshake.h"
+#include "http_message.h"
+#include "log.h"
+#include "network_thread_state.h"
+#include "upgrade_reader.h"
+#include "utf8.h"
+#include "webpubsub_clients.h"
+#include "webpubsub_token.h"
+
+#include <ctime>
+
+namespace wsgw {
+
+namespace {
+
+const WebPubSubSpec *specOf(NetworkThreadState &t) {
+    if (!t.table || !t.table->config.webPubSub.enabled()) return nullptr;
+    return &t.table->config.webPubSub;
+}
+
+int64_t nowSeconds() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string restResponse(int status, const std::string &body, const std::string &errorCode, bool head) {
+    std::string r = "HTTP/1.1 " + std::to_string(status) + " " + httpReasonPhrase(status) + "\r\n";
+    if (!body.empty()) r += "Content-Type: application/json; charset=utf-8\r\n";
+    if (!errorCode.empty()) r += "x-ms-error-code: " + errorCode + "\r\n";
+    r += "Content-Length: " + std::to_string(head ? 0 : body.size()) + "\r\nConnection: close\r\n\r\n";
+    if (!head) r += body;
+    return r;
+}
+
+std::string restErrorResponse(int status, const std::string &code, const std::string &message, bool head,
+                              const std::string &allow = {}) {
+    std::string r = restResponse(status, wpsRestErrorBody({status, code, message, allow}), code, head);
+    if (!allow.empty()) r.insert(r.find("\r\n") + 2, "Allow: " + allow + "\r\n");
+    return r;
+}
+
+// "/client/hubs/{hub}" (a trailing '/' allowed): the hub, percent-decoded; "" when the path is not one.
+std::string hubOfClientPath(std::string_view path) {
+    constexpr std::string_view prefix = "/client/hubs/";
+    if (path.rfind(prefix, 0) != 0) return {};
+    std::string_view hub = path.substr(prefix.size());
+    if (!hub.empty() && hub.back() == '/') hub.remove_suffix(1);
+    if (hub.find('/') != std::string_view::npos) return {};
+    std::string decoded;
+    if (!wpsPercentDecode(hub, decoded, false)) return {};
+    return decoded;
+}
+
+void appendJsonStrings(std::string &out, const std::vector<std::string> &values) {
+    out += '[';
+    for (size_t i = 0; i < values.size(); ++i) {
+        if (i) out += ',';
+        log::appendJsonString(out, values[i]);
+    }
+    out += ']';
+}
+
+}  // namespace
+
+// ---- REST ----
+
+bool wpsRestRequestHandled(NetworkThreadState &t, Session *s) {
+    const WebPubSubSpec *spec = specOf(t);
+    if (!spec) return false;
+    const std::string &head = s->upgrade->head;
+    size_t lineEnd = head.find("\r\n");
+    if (lineEnd == std::string::npos) return false;  // the request line is not all there yet
+    std::string_view line(head.data(), lineEnd);
+    size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) return false;
+    std::string_view rest = line.substr(sp + 1);
+    if (!isWpsRestPath(rest.substr(0, rest.find(' ')))) return false;
+
+    HttpParserOptions options;
+    options.maxBodyBytes = t.table->config.limits.maxMessageBytes + 1;  // one more: 413 is ours to answer
+    HttpMessageParser parser(options);
+    HttpParseState state = parser.feed(head);
+    if (state == HttpParseState::NeedMore) return true;  // wait for more (readHead calls again)
+    bool isHead = parser.headComplete() && parser.head().method == "HEAD";
+    std::string response;
+    if (state == HttpParseState::Error) {
+        const HttpParseError &e = parser.error();
+        response = restErrorResponse(e.status, e.status == 413 ? "PayloadTooLarge" : "BadRequest", e.reason, isHead);
+    } else {
+        const HttpMessageHead &req = parser.head();
+        const std::string *host = req.header("Host");
+        const std::string *auth = req.header("Authorization");
+        const std::string *type = req.header("Content-Type");
+        WpsTokenCheck check = verifyWpsServerToken(auth ? wpsBearerToken(*auth) : std::string_view(), spec->accessKeys,
+                                                   host ? *host : std::string(), req.target, nowSeconds());
+        if (!check.ok()) {
+            response = restErrorResponse(check.status, check.status == 401 ? "Unauthorized" : "Forbidden",
+                                         check.status == 401 ? "no bearer token: sign the request with an access key, as the server SDK does"
+                                                             : check.reason,
+                                         isHead);
+        } else {
+            auto routed = routeWpsRest({req.method, req.target, type ? std::string_view(*type) : std::string_view(), parser.body()});
+            if (auto *err = std::get_if<WpsRestError>(&routed)) {
+                response = restErrorResponse(err->status, err->code, err->message, isHead, err->allow);
+            } else {
+                const WpsRestOperation &op = std::get<WpsRestOperation>(routed);
+                if (op.op != WpsRestOp::Health && !spec->hasHub(op.hub)) {
+                    response = restErrorResponse(404, "NotFound",
+                                                 "hub '" + op.hub.substr(0, 60) + "' is not served here: add it to routes.json webPubSub.hubs",
+                                                 isHead);
+                } else {
+                    WpsRestResult r = performWpsRest(t.host, *spec, op, host ? *host : std::string(), nowSeconds());
+                    response = restResponse(r.status, r.body, r.errorCode, isHead);
+                }
+            }
+        }
+    }
+    t.upgradeReader->dropUnaccepted(s, &response);
+    return true;
+}
+
+// ---- the client upgrade ----
+
+bool isWpsClientPath(std::string_view path) { return path.rfind("/client/hubs/", 0) == 0; }
+
+bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
+    const WebPubSubSpec *spec = specOf(t);
+    UpgradeRequest &req = parsed.request;
+    std::string hub = hubOfClientPath(req.path);
+    if (!spec || hub.empty() || !spec->hasHub(hub)) {
+        t.upgradeReader->refuseUpgrade(s, 404, "no Web PubSub hub at " + req.path.substr(0, 80) +
+                                                   (spec ? ": the hubs are those of routes.json webPubSub.hubs"
+                                                         : ": this API has no \"webPubSub\" in routes.json"));
+        return false;
+    }
+    std::string token, recoverId;
+    for (auto &[name, value] : parseQueryString(req.rawQuery)) {
+        if (name == "access_token" && token.empty()) token = value;
+        if (name == "awps_connection_id") recoverId = value;
+    }
+    if (token.empty())
+        if (const std::string *auth = req.header("Authorization")) token = std::string(wpsBearerToken(*auth));
+    const std::string *host = req.header("Host");
+    WpsTokenCheck check = verifyWpsClientToken(token, spec->accessKeys, hub, host ? *host : std::string(), nowSeconds());
+    if (!check.ok()) {
+        t.upgradeReader->refuseUpgrade(s, check.status, check.reason);
+        return false;
+    }
+    static const std::vector<std::string> kOurs = {std::string(kWpsReliableJsonSubprotocol), std::string(kWpsJsonSubprotocol)};
+    PendingUpgrade &up = *s->upgrade;
+    up.subprotocol = chooseSubprotocol(req, kOurs);  // none of ours: a plain WebSocket client of the hub
+    up.head = withoutHeader(up.head, req.headLength, "Sec-WebSocket-Protocol");
+
+    auto state = std::make_shared<WpsClientState>();
+    state->connectionId = s->id;
+    state->hub = hub;
+    state->userId = check.userId;
+    state->subprotocol = wpsSubprotocolOf(up.subprotocol);
+    auto unknownRoles = state->permissions.addRoles(check.roles);
+    if (!unknownRoles.empty())
+        log::debug("webpubsub token roles that grant nothing", {log::Field("connectionId", s->id), log::Field("role", unknownRoles.front())});
+    if (state->subprotocol == WpsSubprotocol::ReliableJson) {
+        state->reconnectionToken = newWpsReconnectionToken();
+        state->outbox = std::make_unique<WpsReliableOutbox>(t.table->config.limits.maxSendQueueBytes);
+    }
+    if (!recoverId.empty())
+        // Recovery across a dropped socket is not served yet (docs/webpubsub.md): this is a new connection,
+        // which the client SDK reports as connected again with a new ID.
+        log::info("webpubsub recovery not available: new connection", {log::Field("connectionId", s->id),
+                                                                        log::Field("previous", recoverId.substr(0, 40))});
+    s->wps = std::move(state);
+    s->wpsGroups = std::make_unique<std::vector<std::string>>(std::move(check.groups));
+    return true;
+}
+
+void wpsFillConnectionInfo(Session *s, ConnectionInfo &info) {
+    if (!s->wps) return;
+    const WpsClientState &w = *s->wps;
+    std::string json = "{\"principalId\":";
+    log::appendJsonString(json, w.userId);
+    json += ",\"userId\":";
+    log::appendJsonString(json, w.userId);
+    json += ",\"hub\":";
+    log::appendJsonString(json, w.hub);
+    json += ",\"subprotocol\":";
+    log::appendJsonString(json, wpsSubprotocolName(w.subprotocol));
+    json += ",\"roles\":";
+    appendJsonStrings(json, w.permissions.roles());
+    json += ",\"groups\":";
+    appendJsonStrings(json, s->wpsGroups ? *s->wpsGroups : std::vector<std::string>());
+    json += '}';
+    info.authorizerJson = std::move(json);
+    auto admission = std::make_shared<ConnectionInfo::Admission>();
+    admission->principalId = w.userId;
+    admission->authorizerType = "webPubSub";  // the access token admitted it: a route authorizer does not run
+    info.admission = std::move(admission);
+}
+
+bool wpsClientOpened(NetworkThreadState &t, Session *s) {
+    if (!s->wps) return true;
+    std::vector<std::string> groups = s->wpsGroups ? std::move(*s->wpsGroups) : std::vector<std::string>();
+    s->wpsGroups.reset();
+    int rc = wsgw::wpsClientOpened(t.host, s->wps, groups);
+    if (rc != WSGW_OK)
+        log::warn("webpubsub client could not join its groups", {log::Field("connectionId", s->id), log::Field("code", rc)});
+    return rc == WSGW_OK;
+}
+
+void wpsClientFinished(NetworkThreadState &t, Session *s) {
+    if (s->wps) wpsClientClosed(t.host, s->id);
+}
+
+// ---- a subprotocol client's messages ----
+
+WpsReceive wpsReceive(NetworkThreadState &t, Session *s, const CompiledRoute **route) {
+    WpsClientState &state = *s->wps;
+    std::variant<WpsClientMessage, WpsProtocolError> parsed =
+        s->rxBinary ? std::variant<WpsClientMessage, WpsProtocolError>(wpsBinaryFrameError()) : parseWpsClientMessage(s->rx);
+    s->rx.clear();
+    if (auto *err = std::get_if<WpsProtocolError>(&parsed)) {
+        wpsAnswerProtocolError(t.host, state, *err);
+        return WpsReceive::Handled;
+    }
+    auto msg = std::make_shared<WpsClientMessage>(std::move(std::get<WpsClientMessage>(parsed)));
+    // Requests other than events change groups or send: on a single node that is queued work; in a cluster
+    // it may wait on Redis, so the cluster's executor does it.
+    if (wpsHandleClientMessage(t.host, state, *msg) != WpsNext::Route) return WpsReceive::Handled;
+    const RouteTable *table = t.table.get();
+    const CompiledRoute *r = nullptr;
+    if (table) {
+        // The event name is the route key; reserved ($...) names and unknown ones go to $default.
+        auto it = msg->event.empty() || msg->event[0] == '$' ? table->routes.end() : table->routes.find(msg->event);
+        r = it != table->routes.end() ? &it->second : table->fallback;
+    }
+    *route = r;
+    s->rx = std::move(msg->data.bytes);
+    msg->data.bytes.clear();
+    s->rxBinary = msg->data.type == WpsDataType::Binary;
+    s->wpsRequest = std::move(msg);
+    return WpsReceive::Dispatch;
+}
+
+void wpsAnswerRefused(NetworkThreadState &t, Session *s, const std::string &why) {
+    if (!s->wps || !s->wpsRequest) return;
+    wpsAnswerEvent(t.host, *s->wps, *s->wpsRequest, true, "event '" + s->wpsRequest->event.substr(0, 60) + "': " + why,
+                   nullptr, false);
+    s->wpsRequest.reset();
+    s->rx.clear();
+}
+
+}  // namespace wsgw

@@ -1,0 +1,44 @@
+// Owns: Azure Web PubSub on the public listener (SPEC section 12), the parts the network thread does itself:
+// - the data-plane REST API (/api/hubs/{hub}/..., /api/health): a plain HTTP request read whole, its bearer
+//   token checked, the operation performed (webpubsub_clients.h) and answered with Connection: close;
+// - the client upgrade on /client/hubs/{hub}: the access token (?access_token= or Authorization: Bearer,
+//   401 missing, 403 refused, 404 unknown hub), the subprotocol, and the client's state made ready for
+//   $connect (requestContext.authorizer carries userId, hub, roles, groups);
+// - what a subprotocol client's frames do: requests answered with acks, events turned into route messages.
+// Everything else of such a connection ($connect, $disconnect, throttles, bounds) is the listener's usual.
+#pragma once
+
+#include "session.h"
+
+#include <string>
+#include <string_view>
+
+namespace wsgw {
+
+struct NetworkThreadState;
+struct HeadParse;
+struct CompiledRoute;
+
+// True when the bytes read so far start a Web PubSub REST request of this API: the caller leaves the
+// session to this part (it is answered and closed here, or waits for the rest of its body).
+bool wpsRestRequestHandled(NetworkThreadState &t, Session *s);
+
+bool isWpsClientPath(std::string_view path);
+// An upgrade to /client/hubs/{hub}: false when it was refused (answered and dropped here).
+bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed);
+// The authorizer context and admission of an Azure client, filled into its ConnectionInfo before $connect.
+void wpsFillConnectionInfo(Session *s, ConnectionInfo &info);
+// The connection is open: its groups are joined and "connected" is sent. False: it must be closed.
+bool wpsClientOpened(NetworkThreadState &t, Session *s);
+// The connection is gone.
+void wpsClientFinished(NetworkThreadState &t, Session *s);
+
+// A whole message of a subprotocol client, in s->rx. Handled: answered here (s->rx cleared). Dispatch: an
+// event; s->rx holds its data, s->rxBinary its kind, `route` the event's route (or $default, or nullptr:
+// then the caller leaves it to wpsAnswerNoRoute) and s->wpsRequest the request to answer when it has run.
+enum class WpsReceive { Handled, Dispatch };
+WpsReceive wpsReceive(NetworkThreadState &t, Session *s, const CompiledRoute **route);
+// An event that will not reach a route (no route, throttled): its ack says why.
+void wpsAnswerRefused(NetworkThreadState &t, Session *s, const std::string &why);
+
+}  // namespace wsgw

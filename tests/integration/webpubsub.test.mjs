@@ -1,0 +1,242 @@
+// Azure Web PubSub clients and servers against wsgw (SPEC section 12), with Microsoft's own packages from
+// npm, unmodified: @azure/web-pubsub (WebPubSubServiceClient: tokens and the REST API) and
+// @azure/web-pubsub-client (WebPubSubClient on both JSON subprotocols). AWS-style clients of the same API
+// share the groups. The reliable subprotocol's recovery is tested through a TCP relay that the test cuts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import path from 'node:path';
+import { Gateway, Client, whoami, waitFor, withTimeout, waitForEvent, ctx } from './harness.mjs';
+import { WebPubSubServiceClient } from '@azure/web-pubsub';
+import { WebPubSubClient, WebPubSubJsonProtocol, WebPubSubJsonReliableProtocol } from '@azure/web-pubsub-client';
+
+const KEY = 'wsgw-test-access-key-0123456789abcdefghij';
+const OTHER_KEY = 'someone-elses-access-key-0123456789abcdefghij';
+let gw;
+
+function routes(dir) {
+  return {
+    routeSelectionExpression: '$request.body.action',
+    webPubSub: { hubs: ['chat', 'game'], accessKeys: [KEY], recoveryWindowSeconds: 20 },
+    handlers: { probe: { config: { log: path.join(dir, 'events.jsonl') } } },
+    routes: {
+      // The API's other clients need an API key; Azure clients are admitted by their access token instead.
+      $connect: { handler: 'probe', authorizer: { type: 'apiKey', keys: ['aws-key'] } },
+      $disconnect: { handler: 'probe' },
+      $default: { handler: 'probe', routeResponse: true },
+      whoami: { handler: 'probe', routeResponse: true },
+      join: { handler: 'probe', routeResponse: true },
+      sendgroup: { handler: 'probe', routeResponse: true },
+    },
+  };
+}
+
+function service(hub = 'chat', { port = gw.port, key = KEY } = {}) {
+  return new WebPubSubServiceClient(`Endpoint=http://127.0.0.1:${port};AccessKey=${key};Version=1.0;`, hub,
+                                    { allowInsecureConnection: true });
+}
+
+// A started SDK client whose received messages are collected; `reliable` picks the subprotocol.
+async function azureClient(tokenOptions = {}, { reliable = false, port = gw.port, hub = 'chat' } = {}) {
+  const { url } = await service(hub, { port }).getClientAccessToken(tokenOptions);
+  const client = new WebPubSubClient(url, {
+    protocol: reliable ? WebPubSubJsonReliableProtocol() : WebPubSubJsonProtocol(),
+    autoReconnect: false,
+    messageRetryOptions: { maxRetries: 0 },  // a refused request fails at once instead of being retried
+  });
+  const got = { group: [], server: [], connected: [], disconnected: [] };
+  client.on('group-message', (e) => got.group.push(e.message));
+  client.on('server-message', (e) => got.server.push(e.message));
+  client.on('connected', (e) => got.connected.push(e));
+  client.on('disconnected', (e) => got.disconnected.push(e));
+  await withTimeout(client.start(), 5000, 'WebPubSubClient.start');
+  await waitFor(() => got.connected.length === 1, { what: 'the connected event' });
+  return { client, got, connectionId: got.connected[0].connectionId };
+}
+
+before(async () => {
+  gw = await Gateway.start({ routes, plugins: ['probe'], extraArgs: ['--access-log', 'off'] });
+});
+after(async () => { await gw?.stop(); });
+
+test('a server-SDK token opens a client-SDK connection; its user ID comes back in connected', async () => {
+  const { client, got, connectionId } = await azureClient({ userId: 'alice' });
+  assert.match(connectionId, /^[A-Za-z0-9_-]{22}$/);
+  assert.equal(got.connected[0].userId, 'alice');
+  assert.equal(await service().connectionExists(connectionId), true);
+  assert.equal(await service().userExists('alice'), true);
+  // $connect ran with the token's identity as requestContext.authorizer.
+  const connect = await waitForEvent(gw.eventsPath, (e) => ctx(e).connectionId === connectionId && ctx(e).eventType === 'CONNECT');
+  assert.equal(ctx(connect).authorizer.userId, 'alice');
+  assert.equal(ctx(connect).authorizer.hub, 'chat');
+  client.stop();
+  await waitFor(async () => !(await service().connectionExists(connectionId)), { what: 'the connection to be gone' });
+});
+
+test('join and publish with acks, noEcho; an AWS-style member of the group gets the data itself', async () => {
+  const roles = ['webpubsub.joinLeaveGroup.lobby', 'webpubsub.sendToGroup.lobby'];
+  const a = await azureClient({ userId: 'alice', roles });
+  const b = await azureClient({ userId: 'bob', roles });
+  const aws = await Client.open(gw.url, { headers: { 'x-api-key': 'aws-key' } });
+  const awsId = await whoami(aws);
+  await service().group('lobby').addConnection(awsId);
+  await a.client.joinGroup('lobby');
+  await b.client.joinGroup('lobby');
+  const ack = await a.client.sendToGroup('lobby', { hello: 'json' }, 'json');
+  assert.equal(typeof ack.ackId, 'number');
+  await waitFor(() => b.got.group.length === 1 && a.got.group.length === 1, { what: 'the group message at both clients' });
+  assert.deepEqual(b.got.group[0].data, { hello: 'json' });
+  assert.equal(b.got.group[0].group, 'lobby');
+  assert.equal(b.got.group[0].fromUserId, 'alice');
+  assert.equal((await aws.next()).text, '{"hello":"json"}');
+  await a.client.sendToGroup('lobby', 'no echo', 'text', { noEcho: true });
+  await waitFor(() => b.got.group.length === 2, { what: 'the noEcho message at bob' });
+  assert.equal(b.got.group[1].data, 'no echo');
+  assert.equal((await aws.next()).text, 'no echo');
+  // Alice did not get her own noEcho message: a server message sent after it arrives first.
+  await service().sendToConnection(a.connectionId, 'after', { contentType: 'text/plain' });
+  await waitFor(() => a.got.server.length === 1, { what: 'the marker at alice' });
+  assert.equal(a.got.group.length, 1);
+  a.client.stop();
+  b.client.stop();
+  aws.ws.close();
+});
+
+test('permissions by role: a refused join or publish rejects with the SDK error named Forbidden', async () => {
+  const c = await azureClient({ userId: 'carol', roles: ['webpubsub.joinLeaveGroup.lobby'] });
+  await assert.rejects(c.client.joinGroup('vip'), (err) => err.name === 'SendMessageError' && err.errorDetail?.name === 'Forbidden');
+  await assert.rejects(c.client.sendToGroup('lobby', 'x', 'text'), (err) => err.errorDetail?.name === 'Forbidden');
+  // The server grants the permission at run time, and the publish goes through.
+  await service().grantPermission(c.connectionId, 'sendToGroup', { targetName: 'lobby' });
+  assert.equal(await service().hasPermission(c.connectionId, 'sendToGroup', { targetName: 'lobby' }), true);
+  await c.client.sendToGroup('lobby', 'now allowed', 'text');
+  c.client.stop();
+});
+
+test('server SDK: send to all, a group, a user with two connections, a connection; group add/remove; exists; close', async () => {
+  const svc = service();
+  const d1 = await azureClient({ userId: 'dave' });
+  const d2 = await azureClient({ userId: 'dave' });
+  const e = await azureClient({ userId: 'erin' });
+  await svc.sendToUser('dave', { to: 'dave' });
+  await waitFor(() => d1.got.server.length === 1 && d2.got.server.length === 1, { what: 'both of dave\'s connections' });
+  assert.deepEqual(d1.got.server[0].data, { to: 'dave' });
+  await svc.sendToConnection(e.connectionId, 'just erin', { contentType: 'text/plain' });
+  await waitFor(() => e.got.server.length === 1, { what: 'erin\'s message' });
+  assert.equal(e.got.server[0].data, 'just erin');
+  assert.equal(d1.got.server.length, 1);
+
+  const room = svc.group('room');
+  assert.equal(await room.hasConnection?.(e.connectionId) ?? true, true);  // (not in every SDK version)
+  assert.equal(await svc.groupExists('room'), false);
+  await room.addConnection(e.connectionId);
+  await room.addUser('dave');
+  assert.equal(await svc.groupExists('room'), true);
+  await room.sendToAll('to the room', { contentType: 'text/plain' });
+  await waitFor(() => e.got.server.length === 2 && d1.got.server.length === 2 && d2.got.server.length === 2,
+                { what: 'the room message at all three' });
+  await room.removeUser('dave');
+  await room.removeConnection(e.connectionId);
+  assert.equal(await svc.groupExists('room'), false);
+  await assert.rejects(room.addConnection('AAAAAAAAAAAAAAAAAAAAAA'), (err) => err.statusCode === 404);
+
+  await svc.sendToAll({ everyone: true });
+  await waitFor(() => e.got.server.length === 3 && d2.got.server.length === 3, { what: 'the broadcast' });
+
+  await svc.closeConnection(e.connectionId, { reason: 'bye' });
+  await waitFor(() => e.got.disconnected.length === 1, { what: 'erin to be disconnected' });
+  assert.equal(await svc.connectionExists(e.connectionId), false);
+  await svc.closeUserConnections('dave');
+  await waitFor(async () => !(await svc.userExists('dave')), { what: 'dave to be gone' });
+});
+
+test('events go to the route named by the event; a two-way route answers as a message from the server; AWS handlers reach Azure groups', async () => {
+  const f = await azureClient({ userId: 'fay', roles: ['webpubsub.joinLeaveGroup'] });
+  const ack = await f.client.sendEvent('whoami', { action: 'whoami' }, 'json');
+  assert.equal(typeof ack.ackId, 'number');
+  await waitFor(() => f.got.server.length === 1, { what: 'the route response' });
+  assert.equal(f.got.server[0].data, f.connectionId);
+  const ev = await waitForEvent(gw.eventsPath, (e) => ctx(e).connectionId === f.connectionId && ctx(e).routeKey === 'whoami');
+  assert.equal(ev.body, '{"action":"whoami"}');
+  // An AWS-style handler (the probe's send_to_group) sends to a group an Azure client joined.
+  await f.client.joinGroup('mixed');
+  const aws = await Client.open(gw.url, { headers: { 'x-api-key': 'aws-key' } });
+  aws.ws.send(JSON.stringify({ action: 'sendgroup', group: 'mixed', data: 'from a handler' }));
+  assert.equal((await aws.next()).text, 'sent:0');
+  await waitFor(() => f.got.server.length === 2, { what: 'the handler\'s group message' });
+  assert.equal(f.got.server[1].data, 'from a handler');
+  aws.ws.close();
+  f.client.stop();
+});
+
+test('a missing token is 401; a foreign key or another hub\'s token is 403; an unknown hub 404', async () => {
+  const status = (url) => Client.open(url).then((c) => { c.ws.close(); return 101; }, (err) => err.statusCode);
+  assert.equal(await status(`ws://127.0.0.1:${gw.port}/client/hubs/chat`), 401);
+  const foreign = await service('chat', { key: OTHER_KEY }).getClientAccessToken();
+  assert.equal(await status(foreign.url), 403);
+  const otherHub = await service('game').getClientAccessToken();
+  assert.equal(await status(otherHub.url.replace('/hubs/game', '/hubs/chat')), 403);
+  assert.equal(await status(otherHub.url), 101);
+  assert.equal(await status(`ws://127.0.0.1:${gw.port}/client/hubs/nope?access_token=x`), 404);
+  // The REST API refuses a request signed with another key.
+  await assert.rejects(service('chat', { key: OTHER_KEY }).sendToAll('x'), (err) => err.statusCode === 403);
+});
+
+test('AWS-style clients keep working beside the Azure ones', async () => {
+  assert.equal(await Client.open(gw.url).then(() => 101, (err) => err.statusCode), 401);  // their authorizer still runs
+  const c = await Client.open(gw.url, { headers: { 'x-api-key': 'aws-key' } });
+  const id = await whoami(c);
+  assert.match(id, /^[A-Za-z0-9_-]{22}$/);
+  c.ws.send('plain text');  // $default, two-way: the probe echoes it
+  assert.equal((await c.next()).text, 'plain text');
+  c.ws.close();
+});
+
+// A relay between the client and the gateway, so the test can cut the TCP connection under the client
+// (a reset, no close frame) and let it reconnect through the same address.
+async function startRelay(targetPort) {
+  const pairs = new Set();
+  let accepting = true;
+  const server = net.createServer((client) => {
+    if (!accepting) { client.resetAndDestroy(); return; }
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', end);
+    upstream.on('close', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    cut() { accepting = false; for (const p of pairs) { p.client.resetAndDestroy(); p.upstream.resetAndDestroy(); } },
+    reopen() { accepting = true; },
+    close() { for (const p of pairs) { p.client.destroy(); p.upstream.destroy(); } server.close(); },
+  };
+}
+
+test('reliable: a client whose TCP connection is cut while 40 messages go to its group recovers them all, once, in order',
+     { todo: 'connection recovery across a dropped socket is not wired into the listener yet (docs/webpubsub.md)' }, async () => {
+  const relay = await startRelay(gw.port);
+  let r;
+  try {
+    r = await azureClient({ userId: 'rita', roles: ['webpubsub.joinLeaveGroup'] }, { reliable: true, port: relay.port });
+    await r.client.joinGroup('feed');
+    relay.cut();
+    const svc = service();
+    for (let i = 1; i <= 40; ++i) await svc.group('feed').sendToAll({ n: i });
+    relay.reopen();
+    await waitFor(() => r.got.server.length >= 40, { timeoutMs: 20000, what: 'all 40 messages after the recovery' });
+    assert.deepEqual(r.got.server.map((m) => m.data.n), Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.equal(r.got.connected.length, 1);  // recovered, not a new connection
+    assert.equal(r.got.disconnected.length, 0);
+    assert.equal(await svc.connectionExists(r.connectionId), true);
+  } finally {
+    r?.client.stop();
+    relay.close();
+  }
+});
