@@ -30,7 +30,7 @@ ManagementPath parseManagementPath(std::string_view rawPath) {
         rest.remove_prefix(slash + 1);
     }
     size_t at = 0;
-    auto ours = [](const std::string &s) { return s == "@connections" || s == "@groups" || s == "@broadcast"; };
+    auto ours = [](const std::string &s) { return s == "@connections" || s == "@groups" || s == "@broadcast" || s == "@users"; };
     if (segments.size() >= 2 && !ours(segments[0])) {
         mp.stage = segments[0];
         at = 1;
@@ -38,6 +38,15 @@ ManagementPath parseManagementPath(std::string_view rawPath) {
     if (segments[at] == "@broadcast") {
         if (segments.size() - at == 1) mp.target = ManagementTarget::Broadcast;
         else mp.error = "expected /@broadcast";
+        return mp;
+    }
+    if (segments[at] == "@users") {
+        if (segments.size() - at == 2 && !segments[at + 1].empty()) {
+            mp.target = ManagementTarget::User;
+            mp.user = segments[at + 1];
+        } else {
+            mp.error = "expected /@users/{userId}";
+        }
         return mp;
     }
     if (segments[at] == "@groups") {

@@ -12,6 +12,7 @@
 #include "listen_socket.h"
 #include "log.h"
 #include "management_path.h"
+#include "webpubsub_clients.h"
 
 #include <ev.h>
 #include <openssl/crypto.h>
@@ -160,6 +161,12 @@ Response groupRequest(HostContext &host, ManagementTarget target, const std::str
         Response ok;
         ok.body.assign(buf.GetString(), buf.GetSize());
         return ok;
+    }
+    // POST /@users/{user}: every connection of an Azure Web PubSub user (SPEC section 12); `group` holds the user.
+    if (target == ManagementTarget::User) {
+        if (sendToUser(host, group, body.data(), body.size(), false) != WSGW_OK)
+            return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
+        return Response{};
     }
     if (sendToGroup(host, target == ManagementTarget::Broadcast ? std::string() : group, body.data(), body.size(), false) != WSGW_OK)
         return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
@@ -619,7 +626,7 @@ struct ManagementApi::Impl {
             std::string why = mp.error.empty() ? "no such resource" : mp.error;
             return awsError(404, "NotFoundException",
                             why + ": the management API serves /@connections/{connectionId}, /@connections, "
-                                  "/@groups/{group}, /@groups/{group}/connections/{connectionId}, /@broadcast, /@routes, "
+                                  "/@groups/{group}, /@groups/{group}/connections/{connectionId}, /@broadcast, /@users/{userId}, /@routes, "
                                   "/@info, /metrics, /healthz, /readyz and /console");
         }
         std::string reason;
@@ -658,6 +665,9 @@ struct ManagementApi::Impl {
             if (mp.target == ManagementTarget::GroupMember && !isWellFormedConnectionId(mp.connectionId)) return badId();
             break;
         }
+        case ManagementTarget::User:
+            if (req.method != "POST") return methodNotAllowed("use POST on /@users/{userId} to send to the user's connections", "POST");
+            break;
         case ManagementTarget::Unknown:
             break;
         }
@@ -687,8 +697,9 @@ struct ManagementApi::Impl {
     // The group endpoints, once refusalOfHead has passed the request.
     Response groups(const HttpRequest &req, const ManagementPath &mp) {
         // On one node everything here is local and quick; in a cluster each may wait on Redis.
-        if (!host.cluster) return groupRequest(host, mp.target, req.method, mp.group, mp.connectionId, req.body);
-        return defer([&h = host, target = mp.target, method = req.method, group = mp.group, id = mp.connectionId, body = req.body] {
+        const std::string &group = mp.target == ManagementTarget::User ? mp.user : mp.group;
+        if (!host.cluster) return groupRequest(host, mp.target, req.method, group, mp.connectionId, req.body);
+        return defer([&h = host, target = mp.target, method = req.method, group, id = mp.connectionId, body = req.body] {
             return groupRequest(h, target, method, group, id, body);
         });
     }

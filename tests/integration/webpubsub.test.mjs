@@ -142,6 +142,13 @@ test('server SDK: send to all, a group, a user with two connections, a connectio
 
   await svc.sendToAll({ everyone: true });
   await waitFor(() => e.got.server.length === 3 && d2.got.server.length === 3, { what: 'the broadcast' });
+  // The management API's POST /@users/{user} (beside AWS's @connections) reaches the same two connections.
+  const res = await fetch(`${gw.managementUrl}/@users/dave`, { method: 'POST', body: 'via management' });
+  assert.equal(res.status, 200);
+  await waitFor(() => d1.got.server.length === 4 && d2.got.server.length === 4, { what: 'the management send to dave' });
+  assert.equal(d2.got.server[3].data, 'via management');
+  assert.equal(e.got.server.length, 3);
+  assert.equal((await fetch(`${gw.managementUrl}/@users/dave`, { method: 'GET' })).status, 405);
 
   await svc.closeConnection(e.connectionId, { reason: 'bye' });
   await waitFor(() => e.got.disconnected.length === 1, { what: 'erin to be disconnected' });

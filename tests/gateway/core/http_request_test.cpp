@@ -247,6 +247,15 @@ TEST_SUITE("management_path") {
         CHECK(parseManagementPath("/@groups/no%20spaces").group == "no spaces");
     }
 
+    TEST_CASE("user paths (Azure Web PubSub user IDs, SPEC section 12), with and without a stage") {
+        ManagementPath u = parseManagementPath("/@users/alice%40example.com");
+        CHECK(u.target == ManagementTarget::User);
+        CHECK(u.user == "alice@example.com");
+        CHECK(parseManagementPath("/prod/@users/bob").user == "bob");
+        CHECK(parseManagementPath("/@users").target == ManagementTarget::Unknown);
+        CHECK(parseManagementPath("/@users/a/b").error == "expected /@users/{userId}");
+    }
+
     TEST_CASE("a malformed percent-escape or an encoded NUL is bad encoding, not an unknown path (issue 18)") {
         for (const char *p : {"/@connections/%00bad", "/@connections/%zz", "/@connections/a%0", "/@connections/ab%",
                               "/prod/@connections/%G1", "/@groups/g%00/connections/abc", "/%00/@connections/abc"}) {
