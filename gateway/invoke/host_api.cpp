@@ -6,9 +6,9 @@
 #include "webpubsub_clients.h"
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 namespace wsgw {
@@ -136,16 +136,6 @@ void forgetConnectionGroups(HostContext &ctx, const std::string &connectionId) {
     if (!emptied.empty() && ctx.cluster) ctx.cluster->groupsEmptied(std::move(emptied));
 }
 
-long copyOut(const std::string &text, char *buf, size_t cap) {
-    if (buf && cap > text.size()) {
-        std::memcpy(buf, text.data(), text.size());
-        buf[text.size()] = '\0';
-    } else if (buf && cap > 0) {
-        std::memcpy(buf, text.data(), cap);
-    }
-    return static_cast<long>(text.size());
-}
-
 // The events of invocations running now, by thread. event_json compares the plugin's pointer with these
 // addresses before reading anything: a wsgw_event the gateway did not make (a plugin's own, a copy, a
 // stale pointer) is never read past its public fields, let alone cast.
@@ -208,96 +198,55 @@ const char *foreignEventJson(const wsgw_event *ev, size_t *len) {
     return nullptr;
 }
 
-// Every entry point is noexcept: a C caller cannot take an exception, so bad_alloc and anything else
-// thrown below become WSGW_ERROR (or -1 / NULL) instead of unwinding through the plugin.
-int apiPost(wsgw_host *h, const char *id, const void *data, size_t len, int isBinary) noexcept {
-    if (!h || !id || (!data && len)) return WSGW_ERROR;
-    try {
-        return postToConnection(*h->ctx, id, data, len, isBinary != 0);
-    } catch (...) {
-        return WSGW_ERROR;
-    }
+// An event running on this thread or another one; NULL for any event the gateway is not running now.
+const char *runningEventJson(const wsgw_event &ev, size_t *len) {
+    ThreadEvents *own = t_events.events;
+    if (own && own->running && &own->running->ev == &ev && own->running->connection)
+        return ownEventJson(*own->running, len);  // only this thread writes `running`: no lock needed
+    return foreignEventJson(&ev, len);
 }
 
-int apiDelete(wsgw_host *h, const char *id) noexcept {
-    if (!h || !id) return WSGW_ERROR;
-    try {
-        return deleteConnection(*h->ctx, id);
-    } catch (...) {
-        return WSGW_ERROR;
-    }
-}
+// What an in-process plugin's host API calls do (the checks are host_api_checks.cpp's). `host` is NULL for
+// a plugin that passed no wsgw_host: what needs one fails, event_json and log still answer.
+class InProcessOperations final : public HostOperations {
+public:
+    explicit InProcessOperations(wsgw_host *host) : host_(host) {}
 
-long apiGet(wsgw_host *h, const char *id, char *buf, size_t cap) noexcept {
-    if (!h || !id) return -1;
-    try {
-        std::string json;
-        if (!describeConnection(*h->ctx, id, json)) return -1;
-        return copyOut(json, buf, cap);
-    } catch (...) {
-        return -1;
+    int post(const char *id, std::string_view data, bool binary) override {
+        return postToConnection(context(), id, data.data(), data.size(), binary);
     }
-}
-
-const char *apiEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) noexcept {
-    if (!ev) return nullptr;
-    try {
-        ThreadEvents *own = t_events.events;
-        if (own && own->running && &own->running->ev == ev && own->running->connection)
-            return ownEventJson(*own->running, len);  // only this thread writes `running`: no lock needed
-        return foreignEventJson(ev, len);
-    } catch (...) {
-        return nullptr;
+    int deleteConnection(const char *id) override { return wsgw::deleteConnection(context(), id); }
+    bool describe(const char *id, std::string &json) override { return describeConnection(context(), id, json); }
+    const char *eventJson(const wsgw_event &ev, size_t *len) override { return runningEventJson(ev, len); }
+    int addToGroup(const char *group, const char *id) override { return wsgw::addToGroup(context(), group, id); }
+    int removeFromGroup(const char *group, const char *id) override { return wsgw::removeFromGroup(context(), group, id); }
+    int sendToGroup(const char *group, std::string_view data, bool binary) override {
+        return wsgw::sendToGroup(context(), group, data.data(), data.size(), binary);
     }
-}
-
-int apiAddToGroup(wsgw_host *h, const char *group, const char *id) noexcept {
-    if (!h || !group || !id) return WSGW_ERROR;
-    try {
-        return addToGroup(*h->ctx, group, id);
-    } catch (...) {
-        return WSGW_ERROR;
+    int sendToAll(std::string_view data, bool binary) override {
+        return wsgw::sendToGroup(context(), "", data.data(), data.size(), binary);
     }
-}
-
-int apiRemoveFromGroup(wsgw_host *h, const char *group, const char *id) noexcept {
-    if (!h || !group || !id) return WSGW_ERROR;
-    try {
-        return removeFromGroup(*h->ctx, group, id);
-    } catch (...) {
-        return WSGW_ERROR;
-    }
-}
-
-int apiSendToGroup(wsgw_host *h, const char *group, const void *data, size_t len, int isBinary) noexcept {
-    if (!h || !group || !*group || (!data && len)) return WSGW_ERROR;
-    try {
-        return sendToGroup(*h->ctx, group, data, len, isBinary != 0);
-    } catch (...) {
-        return WSGW_ERROR;
-    }
-}
-
-int apiSendToAll(wsgw_host *h, const void *data, size_t len, int isBinary) noexcept {
-    if (!h || (!data && len)) return WSGW_ERROR;
-    try {
-        return sendToGroup(*h->ctx, "", data, len, isBinary != 0);
-    } catch (...) {
-        return WSGW_ERROR;
-    }
-}
-
-void apiLog(wsgw_host *h, int level, const char *message) noexcept {
-    log::Level l = level <= WSGW_LOG_DEBUG ? log::Level::Debug
-                   : level == WSGW_LOG_INFO ? log::Level::Info
-                   : level == WSGW_LOG_WARN ? log::Level::Warn
-                                            : log::Level::Error;
-    try {
+    void log(int level, const char *message) override {
+        log::Level l = level <= WSGW_LOG_DEBUG ? log::Level::Debug
+                       : level == WSGW_LOG_INFO ? log::Level::Info
+                       : level == WSGW_LOG_WARN ? log::Level::Warn
+                                                : log::Level::Error;
         if (!log::enabled(l)) return;
-        log::write(l, message ? message : "", {log::Field("handler", h ? h->instanceName : std::string())});
-    } catch (...) {  // a log line lost to bad_alloc is not worth failing the caller
+        log::write(l, message, {log::Field("handler", host_ ? host_->instanceName : std::string())});
     }
-}
+
+private:
+    // Thrown at the plugin's bug, and turned into the call's error value by its entry point.
+    HostContext &context() {
+        if (!host_ || !host_->ctx) throw std::invalid_argument("no wsgw_host");
+        return *host_->ctx;
+    }
+    wsgw_host *host_;
+};
+
+InProcessOperations g_withoutHost(nullptr);
+
+HostOperations *inProcessOperations(wsgw_host *h) { return h ? h->operations.get() : &g_withoutHost; }
 
 }  // namespace
 
@@ -315,18 +264,8 @@ RunningEvent::~RunningEvent() {
 void initHostApi(wsgw_host &host, HostContext *ctx, std::string instanceName) {
     host.ctx = ctx;
     host.instanceName = std::move(instanceName);
-    host.api.size = sizeof(wsgw_host_api);
-    host.api.abi_version = WSGW_ABI_VERSION;
-    host.api.host = &host;
-    host.api.post_to_connection = apiPost;
-    host.api.delete_connection = apiDelete;
-    host.api.get_connection = apiGet;
-    host.api.event_json = apiEventJson;
-    host.api.log = apiLog;
-    host.api.add_to_group = apiAddToGroup;
-    host.api.remove_from_group = apiRemoveFromGroup;
-    host.api.send_to_group = apiSendToGroup;
-    host.api.send_to_all = apiSendToAll;
+    host.operations = std::make_unique<InProcessOperations>(&host);
+    fillHostApi<inProcessOperations>(host.api, &host);
 }
 
 }  // namespace wsgw

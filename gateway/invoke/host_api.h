@@ -7,6 +7,7 @@
 #include "cluster_bus.h"
 #include "connection_registry.h"
 #include "group_registry.h"
+#include "host_api_checks.h"
 #include "event.h"
 #include "metrics.h"
 #include "webpubsub_registry.h"
@@ -98,8 +99,6 @@ int leaveLocal(HostContext &ctx, const std::string &group, const std::string &co
 size_t deliverLocal(HostContext &ctx, const std::string &group, std::string_view data, bool binary);
 // The network thread forgets a closed connection's groups (queues the cluster's part; never blocks).
 void forgetConnectionGroups(HostContext &ctx, const std::string &connectionId);
-// get_connection's contract: copy as much as fits (NUL-terminated when all of it does), return the length.
-long copyOut(const std::string &text, char *buf, size_t cap);
 // Fills `out` with the GET /@connections/{id} JSON; false when the connection is unknown.
 bool describeConnection(HostContext &ctx, const std::string &connectionId, std::string &out);
 
@@ -110,6 +109,7 @@ struct wsgw_host {
     wsgw::HostContext *ctx = nullptr;
     std::string instanceName;
     wsgw_host_api api{};
+    std::unique_ptr<wsgw::HostOperations> operations;  // what the checked entry points of `api` call
 };
 
 namespace wsgw {

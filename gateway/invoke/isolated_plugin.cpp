@@ -1,5 +1,6 @@
 #include "isolated_plugin.h"
 
+#include "host_api_checks.h"
 #include "log.h"
 #include "plugin_wire.h"
 #include "proc_status.h"
@@ -286,22 +287,22 @@ bool IsolatedPlugin::serve(Worker &w) {
             std::string_view data = r.bytes();
             int64_t flag = r.i64();
             if (!r.ok()) break;
+            // The worker checked the plugin's arguments already; making the same checked calls here keeps
+            // whatever a plugin scribbles on its worker's socket (an empty group, say) from going further.
+            HostOperations *ops = host_->operations.get();
+            const char *target = connectionId.c_str();  // a connection ID, or the group of SendGroup
             int64_t result = WSGW_ERROR;
             std::string out;
             switch (op) {
-            case wire::CallOp::Post:
-                result = postToConnection(*host_->ctx, connectionId, data.data(), data.size(), flag != 0);
-                break;
-            case wire::CallOp::Delete: result = deleteConnection(*host_->ctx, connectionId); break;
-            case wire::CallOp::Get: result = describeConnection(*host_->ctx, connectionId, out) ? 0 : -1; break;
-            case wire::CallOp::Join: result = addToGroup(*host_->ctx, std::string(data), connectionId); break;
-            case wire::CallOp::Leave: result = removeFromGroup(*host_->ctx, std::string(data), connectionId); break;
-            case wire::CallOp::SendGroup:
-                result = connectionId.empty() ? WSGW_ERROR : sendToGroup(*host_->ctx, connectionId, data.data(), data.size(), flag != 0);
-                break;
-            case wire::CallOp::SendAll: result = sendToGroup(*host_->ctx, "", data.data(), data.size(), flag != 0); break;
+            case wire::CallOp::Post: result = checkedPost(ops, target, data.data(), data.size(), flag != 0); break;
+            case wire::CallOp::Delete: result = checkedDelete(ops, target); break;
+            case wire::CallOp::Get: result = checkedDescribe(ops, target, out) ? 0 : -1; break;
+            case wire::CallOp::Join: result = checkedAddToGroup(ops, std::string(data).c_str(), target); break;
+            case wire::CallOp::Leave: result = checkedRemoveFromGroup(ops, std::string(data).c_str(), target); break;
+            case wire::CallOp::SendGroup: result = checkedSendToGroup(ops, target, data.data(), data.size(), flag != 0); break;
+            case wire::CallOp::SendAll: result = checkedSendToAll(ops, data.data(), data.size(), flag != 0); break;
             case wire::CallOp::Log:
-                host_->api.log(host_, static_cast<int>(flag), std::string(data).c_str());
+                checkedLog(ops, static_cast<int>(flag), std::string(data).c_str());
                 continue;  // no reply
             }
             wire::Writer reply(wire::Kind::CallReply);

@@ -1,5 +1,6 @@
 #include "plugin_host.h"
 
+#include "host_api_checks.h"
 #include "plugin_registry.h"
 #include "plugin_wire.h"
 #include "proc_status.h"
@@ -26,8 +27,9 @@ namespace {
 constexpr int kSocketFd = 3;
 constexpr int kPluginFd = 4;
 
-// The worker's end of the host API: every call becomes a Call frame answered by the gateway.
-struct WorkerHost {
+// The worker's end of the host API: every call that passed the checks (host_api_checks.cpp) becomes a
+// Call frame answered by the gateway, which makes the same checked call on its side.
+struct WorkerHost final : HostOperations {
     wsgw_host_api api{};
     std::mutex writeMutex;
     std::mutex callsMutex;
@@ -42,7 +44,7 @@ struct WorkerHost {
         return wire::writeAll(kSocketFd, w.frame());
     }
 
-    std::pair<int64_t, std::string> call(wire::CallOp op, const char *connectionId, std::string_view data, int64_t flag) {
+    std::pair<int64_t, std::string> call(wire::CallOp op, const char *target, std::string_view data, int64_t flag) {
         std::future<std::pair<int64_t, std::string>> reply;
         uint64_t id;
         {
@@ -51,13 +53,16 @@ struct WorkerHost {
             reply = calls[id].get_future();
         }
         wire::Writer w(wire::Kind::Call);
-        w.u64(id).u8(static_cast<uint8_t>(op)).bytes(connectionId ? connectionId : "").bytes(data).i64(flag);
+        w.u64(id).u8(static_cast<uint8_t>(op)).bytes(target).bytes(data).i64(flag);
         if (!send(w)) {
             std::lock_guard lock(callsMutex);
             calls.erase(id);
             return {op == wire::CallOp::Get ? -1 : WSGW_ERROR, {}};
         }
         return reply.get();
+    }
+    int rcOf(wire::CallOp op, const char *target, std::string_view data, int64_t flag) {
+        return static_cast<int>(call(op, target, data, flag).first);
     }
 
     void replied(uint64_t id, int64_t rc, std::string data) {
@@ -67,75 +72,36 @@ struct WorkerHost {
         it->second.set_value({rc, std::move(data)});
         calls.erase(it);
     }
+
+    int post(const char *id, std::string_view data, bool binary) override { return rcOf(wire::CallOp::Post, id, data, binary); }
+    int deleteConnection(const char *id) override { return rcOf(wire::CallOp::Delete, id, {}, 0); }
+    bool describe(const char *id, std::string &json) override {
+        auto [rc, text] = call(wire::CallOp::Get, id, {}, 0);
+        if (rc < 0) return false;
+        json = std::move(text);
+        return true;
+    }
+    const char *eventJson(const wsgw_event &ev, size_t *len) override {
+        if (&ev != currentEvent.load(std::memory_order_acquire)) return nullptr;
+        if (len) *len = currentEventJson.size();
+        return currentEventJson.c_str();
+    }
+    int addToGroup(const char *group, const char *id) override { return rcOf(wire::CallOp::Join, id, group, 0); }
+    int removeFromGroup(const char *group, const char *id) override { return rcOf(wire::CallOp::Leave, id, group, 0); }
+    int sendToGroup(const char *group, std::string_view data, bool binary) override {
+        return rcOf(wire::CallOp::SendGroup, group, data, binary);
+    }
+    int sendToAll(std::string_view data, bool binary) override { return rcOf(wire::CallOp::SendAll, "", data, binary); }
+    void log(int level, const char *message) override {
+        wire::Writer w(wire::Kind::Call);
+        w.u64(0).u8(static_cast<uint8_t>(wire::CallOp::Log)).bytes("").bytes(message).i64(level);
+        send(w);  // no reply: a line lost with the gateway does not matter
+    }
 };
 
-WorkerHost *g_host = nullptr;  // one per worker process; the plugin's wsgw_host* points at it
+WorkerHost *g_host = nullptr;  // one per worker process; whatever wsgw_host* the plugin passes, calls go here
 
-// The host API's entry points are noexcept: an exception (bad_alloc under the worker's memory limit, a
-// broken promise) must not unwind through the plugin's C frames; it becomes WSGW_ERROR (or -1, NULL).
-int hostCall(wire::CallOp op, const char *target, std::string_view data, int64_t flag) noexcept {
-    try {
-        return static_cast<int>(g_host->call(op, target, data, flag).first);
-    } catch (...) {
-        return WSGW_ERROR;
-    }
-}
-
-int hostPost(wsgw_host *, const char *id, const void *data, size_t len, int isBinary) noexcept {
-    if (!id || (!data && len)) return WSGW_ERROR;
-    return hostCall(wire::CallOp::Post, id, std::string_view(static_cast<const char *>(data), len), isBinary);
-}
-
-int hostDelete(wsgw_host *, const char *id) noexcept {
-    if (!id) return WSGW_ERROR;
-    return hostCall(wire::CallOp::Delete, id, {}, 0);
-}
-
-long hostGet(wsgw_host *, const char *id, char *buf, size_t cap) noexcept {
-    if (!id) return -1;
-    try {
-        auto [rc, json] = g_host->call(wire::CallOp::Get, id, {}, 0);
-        if (rc < 0) return -1;
-        return copyOut(json, buf, cap);
-    } catch (...) {
-        return -1;
-    }
-}
-
-int hostAddToGroup(wsgw_host *, const char *group, const char *id) noexcept {
-    if (!group || !id) return WSGW_ERROR;
-    return hostCall(wire::CallOp::Join, id, group, 0);
-}
-
-int hostRemoveFromGroup(wsgw_host *, const char *group, const char *id) noexcept {
-    if (!group || !id) return WSGW_ERROR;
-    return hostCall(wire::CallOp::Leave, id, group, 0);
-}
-
-int hostSendToGroup(wsgw_host *, const char *group, const void *data, size_t len, int isBinary) noexcept {
-    if (!group || !*group || (!data && len)) return WSGW_ERROR;
-    return hostCall(wire::CallOp::SendGroup, group, std::string_view(static_cast<const char *>(data), len), isBinary);
-}
-
-int hostSendToAll(wsgw_host *, const void *data, size_t len, int isBinary) noexcept {
-    if (!data && len) return WSGW_ERROR;
-    return hostCall(wire::CallOp::SendAll, "", std::string_view(static_cast<const char *>(data), len), isBinary);
-}
-
-const char *hostEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) noexcept {
-    if (!ev || ev != g_host->currentEvent.load(std::memory_order_acquire)) return nullptr;
-    if (len) *len = g_host->currentEventJson.size();
-    return g_host->currentEventJson.c_str();
-}
-
-void hostLog(wsgw_host *, int level, const char *message) noexcept {
-    try {
-        wire::Writer w(wire::Kind::Call);
-        w.u64(0).u8(static_cast<uint8_t>(wire::CallOp::Log)).bytes("").bytes(message ? message : "").i64(level);
-        g_host->send(w);
-    } catch (...) {
-    }
-}
+HostOperations *workerOperations(wsgw_host *) { return g_host; }
 
 // maxWorkerMemoryMb as a hard limit: RLIMIT_DATA bounds this process's private writable memory (heap,
 // anonymous mappings, thread stacks), so an allocation past it fails inside the worker at once instead of
@@ -165,18 +131,8 @@ int runPluginHost(int argc, char **argv) {
     std::string instance = argc > 2 ? argv[2] : "?";
     WorkerHost host;
     g_host = &host;
-    host.api.size = sizeof(wsgw_host_api);
-    host.api.abi_version = WSGW_ABI_VERSION;
-    host.api.host = reinterpret_cast<wsgw_host *>(&host);
-    host.api.post_to_connection = hostPost;
-    host.api.delete_connection = hostDelete;
-    host.api.get_connection = hostGet;
-    host.api.event_json = hostEventJson;
-    host.api.log = hostLog;
-    host.api.add_to_group = hostAddToGroup;
-    host.api.remove_from_group = hostRemoveFromGroup;
-    host.api.send_to_group = hostSendToGroup;
-    host.api.send_to_all = hostSendToAll;
+    // The plugin's wsgw_host* is opaque to it and ignored here (there is one host per worker process).
+    fillHostApi<workerOperations>(host.api, reinterpret_cast<wsgw_host *>(&host));
 
     auto hello = wire::readFrame(kSocketFd);
     if (!hello || hello->kind != wire::Kind::Hello) return 3;
