@@ -31,6 +31,42 @@ std::shared_ptr<WpsClientState> WebPubSubClients::find(const std::string &connec
     return it == byId_.end() ? nullptr : it->second;
 }
 
+void WebPubSubClients::detach(const std::string &connectionId, std::shared_ptr<LiveConnection> live, std::string token,
+                              int64_t nowMs, int64_t windowMs) {
+    std::lock_guard lock(detachedMutex_);
+    window_.detach(connectionId, std::move(token), nowMs, windowMs);
+    detached_[connectionId] = std::move(live);
+}
+
+std::shared_ptr<LiveConnection> WebPubSubClients::resume(const std::string &connectionId, std::string_view token, int64_t nowMs,
+                                                         WpsRecoveryWindow::Resume *why) {
+    std::lock_guard lock(detachedMutex_);
+    *why = window_.resume(connectionId, token, nowMs);
+    if (*why != WpsRecoveryWindow::Resume::Resumed) return nullptr;
+    auto it = detached_.find(connectionId);
+    if (it == detached_.end()) return nullptr;
+    auto live = std::move(it->second);
+    detached_.erase(it);
+    return live;
+}
+
+std::vector<std::shared_ptr<LiveConnection>> WebPubSubClients::expire(int64_t nowMs) {
+    std::lock_guard lock(detachedMutex_);
+    std::vector<std::shared_ptr<LiveConnection>> out;
+    for (const std::string &id : window_.expire(nowMs)) {
+        auto it = detached_.find(id);
+        if (it == detached_.end()) continue;
+        out.push_back(std::move(it->second));
+        detached_.erase(it);
+    }
+    return out;
+}
+
+size_t WebPubSubClients::detachedCount() const {
+    std::lock_guard lock(detachedMutex_);
+    return detached_.size();
+}
+
 // ---- users ----
 
 namespace {
@@ -57,7 +93,8 @@ bool wpsSendToClient(HostContext &ctx, WpsClientState &state, std::string messag
     std::lock_guard lock(state.mutex);
     auto frame = state.outbox->append(message);
     if (!frame) {
-        ctx.control->closeConnection(state.connectionId, 1008, kSlowConsumerReason);
+        if (state.detached) state.lostWhileDetached = true;  // no socket to close: its recovery is refused
+        else ctx.control->closeConnection(state.connectionId, 1008, kSlowConsumerReason);
         return false;
     }
     if (state.detached) return true;  // kept for the client's recovery

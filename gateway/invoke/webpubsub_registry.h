@@ -4,6 +4,7 @@
 // its data in the client protocol; the operations on it are in webpubsub_clients.h. Thread-safe.
 #pragma once
 
+#include "connection_registry.h"
 #include "webpubsub_permissions.h"
 #include "webpubsub_protocol.h"
 #include "webpubsub_session.h"
@@ -25,6 +26,7 @@ struct WpsClientState {
     WpsAckIds ackIds;
     std::unique_ptr<WpsReliableOutbox> outbox;  // reliable only
     bool detached = false;                      // reliable: the socket dropped, the recovery window is open
+    bool lostWhileDetached = false;             // the outbox overflowed meanwhile: it cannot be recovered
 };
 
 class WebPubSubClients {
@@ -35,10 +37,24 @@ public:
     bool empty() const { return count_.load(std::memory_order_relaxed) == 0; }
     size_t size() const { return count_.load(std::memory_order_relaxed); }
 
+    // Reliable clients whose socket dropped, until they resume or their recovery window ends (any network
+    // thread may resume one, so the table is shared). The LiveConnection stays registered meanwhile.
+    void detach(const std::string &connectionId, std::shared_ptr<LiveConnection> live, std::string token, int64_t nowMs,
+                int64_t windowMs);
+    // The connection when `token` matches and the window is open (it leaves the table), else null with why.
+    std::shared_ptr<LiveConnection> resume(const std::string &connectionId, std::string_view token, int64_t nowMs,
+                                           WpsRecoveryWindow::Resume *why);
+    // Those whose window has ended (nowMs INT64_MAX: all of them): their $disconnect is due.
+    std::vector<std::shared_ptr<LiveConnection>> expire(int64_t nowMs);
+    size_t detachedCount() const;
+
 private:
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<WpsClientState>> byId_;
     std::atomic<size_t> count_{0};
+    mutable std::mutex detachedMutex_;
+    WpsRecoveryWindow window_;
+    std::unordered_map<std::string, std::shared_ptr<LiveConnection>> detached_;
 };
 
 }  // namespace wsgw

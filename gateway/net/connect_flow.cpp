@@ -46,6 +46,7 @@ void ConnectFlow::fillInfo(Session *s, UpgradeRequest &&req) {
 }
 
 void ConnectFlow::startConnect(Session *s, UpgradeRequest &&req) {
+    if (wpsResumeConnect(t_, s)) return;  // a reliable Web PubSub client resumes its connection: no $connect
     fillInfo(s, std::move(req));
     const std::shared_ptr<LiveConnection> &live = s->live;
     const ConnectionInfo &info = live->info;

@@ -1,6 +1,8 @@
 // Owns: signals and the drain of a network thread (drain.h).
 #include "drain.h"
 
+#include "webpubsub_endpoint.h"
+
 #include "log.h"
 #include "network_thread_state.h"
 #include "session_closer.h"
@@ -46,6 +48,7 @@ void Drain::beginDrain() {
     if (t_.draining) return;
     t_.draining = true;
     log::info("draining", {log::Field("connections", static_cast<uint64_t>(t_.sessions.size()))});
+    wpsEndRecoveryWindows(t_);  // reliable Web PubSub clients waiting to come back will not: their $disconnect runs
     t_.upgradeReader->stopAccepting();
     std::vector<Session *> all;
     for (auto &[id, s] : t_.sessions) all.push_back(s.get());

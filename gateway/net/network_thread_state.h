@@ -70,6 +70,11 @@ struct NetworkThreadState {
     CommandQueue *commands = nullptr;
     Drain *drain = nullptr;
 
+    // Azure Web PubSub: ends the recovery windows that are due (webpubsub_endpoint.cpp), once a second while
+    // any reliable client waits to come back.
+    ev_timer wpsRecoveryTimer{};
+    bool wpsRecoveryTimerOn = false;
+
     Invoker &invoker() { return *invokerSlot_; }
     bool hasInvoker() const { return invokerSlot_ != nullptr; }
 

@@ -93,6 +93,8 @@ struct Session {
     std::shared_ptr<WpsClientState> wps;
     std::unique_ptr<std::vector<std::string>> wpsGroups;
     std::shared_ptr<const WpsClientMessage> wpsRequest;
+    std::shared_ptr<LiveConnection> wpsResumeFrom;  // a reliable client coming back: the connection it resumes
+    bool wpsResumed = false;
 };
 
 }  // namespace wsgw

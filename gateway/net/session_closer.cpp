@@ -76,6 +76,10 @@ void SessionCloser::finish(Session *s) {
     t_.releaseIp(s);
     if (s->backendConnect) ev_timer_stop(t_.loop, &s->backendConnect->timer);
     if (t_.adopting == s) t_.adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
+    if (wpsDetachForRecovery(t_, s)) {  // a reliable Web PubSub client may come back: $disconnect waits
+        t_.eraseSession(s);
+        return;
+    }
     t_.registry.remove(s->id);
     forgetConnectionGroups(t_.host, s->id);
     wpsClientFinished(t_, s);

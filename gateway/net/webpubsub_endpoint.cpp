@@ -1,6 +1,8 @@
 // Owns: Azure Web PubSub on the public listener (webpubsub_endpoint.h).
 #include "webpubsub_endpoint.h"
 
+#include "connect_flow.h"
+#include "connection_id.h"
 #include "handshake.h"
 #include "http_message.h"
 #include "log.h"
@@ -22,6 +24,7 @@ const WebPubSubSpec *specOf(NetworkThreadState &t) {
 }
 
 int64_t nowSeconds() { return static_cast<int64_t>(std::time(nullptr)); }
+int64_t nowMs() { return nowEpochMs(); }
 
 std::string restResponse(int status, const std::string &body, const std::string &errorCode, bool head) {
     std::string r = "HTTP/1.1 " + std::to_string(status) + " " + httpReasonPhrase(status) + "\r\n";
@@ -133,10 +136,11 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
                                                          : ": this API has no \"webPubSub\" in routes.json"));
         return false;
     }
-    std::string token, recoverId;
+    std::string token, recoverId, reconnectionToken;
     for (auto &[name, value] : parseQueryString(req.rawQuery)) {
         if (name == "access_token" && token.empty()) token = value;
         if (name == "awps_connection_id") recoverId = value;
+        if (name == "awps_reconnection_token") reconnectionToken = value;
     }
     if (token.empty())
         if (const std::string *auth = req.header("Authorization")) token = std::string(wpsBearerToken(*auth));
@@ -151,6 +155,33 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
     up.subprotocol = chooseSubprotocol(req, kOurs);  // none of ours: a plain WebSocket client of the hub
     up.head = withoutHeader(up.head, req.headLength, "Sec-WebSocket-Protocol");
 
+    if (!recoverId.empty() && wpsSubprotocolOf(up.subprotocol) == WpsSubprotocol::ReliableJson) {
+        // A reliable client coming back after its socket dropped: the same connection, if it may.
+        auto existing = t.host.webPubSub.find(recoverId);
+        const char *refusal = nullptr;
+        if (!existing || existing->hub != hub || existing->subprotocol != WpsSubprotocol::ReliableJson)
+            refusal = "is not waiting to be recovered here";
+        else if (existing->userId != check.userId)
+            refusal = "belongs to another user";
+        else if (existing->lostWhileDetached)
+            refusal = "lost messages while away (its kept messages went over limits.maxSendQueueBytes)";
+        std::shared_ptr<LiveConnection> previous;
+        WpsRecoveryWindow::Resume why = WpsRecoveryWindow::Resume::Unknown;
+        if (!refusal) {
+            previous = t.host.webPubSub.resume(recoverId, reconnectionToken, nowMs(), &why);
+            if (!previous)
+                refusal = why == WpsRecoveryWindow::Resume::WrongToken ? "was given a wrong awps_reconnection_token"
+                                                                        : "is not waiting to be recovered (its recovery window ended)";
+        }
+        if (refusal) {
+            t.upgradeReader->refuseUpgrade(s, why == WpsRecoveryWindow::Resume::WrongToken ? 403 : 404,
+                                           "connection '" + recoverId.substr(0, 40) + "' " + refusal + ": connect without awps_connection_id");
+            return false;
+        }
+        s->wps = std::move(existing);
+        s->wpsResumeFrom = std::move(previous);
+        return true;
+    }
     auto state = std::make_shared<WpsClientState>();
     state->connectionId = s->id;
     state->hub = hub;
@@ -163,11 +194,6 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
         state->reconnectionToken = newWpsReconnectionToken();
         state->outbox = std::make_unique<WpsReliableOutbox>(t.table->config.limits.maxSendQueueBytes);
     }
-    if (!recoverId.empty())
-        // Recovery across a dropped socket is not served yet (docs/webpubsub.md): this is a new connection,
-        // which the client SDK reports as connected again with a new ID.
-        log::info("webpubsub recovery not available: new connection", {log::Field("connectionId", s->id),
-                                                                        log::Field("previous", recoverId.substr(0, 40))});
     s->wps = std::move(state);
     s->wpsGroups = std::make_unique<std::vector<std::string>>(std::move(check.groups));
     return true;
@@ -198,6 +224,18 @@ void wpsFillConnectionInfo(Session *s, ConnectionInfo &info) {
 
 bool wpsClientOpened(NetworkThreadState &t, Session *s) {
     if (!s->wps) return true;
+    if (s->wpsResumed) {
+        // "connected" again (the client SDK takes the new reconnection token from it), then every message
+        // not acknowledged yet, in order; the client drops the numbers it already has.
+        WpsClientState &st = *s->wps;
+        wpsSendToClient(t.host, st, wpsConnectedMessage(st.connectionId, st.userId, st.reconnectionToken), false);
+        std::lock_guard lock(st.mutex);
+        st.detached = false;
+        for (auto &frame : st.outbox->unacknowledged()) t.host.control->sendShared(st.connectionId, frame, false);
+        log::info("webpubsub connection recovered", {log::Field("connectionId", st.connectionId),
+                                                     log::Field("resent", static_cast<uint64_t>(st.outbox->count()))});
+        return true;
+    }
     std::vector<std::string> groups = s->wpsGroups ? std::move(*s->wpsGroups) : std::vector<std::string>();
     s->wpsGroups.reset();
     int rc = wsgw::wpsClientOpened(t.host, s->wps, groups);
@@ -208,6 +246,104 @@ bool wpsClientOpened(NetworkThreadState &t, Session *s) {
 
 void wpsClientFinished(NetworkThreadState &t, Session *s) {
     if (s->wps) wpsClientClosed(t.host, s->id);
+}
+
+// ---- connection recovery ----
+
+namespace {
+
+// The window of a detached connection ended (or the gateway drains): it ends as a connection closed
+// abnormally, and its $disconnect runs now.
+void finishDetached(NetworkThreadState &t, const std::shared_ptr<LiveConnection> &live) {
+    const std::string &id = live->info.connectionId;
+    if (t.registry.find(id) == live) t.registry.remove(id);
+    forgetConnectionGroups(t.host, id);
+    wpsClientClosed(t.host, id);
+    static const std::string kReason = "Connection closed abnormally; its Web PubSub recovery window ended";
+    const std::shared_ptr<const RouteTable> &table = t.table;
+    if (!table || !table->disconnect || !t.hasInvoker()) {
+        t.store.remove(id);
+        t.logGatewayAnswer("DISCONNECT", id, "$disconnect", 200, live->info.sourceIp, live->info.userAgent, {}, {}, 1006);
+        return;
+    }
+    Invocation inv;
+    inv.table = table;
+    inv.route = table->disconnect;
+    inv.connection = live;
+    inv.type = WSGW_DISCONNECT;
+    inv.requestId = newRequestId();
+    inv.requestTimeMs = nowEpochMs();
+    inv.disconnectCode = 1006;
+    inv.disconnectReason = kReason;
+    inv.removeRowAfter = &t.store;
+    t.invoker().submit(t.invoker().newLane(), std::move(inv), true);
+}
+
+void stopRecoveryTimer(NetworkThreadState &t) {
+    if (!t.wpsRecoveryTimerOn) return;
+    ev_timer_stop(t.loop, &t.wpsRecoveryTimer);
+    t.wpsRecoveryTimerOn = false;
+}
+
+void onRecoveryTimer(struct ev_loop *, ev_timer *w, int) {
+    auto &t = *static_cast<NetworkThreadState *>(w->data);
+    // Any thread may end any window: everything finishDetached touches is shared and thread-safe.
+    for (auto &live : t.host.webPubSub.expire(nowMs())) finishDetached(t, live);
+    if (t.host.webPubSub.detachedCount() == 0) stopRecoveryTimer(t);
+}
+
+}  // namespace
+
+bool wpsDetachForRecovery(NetworkThreadState &t, Session *s) {
+    if (!s->wps || !s->wps->outbox || !s->live || !s->live->upgraded.load() || !t.table || t.draining) return false;
+    if (s->closeRequested || (s->closing && s->closing->peerClosed)) return false;  // a close, not a drop
+    int windowSeconds = t.table->config.webPubSub.recoveryWindowSeconds;
+    if (windowSeconds <= 0) return false;
+    {
+        std::lock_guard lock(s->wps->mutex);
+        s->wps->detached = true;
+    }
+    t.host.webPubSub.detach(s->id, s->live, s->wps->reconnectionToken, nowMs(), static_cast<int64_t>(windowSeconds) * 1000);
+    if (!t.wpsRecoveryTimerOn) {
+        ev_timer_init(&t.wpsRecoveryTimer, onRecoveryTimer, 1., 1.);
+        t.wpsRecoveryTimer.data = &t;
+        ev_timer_start(t.loop, &t.wpsRecoveryTimer);
+        t.wpsRecoveryTimerOn = true;
+    }
+    log::info("webpubsub connection detached", {log::Field("connectionId", s->id), log::Field("windowSeconds", windowSeconds)});
+    return true;
+}
+
+bool wpsResumeConnect(NetworkThreadState &t, Session *s) {
+    if (!s->wpsResumeFrom) return false;
+    std::shared_ptr<LiveConnection> previous = std::move(s->wpsResumeFrom);
+    const std::string id = previous->info.connectionId;
+    // The session takes the connection's ID (the sessions are keyed by a view of it).
+    auto it = t.sessions.find(s->id);
+    std::unique_ptr<Session> owned = std::move(it->second);
+    t.sessions.erase(it);
+    s->id = id;
+    t.sessions.emplace(s->id, std::move(owned));
+    // A new LiveConnection for this thread (its network thread and counters are the new socket's), with the
+    // connection's identity, authorizer context and connectedAt.
+    auto live = std::make_shared<LiveConnection>();
+    live->info = previous->info;
+    live->info.sourceIp = s->peer;
+    live->lastActiveAtMs.store(nowEpochMs());
+    live->networkThread = t.settings.threadIndex;
+    if (t.registry.find(id) == previous) t.registry.remove(id);
+    t.registry.add(live);
+    s->live = std::move(live);
+    s->rowStored = true;  // its row was never removed
+    s->wpsResumed = true;
+    s->state = Session::State::Connecting;
+    t.connectFlow->adopt(s);
+    return true;
+}
+
+void wpsEndRecoveryWindows(NetworkThreadState &t) {
+    for (auto &live : t.host.webPubSub.expire(INT64_MAX)) finishDetached(t, live);
+    stopRecoveryTimer(t);
 }
 
 // ---- a subprotocol client's messages ----

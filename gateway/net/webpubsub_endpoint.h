@@ -33,6 +33,17 @@ bool wpsClientOpened(NetworkThreadState &t, Session *s);
 // The connection is gone.
 void wpsClientFinished(NetworkThreadState &t, Session *s);
 
+// Connection recovery (json.reliable.webpubsub.azure.v1). SessionCloser::finish asks first: true when the
+// socket dropped under a reliable client (no close frame, not closed by us, not draining): the connection
+// stays registered, in its groups and in the table, its messages are kept, and its $disconnect waits for
+// the recovery window's end; the caller only frees the session.
+bool wpsDetachForRecovery(NetworkThreadState &t, Session *s);
+// ConnectFlow::startConnect asks first: true when the session resumes a detached connection (it takes the
+// connection's ID and goes straight to the upgrade; $connect does not run again).
+bool wpsResumeConnect(NetworkThreadState &t, Session *s);
+// Drain: every connection waiting in a recovery window ends now.
+void wpsEndRecoveryWindows(NetworkThreadState &t);
+
 // A whole message of a subprotocol client, in s->rx. Handled: answered here (s->rx cleared). Dispatch: an
 // event; s->rx holds its data, s->rxBinary its kind, `route` the event's route (or $default, or nullptr:
 // then the caller leaves it to wpsAnswerNoRoute) and s->wpsRequest the request to answer when it has run.

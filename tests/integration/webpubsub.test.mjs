@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
-import { Gateway, Client, whoami, waitFor, withTimeout, waitForEvent, ctx } from './harness.mjs';
+import { Gateway, Client, WebSocket, whoami, waitFor, withTimeout, waitForEvent, ctx, eventsOf } from './harness.mjs';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import { WebPubSubClient, WebPubSubJsonProtocol, WebPubSubJsonReliableProtocol } from '@azure/web-pubsub-client';
 
@@ -227,13 +227,16 @@ async function startRelay(targetPort) {
 }
 
 test('reliable: a client whose TCP connection is cut while 40 messages go to its group recovers them all, once, in order',
-     { todo: 'connection recovery across a dropped socket is not wired into the listener yet (docs/webpubsub.md)' }, async () => {
+     async () => {
   const relay = await startRelay(gw.port);
   let r;
   try {
     r = await azureClient({ userId: 'rita', roles: ['webpubsub.joinLeaveGroup'] }, { reliable: true, port: relay.port });
     await r.client.joinGroup('feed');
     relay.cut();
+    // The gateway saw the socket drop, not a close: the connection waits for its client.
+    await waitFor(() => gw.lines.some((l) => l.msg === 'webpubsub connection detached' && l.connectionId === r.connectionId),
+                  { what: 'the connection to be detached' });
     const svc = service();
     for (let i = 1; i <= 40; ++i) await svc.group('feed').sendToAll({ n: i });
     relay.reopen();
@@ -242,8 +245,54 @@ test('reliable: a client whose TCP connection is cut while 40 messages go to its
     assert.equal(r.got.connected.length, 1);  // recovered, not a new connection
     assert.equal(r.got.disconnected.length, 0);
     assert.equal(await svc.connectionExists(r.connectionId), true);
+    assert.ok(gw.lines.some((l) => l.msg === 'webpubsub connection recovered' && l.connectionId === r.connectionId));
+    // $disconnect has not run: the connection never ended.
+    assert.equal(eventsOf(gw.eventsPath, r.connectionId, 'DISCONNECT').length, 0);
   } finally {
     r?.client.stop();
     relay.close();
+  }
+});
+
+test('reliable: a dropped client that does not come back ends when its window does, with one $disconnect; one that never acks is closed at maxSendQueueBytes', async () => {
+  const gw2 = await Gateway.start({
+    routes: (dir) => ({ ...routes(dir), webPubSub: { hubs: ['chat'], accessKeys: [KEY], recoveryWindowSeconds: 2 },
+                        limits: { maxSendQueueBytes: 8192 } }),
+    plugins: ['probe'], extraArgs: ['--access-log', 'off'],
+  });
+  const relay = await startRelay(gw2.port);
+  try {
+    const gone = await azureClient({ userId: 'gus' }, { reliable: true, port: relay.port });
+    relay.cut();
+    await waitFor(() => gw2.lines.some((l) => l.msg === 'webpubsub connection detached' && l.connectionId === gone.connectionId),
+                  { what: 'the connection to be detached' });
+    assert.equal(eventsOf(gw2.eventsPath, gone.connectionId, 'DISCONNECT').length, 0);  // not yet: the window is open
+    const ended = await waitForEvent(gw2.eventsPath, (e) => ctx(e).connectionId === gone.connectionId && ctx(e).eventType === 'DISCONNECT',
+                                     { timeoutMs: 10000, what: 'the $disconnect at the window\'s end' });
+    assert.equal(ctx(ended).disconnectStatusCode, 1006);
+    assert.match(ctx(ended).disconnectReason, /recovery window ended/);
+    assert.equal(await service('chat', { port: gw2.port }).connectionExists(gone.connectionId), false);
+    gone.client.stop();
+
+    // A reliable client that reads but never sends sequenceAck: what it has not acknowledged is bounded.
+    const { url } = await service('chat', { port: gw2.port }).getClientAccessToken({ userId: 'nick' });
+    const raw = new Client(new WebSocket(url, 'json.reliable.webpubsub.azure.v1'));
+    await new Promise((resolve, reject) => { raw.ws.once('open', resolve); raw.ws.once('error', reject); });
+    assert.equal(raw.ws.protocol, 'json.reliable.webpubsub.azure.v1');
+    const connected = JSON.parse((await raw.next()).text);
+    assert.equal(connected.event, 'connected');
+    const svc = service('chat', { port: gw2.port });
+    let refused = null;
+    for (let i = 0; i < 40 && !refused; ++i) {
+      await svc.sendToConnection(connected.connectionId, 'x'.repeat(1000), { contentType: 'text/plain' })
+        .catch((err) => { refused = err; });
+    }
+    assert.equal(refused?.statusCode, 404);  // the send that did not fit was not accepted
+    const close = await raw.closed;
+    assert.equal(close.code, 1008);
+    assert.equal(close.reason, 'Slow consumer: send queue over maxSendQueueBytes');
+  } finally {
+    relay.close();
+    await gw2.stop();
   }
 });

@@ -195,9 +195,36 @@ TEST_SUITE("webpubsub clients") {
         int accepted = 0;
         while (postLocal(n.ctx, "r", big, false) == WSGW_OK && accepted < 100) ++accepted;
         CHECK(accepted < 5);
+        // Over the bound while away: no socket to close, but the connection cannot be recovered any more.
+        CHECK(r->lostWhileDetached);
+        CHECK_FALSE(n.control.closed.count("r"));
+        {
+            std::lock_guard lock(r->mutex);
+            r->detached = false;
+        }
+        CHECK(postLocal(n.ctx, "r", big, false) == WSGW_GONE);  // over the bound while connected: closed
         REQUIRE(n.control.closed.count("r"));
         CHECK(n.control.closed["r"].first == 1008);
         CHECK(n.control.closed["r"].second == kSlowConsumerReason);
+    }
+
+    TEST_CASE("the shared table of detached connections: resumed once with the right token, or expired") {
+        WebPubSubClients clients;
+        auto live = std::make_shared<LiveConnection>();
+        live->info.connectionId = "r";
+        clients.detach("r", live, "tok", 1000, 5000);
+        CHECK(clients.detachedCount() == 1);
+        WpsRecoveryWindow::Resume why;
+        CHECK_FALSE(clients.resume("r", "nope", 2000, &why));
+        CHECK(why == WpsRecoveryWindow::Resume::WrongToken);
+        CHECK(clients.resume("r", "tok", 2000, &why) == live);
+        CHECK_FALSE(clients.resume("r", "tok", 2000, &why));  // once
+        clients.detach("r", live, "tok2", 3000, 5000);
+        CHECK(clients.expire(7999).empty());
+        auto ended = clients.expire(8000);
+        REQUIRE(ended.size() == 1);
+        CHECK(ended[0] == live);
+        CHECK(clients.detachedCount() == 0);
     }
 
     TEST_CASE("users: every connection of a user, its internal group out of reach of the group calls") {
