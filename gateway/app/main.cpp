@@ -42,7 +42,7 @@
 #define WSGW_DEFAULT_HANDLERS_DIR "handlers"
 #endif
 #ifndef WSGW_VERSION
-#define WSGW_VERSION "0.1.0"
+#error "WSGW_VERSION comes from meson.build's project version (-DWSGW_VERSION)"
 #endif
 
 namespace {
