@@ -93,7 +93,10 @@ void appendData(std::string &out, const WpsData &data) {
     }
 }
 
+// JSON text that can be put into a message as it is. RapidJSON alone is not enough: it stops at a NUL byte
+// after the value ("{}\0junk" parses) and does not check UTF-8 (a client would close on it with 1007).
 bool isJsonValue(std::string_view text) {
+    if (text.find('\0') != std::string_view::npos || !isValidUtf8(text.data(), text.size())) return false;
     rapidjson::Document d;
     d.Parse(text.data(), text.size());
     return !d.HasParseError();

@@ -174,6 +174,10 @@ TEST_SUITE("webpubsub protocol") {
     TEST_CASE("pushes become data by Content-Type, or by their bytes") {
         CHECK(wpsDataFromContentType("application/json; charset=utf-8", R"({"a":1})")->type == WpsDataType::Json);
         CHECK_FALSE(wpsDataFromContentType("application/json", "{nope"));
+        // Found by fuzzing: JSON followed by a NUL byte and junk, or with invalid UTF-8 in a string, is refused
+        // (it would be put into the message as it is).
+        CHECK_FALSE(wpsDataFromContentType("application/json", std::string_view("{\"x\":1}\0junk", 13)));
+        CHECK_FALSE(wpsDataFromContentType("application/json", "\"\xff\""));
         CHECK(wpsDataFromContentType("Text/Plain", "hi")->type == WpsDataType::Text);
         CHECK_FALSE(wpsDataFromContentType("text/plain", "\xff"));
         CHECK(wpsDataFromContentType("application/octet-stream", "\xff")->type == WpsDataType::Binary);
