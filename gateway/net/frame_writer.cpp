@@ -4,13 +4,18 @@
 
 #include <cerrno>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 namespace wsgw {
 
-// The batch's bytes from `skip` on, given to libwebsockets as they are.
-bool FrameWriter::handToLibwebsockets(lws *wsi, const SendBatch &batch, size_t skip) {
-    coalesced_.resize(LWS_PRE);
+void FrameWriter::toIovecs(const SendBatch &batch, const std::string &staging, iovec *iov) {
+    for (int i = 0; i < batch.count; ++i) {
+        const SendBatch::Piece &piece = batch.pieces[i];
+        iov[i].iov_base = const_cast<char *>(piece.data ? piece.data : staging.data() + piece.offset);
+        iov[i].iov_len = piece.len;
+    }
+}
+
+void FrameWriter::appendUnsent(const SendBatch &batch, const std::string &staging, size_t skip, std::string &out) {
     for (int i = 0; i < batch.count; ++i) {
         const SendBatch::Piece &piece = batch.pieces[i];
         size_t len = piece.len;
@@ -18,9 +23,15 @@ bool FrameWriter::handToLibwebsockets(lws *wsi, const SendBatch &batch, size_t s
             skip -= len;
             continue;
         }
-        coalesced_.append(piece.data ? piece.data + skip : staging_.data() + piece.offset + skip, len - skip);
+        out.append(piece.data ? piece.data + skip : staging.data() + piece.offset + skip, len - skip);
         skip = 0;
     }
+}
+
+// The batch's bytes from `skip` on, given to libwebsockets as they are.
+bool FrameWriter::handToLibwebsockets(lws *wsi, const SendBatch &batch, size_t skip) {
+    coalesced_.resize(LWS_PRE);
+    appendUnsent(batch, staging_, skip, coalesced_);
     size_t total = coalesced_.size() - LWS_PRE;
     int wrote = lws_write(wsi, reinterpret_cast<unsigned char *>(coalesced_.data()) + LWS_PRE, total, LWS_WRITE_HTTP);
     if (coalesced_.capacity() > kCoalesceKeptBytes) std::string().swap(coalesced_);  // after one huge frame
@@ -31,11 +42,7 @@ long FrameWriter::send(lws *wsi, const SendBatch &batch) {
     // libwebsockets still holds unsent bytes for this socket: ours go behind them.
     if (lws_partial_buffered(wsi)) return handToLibwebsockets(wsi, batch, 0) ? static_cast<long>(batch.total) : -1;
     iovec iov[SendBatch::kMaxPieces];
-    for (int i = 0; i < batch.count; ++i) {
-        const SendBatch::Piece &piece = batch.pieces[i];
-        iov[i].iov_base = const_cast<char *>(piece.data ? piece.data : staging_.data() + piece.offset);
-        iov[i].iov_len = piece.len;
-    }
+    toIovecs(batch, staging_, iov);
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(batch.count);

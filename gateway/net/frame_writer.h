@@ -10,6 +10,8 @@
 
 #include <string>
 
+#include <sys/uio.h>
+
 struct lws;
 
 namespace wsgw {
@@ -21,6 +23,13 @@ public:
     // Sends a gathered batch. Returns how many bytes libwebsockets was handed to send later (0: the kernel
     // took all), or -1 when the socket failed.
     long send(lws *wsi, const SendBatch &batch);
+
+    // The pure halves of send(), without a socket or libwebsockets (unit-tested): the batch as the iovecs
+    // one sendmsg() takes (`iov` has room for SendBatch::kMaxPieces), and the batch's bytes from `skip` on
+    // (what the kernel did not take) appended to `out`. `staging` is the buffer gather() filled.
+    static void toIovecs(const SendBatch &batch, const std::string &staging, iovec *iov);
+    static void appendUnsent(const SendBatch &batch, const std::string &staging, size_t skip, std::string &out);
+    const std::string &staging() const { return staging_; }
 
 private:
     bool handToLibwebsockets(lws *wsi, const SendBatch &batch, size_t skip);
