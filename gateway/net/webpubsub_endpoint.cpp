@@ -359,7 +359,13 @@ WpsReceive wpsReceive(NetworkThreadState &t, Session *s, const CompiledRoute **r
     }
     auto msg = std::make_shared<WpsClientMessage>(std::move(std::get<WpsClientMessage>(parsed)));
     // Requests other than events change groups or send: on a single node that is queued work; in a cluster
-    // it may wait on Redis, so the cluster's executor does it.
+    // a group change waits on Redis, so the cluster's executor does it (the network thread never waits).
+    using Kind = WpsClientMessage::Kind;
+    bool mayWait = msg->kind == Kind::JoinGroup || msg->kind == Kind::LeaveGroup || msg->kind == Kind::SendToGroup;
+    if (mayWait && t.host.cluster) {
+        t.host.cluster->runBlocking([host = &t.host, client = s->wps, msg] { wpsHandleClientMessage(*host, *client, *msg); });
+        return WpsReceive::Handled;
+    }
     if (wpsHandleClientMessage(t.host, state, *msg) != WpsNext::Route) return WpsReceive::Handled;
     const RouteTable *table = t.table.get();
     const CompiledRoute *r = nullptr;
