@@ -43,6 +43,10 @@ async function azureClient(tokenOptions = {}, { reliable = false, port = gw.port
     protocol: reliable ? WebPubSubJsonReliableProtocol() : WebPubSubJsonProtocol(),
     autoReconnect: false,
     messageRetryOptions: { maxRetries: 0 },  // a refused request fails at once instead of being retried
+    // The SDK's keep-alive ping (every 20 s) and silence check (every 40 s) run on timers that outlive
+    // stop(); off, so the test process ends when the tests do (ping/pong is tested with a raw client below).
+    keepAliveIntervalInMs: 0,
+    keepAliveTimeoutInMs: 0,
   });
   const got = { group: [], server: [], connected: [], disconnected: [] };
   client.on('group-message', (e) => got.group.push(e.message));
@@ -281,6 +285,8 @@ test('reliable: a dropped client that does not come back ends when its window do
     assert.equal(raw.ws.protocol, 'json.reliable.webpubsub.azure.v1');
     const connected = JSON.parse((await raw.next()).text);
     assert.equal(connected.event, 'connected');
+    raw.ws.send(JSON.stringify({ type: 'ping' }));
+    assert.deepEqual(JSON.parse((await raw.next()).text), { type: 'pong' });
     const svc = service('chat', { port: gw2.port });
     let refused = null;
     for (let i = 0; i < 40 && !refused; ++i) {
