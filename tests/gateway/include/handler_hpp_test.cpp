@@ -20,17 +20,21 @@ int g_answer = WSGW_OK;
 
 wsgw_host *const kHost = reinterpret_cast<wsgw_host *>(0x1);
 
+// Records one call and answers g_answer.
+int recorded(std::string call) {
+    g_calls.push_back(std::move(call));
+    return g_answer;
+}
+std::string dataOf(const void *data, size_t len, int binary) {
+    return std::string(static_cast<const char *>(data), len) + (binary ? " binary" : " text");
+}
+
 int fakePost(wsgw_host *h, const char *id, const void *data, size_t len, int binary) {
-    g_calls.push_back(std::string("post ") + (h == kHost ? "" : "WRONG-HOST ") + id + " " +
-                      std::string(static_cast<const char *>(data), len) + (binary ? " binary" : " text"));
-    return g_answer;
+    return recorded(std::string("post ") + (h == kHost ? "" : "WRONG-HOST ") + id + " " + dataOf(data, len, binary));
 }
-int fakeDelete(wsgw_host *, const char *id) {
-    g_calls.push_back(std::string("delete ") + id);
-    return g_answer;
-}
+int fakeDelete(wsgw_host *, const char *id) { return recorded(std::string("delete ") + id); }
 long fakeGet(wsgw_host *, const char *id, char *buf, size_t cap) {
-    g_calls.push_back("get " + std::string(id) + " cap " + std::to_string(cap));
+    recorded("get " + std::string(id) + " cap " + std::to_string(cap));
     if (std::string(id) == "unknown") return -1;
     if (cap > g_connectionJson.size()) std::memcpy(buf, g_connectionJson.c_str(), g_connectionJson.size() + 1);
     return static_cast<long>(g_connectionJson.size());
@@ -41,45 +45,22 @@ const char *fakeEventJson(wsgw_host *, const wsgw_event *ev, size_t *len) {
     if (len) *len = json.size();
     return json.c_str();
 }
-void fakeLog(wsgw_host *, int level, const char *message) { g_calls.push_back("log " + std::to_string(level) + " " + message); }
-int fakeJoin(wsgw_host *, const char *group, const char *id) {
-    g_calls.push_back(std::string("join ") + group + " " + id);
-    return g_answer;
-}
-int fakeLeave(wsgw_host *, const char *group, const char *id) {
-    g_calls.push_back(std::string("leave ") + group + " " + id);
-    return g_answer;
-}
+void fakeLog(wsgw_host *, int level, const char *message) { recorded("log " + std::to_string(level) + " " + message); }
+int fakeJoin(wsgw_host *, const char *group, const char *id) { return recorded(std::string("join ") + group + " " + id); }
+int fakeLeave(wsgw_host *, const char *group, const char *id) { return recorded(std::string("leave ") + group + " " + id); }
 int fakeSendGroup(wsgw_host *, const char *group, const void *data, size_t len, int binary) {
-    g_calls.push_back(std::string("group ") + group + " " + std::string(static_cast<const char *>(data), len) + (binary ? " binary" : " text"));
-    return g_answer;
+    return recorded(std::string("group ") + group + " " + dataOf(data, len, binary));
 }
-int fakeSendAll(wsgw_host *, const void *data, size_t len, int binary) {
-    g_calls.push_back("all " + std::string(static_cast<const char *>(data), len) + (binary ? " binary" : " text"));
-    return g_answer;
-}
-
+int fakeSendAll(wsgw_host *, const void *data, size_t len, int binary) { return recorded("all " + dataOf(data, len, binary)); }
 int fakeSendUser(wsgw_host *, const char *user, const void *data, size_t len, int binary) {
-    g_calls.push_back("user " + std::string(user) + " " + std::string(static_cast<const char *>(data), len) + (binary ? " binary" : " text"));
-    return g_answer;
+    return recorded("user " + std::string(user) + " " + dataOf(data, len, binary));
 }
 
 wsgw_host_api fakeApi() {
-    wsgw_host_api api{};
-    api.size = sizeof api;
-    api.abi_version = WSGW_ABI_VERSION;
-    api.host = kHost;
-    api.post_to_connection = fakePost;
-    api.delete_connection = fakeDelete;
-    api.get_connection = fakeGet;
-    api.event_json = fakeEventJson;
-    api.log = fakeLog;
-    api.add_to_group = fakeJoin;
-    api.remove_from_group = fakeLeave;
-    api.send_to_group = fakeSendGroup;
-    api.send_to_all = fakeSendAll;
-    api.send_to_user = fakeSendUser;
-    return api;
+    return {.size = sizeof(wsgw_host_api), .abi_version = WSGW_ABI_VERSION, .host = kHost, .post_to_connection = fakePost,
+            .delete_connection = fakeDelete, .get_connection = fakeGet, .event_json = fakeEventJson, .log = fakeLog,
+            .add_to_group = fakeJoin, .remove_from_group = fakeLeave, .send_to_group = fakeSendGroup,
+            .send_to_all = fakeSendAll, .send_to_user = fakeSendUser};
 }
 
 bool hasLine(const std::string &prefix) {
