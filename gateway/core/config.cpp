@@ -7,6 +7,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -225,7 +226,10 @@ std::string parseLambda(const rapidjson::Value &v, const std::string &baseDir, L
         for (const auto &a : v["command"].GetArray()) l.command.emplace_back(a.GetString(), a.GetStringLength());
     }
     std::string dir = v["directory"].GetString();
-    l.directory = resolvePath(baseDir, dir);
+    // Absolute: the function's process runs in this directory and is given it as LAMBDA_TASK_ROOT, so a
+    // path relative to the gateway's working directory (from a relative --routes) would not resolve there.
+    l.directory = std::filesystem::absolute(resolvePath(baseDir, dir)).lexically_normal().string();
+    while (l.directory.size() > 1 && l.directory.back() == '/') l.directory.pop_back();
     if (v.HasMember("concurrency")) l.concurrency = v["concurrency"].GetUint();
     if (v.HasMember("memoryMb")) l.memoryMb = v["memoryMb"].GetUint();
     if (v.HasMember("environment")) {

@@ -8,6 +8,7 @@
 #include "proc_status.h"
 #include "digest.h"
 
+#include <filesystem>
 #include <algorithm>
 #include <dirent.h>
 
@@ -191,6 +192,10 @@ void walkDirectory(const std::string &root, const std::string &relative, size_t 
 }  // namespace
 
 void setLambdaCallbackTrust(LambdaCallbackTrust trust) {
+    // Absolute: function processes run in their own directories, where a path relative to the gateway's
+    // working directory (from a relative --db) would not name the file, and the SDK would not trust us.
+    for (std::string *file : {&trust.caFile, &trust.bundleFile})
+        if (!file->empty()) *file = std::filesystem::absolute(*file).lexically_normal().string();
     std::lock_guard lock(g_callbackMutex);
     g_callbackTrust = std::move(trust);
 }

@@ -255,12 +255,6 @@ exceptions.set(key('docs/performance.md', `$ tools/bench/isolation-echo.sh build
 // Commands that run but do not yet do what the doc says: reported by node:test as "todo" (shown, not
 // failing the suite) with the defect, until the owner's fix makes them pass.
 const knownBroken = new Map([
-  [key('docs/lambda.md', lambdaChatBlock),
-    'two relative paths reach the function process, which runs in the function\'s directory: (1) a relative --routes path ' +
-    '(functions/chat/routes.json) gives it the directory "functions/chat/.", so the runtime fails with "Cannot find module ' +
-    '\'app\' in functions/chat/."; (2) with the default --db (data/wsgw.db, relative), its post to the callback endpoint fails ' +
-    'with "self-signed certificate in certificate chain" (likely the CA written beside the database, given as a relative path). With ' +
-    'both paths absolute the transcript passes. Owner: gateway/invoke/lambda_function'],
 ]);
 
 // ---- the tests -------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 using namespace wsgw;
 
 namespace {
@@ -38,6 +40,16 @@ TEST_SUITE("config lambda") {
         REQUIRE(h.lambda.environment.size() == 2);
         CHECK(h.lambda.environment[0] == std::pair<std::string, std::string>("ROOM", "lobby"));
         CHECK(h.lambda.environment[1] == std::pair<std::string, std::string>("B_2", ""));
+    }
+
+    TEST_CASE("a relative routes.json path still gives the function an absolute directory") {
+        // The function's process runs in its directory: a path relative to the gateway's own working directory
+        // (wsgw --routes functions/chat/routes.json, "directory": ".") would point nowhere from there.
+        auto r = parseApiConfig(withHandler(R"({"lambda":{"runtime":"nodejs","handler":"app.handler","directory":"."}})"),
+                                "functions/chat/routes.json");
+        REQUIRE_MESSAGE(std::holds_alternative<ApiConfig>(r), std::get<ConfigError>(r).message());
+        const std::string &dir = std::get<ApiConfig>(r).handlers.at("chat").lambda.directory;
+        CHECK(dir == (std::filesystem::current_path() / "functions/chat").string());
     }
 
     TEST_CASE("a command function: its argv, the defaults, an absolute directory kept") {

@@ -94,7 +94,7 @@ TEST_SUITE("serverless import") {
         CHECK(imported.warnings[1].find("'cron' has no websocket event") != std::string::npos);
         auto config = parseApiConfig(imported.routesJson, "/srv/app/routes.json");
         REQUIRE_MESSAGE(std::holds_alternative<ApiConfig>(config), std::get<ConfigError>(config).message());
-        CHECK(std::get<ApiConfig>(config).handlers.at("connectHandler").lambda.directory == "/srv/app/.");
+        CHECK(std::get<ApiConfig>(config).handlers.at("connectHandler").lambda.directory == "/srv/app");
     }
 
     TEST_CASE("defaults: $request.body.action, stage dev, nodejs; a missing ${env:...} default is used") {
