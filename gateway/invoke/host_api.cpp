@@ -226,6 +226,11 @@ public:
     int sendToAll(std::string_view data, bool binary) override {
         return wsgw::sendToGroup(context(), "", data.data(), data.size(), binary);
     }
+#ifdef WSGW_HOST_API_HAS_USERS
+    int sendToUser(const char *userId, std::string_view data, bool binary) override {
+        return wsgw::sendToUser(context(), userId, data.data(), data.size(), binary);
+    }
+#endif
     void log(int level, const char *message) override {
         log::Level l = level <= WSGW_LOG_DEBUG ? log::Level::Debug
                        : level == WSGW_LOG_INFO ? log::Level::Info

@@ -117,5 +117,15 @@ int checkedSendToAll(HostOperations *ops, const void *data, size_t len, int isBi
     }
 }
 
+#ifdef WSGW_HOST_API_HAS_USERS
+int checkedSendToUser(HostOperations *ops, const char *userId, const void *data, size_t len, int isBinary) noexcept {
+    if (!ops || !userId || !*userId || !validData(data, len)) return WSGW_ERROR;
+    try {
+        return ops->sendToUser(userId, bytesOf(data, len), isBinary != 0);
+    } catch (...) {
+        return WSGW_ERROR;
+    }
+}
+#endif
 
 }  // namespace wsgw

@@ -31,6 +31,9 @@ public:
     virtual int removeFromGroup(const char *group, const char *connectionId) = 0;
     virtual int sendToGroup(const char *group, std::string_view data, bool binary) = 0;  // group is not empty
     virtual int sendToAll(std::string_view data, bool binary) = 0;
+#ifdef WSGW_HOST_API_HAS_USERS
+    virtual int sendToUser(const char *userId, std::string_view data, bool binary) = 0;  // userId is not empty
+#endif
 };
 
 // get_connection's contract: copy as much as fits (NUL-terminated when all of it does), return the length.
@@ -48,6 +51,9 @@ int checkedAddToGroup(HostOperations *ops, const char *group, const char *connec
 int checkedRemoveFromGroup(HostOperations *ops, const char *group, const char *connectionId) noexcept;
 int checkedSendToGroup(HostOperations *ops, const char *group, const void *data, size_t len, int isBinary) noexcept;
 int checkedSendToAll(HostOperations *ops, const void *data, size_t len, int isBinary) noexcept;
+#ifdef WSGW_HOST_API_HAS_USERS
+int checkedSendToUser(HostOperations *ops, const char *userId, const void *data, size_t len, int isBinary) noexcept;
+#endif
 
 // Fills `api` (size, ABI version, host pointer and every function) with entry points that find the side's
 // operations with `OperationsOf(host pointer the plugin passed)` and make the checked call. A template
@@ -80,6 +86,11 @@ void fillHostApi(wsgw_host_api &api, wsgw_host *host) {
     api.send_to_all = [](wsgw_host *h, const void *data, size_t len, int isBinary) noexcept {
         return checkedSendToAll(OperationsOf(h), data, len, isBinary);
     };
+#ifdef WSGW_HOST_API_HAS_USERS
+    api.send_to_user = [](wsgw_host *h, const char *user, const void *data, size_t len, int isBinary) noexcept {
+        return checkedSendToUser(OperationsOf(h), user, data, len, isBinary);
+    };
+#endif
 }
 
 }  // namespace wsgw

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "plugin_wire.h"
 #include "proc_status.h"
+#include "webpubsub_clients.h"
 
 #include <cstring>
 #include <deque>
@@ -301,6 +302,9 @@ bool IsolatedPlugin::serve(Worker &w) {
             case wire::CallOp::Leave: result = checkedRemoveFromGroup(ops, std::string(data).c_str(), target); break;
             case wire::CallOp::SendGroup: result = checkedSendToGroup(ops, target, data.data(), data.size(), flag != 0); break;
             case wire::CallOp::SendAll: result = checkedSendToAll(ops, data.data(), data.size(), flag != 0); break;
+#ifdef WSGW_HOST_API_HAS_USERS
+            case wire::CallOp::SendUser: result = checkedSendToUser(ops, target, data.data(), data.size(), flag != 0); break;
+#endif
             case wire::CallOp::Log:
                 checkedLog(ops, static_cast<int>(flag), std::string(data).c_str());
                 continue;  // no reply

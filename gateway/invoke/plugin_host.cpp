@@ -92,6 +92,11 @@ struct WorkerHost final : HostOperations {
         return rcOf(wire::CallOp::SendGroup, group, data, binary);
     }
     int sendToAll(std::string_view data, bool binary) override { return rcOf(wire::CallOp::SendAll, "", data, binary); }
+#ifdef WSGW_HOST_API_HAS_USERS
+    int sendToUser(const char *userId, std::string_view data, bool binary) override {
+        return rcOf(wire::CallOp::SendUser, userId, data, binary);
+    }
+#endif
     void log(int level, const char *message) override {
         wire::Writer w(wire::Kind::Call);
         w.u64(0).u8(static_cast<uint8_t>(wire::CallOp::Log)).bytes("").bytes(message).i64(level);

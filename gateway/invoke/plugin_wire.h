@@ -25,7 +25,7 @@ enum class Kind : uint8_t {
 };
 
 // Join/Leave: connection ID, data = group. SendGroup: connection ID field = group, flag = binary.
-enum class CallOp : uint8_t { Post = 1, Delete = 2, Get = 3, Log = 4, Join = 5, Leave = 6, SendGroup = 7, SendAll = 8 };
+enum class CallOp : uint8_t { Post = 1, Delete = 2, Get = 3, Log = 4, Join = 5, Leave = 6, SendGroup = 7, SendAll = 8, SendUser = 9 };
 
 constexpr uint32_t kMaxFrame = 64u << 20;
 

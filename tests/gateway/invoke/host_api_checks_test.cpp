@@ -62,6 +62,12 @@ struct RecordingOperations final : HostOperations {
         record("all " + std::string(data) + (binary ? " binary" : " text"));
         return WSGW_TOO_LARGE;
     }
+#ifdef WSGW_HOST_API_HAS_USERS
+    int sendToUser(const char *user, std::string_view data, bool binary) override {
+        record("user " + std::string(user) + " " + std::string(data) + (binary ? " binary" : " text"));
+        return WSGW_OK;
+    }
+#endif
 };
 
 RecordingOperations *g_recording = nullptr;
