@@ -155,8 +155,10 @@ void ConnectFlow::established(Session *s, lws *wsi) {
     s->live->upgraded.store(true);
     s->lastTouchMs = s->live->info.connectedAtMs;
     if (s->rowStored) {
-        // Written before $connect ran; what the authorizer or $connect added is written now.
-        if (!s->live->info.authorizerJson.empty()) t_.store.insert(rowOf(s));
+        // Written before $connect ran; what the authorizer or $connect added is written now. As a durable
+        // write: a plain insert followed by this connection's DELETE in the same batch would cancel out with
+        // it (the store's short-lived-connection shortcut), and the row committed before $connect would stay.
+        if (!s->live->info.authorizerJson.empty()) t_.store.insertDurable(rowOf(s), [](bool) {});
     } else {
         t_.store.insert(rowOf(s));
         s->rowStored = true;
