@@ -4,10 +4,10 @@
 #include "log.h"
 #include "plugin_wire.h"
 #include "proc_status.h"
+#include "restart_backoff.h"
 #include "webpubsub_clients.h"
 
 #include <cstring>
-#include <deque>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -165,13 +165,12 @@ IsolatedPlugin::~IsolatedPlugin() {
 }
 
 void IsolatedPlugin::supervise(Worker &w) {
-    int backoffMs = 0;
+    RestartBackoff backoff;
     bool everReady = false;
-    std::deque<std::chrono::steady_clock::time_point> recentEnds;
     for (;;) {
         {
             std::unique_lock lock(mutex_);
-            if (backoffMs > 0) cv_.wait_for(lock, std::chrono::milliseconds(backoffMs), [&] { return stopping_; });
+            if (backoff.delay().count() > 0) cv_.wait_for(lock, backoff.delay(), [&] { return stopping_; });
             if (stopping_) return;
         }
         bool becameReady = serve(w);
@@ -185,13 +184,7 @@ void IsolatedPlugin::supervise(Worker &w) {
                 if (startFailures_ >= workers_.size()) return;  // nobody can load it: start() reports why
             }
         }
-        // A crash costs one invocation and the worker is back at once; but a plugin that cannot start, or
-        // crashes over and over (5 times in 5 s), is restarted ever slower instead of in a tight loop.
-        auto now = std::chrono::steady_clock::now();
-        recentEnds.push_back(now);
-        while (!recentEnds.empty() && now - recentEnds.front() > std::chrono::seconds(5)) recentEnds.pop_front();
-        bool failing = !becameReady || recentEnds.size() >= 5;
-        backoffMs = failing ? std::min(5000, std::max(100, backoffMs * 2)) : 0;
+        backoff.afterEnd(becameReady);  // a worker that cannot start or keeps crashing comes back ever slower
     }
 }
 

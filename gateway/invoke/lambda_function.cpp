@@ -6,6 +6,7 @@
 #include "lambda_runtime_api.h"
 #include "log.h"
 #include "proc_status.h"
+#include "restart_backoff.h"
 #include "digest.h"
 
 #include <filesystem>
@@ -17,7 +18,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -387,12 +387,11 @@ LambdaFunction::~LambdaFunction() {
 }
 
 void LambdaFunction::supervise(Slot &slot) {
-    int backoffMs = 0;
-    std::deque<std::chrono::steady_clock::time_point> recentEnds;
+    RestartBackoff backoff;
     for (;;) {
         {
             std::unique_lock lock(mutex_);
-            if (backoffMs > 0) cv_.wait_for(lock, std::chrono::milliseconds(backoffMs), [&] { return stopping_; });
+            if (backoff.delay().count() > 0) cv_.wait_for(lock, backoff.delay(), [&] { return stopping_; });
             if (stopping_) return;
         }
         bool becameReady = runProcess(slot);
@@ -404,13 +403,7 @@ void LambdaFunction::supervise(Slot &slot) {
                 cv_.notify_all();
             }
         }
-        // A crash costs one invocation and the process is back at once; a function that cannot start, or
-        // ends over and over (5 times in 5 s), is restarted ever slower instead of in a tight loop.
-        auto now = std::chrono::steady_clock::now();
-        recentEnds.push_back(now);
-        while (!recentEnds.empty() && now - recentEnds.front() > std::chrono::seconds(5)) recentEnds.pop_front();
-        bool failing = !becameReady || recentEnds.size() >= 5;
-        backoffMs = failing ? std::min(5000, std::max(100, backoffMs * 2)) : 0;
+        backoff.afterEnd(becameReady);  // a function that cannot start or keeps ending comes back ever slower
     }
 }
 
