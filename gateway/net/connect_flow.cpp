@@ -25,6 +25,18 @@ std::string renderRawResponse(int status, std::string_view body) {
 
 }  // namespace
 
+Invocation lifecycleInvocation(const std::shared_ptr<const RouteTable> &table, wsgw_event_type type,
+                               std::shared_ptr<LiveConnection> connection, int64_t requestTimeMs) {
+    Invocation inv;
+    inv.table = table;
+    inv.route = type == WSGW_CONNECT ? table->connect : table->disconnect;
+    inv.connection = std::move(connection);
+    inv.type = type;
+    inv.requestId = newRequestId();
+    inv.requestTimeMs = requestTimeMs;
+    return inv;
+}
+
 void ConnectFlow::fillInfo(Session *s, UpgradeRequest &&req) {
     auto live = std::make_shared<LiveConnection>();
     ConnectionInfo &info = live->info;
@@ -60,13 +72,7 @@ void ConnectFlow::startConnect(Session *s, UpgradeRequest &&req) {
         admit(s);
         return;
     }
-    Invocation inv;
-    inv.table = table;
-    inv.route = table->connect;
-    inv.connection = live;
-    inv.type = WSGW_CONNECT;
-    inv.requestId = newRequestId();
-    inv.requestTimeMs = info.connectedAtMs;
+    Invocation inv = lifecycleInvocation(table, WSGW_CONNECT, live, info.connectedAtMs);
     if (!table->disconnect) {  // no $disconnect to owe: nothing to make durable first
         t_.invoker().submit(t_.laneOf(s), std::move(inv), false);
         return;

@@ -6,6 +6,7 @@
 
 #include "connection_store.h"
 #include "handshake.h"
+#include "invoker.h"
 
 #include <libwebsockets.h>
 
@@ -16,6 +17,12 @@ namespace wsgw {
 
 struct NetworkThreadState;
 struct Session;
+
+// The Invocation of `connection`'s $connect or $disconnect (`type` is WSGW_CONNECT or WSGW_DISCONNECT) in
+// `table`, whose route for it the caller has found set: the route follows from the type, with a new request
+// ID and the event's time. What else the event carries (a close code, the row to remove) the caller adds.
+Invocation lifecycleInvocation(const std::shared_ptr<const RouteTable> &table, wsgw_event_type type,
+                               std::shared_ptr<LiveConnection> connection, int64_t requestTimeMs);
 
 class ConnectFlow {
 public:

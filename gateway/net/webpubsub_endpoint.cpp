@@ -266,13 +266,7 @@ void finishDetached(NetworkThreadState &t, const std::shared_ptr<LiveConnection>
         t.logGatewayAnswer("DISCONNECT", id, "$disconnect", 200, live->info.sourceIp, live->info.userAgent, {}, {}, 1006);
         return;
     }
-    Invocation inv;
-    inv.table = table;
-    inv.route = table->disconnect;
-    inv.connection = live;
-    inv.type = WSGW_DISCONNECT;
-    inv.requestId = newRequestId();
-    inv.requestTimeMs = nowEpochMs();
+    Invocation inv = lifecycleInvocation(table, WSGW_DISCONNECT, live, nowEpochMs());
     inv.disconnectCode = 1006;
     inv.disconnectReason = kReason;
     inv.removeRowAfter = &t.store;
