@@ -1,6 +1,7 @@
 // The Redis connection table against a real redis-server, which this test starts on a free loopback port
 // (and skips, saying so, only when redis-server is not installed).
 #include "redis_store.h"
+#include "store_test_row.h"
 
 #include <hiredis/hiredis.h>
 
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 using namespace wsgw;
+using store_test::row;
 
 namespace {
 
@@ -58,18 +60,6 @@ struct RedisServer {
     }
 };
 
-ConnectionRow row(const std::string &id, const std::string &node) {
-    ConnectionRow r;
-    r.connectionId = id;
-    r.nodeId = node;
-    r.connectedAtMs = 1000;
-    r.lastActiveAtMs = 1000;
-    r.sourceIp = "127.0.0.1";
-    r.userAgent = "test";
-    r.authorizerJson = R"({"principalId":"alice"})";
-    return r;
-}
-
 }  // namespace
 
 TEST_SUITE("redis_store") {
@@ -106,7 +96,9 @@ TEST_SUITE("redis_store") {
         std::string error;
         auto store = RedisStore::open(server.address, keys, "n1", &error);
         REQUIRE_MESSAGE(store, error);
-        store->insert(row("c1", "n1"));
+        ConnectionRow authorized = row("c1", "n1");
+        authorized.authorizerJson = R"({"principalId":"alice"})";
+        store->insert(authorized);
         store->insert(row("c2", "n1"));
         store->touch("c1", 5000);
         store->touch("c1", 4000);  // coalesced: the later time wins, not the last call

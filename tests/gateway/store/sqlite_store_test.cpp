@@ -1,4 +1,5 @@
 #include "sqlite_store.h"
+#include "store_test_row.h"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -16,6 +17,7 @@
 #include <vector>
 
 using namespace wsgw;
+using store_test::row;
 
 namespace {
 struct TempDir {
@@ -27,18 +29,6 @@ struct TempDir {
     }
     ~TempDir() { std::filesystem::remove_all(path); }
 };
-
-ConnectionRow row(const std::string &id, const std::string &node = "n1") {
-    ConnectionRow r;
-    r.connectionId = id;
-    r.nodeId = node;
-    r.connectedAtMs = 1000;
-    r.lastActiveAtMs = 1000;
-    r.sourceIp = "127.0.0.1";
-    r.userAgent = "test";
-    r.headersJson = R"({"Host":["x"]})";
-    return r;
-}
 
 // What another process (the sqlite3 CLI) would see.
 long long countRows(const std::string &db, const std::string &where = "1") {
