@@ -4,7 +4,7 @@
 // same with boto3's apigatewaymanagementapi client (Debian's python3-boto3). Both reach the gateway's
 // management API over TLS (a certificate the gateway made, which the functions trust) and pass its SigV4
 // check with the credentials in their environment; unsigned or wrongly signed requests there are refused.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -12,20 +12,10 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 
-import { Gateway, Client, REPO_ROOT, openExpectingRefusal } from './harness.mjs';
+import { Client, REPO_ROOT, openExpectingRefusal } from './harness.mjs';
+import { startGateway } from './started-gateways.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
-const gateways = [];
-after(async () => {
-  for (const gw of gateways) await gw.stop().catch(() => {});
-});
-
-async function start(options) {
-  const gw = await Gateway.start(options);
-  gateways.push(gw);
-  return gw;
-}
-
 // The chat sample's own file, in a directory whose node_modules is the tests' (where the SDK is installed),
 // as `npm install` in functions/chat would provide it.
 function chatFunctionDir(dir) {
@@ -52,7 +42,7 @@ function httpsRequest(url, { method = 'GET', headers = {}, body, ca }) {
 }
 
 test('the AWS chat sample posts to every stored connection with the real SDK through https://{domainName}/{stage}', async () => {
-  const gw = await start({
+  const gw = await startGateway({
     routes: (dir) => ({
       routeSelectionExpression: '$request.body.action',
       stage: 'prod',
@@ -95,7 +85,7 @@ test('the AWS chat sample posts to every stored connection with the real SDK thr
 });
 
 test("the functions' endpoint: TLS with the gateway's CA, the /{stage} prefix, SigV4 with the functions' credentials only", async () => {
-  const gw = await start({
+  const gw = await startGateway({
     routes: (dir) => {
       const fnDir = path.join(dir, 'env');
       fs.mkdirSync(fnDir);
@@ -154,7 +144,7 @@ const hasBoto3 = (() => {
 
 test('a Python function posts with boto3 (apigatewaymanagementapi, endpoint_url from the event); a gone connection is GoneException',
   { skip: hasBoto3 ? false : 'python3 cannot import boto3: apt-get install python3-boto3 (tools/install-deps does)' }, async () => {
-    const gw = await start({
+    const gw = await startGateway({
       routes: (dir) => {
         const fnDir = path.join(dir, 'relay');
         fs.mkdirSync(fnDir);
@@ -209,7 +199,7 @@ const ricInstalled = fs.existsSync(path.join(here, 'node_modules', 'aws-lambda-r
 test('the AWS chat sample under aws-lambda-ric (command: npx aws-lambda-ric app.handler): $connect 403, SDK posts, echo',
   { skip: ricInstalled ? false : 'aws-lambda-ric is not installed: npm install --prefix tests/integration --no-save aws-lambda-ric (builds native code; needs autoconf automake libtool cmake g++)' },
   async () => {
-    const gw = await start({
+    const gw = await startGateway({
       routes: (dir) => ({
         routeSelectionExpression: '$request.body.action',
         handlers: {

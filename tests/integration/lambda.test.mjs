@@ -5,23 +5,13 @@
 // new process); four slow invocations overlapping with concurrency 4; Lambda's environment; function
 // output as log lines with the invocation's request ID; a function that cannot start refuses the start;
 // an edit of a function's file reloads it (new processes for new invocations, the running one finishes).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { Gateway, Client, openExpectingRefusal, runExpectingExit, waitFor } from './harness.mjs';
-
-const gateways = [];
-after(async () => {
-  for (const gw of gateways) await gw.stop().catch(() => {});
-});
-
-async function start(options) {
-  const gw = await Gateway.start(options);
-  gateways.push(gw);
-  return gw;
-}
+import { Client, openExpectingRefusal, runExpectingExit, waitFor } from './harness.mjs';
+import { startGateway } from './started-gateways.mjs';
 
 function writeFunction(dir, name, files) {
   const fnDir = path.join(dir, 'fns', name);
@@ -33,7 +23,7 @@ function writeFunction(dir, name, files) {
 const internalError = (text) => JSON.parse(text).message === 'Internal server error';
 
 test('a Python function: the result mapping, Lambda\'s environment and its own environment', async () => {
-  const gw = await start({
+  const gw = await startGateway({
     routes: (dir) => {
       const directory = writeFunction(dir, 'py', {
         'handler.py': [
@@ -99,7 +89,7 @@ export const handler = async (event) => {
 `;
 
 test('a throw, an exit mid-invocation, a timeout and memoryMb: Internal server error, then a new process serves', async () => {
-  const gw = await start({
+  const gw = await startGateway({
     routes: (dir) => {
       const directory = writeFunction(dir, 'failing', { 'index.mjs': FAILING_FUNCTION });
       return {
@@ -132,7 +122,7 @@ test('a throw, an exit mid-invocation, a timeout and memoryMb: Internal server e
 });
 
 test('$connect: a function error refuses the upgrade with 502; a proxy result\'s status is the answer', async () => {
-  const gw = await start({
+  const gw = await startGateway({
     routes: (dir) => {
       const directory = writeFunction(dir, 'gate', {
         'gate.js': `exports.handler = (event, context, callback) => {
@@ -156,7 +146,7 @@ test('$connect: a function error refuses the upgrade with 502; a proxy result\'s
 });
 
 test('concurrency 4: four slow invocations run at the same time in four processes', async () => {
-  const gw = await start({
+  const gw = await startGateway({
     workers: 6,
     routes: (dir) => {
       const directory = writeFunction(dir, 'slow', {
@@ -215,7 +205,7 @@ test('hot reload: an edit of the function file starts new processes for new invo
 };
 `;
   let fnFile;
-  const gw = await start({
+  const gw = await startGateway({
     routes: (dir) => {
       const directory = writeFunction(dir, 'edited', { 'app.mjs': version('v1') });
       fnFile = path.join(dir, directory, 'app.mjs');
