@@ -1,5 +1,6 @@
 #include "isolated_plugin.h"
 
+#include "exit_status.h"
 #include "host_api_checks.h"
 #include "log.h"
 #include "plugin_wire.h"
@@ -67,16 +68,6 @@ int highFd(int fd) {
     int moved = fcntl(fd, F_DUPFD_CLOEXEC, 10);
     close(fd);
     return moved;
-}
-
-std::string describeExit(int status) {
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        const char *name = strsignal(sig);
-        return "killed by signal " + std::to_string(sig) + " (" + (name ? name : "?") + ")";
-    }
-    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-    return "ended";
 }
 
 // The RLIMIT_DATA the worker set on itself (its start-up memory plus maxWorkerMemoryMb); 0 when unknown.

@@ -2,6 +2,7 @@
 
 #include "connection_id.h"
 #include "event.h"
+#include "exit_status.h"
 #include "lambda_result.h"
 #include "lambda_runtime_api.h"
 #include "log.h"
@@ -61,16 +62,6 @@ std::string regionOfGateway() {
     const char *r = std::getenv("AWS_REGION");
     if (!r || !*r) r = std::getenv("AWS_DEFAULT_REGION");
     return r && *r ? r : "us-east-1";
-}
-
-std::string describeExit(int status) {
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        const char *name = strsignal(sig);
-        return "killed by signal " + std::to_string(sig) + " (" + (name ? name : "?") + ")";
-    }
-    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-    return "ended";
 }
 
 // Resident memory of a process and its descendants (a `command` such as npx runs the client as a child).
