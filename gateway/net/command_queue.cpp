@@ -7,6 +7,7 @@
 #include "network_thread_state.h"
 #include "session_closer.h"
 #include "session_writer.h"
+#include "webpubsub_endpoint.h"
 
 #include <chrono>
 
@@ -91,6 +92,10 @@ void CommandQueue::run(Command &c) {
     }
     if (c.kind == Command::Kind::RowNotDurable) {
         t_.connectFlow->rowNotDurable(c.connectionId.view());
+        return;
+    }
+    if (c.kind == Command::Kind::WpsRestAnswered) {
+        wpsRestAnswered(t_, c.connectionId.view(), c.data);
         return;
     }
     Session *s = t_.find(c.connectionId.view());

@@ -1,6 +1,7 @@
 // Owns: the queue through which other threads reach a network thread (pushes, closes, $connect decisions,
-// resumes, drains, rows the store could not commit) and the route table a reload hands over with it; the
-// wake-up (ev_async) that makes the loop take them, and running each command on the loop's thread.
+// resumes, drains, rows the store could not commit, Web PubSub REST answers made on the cluster's executor)
+// and the route table a reload hands over with it; the wake-up (ev_async) that makes the loop take them, and
+// running each command on the loop's thread.
 #pragma once
 
 #include "route_table.h"
@@ -39,9 +40,9 @@ private:
 };
 
 struct Command {
-    enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable } kind;
+    enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable, WpsRestAnswered } kind;
     InlineId connectionId;
-    std::string data;  // Send: the payload; Close: reason; ConnectDecided: body
+    std::string data;  // Send: the payload; Close: reason; ConnectDecided: body; WpsRestAnswered: the HTTP response
     bool binary = false;
     int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts)
     std::shared_ptr<const std::string> shared = {};  // Send: a fan-out payload instead of `data`

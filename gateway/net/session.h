@@ -31,6 +31,10 @@ struct PendingUpgrade {
     std::string subprotocol;  // chosen from the client's offers; lws is handed the head without them
     std::string path;         // the request path, for a proxy backend
     std::string offers;       // the client's subprotocol offers, passed on to a proxy backend
+    // A Web PubSub REST request whose operation runs on the cluster's executor (webpubsub_endpoint.h): its
+    // socket is not read meanwhile, and it is answered when the result comes back, or 503 if it is dropped first.
+    bool restPending = false;
+    bool restHead = false;    // the request was HEAD: the answer has no body
 };
 
 struct Session {

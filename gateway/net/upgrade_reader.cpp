@@ -129,6 +129,8 @@ void UpgradeReader::stopHandshakeWatchers(Session *s) {
 }
 
 void UpgradeReader::dropUnaccepted(Session *s, const std::string *response) {
+    std::string unanswered;
+    if (!response && !(unanswered = wpsRestUnansweredResponse(t_, s)).empty()) response = &unanswered;
     stopHandshakeWatchers(s);
     if (s->backendConnect) ev_timer_stop(t_.loop, &s->backendConnect->timer);
     if (s->backend) t_.proxyRelay->closeBackend(s, 1001, "Going away");

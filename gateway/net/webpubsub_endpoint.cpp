@@ -1,6 +1,7 @@
 // Owns: Azure Web PubSub on the public listener (webpubsub_endpoint.h).
 #include "webpubsub_endpoint.h"
 
+#include "command_queue.h"
 #include "connect_flow.h"
 #include "connection_id.h"
 #include "handshake.h"
@@ -13,6 +14,7 @@
 #include "webpubsub_token.h"
 
 #include <ctime>
+#include <optional>
 
 namespace wsgw {
 
@@ -67,9 +69,79 @@ void appendJsonStrings(std::string &out, const std::vector<std::string> &values)
 
 // ---- REST ----
 
+namespace {
+
+// A REST request read whole and checked on the network thread (cheap: parsing, the token's HMAC, routing).
+struct CheckedRestRequest {
+    bool head = false;
+    std::string hostHeader;
+    std::optional<WpsRestOperation> op;  // authorized, for a hub served here: to perform
+    std::string answer;                  // otherwise the whole response (an error)
+};
+
+CheckedRestRequest checkRestRequest(const WebPubSubSpec &spec, HttpMessageParser &parser, HttpParseState state) {
+    CheckedRestRequest out;
+    out.head = parser.headComplete() && parser.head().method == "HEAD";
+    if (state == HttpParseState::Error) {
+        const HttpParseError &e = parser.error();
+        out.answer = restErrorResponse(e.status, e.status == 413 ? "PayloadTooLarge" : "BadRequest", e.reason, out.head);
+        return out;
+    }
+    const HttpMessageHead &req = parser.head();
+    const std::string *host = req.header("Host");
+    const std::string *auth = req.header("Authorization");
+    const std::string *type = req.header("Content-Type");
+    out.hostHeader = host ? *host : std::string();
+    WpsTokenCheck check = verifyWpsServerToken(auth ? wpsBearerToken(*auth) : std::string_view(), spec.accessKeys,
+                                               out.hostHeader, req.target, nowSeconds());
+    if (!check.ok()) {
+        out.answer = restErrorResponse(check.status, check.status == 401 ? "Unauthorized" : "Forbidden",
+                                       check.status == 401 ? "no bearer token: sign the request with an access key, as the server SDK does"
+                                                           : check.reason,
+                                       out.head);
+        return out;
+    }
+    auto routed = routeWpsRest({req.method, req.target, type ? std::string_view(*type) : std::string_view(), parser.body()});
+    if (auto *err = std::get_if<WpsRestError>(&routed)) {
+        out.answer = restErrorResponse(err->status, err->code, err->message, out.head, err->allow);
+        return out;
+    }
+    WpsRestOperation &op = std::get<WpsRestOperation>(routed);
+    if (op.op != WpsRestOp::Health && !spec.hasHub(op.hub)) {
+        out.answer = restErrorResponse(404, "NotFound",
+                                       "hub '" + op.hub.substr(0, 60) + "' is not served here: add it to routes.json webPubSub.hubs",
+                                       out.head);
+        return out;
+    }
+    out.op = std::move(op);
+    return out;
+}
+
+// In a cluster the operation may wait on Redis: it runs on the cluster's executor and its answer comes back
+// through this thread's command queue, by the session's ID (the session may be gone by then). Meanwhile the
+// socket is not read (what a client pipelines waits in the kernel); the handshake timer still runs, and a
+// request it ends is answered 503 (wpsRestUnansweredResponse).
+void performOnClusterExecutor(NetworkThreadState &t, Session *s, const WebPubSubSpec &spec, CheckedRestRequest &&req) {
+    PendingUpgrade &up = *s->upgrade;
+    ev_io_stop(t.loop, &up.io);
+    up.restPending = true;
+    up.restHead = req.head;
+    std::string().swap(up.head);  // the operation holds all it needs of the request
+    log::debug("webpubsub REST request waits on the cluster", {log::Field("connectionId", s->id)});
+    // The spec is copied: a reload may free this table while the operation runs.
+    t.host.cluster->runBlocking([host = &t.host, sink = t.commands->sink(), id = s->id, spec = spec, op = std::move(*req.op),
+                                 hostHeader = std::move(req.hostHeader), head = req.head] {
+        WpsRestResult r = performWpsRest(*host, spec, op, hostHeader, nowSeconds());
+        sink->post(Command{Command::Kind::WpsRestAnswered, InlineId(id), restResponse(r.status, r.body, r.errorCode, head), false, 0});
+    });
+}
+
+}  // namespace
+
 bool wpsRestRequestHandled(NetworkThreadState &t, Session *s) {
     const WebPubSubSpec *spec = specOf(t);
     if (!spec) return false;
+    if (s->upgrade->restPending) return true;  // its operation runs already: nothing more is taken from it
     const std::string &head = s->upgrade->head;
     size_t lineEnd = head.find("\r\n");
     if (lineEnd == std::string::npos) return false;  // the request line is not all there yet
@@ -84,42 +156,43 @@ bool wpsRestRequestHandled(NetworkThreadState &t, Session *s) {
     HttpMessageParser parser(options);
     HttpParseState state = parser.feed(head);
     if (state == HttpParseState::NeedMore) return true;  // wait for more (readHead calls again)
-    bool isHead = parser.headComplete() && parser.head().method == "HEAD";
-    std::string response;
-    if (state == HttpParseState::Error) {
-        const HttpParseError &e = parser.error();
-        response = restErrorResponse(e.status, e.status == 413 ? "PayloadTooLarge" : "BadRequest", e.reason, isHead);
-    } else {
-        const HttpMessageHead &req = parser.head();
-        const std::string *host = req.header("Host");
-        const std::string *auth = req.header("Authorization");
-        const std::string *type = req.header("Content-Type");
-        WpsTokenCheck check = verifyWpsServerToken(auth ? wpsBearerToken(*auth) : std::string_view(), spec->accessKeys,
-                                                   host ? *host : std::string(), req.target, nowSeconds());
-        if (!check.ok()) {
-            response = restErrorResponse(check.status, check.status == 401 ? "Unauthorized" : "Forbidden",
-                                         check.status == 401 ? "no bearer token: sign the request with an access key, as the server SDK does"
-                                                             : check.reason,
-                                         isHead);
-        } else {
-            auto routed = routeWpsRest({req.method, req.target, type ? std::string_view(*type) : std::string_view(), parser.body()});
-            if (auto *err = std::get_if<WpsRestError>(&routed)) {
-                response = restErrorResponse(err->status, err->code, err->message, isHead, err->allow);
-            } else {
-                const WpsRestOperation &op = std::get<WpsRestOperation>(routed);
-                if (op.op != WpsRestOp::Health && !spec->hasHub(op.hub)) {
-                    response = restErrorResponse(404, "NotFound",
-                                                 "hub '" + op.hub.substr(0, 60) + "' is not served here: add it to routes.json webPubSub.hubs",
-                                                 isHead);
-                } else {
-                    WpsRestResult r = performWpsRest(t.host, *spec, op, host ? *host : std::string(), nowSeconds());
-                    response = restResponse(r.status, r.body, r.errorCode, isHead);
-                }
-            }
-        }
+    CheckedRestRequest req = checkRestRequest(*spec, parser, state);
+    if (req.op && t.host.cluster) {
+        performOnClusterExecutor(t, s, *spec, std::move(req));
+        return true;
+    }
+    // Without a cluster the operation only queues work for other threads: done here at once.
+    std::string response = std::move(req.answer);
+    if (req.op) {
+        WpsRestResult r = performWpsRest(t.host, *spec, *req.op, req.hostHeader, nowSeconds());
+        response = restResponse(r.status, r.body, r.errorCode, req.head);
     }
     t.upgradeReader->dropUnaccepted(s, &response);
     return true;
+}
+
+void wpsRestAnswered(NetworkThreadState &t, std::string_view connectionId, const std::string &response) {
+    Session *s = t.find(connectionId);
+    if (!s || !s->upgrade || !s->upgrade->restPending) {
+        log::debug("webpubsub REST answer dropped: its request was answered or closed meanwhile",
+                   {log::Field("connectionId", connectionId)});
+        return;
+    }
+    s->upgrade->restPending = false;
+    t.upgradeReader->dropUnaccepted(s, &response);
+}
+
+std::string wpsRestUnansweredResponse(NetworkThreadState &t, Session *s) {
+    if (!s->upgrade || !s->upgrade->restPending) return {};
+    s->upgrade->restPending = false;
+    std::string why = t.draining
+                          ? "the gateway is shutting down and the cluster had not answered yet"
+                          : "the cluster (Redis) did not answer within limits.handshakeTimeoutSeconds (" +
+                                std::to_string(t.table ? t.table->config.limits.handshakeTimeoutSeconds : 10) + " s)";
+    log::warn("webpubsub REST request answered 503", {log::Field("connectionId", s->id), log::Field("reason", why)});
+    return restErrorResponse(503, "ServiceUnavailable",
+                             why + "; the operation may still take effect: check its result before retrying",
+                             s->upgrade->restHead);
 }
 
 // ---- the client upgrade ----

@@ -1,6 +1,8 @@
 // Owns: Azure Web PubSub on the public listener (SPEC section 12), the parts the network thread does itself:
 // - the data-plane REST API (/api/hubs/{hub}/..., /api/health): a plain HTTP request read whole, its bearer
-//   token checked, the operation performed (webpubsub_clients.h) and answered with Connection: close;
+//   token checked, the operation performed (webpubsub_clients.h) and answered with Connection: close. In a
+//   cluster the operation may wait on Redis, so it runs on the cluster's executor and its answer comes back
+//   through the command queue; the network thread never waits on it;
 // - the client upgrade on /client/hubs/{hub}: the access token (?access_token= or Authorization: Bearer,
 //   401 missing, 403 refused, 404 unknown hub), the subprotocol, and the client's state made ready for
 //   $connect (requestContext.authorizer carries userId, hub, roles, groups);
@@ -22,6 +24,13 @@ struct CompiledRoute;
 // True when the bytes read so far start a Web PubSub REST request of this API: the caller leaves the
 // session to this part (it is answered and closed here, or waits for the rest of its body).
 bool wpsRestRequestHandled(NetworkThreadState &t, Session *s);
+// The command queue hands back the answer of a REST request that ran on the cluster's executor: written and
+// the socket closed, or dropped when its session is gone or was answered already (timeout, drain).
+void wpsRestAnswered(NetworkThreadState &t, std::string_view connectionId, const std::string &response);
+// UpgradeReader::dropUnaccepted asks when it drops a session without an answer: for a REST request still
+// waiting on the cluster (handshake timeout, drain, shutdown), the 503 it gets instead of a silent close;
+// "" otherwise.
+std::string wpsRestUnansweredResponse(NetworkThreadState &t, Session *s);
 
 bool isWpsClientPath(std::string_view path);
 // An upgrade to /client/hubs/{hub}: false when it was refused (answered and dropped here).

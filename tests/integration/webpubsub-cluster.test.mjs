@@ -1,0 +1,248 @@
+// Azure Web PubSub's server REST API on a two-node cluster sharing a Redis this file starts (SPEC sections 12
+// and 3): @azure/web-pubsub's WebPubSubServiceClient against one node reaches clients on the other; a REST
+// call that needs Redis does not hold its network thread while Redis is stopped (SIGSTOP of the redis-server
+// started here): an echo on the same thread (--network-threads 1) is answered first, and the REST call gets
+// Redis's answer once Redis runs again; a REST call still waiting at the handshake timeout is answered 503
+// with a JSON reason, and its late result is dropped safely.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Gateway, Client, whoami, waitFor, withTimeout, parseHttpResponse } from './harness.mjs';
+import { WebPubSubServiceClient } from '@azure/web-pubsub';
+import { WebPubSubClient, WebPubSubJsonProtocol } from '@azure/web-pubsub-client';
+
+const execFileP = promisify(execFile);
+const KEY = 'wsgw-cluster-access-key-0123456789abcdefghij';
+
+let redis;            // { proc, port, exited }
+let n1, n2;           // n1 runs one network thread, so the echo and the REST call share it
+const sdkClients = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function redisCli(...args) {
+  const { stdout } = await execFileP('redis-cli', ['-p', String(redis.port), '--raw', ...args], { timeout: 5000 });
+  return stdout.trim();
+}
+
+async function startRedis() {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--protected-mode', 'no', '--daemonize', 'no', '--logfile', ''], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  redis = { proc, port, exited };
+  await waitFor(async () => (await redisCli('PING').catch(() => '')) === 'PONG', { timeoutMs: 10000, what: 'redis-server to answer PING' });
+}
+
+// The redis-server this file started, stopped (SIGSTOP) until the returned function continues it; the state
+// the kernel reports for it says when the stop has taken effect.
+async function pauseRedis() {
+  const state = () => fs.readFileSync(`/proc/${redis.proc.pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+  redis.proc.kill('SIGSTOP');
+  await waitFor(() => state() === 'T', { what: 'redis-server to be stopped' });
+  let continued = false;
+  return () => {
+    if (continued) return;
+    continued = true;
+    redis.proc.kill('SIGCONT');
+  };
+}
+
+function routes({ handshakeTimeoutSeconds } = {}) {
+  return (dir) => ({
+    routeSelectionExpression: '$request.body.action',
+    webPubSub: { hubs: ['chat'], accessKeys: [KEY], recoveryWindowSeconds: 0 },
+    ...(handshakeTimeoutSeconds ? { limits: { handshakeTimeoutSeconds } } : {}),
+    handlers: { probe: { config: { log: path.join(dir, 'events.jsonl') } } },
+    routes: { whoami: { handler: 'probe', routeResponse: true }, $default: { handler: 'echo', routeResponse: true } },
+  });
+}
+
+function startNode(nodeId, { networkThreads, logLevel, handshakeTimeoutSeconds } = {}) {
+  const extraArgs = ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'];
+  if (networkThreads) extraArgs.push('--network-threads', String(networkThreads));
+  return Gateway.start({ routes: routes({ handshakeTimeoutSeconds }), plugins: ['echo', 'probe'], nodeId, logLevel, extraArgs });
+}
+
+function service(gw) {
+  return new WebPubSubServiceClient(`Endpoint=http://127.0.0.1:${gw.port};AccessKey=${KEY};Version=1.0;`, 'chat',
+                                    { allowInsecureConnection: true });
+}
+
+// A started SDK client on `gw` (token from the SDK), collecting the messages the server sends it.
+async function azureClient(gw, tokenOptions) {
+  const { url } = await service(gw).getClientAccessToken(tokenOptions);
+  const client = new WebPubSubClient(url, { protocol: WebPubSubJsonProtocol(), autoReconnect: false,
+    keepAliveIntervalInMs: 0, keepAliveTimeoutInMs: 0 });
+  const got = { server: [], connected: [] };
+  client.on('server-message', (e) => got.server.push(e.message));
+  client.on('connected', (e) => got.connected.push(e));
+  await withTimeout(client.start(), 5000, 'WebPubSubClient.start');
+  await waitFor(() => got.connected.length === 1, { what: 'the connected event' });
+  sdkClients.push(client);
+  return { client, got, connectionId: got.connected[0].connectionId };
+}
+
+// The server SDK's REST token, made here for a raw request: HS256 with the request URL as audience.
+function restToken(url) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ aud: url, iat: now, exp: now + 600 })}`;
+  return `${input}.${crypto.createHmac('sha256', KEY).update(input).digest('base64url')}`;
+}
+
+// A REST request on a raw socket, so that its local port is known: `read` resolves once the gateway has
+// taken every byte of it from its socket (it is then being performed), `response` with the parsed answer;
+// `answered()` says whether the gateway has written to it or closed it yet, by what this process has
+// received and what the kernel holds for it (loopback delivers a write at once, so this has no lag).
+async function rawRest(gw, method, path) {
+  const host = `127.0.0.1:${gw.port}`;
+  const request = `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${restToken(`http://${host}${path}`)}\r\n` +
+    'Content-Length: 0\r\n\r\n';
+  const socket = net.connect(gw.port, '127.0.0.1');
+  const chunks = [];
+  socket.on('data', (d) => chunks.push(d));
+  const response = new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.once('close', () => resolve(parseHttpResponse(Buffer.concat(chunks))));
+  });
+  await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+  const localPort = socket.localPort;
+  await new Promise((resolve) => socket.write(request, resolve));
+  const read = waitFor(() => tcpEnd(gw.port, localPort)?.unread === 0, { what: `wsgw to read the ${method} request` });
+  const answered = () => {
+    const mine = tcpEnd(localPort, gw.port);
+    return chunks.length > 0 || !mine || mine.state !== kTcpEstablished || mine.unread > 0;
+  };
+  return { read, response, answered };
+}
+
+const kTcpEstablished = 1;
+
+// One end of a loopback TCP connection, from /proc/net/tcp: its state and the bytes waiting unread in it.
+function tcpEnd(localPort, remotePort) {
+  const hex = (p) => p.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5) continue;
+    if (f[1].endsWith(`:${hex(localPort)}`) && f[2].endsWith(`:${hex(remotePort)}`))
+      return { state: parseInt(f[3], 16), unread: parseInt(f[4].split(':')[1], 16) };
+  }
+  return null;
+}
+
+before(async () => {
+  await startRedis();
+  n1 = await startNode('wps-n1', { networkThreads: 1 });
+  n2 = await startNode('wps-n2');
+});
+
+after(async () => {
+  for (const c of sdkClients) c.stop();
+  try {
+    const failures = [];
+    for (const gw of [n1, n2]) await gw?.stop().catch((err) => failures.push(err));
+    if (failures.length) throw failures[0];
+  } finally {
+    if (redis?.proc && redis.proc.exitCode === null) {
+      redis.proc.kill('SIGCONT');
+      redis.proc.kill('SIGKILL');
+      await withTimeout(redis.exited, 5000, 'redis-server to exit');
+    }
+  }
+});
+
+test('the server SDK on one node reaches clients on the other: group send, group membership, a connection', async () => {
+  const far = await azureClient(n2, { userId: 'faraway', groups: ['lobby'] });
+  const aws = await Client.open(n2.url);
+  const awsId = await whoami(aws);
+  const svc = service(n1);
+  await waitFor(() => svc.groupExists('lobby'), { what: 'the group made on n2 to exist for n1' });
+  await svc.group('lobby').sendToAll('to the lobby', { contentType: 'text/plain' });
+  await waitFor(() => far.got.server.length === 1, { what: 'the group message at the client on n2' });
+  assert.equal(far.got.server[0].data, 'to the lobby');
+  // (Text: across nodes a JSON body arrives as its text, as docs/webpubsub.md says of group sends.)
+  await svc.sendToConnection(far.connectionId, 'just you', { contentType: 'text/plain' });
+  await waitFor(() => far.got.server.length === 2, { what: 'the connection message at the client on n2' });
+  assert.equal(far.got.server[1].data, 'just you');
+  assert.equal(await svc.connectionExists(far.connectionId), true);
+  assert.equal(await svc.userExists('faraway'), true);
+  assert.equal(await svc.groupExists('nobody-here'), false);
+  // An AWS-style client of n2 added to the group through n1 gets the raw data.
+  await svc.group('lobby').addConnection(awsId);
+  await svc.group('lobby').sendToAll('raw for aws', { contentType: 'text/plain' });
+  assert.equal((await aws.next(5000)).text, 'raw for aws');
+  await waitFor(() => far.got.server.length === 3, { what: 'the second group message at the client on n2' });
+  aws.ws.close();
+});
+
+test('while Redis is stopped, a REST call waiting on it does not hold its network thread; it gets Redis\'s answer after', async () => {
+  const member = await azureClient(n2, { userId: 'member', groups: ['far-group'] });
+  const svc = service(n1);
+  await waitFor(() => svc.groupExists('far-group'), { what: 'far-group (its one member is on n2) to exist for n1' });
+  const echo = await Client.open(n1.url);
+  echo.send('before');
+  assert.equal((await echo.next(5000)).text, 'before');
+
+  const resume = await pauseRedis();
+  try {
+    // Only Redis knows that far-group has a member: n1 holds none of it.
+    const rest = await rawRest(n1, 'HEAD', '/api/hubs/chat/groups/far-group?api-version=2024-12-01');
+    await rest.read;
+    echo.send('while redis is stopped');
+    const reply = await echo.next(5000);
+    assert.equal(reply.text, 'while redis is stopped');
+    assert.equal(rest.answered(), false, 'the echo was answered while the REST call still waited on Redis');
+    resume();
+    const answer = await withTimeout(rest.response, 10000, 'the REST answer after Redis continued');
+    assert.equal(answer.status, 200, `group existence answered from Redis: ${JSON.stringify(answer)}`);
+  } finally {
+    resume();
+  }
+  echo.ws.close();
+  member.client.stop();
+});
+
+test('a REST call still waiting on Redis at the handshake timeout is answered 503 with why; its late result is dropped', async () => {
+  const n3 = await startNode('wps-n3', { networkThreads: 1, logLevel: 'debug', handshakeTimeoutSeconds: 1 });
+  try {
+    const resume = await pauseRedis();
+    let answer;
+    try {
+      const rest = await rawRest(n3, 'GET', '/api/hubs/chat/groups/far-away/connections?api-version=2024-12-01');
+      answer = await withTimeout(rest.response, 10000, 'the answer to the REST call');
+    } finally {
+      resume();
+    }
+    assert.equal(answer.status, 503, JSON.stringify(answer));
+    assert.equal(answer.headers['x-ms-error-code'], 'ServiceUnavailable');
+    const body = JSON.parse(answer.body);
+    assert.equal(body.code, 'ServiceUnavailable');
+    assert.match(body.message, /did not answer within limits\.handshakeTimeoutSeconds \(1 s\).*may still take effect/);
+    // The operation finishes on the cluster's executor after the answer: the network thread drops its result.
+    await n3.waitForLog((l) => l.msg === 'webpubsub REST answer dropped: its request was answered or closed meanwhile', 10000,
+      'the late result to be dropped');
+    // The node serves on: a REST call and a WebSocket client.
+    assert.equal(await service(n3).groupExists('far-away'), false);
+    const echo = await Client.open(n3.url);
+    echo.send('after');
+    assert.equal((await echo.next(5000)).text, 'after');
+    echo.ws.close();
+  } finally {
+    await n3.stop();
+  }
+});
