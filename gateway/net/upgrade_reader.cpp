@@ -1,6 +1,7 @@
 // Owns: accepting, reading the upgrade request and admission (upgrade_reader.h).
 #include "upgrade_reader.h"
 
+#include "base64.h"
 #include "connect_flow.h"
 #include "connection_id.h"
 #include "listen_socket.h"
@@ -10,10 +11,12 @@
 #include "upgrade_admission.h"
 #include "webpubsub_endpoint.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +35,16 @@ void writeAllBestEffort(int fd, const std::string &bytes) {
         if (n <= 0) break;
         off += static_cast<size_t>(n);
     }
+}
+
+// RFC 6455 4.2.2: base64 of the SHA-1 of the client's key and the protocol's GUID.
+std::string websocketAcceptKey(std::string_view clientKey) {
+    std::string input(clientKey);
+    input += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha1(), nullptr) != 1) return {};
+    return encodeBase64(digest, len, kBase64Standard, true);
 }
 
 }  // namespace
@@ -126,6 +139,30 @@ void UpgradeReader::stopHandshakeWatchers(Session *s) {
     if (!s->upgrade) return;
     ev_io_stop(t_.loop, &s->upgrade->io);
     ev_timer_stop(t_.loop, &s->upgrade->handshakeTimer);
+}
+
+void UpgradeReader::closeAfterUpgrade(Session *s, const UpgradeRequest &request, const std::string &subprotocol,
+                                      int code, const std::string &reason) {
+    const std::string *key = request.header("Sec-WebSocket-Key");
+    std::string accept = websocketAcceptKey(key ? *key : std::string());
+    std::string response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: " + accept + "\r\n";
+    if (!subprotocol.empty()) response += "Sec-WebSocket-Protocol: " + subprotocol + "\r\n";
+    response += "\r\n";
+    std::string_view why = reason;
+    if (why.size() > 123) {  // a control frame carries 125 bytes; cut where a character starts
+        size_t n = 123;
+        while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+        why = why.substr(0, n);
+    }
+    response += static_cast<char>(0x88);
+    response += static_cast<char>(2 + why.size());
+    response += static_cast<char>((code >> 8) & 0xFF);
+    response += static_cast<char>(code & 0xFF);
+    response.append(why);
+    log::info("upgrade closed at once", {log::Field("code", code), log::Field("reason", reason), log::Field("sourceIp", s->peer)});
+    t_.logGatewayAnswer("CONNECT", s->id, "$connect", 101, s->peer, {}, reason);
+    dropUnaccepted(s, &response);
 }
 
 void UpgradeReader::dropUnaccepted(Session *s, const std::string *response) {

@@ -37,6 +37,11 @@ public:
 
     // A refusal the gateway makes itself (no handler runs): counted, logged and sent.
     void refuseUpgrade(Session *s, int status, const std::string &reason);
+    // Completes the handshake (101, with `subprotocol` when not empty) and closes the WebSocket at once with
+    // `code` and `reason`, no handler running: a refusal for clients that act only on a close code (Azure's
+    // reliable clients stop retrying a recovery on 1008, and retry an HTTP refusal for 30 s).
+    void closeAfterUpgrade(Session *s, const UpgradeRequest &request, const std::string &subprotocol, int code,
+                           const std::string &reason);
     // Drops a connection that never became a WebSocket: nothing of it is in the registry or the table.
     void dropUnaccepted(Session *s, const std::string *response);
     void stopHandshakeWatchers(Session *s);

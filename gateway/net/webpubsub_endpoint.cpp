@@ -247,8 +247,14 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
                                                                         : "is not waiting to be recovered (its recovery window ended)";
         }
         if (refusal) {
-            t.upgradeReader->refuseUpgrade(s, why == WpsRecoveryWindow::Resume::WrongToken ? 403 : 404,
-                                           "connection '" + recoverId.substr(0, 40) + "' " + refusal + ": connect without awps_connection_id");
+            std::string reason = "connection '" + recoverId.substr(0, 40) + "' " + refusal + ": connect without awps_connection_id";
+            if (why == WpsRecoveryWindow::Resume::WrongToken) {
+                t.upgradeReader->refuseUpgrade(s, 403, reason);
+            } else {
+                // Azure's answer for a connection it no longer holds: the upgrade, then close 1008, on which
+                // reliable clients stop retrying the recovery (an HTTP refusal is retried for 30 s).
+                t.upgradeReader->closeAfterUpgrade(s, req, up.subprotocol, 1008, reason);
+            }
             return false;
         }
         s->wps = std::move(existing);

@@ -48,11 +48,12 @@ async function azureClient(tokenOptions = {}, { reliable = false, port = gw.port
     keepAliveIntervalInMs: 0,
     keepAliveTimeoutInMs: 0,
   });
-  const got = { group: [], server: [], connected: [], disconnected: [] };
+  const got = { group: [], server: [], connected: [], disconnected: [], stopped: [] };
   client.on('group-message', (e) => got.group.push(e.message));
   client.on('server-message', (e) => got.server.push(e.message));
   client.on('connected', (e) => got.connected.push(e));
   client.on('disconnected', (e) => got.disconnected.push(e));
+  client.on('stopped', (e) => got.stopped.push(e));
   await withTimeout(client.start(), 5000, 'WebPubSubClient.start');
   await waitFor(() => got.connected.length === 1, { what: 'the connected event' });
   return { client, got, connectionId: got.connected[0].connectionId };
@@ -276,7 +277,16 @@ test('reliable: a dropped client that does not come back ends when its window do
     assert.equal(ctx(ended).disconnectStatusCode, 1006);
     assert.match(ctx(ended).disconnectReason, /recovery window ended/);
     assert.equal(await service('chat', { port: gw2.port }).connectionExists(gone.connectionId), false);
-    gone.client.stop();
+    // Its next recovery attempt reaches the gateway, which answers as Azure does for a connection it no longer
+    // holds: the upgrade, then close 1008, on which the SDK stops retrying (an HTTP 404 it retries for 30 s).
+    const closedAtOnce = gw2.lines.length;
+    relay.reopen();
+    await waitFor(() => gone.got.stopped.length === 1, { timeoutMs: 5000, what: 'the SDK to stop on the 1008' });
+    const answer = gw2.lines.slice(closedAtOnce).find((l) => l.msg === 'upgrade closed at once');
+    assert.equal(answer?.code, 1008);
+    assert.match(answer.reason, /recovery window ended|not waiting to be recovered/);
+    assert.equal(gone.got.connected.length, 1);  // no new connection was made of it
+    assert.equal(eventsOf(gw2.eventsPath, gone.connectionId, 'DISCONNECT').length, 1);
 
     // A reliable client that reads but never sends sequenceAck: what it has not acknowledged is bounded.
     const { url } = await service('chat', { port: gw2.port }).getClientAccessToken({ userId: 'nick' });
