@@ -126,8 +126,15 @@ void ConnectFlow::adopt(Session *s) {
     int fd = s->fd;
     s->fd = -1;  // lws owns the socket from here, even when adoption fails
     const std::string id = s->id;
+    // From here libwebsockets reads only frames: those that came with the request (after its head, in the
+    // buffer handed over) are screened now, the rest as it recv()s them (client_frame_guard.h).
+    std::string &head = s->upgrade->head;
+    size_t headEnd = head.find("\r\n\r\n");
+    headEnd = headEnd == std::string::npos ? head.size() : headEnd + 4;
+    head.resize(headEnd + s->clientFrames.screenPreloaded(s, head.data() + headEnd, head.size() - headEnd));
+    s->clientFrames.watch(fd, s);
     t_.adopting = s;
-    lws *wsi = lws_adopt_socket_vhost_readbuf(t_.vhost, fd, s->upgrade->head.data(), s->upgrade->head.size());
+    lws *wsi = lws_adopt_socket_vhost_readbuf(t_.vhost, fd, head.data(), head.size());
     t_.adopting = nullptr;
     // The session may already be gone if lws closed the socket while processing the head.
     if (t_.sessions.find(id) == t_.sessions.end()) return;
@@ -174,6 +181,9 @@ void ConnectFlow::established(Session *s, lws *wsi) {
     std::vector<std::pair<std::string, std::string>>().swap(s->live->info.headers);
     log::debug("connected", {log::Field("connectionId", s->id), log::Field("sourceIp", s->live->info.sourceIp)});
     t_.timers->start(s);
+    // An unmasked frame came with the request: once libwebsockets has delivered the frames before it (on
+    // the loop's next iteration), it fails.
+    if (s->clientFrames.failed()) t_.closer->unmaskedFrameFound(s);
     if (!wpsClientOpened(t_, s)) t_.closer->requestClose(s, 1011, "the connection could not join its groups");
     if (s->closeRequested) {  // closed while $connect ran (DELETE, a slow consumer): close now, with a deadline
         t_.timers->armCloseDeadline(s);

@@ -72,6 +72,7 @@ int MessageReceiver::receive(Session *s, lws *wsi, const char *in, size_t len) {
 }
 
 int MessageReceiver::messageEnded(Session *s, lws *wsi) {
+    s->clientFrames.messageDelivered();
     if (s->inflateInput) s->inflateInput->trim();  // nothing is left to inflate once a message has ended
     // UTF-8 is checked here, over the whole message, rather than by libwebsockets byte by byte (which
     // cost a fifth of the time of a 16 KiB echo); a character split across frames is then fine too.
@@ -83,11 +84,13 @@ int MessageReceiver::messageEnded(Session *s, lws *wsi) {
         if (!s->rxBinary && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
         const CompiledRoute *eventRoute = nullptr;
         if (wpsReceive(t_, s, &eventRoute) == WpsReceive::Dispatch) dispatchMessage(s, eventRoute);
+        if (s->clientFrames.failed()) t_.closer->failUnmaskedFrame(s);  // this may have been the last before it
         return 0;
     }
     const CompiledRoute *route = table && !proxied ? table->route(s->rx, s->rxBinary, scratchKey_, &scannedAsUtf8) : nullptr;
     if (!s->rxBinary && !scannedAsUtf8 && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
     dispatchMessage(s, route);
+    if (s->clientFrames.failed()) t_.closer->failUnmaskedFrame(s);  // this may have been the last before it
     return 0;
 }
 
@@ -210,6 +213,8 @@ void MessageReceiver::pauseReading(Session *s, const Limits &limits) {
 }
 
 void MessageReceiver::resumeReading(Session *s) {
+    // An unmasked frame was found: the messages before it are answered, then it closes (session_closer.h).
+    if (s->clientFrames.failed()) t_.closer->failUnmaskedFrame(s);
     if (!s->rxFlowOff || s->live->readPaused.load(std::memory_order_acquire) || !s->wsi) return;
     s->rxFlowOff = false;
     if (!s->closeRequested) lws_rx_flow_control(s->wsi, 1);

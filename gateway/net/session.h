@@ -4,6 +4,7 @@
 #pragma once
 
 #include "backend_link.h"
+#include "client_frame_guard.h"
 #include "connection_registry.h"
 #include "invoker.h"
 #include "permessage_deflate.h"
@@ -85,6 +86,9 @@ struct Session {
     bool inFrame = false;   // the last chunk lws delivered left part of its frame to come
     bool deflate = false;   // permessage-deflate: lws hands us inflated bytes
     bool ipCounted = false;  // its source address (peer) counts against maxConnectionsPerIp
+    // Screens what libwebsockets reads from the client for unmasked frames (RFC 6455 5.1), from adoption until
+    // the socket is closed (client_frame_guard.h).
+    ClientFrameGuard clientFrames;
     double lastActivity = 0;  // loop time of the last message in or frame out, for the idle timeout
     // One timer for the idle timeout, the lifetime and a credential's expiry: it fires at the earliest and
     // is set again for what is left (one timer instead of three per connection).

@@ -3,7 +3,9 @@
 
 #include "webpubsub_endpoint.h"
 
+#include "client_frame_guard.h"
 #include "close_frame.h"
+#include "command_queue.h"
 #include "connection_id.h"
 #include "log.h"
 #include "network_thread_state.h"
@@ -24,10 +26,50 @@ std::pair<int, std::string> closeCodeOf(Session *s) {
         return {code, s->closing->peerCode ? s->closing->peerReason : "Client-side close frame status not set"};
     }
     if (s->closeRequested) return {s->closingInfo().code, s->closingInfo().reason};
+    // Failed for an unmasked frame, but gone before our close was asked for (the client hung up meanwhile).
+    if (s->clientFrames.failed()) return {SessionCloser::kUnmaskedFrameCode, SessionCloser::kUnmaskedFrameReason};
     return {1006, "Connection closed abnormally"};
 }
 
 }  // namespace
+
+SessionCloser::SessionCloser(NetworkThreadState &thread) : t_(thread) {
+    ev_timer_init(&unmaskedTimer_, onUnmaskedFrames, 0., 0.);
+    unmaskedTimer_.data = this;
+}
+
+void onUnmaskedClientFrame(Session *s) { s->thread->closer->unmaskedFrameFound(s); }
+
+void SessionCloser::unmaskedFrameFound(Session *s) {
+    unmaskedFound_.push_back(s->id);
+    if (!ev_is_active(&unmaskedTimer_)) ev_timer_start(t_.loop, &unmaskedTimer_);
+}
+
+void SessionCloser::onUnmaskedFrames(struct ev_loop *, ev_timer *w, int) {
+    auto *closer = static_cast<SessionCloser *>(w->data);
+    std::vector<std::string> found;
+    found.swap(closer->unmaskedFound_);
+    for (const std::string &id : found) {
+        Session *s = closer->t_.find(id);
+        if (!s || s->state != Session::State::Open) continue;  // not open yet: established() notes it again
+        log::info("client frame not masked: failing the connection with 1002",
+                  {log::Field("connectionId", id), log::Field("sourceIp", s->peer)});
+        closer->failUnmaskedFrame(s);
+    }
+}
+
+void SessionCloser::failUnmaskedFrame(Session *s) {
+    if (s->state != Session::State::Open || s->closeRequested || !s->live) return;
+    if (!s->clientFrames.allDelivered()) return;  // messageEnded() calls again as they come
+    LiveConnection &live = *s->live;
+    // As a paused read waits (MessageReceiver::pauseReading): the worker that brings the pending count down
+    // sees readPaused and posts a Resume, which comes back here, after the answer it posted before it.
+    live.readPaused.store(true, std::memory_order_release);
+    if (live.pendingMessages.load(std::memory_order_acquire) != 0) return;
+    if (!live.readPaused.exchange(false, std::memory_order_acq_rel)) return;  // a worker's Resume is on its way
+    // Through the command queue, so that the close comes after every answer a worker posted before.
+    t_.commands->post(Command{Command::Kind::Close, InlineId(s->id), kUnmaskedFrameReason, false, kUnmaskedFrameCode});
+}
 
 void SessionCloser::requestClose(Session *s, int code, std::string reason) {
     if (s->closeRequested) return;
@@ -69,6 +111,7 @@ int SessionCloser::peerClosed(Session *s, lws *wsi, const unsigned char *p, size
 }
 
 void SessionCloser::finish(Session *s) {
+    s->clientFrames.unwatch();  // before libwebsockets closes the socket (LWS_CALLBACK_CLOSED comes first)
     if (s->state == Session::State::Finished) return;
     s->state = Session::State::Finished;
     t_.timers->stop(s);

@@ -1,13 +1,17 @@
 // Owns: the end of an accepted connection. Asking for a close (after the queued frames, or at once from the
 // receive side), the client's close frame (echoed when valid, failed with 1002/1007 when not), and finishing
 // a connection that is gone: forgetting it everywhere, telling a proxy backend, and running its
-// $disconnect with the close code that wins (the peer's, then ours, else 1006).
+// $disconnect with the close code that wins (the peer's, then ours, then 1002 for an unmasked client
+// frame, else 1006). And failing a connection whose client sent an unmasked frame (client_frame_guard.h)
+// with 1002, once the messages before that frame are answered.
 #pragma once
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace wsgw {
 
@@ -16,7 +20,10 @@ struct Session;
 
 class SessionCloser {
 public:
-    explicit SessionCloser(NetworkThreadState &thread) : t_(thread) {}
+    explicit SessionCloser(NetworkThreadState &thread);
+
+    static constexpr int kUnmaskedFrameCode = 1002;
+    static constexpr const char *kUnmaskedFrameReason = "Protocol error: client frame not masked (RFC 6455 5.1)";
 
     // Closes after the frames already queued have been written, or drops the connection when they have not
     // been within SessionTimers::kCloseDeadlineSeconds.
@@ -28,10 +35,23 @@ public:
     // The connection is gone: forget it everywhere and run its $disconnect (it was accepted).
     void finish(Session *s);
 
+    // Its client sent an unmasked frame; called inside libwebsockets' read (or before adoption), so this
+    // only notes it: the loop's next iteration, once the frames read before it have been dispatched, goes on
+    // (if the connection is open by then; else established() calls this again).
+    void unmaskedFrameFound(Session *s);
+    // Outside libwebsockets' read: closes with 1002 once the messages before the frame are delivered and
+    // answered (their answers are queued first), or now when none is pending. Called again as each of them
+    // is delivered (MessageReceiver::messageEnded) and by each Resume a worker posts on answering one
+    // (MessageReceiver::resumeReading).
+    void failUnmaskedFrame(Session *s);
+
 private:
     void runDisconnect(Session *s, int code, const std::string &reason);
+    static void onUnmaskedFrames(struct ev_loop *loop, ev_timer *w, int);
 
     NetworkThreadState &t_;
+    ev_timer unmaskedTimer_{};                // 0 s: the loop's next iteration
+    std::vector<std::string> unmaskedFound_;  // connection IDs, until it fires
 };
 
 }  // namespace wsgw

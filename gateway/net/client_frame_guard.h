@@ -1,0 +1,65 @@
+// Owns: failing a client's unmasked frame (RFC 6455 5.1) before libwebsockets sees it. libwebsockets 4.1.6
+// unmasks with whatever mask a frame carries and never reports a missing one, and has no hook for it; but
+// it reads every server socket with recv(2) (lws_ssl_capable_read_no_ssl; wss:// reaches it as plaintext
+// over the TlsTerminator's socketpair). So this binary defines recv() itself (the executable's definition
+// comes first in the dynamic lookup, libwebsockets included) and calls the next one (libc's, or a sanitizer
+// runtime's). A descriptor registered here — an open connection from its adoption by libwebsockets until
+// its socket is closed — has what each read returned run through a ClientFrameScanner: the bytes before an
+// unmasked frame's header are returned (EAGAIN when there are none) and libwebsockets never sees that frame
+// or anything after it; onUnmaskedClientFrame() is told, to fail the connection with 1002 from the loop.
+// From then on a read of that descriptor drains what the client sent and discards it (EAGAIN), or reports
+// its end (0): the socket does not stay readable (a level-triggered watcher would spin), the client's close
+// and FIN still end the connection at once, and no unread bytes turn our close into a reset.
+//
+// Any other descriptor costs recv() one table load and one branch. The table is a flat array indexed by
+// descriptor, sized at start-up to RLIMIT_NOFILE's hard limit (untouched pages cost nothing).
+#pragma once
+
+#include "client_frame_scanner.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace wsgw {
+
+struct Session;
+
+// Called on the network thread inside libwebsockets' read, the first time a session's client sends an
+// unmasked frame (or when its pipelined bytes hold one): it must not call libwebsockets (session_closer.cpp).
+void onUnmaskedClientFrame(Session *s);
+
+class ClientFrameGuard {
+public:
+    ClientFrameGuard() = default;
+    ClientFrameGuard(const ClientFrameGuard &) = delete;
+    ClientFrameGuard &operator=(const ClientFrameGuard &) = delete;
+    ~ClientFrameGuard() { unwatch(); }
+
+    // The bytes the client sent after its upgrade request in the same reads (handed to libwebsockets as a
+    // preloaded buffer, not read through recv): returns how many of them may be handed on (all of them
+    // unless an unmasked frame is among them; then onUnmaskedClientFrame has been called).
+    size_t screenPreloaded(Session *s, const char *bytes, size_t len);
+    // From here every read of `fd` on this thread is screened, until unwatch(). False (and not watched) when
+    // `fd` is beyond the table (a descriptor limit raised past the hard limit seen at start-up).
+    bool watch(int fd, Session *s);
+    // Before the socket is closed (descriptors are reused at once, by any thread).
+    void unwatch();
+    bool failed() const { return scanner_.failed(); }
+    // A message reached the receiver (MessageReceiver::messageEnded). Once failed, all the messages before
+    // the unmasked frame have when this equals what the scanner saw end: libwebsockets may hold some back
+    // in its own buffer (pipelined with the request, or read while reading was paused) and deliver them on
+    // a later loop iteration.
+    void messageDelivered() { ++messagesDelivered_; }
+    bool allDelivered() const { return static_cast<int32_t>(scanner_.messagesEnded() - messagesDelivered_) <= 0; }
+
+    // recv()'s screened path (client_frame_guard.cpp).
+    long screenedRecv(int fd, void *buf, size_t len, int flags);
+
+private:
+    ClientFrameScanner scanner_;
+    int fd_ = -1;
+    uint32_t messagesDelivered_ = 0;
+    Session *session_ = nullptr;
+};
+
+}  // namespace wsgw

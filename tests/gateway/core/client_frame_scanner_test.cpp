@@ -1,0 +1,140 @@
+// ClientFrameScanner: masked frames of every length encoding pass whatever the reads' boundaries, and the
+// first unmasked frame (RFC 6455 5.1) is reported at the offset of its header, also across reads.
+#include "client_frame_scanner.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <vector>
+
+using namespace wsgw;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// A frame as a client would send it (masked), or with the MASK bit clear (then no masking key).
+Bytes frame(uint8_t opcode, size_t payloadLength, bool masked = true, bool fin = true) {
+    Bytes f;
+    f.push_back(static_cast<uint8_t>((fin ? 0x80 : 0) | opcode));
+    uint8_t maskBit = masked ? 0x80 : 0;
+    if (payloadLength < 126) {
+        f.push_back(static_cast<uint8_t>(maskBit | payloadLength));
+    } else if (payloadLength < 65536) {
+        f.push_back(maskBit | 126);
+        f.push_back(static_cast<uint8_t>(payloadLength >> 8));
+        f.push_back(static_cast<uint8_t>(payloadLength));
+    } else {
+        f.push_back(maskBit | 127);
+        for (int shift = 56; shift >= 0; shift -= 8) f.push_back(static_cast<uint8_t>(static_cast<uint64_t>(payloadLength) >> shift));
+    }
+    if (masked) f.insert(f.end(), {0x12, 0x34, 0x56, 0x78});
+    // Payload bytes that look like headers with the MASK bit clear: only skipping them by length passes.
+    f.insert(f.end(), payloadLength, uint8_t{0x01});
+    return f;
+}
+
+Bytes concat(std::initializer_list<Bytes> parts) {
+    Bytes all;
+    for (const Bytes &p : parts) all.insert(all.end(), p.begin(), p.end());
+    return all;
+}
+
+// Feeds `bytes` in two reads split at `cut`; returns the offset reported in the whole stream, or kAllMasked.
+size_t scanSplit(const Bytes &bytes, size_t cut) {
+    ClientFrameScanner scanner;
+    size_t first = scanner.scan(bytes.data(), cut);
+    if (first != ClientFrameScanner::kAllMasked) return first;
+    size_t second = scanner.scan(bytes.data() + cut, bytes.size() - cut);
+    if (second == ClientFrameScanner::kAllMasked) return second;
+    return cut + second;
+}
+
+}  // namespace
+
+TEST_CASE("masked frames of 0, 125, 126, 65535 and 65536+ byte payloads pass, split at every byte") {
+    for (size_t length : {size_t{0}, size_t{125}, size_t{126}, size_t{65535}, size_t{65536}, size_t{70000}}) {
+        CAPTURE(length);
+        Bytes stream = concat({frame(0x1, length), frame(0x2, 3)});
+        // Every cut in the headers and around the payload's ends (every cut of a 64 KiB payload adds nothing).
+        for (size_t cut = 0; cut <= stream.size(); ++cut) {
+            if (cut > 20 && cut + 20 < stream.size() && cut % 997 != 0) continue;
+            CAPTURE(cut);
+            ClientFrameScanner scanner;
+            CHECK(scanner.scan(stream.data(), cut) == ClientFrameScanner::kAllMasked);
+            CHECK(scanner.scan(stream.data() + cut, stream.size() - cut) == ClientFrameScanner::kAllMasked);
+            CHECK(scanner.atFrameBoundary());
+            CHECK_FALSE(scanner.failed());
+        }
+    }
+}
+
+TEST_CASE("one byte per read: headers carried across reads, including 16- and 64-bit lengths") {
+    Bytes stream = concat({frame(0x1, 126), frame(0x2, 65536), frame(0x9, 0), frame(0x1, 5)});
+    ClientFrameScanner scanner;
+    for (uint8_t b : stream) REQUIRE(scanner.scan(&b, 1) == ClientFrameScanner::kAllMasked);
+    CHECK(scanner.atFrameBoundary());
+}
+
+TEST_CASE("an unmasked frame after masked ones is reported at its header's offset, at every split") {
+    Bytes before = concat({frame(0x1, 10), frame(0x2, 300), frame(0x9, 4)});
+    Bytes stream = concat({before, frame(0x1, 5, false), frame(0x1, 5)});
+    ClientFrameScanner whole;
+    CHECK(whole.scan(stream.data(), stream.size()) == before.size());
+    CHECK(whole.failed());
+    for (size_t cut = 0; cut <= stream.size(); ++cut) {
+        CAPTURE(cut);
+        size_t found = scanSplit(stream, cut);
+        // Cut between the unmasked header's two bytes: it began in the first read, which was handed on.
+        if (cut == before.size() + 1) CHECK(found == cut);
+        else CHECK(found == before.size());
+    }
+}
+
+TEST_CASE("an unmasked frame first, and unmasked control frames (close, ping, pong)") {
+    for (uint8_t opcode : {uint8_t{0x1}, uint8_t{0x8}, uint8_t{0x9}, uint8_t{0xA}}) {
+        CAPTURE(opcode);
+        Bytes f = frame(opcode, 2, false);
+        ClientFrameScanner scanner;
+        CHECK(scanner.scan(f.data(), f.size()) == 0);
+        CHECK(scanner.failed());
+    }
+    Bytes stream = concat({frame(0x1, 1, true, false), frame(0x9, 0), frame(0x0, 3, false)});  // a ping inside a fragmented message
+    ClientFrameScanner scanner;
+    CHECK(scanner.scan(stream.data(), stream.size()) == frame(0x1, 1, true, false).size() + frame(0x9, 0).size());
+}
+
+TEST_CASE("after a failure further input is ignored") {
+    Bytes bad = frame(0x1, 0, false);
+    ClientFrameScanner scanner;
+    CHECK(scanner.scan(bad.data(), bad.size()) == 0);
+    CHECK(scanner.scan(bad.data(), bad.size()) == ClientFrameScanner::kAllMasked);
+    CHECK(scanner.failed());
+}
+
+TEST_CASE("an unmasked frame with a 64-bit length, and a masked one whose length has the top bit set") {
+    Bytes stream = concat({frame(0x2, 70000), frame(0x2, 70000, false)});
+    CHECK(scanSplit(stream, 70010) == frame(0x2, 70000).size());
+    // libwebsockets refuses a 64-bit length with the top bit set; the scanner just counts it and does not fail.
+    Bytes huge = {0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 0x81, 0x00};
+    ClientFrameScanner scanner;
+    CHECK(scanner.scan(huge.data(), huge.size()) == ClientFrameScanner::kAllMasked);
+}
+
+TEST_CASE("messages that ended before the unmasked frame are counted: FIN data frames, not control frames") {
+    // A fragmented message (text, continuation with FIN) with a ping inside, a whole binary message, an
+    // empty text message, then the unmasked frame and a masked message after it (not counted).
+    Bytes before = concat({frame(0x1, 3, true, false), frame(0x9, 1), frame(0x0, 200, true, true), frame(0x2, 70000), frame(0x1, 0)});
+    Bytes stream = concat({before, frame(0x1, 4, false), frame(0x1, 4)});
+    for (size_t cut : {size_t{1}, size_t{7}, size_t{300}, before.size() - 1, before.size() + 1}) {
+        CAPTURE(cut);
+        ClientFrameScanner scanner;
+        scanner.scan(stream.data(), cut);
+        scanner.scan(stream.data() + cut, stream.size() - cut);
+        CHECK(scanner.failed());
+        CHECK(scanner.messagesEnded() == 3);
+    }
+    ClientFrameScanner partial;  // the binary message's payload not all there yet: not ended
+    partial.scan(before.data(), before.size() - 10);
+    CHECK(partial.messagesEnded() == 1);
+}
