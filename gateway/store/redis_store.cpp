@@ -34,8 +34,13 @@ return row
 )lua";
 
 // A touch must not bring back a row that a remove (or a reaper) already took.
+// Only ever forward, as the SQLite store's UPDATE ... AND last_active_at < ?: touches coalesce per batch, and
+// an older time in a later batch must not overwrite a newer one.
 constexpr const char *kTouchScript = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'lastActiveAt', ARGV[1]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local current = tonumber(redis.call('HGET', KEYS[1], 'lastActiveAt') or '0') or 0
+  if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'lastActiveAt', ARGV[1]) end
+end
 return 0
 )lua";
 
