@@ -4,6 +4,7 @@
 #include "connection_id.h"
 #include "event.h"
 #include "log.h"
+#include "webpubsub_clients.h"
 
 #include <ev.h>
 #include <hiredis/async.h>
@@ -199,7 +200,10 @@ struct ClusterNode::Impl {
         }
         switch (m->op) {
         case Op::Deliver:
-            if (m->origin != me()) deliverLocal(host, m->group, m->data, m->binary);  // the sender delivered its own
+            if (m->origin == me()) return;  // the sender delivered its own
+            // A Web PubSub send renders here as it did on its node (data type, a client's publish).
+            if (m->wps) wpsDeliverFromCluster(host, m->group, m->data, *m->wps);
+            else deliverLocal(host, m->group, m->data, m->binary);
             return;
         case Op::Ack: {
             std::lock_guard lock(acksMutex);
@@ -210,7 +214,10 @@ struct ClusterNode::Impl {
             }
             return;
         }
-        case Op::Post: sendAck(*m, postLocal(host, m->connectionId, std::move(m->data), m->binary)); return;
+        case Op::Post:
+            if (m->wps) sendAck(*m, wpsPostLocal(host, m->connectionId, WpsData{m->wps->dataType, std::move(m->data)}));
+            else sendAck(*m, postLocal(host, m->connectionId, std::move(m->data), m->binary));
+            return;
         case Op::Delete: sendAck(*m, deleteLocal(host, m->connectionId)); return;
         case Op::Join:
         case Op::Leave:
@@ -534,10 +541,11 @@ std::vector<std::string> ClusterNode::problems() const {
     return out;
 }
 
-int ClusterNode::postRemote(const std::string &id, std::string_view data, bool binary) {
+int ClusterNode::postRemote(const std::string &id, std::string_view data, bool binary, const WpsRendering *wps) {
     BusMessage m;
     m.op = Op::Post;
     m.binary = binary;
+    if (wps && !cluster::plainFormRendersAlike(*wps)) m.wps = *wps;  // else the plain form, which every node reads
     m.data.assign(data.data(), data.size());
     return impl_->toOwner(id, std::move(m));
 }
@@ -575,12 +583,13 @@ int ClusterNode::leaveRemote(const std::string &group, const std::string &id) {
     return impl_->toOwner(id, std::move(m));
 }
 
-void ClusterNode::publishDeliver(const std::string &group, std::string_view data, bool binary) {
+void ClusterNode::publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps) {
     BusMessage m;
     m.op = Op::Deliver;
     m.origin = impl_->me();
     m.group = group;
     m.binary = binary;
+    if (wps && !cluster::plainFormRendersAlike(*wps)) m.wps = *wps;  // else the plain form, which every node reads
     m.data.assign(data.data(), data.size());
     std::string channel = group.empty() ? impl_->keys().everyoneChannel() : impl_->keys().groupChannel(group);
     std::string error;

@@ -44,12 +44,12 @@ public:
     void stop();
     std::vector<std::string> problems() const;  // for /readyz
 
-    int postRemote(const std::string &connectionId, std::string_view data, bool binary) override;
+    int postRemote(const std::string &connectionId, std::string_view data, bool binary, const WpsRendering *wps) override;
     int deleteRemote(const std::string &connectionId) override;
     bool describeRemote(const std::string &connectionId, std::string &json) override;
     int joinRemote(const std::string &group, const std::string &connectionId) override;
     int leaveRemote(const std::string &group, const std::string &connectionId) override;
-    void publishDeliver(const std::string &group, std::string_view data, bool binary) override;
+    void publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps) override;
     bool memberJoined(const std::string &group, const std::string &connectionId, bool firstLocal) override;
     void memberLeft(const std::string &group, const std::string &connectionId, bool lastLocal) override;
     void groupsEmptied(std::vector<std::string> groups) override;

@@ -1,3 +1,4 @@
+// The cluster wire format (cluster_wire.h): encoding and strict decoding of one bus message.
 #include "cluster_wire.h"
 
 namespace wsgw::cluster {
@@ -26,17 +27,57 @@ bool knownOp(char c) {
            c == static_cast<char>(Op::Leave) || c == static_cast<char>(Op::Deliver) || c == static_cast<char>(Op::Ack);
 }
 
+constexpr char kWpsForm = 'W';
+
+char dataTypeChar(WpsDataType t) {
+    switch (t) {
+    case WpsDataType::Json: return 'j';
+    case WpsDataType::Text: return 't';
+    case WpsDataType::Binary: return 'b';
+    }
+    return 't';
+}
+
+std::optional<WpsDataType> dataTypeOf(char c) {
+    if (c == 'j') return WpsDataType::Json;
+    if (c == 't') return WpsDataType::Text;
+    if (c == 'b') return WpsDataType::Binary;
+    return std::nullopt;
+}
+
+// The Web PubSub form's part after 'W', up to the data.
+bool readWpsRendering(std::string_view &in, WpsRendering &out) {
+    if (in.size() < 2) return false;
+    auto type = dataTypeOf(in[0]);
+    if (!type || (in[1] != 's' && in[1] != 'g')) return false;
+    out.dataType = *type;
+    out.fromGroup = in[1] == 'g';
+    in.remove_prefix(2);
+    if (!readField(in, out.fromUserId)) return false;
+    return out.fromGroup || out.fromUserId.empty();  // a message from the server has no publisher
+}
+
 }  // namespace
+
+bool plainFormRendersAlike(const WpsRendering &r) { return !r.fromGroup && r.dataType != WpsDataType::Json; }
 
 std::string encode(const BusMessage &m) {
     std::string out;
-    out.reserve(40 + m.origin.size() + m.token.size() + m.connectionId.size() + m.group.size() + m.data.size());
+    out.reserve(48 + m.origin.size() + m.token.size() + m.connectionId.size() + m.group.size() + m.data.size() +
+                (m.wps ? m.wps->fromUserId.size() : 0));
     out += static_cast<char>(m.op);
     field(out, m.origin);
     field(out, m.token);
     field(out, m.connectionId);
     field(out, m.group);
-    out += m.binary ? '1' : '0';
+    if (m.wps) {
+        out += kWpsForm;
+        out += dataTypeChar(m.wps->dataType);
+        out += m.wps->fromGroup ? 'g' : 's';
+        field(out, m.wps->fromGroup ? std::string_view(m.wps->fromUserId) : std::string_view());
+    } else {
+        out += m.binary ? '1' : '0';
+    }
     out += m.data;
     return out;
 }
@@ -47,9 +88,19 @@ std::optional<BusMessage> decode(std::string_view in) {
     m.op = static_cast<Op>(in[0]);
     in.remove_prefix(1);
     if (!readField(in, m.origin) || !readField(in, m.token) || !readField(in, m.connectionId) || !readField(in, m.group)) return std::nullopt;
-    if (in.empty() || (in[0] != '0' && in[0] != '1')) return std::nullopt;
-    m.binary = in[0] == '1';
-    in.remove_prefix(1);
+    if (in.empty()) return std::nullopt;
+    if (in[0] == kWpsForm) {
+        if (m.op != Op::Post && m.op != Op::Deliver) return std::nullopt;  // only sends have a rendering
+        in.remove_prefix(1);
+        WpsRendering wps;
+        if (!readWpsRendering(in, wps)) return std::nullopt;
+        m.binary = wps.dataType == WpsDataType::Binary;
+        m.wps = std::move(wps);
+    } else {
+        if (in[0] != '0' && in[0] != '1') return std::nullopt;
+        m.binary = in[0] == '1';
+        in.remove_prefix(1);
+    }
     m.data.assign(in.data(), in.size());
     return m;
 }

@@ -4,6 +4,8 @@
 // except groupsEmptied, which only queues.
 #pragma once
 
+#include "webpubsub_protocol.h"
+
 #include <functional>
 #include <string>
 #include <string_view>
@@ -11,18 +13,29 @@
 
 namespace wsgw {
 
+// What a Web PubSub send is, beyond its bytes, so that the node receiving it renders it for its clients
+// exactly as the sending node renders it for its own: the data type (json/text/binary) and, for a client's
+// sendToGroup, that it is "from":"group" with the publisher's user ID.
+struct WpsRendering {
+    WpsDataType dataType = WpsDataType::Text;
+    bool fromGroup = false;   // a client's sendToGroup; else a message from the server
+    std::string fromUserId;   // only with fromGroup ("" = the publisher has none)
+    bool operator==(const WpsRendering &) const = default;
+};
+
 class ClusterBus {
 public:
     virtual ~ClusterBus() = default;
     // For a connection that is not on this node: WSGW_OK, WSGW_GONE (no such connection anywhere, or its
     // node is dead) or WSGW_ERROR (its node did not answer in time, or Redis is unreachable).
-    virtual int postRemote(const std::string &connectionId, std::string_view data, bool binary) = 0;
+    // `wps` (may be null): how a Web PubSub send renders on the receiving node; null renders as a push does.
+    virtual int postRemote(const std::string &connectionId, std::string_view data, bool binary, const WpsRendering *wps) = 0;
     virtual int deleteRemote(const std::string &connectionId) = 0;
     virtual bool describeRemote(const std::string &connectionId, std::string &json) = 0;
     virtual int joinRemote(const std::string &group, const std::string &connectionId) = 0;
     virtual int leaveRemote(const std::string &group, const std::string &connectionId) = 0;
     // Sends to the members of `group` (all connections when "") on every other node.
-    virtual void publishDeliver(const std::string &group, std::string_view data, bool binary) = 0;
+    virtual void publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps) = 0;
     // A local connection joined or left a group: mirror it in Redis and, for a group's first (last) local
     // member, start (stop) listening to it. Returns false when Redis could not be told.
     virtual bool memberJoined(const std::string &group, const std::string &connectionId, bool firstLocal) = 0;

@@ -34,7 +34,7 @@ int postToConnection(HostContext &ctx, const std::string &connectionId, const vo
     std::string bytes(static_cast<const char *>(data), len);
     int rc = postLocal(ctx, connectionId, std::move(bytes), binary);
     if (rc == WSGW_GONE && ctx.cluster)
-        return ctx.cluster->postRemote(connectionId, std::string_view(static_cast<const char *>(data), len), binary);
+        return ctx.cluster->postRemote(connectionId, std::string_view(static_cast<const char *>(data), len), binary, nullptr);
     return rc;
 }
 
@@ -127,7 +127,7 @@ int sendToGroup(HostContext &ctx, const std::string &group, const void *data, si
     bool binary = forceBinary || !isValidUtf8(data, len);
     std::string_view bytes(static_cast<const char *>(data), len);
     deliverLocal(ctx, group, bytes, binary);
-    if (ctx.cluster) ctx.cluster->publishDeliver(group, bytes, binary);
+    if (ctx.cluster) ctx.cluster->publishDeliver(group, bytes, binary, nullptr);
     return WSGW_OK;
 }
 

@@ -150,19 +150,57 @@ int wpsSendToGroup(HostContext &ctx, const WpsGroupSend &send) {
     if (!send.group.empty() && !isValidGroupName(send.group)) return WSGW_ERROR;
     bool binary = send.data.type == WpsDataType::Binary;
     wpsDeliverLocal(ctx, send.group, send.data.bytes, binary, &send);
-    // Other nodes get the bytes (their Azure clients see a message from the server, see docs/webpubsub.md).
-    if (ctx.cluster) ctx.cluster->publishDeliver(send.group, send.data.bytes, binary);
+    // Other nodes get the bytes with how they render (data type, a client's publish), so that their
+    // recipients get what this node's got.
+    if (ctx.cluster) {
+        WpsRendering rendering{send.data.type, send.fromClient, send.fromClient ? send.fromUserId : std::string()};
+        ctx.cluster->publishDeliver(send.group, send.data.bytes, binary, &rendering);
+    }
     return WSGW_OK;
+}
+
+size_t wpsDeliverFromCluster(HostContext &ctx, const std::string &group, std::string_view bytes, const WpsRendering &rendering) {
+    bool binary = rendering.dataType == WpsDataType::Binary;
+    if (ctx.webPubSub.empty()) return deliverLocal(ctx, group, bytes, binary);  // plain connections only: the raw data
+    WpsGroupSend send;
+    send.group = group;
+    send.data = WpsData{rendering.dataType, std::string(bytes)};
+    send.fromClient = rendering.fromGroup;
+    send.fromUserId = rendering.fromUserId;
+    return wpsDeliverLocal(ctx, group, bytes, binary, &send);
+}
+
+namespace {
+
+// A local subprotocol client gets a message from the server; false (and rc unset) when the connection is
+// not one here.
+bool sendToLocalClient(HostContext &ctx, const std::string &connectionId, const WpsData &data, int &rc) {
+    auto state = ctx.webPubSub.find(connectionId);
+    if (!state || state->subprotocol == WpsSubprotocol::None) return false;
+    rc = WSGW_GONE;
+    if (!wpsSendToClient(ctx, *state, wpsServerMessage(data), true)) return true;
+    RouteMetrics::add(ctx.pushMetrics->messagesOut);
+    rc = WSGW_OK;
+    return true;
+}
+
+}  // namespace
+
+int wpsPostLocal(HostContext &ctx, const std::string &connectionId, WpsData data) {
+    if (int rc; sendToLocalClient(ctx, connectionId, data, rc)) return rc;
+    bool binary = data.type == WpsDataType::Binary;
+    return postLocal(ctx, connectionId, std::move(data.bytes), binary);
 }
 
 int wpsSendToConnection(HostContext &ctx, const std::string &connectionId, const WpsData &data) {
     if (data.bytes.size() > ctx.maxMessageBytes.load(std::memory_order_relaxed)) return WSGW_TOO_LARGE;
-    if (auto state = ctx.webPubSub.find(connectionId); state && state->subprotocol != WpsSubprotocol::None) {
-        if (!wpsSendToClient(ctx, *state, wpsServerMessage(data), true)) return WSGW_GONE;
-        RouteMetrics::add(ctx.pushMetrics->messagesOut);
-        return WSGW_OK;
-    }
-    return postToConnection(ctx, connectionId, data.bytes.data(), data.bytes.size(), data.type == WpsDataType::Binary);
+    if (int rc; sendToLocalClient(ctx, connectionId, data, rc)) return rc;
+    bool binary = data.type == WpsDataType::Binary;
+    int rc = postLocal(ctx, connectionId, data.bytes, binary);
+    if (rc != WSGW_GONE || !ctx.cluster) return rc;
+    // On another node (or nowhere): it renders the message as this node would have (the data type).
+    WpsRendering rendering{data.type, false, {}};
+    return ctx.cluster->postRemote(connectionId, data.bytes, binary, &rendering);
 }
 
 int sendToUser(HostContext &ctx, const std::string &userId, const void *data, size_t len, bool forceBinary) {

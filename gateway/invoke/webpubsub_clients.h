@@ -7,6 +7,7 @@
 // that frames enter its send queue in sequence order.
 #pragma once
 
+#include "cluster_bus.h"
 #include "host_api.h"
 #include "webpubsub_config.h"
 #include "webpubsub_registry.h"
@@ -67,6 +68,11 @@ struct WpsGroupSend {
 int wpsSendToGroup(HostContext &ctx, const WpsGroupSend &send);
 // One connection, by ID (this node or another): a message from the server, or the raw data for a plain one.
 int wpsSendToConnection(HostContext &ctx, const std::string &connectionId, const WpsData &data);
+// What a node does with a Web PubSub send that another node made in the cluster's Web PubSub form
+// (cluster_node.cpp): renders it as the sending node rendered it for its own recipients. wpsPostLocal returns
+// WSGW_OK or WSGW_GONE (not a connection of this node, or over its send queue's bound).
+int wpsPostLocal(HostContext &ctx, const std::string &connectionId, WpsData data);
+size_t wpsDeliverFromCluster(HostContext &ctx, const std::string &group, std::string_view bytes, const WpsRendering &rendering);
 // Every connection of a user, on every node (POST /@users/{user}, send_to_user, the REST sendToUser).
 int sendToUser(HostContext &ctx, const std::string &userId, const void *data, size_t len, bool forceBinary);
 

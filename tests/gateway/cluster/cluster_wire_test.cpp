@@ -33,6 +33,61 @@ TEST_SUITE("cluster_wire") {
         CHECK(encode(m) == "M2:n10:0:4:room0hi");
     }
 
+    TEST_CASE("a Web PubSub send keeps its data type and publisher in the Web PubSub form") {
+        BusMessage m;
+        m.op = Op::Deliver;
+        m.origin = "n1";
+        m.group = "room";
+        m.data = "{\"a\":1}";
+        m.wps = wsgw::WpsRendering{wsgw::WpsDataType::Json, true, "alice"};
+        CHECK(encode(m) == "M2:n10:0:4:roomWjg5:alice{\"a\":1}");
+        auto d = decode(encode(m));
+        REQUIRE(d);
+        REQUIRE(d->wps);
+        CHECK(*d->wps == *m.wps);
+        CHECK_FALSE(d->binary);
+        CHECK(d->data == m.data);
+
+        BusMessage post;
+        post.op = Op::Post;
+        post.origin = "n2";
+        post.token = "7";
+        post.connectionId = "c1";
+        post.data = std::string("\0\xff", 2);
+        post.wps = wsgw::WpsRendering{wsgw::WpsDataType::Binary, false, ""};
+        CHECK(encode(post) == std::string("P2:n21:72:c10:Wbs0:") + std::string("\0\xff", 2));
+        auto p = decode(encode(post));
+        REQUIRE(p);
+        REQUIRE(p->wps);
+        CHECK(p->wps->dataType == wsgw::WpsDataType::Binary);
+        CHECK_FALSE(p->wps->fromGroup);
+        CHECK(p->binary);  // binary follows the data type in this form
+        CHECK(p->data == post.data);
+        CHECK(decode("M2:n10:0:0:Wts0:hi")->wps->dataType == wsgw::WpsDataType::Text);
+    }
+
+    TEST_CASE("the plain form is kept for what it renders alike, so that older nodes still read it") {
+        using wsgw::WpsDataType;
+        CHECK(plainFormRendersAlike({WpsDataType::Text, false, ""}));
+        CHECK(plainFormRendersAlike({WpsDataType::Binary, false, ""}));
+        CHECK_FALSE(plainFormRendersAlike({WpsDataType::Json, false, ""}));    // would arrive as text
+        CHECK_FALSE(plainFormRendersAlike({WpsDataType::Text, true, "bob"}));  // would arrive from the server
+        CHECK_FALSE(decode("M2:n10:0:0:0hi")->wps);
+    }
+
+    TEST_CASE("malformed Web PubSub forms are refused") {
+        CHECK_FALSE(decode("M2:n10:0:0:W"));               // nothing after the flag
+        CHECK_FALSE(decode("M2:n10:0:0:Wx"));              // half a rendering
+        CHECK_FALSE(decode("M2:n10:0:0:Wxs0:hi"));         // unknown data type
+        CHECK_FALSE(decode("M2:n10:0:0:Wjq0:hi"));         // neither server nor group
+        CHECK_FALSE(decode("M2:n10:0:0:Wjs"));             // no publisher field
+        CHECK_FALSE(decode("M2:n10:0:0:Wjg9:ab"));         // a publisher past the end
+        CHECK_FALSE(decode("M2:n10:0:0:Wjs3:bobhi"));      // a server message with a publisher
+        CHECK_FALSE(decode("J2:n10:0:2:c14:roomWjs0:"));   // only sends have a rendering
+        CHECK_FALSE(decode("A2:n11:70:0:Wts0:1"));
+        CHECK(decode("M2:n10:0:0:Wjg0:{}"));               // a publisher without a user ID
+    }
+
     TEST_CASE("malformed messages are refused, not half-read") {
         CHECK_FALSE(decode(""));
         CHECK_FALSE(decode("X2:n10:0:0:0"));             // unknown op
