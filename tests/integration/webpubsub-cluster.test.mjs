@@ -3,7 +3,8 @@
 // call that needs Redis does not hold its network thread while Redis is stopped (SIGSTOP of the redis-server
 // started here): an echo on the same thread (--network-threads 1) is answered first, and the REST call gets
 // Redis's answer once Redis runs again; a REST call still waiting at the handshake timeout is answered 503
-// with a JSON reason, and its late result is dropped safely.
+// with a JSON reason, and its late result is dropped safely. A send's data type (json, text, binary) and a
+// client's publish ("from":"group", its user ID) arrive on the other node as a client on the sending node gets them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
@@ -14,7 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Gateway, Client, whoami, waitFor, withTimeout, parseHttpResponse } from './harness.mjs';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
-import { WebPubSubClient, WebPubSubJsonProtocol } from '@azure/web-pubsub-client';
+import { WebPubSubClient, WebPubSubJsonProtocol, WebPubSubJsonReliableProtocol } from '@azure/web-pubsub-client';
 
 const execFileP = promisify(execFile);
 const KEY = 'wsgw-cluster-access-key-0123456789abcdefghij';
@@ -83,13 +84,16 @@ function service(gw) {
                                     { allowInsecureConnection: true });
 }
 
-// A started SDK client on `gw` (token from the SDK), collecting the messages the server sends it.
-async function azureClient(gw, tokenOptions) {
+// A started SDK client on `gw` (token from the SDK), collecting the messages the server sends it (`server`)
+// and every data message, from the server or a group, in arrival order (`messages`); `reliable` picks the
+// subprotocol.
+async function azureClient(gw, tokenOptions, { reliable = false } = {}) {
   const { url } = await service(gw).getClientAccessToken(tokenOptions);
-  const client = new WebPubSubClient(url, { protocol: WebPubSubJsonProtocol(), autoReconnect: false,
-    keepAliveIntervalInMs: 0, keepAliveTimeoutInMs: 0 });
-  const got = { server: [], connected: [] };
-  client.on('server-message', (e) => got.server.push(e.message));
+  const client = new WebPubSubClient(url, { protocol: reliable ? WebPubSubJsonReliableProtocol() : WebPubSubJsonProtocol(),
+    autoReconnect: false, keepAliveIntervalInMs: 0, keepAliveTimeoutInMs: 0 });
+  const got = { server: [], messages: [], connected: [] };
+  client.on('server-message', (e) => { got.server.push(e.message); got.messages.push(e.message); });
+  client.on('group-message', (e) => got.messages.push(e.message));
   client.on('connected', (e) => got.connected.push(e));
   await withTimeout(client.start(), 5000, 'WebPubSubClient.start');
   await waitFor(() => got.connected.length === 1, { what: 'the connected event' });
@@ -175,7 +179,7 @@ test('the server SDK on one node reaches clients on the other: group send, group
   await svc.group('lobby').sendToAll('to the lobby', { contentType: 'text/plain' });
   await waitFor(() => far.got.server.length === 1, { what: 'the group message at the client on n2' });
   assert.equal(far.got.server[0].data, 'to the lobby');
-  // (Text: across nodes a JSON body arrives as its text, as docs/webpubsub.md says of group sends.)
+  // (JSON and binary across nodes: the data types test below.)
   await svc.sendToConnection(far.connectionId, 'just you', { contentType: 'text/plain' });
   await waitFor(() => far.got.server.length === 2, { what: 'the connection message at the client on n2' });
   assert.equal(far.got.server[1].data, 'just you');
@@ -188,6 +192,115 @@ test('the server SDK on one node reaches clients on the other: group send, group
   assert.equal((await aws.next(5000)).text, 'raw for aws');
   await waitFor(() => far.got.server.length === 3, { what: 'the second group message at the client on n2' });
   aws.ws.close();
+});
+
+// What a test compares of a data message: binary data (an ArrayBuffer from the SDK) as base64.
+function rendered(m) {
+  const data = m.data instanceof ArrayBuffer ? { base64: Buffer.from(m.data).toString('base64') } : m.data;
+  return { from: m.from, group: m.group, fromUserId: m.fromUserId, dataType: m.dataType, data, sequenceId: m.sequenceId };
+}
+
+// A plain (AWS-style) client of `gw` in group `group`, collecting the raw frames it gets.
+async function plainClient(gw, group) {
+  const c = await Client.open(gw.url);
+  const connectionId = await whoami(c);
+  await service(n1).group(group).addConnection(connectionId);
+  const frames = [];
+  c.ws.on('message', (data, isBinary) => {
+    const bytes = Buffer.from(data);
+    frames.push({ isBinary, data: bytes.toString(isBinary ? 'base64' : 'utf8') });
+  });
+  return { c, connectionId, frames };
+}
+
+test('json, text and binary keep their dataType across nodes: to a connection, a group, a user, all; a client\'s publish too', async () => {
+  const roles = ['webpubsub.sendToGroup', 'webpubsub.joinLeaveGroup'];
+  // Each pair: a client on n1 (where the server SDK sends) and one like it on n2; what the n2 one gets must
+  // be what the n1 one gets.
+  const pairs = [];
+  for (const reliable of [false, true]) {
+    const kind = reliable ? 'reliable' : 'json';
+    const near = await azureClient(n1, { userId: `near-${kind}`, groups: ['kinds'], roles }, { reliable });
+    const far = await azureClient(n2, { userId: `far-${kind}`, groups: ['kinds'], roles }, { reliable });
+    pairs.push({ kind, near, far });
+  }
+  const plainNear = await plainClient(n1, 'kinds');
+  const plainFar = await plainClient(n2, 'kinds');
+  const svc = service(n1);
+  await waitFor(async () => (await svc.userExists('far-reliable')) && (await svc.userExists('far-json')),
+    { what: 'the users on n2 to exist for n1' });
+
+  const payloads = [
+    { dataType: 'json', body: { just: 'you', n: [1, 2] }, options: {}, data: { just: 'you', n: [1, 2] },
+      raw: { isBinary: false, data: '{"just":"you","n":[1,2]}' } },
+    { dataType: 'text', body: 'plain words', options: { contentType: 'text/plain' }, data: 'plain words',
+      raw: { isBinary: false, data: 'plain words' } },
+    { dataType: 'binary', body: Buffer.from([0, 1, 0xfe, 0xff]), options: { contentType: 'application/octet-stream' },
+      data: { base64: 'AAH+/w==' }, raw: { isBinary: true, data: 'AAH+/w==' } },
+  ];
+
+  // Runs `send`, waits for one more message at each client of `pairs` and each plain client of `plains`, and
+  // checks that the n2 client of every pair got exactly what its n1 twin got, with the expected type and data.
+  async function check(what, payload, send, { plains = [], expectFrom = 'server' } = {}) {
+    const counts = pairs.map((p) => [p.near.got.messages.length, p.far.got.messages.length]);
+    const plainCounts = plains.map((p) => p.frames.length);
+    await send();
+    await waitFor(() => pairs.every((p, i) => p.near.got.messages.length === counts[i][0] + 1 &&
+                                              p.far.got.messages.length === counts[i][1] + 1) &&
+                        plains.every((p, i) => p.frames.length === plainCounts[i] + 1),
+      { what: `${what}: one message at every client` });
+    for (const p of pairs) {
+      const near = rendered(p.near.got.messages.at(-1));
+      const far = rendered(p.far.got.messages.at(-1));
+      assert.deepEqual(far, near, `${what}, ${p.kind} subprotocol: the client on n2 got what the client on n1 got`);
+      assert.equal(near.from, expectFrom, what);
+      assert.equal(near.dataType, payload.dataType, what);
+      assert.deepEqual(near.data, payload.data, what);
+      assert.equal(typeof near.sequenceId, p.kind === 'reliable' ? 'number' : 'undefined', `${what}: sequenceId`);
+    }
+    if (plains.length) {
+      const [near, far] = plains.map((p) => p.frames.at(-1));
+      assert.deepEqual(far, near, `${what}: the plain client on n2 got the raw data the plain client on n1 got`);
+      assert.deepEqual(near, payload.raw, what);
+    }
+  }
+
+  for (const payload of payloads) {
+    await check(`sendToConnection ${payload.dataType}`, payload, async () => {
+      for (const p of pairs)
+        for (const c of [p.near, p.far]) await svc.sendToConnection(c.connectionId, payload.body, payload.options);
+      for (const c of [plainNear, plainFar]) await svc.sendToConnection(c.connectionId, payload.body, payload.options);
+    }, { plains: [plainNear, plainFar] });
+    await check(`group sendToAll ${payload.dataType}`, payload,
+      () => svc.group('kinds').sendToAll(payload.body, payload.options), { plains: [plainNear, plainFar] });
+    await check(`sendToUser ${payload.dataType}`, payload, async () => {
+      for (const p of pairs) for (const side of ['near', 'far']) await svc.sendToUser(`${side}-${p.kind}`, payload.body, payload.options);
+    });
+    await check(`sendToAll ${payload.dataType}`, payload, () => svc.sendToAll(payload.body, payload.options),
+      { plains: [plainNear, plainFar] });
+  }
+
+  // A client's own sendToGroup from n1: the members on n2 get it from the group, with its publisher and type,
+  // as the members on n1 do (the publisher among them: no noEcho).
+  const publisher = pairs[0].near;
+  const clientPayloads = [
+    { dataType: 'json', body: { hello: 'group' }, data: { hello: 'group' }, raw: { isBinary: false, data: '{"hello":"group"}' } },
+    { dataType: 'text', body: 'group words', data: 'group words', raw: { isBinary: false, data: 'group words' } },
+    { dataType: 'binary', body: new Uint8Array([9, 8, 0xff]).buffer, data: { base64: 'CQj/' }, raw: { isBinary: true, data: 'CQj/' } },
+  ];
+  for (const payload of clientPayloads) {
+    await check(`a client's sendToGroup ${payload.dataType}`, payload,
+      () => publisher.client.sendToGroup('kinds', payload.body, payload.dataType), { plains: [plainNear, plainFar], expectFrom: 'group' });
+    for (const p of pairs) {
+      const m = p.far.got.messages.at(-1);
+      assert.equal(m.group, 'kinds');
+      assert.equal(m.fromUserId, 'near-json');
+    }
+  }
+
+  for (const p of pairs) { p.near.client.stop(); p.far.client.stop(); }
+  plainNear.c.ws.close();
+  plainFar.c.ws.close();
 });
 
 test('while Redis is stopped, a REST call waiting on it does not hold its network thread; it gets Redis\'s answer after', async () => {
