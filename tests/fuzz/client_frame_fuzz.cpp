@@ -1,0 +1,95 @@
+// Fuzz target for the client frame scanner (core/client_frame_scanner), which reads every byte a client sends
+// after its upgrade: fed the input whole, a byte at a time and in uneven pieces (chosen by the first byte),
+// it must find the same first unmasked frame as a plain whole-buffer walk written here, at the right offset
+// of the right piece, count the same completed messages before it, and never read past a piece.
+#include "client_frame_scanner.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+using namespace wsgw;
+
+namespace {
+
+void require(bool ok) {
+    if (!ok) std::abort();
+}
+
+constexpr size_t kNone = SIZE_MAX;
+
+struct Walk {
+    size_t unmaskedAt = kNone;  // offset of the first unmasked frame's header
+    uint32_t messagesEnded = 0;  // data frames with FIN, wholly present, before it
+    bool atBoundary = true;      // the input ends between frames
+};
+
+// The frames one after another, from the whole buffer: the reference the scanner must agree with.
+Walk walk(const uint8_t *d, size_t n) {
+    Walk w;
+    size_t pos = 0;
+    while (pos < n) {
+        w.atBoundary = false;
+        if (n - pos < 2) return w;
+        if (!(d[pos + 1] & 0x80)) {
+            w.unmaskedAt = pos;
+            return w;
+        }
+        uint64_t length = d[pos + 1] & 0x7f;
+        size_t extended = length == 126 ? 2 : length == 127 ? 8 : 0;
+        size_t header = 2 + extended + 4;
+        if (n - pos < header) return w;
+        if (extended) {
+            length = 0;
+            for (size_t i = 0; i < extended; ++i) length = length << 8 | d[pos + 2 + i];
+        }
+        if (length > n - pos - header) return w;
+        bool endsMessage = (d[pos] & 0x80) && (d[pos] & 0x0f) < 0x8;
+        if (endsMessage) ++w.messagesEnded;
+        pos += header + static_cast<size_t>(length);
+        w.atBoundary = true;
+    }
+    return w;
+}
+
+// Feeds `d` in pieces of the given sizes (cycled); checks each answer against the reference walk.
+void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Walk &ref) {
+    ClientFrameScanner scanner;
+    size_t base = 0, k = 0;
+    bool found = false;
+    while (base < n) {
+        size_t len = std::min(sizes[k++ % sizes.size()], n - base);
+        // A copy of exactly this piece: a read past it is a heap overflow the sanitizer sees.
+        std::vector<uint8_t> piece(d + base, d + base + len);
+        size_t at = scanner.scan(piece.data(), piece.size());
+        if (at != ClientFrameScanner::kAllMasked) {
+            require(!found && ref.unmaskedAt != kNone);
+            // It fails in the piece holding the header's second byte; the offset is the header's first byte
+            // when that is in this piece, else 0.
+            require(ref.unmaskedAt + 1 >= base && ref.unmaskedAt + 1 < base + len);
+            require(at == (ref.unmaskedAt >= base ? ref.unmaskedAt - base : 0));
+            require(scanner.failed());
+            found = true;
+        }
+        base += len;
+    }
+    require(found == (ref.unmaskedAt != kNone));
+    require(scanner.failed() == found);
+    require(scanner.messagesEnded() == ref.messagesEnded);
+    if (!found) require(scanner.atFrameBoundary() == ref.atBoundary);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size == 0) return 0;
+    uint8_t mode = data[0];
+    const uint8_t *d = data + 1;
+    size_t n = size - 1;
+    Walk ref = walk(d, n);
+    feed(d, n, {n ? n : 1}, ref);
+    if (n <= 4096) feed(d, n, {1}, ref);
+    feed(d, n, {static_cast<size_t>(mode % 7) + 1, static_cast<size_t>(mode % 13) + 2, static_cast<size_t>(mode) + 1}, ref);
+    return 0;
+}
