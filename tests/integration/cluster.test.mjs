@@ -5,31 +5,19 @@
 // within the SPEC's 10 s while the others carry on; a Redis restart in the middle of traffic is survived.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Gateway, Client, whoami, readEvents, ctx, makeTempDir, runExpectingExit, waitFor, withTimeout } from './harness.mjs';
+import { RedisServer, freePort } from './redis-server.mjs';
 
-const execFileP = promisify(execFile);
 const NODE_IDS = ['n1', 'n2', 'n3'];
 
-let redis;      // { proc, port }
+let redis;      // RedisServer
 let haproxy;    // { proc, port }
 const nodes = new Map();  // id -> Gateway
 const clients = [];       // { client, id, node }
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function tcpReady(port) {
   return new Promise((resolve) => {
@@ -37,26 +25,6 @@ function tcpReady(port) {
     s.once('connect', () => { s.destroy(); resolve(true); });
     s.once('error', () => resolve(false));
   });
-}
-
-async function redisCli(...args) {
-  const { stdout } = await execFileP('redis-cli', ['-p', String(redis.port), '--raw', ...args], { timeout: 5000 });
-  return stdout.trim();
-}
-
-async function startRedis(port) {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--protected-mode', 'no', '--daemonize', 'no', '--logfile', ''], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  redis = { proc, port, exited };
-  await waitFor(async () => (await redisCli('PING').catch(() => '')) === 'PONG', { timeoutMs: 10000, what: 'redis-server to answer PING' });
-  return redis;
-}
-
-async function stopRedis() {
-  if (!redis?.proc || redis.proc.exitCode !== null) return;
-  redis.proc.kill('SIGKILL');
-  await withTimeout(redis.exited, 5000, 'redis-server to exit');
 }
 
 async function startHaproxy(backendPorts) {
@@ -111,7 +79,7 @@ async function mgmt(nodeId, method, p, body) {
 }
 
 async function nodeOf(connectionId) {
-  return redisCli('HGET', `wsgw:conn:${connectionId}`, 'node');
+  return redis.cli('HGET', `wsgw:conn:${connectionId}`, 'node');
 }
 
 function liveNodes() {
@@ -146,7 +114,7 @@ function queued(client, text) {
 }
 
 before(async () => {
-  await startRedis(await freePort());
+  redis = await RedisServer.start();
   for (const id of NODE_IDS) await startNode(id);
   await startHaproxy(NODE_IDS.map((id) => nodes.get(id).port));
   // HAProxy's round robin spreads the clients; each learns its ID and we learn its node from Redis.
@@ -173,7 +141,7 @@ after(async () => {
     for (const gw of nodes.values()) await gw.stop().catch((err) => failures.push(err));
     if (failures.length) throw failures[0];
   } finally {
-    await stopRedis();  // a redis-server left running would keep this process alive
+    await redis?.stop();
   }
 });
 
@@ -181,10 +149,10 @@ test('HAProxy spreads the clients over the three nodes, and Redis holds each row
   const perNode = Object.fromEntries(NODE_IDS.map((n) => [n, clients.filter((c) => c.node === n).length]));
   for (const n of NODE_IDS) assert.ok(perNode[n] >= 5, `node ${n} holds ${perNode[n]} of 30 clients: ${JSON.stringify(perNode)}`);
   for (const n of NODE_IDS) {
-    const members = (await redisCli('SMEMBERS', `wsgw:node:${n}:conns`)).split('\n').filter(Boolean).sort();
+    const members = (await redis.cli('SMEMBERS', `wsgw:node:${n}:conns`)).split('\n').filter(Boolean).sort();
     assert.deepEqual(members, clients.filter((c) => c.node === n).map((c) => c.id).sort());
   }
-  assert.ok(Number(await redisCli('PTTL', 'wsgw:node:n1:alive')) > 0, 'n1 has a heartbeat with a TTL');
+  assert.ok(Number(await redis.cli('PTTL', 'wsgw:node:n1:alive')) > 0, 'n1 has a heartbeat with a TTL');
 });
 
 test('chat: every message reaches every client exactly once, whichever node sent it', async () => {
@@ -225,7 +193,7 @@ test('@connections POST, GET and DELETE through every node for connections on ev
   assert.equal((await mgmt(other, 'DELETE', `/@connections/${vid}`)).status, 204);
   const closed = await withTimeout(victim.closed, 3000, 'the deleted connection to close');
   assert.equal(closed.code, 1000);
-  await waitFor(async () => (await redisCli('EXISTS', `wsgw:conn:${vid}`)) === '0', { what: 'the row to go' });
+  await waitFor(async () => (await redis.cli('EXISTS', `wsgw:conn:${vid}`)) === '0', { what: 'the row to go' });
   for (const n of NODE_IDS) {
     const r = await mgmt(n, 'POST', `/@connections/${vid}`, 'late');
     assert.equal(r.status, 410, `POST via ${n} to a closed connection: ${r.status} ${r.body}`);
@@ -293,12 +261,12 @@ test('kill -9 of a node: its connections are reaped within 10 s, $disconnect run
   assert.ok(victims.length > 0);
   const killedAt = Date.now();
   await dead.stop({ signal: 'SIGKILL' });
-  await waitFor(async () => (await redisCli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
+  await waitFor(async () => (await redis.cli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
     { timeoutMs: 10000, intervalMs: 100, what: 'the dead node\'s rows to be removed' });
   const reapedMs = Date.now() - killedAt;
   assert.ok(reapedMs < 10000, `reaped after ${reapedMs} ms`);
-  assert.equal(await redisCli('EXISTS', `wsgw:node:${deadId}:conns`), '0');
-  assert.equal(await redisCli('SISMEMBER', 'wsgw:nodes', deadId), '0');
+  assert.equal(await redis.cli('EXISTS', `wsgw:node:${deadId}:conns`), '0');
+  assert.equal(await redis.cli('SISMEMBER', 'wsgw:nodes', deadId), '0');
   // Each victim's $disconnect ran exactly once, on one of the surviving nodes, saying why.
   await waitFor(() => {
     const ids = ['n1', 'n3'].flatMap((n) => readEvents(nodes.get(n).eventsPath))
@@ -346,13 +314,13 @@ test('a Redis restart in the middle of traffic: nodes reconnect, re-register the
   await waitFor(() => echoed >= clients.length, { timeoutMs: 5000, what: 'echo traffic to flow' });
   const live = liveNodes();
   const logged = new Map(live.map((n) => [n, nodes.get(n).lines.length]));
-  await stopRedis();
+  await redis.stop();
   // Redis is down for real: every node has lost its subscription, and a round of echoes went on meanwhile.
   await waitFor(() => live.every((n) => nodes.get(n).lines.slice(logged.get(n)).some((l) => /lost the subscription/.test(l.msg))),
     { timeoutMs: 5000, what: 'every node to see Redis go' });
   const atOutage = echoed;
   await waitFor(() => echoed >= atOutage + clients.length, { timeoutMs: 5000, what: 'echoes while Redis is down' });
-  await startRedis(redis.port);
+  redis = await RedisServer.start(redis.port);
   flowing = false;
   await traffic;
   assert.equal(echoed, sent, 'every echo answered while Redis restarted');

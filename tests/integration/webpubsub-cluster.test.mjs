@@ -7,47 +7,20 @@
 // client's publish ("from":"group", its user ID) arrive on the other node as a client on the sending node gets them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Gateway, Client, whoami, waitFor, withTimeout, parseHttpResponse } from './harness.mjs';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import { WebPubSubClient, WebPubSubJsonProtocol, WebPubSubJsonReliableProtocol } from '@azure/web-pubsub-client';
+import { RedisServer } from './redis-server.mjs';
 
-const execFileP = promisify(execFile);
 const KEY = 'wsgw-cluster-access-key-0123456789abcdefghij';
 
-let redis;            // { proc, port, exited }
+let redis;            // RedisServer
 let n1, n2;           // n1 runs one network thread, so the echo and the REST call share it
 const sdkClients = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function redisCli(...args) {
-  const { stdout } = await execFileP('redis-cli', ['-p', String(redis.port), '--raw', ...args], { timeout: 5000 });
-  return stdout.trim();
-}
-
-async function startRedis() {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--protected-mode', 'no', '--daemonize', 'no', '--logfile', ''], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  redis = { proc, port, exited };
-  await waitFor(async () => (await redisCli('PING').catch(() => '')) === 'PONG', { timeoutMs: 10000, what: 'redis-server to answer PING' });
-}
 
 // The redis-server this file started, stopped (SIGSTOP) until the returned function continues it; the state
 // the kernel reports for it says when the stop has taken effect.
@@ -150,7 +123,7 @@ function tcpEnd(localPort, remotePort) {
 }
 
 before(async () => {
-  await startRedis();
+  redis = await RedisServer.start();
   n1 = await startNode('wps-n1', { networkThreads: 1 });
   n2 = await startNode('wps-n2');
 });
@@ -162,11 +135,8 @@ after(async () => {
     for (const gw of [n1, n2]) await gw?.stop().catch((err) => failures.push(err));
     if (failures.length) throw failures[0];
   } finally {
-    if (redis?.proc && redis.proc.exitCode === null) {
-      redis.proc.kill('SIGCONT');
-      redis.proc.kill('SIGKILL');
-      await withTimeout(redis.exited, 5000, 'redis-server to exit');
-    }
+    if (redis?.proc.exitCode === null) redis.proc.kill('SIGCONT');  // stopped by a test that failed
+    await redis?.stop();
   }
 });
 
