@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { Gateway, REPO_ROOT, WSGW_BIN, defaultRoutes, withTimeout } from './harness.mjs';
+import { Gateway, REPO_ROOT, WSGW_BIN, ctx, defaultRoutes, probeRoutes, readEvents, withTimeout } from './harness.mjs';
 
 const BENCH_DIR = process.env.WSGW_BENCH_DIR ?? path.join(path.dirname(WSGW_BIN), 'tools', 'bench');
 const LOAD = path.join(BENCH_DIR, 'wsgw-load');
@@ -107,6 +107,16 @@ test('wsgw-load against the gateway: latency, idle and @connections POST modes c
   // closed; the drain after it counts an error for any accepted POST that never arrived.
   assert.equal(post.errors, 0, JSON.stringify(post));
   assert.ok(post.delivered > 0 && post.delivered <= post.posts, JSON.stringify(post));
+});
+
+test('wsgw-load --source-addresses connects from 127.0.0.1 ... 127.0.0.N in turn', async (t) => {
+  const gw = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--access-log', 'off'] });
+  t.after(() => gw.stop());
+  const idle = await load(`${gw.url}/`, 'idle', ['--connections', '12', '--source-addresses', '4']);
+  assert.equal(idle.established, 12, JSON.stringify(idle));
+  const sources = readEvents(gw.eventsPath).filter((e) => ctx(e).eventType === 'CONNECT').map((e) => ctx(e).identity.sourceIp);
+  assert.equal(sources.length, 12);
+  assert.deepEqual([...new Set(sources)].sort(), ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4']);
 });
 
 test('wsgw-load refuses a target outside loopback', async () => {
