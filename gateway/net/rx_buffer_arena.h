@@ -5,7 +5,9 @@
 // heap each of those buffers makes at least the page holding its malloc header resident: about 4 KB per
 // idle connection, two thirds of what an idle connection cost. Here they come from slots of an anonymous
 // mapping instead, with their bookkeeping outside the slots, so a buffer costs memory only for the pages
-// that data was really written to, and those are returned to the kernel when the connection closes.
+// that data was really written to, and those are returned to the kernel once more than a few dozen slots
+// are free (the most recently freed stay resident for the next connections: returning pages costs a TLB
+// flush on every CPU, too much to pay on every close).
 // Every other libwebsockets allocation goes to realloc/free as before.
 #pragma once
 
@@ -19,6 +21,8 @@ void installLwsRxBufferArena();
 
 // Slots of the arena in use and resident bytes are not tracked here; for tests: bytes one slot spans.
 std::size_t rxBufferArenaSlotBytes();
+// For tests: how many freed slots keep their pages.
+std::size_t rxBufferArenaHotSlots();
 
 // For tests: whether `p` lies in the arena.
 bool inRxBufferArena(const void *p);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <vector>
 
 using namespace wsgw;
 
@@ -36,15 +37,28 @@ TEST_CASE("receive buffers come from the arena, other allocations from the heap"
     CHECK(lwsAllocate(rx, 0, "lws_free") == nullptr);
 }
 
-TEST_CASE("a freed slot is reused and reads as zeros: its pages went back to the kernel") {
+TEST_CASE("a freed slot is reused at once with its pages kept; beyond the kept few, pages go back to the kernel") {
     auto *a = static_cast<char *>(lwsAllocate(nullptr, kBuffer, "rx_ubuf"));
     REQUIRE(a);
     std::memset(a, 0x5a, kBuffer);
     lwsAllocate(a, 0, "lws_free");
     auto *b = static_cast<char *>(lwsAllocate(nullptr, kBuffer, "rx_ubuf"));
-    CHECK(b == a);  // the most recently freed slot comes first
-    CHECK(allZero(b, kBuffer));
+    CHECK(b == a);  // the most recently freed slot comes first, not returned to the kernel
+    CHECK(static_cast<unsigned char>(b[0]) == 0x5a);
     lwsAllocate(b, 0, "lws_free");
+
+    // Freed in order, the oldest are returned: whatever was kept before, the first `extra` of these are not
+    // among the newest kHotSlots freed.
+    const std::size_t extra = 8, n = rxBufferArenaHotSlots() + extra;
+    std::vector<char *> slots;
+    for (std::size_t i = 0; i < n; ++i) {
+        slots.push_back(static_cast<char *>(lwsAllocate(nullptr, kBuffer, "rx_ubuf")));
+        REQUIRE(slots.back());
+        std::memset(slots.back(), 0x6b, kBuffer);
+    }
+    for (char *p : slots) lwsAllocate(p, 0, "lws_free");
+    for (std::size_t i = 0; i < extra; ++i) CHECK(allZero(slots[i], kBuffer));  // the arena never unmaps
+    CHECK(static_cast<unsigned char>(slots.back()[0]) == 0x6b);
 }
 
 TEST_CASE("thousands of buffers are distinct slots, and growing one moves it to the heap intact") {
