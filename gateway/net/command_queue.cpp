@@ -29,7 +29,18 @@ void CommandQueue::start() {
     ev_async_start(t_.loop, &wakeWatcher_);
 }
 
-void CommandQueue::stop() { ev_async_stop(t_.loop, &wakeWatcher_); }
+// The loop has stopped turning (the gateway is stopping): a reload waiting to hand over its table, or one
+// that comes later, is answered at once that the table was not taken. Waiting out replaceTable's 10 s for
+// each network thread held a SIGTERM that came right after a SIGHUP for 10 s per core.
+void CommandQueue::stop() {
+    ev_async_stop(t_.loop, &wakeWatcher_);
+    std::lock_guard lock(mutex_);
+    loopStopped_ = true;
+    if (tableSwapped_) {
+        tableSwapped_->set_value(std::move(incomingTable_));
+        tableSwapped_ = nullptr;
+    }
+}
 
 void CommandQueue::post(Command &&c) {
     bool wasEmpty;
@@ -46,11 +57,12 @@ std::shared_ptr<const RouteTable> CommandQueue::replaceTable(std::shared_ptr<con
     auto old = swapped.get_future();
     {
         std::lock_guard lock(mutex_);
+        if (loopStopped_) return table;  // never installed: the caller keeps the old table
         incomingTable_ = std::move(table);
         tableSwapped_ = &swapped;
     }
     ev_async_send(t_.loop, &wakeWatcher_);
-    // The loop answers within one turn; it stops turning only when the gateway stops.
+    // The loop answers within one turn; it stops turning only when the gateway stops, and stop() answers then.
     if (old.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
         std::lock_guard lock(mutex_);
         if (tableSwapped_ == &swapped) {

@@ -69,11 +69,11 @@ public:
     void detachSink();
 
     void start();  // the wake-up watcher, on the thread's loop
-    void stop();
+    void stop();   // once the loop has returned: a pending or later replaceTable returns its table untaken
     // From any thread.
     void post(Command &&c);
     // From another thread while the loop runs: installs `table` between two events and returns the table it
-    // replaced (or `table` itself when the loop did not take it within 10 s).
+    // replaced (or `table` itself when the loop did not take it within 10 s, or has stopped).
     std::shared_ptr<const RouteTable> replaceTable(std::shared_ptr<const RouteTable> table);
     const std::shared_ptr<CommandSink> &sink() const { return sink_; }
 
@@ -91,6 +91,7 @@ private:
     // that plugin shutdown never runs on this thread.
     std::shared_ptr<const RouteTable> incomingTable_;
     std::promise<std::shared_ptr<const RouteTable>> *tableSwapped_ = nullptr;
+    bool loopStopped_ = false;  // stop() ran: replaceTable answers at once (under mutex_)
     std::shared_ptr<CommandSink> sink_ = std::make_shared<CommandSink>();
 };
 
