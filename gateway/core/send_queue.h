@@ -16,6 +16,13 @@
 
 namespace wsgw {
 
+// What a queued frame holds besides its payload: its OutFrame in the queue (or the Command that carries it to
+// the network thread). A frame's reservation against maxSendQueueBytes is its payload plus this, so that a
+// flood of empty or one-byte frames (an echo of empty messages to a client that never reads) meets the bound
+// too: counting payload bytes alone let empty frames pile up without limit (500 MB in 20 s).
+constexpr size_t kQueuedFrameOverheadBytes = 64;
+constexpr size_t queuedFrameCost(size_t payloadBytes) { return payloadBytes + kQueuedFrameOverheadBytes; }
+
 struct Payload {
     std::string owned;
     std::shared_ptr<const std::string> shared;  // set: a fan-out payload; `owned` is empty

@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "rx_buffer_arena.h"
+#include "send_queue.h"
 
 namespace wsgw {
 
@@ -74,7 +75,7 @@ Listener *NetworkThreads::reserve(const std::string &connectionId, size_t len) {
     auto conn = registry_.find(connectionId);
     if (!conn) return nullptr;
     Listener *l = listeners_[listeners_.size() == 1 ? 0 : conn->networkThread].get();
-    switch (conn->reserveSend(len, host_.maxSendQueueBytes.load(std::memory_order_relaxed))) {
+    switch (conn->reserveSend(queuedFrameCost(len), host_.maxSendQueueBytes.load(std::memory_order_relaxed))) {
     case LiveConnection::Reserve::Queued:
         return l;
     case LiveConnection::Reserve::Overflowed:

@@ -12,7 +12,7 @@ namespace wsgw {
 
 void SessionWriter::queueOwnFrame(Session *s, std::string bytes, bool binary) {
     if (s->closeRequested) return;
-    switch (s->live->reserveSend(bytes.size(), t_.host.maxSendQueueBytes.load(std::memory_order_relaxed))) {
+    switch (s->live->reserveSend(queuedFrameCost(bytes.size()), t_.host.maxSendQueueBytes.load(std::memory_order_relaxed))) {
     case LiveConnection::Reserve::Queued:
         queueReserved(s, Payload(std::move(bytes)), binary);
         break;
@@ -27,7 +27,7 @@ void SessionWriter::queueOwnFrame(Session *s, std::string bytes, bool binary) {
 void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
     size_t len = payload.size();
     if (s->closeRequested) {  // closing: the frame is not sent, and its reservation is given back
-        s->live->releaseSend(len);
+        s->live->releaseSend(queuedFrameCost(len));
         return;
     }
     s->lastActivity = ev_now(t_.loop);
@@ -38,10 +38,11 @@ void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
 
 void SessionWriter::dropQueued(Session *s) {
     releaseHeldByLws(s);
+    size_t frames = s->out.frames();
     size_t dropped = s->out.clear();
-    if (!dropped) return;
+    if (!frames) return;
     t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(dropped), std::memory_order_relaxed);
-    if (s->live) s->live->releaseSend(dropped);
+    if (s->live) s->live->releaseSend(dropped + frames * kQueuedFrameOverheadBytes);
 }
 
 void SessionWriter::closeSlowConsumer(Session *s) {
@@ -94,7 +95,7 @@ int SessionWriter::writeable(Session *s, lws *wsi) {
         size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { t_.recycle(std::move(buffer)); });
         t_.host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
         t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(sent), std::memory_order_relaxed);
-        s->live->releaseSend(sent);
+        s->live->releaseSend(sent + frames * kQueuedFrameOverheadBytes);  // each frame was reserved with its overhead
         if (handed > 0) {
             holdForLibwebsockets(s, static_cast<size_t>(handed));
             if (s->out.empty()) lws_callback_on_writable(wsi);  // to learn when libwebsockets has sent it

@@ -8,7 +8,8 @@
 //   client held a socket and a session until the disk had room again.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Gateway, probeRoutes, waitFor, withTimeout } from './harness.mjs';
+import fs from 'node:fs';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, waitFor, withTimeout } from './harness.mjs';
 
 const started = [];
 after(async () => {
@@ -35,4 +36,61 @@ test('SIGTERM right after SIGHUP exits at once, not after 10 s per network threa
   // --drain-seconds 2 and nothing to drain: well under the 40 s the four waits took.
   assert.ok(Date.now() - began < 12000, `exited after ${Date.now() - began} ms`);
   assert.ok(gw.lines.some((l) => l.msg === 'stopped'), 'the "stopped" line');
+});
+
+function rssKb(pid) {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+}
+
+// Under AddressSanitizer resident memory measures the sanitizer's quarantine: the release run judges RSS.
+function sanitized(pid) {
+  return /lib(asan|tsan|clang_rt\.(asan|tsan))/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+}
+
+// The probe sees $connect and $disconnect; messages go to the sample echo handler, two-way.
+function echoRoutes(dir) {
+  const table = probeRoutes()(dir);
+  table.handlers.echo = {};
+  table.routes.$default = { handler: 'echo', routeResponse: true };
+  table.limits = { maxSendQueueBytes: 1048576 };
+  return table;
+}
+
+// A client that never reads sends `payloadBytes`-byte text messages, each echoed, in batches of 1,000 frames,
+// until the gateway closes it or `maxFrames` are written. Resolves with the $disconnect event (or undefined)
+// and how much the gateway's RSS grew.
+async function floodWithoutReading(gw, payloadBytes, maxFrames) {
+  const raw = await RawWebSocket.open(gw.port);
+  assert.equal(raw.response.status, 101);
+  raw.sock.pause();  // nothing is taken from the kernel: the echoes pile up on the gateway's side
+  const id = await waitFor(() => gw.events().filter((e) => ctx(e).eventType === 'CONNECT').map((e) => ctx(e).connectionId).at(-1),
+    { what: 'the flooding client\'s $connect' });
+  const rss0 = rssKb(gw.proc.pid);
+  const batch = Buffer.concat(Array.from({ length: 1000 }, () => maskedFrame(1, Buffer.alloc(payloadBytes, 'e'))));
+  for (let written = 0; written < maxFrames && !raw.closedSocket && !raw.error; written += 1000) {
+    if (written % 50000 === 0 && eventsOf(gw.eventsPath, id, 'DISCONNECT').length) break;
+    if (!raw.sock.write(batch)) await new Promise((r) => setTimeout(r, 20));  // the socket's buffer is full: wait a moment
+  }
+  const disconnect = await waitFor(() => eventsOf(gw.eventsPath, id, 'DISCONNECT')[0], { timeoutMs: 15000, what: '$disconnect of the flooding client' })
+    .catch(() => undefined);
+  const grownKb = rssKb(gw.proc.pid) - rss0;
+  raw.destroy();
+  return { disconnect, grownKb };
+}
+
+test('empty messages echoed to a client that never reads: closed with 1008 as a slow consumer, memory bounded', async () => {
+  const gw = await start({ routes: echoRoutes, plugins: ['probe', 'echo'] });
+  // 2,000,000 empty frames (12 MB on the wire). Without counting each frame's own cost, every echo was
+  // queued (0 bytes against maxSendQueueBytes) and the gateway grew by about 50 bytes per frame, unclosed.
+  const { disconnect, grownKb } = await floodWithoutReading(gw, 0, 2000000);
+  assert.ok(disconnect, `the client was not closed (RSS grew by ${grownKb} kB)`);
+  assert.equal(ctx(disconnect).disconnectStatusCode, 1008);
+  assert.equal(ctx(disconnect).disconnectReason, 'Slow consumer: send queue over maxSendQueueBytes');
+  // With the bound the growth is flat at about 25 MB (the burst's allocations on six threads; 22 MB after
+  // 0.5 s, 24 MB after 7 s of flooding); without it, 57 MB after 20 s and climbing.
+  if (!sanitized(gw.proc.pid)) assert.ok(grownKb < 48 * 1024, `RSS grew by ${grownKb} kB`);
+  const probe = await Client.open(gw.url);
+  assert.equal(await probe.request('still-served'), 'still-served');
+  await probe.close();
+  await gw.stop();
 });
