@@ -83,26 +83,52 @@ void ConnectFlow::startConnect(Session *s, UpgradeRequest &&req) {
     // thread. A row it could not commit comes back as RowNotDurable, and the upgrade is refused.
     s->rowStored = true;
     s->awaitingRow = true;
+    s->rowClaim = std::make_shared<std::atomic<bool>>(false);
     std::weak_ptr<CommandSink> sink = t_.commands->sink();
-    t_.store.insertDurable(rowOf(s), [sink, id = s->id, lane = t_.laneOf(s), invoker = &t_.invoker(),
+    t_.store.insertDurable(rowOf(s), [sink, id = s->id, lane = t_.laneOf(s), invoker = &t_.invoker(), claim = s->rowClaim,
                                       inv = std::move(inv)](bool committed) mutable {
+        if (claim->exchange(true)) return;  // the row's deadline refused the upgrade first: no $connect
         auto target = sink.lock();
         if (!target) return;
         if (committed && target->alive()) invoker->submit(lane, std::move(inv), true);
         else target->post(Command{Command::Kind::RowNotDurable, InlineId(id), {}, false, 0});
     });
+    // The store retries a failed commit until it succeeds (a full disk, a lock another process holds), which
+    // can be never: the client waits handshakeTimeoutSeconds at most, then gets 503. Without this deadline
+    // every upgrade held its socket and session until the disk had room again.
+    int deadlineSeconds = t_.table ? t_.table->config.limits.handshakeTimeoutSeconds : 10;
+    ev_timer &timer = s->upgrade->handshakeTimer;  // stopped before $connect began; reused for the row
+    ev_timer_init(&timer, onRowDeadline, deadlineSeconds, 0.);
+    timer.data = s;
+    ev_timer_start(t_.loop, &timer);
+}
+
+void ConnectFlow::onRowDeadline(struct ev_loop *, ev_timer *w, int) {
+    auto *s = static_cast<Session *>(w->data);
+    NetworkThreadState &t = *s->thread;
+    if (s->state != Session::State::Connecting || !s->awaitingRow) return;
+    if (s->rowClaim->exchange(true)) return;  // committed just now: $connect is on its way, with its own timeout
+    s->awaitingRow = false;  // refuseUpgrade logs it; the store logs why its writes fail (once per 10 s)
+    t.upgradeReader->refuseUpgrade(s, 503, "the connection table cannot be written: try again shortly");
+}
+
+void ConnectFlow::stopRowDeadline(Session *s) {
+    if (s->upgrade) ev_timer_stop(t_.loop, &s->upgrade->handshakeTimer);
 }
 
 void ConnectFlow::rowNotDurable(std::string_view id) {
     Session *s = t_.find(id);
     if (!s || s->state != Session::State::Connecting || !s->awaitingRow) return;
     s->awaitingRow = false;
+    stopRowDeadline(s);
     t_.upgradeReader->refuseUpgrade(s, 503, "the connection table cannot be written: try again shortly");
 }
 
 void ConnectFlow::decideConnect(std::string_view id, int status, std::string &body) {
     Session *s = t_.find(id);
     if (!s || s->state != Session::State::Connecting) return;
+    s->awaitingRow = false;
+    stopRowDeadline(s);  // the session may leave now (adoption can fail): no timer may outlive it
     if (status == 0) {
         admit(s);
         return;

@@ -8,6 +8,7 @@
 #include "handshake.h"
 #include "invoker.h"
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include <string>
@@ -42,6 +43,9 @@ public:
 private:
     void fillInfo(Session *s, UpgradeRequest &&req);
     void admit(Session *s);  // $connect said yes: complete the upgrade, or first reach the proxy backend
+    // The row was not committed within handshakeTimeoutSeconds (a full disk, a lock held for long): 503.
+    static void onRowDeadline(struct ev_loop *, ev_timer *w, int);
+    void stopRowDeadline(Session *s);
     ConnectionRow rowOf(Session *s);
 
     NetworkThreadState &t_;

@@ -15,6 +15,7 @@
 #include <libwebsockets.h>
 
 #include <cstdint>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -67,6 +68,9 @@ struct Session {
     bool rowStored = false;   // its row is in (or queued for) the connection table
     size_t heldByLws = 0;     // bytes handed to libwebsockets that it has not written yet
     bool awaitingRow = false; // $connect waits for its row to be committed
+    // Taken once, by whichever comes first: the store's commit (which then submits $connect) or the row's
+    // deadline (which refuses the upgrade). Shared with the store's thread.
+    std::shared_ptr<std::atomic<bool>> rowClaim;
     // How it closed: ours (requestClose) and the peer's close frame, which wins in $disconnect. Allocated at
     // the first close, so an open connection does not carry it.
     struct Closing {

@@ -8,13 +8,41 @@
 //   client held a socket and a session until the disk had room again.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 
 const started = [];
+const lockHolders = [];
 after(async () => {
+  for (const h of lockHolders) await h.release();
   for (const gw of started) if (gw.alive()) await gw.stop({ signal: 'SIGKILL' });
 });
+
+// A `sqlite3` process holding the database's write lock (BEGIN EXCLUSIVE) until release(): to the gateway a
+// table it cannot commit to, as a full disk is.
+async function holdWriteLock(db) {
+  const proc = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (c) => { out += c; });
+  proc.stderr.setEncoding('utf8').on('data', (c) => { err += c; });
+  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+  proc.stdin.write(".timeout 5000\nBEGIN EXCLUSIVE;\nSELECT 'locked-' || 'now';\n");
+  await waitFor(() => out.includes('locked-now') || err, { timeoutMs: 8000, what: 'sqlite3 to hold the write lock' });
+  assert.equal(err, '', `sqlite3 could not take the lock: ${err}`);
+  let released = false;
+  const holder = {
+    async release() {
+      if (released) return;
+      released = true;
+      proc.stdin.end('COMMIT;\n');
+      await withTimeout(exited, 5000, 'sqlite3 to exit after COMMIT');
+    },
+  };
+  lockHolders.push(holder);
+  return holder;
+}
 
 async function start(options) {
   const gw = await Gateway.start(options);
@@ -92,5 +120,31 @@ test('empty messages echoed to a client that never reads: closed with 1008 as a 
   const probe = await Client.open(gw.url);
   assert.equal(await probe.request('still-served'), 'still-served');
   await probe.close();
+  await gw.stop();
+});
+
+test('a table that cannot be written: each upgrade gets 503 within handshakeTimeoutSeconds, and none runs $connect later', async () => {
+  const gw = await start({
+    routes: (dir) => ({ ...probeRoutes()(dir), limits: { handshakeTimeoutSeconds: 2 } }),
+    plugins: ['probe'],
+  });
+  const lock = await holdWriteLock(gw.dbPath);
+  // Without a deadline on the row's commit these waited (socket and session held) until the lock went.
+  const answers = await Promise.all(Array.from({ length: 10 }, async () => {
+    const raw = await RawWebSocket.open(gw.port, { timeoutMs: 8000 });
+    raw.destroy();
+    return raw.response.status;
+  }));
+  assert.deepEqual(answers, Array(10).fill(503));
+  await lock.release();
+  // The refused rows' inserts and removes are committed now: nothing is left, and no $connect ran for a
+  // client that was told 503 (and so no $disconnect is owed).
+  await waitFor(async () => (await sqliteRows(gw.dbPath, 'SELECT count(*) AS n FROM connections'))[0].n === 0,
+    { timeoutMs: 10000, what: 'an empty connection table' });
+  const client = await Client.open(gw.url);
+  assert.equal(await client.request('after'), 'after');
+  const connects = gw.events().filter((e) => ctx(e).eventType === 'CONNECT');
+  assert.equal(connects.length, 1, `only the last client's $connect ran: ${connects.map((e) => ctx(e).connectionId)}`);
+  await client.close();
   await gw.stop();
 });
