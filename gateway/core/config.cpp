@@ -411,6 +411,11 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
 }
 
 std::variant<ApiConfig, ConfigError> loadApiConfig(const std::string &path) {
+    // A directory opens as an empty stream, which read as "The document is empty" (a routes.json replaced
+    // by a directory, or --routes given the directory that holds it).
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return ConfigError{path, "", "is a directory, not the route table: give the path of its routes.json file with --routes"};
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         return ConfigError{path, "", std::string("cannot read the route table: ") + std::strerror(errno) +

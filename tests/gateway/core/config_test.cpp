@@ -152,6 +152,11 @@ TEST_SUITE("config") {
         REQUIRE(std::holds_alternative<ConfigError>(missing));
         CHECK(std::get<ConfigError>(missing).message().find("nope.json") != std::string::npos);
         std::remove(path.c_str());
+        // A directory where the file should be is named as one (it used to read as an empty document).
+        auto directory = loadApiConfig(dir);
+        REQUIRE(std::holds_alternative<ConfigError>(directory));
+        CHECK(std::get<ConfigError>(directory).message() ==
+              std::string(dir) + ": is a directory, not the route table: give the path of its routes.json file with --routes");
         rmdir(dir);
     }
 }
