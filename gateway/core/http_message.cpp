@@ -473,11 +473,18 @@ bool HttpMessageParser::chooseFraming() {
             if (head_.version != "HTTP/1.1")
                 return failed(400, HttpErrorKind::BadTransferEncoding, "Transfer-Encoding needs HTTP/1.1: send Content-Length with HTTP/1.0");
             std::vector<std::string> codings = transferCodings(head_.headers);
+            // Every Transfer-Encoding header counts (they are one list): naming only the first showed
+            // "chunked" as the offence when a second header had added another coding after it.
+            std::string named;
+            for (const std::string &c : codings) named += (named.empty() ? "" : ", ") + c;
+            if (named.empty()) named = *te;
             if (codings.empty() || codings.back() != "chunked")
-                return failed(400, HttpErrorKind::BadTransferEncoding, "Transfer-Encoding must end with chunked, got " + quoted(*te));
+                return failed(400, HttpErrorKind::BadTransferEncoding,
+                              "Transfer-Encoding must end with chunked, got " + quoted(named) +
+                                  (codings.size() > 1 ? " (all Transfer-Encoding headers together)" : ""));
             if (codings.size() > 1)
                 return failed(501, HttpErrorKind::UnsupportedTransferCoding,
-                            "only the chunked transfer coding is supported, got " + quoted(*te) + ": send the body uncompressed");
+                            "only the chunked transfer coding is supported, got " + quoted(named) + ": send the body uncompressed");
             chunked = true;
         }
     } else {

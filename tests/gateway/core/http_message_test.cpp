@@ -232,6 +232,11 @@ TEST_SUITE("http_message") {
             CHECK(o.error.status == c.status);
             CHECK(o.error.kind == c.kind);
         }
+        // Two Transfer-Encoding headers are one list: the reason names all of it, not the first header alone.
+        Outcome two = parseEveryWay(requestOptions(), "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n");
+        REQUIRE(two.state == HttpParseState::Error);
+        CHECK(two.error.status == 400);
+        CHECK(two.error.reason == "Transfer-Encoding must end with chunked, got \"chunked, identity\" (all Transfer-Encoding headers together)");
         // "Transfer-Encoding: Chunked ; x=1" is chunked (case and parameters do not matter).
         Outcome ok = parseEveryWay(requestOptions(), "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked ; x=1\r\n\r\n0\r\n\r\n");
         CHECK(ok.state == HttpParseState::Complete);
