@@ -1,5 +1,7 @@
 #include "jwt.h"
 
+#include "json_text.h"
+
 #include "base64.h"
 #include "text.h"
 
@@ -102,11 +104,6 @@ std::string parseObject(std::string_view text, rapidjson::Document &doc, const c
     auto dup = std::adjacent_find(names.begin(), names.end());
     if (dup != names.end()) return std::string(what) + " has the member " + quoted(*dup) + " more than once";
     return "";
-}
-
-const Value *member(const Value &obj, const char *name) {
-    auto m = obj.FindMember(name);
-    return m == obj.MemberEnd() ? nullptr : &m->value;
 }
 
 int64_t saturatingAdd(int64_t a, int64_t b) {
@@ -411,19 +408,19 @@ JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t
     rapidjson::Document header, payload;
     std::string err = parseObject(headerJson, header, "token header");
     if (!err.empty()) return reject(401, err);
-    const Value *algV = member(header, "alg");
+    const Value *algV = findMember(header, "alg");
     if (!algV || !algV->IsString()) return reject(401, "token header has no \"alg\" string");
-    const Value *kidV = member(header, "kid");
+    const Value *kidV = findMember(header, "kid");
     if (kidV && !kidV->IsString()) return reject(401, "token header \"kid\" is not a string");
-    const Value *typV = member(header, "typ");
+    const Value *typV = findMember(header, "typ");
     if (typV && !typV->IsString()) return reject(401, "token header \"typ\" is not a string");
 
     err = parseObject(payloadJson, payload, "token payload");
     if (!err.empty()) return reject(401, err);
     int64_t exp = 0, nbf = 0;
-    const Value *expV = member(payload, "exp");
+    const Value *expV = findMember(payload, "exp");
     if (expV && !numericDate(*expV, false, exp)) return reject(401, "\"exp\" claim is not a number");
-    const Value *nbfV = member(payload, "nbf");
+    const Value *nbfV = findMember(payload, "nbf");
     if (nbfV && !numericDate(*nbfV, true, nbf)) return reject(401, "\"nbf\" claim is not a number");
 
     // ---- algorithm and signature (403) ----
@@ -436,7 +433,7 @@ JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t
         return reject(403, "alg " + quoted(alg) + " is not allowed (allowed: " +
                                (allowed.empty() ? std::string("none configured") : allowed) + ")");
     }
-    if (member(header, "crit"))
+    if (findMember(header, "crit"))
         return reject(403, "token header lists critical extensions (\"crit\"); none are supported");
     bool hs = alg == "HS256", rs = alg == "RS256", es = alg == "ES256";
     if (!hs && !rs && !es) return reject(403, "alg " + quoted(alg) + " is not supported (HS256, RS256, ES256)");
@@ -474,14 +471,14 @@ JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t
         return reject(403, "token not valid before " + describeTime(nbf) + ", now " + std::to_string(nowSeconds) +
                                ", clock skew " + std::to_string(skew) + " s");
     if (!settings.issuer.empty()) {
-        const Value *iss = member(payload, "iss");
+        const Value *iss = findMember(payload, "iss");
         if (!iss || !iss->IsString()) return reject(403, "token has no \"iss\" string; issuer " +
                                                              quoted(settings.issuer) + " is required");
         if (viewOf(*iss) != settings.issuer)
             return reject(403, "token issuer " + quoted(viewOf(*iss)) + " is not " + quoted(settings.issuer));
     }
     if (!settings.audience.empty()) {
-        const Value *aud = member(payload, "aud");
+        const Value *aud = findMember(payload, "aud");
         auto accepted = [&](const Value &v) {
             return v.IsString() && std::find(settings.audience.begin(), settings.audience.end(), viewOf(v)) !=
                                        settings.audience.end();
@@ -505,9 +502,9 @@ JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t
     rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
     payload.Accept(writer);
     r.claimsJson.assign(buf.GetString(), buf.GetSize());
-    if (const Value *sub = member(payload, "sub"); sub && sub->IsString()) r.subject = std::string(viewOf(*sub));
-    const Value *scope = member(payload, "scope");
-    const Value *scp = member(payload, "scp");
+    if (const Value *sub = findMember(payload, "sub"); sub && sub->IsString()) r.subject = std::string(viewOf(*sub));
+    const Value *scope = findMember(payload, "scope");
+    const Value *scp = findMember(payload, "scp");
     if (scope && scope->IsString()) {
         r.scopes = splitScopes(viewOf(*scope));
     } else if (scp && scp->IsString()) {
@@ -579,17 +576,17 @@ std::string parseJwks(std::string_view json, std::vector<JwtKey> &out) {
     rapidjson::Document doc;
     std::string err = parseObject(json, doc, "JWKS");
     if (!err.empty()) return err;
-    const Value *keys = member(doc, "keys");
+    const Value *keys = findMember(doc, "keys");
     if (!keys || !keys->IsArray()) return "JWKS has no \"keys\" array";
     std::vector<JwtKey> parsed;
     size_t index = 0;
     for (const Value &jwk : keys->GetArray()) {
         std::string where = "JWKS key #" + std::to_string(index++);
         if (!jwk.IsObject()) return where + " is not an object";
-        const Value *kty = member(jwk, "kty");
-        const Value *kid = member(jwk, "kid");
-        const Value *use = member(jwk, "use");
-        const Value *alg = member(jwk, "alg");
+        const Value *kty = findMember(jwk, "kty");
+        const Value *kid = findMember(jwk, "kid");
+        const Value *use = findMember(jwk, "use");
+        const Value *alg = findMember(jwk, "alg");
         if (!kty || !kty->IsString()) return where + " has no \"kty\" string";
         if (kid && !kid->IsString()) return where + ": \"kid\" is not a string";
         if (use && !use->IsString()) return where + ": \"use\" is not a string";
@@ -598,7 +595,7 @@ std::string parseJwks(std::string_view json, std::vector<JwtKey> &out) {
         if (use && viewOf(*use) != "sig") continue;  // an encryption key
         std::string_view type = viewOf(*kty);
         auto b64Member = [&](const char *name, std::string &value) -> std::string {
-            const Value *v = member(jwk, name);
+            const Value *v = findMember(jwk, name);
             if (!v || !v->IsString()) return where + " has no \"" + name + "\" string";
             // Unpadded base64url per RFC 7518; padding and non-zero trailing bits are tolerated in key files.
             if (!decodeBase64(viewOf(*v), value, /*url=*/true, /*standard=*/false, /*allowPadding=*/true,
@@ -618,7 +615,7 @@ std::string parseJwks(std::string_view json, std::vector<JwtKey> &out) {
             if (!(err = checkRsa(pkey)).empty()) return where + ": " + err;
             key.alg = "RS256";
         } else if (type == "EC") {
-            const Value *crv = member(jwk, "crv");
+            const Value *crv = findMember(jwk, "crv");
             if (!crv || !crv->IsString()) return where + " has no \"crv\" string";
             if (viewOf(*crv) != "P-256" || (alg && viewOf(*alg) != "ES256")) continue;
             std::string x, y;

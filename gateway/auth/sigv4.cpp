@@ -47,7 +47,7 @@ std::string hex(const Digest &d) { return toHex(asView(d)); }
 
 bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
-std::string_view trim(std::string_view s) {
+std::string_view trimWhitespace(std::string_view s) {
     while (!s.empty() && isSpace(s.front())) s.remove_prefix(1);
     while (!s.empty() && isSpace(s.back())) s.remove_suffix(1);
     return s;
@@ -138,7 +138,7 @@ bool canonicalHeaderValue(const HeaderList &headers, std::string_view lowerName,
         if (found) out.push_back(',');
         found = true;
         bool pendingSpace = false;
-        for (char c : trim(value)) {
+        for (char c : trimWhitespace(value)) {
             if (isSpace(c)) {
                 pendingSpace = true;
                 continue;
@@ -271,7 +271,7 @@ SigV4Result fail(std::string reason) {
 
 // Empty return: parsed. Otherwise the reason it is malformed.
 std::string parseAuthorization(std::string_view header, ParsedAuthorization &out) {
-    header = trim(header);
+    header = trimWhitespace(header);
     if (header.size() <= kAlgorithm.size() || header.substr(0, kAlgorithm.size()) != kAlgorithm ||
         !isSpace(header[kAlgorithm.size()])) {
         size_t space = header.find(' ');
@@ -281,7 +281,7 @@ std::string parseAuthorization(std::string_view header, ParsedAuthorization &out
     std::string_view credential, signedHeaders, signature;
     bool haveCredential = false, haveSignedHeaders = false, haveSignature = false;
     for (std::string_view part : split(header.substr(kAlgorithm.size()), ',')) {
-        part = trim(part);
+        part = trimWhitespace(part);
         size_t eq = part.find('=');
         if (eq == std::string_view::npos) return "Authorization component without '=': malformed header";
         std::string_view name = part.substr(0, eq), value = part.substr(eq + 1);
@@ -353,7 +353,7 @@ SigV4Result verifySigV4(std::string_view method, std::string_view rawPath, std::
     const std::string *amzDateHeader = findSingleHeader(headers, "x-amz-date", count);
     if (count == 0) return fail("missing X-Amz-Date header");
     if (count > 1) return fail("more than one X-Amz-Date header");
-    std::string_view amzDate = trim(*amzDateHeader);
+    std::string_view amzDate = trimWhitespace(*amzDateHeader);
     int64_t requestTime = 0;
     if (!parseAmzDate(amzDate, requestTime)) return fail("X-Amz-Date is not YYYYMMDDTHHMMSSZ");
     if (nowEpochSeconds > requestTime + kMaxSkewSeconds || nowEpochSeconds < requestTime - kMaxSkewSeconds) {
@@ -381,7 +381,7 @@ SigV4Result verifySigV4(std::string_view method, std::string_view rawPath, std::
     const std::string *contentSha = findSingleHeader(headers, "x-amz-content-sha256", count);
     if (count > 1) return fail("more than one x-amz-content-sha256 header");
     if (contentSha) {
-        std::string_view declared = trim(*contentSha);
+        std::string_view declared = trimWhitespace(*contentSha);
         if (declared != kUnsignedPayload && declared != payloadHash)
             return fail("x-amz-content-sha256 does not match the body");
         payloadHash = std::string(declared);
@@ -419,7 +419,7 @@ std::string signSigV4(std::string_view method, std::string_view rawPath, std::st
 
     int count = 0;
     const std::string *contentSha = findSingleHeader(headers, "x-amz-content-sha256", count);
-    std::string payloadHash = contentSha ? std::string(trim(*contentSha)) : hex(sha256(body));
+    std::string payloadHash = contentSha ? std::string(trimWhitespace(*contentSha)) : hex(sha256(body));
 
     std::string_view scopeDate = amzDate.substr(0, 8);
     std::string scope;

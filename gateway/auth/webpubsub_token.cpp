@@ -1,6 +1,8 @@
 // Azure Web PubSub access tokens: verification of client and REST tokens, and signing (see the header).
 #include "webpubsub_token.h"
 
+#include "json_text.h"
+
 #include "jwt.h"
 #include "log.h"
 
@@ -76,11 +78,6 @@ std::vector<std::string> stringOrStrings(const rapidjson::Value *v) {
     return out;
 }
 
-const rapidjson::Value *member(const rapidjson::Value &obj, const char *name) {
-    auto it = obj.FindMember(name);
-    return it == obj.MemberEnd() ? nullptr : &it->value;
-}
-
 // Verifies the signature and times with verifyJwt, then the audience with `audienceMatches`.
 template <class AudienceMatches>
 WpsTokenCheck verify(std::string_view token, const std::vector<std::string> &accessKeys, int64_t now,
@@ -110,7 +107,7 @@ WpsTokenCheck verify(std::string_view token, const std::vector<std::string> &acc
     }
     rapidjson::Document claims;
     claims.Parse(jwt.claimsJson.data(), jwt.claimsJson.size());
-    const rapidjson::Value *aud = member(claims, "aud");
+    const rapidjson::Value *aud = findMember(claims, "aud");
     bool matches = false;
     for (const std::string &a : stringOrStrings(aud)) matches = matches || audienceMatches(a);
     if (!matches) {
@@ -120,10 +117,10 @@ WpsTokenCheck verify(std::string_view token, const std::vector<std::string> &acc
         return check;
     }
     check.status = 200;
-    const rapidjson::Value *sub = member(claims, "sub");
+    const rapidjson::Value *sub = findMember(claims, "sub");
     if (sub && sub->IsString()) check.userId.assign(sub->GetString(), sub->GetStringLength());
-    check.roles = stringOrStrings(member(claims, "role"));
-    check.groups = stringOrStrings(member(claims, "webpubsub.group"));
+    check.roles = stringOrStrings(findMember(claims, "role"));
+    check.groups = stringOrStrings(findMember(claims, "webpubsub.group"));
     check.claimsJson = std::move(jwt.claimsJson);
     check.expiresAt = jwt.expiresAt;
     return check;

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "json_text.h"
+
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/schema.h>
@@ -56,13 +58,6 @@ std::string typeName(const rapidjson::Value &v) {
     return "value";
 }
 
-std::string compact(const rapidjson::Value &v) {
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    v.Accept(w);
-    return std::string(buf.GetString(), buf.GetSize());
-}
-
 std::string pointerText(const rapidjson::Pointer &p) {
     rapidjson::StringBuffer buf;
     p.Stringify(buf);
@@ -97,9 +92,9 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
         return "unknown property '" + name + "': remove it or check its spelling";
     }
     if (keyword == "minimum" || keyword == "maximum") {
-        std::string bound = rule && rule->HasMember(keyword.c_str()) ? compact((*rule)[keyword.c_str()]) : "?";
+        std::string bound = rule && rule->HasMember(keyword.c_str()) ? compactJson((*rule)[keyword.c_str()]) : "?";
         return std::string("must be ") + (keyword == "minimum" ? ">= " : "<= ") + bound + " (got " +
-               (instance ? compact(*instance) : std::string("?")) + ")";
+               (instance ? compactJson(*instance) : std::string("?")) + ")";
     }
     std::string text = instance && instance->IsString() ? std::string(instance->GetString()) : std::string();
     if (keyword == "pattern" && path.rfind("/subprotocols/", 0) == 0)
@@ -109,8 +104,8 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
     if (keyword == "pattern") return "'" + text + "' may only use letters, digits, '_', '.' and '-' (it names a plugin file)";
     if (keyword == "uniqueItems") return "repeats a value listed before it";
     if (keyword == "enum") {
-        std::string allowed = rule && rule->HasMember("enum") ? compact((*rule)["enum"]) : "?";
-        return "must be one of " + allowed + " (got " + (instance ? compact(*instance) : std::string("?")) + ")";
+        std::string allowed = rule && rule->HasMember("enum") ? compactJson((*rule)["enum"]) : "?";
+        return "must be one of " + allowed + " (got " + (instance ? compactJson(*instance) : std::string("?")) + ")";
     }
     if (keyword == "minLength") return "must not be empty";
     if (keyword == "minProperties") return "needs at least one route (for example \"$default\")";
@@ -338,7 +333,7 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
                 return error(pointerText(p), "handler name '" + h.name + "' may only use letters, digits, '_', '.' and '-'");
             }
             h.plugin = m.value.HasMember("plugin") ? m.value["plugin"].GetString() : h.name;
-            h.configJson = m.value.HasMember("config") ? compact(m.value["config"]) : "{}";
+            h.configJson = m.value.HasMember("config") ? compactJson(m.value["config"]) : "{}";
             h.isolated = m.value.HasMember("isolation") && std::string_view(m.value["isolation"].GetString()) == "process";
             if (m.value.HasMember("workers")) h.workers = m.value["workers"].GetUint();
             if (m.value.HasMember("maxWorkerMemoryMb")) h.maxWorkerMemoryMb = m.value["maxWorkerMemoryMb"].GetUint64();

@@ -21,7 +21,7 @@ std::string describeByte(char c) {
 }
 
 // Client text in a reason: quoted, printable, bounded (text.h's appendQuoted).
-std::string quoted(std::string_view v) {
+std::string quotedValue(std::string_view v) {
     std::string out;
     appendQuoted(out, v);
     return out;
@@ -480,11 +480,11 @@ bool HttpMessageParser::chooseFraming() {
             if (named.empty()) named = *te;
             if (codings.empty() || codings.back() != "chunked")
                 return failed(400, HttpErrorKind::BadTransferEncoding,
-                              "Transfer-Encoding must end with chunked, got " + quoted(named) +
+                              "Transfer-Encoding must end with chunked, got " + quotedValue(named) +
                                   (codings.size() > 1 ? " (all Transfer-Encoding headers together)" : ""));
             if (codings.size() > 1)
                 return failed(501, HttpErrorKind::UnsupportedTransferCoding,
-                            "only the chunked transfer coding is supported, got " + quoted(named) + ": send the body uncompressed");
+                            "only the chunked transfer coding is supported, got " + quotedValue(named) + ": send the body uncompressed");
             chunked = true;
         }
     } else {

@@ -1,18 +1,13 @@
 // Azure Web PubSub roles and permissions of one client (see the header).
 #include "webpubsub_permissions.h"
 
+#include "text.h"
+
 #include <cctype>
 
 namespace wsgw {
 
 namespace {
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-    return true;
-}
 
 constexpr std::string_view kJoinLeaveRole = "webpubsub.joinLeaveGroup";
 constexpr std::string_view kSendRole = "webpubsub.sendToGroup";

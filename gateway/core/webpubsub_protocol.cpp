@@ -1,6 +1,8 @@
 // Azure Web PubSub's JSON client protocol: parsing client frames, writing server frames (see the header).
 #include "webpubsub_protocol.h"
 
+#include "json_text.h"
+
 #include "base64.h"
 #include "log.h"
 #include "utf8.h"
@@ -16,13 +18,6 @@ namespace wsgw {
 namespace {
 
 using Value = rapidjson::Value;
-
-std::string compact(const Value &v) {
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    v.Accept(w);
-    return std::string(buf.GetString(), buf.GetSize());
-}
 
 std::string_view viewOf(const Value &v) { return {v.GetString(), v.GetStringLength()}; }
 
@@ -49,7 +44,7 @@ std::string readData(const Value &m, WpsData &out) {
     const Value &d = m["data"];
     if (type == "json") {
         out.type = WpsDataType::Json;
-        out.bytes = compact(d);
+        out.bytes = compactJson(d);
         return "";
     }
     if (type == "text") {

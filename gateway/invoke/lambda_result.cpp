@@ -1,6 +1,7 @@
 #include "lambda_result.h"
 
 #include "base64.h"
+#include "json_text.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -12,13 +13,6 @@
 namespace wsgw {
 
 namespace {
-
-std::string jsonText(const rapidjson::Value &v) {
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    v.Accept(w);
-    return std::string(buf.GetString(), buf.GetSize());
-}
 
 LambdaResult failed(std::string problem) {
     LambdaResult r;
@@ -47,7 +41,7 @@ LambdaResult mapLambdaResult(std::string_view payload) {
     // AWS reads a result as a proxy response when it has either of these; anything else is the body.
     if (!doc.IsObject() || (!doc.HasMember("statusCode") && !doc.HasMember("body"))) {
         r.hasBody = true;
-        r.body = jsonText(doc);
+        r.body = compactJson(doc);
         return r;
     }
     if (doc.HasMember("statusCode")) {
@@ -57,7 +51,7 @@ LambdaResult mapLambdaResult(std::string_view payload) {
         } else if (s.IsString() && s.GetStringLength() == 3 && std::isdigit(static_cast<unsigned char>(s.GetString()[0]))) {
             r.status = std::atoi(s.GetString());  // AWS accepts "403" as well as 403
         } else {
-            return failed("the function's statusCode is not an integer: " + cut(jsonText(s)));
+            return failed("the function's statusCode is not an integer: " + cut(compactJson(s)));
         }
         if (r.status < 100 || r.status > 599) return failed("the function's statusCode " + std::to_string(r.status) + " is not an HTTP status");
     }
@@ -66,7 +60,7 @@ LambdaResult mapLambdaResult(std::string_view payload) {
         const auto &b = doc["body"];
         r.hasBody = true;
         if (!b.IsString()) {
-            r.body = jsonText(b);  // AWS wants a string; an object is sent as its JSON text rather than lost
+            r.body = compactJson(b);  // AWS wants a string; an object is sent as its JSON text rather than lost
         } else if (base64) {
             if (!decodeBase64(std::string_view(b.GetString(), b.GetStringLength()), r.body, false, true, true, false))
                 return failed("the function's body is marked isBase64Encoded but is not base64");

@@ -121,7 +121,7 @@ std::string limitMemory(size_t budgetBytes) {
     return {};
 }
 
-struct Invocation {
+struct HostInvocation {
     uint64_t seq = 0;
     wsgw_event_type type = WSGW_MESSAGE;
     std::string routeKey, connectionId, body, eventJson;
@@ -157,11 +157,11 @@ int runPluginHost(int argc, char **argv) {
     // starts before the memory limit is set, so its stack is not taken from the plugin's budget.
     std::mutex queueMutex;
     std::condition_variable queueCv;
-    std::deque<Invocation> queue;
+    std::deque<HostInvocation> queue;
     bool shuttingDown = false;
     std::thread executor([&] {
         for (;;) {
-            Invocation inv;
+            HostInvocation inv;
             {
                 std::unique_lock lock(queueMutex);
                 queueCv.wait(lock, [&] { return shuttingDown || !queue.empty(); });
@@ -229,7 +229,7 @@ int runPluginHost(int argc, char **argv) {
         if (!frame) _exit(0);  // the gateway is gone: nothing to hand results to
         wire::Reader r(frame->payload);
         if (frame->kind == wire::Kind::Invoke) {
-            Invocation inv;
+            HostInvocation inv;
             inv.seq = r.u64();
             inv.type = static_cast<wsgw_event_type>(r.u8());
             inv.routeKey = r.bytes();

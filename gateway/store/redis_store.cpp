@@ -83,17 +83,17 @@ std::optional<ConnectionRow> takeConnectionRow(RedisConnection &redis, const Red
     return rowFromHash(id, r.get());
 }
 
-struct InsertOp {
+struct RedisInsertOp {
     ConnectionRow row;
 };
-struct RemoveOp {
+struct RedisRemoveOp {
     std::string id;
 };
-struct ReRegisterOp {
+struct RedisReRegisterOp {
     std::vector<ConnectionRow> rows;
     std::function<bool(const std::string &)> stillLive;
 };
-using StoreOp = std::variant<InsertOp, RemoveOp, ReRegisterOp>;
+using RedisStoreOp = std::variant<RedisInsertOp, RedisRemoveOp, RedisReRegisterOp>;
 
 struct RedisStore::Impl {
     RedisKeys keys;
@@ -104,7 +104,7 @@ struct RedisStore::Impl {
 
     mutable std::mutex mutex;
     std::condition_variable wake, drained;
-    std::deque<StoreOp> ops;
+    std::deque<RedisStoreOp> ops;
     std::unordered_map<std::string, int64_t> touches;
     size_t inFlight = 0;
     bool stopping = false;
@@ -114,7 +114,7 @@ struct RedisStore::Impl {
     Impl(const RedisAddress &a, RedisKeys k, std::string node)
         : keys(std::move(k)), nodeId(std::move(node)), writer(a), reader(a) {}
 
-    void enqueue(StoreOp op) {
+    void enqueue(RedisStoreOp op) {
         {
             std::lock_guard lock(mutex);
             ops.push_back(std::move(op));
@@ -122,13 +122,13 @@ struct RedisStore::Impl {
         wake.notify_one();
     }
 
-    void appendCommands(const StoreOp &op, std::vector<std::vector<std::string>> &cmds) {
-        if (auto *i = std::get_if<InsertOp>(&op)) {
+    void appendCommands(const RedisStoreOp &op, std::vector<std::vector<std::string>> &cmds) {
+        if (auto *i = std::get_if<RedisInsertOp>(&op)) {
             cmds.push_back(insertCommand(keys, i->row));
             cmds.push_back({"SADD", keys.nodeConnections(i->row.nodeId), i->row.connectionId});
-        } else if (auto *r = std::get_if<RemoveOp>(&op)) {
+        } else if (auto *r = std::get_if<RedisRemoveOp>(&op)) {
             cmds.push_back({"EVAL", kTakeScript, "0", keys.prefix, r->id, nodeId});
-        } else if (auto *rr = std::get_if<ReRegisterOp>(&op)) {
+        } else if (auto *rr = std::get_if<RedisReRegisterOp>(&op)) {
             for (const auto &row : rr->rows) {
                 if (rr->stillLive && !rr->stillLive(row.connectionId)) continue;
                 cmds.push_back(insertCommand(keys, row));
@@ -145,7 +145,7 @@ struct RedisStore::Impl {
                 if (stopping) return;
                 continue;
             }
-            std::vector<StoreOp> batch;
+            std::vector<RedisStoreOp> batch;
             while (!ops.empty() && batch.size() < 1024) {
                 batch.push_back(std::move(ops.front()));
                 ops.pop_front();
@@ -210,10 +210,10 @@ RedisStore::~RedisStore() {
     impl_->thread.join();
 }
 
-void RedisStore::insert(ConnectionRow row) { impl_->enqueue(InsertOp{std::move(row)}); }
-void RedisStore::remove(const std::string &id) { impl_->enqueue(RemoveOp{id}); }
+void RedisStore::insert(ConnectionRow row) { impl_->enqueue(RedisInsertOp{std::move(row)}); }
+void RedisStore::remove(const std::string &id) { impl_->enqueue(RedisRemoveOp{id}); }
 void RedisStore::reRegister(std::vector<ConnectionRow> rows, std::function<bool(const std::string &)> stillLive) {
-    impl_->enqueue(ReRegisterOp{std::move(rows), std::move(stillLive)});
+    impl_->enqueue(RedisReRegisterOp{std::move(rows), std::move(stillLive)});
 }
 
 void RedisStore::touch(const std::string &id, int64_t ts) {

@@ -245,8 +245,8 @@ wsgw-load --url ws://127.0.0.1:PORT/ --mode idle --connections 2000 --seconds 8 
 // The exceptions: what cannot run in CI, and why. Keep this list short.
 exceptions.set(key('docs/cluster.md', `wsgw --cluster redis://10.0.0.2:6379 --node-id gw-1 --listen :8080   # and gw-2, gw-3 ... on other hosts
 `), 'needs other hosts and a Redis server on 10.0.0.2; cluster.test.mjs runs the same flags with three nodes and Redis on 127.0.0.1');
-exceptions.set(key('docs/lambda.md', `npm install --prefix tests/integration --no-save aws-lambda-ric
-`), 'downloads from the npm registry and compiles native code for many minutes (the doc says why CI does not); lambda-callbacks.test.mjs runs aws-lambda-ric when it is installed');
+exceptions.set(key('docs/lambda.md', `tools/install-aws-lambda-ric
+`), 'tools/test runs it before the tests (it compiles native code for minutes the first time on a machine); lambda-callbacks.test.mjs then runs aws-lambda-ric');
 exceptions.set(key('docs/performance.md', `$ tools/bench/isolation-echo.sh build-release 5 2     # echo plugin in-process, then isolated in 2 worker processes
 {"isolation":"in-process","mode":"echo",...,"connections":64,"inflight":16,"bodyBytes":91,"seconds":5.00,"messages":439695,"messagesPerSecond":87935,"errors":0,...,"p50us":10822,"p99us":21059}
 {"isolation":"process","workers":2,"mode":"echo",...,"messages":84217,"messagesPerSecond":16828,"errors":0,...,"p50us":80281,"p99us":187400}

@@ -191,13 +191,12 @@ test('a Python function posts with boto3 (apigatewaymanagementapi, endpoint_url 
 
 // AWS's own runtime interface client from npm (`command`), strict about the Runtime API (Content-Length on
 // `next`, the Lambda-Runtime-* headers). It builds native code (curl, aws-lambda-cpp) with autoconf,
-// automake, libtool, cmake and g++, which takes too long for CI on a small machine (docs/lambda.md has the
-// measured time), so it is not among the tests' packages: the test runs once it is installed with
-//   npm install --prefix tests/integration --no-save aws-lambda-ric
+// automake, libtool, cmake and g++ for minutes, so it is not among the tests' pinned packages:
+// tools/install-aws-lambda-ric builds it once per machine and links it in here (tools/test runs it).
 const ricInstalled = fs.existsSync(path.join(here, 'node_modules', 'aws-lambda-ric', 'package.json'));
 
 test('the AWS chat sample under aws-lambda-ric (command: npx aws-lambda-ric app.handler): $connect 403, SDK posts, echo',
-  { skip: ricInstalled ? false : 'aws-lambda-ric is not installed: npm install --prefix tests/integration --no-save aws-lambda-ric (builds native code; needs autoconf automake libtool cmake g++)' },
+  { skip: ricInstalled ? false : 'aws-lambda-ric is not installed: run tools/install-aws-lambda-ric (builds native code; needs autoconf automake libtool cmake g++)' },
   async () => {
     const gw = await startGateway({
       routes: (dir) => ({

@@ -9,7 +9,7 @@ using namespace wsgw;
 
 namespace {
 
-const std::string kKey = "0123456789abcdefghijklmnopqrstuvwxyzABCD";
+const std::string kAccessKey = "0123456789abcdefghijklmnopqrstuvwxyzABCD";
 const std::string kOtherKey = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxw";
 constexpr int64_t kIssued = 1796552249;  // the SDK's tokens' "iat"; they live an hour
 
@@ -28,58 +28,58 @@ const std::string kSdkRestToken =
 
 TEST_SUITE("webpubsub token") {
     TEST_CASE("the SDK's client token: user, roles and groups") {
-        auto c = verifyWpsClientToken(kSdkClientToken, {kKey}, "chat", "127.0.0.1:8080", kIssued + 10);
+        auto c = verifyWpsClientToken(kSdkClientToken, {kAccessKey}, "chat", "127.0.0.1:8080", kIssued + 10);
         REQUIRE_MESSAGE(c.ok(), c.reason);
         CHECK(c.userId == "alice");
         CHECK(c.roles == std::vector<std::string>{"webpubsub.joinLeaveGroup.lobby", "webpubsub.sendToGroup"});
         CHECK(c.groups == std::vector<std::string>{"lobby"});
         CHECK(c.expiresAt == kIssued + 3600);
-        auto anonymous = verifyWpsClientToken(kSdkAnonymousToken, {kKey}, "chat", "127.0.0.1:8080", kIssued + 10);
+        auto anonymous = verifyWpsClientToken(kSdkAnonymousToken, {kAccessKey}, "chat", "127.0.0.1:8080", kIssued + 10);
         REQUIRE(anonymous.ok());
         CHECK(anonymous.userId.empty());
         CHECK(anonymous.roles.empty());
     }
 
     TEST_CASE("any of the access keys verifies (rotation)") {
-        CHECK(verifyWpsClientToken(kSdkClientToken, {kOtherKey, kKey}, "chat", "127.0.0.1:8080", kIssued).ok());
+        CHECK(verifyWpsClientToken(kSdkClientToken, {kOtherKey, kAccessKey}, "chat", "127.0.0.1:8080", kIssued).ok());
     }
 
     TEST_CASE("missing 401; foreign key, other hub, other host, expired: 403") {
-        auto missing = verifyWpsClientToken("", {kKey}, "chat", "127.0.0.1:8080", kIssued);
+        auto missing = verifyWpsClientToken("", {kAccessKey}, "chat", "127.0.0.1:8080", kIssued);
         CHECK(missing.status == 401);
         CHECK(missing.reason.find("access_token") != std::string::npos);
         auto foreign = verifyWpsClientToken(kSdkClientToken, {kOtherKey}, "chat", "127.0.0.1:8080", kIssued);
         CHECK(foreign.status == 403);
         CHECK(foreign.reason.find("accessKeys") != std::string::npos);
-        auto hub = verifyWpsClientToken(kSdkClientToken, {kKey}, "game", "127.0.0.1:8080", kIssued);
+        auto hub = verifyWpsClientToken(kSdkClientToken, {kAccessKey}, "game", "127.0.0.1:8080", kIssued);
         CHECK(hub.status == 403);
         CHECK(hub.reason.find("audience") != std::string::npos);
-        CHECK(verifyWpsClientToken(kSdkClientToken, {kKey}, "chat", "127.0.0.1:9999", kIssued).status == 403);
-        CHECK(verifyWpsClientToken(kSdkClientToken, {kKey}, "chat", "127.0.0.1:8080", kIssued + 3600 + 61).status == 403);
-        CHECK(verifyWpsClientToken("garbage", {kKey}, "chat", "127.0.0.1:8080", kIssued).status == 403);
+        CHECK(verifyWpsClientToken(kSdkClientToken, {kAccessKey}, "chat", "127.0.0.1:9999", kIssued).status == 403);
+        CHECK(verifyWpsClientToken(kSdkClientToken, {kAccessKey}, "chat", "127.0.0.1:8080", kIssued + 3600 + 61).status == 403);
+        CHECK(verifyWpsClientToken("garbage", {kAccessKey}, "chat", "127.0.0.1:8080", kIssued).status == 403);
     }
 
     TEST_CASE("audience: scheme, default port, host and hub case are not held against the client") {
         auto make = [](const std::string &aud) {
-            return signWpsToken(kKey, {aud, "u", {}, {}, kIssued, 3600});
+            return signWpsToken(kAccessKey, {aud, "u", {}, {}, kIssued, 3600});
         };
-        CHECK(verifyWpsClientToken(make("https://Example.com:443/client/hubs/Chat"), {kKey}, "chat", "example.com", kIssued).ok());
-        CHECK(verifyWpsClientToken(make("ws://example.com/client/hubs/chat"), {kKey}, "chat", "example.com:80", kIssued).ok());
-        CHECK_FALSE(verifyWpsClientToken(make("ftp://example.com/client/hubs/chat"), {kKey}, "chat", "example.com", kIssued).ok());
-        CHECK_FALSE(verifyWpsClientToken(make("http://example.com/client/hubs/chat/x"), {kKey}, "chat", "example.com", kIssued).ok());
-        CHECK_FALSE(verifyWpsClientToken(make("http://example.com/api/hubs/chat"), {kKey}, "chat", "example.com", kIssued).ok());
+        CHECK(verifyWpsClientToken(make("https://Example.com:443/client/hubs/Chat"), {kAccessKey}, "chat", "example.com", kIssued).ok());
+        CHECK(verifyWpsClientToken(make("ws://example.com/client/hubs/chat"), {kAccessKey}, "chat", "example.com:80", kIssued).ok());
+        CHECK_FALSE(verifyWpsClientToken(make("ftp://example.com/client/hubs/chat"), {kAccessKey}, "chat", "example.com", kIssued).ok());
+        CHECK_FALSE(verifyWpsClientToken(make("http://example.com/client/hubs/chat/x"), {kAccessKey}, "chat", "example.com", kIssued).ok());
+        CHECK_FALSE(verifyWpsClientToken(make("http://example.com/api/hubs/chat"), {kAccessKey}, "chat", "example.com", kIssued).ok());
     }
 
     TEST_CASE("the SDK's REST token: audience is the request URL") {
-        auto ok = verifyWpsServerToken(kSdkRestToken, {kKey}, "127.0.0.1:45443", "/api/hubs/chat/:send?api-version=2024-12-01",
+        auto ok = verifyWpsServerToken(kSdkRestToken, {kAccessKey}, "127.0.0.1:45443", "/api/hubs/chat/:send?api-version=2024-12-01",
                                        kIssued + 20);
         CHECK_MESSAGE(ok.ok(), ok.reason);
         // A token is for its own request: replayed on another path it is refused.
-        auto other = verifyWpsServerToken(kSdkRestToken, {kKey}, "127.0.0.1:45443", "/api/hubs/chat/:closeConnections?api-version=2024-12-01",
+        auto other = verifyWpsServerToken(kSdkRestToken, {kAccessKey}, "127.0.0.1:45443", "/api/hubs/chat/:closeConnections?api-version=2024-12-01",
                                           kIssued + 20);
         CHECK(other.status == 403);
         CHECK(other.reason.find("request's URL") != std::string::npos);
-        CHECK(verifyWpsServerToken("", {kKey}, "h", "/api/hubs/chat/:send", kIssued).status == 401);
+        CHECK(verifyWpsServerToken("", {kAccessKey}, "h", "/api/hubs/chat/:send", kIssued).status == 401);
         CHECK(wpsBearerToken("Bearer abc.def.ghi ") == "abc.def.ghi");
         CHECK(wpsBearerToken("bearer x") == "x");
         CHECK(wpsBearerToken("Basic x").empty());
@@ -87,12 +87,12 @@ TEST_SUITE("webpubsub token") {
     }
 
     TEST_CASE("our signer's tokens verify, with roles and groups") {
-        std::string t = signWpsToken(kKey, {"http://h:1/client/hubs/chat", "bob", {"webpubsub.sendToGroup"}, {"a", "b"}, 1000, 60});
-        auto c = verifyWpsClientToken(t, {kKey}, "chat", "h:1", 1010);
+        std::string t = signWpsToken(kAccessKey, {"http://h:1/client/hubs/chat", "bob", {"webpubsub.sendToGroup"}, {"a", "b"}, 1000, 60});
+        auto c = verifyWpsClientToken(t, {kAccessKey}, "chat", "h:1", 1010);
         REQUIRE_MESSAGE(c.ok(), c.reason);
         CHECK(c.userId == "bob");
         CHECK(c.roles == std::vector<std::string>{"webpubsub.sendToGroup"});
         CHECK(c.groups == std::vector<std::string>{"a", "b"});
-        CHECK(verifyWpsClientToken(t, {kKey}, "chat", "h:1", 1000 + 60 + 61).status == 403);
+        CHECK(verifyWpsClientToken(t, {kAccessKey}, "chat", "h:1", 1000 + 60 + 61).status == 403);
     }
 }

@@ -12,7 +12,7 @@
 using namespace wsgw;
 
 namespace {
-rapidjson::Document parse(const std::string &json) {
+rapidjson::Document parseJson(const std::string &json) {
     rapidjson::Document d;
     d.Parse(json.c_str(), json.size());
     REQUIRE_MESSAGE(!d.HasParseError(), json);
@@ -39,7 +39,7 @@ TEST_SUITE("event") {
         f.routeKey = "$connect";
         f.requestId = "req-1";
         f.requestTimeEpochMs = 1763800001234;
-        auto d = parse(buildEventJson(c, f));
+        auto d = parseJson(buildEventJson(c, f));
         const auto &rc = d["requestContext"];
         CHECK(std::string(rc["routeKey"].GetString()) == "$connect");
         CHECK(std::string(rc["eventType"].GetString()) == "CONNECT");
@@ -66,7 +66,7 @@ TEST_SUITE("event") {
         CHECK(d["isBase64Encoded"].IsFalse());
 
         c.rawQuery = "apikey=k%2B1&tag=a&tag=b";
-        auto q = parse(buildEventJson(c, f));
+        auto q = parseJson(buildEventJson(c, f));
         CHECK(std::string(q["queryStringParameters"]["apikey"].GetString()) == "k+1");
         CHECK(std::string(q["queryStringParameters"]["tag"].GetString()) == "b");
         CHECK(q["multiValueQueryStringParameters"]["tag"].Size() == 2);
@@ -81,7 +81,7 @@ TEST_SUITE("event") {
         f.requestId = "r";
         f.messageId = "m";
         f.body = "{\"action\":\"sendmessage\",\"data\":\"hi\"}";
-        auto d = parse(buildEventJson(c, f));
+        auto d = parseJson(buildEventJson(c, f));
         CHECK(std::string(d["body"].GetString()) == f.body);
         CHECK(std::string(d["requestContext"]["messageId"].GetString()) == "m");
         CHECK(std::string(d["requestContext"]["authorizer"]["principalId"].GetString()) == "alice");
@@ -89,7 +89,7 @@ TEST_SUITE("event") {
         CHECK_FALSE(d.HasMember("headers"));
         f.body = std::string_view("\x00\xff\x10", 3);
         f.isBinary = true;
-        auto b = parse(buildEventJson(c, f));
+        auto b = parseJson(buildEventJson(c, f));
         CHECK(std::string(b["body"].GetString()) == "AP8Q");
         CHECK(b["isBase64Encoded"].IsTrue());
     }
@@ -101,7 +101,7 @@ TEST_SUITE("event") {
         f.requestId = "r";
         f.disconnectStatusCode = 1005;
         f.disconnectReason = "Client-side close frame status not set";
-        auto d = parse(buildEventJson(sampleConnection(), f));
+        auto d = parseJson(buildEventJson(sampleConnection(), f));
         CHECK(d["requestContext"]["disconnectStatusCode"].GetInt() == 1005);
         CHECK(std::string(d["requestContext"]["disconnectReason"].GetString()) == f.disconnectReason);
         CHECK_FALSE(d.HasMember("body"));
@@ -116,7 +116,7 @@ TEST_SUITE("event") {
         c.userAgent.assign(1, static_cast<char>(0xc3));
         EventFields f;
         f.type = WSGW_CONNECT;
-        auto d = parse(buildEventJson(c, f));
+        auto d = parseJson(buildEventJson(c, f));
         CHECK(std::string(d["headers"]["X-Bad"].GetString()) == "a\xEF\xBF\xBD\xEF\xBF\xBD" "b\x01");
     }
 
@@ -128,7 +128,7 @@ TEST_SUITE("event") {
     }
 
     TEST_CASE("GET /@connections description") {
-        auto d = parse(connectionDescriptionJson(sampleConnection(), 1763800801234));
+        auto d = parseJson(connectionDescriptionJson(sampleConnection(), 1763800801234));
         CHECK(std::string(d["connectedAt"].GetString()) == "2025-11-22T08:26:40.000Z");
         CHECK(std::string(d["lastActiveAt"].GetString()) == "2025-11-22T08:40:01.234Z");
         CHECK(std::string(d["identity"]["sourceIp"].GetString()) == "127.0.0.1");
@@ -222,7 +222,7 @@ TEST_SUITE("event") {
                                            {log::Field("s", "x\ny"), log::Field("n", int64_t{-5}), log::Field("b", true),
                                             log::Field::rawJson("j", R"({"k":1})")});
         REQUIRE(line.back() == '\n');
-        auto d = parse(line.substr(0, line.size() - 1));
+        auto d = parseJson(line.substr(0, line.size() - 1));
         CHECK(std::string(d["level"].GetString()) == "warn");
         CHECK(std::string(d["msg"].GetString()) == "a \"quoted\" msg");
         CHECK(std::string(d["s"].GetString()) == "x\ny");

@@ -16,7 +16,7 @@ std::variant<ApiConfig, ConfigError> withWebPubSub(const std::string &json, bool
                           "/srv/routes.json");
 }
 
-ConfigError errorOf(const std::string &json) {
+ConfigError webPubSubErrorOf(const std::string &json) {
     auto r = withWebPubSub(json);
     REQUIRE_MESSAGE(std::holds_alternative<ConfigError>(r), "expected an error for " << json);
     return std::get<ConfigError>(r);
@@ -47,23 +47,23 @@ TEST_SUITE("config webPubSub") {
     }
 
     TEST_CASE("mistakes name the path and say what to do") {
-        auto e = errorOf(R"({"hubs":["2chat"],"accessKeys":[")" + kKey + R"("]})");
+        auto e = webPubSubErrorOf(R"({"hubs":["2chat"],"accessKeys":[")" + kKey + R"("]})");
         CHECK(e.jsonPath == "/webPubSub/hubs/0");
         CHECK(e.reason.find("start with a letter") != std::string::npos);
-        e = errorOf(R"({"hubs":[],"accessKeys":[")" + kKey + R"("]})");
+        e = webPubSubErrorOf(R"({"hubs":[],"accessKeys":[")" + kKey + R"("]})");
         CHECK(e.jsonPath == "/webPubSub/hubs");
-        e = errorOf(R"({"hubs":["a","a"],"accessKeys":[")" + kKey + R"("]})");
+        e = webPubSubErrorOf(R"({"hubs":["a","a"],"accessKeys":[")" + kKey + R"("]})");
         CHECK(e.reason.find("listed twice") != std::string::npos);
-        e = errorOf(R"({"hubs":["chat"],"accessKeys":["short"]})");
+        e = webPubSubErrorOf(R"({"hubs":["chat"],"accessKeys":["short"]})");
         CHECK(e.jsonPath == "/webPubSub/accessKeys/0");
         CHECK(e.reason.find("at least 32 characters (this one has 5)") != std::string::npos);
-        e = errorOf(R"({"hubs":["chat"],"accessKeys":[]})");
+        e = webPubSubErrorOf(R"({"hubs":["chat"],"accessKeys":[]})");
         CHECK(e.jsonPath == "/webPubSub/accessKeys");
-        e = errorOf(R"({"hubs":["chat"]})");
+        e = webPubSubErrorOf(R"({"hubs":["chat"]})");
         CHECK(e.reason.find("'accessKeys'") != std::string::npos);
-        e = errorOf(R"({"hubs":["chat"],"accessKeys":[")" + kKey + R"("],"recoveryWindowSeconds":-1})");
+        e = webPubSubErrorOf(R"({"hubs":["chat"],"accessKeys":[")" + kKey + R"("],"recoveryWindowSeconds":-1})");
         CHECK(e.jsonPath == "/webPubSub/recoveryWindowSeconds");
-        e = errorOf(R"({"hubs":["chat"],"accessKeys":[")" + kKey + R"("],"hub":"x"})");
+        e = webPubSubErrorOf(R"({"hubs":["chat"],"accessKeys":[")" + kKey + R"("],"hub":"x"})");
         CHECK(e.reason.find("unknown property 'hub'") != std::string::npos);
         CHECK(e.message().rfind("/srv/routes.json: /webPubSub", 0) == 0);
     }

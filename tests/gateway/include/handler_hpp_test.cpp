@@ -112,18 +112,18 @@ WSGW_HANDLER_CLASS(Scripted, "scripted")
 
 namespace {
 
-struct Fixture {
+struct HandlerFixture {
     wsgw_host_api api = fakeApi();
     const wsgw_handler *desc = wsgw_handler_v1();
     void *state = nullptr;
 
-    explicit Fixture(const char *config = "{}") {
+    explicit HandlerFixture(const char *config = "{}") {
         g_calls.clear();
         g_answer = WSGW_OK;
         g_destroyed = 0;
         state = desc->init(&api, config);
     }
-    ~Fixture() { desc->shutdown(state); }
+    ~HandlerFixture() { desc->shutdown(state); }
 
     Scripted &handler() { return *static_cast<Scripted *>(static_cast<wsgw::detail::Instance *>(state)->handler); }
 
@@ -153,7 +153,7 @@ struct Fixture {
 
 TEST_SUITE("handler_hpp") {
     TEST_CASE("the descriptor carries the ABI version, the name and all three entry points") {
-        Fixture f;
+        HandlerFixture f;
         CHECK(f.desc->size == sizeof(wsgw_handler));
         CHECK(f.desc->abi_version == WSGW_ABI_VERSION);
         CHECK(std::string(f.desc->name) == "scripted");
@@ -164,7 +164,7 @@ TEST_SUITE("handler_hpp") {
     }
 
     TEST_CASE("each event type reaches its method; a message's body is the event's bytes") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_response resp;
         CHECK(f.event(WSGW_CONNECT, "c1", {}, resp, "$connect") == 0);
         CHECK(f.handler().connects == std::vector<std::string>{"c1 $connect"});
@@ -179,7 +179,7 @@ TEST_SUITE("handler_hpp") {
     }
 
     TEST_CASE("binary and empty replies: is_binary set, and an empty body is a non-NULL empty message") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_response resp;
         CHECK(f.message("binary", resp) == 0);
         CHECK(std::string(resp.body, resp.body_len) == std::string("\x00\x01", 2));
@@ -192,7 +192,7 @@ TEST_SUITE("handler_hpp") {
     }
 
     TEST_CASE("a $connect refusal sets the status and the HTTP body; relayTo fills the backend fields") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_response resp;
         CHECK(f.event(WSGW_CONNECT, "refuse", {}, resp, "$connect") == 0);
         CHECK(resp.status_code == 401);
@@ -211,7 +211,7 @@ TEST_SUITE("handler_hpp") {
     }
 
     TEST_CASE("an exception out of a method is rc 1 and one error line naming the method and what()") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_response resp;
         CHECK(f.message("throw no such thing", resp) == 1);
         CHECK(g_calls == std::vector<std::string>{"log 3 scripted::onMessage threw: no such thing"});
@@ -225,14 +225,14 @@ TEST_SUITE("handler_hpp") {
     }
 
     TEST_CASE("Response::fail is an integration error without an exception, with its reason logged") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_response resp;
         CHECK(f.message("fail out of stock", resp) == 1);
         CHECK(g_calls == std::vector<std::string>{"log 3 scripted::onMessage failed: out of stock"});
     }
 
     TEST_CASE("a constructor that throws: init still returns, every event fails, the reason is logged") {
-        Fixture f("{\"bad\":true}");
+        HandlerFixture f("{\"bad\":true}");
         CHECK(f.state != nullptr);
         CHECK(g_calls == std::vector<std::string>{"log 3 scripted constructor threw: config says bad"});
         wsgw_response resp;
@@ -242,14 +242,14 @@ TEST_SUITE("handler_hpp") {
 
     TEST_CASE("shutdown destroys the object; a NULL config is an empty object") {
         {
-            Fixture f(nullptr);
+            HandlerFixture f(nullptr);
             CHECK(f.handler().config_ == "{}");
         }
         CHECK(g_destroyed == 1);
     }
 
     TEST_CASE("the event's JSON comes from event_json; none is an empty view") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_response resp;
         CHECK(f.message("json", resp, true) == 0);
         CHECK(std::string(resp.body, resp.body_len) == "{\"requestContext\":{}} binary");
@@ -258,7 +258,7 @@ TEST_SUITE("handler_hpp") {
     }
 
     TEST_CASE("Host passes NUL-terminated copies of string_views and returns the host's answer") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_host_api api = fakeApi();
         wsgw::Host host(&api);
         std::string ids = "abcdef";
@@ -281,7 +281,7 @@ TEST_SUITE("handler_hpp") {
     }
 
     TEST_CASE("Host::connection grows its buffer for a long JSON and is nullopt for an unknown connection") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_host_api api = fakeApi();
         wsgw::Host host(&api);
         g_connectionJson = "{\"connectedAt\":\"" + std::string(1000, 'x') + "\"}";
@@ -295,7 +295,7 @@ TEST_SUITE("handler_hpp") {
     }
 
     TEST_CASE("without groups (or users) in the gateway's host API those methods answer Error and call nothing") {
-        Fixture f;
+        HandlerFixture f;
         wsgw_host_api api = fakeApi();
         api.size = offsetof(wsgw_host_api, add_to_group);  // a 0.2 gateway's table
         wsgw::Host host(&api);

@@ -74,22 +74,22 @@ RecordingOperations *g_recording = nullptr;
 HostOperations *recordingOf(wsgw_host *h) { return h ? g_recording : nullptr; }
 
 // A filled-in wsgw_host_api over a fresh RecordingOperations; `host` is any non-NULL opaque pointer.
-struct Fixture {
+struct ChecksFixture {
     RecordingOperations ops;
     wsgw_host_api api{};
     wsgw_host *host = reinterpret_cast<wsgw_host *>(&ops);
-    Fixture() {
+    ChecksFixture() {
         g_recording = &ops;
         fillHostApi<recordingOf>(api, host);
     }
-    ~Fixture() { g_recording = nullptr; }
+    ~ChecksFixture() { g_recording = nullptr; }
 };
 
 }  // namespace
 
 TEST_SUITE("host_api_checks") {
     TEST_CASE("the filled-in table says its size and ABI version and carries the host pointer") {
-        Fixture f;
+        ChecksFixture f;
         CHECK(f.api.size == sizeof(wsgw_host_api));
         CHECK(f.api.abi_version == WSGW_ABI_VERSION);
         CHECK(f.api.host == f.host);
@@ -97,7 +97,7 @@ TEST_SUITE("host_api_checks") {
     }
 
     TEST_CASE("valid arguments reach the operations with the side's answer returned") {
-        Fixture f;
+        ChecksFixture f;
         CHECK(f.api.post_to_connection(f.host, "abc", "hi", 2, 0) == WSGW_OK);
         CHECK(f.api.post_to_connection(f.host, "abc", "\x01", 1, 7) == WSGW_OK);  // any non-zero is binary
         CHECK(f.api.post_to_connection(f.host, "abc", nullptr, 0, 0) == WSGW_OK);  // NULL with length 0: empty
@@ -114,7 +114,7 @@ TEST_SUITE("host_api_checks") {
     }
 
     TEST_CASE("NULL connection IDs, groups and data with a length are refused before the operations") {
-        Fixture f;
+        ChecksFixture f;
         CHECK(f.api.post_to_connection(f.host, nullptr, "hi", 2, 0) == WSGW_ERROR);
         CHECK(f.api.post_to_connection(f.host, "abc", nullptr, 2, 0) == WSGW_ERROR);
         CHECK(f.api.delete_connection(f.host, nullptr) == WSGW_ERROR);
@@ -131,13 +131,13 @@ TEST_SUITE("host_api_checks") {
     }
 
     TEST_CASE("send_to_group refuses the empty group name: every connection is send_to_all's to ask for") {
-        Fixture f;
+        ChecksFixture f;
         CHECK(f.api.send_to_group(f.host, "", "x", 1, 0) == WSGW_ERROR);
         CHECK(f.ops.calls.empty());
     }
 
     TEST_CASE("no operations behind the host pointer fails every call like a bad argument") {
-        Fixture f;
+        ChecksFixture f;
         wsgw_event ev{};
         CHECK(f.api.post_to_connection(nullptr, "abc", "hi", 2, 0) == WSGW_ERROR);
         CHECK(f.api.delete_connection(nullptr, "abc") == WSGW_ERROR);
@@ -150,7 +150,7 @@ TEST_SUITE("host_api_checks") {
     }
 
     TEST_CASE("get_connection returns the full length, copies what fits and terminates only a whole copy") {
-        Fixture f;
+        ChecksFixture f;
         const std::string json = f.ops.description;
         CHECK(f.api.get_connection(f.host, "abc", nullptr, 0) == static_cast<long>(json.size()));
         std::vector<char> small(5, '#');
@@ -166,7 +166,7 @@ TEST_SUITE("host_api_checks") {
     }
 
     TEST_CASE("whatever the operations throw becomes the call's error value") {
-        Fixture f;
+        ChecksFixture f;
         f.ops.throwing = true;
         wsgw_event ev{};
         char buf[8];

@@ -8,7 +8,7 @@ using namespace wsgw;
 
 namespace {
 
-struct Parsed {
+struct ParsedReply {
     bool done = false;
     HttpReply reply;
     size_t consumed = 0;
@@ -16,8 +16,8 @@ struct Parsed {
     std::string error;
 };
 
-Parsed parse(std::string_view bytes, bool closed = false) {
-    Parsed p;
+ParsedReply parseReply(std::string_view bytes, bool closed = false) {
+    ParsedReply p;
     p.done = parseHttpResponse(bytes, closed, p.reply, p.consumed, p.keepAlive, p.error);
     return p;
 }
@@ -44,51 +44,51 @@ TEST_SUITE("http_integration") {
     }
 
     TEST_CASE("Content-Length, keep-alive, and what follows the response is left") {
-        Parsed p = parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1");
+        ParsedReply p = parseReply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1");
         REQUIRE(p.done);
         CHECK(p.reply.status == 200);
         CHECK(p.reply.body == "hello");
         CHECK(p.consumed == 43);
         CHECK(p.keepAlive);
-        CHECK_FALSE(parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel").done);
-        Parsed cut = parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", true);
+        CHECK_FALSE(parseReply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel").done);
+        ParsedReply cut = parseReply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", true);
         CHECK(cut.error == "the response body was cut off");
-        Parsed closing = parse("HTTP/1.1 404 Not Found\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n");
+        ParsedReply closing = parseReply("HTTP/1.1 404 Not Found\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n");
         REQUIRE(closing.done);
         CHECK(closing.reply.status == 404);
         CHECK_FALSE(closing.keepAlive);
     }
 
     TEST_CASE("chunked bodies, with extensions and trailers") {
-        Parsed p = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6;ext=1\r\npart1-\r\n5\r\npart2\r\n0\r\nX-T: 1\r\n\r\n");
+        ParsedReply p = parseReply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6;ext=1\r\npart1-\r\n5\r\npart2\r\n0\r\nX-T: 1\r\n\r\n");
         REQUIRE(p.done);
         CHECK(p.reply.body == "part1-part2");
-        CHECK_FALSE(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\npart1-\r\n").done);
-        CHECK(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false).error == "a malformed chunk size");
-        CHECK(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffff\r\n").error == "the response body is over 16 MiB");
+        CHECK_FALSE(parseReply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\npart1-\r\n").done);
+        CHECK(parseReply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false).error == "a malformed chunk size");
+        CHECK(parseReply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffff\r\n").error == "the response body is over 16 MiB");
     }
 
     TEST_CASE("no length: the body runs to the close; 1xx answers are skipped; 204 has no body") {
-        CHECK_FALSE(parse("HTTP/1.0 200 OK\r\n\r\nabc").done);
-        Parsed p = parse("HTTP/1.0 200 OK\r\n\r\nabc", true);
+        CHECK_FALSE(parseReply("HTTP/1.0 200 OK\r\n\r\nabc").done);
+        ParsedReply p = parseReply("HTTP/1.0 200 OK\r\n\r\nabc", true);
         REQUIRE(p.done);
         CHECK(p.reply.body == "abc");
         CHECK_FALSE(p.keepAlive);
-        Parsed c = parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok");
+        ParsedReply c = parseReply("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok");
         REQUIRE(c.done);
         CHECK(c.reply.status == 201);
         CHECK(c.reply.body == "ok");
-        Parsed n = parse("HTTP/1.1 204 No Content\r\n\r\n");
+        ParsedReply n = parseReply("HTTP/1.1 204 No Content\r\n\r\n");
         REQUIRE(n.done);
         CHECK(n.reply.body.empty());
     }
 
     TEST_CASE("malformed responses are errors, never reads past the bytes") {
-        CHECK(parse("SMTP ready\r\n\r\n").error == "not an HTTP/1.x response");
-        CHECK(parse("HTTP/1.1 2x0 OK\r\n\r\n").error == "a malformed status code");
-        CHECK(parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").error == "a malformed or oversized Content-Length");
-        CHECK(parse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").error == "conflicting Content-Length headers");
-        CHECK(parse("", true).error == "the backend closed the connection without answering");
-        CHECK(parse(std::string(70000, 'x')).error == "the response head is over 64 KiB");
+        CHECK(parseReply("SMTP ready\r\n\r\n").error == "not an HTTP/1.x response");
+        CHECK(parseReply("HTTP/1.1 2x0 OK\r\n\r\n").error == "a malformed status code");
+        CHECK(parseReply("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").error == "a malformed or oversized Content-Length");
+        CHECK(parseReply("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").error == "conflicting Content-Length headers");
+        CHECK(parseReply("", true).error == "the backend closed the connection without answering");
+        CHECK(parseReply(std::string(70000, 'x')).error == "the response head is over 64 KiB");
     }
 }

@@ -77,7 +77,7 @@ struct Node {
     }
 };
 
-rapidjson::Document json(const std::string &text) {
+rapidjson::Document parsedJson(const std::string &text) {
     rapidjson::Document d;
     d.Parse(text.c_str());
     REQUIRE_MESSAGE(!d.HasParseError(), text);
@@ -102,11 +102,11 @@ TEST_SUITE("webpubsub clients") {
         n.azure("p", "paul", WpsSubprotocol::None);
         auto a = n.take("a");
         REQUIRE(a.size() == 1);
-        auto c = json(a[0].data);
+        auto c = parsedJson(a[0].data);
         CHECK(str(c["event"]) == "connected");
         CHECK(str(c["userId"]) == "alice");
         CHECK_FALSE(c.HasMember("reconnectionToken"));
-        CHECK(json(n.take("r")[0].data).HasMember("reconnectionToken"));
+        CHECK(parsedJson(n.take("r")[0].data).HasMember("reconnectionToken"));
         CHECK(n.take("p").empty());  // a plain WebSocket client of the hub gets no protocol messages
     }
 
@@ -120,25 +120,25 @@ TEST_SUITE("webpubsub clients") {
         n.take("b");
 
         wpsHandleClientMessage(n.ctx, *bob, message(R"({"type":"joinGroup","group":"lobby","ackId":1})"));
-        auto refused = json(n.take("b").at(0).data);
+        auto refused = parsedJson(n.take("b").at(0).data);
         CHECK_FALSE(refused["success"].GetBool());
         CHECK(str(refused["error"]["name"]) == "Forbidden");
         CHECK(str(refused["error"]["message"]).find("webpubsub.joinLeaveGroup") != std::string::npos);
 
         wpsHandleClientMessage(n.ctx, *alice, message(R"({"type":"joinGroup","group":"lobby","ackId":1})"));
-        CHECK(json(n.take("a").at(0).data)["success"].GetBool());
+        CHECK(parsedJson(n.take("a").at(0).data)["success"].GetBool());
         wpsHandleClientMessage(n.ctx, *alice, message(R"({"type":"joinGroup","group":"other","ackId":2})"));
-        CHECK(str(json(n.take("a").at(0).data)["error"]["name"]) == "Forbidden");  // the role names lobby only
+        CHECK(str(parsedJson(n.take("a").at(0).data)["error"]["name"]) == "Forbidden");  // the role names lobby only
 
         wpsHandleClientMessage(n.ctx, *alice, message(R"({"type":"sendToGroup","group":"lobby","ackId":3,"dataType":"json","data":{"x":1}})"));
         auto toAlice = n.take("a");
         REQUIRE(toAlice.size() == 2);  // her own message (no noEcho), then the ack
-        auto echoed = json(toAlice[0].data);
+        auto echoed = parsedJson(toAlice[0].data);
         CHECK(str(echoed["from"]) == "group");
         CHECK(str(echoed["group"]) == "lobby");
         CHECK(str(echoed["fromUserId"]) == "alice");
         CHECK(echoed["data"]["x"].GetInt() == 1);
-        CHECK(json(toAlice[1].data)["ackId"].GetInt() == 3);
+        CHECK(parsedJson(toAlice[1].data)["ackId"].GetInt() == 3);
         auto toAws = n.take("aws");
         REQUIRE(toAws.size() == 1);
         CHECK(toAws[0].data == R"({"x":1})");  // the AWS-style member gets the data itself
@@ -148,7 +148,7 @@ TEST_SUITE("webpubsub clients") {
         wpsHandleClientMessage(n.ctx, *alice, message(R"({"type":"sendToGroup","group":"lobby","ackId":4,"noEcho":true,"dataType":"text","data":"hi"})"));
         auto noEcho = n.take("a");
         REQUIRE(noEcho.size() == 1);  // just the ack
-        CHECK(json(noEcho[0].data)["success"].GetBool());
+        CHECK(parsedJson(noEcho[0].data)["success"].GetBool());
         CHECK(n.take("aws").at(0).data == "hi");
     }
 
@@ -164,7 +164,7 @@ TEST_SUITE("webpubsub clients") {
         CHECK(n.take("aws").size() == 1);
         auto acks = n.take("a");
         REQUIRE(acks.size() == 2);
-        CHECK(str(json(acks[1].data)["error"]["name"]) == "Duplicate");
+        CHECK(str(parsedJson(acks[1].data)["error"]["name"]) == "Duplicate");
         CHECK(wpsHandleClientMessage(n.ctx, *alice, message(R"({"type":"ping"})")) == WpsNext::Done);
         CHECK(n.take("a").at(0).data == R"({"type":"pong"})");
         CHECK(wpsHandleClientMessage(n.ctx, *alice, message(R"({"type":"event","event":"e","ackId":8,"dataType":"text","data":""})")) == WpsNext::Route);
@@ -179,8 +179,8 @@ TEST_SUITE("webpubsub clients") {
         for (int i = 0; i < 3; ++i) REQUIRE(postLocal(n.ctx, "r", "m" + std::to_string(i), false) == WSGW_OK);
         auto got = n.take("r");
         REQUIRE(got.size() == 3);
-        CHECK(json(got[2].data)["sequenceId"].GetInt() == 3);
-        CHECK(str(json(got[2].data)["from"]) == "server");
+        CHECK(parsedJson(got[2].data)["sequenceId"].GetInt() == 3);
+        CHECK(str(parsedJson(got[2].data)["from"]) == "server");
         CHECK(r->outbox->count() == 3);
         wpsHandleClientMessage(n.ctx, *r, message(R"({"type":"sequenceAck","sequenceId":2})"));
         CHECK(r->outbox->count() == 1);
@@ -235,7 +235,7 @@ TEST_SUITE("webpubsub clients") {
         n.take("a1");
         n.take("b");
         REQUIRE(sendToUser(n.ctx, "alice", "hello", 5, false) == WSGW_OK);
-        CHECK(str(json(n.take("a1").at(0).data)["data"]) == "hello");
+        CHECK(str(parsedJson(n.take("a1").at(0).data)["data"]) == "hello");
         CHECK(n.take("a2").at(0).data == "hello");
         CHECK(n.take("b").empty());
         std::string group = wpsUserGroup("alice");
@@ -272,14 +272,14 @@ TEST_SUITE("webpubsub clients") {
         CHECK(list.body.find("\"userId\":\"alice\"") != std::string::npos);
 
         CHECK(run("POST", "/api/hubs/chat/groups/g/:send", "application/json", R"({"n":2})").status == 202);
-        auto toAlice = json(n.take("a").at(0).data);
+        auto toAlice = parsedJson(n.take("a").at(0).data);
         CHECK(str(toAlice["from"]) == "server");
         CHECK(str(toAlice["dataType"]) == "json");
         CHECK(toAlice["data"]["n"].GetInt() == 2);
         CHECK(n.take("aws").at(0).data == R"({"n":2})");
         CHECK(run("POST", "/api/hubs/chat/:send?excluded=aws", "text/plain", "all").status == 202);
         CHECK(n.take("aws").empty());
-        CHECK(str(json(n.take("a").at(0).data)["data"]) == "all");
+        CHECK(str(parsedJson(n.take("a").at(0).data)["data"]) == "all");
         CHECK(run("POST", "/api/hubs/chat/connections/zz/:send", "text/plain", "x").status == 404);
         n.ctx.maxMessageBytes = 4;
         CHECK(run("POST", "/api/hubs/chat/:send", "text/plain", "too long").status == 413);
@@ -298,13 +298,13 @@ TEST_SUITE("webpubsub clients") {
 
         auto token = run("POST", "/api/hubs/chat/:generateToken?userId=carol&role=webpubsub.sendToGroup&minutesToExpire=5");
         REQUIRE(token.status == 200);
-        auto t = json(token.body);
+        auto t = parsedJson(token.body);
         auto check = verifyWpsClientToken(str(t["token"]), spec.accessKeys, "chat", "127.0.0.1:8080", 1010);
         CHECK_MESSAGE(check.ok(), check.reason);
         CHECK(check.userId == "carol");
 
         CHECK(run("DELETE", "/api/hubs/chat/connections/a?reason=bye").status == 204);
-        CHECK(str(json(n.take("a").at(0).data)["event"]) == "disconnected");
+        CHECK(str(parsedJson(n.take("a").at(0).data)["event"]) == "disconnected");
         CHECK(n.control.closed["a"].first == 1000);
         CHECK(run("POST", "/api/hubs/chat/users/alice/:closeConnections").status == 204);
     }
