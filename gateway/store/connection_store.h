@@ -36,6 +36,9 @@ public:
     // Writes queued and not yet committed, including a batch whose commit failed and is being retried.
     virtual size_t queueDepth() const = 0;
     virtual bool writable() const = 0;  // false while commits fail (disk full, locked, read-only)
+    // True while a failed commit is being retried: a new connection's row would only wait in memory (with
+    // its headers) until the store recovers, so new upgrades are refused instead (connect_flow.h).
+    virtual bool writesFailing() const { return false; }
     // What /readyz says while the table is not writable: "" when it is.
     virtual std::string problem() const {
         return writable() ? std::string() : "the connection table cannot be written (see the error log)";

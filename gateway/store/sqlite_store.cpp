@@ -125,6 +125,8 @@ public:
         return !writeFailing_.load(std::memory_order_relaxed) && !fileProblemSeen_.load(std::memory_order_relaxed);
     }
 
+    bool writesFailing() const override { return writeFailing_.load(std::memory_order_relaxed); }
+
     std::string problem() const override {
         std::lock_guard lock(mutex_);
         std::string p = fileProblem_;
@@ -290,6 +292,7 @@ private:
                 continue;
             }
             writeFailed(error);
+            dropCancelledPairs(batch);
             std::unique_lock lock(mutex_);
             if (stopping_) {
                 if (!giveUpAt) giveUpAt = Clock::now() + kStopRetryTime;
@@ -406,6 +409,26 @@ private:
             }
         }
         return both;
+    }
+
+    // While commits fail the batch keeps everything that arrives meanwhile. A connection that opened and
+    // closed in it (its plain INSERT and its DELETE) would be skipped by the commit anyway: drop the pair now,
+    // so connect/close churn during a long failure (a full disk) does not pile rows up in memory.
+    static void dropCancelledPairs(Batch &batch) {
+        std::unordered_set<std::string> cancelled;
+        for (std::string_view id : openedAndClosed(batch.ops)) cancelled.emplace(id);
+        if (cancelled.empty()) return;
+        size_t touchesLeft = 0;
+        for (const auto &[id, ts] : batch.touches) touchesLeft += cancelled.count(id) ? 0 : 1;
+        // Nothing else in it: left whole, the next retry's commit() finds nothing to write and succeeds, which
+        // ends the failing state. An emptied batch would not be retried, and the store would stay "failing"
+        // (refusing every new upgrade) until some other write came.
+        if (batch.ops.size() == 2 * cancelled.size() && touchesLeft == 0) return;
+        std::erase_if(batch.ops, [&](const Op &op) {
+            if (const auto *ins = std::get_if<InsertOp>(&op)) return !ins->committed && cancelled.count(ins->row.connectionId) > 0;
+            return cancelled.count(std::get<RemoveOp>(op).id) > 0;
+        });
+        for (const std::string &id : cancelled) batch.touches.erase(id);
     }
 
     bool commit(const Batch &batch, std::string *error) {

@@ -5,10 +5,12 @@
 // - Empty (and tiny) messages echoed to a client that never reads: a queued frame's own cost was not counted
 //   against maxSendQueueBytes, so empty frames grew the gateway's memory without bound (500 MB in 20 s).
 // - The database's filesystem full: an upgrade waiting for its row to be committed had no deadline, so every
-//   client held a socket and a session until the disk had room again.
+//   client held a socket and a session until the disk had room again; and every upgrade meanwhile queued its
+//   row, headers and all, in memory (62,000 upgrades in 30 s: 800 MB).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import fs from 'node:fs';
 import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 
@@ -123,6 +125,12 @@ test('empty messages echoed to a client that never reads: closed with 1008 as a 
   await gw.stop();
 });
 
+// Waits until /readyz says ready: the store has committed again after the lock went (its retry backs off
+// up to 2 s), and until then new upgrades are refused with 503.
+async function waitReady(gw) {
+  await waitFor(async () => (await fetch(`${gw.managementUrl}/readyz`)).status === 200, { timeoutMs: 10000, what: '/readyz 200' });
+}
+
 test('a table that cannot be written: each upgrade gets 503 within handshakeTimeoutSeconds, and none runs $connect later', async () => {
   const gw = await start({
     routes: (dir) => ({ ...probeRoutes()(dir), limits: { handshakeTimeoutSeconds: 2 } }),
@@ -139,12 +147,69 @@ test('a table that cannot be written: each upgrade gets 503 within handshakeTime
   await lock.release();
   // The refused rows' inserts and removes are committed now: nothing is left, and no $connect ran for a
   // client that was told 503 (and so no $disconnect is owed).
+  await waitReady(gw);
   await waitFor(async () => (await sqliteRows(gw.dbPath, 'SELECT count(*) AS n FROM connections'))[0].n === 0,
     { timeoutMs: 10000, what: 'an empty connection table' });
   const client = await Client.open(gw.url);
   assert.equal(await client.request('after'), 'after');
   const connects = gw.events().filter((e) => ctx(e).eventType === 'CONNECT');
   assert.equal(connects.length, 1, `only the last client's $connect ran: ${connects.map((e) => ctx(e).connectionId)}`);
+  await client.close();
+  await gw.stop();
+});
+
+// Sends an upgrade request with `padBytes` of headers on a new socket; resolves with the status line's code
+// (or null when the socket closed without one).
+function upgradeStatus(port, padBytes) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    sock.on('connect', () => sock.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Pad: ${'p'.repeat(padBytes)}\r\n\r\n`));
+    sock.setEncoding('latin1');
+    sock.on('data', (c) => {
+      got += c;
+      if (got.includes('\r\n')) sock.destroy();
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => resolve(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1] ?? null));
+    sock.setTimeout(5000, () => { got = 'no answer within 5 s'; sock.destroy(); });
+  });
+}
+
+test('while the table cannot be written, upgrades are refused at once and queue nothing: memory stays flat', async () => {
+  const gw = await start({
+    routes: (dir) => ({ ...probeRoutes()(dir), limits: { handshakeTimeoutSeconds: 30 } }),
+    plugins: ['probe'],
+  });
+  const lock = await holdWriteLock(gw.dbPath);
+  // The first upgrade meets the lock (its commit fails and is retried): the store is known to be failing.
+  const first = upgradeStatus(gw.port, 10);
+  await waitFor(async () => {
+    const text = await (await fetch(`${gw.managementUrl}/readyz`)).text();
+    return text.includes('cannot be written');
+  }, { timeoutMs: 10000, what: '/readyz to report the failing table' });
+  const rss0 = rssKb(gw.proc.pid);
+  // 4,000 upgrades with 4 KB of headers, 100 at a time. Each used to queue its row (with its headers) for
+  // the commit being retried, and wait out handshakeTimeoutSeconds: 60 MB and more held until the lock went.
+  const statuses = [];
+  for (let i = 0; i < 40 && statuses.every((s) => s === '503'); i++) {
+    statuses.push(...await Promise.all(Array.from({ length: 100 }, () => upgradeStatus(gw.port, 4000))));
+  }
+  const grownKb = rssKb(gw.proc.pid) - rss0;
+  assert.deepEqual([...new Set(statuses)], ['503'], 'every upgrade is answered 503 at once');
+  if (!sanitized(gw.proc.pid)) assert.ok(grownKb < 24 * 1024, `RSS grew by ${grownKb} kB`);
+  await lock.release();
+  // The first one waited for its row: committed once the lock went (101, its $connect ran), or refused.
+  const firstStatus = await first;
+  assert.ok(['101', '503'].includes(firstStatus), `the first upgrade: ${firstStatus}`);
+  await waitReady(gw);
+  await waitFor(async () => (await sqliteRows(gw.dbPath, 'SELECT count(*) AS n FROM connections'))[0].n === 0,
+    { timeoutMs: 10000, what: 'an empty connection table' });
+  const connects = gw.events().filter((e) => ctx(e).eventType === 'CONNECT').length;
+  assert.equal(connects, firstStatus === '101' ? 1 : 0, 'no $connect ran for a refused upgrade');
+  const client = await Client.open(gw.url);
+  assert.equal(await client.request('after'), 'after');
   await client.close();
   await gw.stop();
 });
