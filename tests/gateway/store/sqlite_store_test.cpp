@@ -390,6 +390,17 @@ TEST_SUITE("sqlite_store") {
         CHECK(store->problem().find(db) != std::string::npos);
     }
 
+    TEST_CASE("a --db that is a directory is refused, named, with the file to give instead; no lock file is made") {
+        TempDir dir;
+        std::string data = dir.path + "/data";
+        std::filesystem::create_directories(data);
+        std::string error;
+        auto lock = DatabaseLock::acquire(data, &error);
+        CHECK_FALSE(lock);
+        CHECK(error == "--db " + data + ": is a directory: give the database file's path (for example " + data + "/wsgw.db)");
+        CHECK_FALSE(std::filesystem::exists(data + ".lock"));
+    }
+
     TEST_CASE("one gateway per database: another process is refused with the holder's PID until the lock is released") {
         TempDir dir;
         std::string db = dir.path + "/sub/t.db";
