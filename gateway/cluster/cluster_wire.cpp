@@ -24,10 +24,12 @@ bool readField(std::string_view &in, std::string &out) {
 
 bool knownOp(char c) {
     return c == static_cast<char>(Op::Post) || c == static_cast<char>(Op::Delete) || c == static_cast<char>(Op::Join) ||
-           c == static_cast<char>(Op::Leave) || c == static_cast<char>(Op::Deliver) || c == static_cast<char>(Op::Ack);
+           c == static_cast<char>(Op::Leave) || c == static_cast<char>(Op::Deliver) || c == static_cast<char>(Op::Ack) ||
+           c == static_cast<char>(Op::CloseAll);
 }
 
 constexpr char kWpsForm = 'W';
+constexpr char kExcludedPart = 'x';
 
 char dataTypeChar(WpsDataType t) {
     switch (t) {
@@ -57,26 +59,48 @@ bool readWpsRendering(std::string_view &in, WpsRendering &out) {
     return out.fromGroup || out.fromUserId.empty();  // a message from the server has no publisher
 }
 
+// The 'x' part's list, after its 'x': one or more non-empty connection IDs, each a field, filling the list.
+bool readExcluded(std::string_view &in, std::vector<std::string> &out) {
+    std::string list;
+    if (!readField(in, list)) return false;
+    std::string_view rest(list);
+    while (!rest.empty()) {
+        std::string id;
+        if (!readField(rest, id) || id.empty()) return false;
+        out.push_back(std::move(id));
+    }
+    return !out.empty();
+}
+
 }  // namespace
 
 bool plainFormRendersAlike(const WpsRendering &r) { return !r.fromGroup && r.dataType != WpsDataType::Json; }
 
 std::string encode(const BusMessage &m) {
     std::string out;
-    out.reserve(48 + m.origin.size() + m.token.size() + m.connectionId.size() + m.group.size() + m.data.size() +
-                (m.wps ? m.wps->fromUserId.size() : 0));
+    size_t excludedBytes = 0;
+    for (const auto &id : m.excluded) excludedBytes += 12 + id.size();
+    out.reserve(60 + m.origin.size() + m.token.size() + m.connectionId.size() + m.group.size() + m.data.size() +
+                (m.wps ? m.wps->fromUserId.size() : 0) + excludedBytes);
     out += static_cast<char>(m.op);
     field(out, m.origin);
     field(out, m.token);
     field(out, m.connectionId);
     field(out, m.group);
+    if (!m.excluded.empty()) {
+        std::string list;
+        list.reserve(excludedBytes);
+        for (const auto &id : m.excluded) field(list, id);
+        out += kExcludedPart;
+        field(out, list);
+    }
     if (m.wps) {
         out += kWpsForm;
         out += dataTypeChar(m.wps->dataType);
         out += m.wps->fromGroup ? 'g' : 's';
         field(out, m.wps->fromGroup ? std::string_view(m.wps->fromUserId) : std::string_view());
     } else {
-        out += m.binary ? '1' : '0';
+        out += (m.op == Op::Delete ? m.wpsClose : m.binary) ? '1' : '0';
     }
     out += m.data;
     return out;
@@ -89,6 +113,11 @@ std::optional<BusMessage> decode(std::string_view in) {
     in.remove_prefix(1);
     if (!readField(in, m.origin) || !readField(in, m.token) || !readField(in, m.connectionId) || !readField(in, m.group)) return std::nullopt;
     if (in.empty()) return std::nullopt;
+    if (in[0] == kExcludedPart) {
+        if (m.op != Op::Deliver && m.op != Op::CloseAll) return std::nullopt;  // only these reach many connections
+        in.remove_prefix(1);
+        if (!readExcluded(in, m.excluded) || in.empty()) return std::nullopt;
+    }
     if (in[0] == kWpsForm) {
         if (m.op != Op::Post && m.op != Op::Deliver) return std::nullopt;  // only sends have a rendering
         in.remove_prefix(1);
@@ -98,9 +127,12 @@ std::optional<BusMessage> decode(std::string_view in) {
         m.wps = std::move(wps);
     } else {
         if (in[0] != '0' && in[0] != '1') return std::nullopt;
-        m.binary = in[0] == '1';
+        if (m.op == Op::Delete) m.wpsClose = in[0] == '1';
+        else m.binary = in[0] == '1';
         in.remove_prefix(1);
     }
+    // A close of every connection names none and is not answered.
+    if (m.op == Op::CloseAll && (!m.token.empty() || !m.connectionId.empty() || !m.group.empty() || m.binary)) return std::nullopt;
     m.data.assign(in.data(), in.size());
     return m;
 }

@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     auto again = decode(encode(*m));
     if (!again || again->op != m->op || again->origin != m->origin || again->token != m->token ||
         again->connectionId != m->connectionId || again->group != m->group || again->binary != m->binary ||
-        again->data != m->data || again->wps != m->wps)
+        again->data != m->data || again->wps != m->wps || again->excluded != m->excluded || again->wpsClose != m->wpsClose)
         std::abort();
     return 0;
 }
