@@ -201,9 +201,16 @@ struct ClusterNode::Impl {
         switch (m->op) {
         case Op::Deliver:
             if (m->origin == me()) return;  // the sender delivered its own
-            // A Web PubSub send renders here as it did on its node (data type, a client's publish).
-            if (m->wps) wpsDeliverFromCluster(host, m->group, m->data, *m->wps);
+            // A Web PubSub send renders here as it did on its node (data type, a client's publish), and
+            // leaves out the connections its REST call excluded.
+            if (m->wps) wpsDeliverFromCluster(host, m->group, m->data, *m->wps, m->excluded);
+            else if (!m->excluded.empty())
+                wpsDeliverFromCluster(host, m->group, m->data, WpsRendering{wpsDataFromFrame(m->data, m->binary).type, false, {}}, m->excluded);
             else deliverLocal(host, m->group, m->data, m->binary);
+            return;
+        case Op::CloseAll:
+            if (m->origin == me()) return;  // the sender closed its own
+            wpsCloseAllLocal(host, m->excluded, m->data);
             return;
         case Op::Ack: {
             std::lock_guard lock(acksMutex);
@@ -218,7 +225,9 @@ struct ClusterNode::Impl {
             if (m->wps) sendAck(*m, wpsPostLocal(host, m->connectionId, WpsData{m->wps->dataType, std::move(m->data)}));
             else sendAck(*m, postLocal(host, m->connectionId, std::move(m->data), m->binary));
             return;
-        case Op::Delete: sendAck(*m, deleteLocal(host, m->connectionId)); return;
+        case Op::Delete:
+            sendAck(*m, m->wpsClose ? wpsCloseLocal(host, m->connectionId, m->data) : deleteLocal(host, m->connectionId));
+            return;
         case Op::Join:
         case Op::Leave:
             // Joining may wait for our own subscription, which this thread confirms: run it elsewhere.
@@ -556,6 +565,14 @@ int ClusterNode::deleteRemote(const std::string &id) {
     return impl_->toOwner(id, std::move(m));
 }
 
+int ClusterNode::wpsCloseRemote(const std::string &id, const std::string &reason) {
+    BusMessage m;
+    m.op = Op::Delete;
+    m.wpsClose = true;  // an older owner reads a plain Delete and closes without the reason
+    m.data = reason;
+    return impl_->toOwner(id, std::move(m));
+}
+
 bool ClusterNode::describeRemote(const std::string &id, std::string &json) {
     RedisReply r = impl_->pool.command({"HGETALL", impl_->keys().connection(id)});
     auto row = rowFromHash(id, r.get());
@@ -583,19 +600,33 @@ int ClusterNode::leaveRemote(const std::string &group, const std::string &id) {
     return impl_->toOwner(id, std::move(m));
 }
 
-void ClusterNode::publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps) {
+void ClusterNode::publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
+                                 const std::vector<std::string> &excluded) {
     BusMessage m;
     m.op = Op::Deliver;
     m.origin = impl_->me();
     m.group = group;
     m.binary = binary;
     if (wps && !cluster::plainFormRendersAlike(*wps)) m.wps = *wps;  // else the plain form, which every node reads
+    m.excluded = excluded;  // none: no 'x' part, which older nodes could not read
     m.data.assign(data.data(), data.size());
     std::string channel = group.empty() ? impl_->keys().everyoneChannel() : impl_->keys().groupChannel(group);
     std::string error;
     RedisReply r = impl_->pool.command({"PUBLISH", channel, cluster::encode(m)}, &error);
     if (!r || replyIsError(r.get()))
         log::warn("cluster: a group send reached this node only", {log::Field("group", group), log::Field("error", r ? replyString(r.get()) : error)});
+}
+
+void ClusterNode::publishCloseAll(const std::vector<std::string> &excluded, const std::string &reason) {
+    BusMessage m;
+    m.op = Op::CloseAll;
+    m.origin = impl_->me();
+    m.excluded = excluded;
+    m.data = reason;
+    std::string error;
+    RedisReply r = impl_->pool.command({"PUBLISH", impl_->keys().everyoneChannel(), cluster::encode(m)}, &error);
+    if (!r || replyIsError(r.get()))
+        log::warn("cluster: closing all connections reached this node only", {log::Field("error", r ? replyString(r.get()) : error)});
 }
 
 bool ClusterNode::memberJoined(const std::string &group, const std::string &id, bool firstLocal) {

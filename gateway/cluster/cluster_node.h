@@ -46,10 +46,13 @@ public:
 
     int postRemote(const std::string &connectionId, std::string_view data, bool binary, const WpsRendering *wps) override;
     int deleteRemote(const std::string &connectionId) override;
+    int wpsCloseRemote(const std::string &connectionId, const std::string &reason) override;
     bool describeRemote(const std::string &connectionId, std::string &json) override;
     int joinRemote(const std::string &group, const std::string &connectionId) override;
     int leaveRemote(const std::string &group, const std::string &connectionId) override;
-    void publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps) override;
+    void publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
+                        const std::vector<std::string> &excluded) override;
+    void publishCloseAll(const std::vector<std::string> &excluded, const std::string &reason) override;
     bool memberJoined(const std::string &group, const std::string &connectionId, bool firstLocal) override;
     void memberLeft(const std::string &group, const std::string &connectionId, bool lastLocal) override;
     void groupsEmptied(std::vector<std::string> groups) override;

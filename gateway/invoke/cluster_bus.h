@@ -31,11 +31,19 @@ public:
     // `wps` (may be null): how a Web PubSub send renders on the receiving node; null renders as a push does.
     virtual int postRemote(const std::string &connectionId, std::string_view data, bool binary, const WpsRendering *wps) = 0;
     virtual int deleteRemote(const std::string &connectionId) = 0;
+    // A Web PubSub close (REST): the owner tells a subprotocol client `disconnected` with `reason` and closes
+    // with it, as this node does for its own (an owner on an older wsgw closes without the reason).
+    virtual int wpsCloseRemote(const std::string &connectionId, const std::string &reason) = 0;
     virtual bool describeRemote(const std::string &connectionId, std::string &json) = 0;
     virtual int joinRemote(const std::string &group, const std::string &connectionId) = 0;
     virtual int leaveRemote(const std::string &group, const std::string &connectionId) = 0;
-    // Sends to the members of `group` (all connections when "") on every other node.
-    virtual void publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps) = 0;
+    // Sends to the members of `group` (all connections when "") on every other node, but not to `excluded`
+    // (REST `excluded`; IDs of this node's connections need not be listed).
+    virtual void publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
+                                const std::vector<std::string> &excluded) = 0;
+    // Closes every connection of every other node but `excluded`, as a Web PubSub close with `reason`
+    // (REST closeAllConnections).
+    virtual void publishCloseAll(const std::vector<std::string> &excluded, const std::string &reason) = 0;
     // A local connection joined or left a group: mirror it in Redis and, for a group's first (last) local
     // member, start (stop) listening to it. Returns false when Redis could not be told.
     virtual bool memberJoined(const std::string &group, const std::string &connectionId, bool firstLocal) = 0;

@@ -145,28 +145,46 @@ size_t wpsDeliverLocal(HostContext &ctx, const std::string &group, std::string_v
     return sent;
 }
 
+namespace {
+
+// What other nodes need of a REST call's `excluded`: the IDs that are not this node's connections (nor
+// detached clients it keeps), without empty ones. Often none, and then the message to them keeps the form
+// that older nodes read.
+std::vector<std::string> excludedElsewhere(HostContext &ctx, const std::vector<std::string> &excluded) {
+    std::vector<std::string> out;
+    for (const auto &id : excluded)
+        if (!id.empty() && !ctx.registry->find(id) && !ctx.webPubSub.find(id) && std::find(out.begin(), out.end(), id) == out.end())
+            out.push_back(id);
+    return out;
+}
+
+}  // namespace
+
 int wpsSendToGroup(HostContext &ctx, const WpsGroupSend &send) {
     if (send.data.bytes.size() > ctx.maxMessageBytes.load(std::memory_order_relaxed)) return WSGW_TOO_LARGE;
     if (!send.group.empty() && !isValidGroupName(send.group)) return WSGW_ERROR;
     bool binary = send.data.type == WpsDataType::Binary;
     wpsDeliverLocal(ctx, send.group, send.data.bytes, binary, &send);
     // Other nodes get the bytes with how they render (data type, a client's publish), so that their
-    // recipients get what this node's got.
+    // recipients get what this node's got, and the excluded IDs that may be theirs.
     if (ctx.cluster) {
         WpsRendering rendering{send.data.type, send.fromClient, send.fromClient ? send.fromUserId : std::string()};
-        ctx.cluster->publishDeliver(send.group, send.data.bytes, binary, &rendering);
+        ctx.cluster->publishDeliver(send.group, send.data.bytes, binary, &rendering, excludedElsewhere(ctx, send.excluded));
     }
     return WSGW_OK;
 }
 
-size_t wpsDeliverFromCluster(HostContext &ctx, const std::string &group, std::string_view bytes, const WpsRendering &rendering) {
+size_t wpsDeliverFromCluster(HostContext &ctx, const std::string &group, std::string_view bytes, const WpsRendering &rendering,
+                             const std::vector<std::string> &excluded) {
     bool binary = rendering.dataType == WpsDataType::Binary;
-    if (ctx.webPubSub.empty()) return deliverLocal(ctx, group, bytes, binary);  // plain connections only: the raw data
+    // Plain connections only and nobody left out: the raw data, as any group send.
+    if (ctx.webPubSub.empty() && excluded.empty()) return deliverLocal(ctx, group, bytes, binary);
     WpsGroupSend send;
     send.group = group;
     send.data = WpsData{rendering.dataType, std::string(bytes)};
     send.fromClient = rendering.fromGroup;
     send.fromUserId = rendering.fromUserId;
+    send.excluded = excluded;
     return wpsDeliverLocal(ctx, group, bytes, binary, &send);
 }
 
@@ -201,6 +219,23 @@ int wpsSendToConnection(HostContext &ctx, const std::string &connectionId, const
     // On another node (or nowhere): it renders the message as this node would have (the data type).
     WpsRendering rendering{data.type, false, {}};
     return ctx.cluster->postRemote(connectionId, data.bytes, binary, &rendering);
+}
+
+int wpsCloseLocal(HostContext &ctx, const std::string &connectionId, const std::string &reason) {
+    if (auto state = ctx.webPubSub.find(connectionId); state && state->subprotocol != WpsSubprotocol::None)
+        wpsSendToClient(ctx, *state, wpsDisconnectedMessage(reason.empty() ? "closed by the server" : reason), false);
+    if (!ctx.registry->find(connectionId)) return WSGW_GONE;
+    ctx.control->closeConnection(connectionId, 1000, reason.substr(0, 120));
+    return WSGW_OK;
+}
+
+void wpsCloseAllLocal(HostContext &ctx, const std::vector<std::string> &excluded, const std::string &reason) {
+    std::vector<std::string> ids;
+    ctx.registry->forEach([&](const std::shared_ptr<LiveConnection> &c) {
+        if (c->upgraded.load(std::memory_order_acquire)) ids.push_back(c->info.connectionId);
+    });
+    for (const auto &id : ids)
+        if (std::find(excluded.begin(), excluded.end(), id) == excluded.end()) wpsCloseLocal(ctx, id, reason);
 }
 
 int sendToUser(HostContext &ctx, const std::string &userId, const void *data, size_t len, bool forceBinary) {
@@ -389,11 +424,13 @@ std::vector<std::string> membersEverywhere(HostContext &ctx, const std::string &
     return ctx.groups.members(group);
 }
 
+// Here, else on the node that holds it (which tells the client the same reason).
 void closeWithReason(HostContext &ctx, const std::string &connectionId, const std::string &reason) {
-    if (auto state = ctx.webPubSub.find(connectionId); state && state->subprotocol != WpsSubprotocol::None)
-        wpsSendToClient(ctx, *state, wpsDisconnectedMessage(reason.empty() ? "closed by the server" : reason), false);
-    if (ctx.registry->find(connectionId)) ctx.control->closeConnection(connectionId, 1000, reason.substr(0, 120));
-    else if (ctx.cluster) ctx.cluster->deleteRemote(connectionId);
+    if (wpsCloseLocal(ctx, connectionId, reason) == WSGW_GONE && ctx.cluster) ctx.cluster->wpsCloseRemote(connectionId, reason);
+}
+
+bool isExcluded(const std::vector<std::string> &excluded, const std::string &connectionId) {
+    return std::find(excluded.begin(), excluded.end(), connectionId) != excluded.end();
 }
 
 WpsRestResult sendResult(int rc, const char *what) {
@@ -435,19 +472,17 @@ WpsRestResult performWpsRest(HostContext &ctx, const WebPubSubSpec &spec, const 
         closeWithReason(ctx, op.connectionId, op.reason);
         return status(204);
     case WpsRestOp::CloseAllConnections: {
-        std::vector<std::string> ids;
-        ctx.registry->forEach([&](const std::shared_ptr<LiveConnection> &c) {
-            if (c->upgraded.load(std::memory_order_acquire)) ids.push_back(c->info.connectionId);
-        });
-        for (const auto &id : ids)
-            if (std::find(op.excluded.begin(), op.excluded.end(), id) == op.excluded.end()) closeWithReason(ctx, id, op.reason);
+        std::vector<std::string> elsewhere = ctx.cluster ? excludedElsewhere(ctx, op.excluded) : std::vector<std::string>();
+        wpsCloseAllLocal(ctx, op.excluded, op.reason);
+        if (ctx.cluster) ctx.cluster->publishCloseAll(elsewhere, op.reason);
         return status(204);
     }
     case WpsRestOp::CloseGroupConnections:
     case WpsRestOp::CloseUserConnections: {
+        // Every node's members are listed (Redis), so the excluded are left out here for all of them.
         std::string group = op.op == WpsRestOp::CloseGroupConnections ? op.group : wpsUserGroup(op.userId);
         for (const auto &id : membersEverywhere(ctx, group))
-            if (std::find(op.excluded.begin(), op.excluded.end(), id) == op.excluded.end()) closeWithReason(ctx, id, op.reason);
+            if (!isExcluded(op.excluded, id)) closeWithReason(ctx, id, op.reason);
         return status(204);
     }
     case WpsRestOp::ConnectionExists: {

@@ -56,7 +56,8 @@ void wpsAnswerProtocolError(HostContext &ctx, WpsClientState &state, const WpsPr
 
 // A data message to a group ("" = everyone), to every node: plain connections get the data as a frame,
 // subprotocol clients a message from the group (fromUserId set, a client's publish) or from the server.
-// `skip` (noEcho) and `excluded` are left out on this node. Returns WSGW_OK, WSGW_TOO_LARGE or WSGW_ERROR.
+// `skip` (noEcho, a connection of this node) is left out here, `excluded` on every node. Returns WSGW_OK,
+// WSGW_TOO_LARGE or WSGW_ERROR.
 struct WpsGroupSend {
     std::string group;  // "" = every connection
     WpsData data;
@@ -72,7 +73,14 @@ int wpsSendToConnection(HostContext &ctx, const std::string &connectionId, const
 // (cluster_node.cpp): renders it as the sending node rendered it for its own recipients. wpsPostLocal returns
 // WSGW_OK or WSGW_GONE (not a connection of this node, or over its send queue's bound).
 int wpsPostLocal(HostContext &ctx, const std::string &connectionId, WpsData data);
-size_t wpsDeliverFromCluster(HostContext &ctx, const std::string &group, std::string_view bytes, const WpsRendering &rendering);
+size_t wpsDeliverFromCluster(HostContext &ctx, const std::string &group, std::string_view bytes, const WpsRendering &rendering,
+                             const std::vector<std::string> &excluded);
+// A Web PubSub close of one connection of this node: a subprotocol client is told `disconnected` with the
+// reason, then the connection is closed with 1000 and the reason. WSGW_OK, or WSGW_GONE when it is not here.
+int wpsCloseLocal(HostContext &ctx, const std::string &connectionId, const std::string &reason);
+// Closes every connection of this node but `excluded`, each as wpsCloseLocal does (REST closeAllConnections,
+// here and on the other nodes of a cluster).
+void wpsCloseAllLocal(HostContext &ctx, const std::vector<std::string> &excluded, const std::string &reason);
 // Every connection of a user, on every node (POST /@users/{user}, send_to_user, the REST sendToUser).
 int sendToUser(HostContext &ctx, const std::string &userId, const void *data, size_t len, bool forceBinary);
 

@@ -5,6 +5,8 @@
 // Redis's answer once Redis runs again; a REST call still waiting at the handshake timeout is answered 503
 // with a JSON reason, and its late result is dropped safely. A send's data type (json, text, binary) and a
 // client's publish ("from":"group", its user ID) arrive on the other node as a client on the sending node gets them.
+// A REST call's `excluded` connections are left out on every node, and closes (all, a group's, a user's, one
+// connection) reach the other node's clients with their reason; closeAllConnections closes both nodes'.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -64,10 +66,12 @@ async function azureClient(gw, tokenOptions, { reliable = false } = {}) {
   const { url } = await service(gw).getClientAccessToken(tokenOptions);
   const client = new WebPubSubClient(url, { protocol: reliable ? WebPubSubJsonReliableProtocol() : WebPubSubJsonProtocol(),
     autoReconnect: false, keepAliveIntervalInMs: 0, keepAliveTimeoutInMs: 0 });
-  const got = { server: [], messages: [], connected: [] };
+  const got = { server: [], messages: [], connected: [], disconnected: [], stopped: false };
   client.on('server-message', (e) => { got.server.push(e.message); got.messages.push(e.message); });
   client.on('group-message', (e) => got.messages.push(e.message));
   client.on('connected', (e) => got.connected.push(e));
+  client.on('disconnected', (e) => got.disconnected.push(e));
+  client.on('stopped', () => { got.stopped = true; });
   await withTimeout(client.start(), 5000, 'WebPubSubClient.start');
   await waitFor(() => got.connected.length === 1, { what: 'the connected event' });
   sdkClients.push(client);
@@ -328,4 +332,119 @@ test('a REST call still waiting on Redis at the handshake timeout is answered 50
   } finally {
     await n3.stop();
   }
+});
+
+// What a client has seen since `mark` (an index into its messages): the data of each message.
+const dataSince = (c, mark) => c.got.messages.slice(mark).map((m) => m.data);
+
+test('excluded connections on the other node are left out of sendToAll and a group\'s sendToAll, json and text', async () => {
+  const near = await azureClient(n1, { userId: 'ex-near', groups: ['ex'] });
+  const skipped = await azureClient(n2, { userId: 'ex-skipped', groups: ['ex'] });
+  const receiver = await azureClient(n2, { userId: 'ex-receiver', groups: ['ex'] });
+  const plainSkipped = await plainClient(n2, 'ex');
+  const svc = service(n1);
+  await waitFor(async () => (await svc.userExists('ex-skipped')) && (await svc.userExists('ex-receiver')),
+    { what: 'the clients on n2 to exist for n1' });
+  const sdkClientsOf = [near, skipped, receiver];
+
+  // Each send leaves out connections of n2 (with one of n1 in some), then an unexcluded marker to the same
+  // audience follows it: once every client has the marker, what it got before the marker is final.
+  const cases = [
+    { what: 'sendToAll json', send: (excludedConnections) => svc.sendToAll({ n: 1 }, { excludedConnections }), data: { n: 1 },
+      marker: () => svc.sendToAll({ marker: 1 }), markerData: { marker: 1 } },
+    { what: 'sendToAll text', send: (excludedConnections) => svc.sendToAll('left out', { contentType: 'text/plain', excludedConnections }),
+      data: 'left out', marker: () => svc.sendToAll('marker 2', { contentType: 'text/plain' }), markerData: 'marker 2' },
+    { what: 'group sendToAll json', send: (excludedConnections) => svc.group('ex').sendToAll({ n: 3 }, { excludedConnections }),
+      data: { n: 3 }, marker: () => svc.group('ex').sendToAll({ marker: 3 }), markerData: { marker: 3 } },
+    { what: 'group sendToAll text', send: (excludedConnections) => svc.group('ex').sendToAll('group left out', { contentType: 'text/plain', excludedConnections }),
+      data: 'group left out', marker: () => svc.group('ex').sendToAll('marker 4', { contentType: 'text/plain' }), markerData: 'marker 4' },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const alsoNear = i % 2 === 1;  // a list with one of n1's connections too
+    const excluded = [skipped.connectionId, plainSkipped.connectionId, ...(alsoNear ? [near.connectionId] : [])];
+    const marks = sdkClientsOf.map((x) => x.got.messages.length);
+    const plainMark = plainSkipped.frames.length;
+    await c.send(excluded);
+    await c.marker();
+    const markerText = typeof c.markerData === 'string' ? c.markerData : JSON.stringify(c.markerData);
+    await waitFor(() => sdkClientsOf.every((x, k) => x.got.messages.length > marks[k] &&
+                                                     JSON.stringify(x.got.messages.at(-1).data) === JSON.stringify(c.markerData)) &&
+                        plainSkipped.frames.at(-1)?.data === markerText,
+      { what: `${c.what}: the marker at every client` });
+    assert.deepEqual(dataSince(receiver, marks[2]), [c.data, c.markerData], `${c.what}: the client on n2 not excluded got it`);
+    assert.deepEqual(dataSince(skipped, marks[1]), [c.markerData], `${c.what}: the excluded client on n2 did not get it`);
+    assert.deepEqual(plainSkipped.frames.slice(plainMark).map((f) => f.data), [markerText],
+      `${c.what}: the excluded plain connection on n2 did not get it`);
+    assert.deepEqual(dataSince(near, marks[0]), alsoNear ? [c.markerData] : [c.data, c.markerData], `${c.what}: the client on n1`);
+  }
+  for (const x of sdkClientsOf) x.client.stop();
+  plainSkipped.c.ws.close();
+});
+
+// Waits until an SDK client has been closed by the server and returns the reason its `disconnected` event carried.
+async function closedReason(c, what) {
+  await waitFor(() => c.got.stopped, { what: `${what}: the client to stop` });
+  return c.got.disconnected.at(-1)?.message?.message;
+}
+
+// A client that must still be connected: a message sent to it now arrives.
+async function stillConnected(svc, c, what) {
+  assert.equal(c.got.stopped, false, `${what}: still connected`);
+  const mark = c.got.messages.length;
+  await svc.sendToConnection(c.connectionId, `still here ${what}`, { contentType: 'text/plain' });
+  await waitFor(() => c.got.messages.length > mark, { what: `${what}: a message to the excluded client` });
+  assert.equal(c.got.messages.at(-1).data, `still here ${what}`);
+}
+
+test('closing a group\'s, a user\'s or one connection from n1 tells clients on n2 the reason, and spares the excluded', async () => {
+  const svc = service(n1);
+  const groupNear = await azureClient(n1, { userId: 'cg-near', groups: ['closing'] });
+  const groupFar = await azureClient(n2, { userId: 'cg-far', groups: ['closing'] });
+  const groupSpared = await azureClient(n2, { userId: 'cg-spared', groups: ['closing'] });
+  await waitFor(async () => (await svc.userExists('cg-far')) && (await svc.userExists('cg-spared')), { what: 'the n2 clients for n1' });
+  await svc.group('closing').closeAllConnections({ reason: 'group closed', excluded: [groupSpared.connectionId] });
+  assert.equal(await closedReason(groupNear, 'group, n1'), 'group closed');
+  assert.equal(await closedReason(groupFar, 'group, n2'), 'group closed');
+  await stillConnected(svc, groupSpared, 'group, excluded on n2');
+
+  const userNear = await azureClient(n1, { userId: 'closing-user' });
+  const userFar = await azureClient(n2, { userId: 'closing-user' });
+  const userSpared = await azureClient(n2, { userId: 'closing-user' });
+  await waitFor(async () => (await svc.connectionExists(userFar.connectionId)) && (await svc.connectionExists(userSpared.connectionId)),
+    { what: 'the n2 connections for n1' });
+  await svc.closeUserConnections('closing-user', { reason: 'user closed', excluded: [userSpared.connectionId] });
+  assert.equal(await closedReason(userNear, 'user, n1'), 'user closed');
+  assert.equal(await closedReason(userFar, 'user, n2'), 'user closed');
+  await stillConnected(svc, userSpared, 'user, excluded on n2');
+
+  // One connection of n2, closed through n1: its reason too.
+  await svc.closeConnection(userSpared.connectionId, { reason: 'just you' });
+  assert.equal(await closedReason(userSpared, 'one connection on n2'), 'just you');
+  groupSpared.client.stop();
+});
+
+// Last: it closes every connection of both nodes.
+test('closeAllConnections through n1 closes the connections of both nodes with the reason, but the excluded', async () => {
+  const svc = service(n1);
+  const near = await azureClient(n1, { userId: 'all-near' });
+  const far = await azureClient(n2, { userId: 'all-far' });
+  const spared = await azureClient(n2, { userId: 'all-spared' });
+  const plainNear = await Client.open(n1.url);
+  const plainFar = await Client.open(n2.url);
+  await whoami(plainNear);
+  await whoami(plainFar);
+  await waitFor(async () => (await svc.userExists('all-far')) && (await svc.userExists('all-spared')), { what: 'the n2 clients for n1' });
+  await svc.closeAllConnections({ reason: 'maintenance', excluded: [spared.connectionId] });
+  assert.equal(await closedReason(near, 'n1'), 'maintenance');
+  assert.equal(await closedReason(far, 'n2'), 'maintenance');
+  assert.deepEqual(await withTimeout(plainNear.closed, 5000, 'the plain client on n1 closed'), { code: 1000, reason: 'maintenance' });
+  assert.deepEqual(await withTimeout(plainFar.closed, 5000, 'the plain client on n2 closed'), { code: 1000, reason: 'maintenance' });
+  await stillConnected(svc, spared, 'excluded on n2');
+  assert.equal(await svc.connectionExists(far.connectionId), false);
+
+  // Through n2 with nobody excluded: n1's client closes too.
+  const late = await azureClient(n1, { userId: 'all-late' });
+  await service(n2).closeAllConnections({ reason: 'everyone out' });
+  assert.equal(await closedReason(late, 'n1, closed through n2'), 'everyone out');
+  assert.equal(await closedReason(spared, 'the one spared before'), 'everyone out');
 });
