@@ -549,12 +549,14 @@ std::unique_ptr<DatabaseLock> DatabaseLock::acquire(const std::string &dbPath, s
         if (error) *error = why;
         return nullptr;
     };
-    std::error_code ec;
     // A directory given as --db (the data directory instead of the file in it) made its lock file beside the
     // directory (--db /srv/data: /srv/data.lock) and then failed with SQLite's "unable to open database file".
-    if (std::filesystem::is_directory(dbPath, ec))
+    // Its own error code: a --db that does not exist yet (the usual first start) is no error here.
+    std::error_code notThere;
+    if (std::filesystem::is_directory(dbPath, notThere))
         return fail("--db " + dbPath + ": is a directory: give the database file's path (for example " +
                     (std::filesystem::path(dbPath) / "wsgw.db").string() + ")");
+    std::error_code ec;
     auto parent = std::filesystem::path(dbPath).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (ec) return fail(dbPath + ": cannot create its directory: " + ec.message() + " (choose another file with --db)");

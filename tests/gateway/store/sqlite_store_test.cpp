@@ -401,6 +401,20 @@ TEST_SUITE("sqlite_store") {
         CHECK_FALSE(std::filesystem::exists(data + ".lock"));
     }
 
+    TEST_CASE("a --db that does not exist yet is made, whether it names a directory or only a file name") {
+        TempDir dir;
+        std::string error;
+        auto nested = DatabaseLock::acquire(dir.path + "/new/dir/t.db", &error);
+        CHECK_MESSAGE(nested, error);
+        // A bare file name (`--db wsgw.db`, as the docs' examples give it) has no directory part to make.
+        auto cwd = std::filesystem::current_path();
+        std::filesystem::current_path(dir.path);
+        auto bare = DatabaseLock::acquire("bare.db", &error);
+        std::filesystem::current_path(cwd);
+        CHECK_MESSAGE(bare, error);
+        CHECK(std::filesystem::exists(dir.path + "/bare.db.lock"));
+    }
+
     TEST_CASE("one gateway per database: another process is refused with the holder's PID until the lock is released") {
         TempDir dir;
         std::string db = dir.path + "/sub/t.db";
