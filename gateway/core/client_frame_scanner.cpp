@@ -1,4 +1,4 @@
-// Owns: the incremental scan of client frame headers for a missing mask (client_frame_scanner.h).
+// Owns: the incremental scan of client frame headers for what fails a connection (client_frame_scanner.h).
 #include "client_frame_scanner.h"
 
 #include <algorithm>
@@ -8,14 +8,48 @@ namespace wsgw {
 namespace {
 
 constexpr uint8_t kMaskBit = 0x80;
-constexpr uint8_t kFinBit = 0x80, kOpcodeBits = 0x0f, kFirstControlOpcode = 0x8;
+constexpr uint8_t kFinBit = 0x80, kRsv1Bit = 0x40, kRsv2And3Bits = 0x30, kOpcodeBits = 0x0f, kFirstControlOpcode = 0x8;
+constexpr uint8_t kContinuation = 0x0, kText = 0x1, kBinary = 0x2, kClose = 0x8, kPing = 0x9, kPong = 0xa;
+constexpr uint8_t kMaxControlPayload = 125;
 constexpr uint8_t kLength16 = 126, kLength64 = 127;
 constexpr uint8_t kMaskKeyBytes = 4;
 
 }  // namespace
 
+const char *clientFrameFaultReason(ClientFrameFault fault) {
+    switch (fault) {
+    case ClientFrameFault::None: return "";
+    case ClientFrameFault::Unmasked: return "Protocol error: client frame not masked (RFC 6455 5.1)";
+    case ClientFrameFault::ReservedBits: return "Protocol error: reserved bits set (RFC 6455 5.2)";
+    case ClientFrameFault::ReservedOpcode: return "Protocol error: reserved opcode (RFC 6455 5.2)";
+    case ClientFrameFault::FragmentedControl: return "Protocol error: fragmented control frame (RFC 6455 5.5)";
+    case ClientFrameFault::LongControl: return "Protocol error: control frame payload over 125 bytes (RFC 6455 5.5)";
+    case ClientFrameFault::ContinuationWithoutMessage:
+        return "Protocol error: continuation frame with no message to continue (RFC 6455 5.4)";
+    case ClientFrameFault::MessageInsideMessage:
+        return "Protocol error: new message before the fragmented one ended (RFC 6455 5.4)";
+    }
+    return "Protocol error";
+}
+
+ClientFrameFault ClientFrameScanner::faultOf(uint8_t first, uint8_t second) const {
+    if (!(second & kMaskBit)) return ClientFrameFault::Unmasked;
+    uint8_t opcode = first & kOpcodeBits;
+    bool control = opcode >= kFirstControlOpcode;
+    if (opcode != kContinuation && opcode != kText && opcode != kBinary && opcode != kClose && opcode != kPing &&
+        opcode != kPong)
+        return ClientFrameFault::ReservedOpcode;
+    if ((first & kRsv2And3Bits) || ((first & kRsv1Bit) && (control || opcode == kContinuation)))
+        return ClientFrameFault::ReservedBits;
+    if (control && !(first & kFinBit)) return ClientFrameFault::FragmentedControl;
+    if (control && (second & 0x7f) > kMaxControlPayload) return ClientFrameFault::LongControl;
+    if (opcode == kContinuation && !inMessage_) return ClientFrameFault::ContinuationWithoutMessage;
+    if ((opcode == kText || opcode == kBinary) && inMessage_) return ClientFrameFault::MessageInsideMessage;
+    return ClientFrameFault::None;
+}
+
 size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
-    if (failed_) return kAllMasked;
+    if (failed()) return kAllMasked;
     size_t i = 0;
     while (i < len) {
         if (headerRead_ == 0 && payloadLeft_ != 0) {  // inside a payload: skip what this piece holds of it
@@ -26,17 +60,17 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
             continue;
         }
         uint8_t b = data[i];
-        if (headerRead_ == 0) {  // FIN, RSV and opcode: only counted (libwebsockets checks them)
+        if (headerRead_ == 0) {  // FIN, RSV and opcode: checked with the next byte
+            firstByte_ = b;
             endsMessage_ = (b & kFinBit) && (b & kOpcodeBits) < kFirstControlOpcode;
             headerRead_ = 1;
             ++i;
             continue;
         }
         if (headerRead_ == 1) {  // MASK and the 7-bit length
-            if (!(b & kMaskBit)) {
-                failed_ = true;
-                return i == 0 ? 0 : i - 1;  // where its first byte was, if in this piece
-            }
+            fault_ = faultOf(firstByte_, b);
+            if (failed()) return i == 0 ? 0 : i - 1;  // where its first byte was, if in this piece
+            if ((firstByte_ & kOpcodeBits) < kFirstControlOpcode) inMessage_ = !(firstByte_ & kFinBit);
             uint8_t length7 = b & 0x7f;
             uint8_t extended = length7 == kLength16 ? 2 : length7 == kLength64 ? 8 : 0;
             headerLength_ = static_cast<uint8_t>(2 + extended + kMaskKeyBytes);

@@ -1,7 +1,12 @@
-// Owns: finding the first client frame whose MASK bit is 0 (RFC 6455 5.1: a server must fail the connection
-// on it) in the bytes a client sends after the upgrade, read in arbitrary pieces. Only frame headers are
-// looked at: payloads (7-, 16- and 64-bit lengths) are skipped by count, so the cost per read is a few
-// steps per frame whatever its size. Pure: the network layer feeds it what each read returned.
+// Owns: finding the first client frame that RFC 6455 says a server must fail the connection on, in the bytes a
+// client sends after the upgrade, read in arbitrary pieces: a frame without a mask (5.1), a reserved opcode or
+// reserved bits (5.2; RSV1 only where permessage-deflate may put it, on a message's first frame, which
+// libwebsockets checks against the negotiation), a fragmented or over-long control frame (5.5), a continuation
+// with no message to continue or a new message inside a fragmented one (5.4). Only frame headers are looked
+// at: payloads (7-, 16- and 64-bit lengths) are skipped by count, so the cost per read is a few steps per
+// frame whatever its size. Pure: the network layer feeds it what each read returned. libwebsockets checks
+// most of these too, but then waits 30 s for the client's close and reports 1006; failing them here closes
+// as every other protocol error does (1002, the 5 s close deadline, $disconnect with 1002 and the reason).
 #pragma once
 
 #include <cstddef>
@@ -9,16 +14,32 @@
 
 namespace wsgw {
 
+// Why a client frame fails the connection (each with its close reason, clientFrameFaultReason).
+enum class ClientFrameFault : uint8_t {
+    None,
+    Unmasked,                    // 5.1
+    ReservedBits,                // 5.2: RSV2 or RSV3, or RSV1 on a control frame or a continuation
+    ReservedOpcode,              // 5.2: 0x3-0x7, 0xB-0xF
+    FragmentedControl,           // 5.5: a control frame without FIN
+    LongControl,                 // 5.5: a control frame's payload over 125 bytes
+    ContinuationWithoutMessage,  // 5.4
+    MessageInsideMessage,        // 5.4: a text or binary frame while a fragmented message is open
+};
+
+// The close reason (under 123 bytes, as a close frame allows) a connection fails with for `fault`.
+const char *clientFrameFaultReason(ClientFrameFault fault);
+
 class ClientFrameScanner {
 public:
-    static constexpr size_t kAllMasked = SIZE_MAX;
+    static constexpr size_t kAllMasked = SIZE_MAX;  // no fault so far
 
     // The next `len` bytes from the client, in order. Returns kAllMasked while every frame header so far is
-    // masked; else the offset in `data` where the first unmasked frame's header begins (0 when that header
+    // well-formed; else the offset in `data` where the first faulty frame's header begins (0 when that header
     // began in an earlier piece), and from then on the scanner has failed and ignores further input.
     size_t scan(const uint8_t *data, size_t len);
-    bool failed() const { return failed_; }
-    // Messages whose last frame (a data frame with FIN set) was wholly seen, before the unmasked frame once
+    bool failed() const { return fault_ != ClientFrameFault::None; }
+    ClientFrameFault fault() const { return fault_; }
+    // Messages whose last frame (a data frame with FIN set) was wholly seen, before the faulty frame once
     // failed(): what libwebsockets will deliver of them. Counts modulo 2^32.
     uint32_t messagesEnded() const { return messagesEnded_; }
     // Between frames (no header or payload partly seen): for tests.
@@ -28,9 +49,14 @@ private:
     uint64_t payloadLeft_ = 0;  // in a header: the extended length read so far; after it: payload bytes to skip
     uint8_t headerRead_ = 0;    // bytes of the current frame's header seen (0: none, or skipping its payload)
     uint8_t headerLength_ = 0;  // the current header's full length, known from its second byte
+    uint8_t firstByte_ = 0;     // the current header's FIN, RSV and opcode
     bool endsMessage_ = false;  // the current frame is a data frame with FIN set
-    bool failed_ = false;
+    bool inMessage_ = false;    // a fragmented message is open: its next data frame must be a continuation
+    ClientFrameFault fault_ = ClientFrameFault::None;
     uint32_t messagesEnded_ = 0;
+
+    // The fault of a frame whose first two header bytes are `first` and `second`, given the frames before it.
+    ClientFrameFault faultOf(uint8_t first, uint8_t second) const;
 };
 
 }  // namespace wsgw

@@ -118,7 +118,7 @@ void ClientFrameGuard::unwatch() {
 size_t ClientFrameGuard::screenPreloaded(Session *s, const char *bytes, size_t len) {
     size_t at = scanner_.scan(reinterpret_cast<const uint8_t *>(bytes), len);
     if (at == ClientFrameScanner::kAllMasked) return len;
-    onUnmaskedClientFrame(s);
+    onBadClientFrame(s);
     return at;
 }
 
@@ -134,7 +134,7 @@ long ClientFrameGuard::screenedRecv(int fd, void *buf, size_t len, int flags) {
     if (n <= 0 || (flags & MSG_PEEK)) return n;  // a peek is looked at when it is read (libwebsockets never peeks)
     size_t at = scanner_.scan(static_cast<const uint8_t *>(buf), static_cast<size_t>(n));
     if (at == ClientFrameScanner::kAllMasked) return n;
-    onUnmaskedClientFrame(session_);
+    onBadClientFrame(session_);
     if (at > 0) return static_cast<long>(at);  // the frames before it are delivered
     errno = EAGAIN;
     return -1;

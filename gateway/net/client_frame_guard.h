@@ -1,4 +1,5 @@
-// Owns: failing a client's unmasked frame (RFC 6455 5.1) before libwebsockets sees it. libwebsockets 4.1.6
+// Owns: failing a client frame that must fail the connection (an unmasked one, RFC 6455 5.1, and the other
+// faults client_frame_scanner.h lists) before libwebsockets sees it. libwebsockets 4.1.6
 // unmasks with whatever mask a frame carries and never reports a missing one, and has no hook for it; but
 // it reads every server socket with recv(2) (lws_ssl_capable_read_no_ssl; wss:// reaches it as plaintext
 // over the TlsTerminator's socketpair). So this binary defines recv() itself (the executable's definition
@@ -6,7 +7,7 @@
 // runtime's). A descriptor registered here — an open connection from its adoption by libwebsockets until
 // its socket is closed — has what each read returned run through a ClientFrameScanner: the bytes before an
 // unmasked frame's header are returned (EAGAIN when there are none) and libwebsockets never sees that frame
-// or anything after it; onUnmaskedClientFrame() is told, to fail the connection with 1002 from the loop.
+// or anything after it; onBadClientFrame() is told, to fail the connection with 1002 from the loop.
 // From then on a read of that descriptor drains what the client sent and discards it (EAGAIN), or reports
 // its end (0): the socket does not stay readable (a level-triggered watcher would spin), the client's close
 // and FIN still end the connection at once, and no unread bytes turn our close into a reset.
@@ -26,7 +27,7 @@ struct Session;
 
 // Called on the network thread inside libwebsockets' read, the first time a session's client sends an
 // unmasked frame (or when its pipelined bytes hold one): it must not call libwebsockets (session_closer.cpp).
-void onUnmaskedClientFrame(Session *s);
+void onBadClientFrame(Session *s);
 
 class ClientFrameGuard {
 public:
@@ -37,7 +38,7 @@ public:
 
     // The bytes the client sent after its upgrade request in the same reads (handed to libwebsockets as a
     // preloaded buffer, not read through recv): returns how many of them may be handed on (all of them
-    // unless an unmasked frame is among them; then onUnmaskedClientFrame has been called).
+    // unless an unmasked frame is among them; then onBadClientFrame has been called).
     size_t screenPreloaded(Session *s, const char *bytes, size_t len);
     // From here every read of `fd` on this thread is screened, until unwatch(). False (and not watched) when
     // `fd` is beyond the table (a descriptor limit raised past the hard limit seen at start-up).
@@ -45,6 +46,8 @@ public:
     // Before the socket is closed (descriptors are reused at once, by any thread).
     void unwatch();
     bool failed() const { return scanner_.failed(); }
+    // The close reason of the frame it failed on ("" while not failed).
+    const char *faultReason() const { return clientFrameFaultReason(scanner_.fault()); }
     // A message reached the receiver (MessageReceiver::messageEnded). Once failed, all the messages before
     // the unmasked frame have when this equals what the scanner saw end: libwebsockets may hold some back
     // in its own buffer (pipelined with the request, or read while reading was paused) and deliver them on

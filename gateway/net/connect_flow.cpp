@@ -216,7 +216,7 @@ void ConnectFlow::established(Session *s, lws *wsi) {
     t_.timers->start(s);
     // An unmasked frame came with the request: once libwebsockets has delivered the frames before it (on
     // the loop's next iteration), it fails.
-    if (s->clientFrames.failed()) t_.closer->unmaskedFrameFound(s);
+    if (s->clientFrames.failed()) t_.closer->badClientFrameFound(s);
     if (!wpsClientOpened(t_, s)) t_.closer->requestClose(s, 1011, "the connection could not join its groups");
     if (s->closeRequested) {  // closed while $connect ran (DELETE, a slow consumer): close now, with a deadline
         t_.timers->armCloseDeadline(s);

@@ -84,13 +84,13 @@ int MessageReceiver::messageEnded(Session *s, lws *wsi) {
         if (!s->rxBinary && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
         const CompiledRoute *eventRoute = nullptr;
         if (wpsReceive(t_, s, &eventRoute) == WpsReceive::Dispatch) dispatchMessage(s, eventRoute);
-        if (s->clientFrames.failed()) t_.closer->failUnmaskedFrame(s);  // this may have been the last before it
+        if (s->clientFrames.failed()) t_.closer->failBadClientFrame(s);  // this may have been the last before it
         return 0;
     }
     const CompiledRoute *route = table && !proxied ? table->route(s->rx, s->rxBinary, scratchKey_, &scannedAsUtf8) : nullptr;
     if (!s->rxBinary && !scannedAsUtf8 && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
     dispatchMessage(s, route);
-    if (s->clientFrames.failed()) t_.closer->failUnmaskedFrame(s);  // this may have been the last before it
+    if (s->clientFrames.failed()) t_.closer->failBadClientFrame(s);  // this may have been the last before it
     return 0;
 }
 
@@ -214,7 +214,7 @@ void MessageReceiver::pauseReading(Session *s, const Limits &limits) {
 
 void MessageReceiver::resumeReading(Session *s) {
     // An unmasked frame was found: the messages before it are answered, then it closes (session_closer.h).
-    if (s->clientFrames.failed()) t_.closer->failUnmaskedFrame(s);
+    if (s->clientFrames.failed()) t_.closer->failBadClientFrame(s);
     if (!s->rxFlowOff || s->live->readPaused.load(std::memory_order_acquire) || !s->wsi) return;
     s->rxFlowOff = false;
     if (!s->closeRequested) lws_rx_flow_control(s->wsi, 1);

@@ -26,39 +26,40 @@ std::pair<int, std::string> closeCodeOf(Session *s) {
         return {code, s->closing->peerCode ? s->closing->peerReason : "Client-side close frame status not set"};
     }
     if (s->closeRequested) return {s->closingInfo().code, s->closingInfo().reason};
-    // Failed for an unmasked frame, but gone before our close was asked for (the client hung up meanwhile).
-    if (s->clientFrames.failed()) return {SessionCloser::kUnmaskedFrameCode, SessionCloser::kUnmaskedFrameReason};
+    // Failed for a bad client frame, but gone before our close was asked for (the client hung up meanwhile).
+    if (s->clientFrames.failed()) return {SessionCloser::kBadClientFrameCode, s->clientFrames.faultReason()};
     return {1006, "Connection closed abnormally"};
 }
 
 }  // namespace
 
 SessionCloser::SessionCloser(NetworkThreadState &thread) : t_(thread) {
-    ev_timer_init(&unmaskedTimer_, onUnmaskedFrames, 0., 0.);
-    unmaskedTimer_.data = this;
+    ev_timer_init(&badFrameTimer_, onBadClientFrames, 0., 0.);
+    badFrameTimer_.data = this;
 }
 
-void onUnmaskedClientFrame(Session *s) { s->thread->closer->unmaskedFrameFound(s); }
+void onBadClientFrame(Session *s) { s->thread->closer->badClientFrameFound(s); }
 
-void SessionCloser::unmaskedFrameFound(Session *s) {
-    unmaskedFound_.push_back(s->id);
-    if (!ev_is_active(&unmaskedTimer_)) ev_timer_start(t_.loop, &unmaskedTimer_);
+void SessionCloser::badClientFrameFound(Session *s) {
+    badFrameFound_.push_back(s->id);
+    if (!ev_is_active(&badFrameTimer_)) ev_timer_start(t_.loop, &badFrameTimer_);
 }
 
-void SessionCloser::onUnmaskedFrames(struct ev_loop *, ev_timer *w, int) {
+void SessionCloser::onBadClientFrames(struct ev_loop *, ev_timer *w, int) {
     auto *closer = static_cast<SessionCloser *>(w->data);
     std::vector<std::string> found;
-    found.swap(closer->unmaskedFound_);
+    found.swap(closer->badFrameFound_);
     for (const std::string &id : found) {
         Session *s = closer->t_.find(id);
         if (!s || s->state != Session::State::Open) continue;  // not open yet: established() notes it again
-        log::info("client frame not masked: failing the connection with 1002",
-                  {log::Field("connectionId", id), log::Field("sourceIp", s->peer)});
-        closer->failUnmaskedFrame(s);
+        log::info("client frame fails the connection: closing with 1002",
+                  {log::Field("connectionId", id), log::Field("sourceIp", s->peer),
+                   log::Field("reason", s->clientFrames.faultReason())});
+        closer->failBadClientFrame(s);
     }
 }
 
-void SessionCloser::failUnmaskedFrame(Session *s) {
+void SessionCloser::failBadClientFrame(Session *s) {
     if (s->state != Session::State::Open || s->closeRequested || !s->live) return;
     if (!s->clientFrames.allDelivered()) return;  // messageEnded() calls again as they come
     LiveConnection &live = *s->live;
@@ -68,7 +69,7 @@ void SessionCloser::failUnmaskedFrame(Session *s) {
     if (live.pendingMessages.load(std::memory_order_acquire) != 0) return;
     if (!live.readPaused.exchange(false, std::memory_order_acq_rel)) return;  // a worker's Resume is on its way
     // Through the command queue, so that the close comes after every answer a worker posted before.
-    t_.commands->post(Command{Command::Kind::Close, InlineId(s->id), kUnmaskedFrameReason, false, kUnmaskedFrameCode});
+    t_.commands->post(Command{Command::Kind::Close, InlineId(s->id), s->clientFrames.faultReason(), false, kBadClientFrameCode});
 }
 
 void SessionCloser::requestClose(Session *s, int code, std::string reason) {

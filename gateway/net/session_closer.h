@@ -1,8 +1,8 @@
 // Owns: the end of an accepted connection. Asking for a close (after the queued frames, or at once from the
 // receive side), the client's close frame (echoed when valid, failed with 1002/1007 when not), and finishing
 // a connection that is gone: forgetting it everywhere, telling a proxy backend, and running its
-// $disconnect with the close code that wins (the peer's, then ours, then 1002 for an unmasked client
-// frame, else 1006). And failing a connection whose client sent an unmasked frame (client_frame_guard.h)
+// $disconnect with the close code that wins (the peer's, then ours, then 1002 for a client frame that
+// fails the connection, else 1006). And failing a connection whose client sent such a frame (client_frame_guard.h)
 // with 1002, once the messages before that frame are answered.
 #pragma once
 
@@ -22,8 +22,7 @@ class SessionCloser {
 public:
     explicit SessionCloser(NetworkThreadState &thread);
 
-    static constexpr int kUnmaskedFrameCode = 1002;
-    static constexpr const char *kUnmaskedFrameReason = "Protocol error: client frame not masked (RFC 6455 5.1)";
+    static constexpr int kBadClientFrameCode = 1002;
 
     // Closes after the frames already queued have been written, or drops the connection when they have not
     // been within SessionTimers::kCloseDeadlineSeconds.
@@ -35,23 +34,23 @@ public:
     // The connection is gone: forget it everywhere and run its $disconnect (it was accepted).
     void finish(Session *s);
 
-    // Its client sent an unmasked frame; called inside libwebsockets' read (or before adoption), so this
+    // Its client sent a frame that fails the connection (unmasked, reserved opcode ...); called inside libwebsockets' read (or before adoption), so this
     // only notes it: the loop's next iteration, once the frames read before it have been dispatched, goes on
     // (if the connection is open by then; else established() calls this again).
-    void unmaskedFrameFound(Session *s);
+    void badClientFrameFound(Session *s);
     // Outside libwebsockets' read: closes with 1002 once the messages before the frame are delivered and
     // answered (their answers are queued first), or now when none is pending. Called again as each of them
     // is delivered (MessageReceiver::messageEnded) and by each Resume a worker posts on answering one
     // (MessageReceiver::resumeReading).
-    void failUnmaskedFrame(Session *s);
+    void failBadClientFrame(Session *s);
 
 private:
     void runDisconnect(Session *s, int code, const std::string &reason);
-    static void onUnmaskedFrames(struct ev_loop *loop, ev_timer *w, int);
+    static void onBadClientFrames(struct ev_loop *loop, ev_timer *w, int);
 
     NetworkThreadState &t_;
-    ev_timer unmaskedTimer_{};                // 0 s: the loop's next iteration
-    std::vector<std::string> unmaskedFound_;  // connection IDs, until it fires
+    ev_timer badFrameTimer_{};                // 0 s: the loop's next iteration
+    std::vector<std::string> badFrameFound_;  // connection IDs, until it fires
 };
 
 }  // namespace wsgw

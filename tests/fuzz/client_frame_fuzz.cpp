@@ -1,7 +1,8 @@
 // Fuzz target for the client frame scanner (core/client_frame_scanner), which reads every byte a client sends
 // after its upgrade: fed the input whole, a byte at a time and in uneven pieces (chosen by the first byte),
-// it must find the same first unmasked frame as a plain whole-buffer walk written here, at the right offset
-// of the right piece, count the same completed messages before it, and never read past a piece.
+// it must find the same first faulty frame (and the same fault) as a plain whole-buffer walk written here
+// from RFC 6455's rules, at the right offset of the right piece, count the same completed messages before it,
+// and never read past a piece.
 #include "client_frame_scanner.h"
 
 #include <algorithm>
@@ -20,22 +21,43 @@ void require(bool ok) {
 constexpr size_t kNone = SIZE_MAX;
 
 struct Walk {
-    size_t unmaskedAt = kNone;  // offset of the first unmasked frame's header
+    size_t faultAt = kNone;  // offset of the first faulty frame's header
+    ClientFrameFault fault = ClientFrameFault::None;
     uint32_t messagesEnded = 0;  // data frames with FIN, wholly present, before it
     bool atBoundary = true;      // the input ends between frames
 };
+
+// RFC 6455's rules for one frame header, as a table of what each opcode may be.
+ClientFrameFault ruleFault(uint8_t b0, uint8_t b1, bool fragmentOpen) {
+    if (!(b1 & 0x80)) return ClientFrameFault::Unmasked;
+    unsigned opcode = b0 & 0x0f;
+    static const bool known[16] = {true, true, true, false, false, false, false, false,
+                                   true, true, true, false, false, false, false, false};
+    if (!known[opcode]) return ClientFrameFault::ReservedOpcode;
+    bool isControl = opcode & 0x8;
+    bool rsv1 = b0 & 0x40, rsv2 = b0 & 0x20, rsv3 = b0 & 0x10, fin = b0 & 0x80;
+    if (rsv2 || rsv3 || (rsv1 && (isControl || opcode == 0))) return ClientFrameFault::ReservedBits;
+    if (isControl && !fin) return ClientFrameFault::FragmentedControl;
+    if (isControl && (b1 & 0x7f) >= 126) return ClientFrameFault::LongControl;
+    if (opcode == 0 && !fragmentOpen) return ClientFrameFault::ContinuationWithoutMessage;
+    if ((opcode == 1 || opcode == 2) && fragmentOpen) return ClientFrameFault::MessageInsideMessage;
+    return ClientFrameFault::None;
+}
 
 // The frames one after another, from the whole buffer: the reference the scanner must agree with.
 Walk walk(const uint8_t *d, size_t n) {
     Walk w;
     size_t pos = 0;
+    bool fragmentOpen = false;
     while (pos < n) {
         w.atBoundary = false;
         if (n - pos < 2) return w;
-        if (!(d[pos + 1] & 0x80)) {
-            w.unmaskedAt = pos;
+        w.fault = ruleFault(d[pos], d[pos + 1], fragmentOpen);
+        if (w.fault != ClientFrameFault::None) {
+            w.faultAt = pos;
             return w;
         }
+        if (!(d[pos] & 0x8)) fragmentOpen = !(d[pos] & 0x80);
         uint64_t length = d[pos + 1] & 0x7f;
         size_t extended = length == 126 ? 2 : length == 127 ? 8 : 0;
         size_t header = 2 + extended + 4;
@@ -64,17 +86,18 @@ void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Wa
         std::vector<uint8_t> piece(d + base, d + base + len);
         size_t at = scanner.scan(piece.data(), piece.size());
         if (at != ClientFrameScanner::kAllMasked) {
-            require(!found && ref.unmaskedAt != kNone);
+            require(!found && ref.faultAt != kNone);
             // It fails in the piece holding the header's second byte; the offset is the header's first byte
             // when that is in this piece, else 0.
-            require(ref.unmaskedAt + 1 >= base && ref.unmaskedAt + 1 < base + len);
-            require(at == (ref.unmaskedAt >= base ? ref.unmaskedAt - base : 0));
-            require(scanner.failed());
+            require(ref.faultAt + 1 >= base && ref.faultAt + 1 < base + len);
+            require(at == (ref.faultAt >= base ? ref.faultAt - base : 0));
+            require(scanner.failed() && scanner.fault() == ref.fault);
+            require(clientFrameFaultReason(scanner.fault())[0] != '\0');
             found = true;
         }
         base += len;
     }
-    require(found == (ref.unmaskedAt != kNone));
+    require(found == (ref.faultAt != kNone));
     require(scanner.failed() == found);
     require(scanner.messagesEnded() == ref.messagesEnded);
     if (!found) require(scanner.atFrameBoundary() == ref.atBoundary);

@@ -1,5 +1,6 @@
 // ClientFrameScanner: masked frames of every length encoding pass whatever the reads' boundaries, and the
-// first unmasked frame (RFC 6455 5.1) is reported at the offset of its header, also across reads.
+// first unmasked frame (RFC 6455 5.1), or other frame that fails the connection (5.2, 5.4, 5.5), is reported
+// at the offset of its header, also across reads.
 #include "client_frame_scanner.h"
 
 #include <doctest/doctest.h>
@@ -137,4 +138,59 @@ TEST_CASE("messages that ended before the unmasked frame are counted: FIN data f
     ClientFrameScanner partial;  // the binary message's payload not all there yet: not ended
     partial.scan(before.data(), before.size() - 10);
     CHECK(partial.messagesEnded() == 1);
+}
+
+TEST_CASE("frames RFC 6455 says fail the connection are found at their header, with their fault and reason") {
+    struct Case {
+        const char *what;
+        Bytes before, bad;
+        ClientFrameFault fault;
+    };
+    Bytes rsv2 = frame(0x1, 3), rsv1Ping = frame(0x9, 1), rsv1Continuation = frame(0x0, 1);
+    rsv2[0] |= 0x20;
+    rsv1Ping[0] |= 0x40;
+    rsv1Continuation[0] |= 0x40;
+    const Case cases[] = {
+        {"reserved data opcode 0x3", {}, frame(0x3, 2), ClientFrameFault::ReservedOpcode},
+        {"reserved control opcode 0xB", frame(0x1, 5), frame(0xB, 0), ClientFrameFault::ReservedOpcode},
+        {"RSV2 on a text frame", {}, rsv2, ClientFrameFault::ReservedBits},
+        {"RSV1 on a ping", {}, rsv1Ping, ClientFrameFault::ReservedBits},
+        {"RSV1 on a continuation", frame(0x1, 2, true, false), rsv1Continuation, ClientFrameFault::ReservedBits},
+        {"a ping without FIN", {}, frame(0x9, 1, true, false), ClientFrameFault::FragmentedControl},
+        {"a close of 126 bytes", {}, frame(0x8, 126), ClientFrameFault::LongControl},
+        {"a continuation with nothing open", frame(0x2, 4), frame(0x0, 4), ClientFrameFault::ContinuationWithoutMessage},
+        {"a text frame inside a fragmented message", frame(0x1, 4, true, false), frame(0x1, 4),
+         ClientFrameFault::MessageInsideMessage},
+        {"an unmasked frame", {}, frame(0x1, 4, false), ClientFrameFault::Unmasked},
+    };
+    for (const Case &c : cases) {
+        CAPTURE(c.what);
+        Bytes stream = concat({c.before, c.bad, frame(0x1, 2)});
+        for (size_t cut = 0; cut <= stream.size(); ++cut) {
+            CAPTURE(cut);
+            // Cut between the faulty header's two bytes: it began in the first read, which was handed on.
+            CHECK(scanSplit(stream, cut) == (cut == c.before.size() + 1 ? cut : c.before.size()));
+        }
+        ClientFrameScanner scanner;
+        CHECK(scanner.scan(stream.data(), stream.size()) == c.before.size());
+        CHECK(scanner.fault() == c.fault);
+        std::string reason = clientFrameFaultReason(scanner.fault());
+        CHECK(reason.rfind("Protocol error: ", 0) == 0);
+        CHECK(reason.size() <= 123);  // what a close frame's reason may hold
+    }
+}
+
+TEST_CASE("well-formed fragmentation passes: control frames between fragments, RSV1 on a message's first frame") {
+    Bytes first = frame(0x1, 3, true, false);
+    first[0] |= 0x40;  // permessage-deflate's bit (libwebsockets checks it against the negotiation)
+    Bytes stream = concat({first, frame(0x9, 125), frame(0xA, 0), frame(0x0, 2, true, false), frame(0x8, 2, true),
+                           frame(0x0, 1), frame(0x2, 0), frame(0x1, 0, true, false), frame(0x0, 0)});
+    for (size_t cut = 0; cut <= stream.size(); ++cut) {
+        CAPTURE(cut);
+        CHECK(scanSplit(stream, cut) == ClientFrameScanner::kAllMasked);
+    }
+    ClientFrameScanner scanner;
+    CHECK(scanner.scan(stream.data(), stream.size()) == ClientFrameScanner::kAllMasked);
+    CHECK(scanner.fault() == ClientFrameFault::None);
+    CHECK(scanner.messagesEnded() == 3);
 }
