@@ -103,10 +103,12 @@ test('wsgw-load against the gateway: latency, idle and @connections POST modes c
                                         '--connections', '4']);
   assert.ok(post.posts > 0, JSON.stringify(post));
   assert.equal(post.non200, 0);
-  // `delivered` counts the window only, so it may trail `posts` by what was in flight when the window
-  // closed; the drain after it counts an error for any accepted POST that never arrived.
+  // `posts` and `delivered` both count the measured window only, and one POST's 200 and its message cross
+  // that window's edges apart: with 4 connections (one POST in flight on each), either may lead the other
+  // by up to 4 (22,928 delivered for 22,927 answered happened). The drain after the window counts an error
+  // for any accepted POST that never arrived, so nothing can be lost unseen.
   assert.equal(post.errors, 0, JSON.stringify(post));
-  assert.ok(post.delivered > 0 && post.delivered <= post.posts, JSON.stringify(post));
+  assert.ok(post.delivered > 0 && Math.abs(post.delivered - post.posts) <= 4, JSON.stringify(post));
 });
 
 test('wsgw-load --source-addresses connects from 127.0.0.1 ... 127.0.0.N in turn', async (t) => {
