@@ -10,6 +10,7 @@ import net from 'node:net';
 import {
   Gateway, Client, prepareDir, probeRoutes, whoami, sqliteRows, waitFor, readEvents, ctx, runExpectingExit, withTimeout,
 } from './harness.mjs';
+import { holdWriteLock } from './sqlite-write-lock.mjs';
 
 const gateways = [];
 const lockHolders = [];
@@ -18,30 +19,6 @@ after(async () => {
   for (const h of lockHolders) await h.release();
   for (const gw of gateways) await gw.stop({ signal: 'SIGKILL', timeoutMs: 5000 }).catch(() => {});
 });
-
-// A `sqlite3` process holding the database's write lock (BEGIN EXCLUSIVE) until release().
-async function holdWriteLock(db) {
-  const proc = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stdout.setEncoding('utf8').on('data', (c) => { out += c; });
-  proc.stderr.setEncoding('utf8').on('data', (c) => { err += c; });
-  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
-  proc.stdin.write(".timeout 5000\nBEGIN EXCLUSIVE;\nSELECT 'locked-' || 'now';\n");
-  await waitFor(() => out.includes('locked-now') || err, { timeoutMs: 8000, what: 'sqlite3 to hold the write lock' });
-  assert.equal(err, '', `sqlite3 could not take the lock: ${err}`);
-  let released = false;
-  const holder = {
-    async release() {
-      if (released) return;
-      released = true;
-      proc.stdin.end('COMMIT;\n');
-      await withTimeout(exited, 5000, 'sqlite3 to exit after COMMIT');
-    },
-  };
-  lockHolders.push(holder);
-  return holder;
-}
 
 async function readyz(gw) {
   const res = await fetch(`${gw.managementUrl}/readyz`);
@@ -73,7 +50,7 @@ test('a write lock held by another process: closes are retried on their own, cou
   await waitFor(async () => (await rowIds(gw.dbPath, 'lock-node')).length === 5, { what: 'the 5 rows' });
   assert.equal((await readyz(gw)).status, 200);
 
-  const lock = await holdWriteLock(gw.dbPath);
+  const lock = await holdWriteLock(gw.dbPath, lockHolders);
   await Promise.all(clients.map((c) => c.close(1000)));
   await waitFor(() => ids.every((id) => disconnectsOf(gw.eventsPath).some((e) => ctx(e).connectionId === id)),
     { what: 'the $disconnect of the 5 connections' });
@@ -120,7 +97,7 @@ test('kill -9 with 20 connections; a restart on a busy port touches nothing; a r
   assert.equal(disconnectsOf(first.eventsPath).length, 0, 'a start that cannot serve runs no $disconnect');
 
   // The restart finds the table locked: the claim fails, deletes nothing, and is retried until the lock goes.
-  const lock = await holdWriteLock(first.dbPath);
+  const lock = await holdWriteLock(first.dbPath, lockHolders);
   const second = new Gateway(prepareDir({ dir: first.dir, routes: probeRoutes(), plugins: ['probe'] }),
     { nodeId: 'crash-node', workers: 4, logLevel: 'info' });
   second.spawn([]);

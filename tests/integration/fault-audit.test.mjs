@@ -9,10 +9,10 @@
 //   row, headers and all, in memory (62,000 upgrades in 30 s: 800 MB).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import fs from 'node:fs';
 import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, sqliteRows, waitFor, withTimeout } from './harness.mjs';
+import { holdWriteLock } from './sqlite-write-lock.mjs';
 
 const started = [];
 const lockHolders = [];
@@ -20,31 +20,6 @@ after(async () => {
   for (const h of lockHolders) await h.release();
   for (const gw of started) if (gw.alive()) await gw.stop({ signal: 'SIGKILL' });
 });
-
-// A `sqlite3` process holding the database's write lock (BEGIN EXCLUSIVE) until release(): to the gateway a
-// table it cannot commit to, as a full disk is.
-async function holdWriteLock(db) {
-  const proc = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stdout.setEncoding('utf8').on('data', (c) => { out += c; });
-  proc.stderr.setEncoding('utf8').on('data', (c) => { err += c; });
-  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
-  proc.stdin.write(".timeout 5000\nBEGIN EXCLUSIVE;\nSELECT 'locked-' || 'now';\n");
-  await waitFor(() => out.includes('locked-now') || err, { timeoutMs: 8000, what: 'sqlite3 to hold the write lock' });
-  assert.equal(err, '', `sqlite3 could not take the lock: ${err}`);
-  let released = false;
-  const holder = {
-    async release() {
-      if (released) return;
-      released = true;
-      proc.stdin.end('COMMIT;\n');
-      await withTimeout(exited, 5000, 'sqlite3 to exit after COMMIT');
-    },
-  };
-  lockHolders.push(holder);
-  return holder;
-}
 
 async function start(options) {
   const gw = await Gateway.start(options);
@@ -142,7 +117,7 @@ test('a table that cannot be written: each upgrade gets 503 within handshakeTime
     routes: (dir) => ({ ...probeRoutes()(dir), limits: { handshakeTimeoutSeconds: 2 } }),
     plugins: ['probe'],
   });
-  const lock = await holdWriteLock(gw.dbPath);
+  const lock = await holdWriteLock(gw.dbPath, lockHolders);
   // Without a deadline on the row's commit these waited (socket and session held) until the lock went.
   const answers = await Promise.all(Array.from({ length: 10 }, async () => {
     const raw = await RawWebSocket.open(gw.port, { timeoutMs: 8000 });
@@ -188,7 +163,7 @@ test('while the table cannot be written, upgrades are refused at once and queue 
     routes: (dir) => ({ ...probeRoutes()(dir), limits: { handshakeTimeoutSeconds: 30 } }),
     plugins: ['probe'],
   });
-  const lock = await holdWriteLock(gw.dbPath);
+  const lock = await holdWriteLock(gw.dbPath, lockHolders);
   // The first upgrade meets the lock (its commit fails and is retried): the store is known to be failing.
   const first = upgradeStatus(gw.port, 10, 60000);  // it waits for its row until the lock goes
   await waitFor(async () => {
