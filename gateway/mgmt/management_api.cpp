@@ -344,7 +344,21 @@ struct ManagementApi::Impl {
 
     static void onIdle(struct ev_loop *, ev_timer *w, int) {
         auto *c = static_cast<HttpConnection *>(w->data);
-        c->owner->closeConnection(c);
+        c->owner->timedOut(c);
+    }
+
+    // A request begun and not finished within kIdleSeconds (a head or a chunked body that never ends) is
+    // told why before the connection goes, as nginx and AWS answer 408; an idle connection just closes.
+    void timedOut(HttpConnection *c) {
+        if (c->lingering || c->waiting || c->closeAfterWrite || c->in.empty() || !c->out.empty()) {
+            closeConnection(c);
+            return;
+        }
+        refuse(c, awsError(408, "RequestTimeoutException",
+                           "Request timeout: the request was not complete within 15 s; send the whole head and body "
+                           "without pausing, and end a chunked body with its zero-length chunk"),
+               "request not complete within 15 s");
+        flush(c);
     }
 
     static void onReadable(struct ev_loop *, ev_io *w, int) {

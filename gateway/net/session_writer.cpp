@@ -31,7 +31,9 @@ void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
         return;
     }
     s->lastActivity = ev_now(t_.loop);
-    t_.host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(len), std::memory_order_relaxed);
+    // The gauge sums what the connections' queues are charged (SPEC section 10), frame overhead included,
+    // so an operator sees the same numbers maxSendQueueBytes is checked against.
+    t_.host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(queuedFrameCost(len)), std::memory_order_relaxed);
     s->out.push(OutFrame{std::move(payload), binary});
     if (s->state == Session::State::Open && s->out.frames() == 1) lws_callback_on_writable(s->wsi);
 }
@@ -39,10 +41,10 @@ void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
 void SessionWriter::dropQueued(Session *s) {
     releaseHeldByLws(s);
     size_t frames = s->out.frames();
-    size_t dropped = s->out.clear();
+    size_t charged = s->out.clear() + frames * kQueuedFrameOverheadBytes;
     if (!frames) return;
-    t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(dropped), std::memory_order_relaxed);
-    if (s->live) s->live->releaseSend(dropped + frames * kQueuedFrameOverheadBytes);
+    t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(charged), std::memory_order_relaxed);
+    if (s->live) s->live->releaseSend(charged);
 }
 
 void SessionWriter::closeSlowConsumer(Session *s) {
@@ -94,8 +96,9 @@ int SessionWriter::writeable(Session *s, lws *wsi) {
         if (handed < 0) return -1;
         size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { t_.recycle(std::move(buffer)); });
         t_.host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
-        t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(sent), std::memory_order_relaxed);
-        s->live->releaseSend(sent + frames * kQueuedFrameOverheadBytes);  // each frame was reserved with its overhead
+        size_t charged = sent + frames * kQueuedFrameOverheadBytes;  // each frame was reserved with its overhead
+        t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(charged), std::memory_order_relaxed);
+        s->live->releaseSend(charged);
         if (handed > 0) {
             holdForLibwebsockets(s, static_cast<size_t>(handed));
             if (s->out.empty()) lws_callback_on_writable(wsi);  // to learn when libwebsockets has sent it

@@ -10,8 +10,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, sqliteRows, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 import { holdWriteLock } from './sqlite-write-lock.mjs';
 
 const started = [];
@@ -57,44 +58,50 @@ function echoRoutes(dir) {
   const table = probeRoutes()(dir);
   table.handlers.echo = {};
   table.routes.$default = { handler: 'echo', routeResponse: true };
-  table.limits = { maxSendQueueBytes: 1048576 };
+  table.limits = { maxSendQueueBytes: 65536 };
   return table;
 }
 
-// A client that never reads sends `payloadBytes`-byte text messages, each echoed, in batches of 1,000 frames,
-// until the gateway closes it, its RSS has grown by 256 MB (no bound, in the release build), or `seconds`
-// pass (a sanitizer build echoes slowly: the kernel's buffers take its echoes for a while). Resolves with the
-// $disconnect event (or undefined) and how much the gateway's RSS grew.
+// A client that never reads (tests/integration/slow-reader.py: a 4 KiB receive buffer and a small MSS, so
+// the kernel takes few echoes) sends `payloadBytes`-byte text messages, each echoed, until the gateway
+// closes it, the gateway's RSS has grown by 256 MB (no bound, in the release build), or `seconds` pass.
+// Resolves with the $disconnect event (or undefined), how much the gateway's RSS grew, and the client's
+// account of itself.
 async function floodWithoutReading(gw, payloadBytes, seconds) {
-  const raw = await RawWebSocket.open(gw.port);
-  assert.equal(raw.response.status, 101);
-  raw.sock.pause();  // nothing is taken from the kernel: the echoes pile up on the gateway's side
-  const id = await waitFor(() => gw.events().filter((e) => ctx(e).eventType === 'CONNECT').map((e) => ctx(e).connectionId).at(-1),
-    { what: 'the flooding client\'s $connect' });
-  const rss0 = rssKb(gw.proc.pid);
-  const measuresRss = !sanitized(gw.proc.pid);
-  const batch = Buffer.concat(Array.from({ length: 1000 }, () => maskedFrame(1, Buffer.alloc(payloadBytes, 'e'))));
-  const deadline = Date.now() + seconds * 1000;
-  for (let batches = 1; !raw.closedSocket && !raw.error && Date.now() < deadline; batches++) {
-    if (batches % 50 === 0) {
-      if (eventsOf(gw.eventsPath, id, 'DISCONNECT').length) break;
+  const script = new URL('./slow-reader.py', import.meta.url).pathname;
+  const reader = spawn('python3', [script, String(gw.port), String(payloadBytes), String(seconds)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  reader.stdout.setEncoding('utf8').on('data', (c) => { out += c; });
+  reader.stderr.setEncoding('utf8').on('data', (c) => { out += c; });
+  const exited = new Promise((resolve) => reader.on('exit', resolve));
+  try {
+    await waitFor(() => out.includes('\n'), { timeoutMs: 10000, what: 'the slow reader\'s upgrade' });
+    assert.match(out, /^HTTP\/1\.1 101 /, out);
+    const id = await waitFor(() => gw.events().filter((e) => ctx(e).eventType === 'CONNECT').map((e) => ctx(e).connectionId).at(-1),
+      { what: 'the flooding client\'s $connect' });
+    const rss0 = rssKb(gw.proc.pid);
+    const measuresRss = !sanitized(gw.proc.pid);
+    const deadline = Date.now() + seconds * 1000;
+    let disconnect;
+    while (!disconnect && Date.now() < deadline) {
+      disconnect = eventsOf(gw.eventsPath, id, 'DISCONNECT')[0];
       if (measuresRss && rssKb(gw.proc.pid) - rss0 > 256 * 1024) break;
+      await new Promise((r) => setTimeout(r, 50));
     }
-    if (!raw.sock.write(batch)) await new Promise((r) => setTimeout(r, 20));  // the socket's buffer is full: wait a moment
+    const grownKb = rssKb(gw.proc.pid) - rss0;
+    return { disconnect, grownKb, reader: out.trim() };
+  } finally {
+    reader.kill('SIGKILL');
+    await exited;
   }
-  const disconnect = await waitFor(() => eventsOf(gw.eventsPath, id, 'DISCONNECT')[0], { timeoutMs: 15000, what: '$disconnect of the flooding client' })
-    .catch(() => undefined);
-  const grownKb = rssKb(gw.proc.pid) - rss0;
-  raw.destroy();
-  return { disconnect, grownKb };
 }
 
 test('empty messages echoed to a client that never reads: closed with 1008 as a slow consumer, memory bounded', async () => {
   const gw = await start({ routes: echoRoutes, plugins: ['probe', 'echo'] });
-  // Empty frames for up to 90 s. Without counting each frame's own cost, every echo was queued (0 bytes
+  // Empty frames for up to 60 s. Without counting each frame's own cost, every echo was queued (0 bytes
   // against maxSendQueueBytes) and the gateway grew by about 50 bytes per frame (25 MB/s), never closing it.
-  const { disconnect, grownKb } = await floodWithoutReading(gw, 0, 90);
-  assert.ok(disconnect, `the client was not closed (RSS grew by ${grownKb} kB)`);
+  const { disconnect, grownKb, reader } = await floodWithoutReading(gw, 0, 60);
+  assert.ok(disconnect, `the client was not closed (RSS grew by ${grownKb} kB; the client: ${reader})`);
   assert.equal(ctx(disconnect).disconnectStatusCode, 1008);
   assert.equal(ctx(disconnect).disconnectReason, 'Slow consumer: send queue over maxSendQueueBytes');
   // With the bound the growth is flat at about 25 MB (the burst's allocations on six threads; 22 MB after
