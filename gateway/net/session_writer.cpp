@@ -35,10 +35,43 @@ void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
     // so an operator sees the same numbers maxSendQueueBytes is checked against.
     t_.host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(queuedFrameCost(len)), std::memory_order_relaxed);
     s->out.push(OutFrame{std::move(payload), binary});
-    if (s->state == Session::State::Open && s->out.frames() == 1) lws_callback_on_writable(s->wsi);
+    if (s->state == Session::State::Open && s->out.frames() == 1) scheduleFlush(s);
+}
+
+void SessionWriter::scheduleFlush(Session *s) {
+    if (s->flushScheduled) return;
+    s->flushScheduled = true;
+    flushList_.push_back(s);
+}
+
+void SessionWriter::flushScheduled() {
+    // flushNow() never finishes a session (a failed socket is closed from WRITEABLE), so the list holds.
+    for (size_t i = 0; i < flushList_.size(); ++i) {
+        Session *s = flushList_[i];
+        if (!s) continue;  // finished meanwhile (dropQueued)
+        s->flushScheduled = false;
+        flushNow(s);
+    }
+    flushList_.clear();
+}
+
+void SessionWriter::flushNow(Session *s) {
+    lws *wsi = s->wsi;
+    if (s->state != Session::State::Open || !wsi || s->out.empty()) return;
+    // libwebsockets holds bytes of ours (they go first), or our close frame is due: WRITEABLE does it.
+    if (s->closeRequested || lws_partial_buffered(wsi) || !writeQueued(s, wsi) || !s->out.empty()) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    if (s->backendPaused) t_.proxyRelay->resumeBackendIfDrained(s);
 }
 
 void SessionWriter::dropQueued(Session *s) {
+    if (s->flushScheduled) {  // the session is about to go: off the flush list
+        s->flushScheduled = false;
+        for (Session *&listed : flushList_)
+            if (listed == s) listed = nullptr;
+    }
     releaseHeldByLws(s);
     size_t frames = s->out.frames();
     size_t charged = s->out.clear() + frames * kQueuedFrameOverheadBytes;
@@ -87,23 +120,27 @@ void SessionWriter::releaseHeldByLws(Session *s) {
     s->heldByLws = 0;
 }
 
-int SessionWriter::writeable(Session *s, lws *wsi) {
+bool SessionWriter::writeQueued(Session *s, lws *wsi) {
     if (s->heldByLws && !lws_partial_buffered(wsi)) releaseHeldByLws(s);
-    if (!s->out.empty()) {
-        SendBatch batch;
-        size_t frames = writer_.gather(s->out, batch);
-        long handed = writer_.send(wsi, batch);
-        if (handed < 0) return -1;
-        size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { t_.recycle(std::move(buffer)); });
-        t_.host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
-        size_t charged = sent + frames * kQueuedFrameOverheadBytes;  // each frame was reserved with its overhead
-        t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(charged), std::memory_order_relaxed);
-        s->live->releaseSend(charged);
-        if (handed > 0) {
-            holdForLibwebsockets(s, static_cast<size_t>(handed));
-            if (s->out.empty()) lws_callback_on_writable(wsi);  // to learn when libwebsockets has sent it
-        }
+    if (s->out.empty()) return true;
+    SendBatch batch;
+    size_t frames = writer_.gather(s->out, batch);
+    long handed = writer_.send(wsi, batch);
+    if (handed < 0) return false;
+    size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { t_.recycle(std::move(buffer)); });
+    t_.host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
+    size_t charged = sent + frames * kQueuedFrameOverheadBytes;  // each frame was reserved with its overhead
+    t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(charged), std::memory_order_relaxed);
+    s->live->releaseSend(charged);
+    if (handed > 0) {
+        holdForLibwebsockets(s, static_cast<size_t>(handed));
+        if (s->out.empty()) lws_callback_on_writable(wsi);  // to learn when libwebsockets has sent it
     }
+    return true;
+}
+
+int SessionWriter::writeable(Session *s, lws *wsi) {
+    if (!writeQueued(s, wsi)) return -1;
     if (s->backendPaused) t_.proxyRelay->resumeBackendIfDrained(s);
     if (!s->out.empty()) {
         lws_callback_on_writable(wsi);
