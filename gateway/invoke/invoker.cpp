@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 
 #include <cstring>
+#include <optional>
 #include <pthread.h>
 #include <sched.h>
 
@@ -241,7 +242,9 @@ void Invoker::runLanes(WorkerSlot &slot) {
         }
         for (int n = 0;; ++n) {
             if (stopping_.load(std::memory_order_relaxed)) return;
-            Invocation inv;
+            // Moved straight out of the queue: a default-constructed placeholder would read the clock
+            // (Invocation::receivedAt) once per message for nothing.
+            std::optional<Invocation> next;
             {
                 std::lock_guard lock(lane->mutex);
                 if (lane->queue.empty()) {
@@ -254,9 +257,10 @@ void Invoker::runLanes(WorkerSlot &slot) {
                     readyCv_.notify_one();
                     break;
                 }
-                inv = std::move(lane->queue.front());
+                next.emplace(std::move(lane->queue.front()));
                 lane->queue.pop_front();
             }
+            Invocation &inv = *next;
             {
                 std::lock_guard lock(slot.mutex);
                 slot.invocation = &inv;
