@@ -25,7 +25,7 @@ TEST_SUITE("metrics") {
         RouteMetrics::add(echo->integrationErrors);
         RouteMetrics::add(m.route(Metrics::kPushRoute)->messagesOut);
         m.bytesIn += 91;
-        std::string text = m.render({3, 7, 2, 1});
+        std::string text = m.render({3, 7, 2, 1, {}});
         CHECK(has(text, "wsgw_connections 3"));
         CHECK(has(text, "wsgw_connect_count_total{route=\"$connect\"} 2"));
         CHECK(text.find("wsgw_connect_count_total{route=\"echo\"}") == std::string::npos);
