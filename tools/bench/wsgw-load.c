@@ -4,6 +4,11 @@
 //
 // Modes: echo, latency, connect, idle, post (see tools/bench/README.md). Every run is bounded by
 // --seconds and by a hard stop at seconds + 30. Only 127.0.0.0/8 targets are accepted.
+//
+// wss:// URLs: each WebSocket connection runs an OpenSSL client (non-blocking, driven by the same epoll
+// loop) between the TCP connect and the HTTP upgrade, and from then on every byte goes through
+// SSL_write / SSL_read. The server's certificate is not verified unless --ca FILE is given (a loopback
+// benchmark against a server the caller started; the usage text and README say so).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -12,8 +17,11 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -39,7 +47,8 @@
 enum mode { M_ECHO, M_LATENCY, M_CONNECT, M_IDLE, M_POST };
 static const char *const kModeNames[] = {"echo", "latency", "connect", "idle", "post"};
 
-enum cstate { CS_FREE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING, CS_DONE };
+// CS_TLS: wss only, the TLS handshake between the TCP connect and the HTTP upgrade (CS_HANDSHAKE).
+enum cstate { CS_FREE, CS_CONNECTING, CS_TLS, CS_HANDSHAKE, CS_OPEN, CS_CLOSING, CS_DONE };
 enum ckind { CK_WS, CK_HTTP };
 enum phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_CLOSE, PH_END };
 
@@ -50,6 +59,9 @@ struct buf {
 
 struct conn {
     int fd;
+    SSL *ssl;                // wss: this connection's TLS session (NULL for ws:// and HTTP)
+    int tls_read_wants_write;   // SSL_read asked for writability: retry the read on EPOLLOUT
+    int tls_write_wants_read;   // SSL_write asked for readability: retry the flush on EPOLLIN
     enum ckind kind;
     enum cstate st;
     uint32_t events;  // epoll interest currently registered
@@ -71,7 +83,9 @@ struct conn {
 
 static struct {
     enum mode mode;
-    const char *url, *mgmt_url, *ready_file;
+    const char *url, *mgmt_url, *ready_file, *ca_file;
+    int tls;             // --url is wss://
+    SSL_CTX *ssl_ctx;
     int connections, inflight, body_bytes, targets, source_addresses;
     double seconds;
     long long max_messages;
@@ -235,7 +249,7 @@ static void parse_url(const char *url, const char *scheme, struct sockaddr_in *s
     if (hl == 0 || hl >= sizeof host) die("%s: bad host", url);
     memcpy(host, h, hl);
     host[hl] = 0;
-    long port = 80;
+    long port = strcasecmp(scheme, "wss://") == 0 ? 443 : 80;
     if (colon) {
         char *e = NULL;
         port = strtol(colon + 1, &e, 10);
@@ -269,9 +283,108 @@ static void set_events(struct conn *c, uint32_t ev) {
 
 static void on_closed(struct conn *c, int clean);
 
+// ---- TLS (wss://) ------------------------------------------------------------------------------------
+
+static void tls_init(void) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) die("SSL_CTX_new: %s", ERR_error_string(ERR_get_error(), NULL));
+    // Partial writes: SSL_write returns what it sent, as send() does, so the out buffer logic stays the same;
+    // a moving buffer: the out buffer may be realloc'ed or compacted between a WANT_WRITE and its retry.
+    long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
+    // Idle mode holds thousands of quiet connections: let OpenSSL free each one's record buffers meanwhile.
+    if (cfg.mode == M_IDLE) mode |= SSL_MODE_RELEASE_BUFFERS;
+    SSL_CTX_set_mode(ctx, mode);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    // A server that closes the TCP connection without close_notify is an EOF here, as for ws://.
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+    // Every connection pays a full handshake, as a new client does: no session resumption.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (cfg.ca_file) {
+        if (SSL_CTX_load_verify_locations(ctx, cfg.ca_file, NULL) != 1)
+            die("--ca %s: cannot load it as PEM certificates: %s", cfg.ca_file, ERR_error_string(ERR_get_error(), NULL));
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    cfg.ssl_ctx = ctx;
+}
+
+// The OpenSSL error queue as one line (and emptied: it is per thread, shared by every connection), plus the
+// verification result when the certificate was what failed.
+static const char *tls_error_text(struct conn *c, int ssl_err, int ret) {
+    static char text[512];
+    size_t n = 0;
+    text[0] = 0;
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0 && n + 2 < sizeof text) {
+        char one[256];
+        ERR_error_string_n(e, one, sizeof one);
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s%s", n ? "; " : "", one);
+    }
+    ERR_clear_error();
+    if (c->ssl && SSL_get_verify_result(c->ssl) != X509_V_OK && n + 2 < sizeof text)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%scertificate: %s", n ? "; " : "",
+                              X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+    if (n == 0) {
+        if (ssl_err == SSL_ERROR_SYSCALL && ret == 0) snprintf(text, sizeof text, "the server closed the connection");
+        else if (ssl_err == SSL_ERROR_SYSCALL) snprintf(text, sizeof text, "%s", strerror(errno));
+        else snprintf(text, sizeof text, "SSL error %d", ssl_err);
+    }
+    return text;
+}
+
+static void conn_fail(struct conn *c, const char *what);
+static int conn_flush(struct conn *c);
+
+// Starts TLS on a connected socket: the ClientHello goes out here.
+static void tls_start(struct conn *c) {
+    c->ssl = SSL_new(cfg.ssl_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        conn_fail(c, tls_error_text(c, SSL_ERROR_SSL, -1));
+        return;
+    }
+    SSL_set_connect_state(c->ssl);
+    if (cfg.ca_file) {  // the certificate must name the address connected to (IP SAN) or "localhost"
+        X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &cfg.ws_addr.sin_addr, ip, sizeof ip);
+        if (strncasecmp(cfg.ws_hostport, "localhost:", 10) == 0) X509_VERIFY_PARAM_set1_host(vp, "localhost", 0);
+        else X509_VERIFY_PARAM_set1_ip_asc(vp, ip);
+    }
+    if (strncasecmp(cfg.ws_hostport, "localhost:", 10) == 0) SSL_set_tlsext_host_name(c->ssl, "localhost");
+    c->st = CS_TLS;
+}
+
+// One step of the non-blocking handshake; once it completes, the upgrade request goes out.
+// Returns -1 if the connection was closed.
+static int tls_handshake_step(struct conn *c) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->st = CS_HANDSHAKE;
+        return conn_flush(c);
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ) {
+        set_events(c, EPOLLIN);
+        return 0;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+        set_events(c, EPOLLIN | EPOLLOUT);
+        return 0;
+    }
+    conn_fail(c, tls_error_text(c, err, r));
+    return -1;
+}
+
 static void conn_close(struct conn *c, int clean) {
     if (c->st == CS_DONE || c->st == CS_FREE) return;
     epoll_ctl(g.ep, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl) {  // no close_notify: the WebSocket close handshake already ended the conversation
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    c->tls_read_wants_write = c->tls_write_wants_read = 0;
     close(c->fd);
     c->fd = -1;
     c->st = CS_DONE;
@@ -282,15 +395,46 @@ static void conn_close(struct conn *c, int clean) {
 
 static void conn_fail(struct conn *c, const char *what) {
     if (c->st == CS_DONE || c->st == CS_FREE) return;
-    const char *phase = c->st == CS_CONNECTING ? "connect" : c->st == CS_HANDSHAKE ? "upgrade" : "connection";
+    const char *phase = c->st == CS_CONNECTING ? "connect"
+                        : c->st == CS_TLS      ? "TLS handshake"
+                        : c->st == CS_HANDSHAKE ? "upgrade"
+                                                : "connection";
     int counts = !(c->sent_close && (g.mode == M_CONNECT || g.phase >= PH_CLOSE));
     if (counts) error_note("%s failed: %s", phase, what);
     conn_close(c, 0);
 }
 
+// wss: SSL_write of the out buffer (partial writes on). Returns -1 if the connection was closed.
+static int tls_flush(struct conn *c) {
+    c->tls_write_wants_read = 0;
+    while (buf_avail(&c->out)) {
+        size_t len = buf_avail(&c->out);
+        int n = SSL_write(c->ssl, c->out.p + c->out.off, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (n > 0) {
+            buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        int err = SSL_get_error(c->ssl, n);
+        if (err == SSL_ERROR_WANT_WRITE) {
+            set_events(c, EPOLLIN | EPOLLOUT);
+            return 0;
+        }
+        if (err == SSL_ERROR_WANT_READ) {  // e.g. a key update in progress: retried on EPOLLIN
+            c->tls_write_wants_read = 1;
+            set_events(c, EPOLLIN | (c->tls_read_wants_write ? EPOLLOUT : 0));
+            return 0;
+        }
+        conn_fail(c, tls_error_text(c, err, n));
+        return -1;
+    }
+    set_events(c, EPOLLIN | (c->tls_read_wants_write ? EPOLLOUT : 0));
+    return 0;
+}
+
 // Returns -1 if the connection was closed.
 static int conn_flush(struct conn *c) {
-    if (c->st == CS_CONNECTING) return 0;
+    if (c->st == CS_CONNECTING || c->st == CS_TLS) return 0;
+    if (c->ssl) return tls_flush(c);
     while (buf_avail(&c->out)) {
         ssize_t n = send(c->fd, c->out.p + c->out.off, buf_avail(&c->out), MSG_NOSIGNAL);
         if (n > 0) {
@@ -350,6 +494,8 @@ static int conn_start(struct conn *c, enum ckind kind, const struct sockaddr_in 
     c->msg_len = 0;
     c->sent_close = c->got_close = c->established = 0;
     c->http_busy = 0;
+    c->ssl = NULL;
+    c->tls_read_wants_write = c->tls_write_wants_read = 0;
     c->events = EPOLLIN | EPOLLOUT;
     struct epoll_event e = {.events = c->events, .data.ptr = c};
     if (epoll_ctl(g.ep, EPOLL_CTL_ADD, fd, &e) < 0) die("epoll_ctl add: %s", strerror(errno));
@@ -749,6 +895,63 @@ static void on_closed(struct conn *c, int clean) {
 
 // ---- event handling ------------------------------------------------------------------------------------
 
+// Whatever arrived in c->in: the upgrade response, frames or HTTP responses. Returns -1 if the connection was closed.
+static int process_input(struct conn *c) {
+    int r = 0;
+    if (c->kind == CK_HTTP) r = process_http(c);
+    else if (c->st == CS_HANDSHAKE) {
+        r = process_upgrade(c);
+        if (r == 0 && c->st != CS_HANDSHAKE) r = process_frames(c);
+    } else r = process_frames(c);
+    return (r < 0 || c->st == CS_DONE) ? -1 : 0;
+}
+
+// The end of the server's stream (recv 0 or close_notify): clean once the close handshake started.
+static void on_eof(struct conn *c) {
+    if (c->kind == CK_WS && (c->sent_close || c->got_close)) conn_close(c, 1);
+    else if (c->kind == CK_HTTP && !c->http_busy && g.phase >= PH_CLOSE) conn_close(c, 1);
+    else conn_fail(c, "connection closed by the server");
+}
+
+// wss, after the TLS handshake: SSL_read until it wants more from the socket (a record OpenSSL already holds
+// would get no epoll event of its own), processing each chunk as it comes, then flush what that queued.
+static void tls_event(struct conn *c, uint32_t ev) {
+    if ((ev & EPOLLOUT) || (c->tls_write_wants_read && (ev & EPOLLIN))) {
+        if (conn_flush(c) < 0) return;
+    }
+    if (!(ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !(c->tls_read_wants_write && (ev & EPOLLOUT))) return;
+    c->tls_read_wants_write = 0;
+    for (;;) {
+        buf_reserve(&c->in, 16384);
+        size_t room = c->in.cap - c->in.len;
+        int n = SSL_read(c->ssl, c->in.p + c->in.len, room > INT32_MAX ? INT32_MAX : (int)room);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            if (process_input(c) < 0) return;
+            continue;
+        }
+        int err = SSL_get_error(c->ssl, n);
+        if (err == SSL_ERROR_WANT_READ) break;
+        if (err == SSL_ERROR_WANT_WRITE) {  // renegotiation-like traffic with a full socket buffer
+            c->tls_read_wants_write = 1;
+            break;
+        }
+        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && n == 0 && ERR_peek_error() == 0)) {
+            ERR_clear_error();
+            on_eof(c);
+            return;
+        }
+        if (err == SSL_ERROR_SYSCALL && errno == ECONNRESET && c->kind == CK_WS && c->sent_close) {
+            ERR_clear_error();
+            conn_close(c, 1);
+            return;
+        }
+        conn_fail(c, tls_error_text(c, err, n));
+        return;
+    }
+    conn_flush(c);
+}
+
 static void handle_event(struct conn *c, uint32_t ev) {
     if (c->st == CS_DONE || c->st == CS_FREE) return;
     if (c->st == CS_CONNECTING) {
@@ -760,7 +963,11 @@ static void handle_event(struct conn *c, uint32_t ev) {
             conn_fail(c, strerror(err));
             return;
         }
-        if (c->kind == CK_WS) {
+        if (c->kind == CK_WS && cfg.tls) {
+            tls_start(c);
+            if (c->st == CS_TLS) tls_handshake_step(c);
+            return;
+        } else if (c->kind == CK_WS) {
             c->st = CS_HANDSHAKE;
         } else {
             c->st = CS_OPEN;
@@ -770,6 +977,14 @@ static void handle_event(struct conn *c, uint32_t ev) {
         }
         if (conn_flush(c) < 0) return;
     }
+    if (c->st == CS_TLS) {
+        tls_handshake_step(c);
+        return;
+    }
+    if (c->ssl) {
+        tls_event(c, ev);
+        return;
+    }
     if (ev & EPOLLOUT) {
         if (conn_flush(c) < 0) return;
     }
@@ -777,10 +992,7 @@ static void handle_event(struct conn *c, uint32_t ev) {
         buf_reserve(&c->in, 65536);
         ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
         if (n == 0) {
-            // EOF. Clean when we already exchanged (or started) the close handshake.
-            if (c->kind == CK_WS && (c->sent_close || c->got_close)) conn_close(c, 1);
-            else if (c->kind == CK_HTTP && !c->http_busy && g.phase >= PH_CLOSE) conn_close(c, 1);
-            else conn_fail(c, "connection closed by the server");
+            on_eof(c);
             return;
         }
         if (n < 0) {
@@ -790,13 +1002,7 @@ static void handle_event(struct conn *c, uint32_t ev) {
             return;
         }
         c->in.len += (size_t)n;
-        int r = 0;
-        if (c->kind == CK_HTTP) r = process_http(c);
-        else if (c->st == CS_HANDSHAKE) {
-            r = process_upgrade(c);
-            if (r == 0 && c->st != CS_HANDSHAKE) r = process_frames(c);
-        } else r = process_frames(c);
-        if (r < 0 || c->st == CS_DONE) return;
+        if (process_input(c) < 0) return;
         conn_flush(c);
     }
 }
@@ -819,7 +1025,7 @@ static void sweep(uint64_t t) {
         if (c->st == CS_CLOSING) {
             g.close_timeouts++;
             conn_close(c, 1);
-        } else if (c->st == CS_CONNECTING || c->st == CS_HANDSHAKE) {
+        } else if (c->st == CS_CONNECTING || c->st == CS_TLS || c->st == CS_HANDSHAKE) {
             conn_fail(c, "timed out");
         }
     }
@@ -829,7 +1035,7 @@ static void sweep(uint64_t t) {
 static void open_more_ws(int want, int parallel) {
     int setting_up = 0;
     for (int i = 0; i < want; i++)
-        if (g.conns[i].st == CS_CONNECTING || g.conns[i].st == CS_HANDSHAKE) setting_up++;
+        if (g.conns[i].st == CS_CONNECTING || g.conns[i].st == CS_TLS || g.conns[i].st == CS_HANDSHAKE) setting_up++;
     while (g.ws_started < want && setting_up < parallel) {
         conn_start(&g.conns[g.ws_started++], CK_WS, &cfg.ws_addr);
         setting_up++;
@@ -941,11 +1147,14 @@ static int learn_ids(void) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: wsgw-load --url ws://127.0.0.1:PORT/path --mode echo|latency|connect|idle|post\n"
+            "usage: wsgw-load --url ws[s]://127.0.0.1:PORT/path --mode echo|latency|connect|idle|post\n"
             "                 [--connections N] [--inflight K] [--body-bytes B] [--seconds S] [--max-messages M]\n"
             "                 [--management-url http://127.0.0.1:PORT] [--targets T]   (post mode)\n"
             "                 [--ready-file FILE]   (written when the measured window / idle hold begins)\n"
             "                 [--source-addresses N]   (connect from 127.0.0.1 ... 127.0.0.N in turn; default 1)\n"
+            "                 [--ca FILE]   (wss: verify the server's certificate against these PEM CAs)\n"
+            "wss:// does a TLS handshake per connection; WITHOUT --ca THE SERVER'S CERTIFICATE IS NOT VERIFIED\n"
+            "(this is a loopback benchmark against a server you started).\n"
             "SIGTERM or SIGINT ends the measured window early (the result is still printed).\n");
     exit(2);
 }
@@ -985,6 +1194,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--url")) cfg.url = v;
         else if (!strcmp(a, "--management-url")) cfg.mgmt_url = v;
         else if (!strcmp(a, "--ready-file")) cfg.ready_file = v;
+        else if (!strcmp(a, "--ca")) cfg.ca_file = v;
         else if (!strcmp(a, "--mode")) {
             int found = 0;
             for (int m = 0; m < 5; m++)
@@ -1017,7 +1227,12 @@ int main(int argc, char **argv) {
     if (!conns_set && g.mode != M_LATENCY)
         cfg.connections = g.mode == M_ECHO ? 64 : g.mode == M_CONNECT ? 16 : g.mode == M_IDLE ? 100 : 16;
     if ((g.mode == M_ECHO || g.mode == M_LATENCY) && cfg.body_bytes < 40) die("--body-bytes: echo bodies are at least 40 bytes");
-    parse_url(cfg.url, "ws://", &cfg.ws_addr, cfg.ws_hostport, sizeof cfg.ws_hostport, cfg.ws_path, sizeof cfg.ws_path);
+    cfg.tls = strncasecmp(cfg.url, "wss://", 6) == 0;
+    if (!cfg.tls && strncasecmp(cfg.url, "ws://", 5) != 0) die("--url %s: expected a ws:// or wss:// URL", cfg.url);
+    parse_url(cfg.url, cfg.tls ? "wss://" : "ws://", &cfg.ws_addr, cfg.ws_hostport, sizeof cfg.ws_hostport, cfg.ws_path,
+              sizeof cfg.ws_path);
+    if (cfg.ca_file && !cfg.tls) die("--ca %s: only for a wss:// --url", cfg.ca_file);
+    if (cfg.tls) tls_init();
     if (g.mode == M_POST) {
         if (!cfg.mgmt_url) die("post mode needs --management-url http://127.0.0.1:PORT");
         parse_url(cfg.mgmt_url, "http://", &cfg.http_addr, cfg.http_hostport, sizeof cfg.http_hostport, NULL, 0);
@@ -1232,6 +1447,7 @@ int main(int argc, char **argv) {
     double rate = secs > 0 ? (double)g.completed / secs : 0;
     FILE *o = stdout;
     fprintf(o, "{\"mode\":\"%s\",\"target\":\"%s\"", kModeNames[g.mode], cfg.url);
+    if (cfg.tls) fprintf(o, ",\"tls\":true");
     switch (g.mode) {
     case M_ECHO:
     case M_LATENCY:
