@@ -4,9 +4,9 @@
 // not how fast anything is: speed targets are the suite's business, never a test's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
-import { Gateway, REPO_ROOT, WSGW_BIN, ctx, defaultRoutes, probeRoutes, readEvents, withTimeout } from './harness.mjs';
+import { Gateway, REPO_ROOT, WSGW_BIN, ctx, defaultRoutes, makeTempDir, probeRoutes, readEvents, withTimeout } from './harness.mjs';
 
 const BENCH_DIR = process.env.WSGW_BENCH_DIR ?? path.join(path.dirname(WSGW_BIN), 'tools', 'bench');
 const LOAD = path.join(BENCH_DIR, 'wsgw-load');
@@ -121,10 +121,53 @@ test('wsgw-load --source-addresses connects from 127.0.0.1 ... 127.0.0.N in turn
   assert.deepEqual([...new Set(sources)].sort(), ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4']);
 });
 
+// A self-signed P-256 certificate for 127.0.0.1 (as the suite makes one); returns { cert, key }.
+function makeCertificate(dir, name, cn = '127.0.0.1') {
+  const cert = path.join(dir, `${name}-cert.pem`);
+  const key = path.join(dir, `${name}-key.pem`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-days', '1', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert],
+  { stdio: 'ignore' });
+  return { cert, key };
+}
+
+test('wsgw-load over wss:// against a gateway with a TLS certificate: echo (small and multi-record) and connect', async (t) => {
+  const dir = makeTempDir('wsgw-bench-tls-');
+  const { cert, key } = makeCertificate(dir, 'server');
+  const gw = await Gateway.start({ dir, routes: defaultRoutes(), plugins: ['echo', 'chat'],
+                                   extraArgs: ['--access-log', 'off', '--tls-cert', cert, '--tls-key', key] });
+  t.after(() => gw.stop());
+  const url = `wss://127.0.0.1:${gw.port}/`;
+  for (const [bodyBytes, max] of [['91', '5000'], ['30000', '500']]) {  // 30 KB: each message spans two TLS records
+    const echo = await load(url, 'echo', ['--connections', '4', '--inflight', '4', '--body-bytes', bodyBytes,
+                                          '--max-messages', max]);
+    assert.equal(echo.tls, true, JSON.stringify(echo));
+    assert.ok(echo.messages > 0, `no echo over wss at ${bodyBytes} B: ${JSON.stringify(echo)}`);
+    assert.equal(echo.errors, 0, JSON.stringify(echo));
+    assert.equal(echo.mismatches, 0, 'an echo came back different from what was sent');
+    assert.equal(echo.lost, 0);
+  }
+  const connect = await load(url, 'connect', ['--connections', '4', '--max-messages', '40']);
+  assert.equal(connect.tls, true);
+  assert.ok(connect.connects > 0, JSON.stringify(connect));
+  assert.equal(connect.errors, 0, JSON.stringify(connect));
+  assert.equal(connect.closeTimeouts, 0);
+  // --ca verifies the server: its own certificate passes; another one fails every connection with OpenSSL's reason.
+  const verified = await load(url, 'latency', ['--ca', cert, '--max-messages', '20']);
+  assert.ok(verified.messages > 0 && verified.errors === 0, JSON.stringify(verified));
+  const other = makeCertificate(dir, 'other', 'someone-else');
+  const refused = await run(LOAD, ['--url', url, '--mode', 'echo', '--connections', '2', '--seconds', '1', '--ca', other.cert]);
+  assert.equal(refused.code, 1, refused.stdout);
+  assert.match(refused.stderr, /TLS handshake failed: .*certificate verify failed/);
+  assert.equal(lastJsonLine(refused.stdout).errors, 2);
+});
+
 test('wsgw-load refuses a target outside loopback', async () => {
-  const r = await run(LOAD, ['--url', 'ws://10.1.2.3:80/', '--mode', 'echo', '--seconds', '1']);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /only 127\.0\.0\.0\/8 addresses are allowed/);
+  for (const url of ['ws://10.1.2.3:80/', 'wss://10.1.2.3/']) {
+    const r = await run(LOAD, ['--url', url, '--mode', 'echo', '--seconds', '1']);
+    assert.equal(r.code, 2, url);
+    assert.match(r.stderr, /only 127\.0\.0\.0\/8 addresses are allowed/);
+  }
 });
 
 // conncost and echo10k open 10,000-20,000 connections per server and measure nothing this test checks; bench runs use them.
@@ -132,7 +175,7 @@ test('the suite runs its scenarios against both servers and reports each row', {
   const build = path.dirname(WSGW_BIN);
   const r = await run(path.join(REPO_ROOT, 'tools', 'bench', 'suite'),
     ['--no-build', '--build', build, '--runs', '1', '--seconds', '1', '--idle', '300', '--ref-args=--libev',
-     '--only', 'echo,idle,echo16k,latency,connect,post'], 230000);
+     '--only', 'echo,idle,echo16k,latency,connect,post,echowss,connectwss'], 230000);
   assert.equal(r.code, 0, `suite exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
   assert.doesNotMatch(r.stdout, /^problems:/m);
   const rows = Object.fromEntries(r.stdout.split('\n').filter((l) => l.startsWith('{"scenario"'))
@@ -148,5 +191,15 @@ test('the suite runs its scenarios against both servers and reports each row', {
   const [handlers] = rows.connect.wsgwHandlerRuns;
   assert.ok(handlers.$connect > 0, JSON.stringify(handlers));
   assert.equal(handlers.$disconnect, handlers.$connect);
+  // The wss rows: wsgw over wss:// against wsgw over ws:// of the echo / connect scenarios of the same run.
+  assert.ok(rows.echowss && rows.echowss.reference > 0 && rows.echowss.wsgw > 0, JSON.stringify(rows.echowss));
+  assert.equal(rows.echowss.reference, rows.echo.wsgw);
+  assert.equal(typeof rows.echowss.ok, 'boolean');
+  assert.deepEqual(rows.echowss.errors, { 'wsgw-wss': 0 });
+  assert.ok(rows.connectwss && rows.connectwss.reference === rows.connect.wsgw && rows.connectwss.wsgw > 0,
+            JSON.stringify(rows.connectwss));
+  assert.equal(rows.connectwss.ok, null, 'the wss connect row has no target');
+  const [wssHandlers] = rows.connectwss.wsgwHandlerRuns;
+  assert.ok(wssHandlers.$connect > 0 && wssHandlers.$disconnect === wssHandlers.$connect, JSON.stringify(wssHandlers));
   assert.match(r.stdout, /\| scenario +\| unit +\| reference \(median of 1\)/);
 });
