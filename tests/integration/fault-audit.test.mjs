@@ -98,9 +98,10 @@ async function floodWithoutReading(gw, payloadBytes, seconds) {
 
 test('empty messages echoed to a client that never reads: closed with 1008 as a slow consumer, memory bounded', async () => {
   const gw = await start({ routes: echoRoutes, plugins: ['probe', 'echo'] });
-  // Empty frames for up to 60 s. Without counting each frame's own cost, every echo was queued (0 bytes
-  // against maxSendQueueBytes) and the gateway grew by about 50 bytes per frame (25 MB/s), never closing it.
-  const { disconnect, grownKb, reader } = await floodWithoutReading(gw, 0, 60);
+  // Empty frames for up to 120 s: the close comes after 5-30 s under ASan here, and a slower CI machine needs
+  // room. Without counting each frame's own cost, every echo was queued (0 bytes against maxSendQueueBytes)
+  // and the gateway grew by about 50 bytes per frame (25 MB/s), never closing it.
+  const { disconnect, grownKb, reader } = await floodWithoutReading(gw, 0, 120);
   assert.ok(disconnect, `the client was not closed (RSS grew by ${grownKb} kB; the client: ${reader})`);
   assert.equal(ctx(disconnect).disconnectStatusCode, 1008);
   assert.equal(ctx(disconnect).disconnectReason, 'Slow consumer: send queue over maxSendQueueBytes');
