@@ -238,8 +238,14 @@ HttpReply HttpIntegration::post(std::string_view body, const std::vector<std::pa
     std::string request;
     request.reserve(256 + body.size());
     request += "POST " + url_.path + " HTTP/1.1\r\nHost: " + url_.host;
-    if (url_.port != 80) request += ":" + std::to_string(url_.port);
-    request += "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    // Appended piece by piece: GCC 12 takes `"literal" + std::string&&` for an overlapping memcpy (-Wrestrict).
+    if (url_.port != 80) {
+        request += ':';
+        request += std::to_string(url_.port);
+    }
+    request += "\r\nContent-Type: application/json\r\nContent-Length: ";
+    request += std::to_string(body.size());
+    request += "\r\n";
     for (const auto &[name, value] : headers) request += name + ": " + value + "\r\n";
     request += "\r\n";
     request.append(body);

@@ -281,7 +281,13 @@ void ackError(HostContext &ctx, WpsClientState &state, const std::optional<uint6
 // A group a client may name: the registry's syntax, and not a user's internal group.
 std::string groupProblem(const std::string &group) {
     if (isWpsUserGroup(group)) return "group names starting with '~user' are reserved for user IDs";
-    if (!isValidGroupName(group)) return "'" + group.substr(0, 60) + "' is not a group name: " + groupNameRule();
+    if (!isValidGroupName(group)) {
+        std::string problem = "'";  // appended, not "'" + ...: GCC 12's -Wrestrict false positive (bug 105329)
+        problem.append(group, 0, 60);
+        problem += "' is not a group name: ";
+        problem += groupNameRule();
+        return problem;
+    }
     return "";
 }
 
