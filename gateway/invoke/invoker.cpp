@@ -242,7 +242,7 @@ void Invoker::runLanes(WorkerSlot &slot) {
         }
         for (int n = 0;; ++n) {
             if (stopping_.load(std::memory_order_relaxed)) return;
-            // Moved straight out of the queue: a default-constructed placeholder would read the clock
+            // Moved straight out of the queue: a default-constructed Invocation would read the clock
             // (Invocation::receivedAt) once per message for nothing.
             std::optional<Invocation> next;
             {
