@@ -103,12 +103,14 @@ test('wsgw-load against the gateway: latency, idle and @connections POST modes c
                                         '--connections', '4']);
   assert.ok(post.posts > 0, JSON.stringify(post));
   assert.equal(post.non200, 0);
-  // `posts` and `delivered` both count the measured window only, and one POST's 200 and its message cross
-  // that window's edges apart: with 4 connections (one POST in flight on each), either may lead the other
-  // by up to 4 (22,928 delivered for 22,927 answered happened). The drain after the window counts an error
-  // for any accepted POST that never arrived, so nothing can be lost unseen.
+  // `posts` and `delivered` both count the measured window only, and a POST's 200 and its message cross
+  // that window's edges apart: the 200 leaves at once, the message when the network thread next writes, and
+  // the client may read several answers before the messages (29,070 delivered for 29,082 answered
+  // happened). So the two agree within 0.1 % (and 16): a tool that counted twice or missed would not. The
+  // drain after the window counts an error for any accepted POST that never arrived, so nothing can be lost
+  // unseen.
   assert.equal(post.errors, 0, JSON.stringify(post));
-  assert.ok(post.delivered > 0 && Math.abs(post.delivered - post.posts) <= 4, JSON.stringify(post));
+  assert.ok(post.delivered > 0 && Math.abs(post.delivered - post.posts) <= Math.max(16, post.posts / 1000), JSON.stringify(post));
 });
 
 test('wsgw-load --source-addresses connects from 127.0.0.1 ... 127.0.0.N in turn', async (t) => {

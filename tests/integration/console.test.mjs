@@ -77,7 +77,10 @@ test('the page lists its own connection, pushes to it, and the gateway saw the q
   await page.click(`#connections tr[data-id="${id}"] button.post`);
   await waitForLog('in', 'pushed from the page');
   await page.click(`#connections tr[data-id="${id}"] button.details`);
-  await page.waitForFunction(() => document.getElementById('details').textContent.includes('sourceIp'));
+  // The page shows the answer, or the error it got instead: a failure says which.
+  await page.waitForFunction(() => document.getElementById('details').textContent.includes('sourceIp') ||
+    document.getElementById('connections-error').textContent !== '');
+  assert.equal(await page.textContent('#connections-error'), '', 'the page got an error for its GET');
   assert.equal(JSON.parse(await page.textContent('#details')).identity.sourceIp, '127.0.0.1');
 });
 
