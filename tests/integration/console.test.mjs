@@ -27,7 +27,12 @@ before(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(10000);
+  // What the page met, printed if a test fails: failed requests and the page's own console errors.
+  page.on('requestfailed', (r) => pageTrouble.push(`request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
+  page.on('console', (m) => { if (m.type() === 'error') pageTrouble.push(`console: ${m.text()}`); });
 });
+
+const pageTrouble = [];
 
 after(async () => {
   await browser?.close();
@@ -77,9 +82,14 @@ test('the page lists its own connection, pushes to it, and the gateway saw the q
   await page.click(`#connections tr[data-id="${id}"] button.post`);
   await waitForLog('in', 'pushed from the page');
   await page.click(`#connections tr[data-id="${id}"] button.details`);
-  // The page shows the answer, or the error it got instead: a failure says which.
+  // The page shows the answer, or the error it got instead: a failure says which. Polled on a timer, not
+  // per animation frame (which a loaded machine's headless Chromium may hold back), and with more time: it
+  // timed out twice on CI under load, never here.
   await page.waitForFunction(() => document.getElementById('details').textContent.includes('sourceIp') ||
-    document.getElementById('connections-error').textContent !== '');
+    document.getElementById('connections-error').textContent !== '', undefined, { polling: 100, timeout: 30000 }).catch((err) => {
+    const management = gw.lines.filter((l) => /management|refused|timeout/i.test(l.msg ?? '')).slice(-10);
+    throw new Error(`${err.message}\npage: ${JSON.stringify(pageTrouble)}\ngateway: ${JSON.stringify(management)}`);
+  });
   assert.equal(await page.textContent('#connections-error'), '', 'the page got an error for its GET');
   assert.equal(JSON.parse(await page.textContent('#details')).identity.sourceIp, '127.0.0.1');
 });
