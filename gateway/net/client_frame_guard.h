@@ -1,19 +1,15 @@
 // Owns: failing a client frame that must fail the connection (an unmasked one, RFC 6455 5.1, and the other
 // faults client_frame_scanner.h lists) before libwebsockets sees it. libwebsockets 4.1.6
 // unmasks with whatever mask a frame carries and never reports a missing one, and has no hook for it; but
-// it reads every server socket with recv(2) (lws_ssl_capable_read_no_ssl; wss:// reaches it as plaintext
-// over the TlsTerminator's socketpair). So this binary defines recv() itself (the executable's definition
-// comes first in the dynamic lookup, libwebsockets included) and calls the next one (libc's, or a sanitizer
-// runtime's). A descriptor registered here — an open connection from its adoption by libwebsockets until
-// its socket is closed — has what each read returned run through a ClientFrameScanner: the bytes before an
-// unmasked frame's header are returned (EAGAIN when there are none) and libwebsockets never sees that frame
-// or anything after it; onBadClientFrame() is told, to fail the connection with 1002 from the loop.
+// it reads every server socket with recv(2), which this binary defines itself (socket_calls.h). A
+// descriptor registered here — an open connection from its adoption by libwebsockets until its socket is
+// closed — has what each read returned (plaintext: below the screen, TLS is already taken off) run through
+// a ClientFrameScanner: the bytes before an unmasked frame's header are returned (EAGAIN when there are
+// none) and libwebsockets never sees that frame or anything after it; onBadClientFrame() is told, to fail
+// the connection with 1002 from the loop.
 // From then on a read of that descriptor drains what the client sent and discards it (EAGAIN), or reports
 // its end (0): the socket does not stay readable (a level-triggered watcher would spin), the client's close
 // and FIN still end the connection at once, and no unread bytes turn our close into a reset.
-//
-// Any other descriptor costs recv() one table load and one branch. The table is a flat array indexed by
-// descriptor, sized at start-up to RLIMIT_NOFILE's hard limit (untouched pages cost nothing).
 #pragma once
 
 #include "client_frame_scanner.h"

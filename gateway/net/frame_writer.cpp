@@ -1,5 +1,7 @@
 #include "frame_writer.h"
 
+#include "socket_calls.h"
+
 #include <libwebsockets.h>
 
 #include <cerrno>
@@ -46,7 +48,7 @@ long FrameWriter::send(lws *wsi, const SendBatch &batch) {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(batch.count);
-    ssize_t sent = sendmsg(lws_get_socket_fd(wsi), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    long sent = transportSendmsg(lws_get_socket_fd(wsi), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);  // TLS records for wss://
     if (sent < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
         sent = 0;

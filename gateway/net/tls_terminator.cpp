@@ -19,7 +19,6 @@ namespace wsgw {
 
 namespace {
 
-constexpr size_t kMaxBuffered = 256u << 10;  // per direction: beyond it the other side is not read
 constexpr double kHandshakeSeconds = 10.0;
 
 std::string opensslError() {
@@ -33,16 +32,13 @@ std::string opensslError() {
 
 }  // namespace
 
-struct TlsTerminator::Relay {
+struct TlsTerminator::Handshake {
     TlsTerminator *owner = nullptr;
-    int tls = -1, plain = -1;
+    int fd = -1;
     SSL *ssl = nullptr;
     std::string peer;
-    bool handshaking = true, tlsEof = false, plainEof = false, plainShut = false;
-    bool tlsWantsRead = false, tlsWantsWrite = false;  // what OpenSSL asked for last
-    std::string toPlain, toTls;
-    ev_io tlsIo{}, plainIo{};
-    ev_timer handshakeTimer{};
+    ev_io io{};
+    ev_timer timer{};
 };
 
 std::variant<std::unique_ptr<TlsTerminator>, std::string> TlsTerminator::create(struct ev_loop *loop, const std::string &certFile,
@@ -54,7 +50,11 @@ std::variant<std::unique_ptr<TlsTerminator>, std::string> TlsTerminator::create(
         return what + ": " + opensslError();
     };
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    options |= SSL_OP_IGNORE_UNEXPECTED_EOF;  // a client that just closes its TCP connection has left, as over ws://
+#endif
+    SSL_CTX_set_options(ctx, options);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(ctx, certFile.c_str()) != 1)
         return fail("cannot use " + certFile + " as a PEM certificate chain");
@@ -68,183 +68,89 @@ std::variant<std::unique_ptr<TlsTerminator>, std::string> TlsTerminator::create(
 }
 
 TlsTerminator::TlsTerminator(struct ev_loop *loop, SSL_CTX *ctx, PlainConnection onPlain)
-    : loop_(loop), ctx_(ctx), onPlain_(std::move(onPlain)) {}
+    : loop_(loop), ctx_(ctx), onPlain_(std::move(onPlain)), pendingReads_(loop) {}
 
 TlsTerminator::~TlsTerminator() {
-    std::vector<Relay *> all;
-    for (auto &[r, owned] : relays_) all.push_back(r);
-    for (Relay *r : all) destroy(r);
-    SSL_CTX_free(ctx_);
+    std::vector<Handshake *> all;
+    for (auto &[h, owned] : handshakes_) all.push_back(h);
+    for (Handshake *h : all) destroy(h, true);
+    SSL_CTX_free(ctx_);  // the sockets still open hold their own reference to it
 }
 
-void TlsTerminator::onIo(struct ev_loop *, ev_io *w, int) { pump(static_cast<Relay *>(w->data)); }
+void TlsTerminator::onIo(struct ev_loop *, ev_io *w, int) {
+    auto *h = static_cast<Handshake *>(w->data);
+    h->owner->step(h);
+}
 
 void TlsTerminator::adopt(int fd, const std::string &peer) {
     // Without it OpenSSL's second TLS 1.3 session ticket waited for the client's delayed ACK of the first
     // (Nagle): every wss upgrade took about 40 ms, 20 connects/s on one connection.
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    auto owned = std::make_unique<Relay>();
-    Relay *r = owned.get();
-    r->owner = this;
-    r->tls = fd;
-    r->peer = peer;
-    r->ssl = SSL_new(ctx_);
-    if (!r->ssl || SSL_set_fd(r->ssl, fd) != 1) {
+    auto owned = std::make_unique<Handshake>();
+    Handshake *h = owned.get();
+    h->owner = this;
+    h->fd = fd;
+    h->peer = peer;
+    h->ssl = SSL_new(ctx_);
+    if (!h->ssl || SSL_set_fd(h->ssl, fd) != 1) {
         log::warn("TLS: cannot set up a connection", {log::Field("error", opensslError())});
-        if (r->ssl) SSL_free(r->ssl);
+        if (h->ssl) SSL_free(h->ssl);
         ::close(fd);
         return;
     }
-    SSL_set_accept_state(r->ssl);
-    ev_io_init(&r->tlsIo, onIo, fd, EV_READ);
-    r->tlsIo.data = r;
-    ev_timer_init(&r->handshakeTimer, [](struct ev_loop *, ev_timer *w, int) {
-        auto *relay = static_cast<Relay *>(w->data);
-        log::info("TLS handshake timeout", {log::Field("sourceIp", relay->peer)});
-        relay->owner->destroy(relay);
+    SSL_set_accept_state(h->ssl);
+    ev_io_init(&h->io, onIo, fd, EV_READ);
+    h->io.data = h;
+    ev_timer_init(&h->timer, [](struct ev_loop *, ev_timer *w, int) {
+        auto *hs = static_cast<Handshake *>(w->data);
+        log::info("TLS handshake timeout", {log::Field("sourceIp", hs->peer)});
+        hs->owner->destroy(hs, true);
     }, kHandshakeSeconds, 0.);
-    r->handshakeTimer.data = r;
-    ev_timer_start(loop_, &r->handshakeTimer);
-    relays_.emplace(r, std::move(owned));
-    pump(r);
+    h->timer.data = h;
+    ev_timer_start(loop_, &h->timer);
+    handshakes_.emplace(h, std::move(owned));
+    step(h);
 }
 
-void TlsTerminator::destroy(Relay *r) {
-    ev_io_stop(loop_, &r->tlsIo);
-    ev_io_stop(loop_, &r->plainIo);
-    ev_timer_stop(loop_, &r->handshakeTimer);
-    if (r->ssl) SSL_free(r->ssl);
-    if (r->tls >= 0) ::close(r->tls);
-    if (r->plain >= 0) ::close(r->plain);
-    relays_.erase(r);
-}
-
-namespace {
-
-// Sets a watcher's events, restarting it only when they change.
-void watch(struct ev_loop *loop, ev_io *io, int fd, int events) {
-    if (fd < 0) return;
-    if (events == 0) {
-        ev_io_stop(loop, io);
-        return;
+void TlsTerminator::destroy(Handshake *h, bool closeSocket) {
+    ev_io_stop(loop_, &h->io);
+    ev_timer_stop(loop_, &h->timer);
+    if (closeSocket) {
+        if (h->ssl) SSL_free(h->ssl);
+        if (h->fd >= 0) ::close(h->fd);
     }
-    if (ev_is_active(io) && (io->events & (EV_READ | EV_WRITE)) == events) return;
-    ev_io_stop(loop, io);
-    ev_io_set(io, fd, events);
-    ev_io_start(loop, io);
+    handshakes_.erase(h);
 }
 
-}  // namespace
-
-// Moves every byte it can in both directions, then asks libev for exactly what would let it move more.
-void TlsTerminator::pump(Relay *r) {
-    TlsTerminator *t = r->owner;
-    struct ev_loop *loop = t->loop_;
-    char buf[16384];
-    if (r->handshaking) {
-        ERR_clear_error();
-        int n = SSL_do_handshake(r->ssl);
-        if (n != 1) {
-            int e = SSL_get_error(r->ssl, n);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-                watch(loop, &r->tlsIo, r->tls, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE);
-                return;
+// One more step of the handshake; when it is done the descriptor, with its TLS, goes on to onPlain_.
+void TlsTerminator::step(Handshake *h) {
+    ERR_clear_error();
+    int n = SSL_do_handshake(h->ssl);
+    if (n != 1) {
+        int e = SSL_get_error(h->ssl, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            int events = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+            if (!ev_is_active(&h->io) || (h->io.events & (EV_READ | EV_WRITE)) != events) {
+                ev_io_stop(loop_, &h->io);
+                ev_io_set(&h->io, h->fd, events);
+                ev_io_start(loop_, &h->io);
             }
-            log::info("TLS handshake failed", {log::Field("sourceIp", r->peer), log::Field("error", opensslError())});
-            t->destroy(r);
             return;
         }
-        r->handshaking = false;
-        ev_timer_stop(loop, &r->handshakeTimer);
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
-            log::error("TLS: socketpair failed", {log::Field("error", std::strerror(errno))});
-            t->destroy(r);
-            return;
-        }
-        r->plain = sv[0];
-        ev_io_init(&r->plainIo, onIo, r->plain, EV_READ);
-        r->plainIo.data = r;
-        t->onPlain_(sv[1], r->peer);
-    }
-
-    // TLS -> plaintext side.
-    while (!r->tlsEof && r->toPlain.size() < kMaxBuffered) {
-        ERR_clear_error();
-        int n = SSL_read(r->ssl, buf, sizeof buf);
-        if (n > 0) {
-            r->toPlain.append(buf, static_cast<size_t>(n));
-            continue;
-        }
-        int e = SSL_get_error(r->ssl, n);
-        r->tlsWantsRead = e == SSL_ERROR_WANT_READ;
-        r->tlsWantsWrite = e == SSL_ERROR_WANT_WRITE;
-        if (!r->tlsWantsRead && !r->tlsWantsWrite) r->tlsEof = true;  // close_notify, reset or a TLS error
-        break;
-    }
-    while (!r->toPlain.empty()) {
-        ssize_t n = ::write(r->plain, r->toPlain.data(), r->toPlain.size());
-        if (n > 0) {
-            r->toPlain.erase(0, static_cast<size_t>(n));
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
-        t->destroy(r);  // the gateway side is gone
+        log::info("TLS handshake failed", {log::Field("sourceIp", h->peer), log::Field("error", opensslError())});
+        destroy(h, true);
         return;
     }
-    if (r->tlsEof && r->toPlain.empty() && !r->plainShut) {
-        ::shutdown(r->plain, SHUT_WR);  // the gateway sees the client leave
-        r->plainShut = true;
-    }
-
-    // Plaintext side -> TLS.
-    while (!r->plainEof && r->toTls.size() < kMaxBuffered) {
-        ssize_t n = ::read(r->plain, buf, sizeof buf);
-        if (n > 0) {
-            r->toTls.append(buf, static_cast<size_t>(n));
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
-        r->plainEof = true;
-    }
-    bool tlsBlocked = false;
-    while (!r->toTls.empty() && !r->tlsEof) {
-        ERR_clear_error();
-        int n = SSL_write(r->ssl, r->toTls.data(), static_cast<int>(std::min<size_t>(r->toTls.size(), 1 << 20)));
-        if (n > 0) {
-            r->toTls.erase(0, static_cast<size_t>(n));
-            continue;
-        }
-        int e = SSL_get_error(r->ssl, n);
-        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-            tlsBlocked = true;
-            r->tlsWantsWrite = r->tlsWantsWrite || e == SSL_ERROR_WANT_WRITE;
-            r->tlsWantsRead = r->tlsWantsRead || e == SSL_ERROR_WANT_READ;
-            break;
-        }
-        r->tlsEof = true;
-        r->toTls.clear();
-    }
-    if (r->plainEof && r->toTls.empty()) {
-        if (!r->tlsEof) SSL_shutdown(r->ssl);  // close_notify, best effort
-        t->destroy(r);
+    int fd = h->fd;
+    std::string peer = std::move(h->peer);
+    auto *socket = new TlsSocket(h->ssl, fd, &pendingReads_);
+    destroy(h, false);  // its watchers stop; the SSL and the descriptor now belong to the socket
+    if (!TlsSocket::attach(socket)) {
+        ::close(fd);
         return;
     }
-    if (r->tlsEof && r->plainShut && r->toPlain.empty() && r->plainEof) {
-        t->destroy(r);
-        return;
-    }
-
-    int tlsEvents = 0;
-    if ((!r->tlsEof && r->toPlain.size() < kMaxBuffered) || (tlsBlocked && r->tlsWantsRead)) tlsEvents |= EV_READ;
-    if ((tlsBlocked && r->tlsWantsWrite) || (r->tlsWantsWrite && !r->tlsEof)) tlsEvents |= EV_WRITE;
-    if (r->tlsEof && r->toTls.empty()) tlsEvents = 0;
-    watch(loop, &r->tlsIo, r->tls, tlsEvents);
-    int plainEvents = 0;
-    if (!r->plainEof && r->toTls.size() < kMaxBuffered) plainEvents |= EV_READ;
-    if (!r->toPlain.empty()) plainEvents |= EV_WRITE;
-    watch(loop, &r->plainIo, r->plain, plainEvents);
+    onPlain_(fd, peer);
 }
 
 }  // namespace wsgw

@@ -1,10 +1,12 @@
-// TLS for the public listener (wss://) and the management listener (https://). TLS is terminated here, on
-// the network thread, with OpenSSL in non-blocking mode; after the handshake each connection's plaintext
-// is relayed over a socketpair into the same path a plain connection takes (the upgrade head check,
-// $connect on a worker, then libwebsockets; or the management HTTP server). So every rule of the plain
-// listener applies to wss:// unchanged, at the price of one extra local copy per direction. Each relay has
-// bounded buffers in both directions: a side that does not read stops the other from being read.
+// TLS for the public listener (wss://) and the management listener (https://): the certificate, and each
+// connection's handshake, on the listener's own loop with OpenSSL in non-blocking mode, within 10 s. After
+// the handshake the connection's descriptor itself is handed on, carrying its TLS session (tls_socket.h),
+// into the same path a plain connection takes (the upgrade head check, $connect on a worker, then
+// libwebsockets; or the management HTTP server). So every rule of the plain listener applies to wss://
+// unchanged, and a wss:// connection costs one descriptor, as a ws:// one does.
 #pragma once
+
+#include "tls_socket.h"
 
 #include <functional>
 #include <memory>
@@ -20,7 +22,8 @@ namespace wsgw {
 
 class TlsTerminator {
 public:
-    // Called with the plaintext end of a socketpair (non-blocking, close-on-exec) and the client's address.
+    // Called with the connection's descriptor, its TLS established (its recv/send now carry plaintext), and
+    // the client's address.
     using PlainConnection = std::function<void(int fd, const std::string &peer)>;
 
     // Loads the certificate chain and key (PEM); the message names the file and what is wrong.
@@ -32,20 +35,22 @@ public:
 
     // Takes an accepted TCP socket and starts the TLS handshake on it.
     void adopt(int fd, const std::string &peer);
-    size_t relays() const { return relays_.size(); }
+    size_t handshakes() const { return handshakes_.size(); }
+    size_t openSockets() const { return pendingReads_.openSockets(); }
 
-    struct Relay;
+    struct Handshake;
 
 private:
     TlsTerminator(struct ev_loop *loop, SSL_CTX *ctx, PlainConnection onPlain);
-    void destroy(Relay *r);
-    static void pump(Relay *r);
+    void destroy(Handshake *h, bool closeSocket);
+    void step(Handshake *h);
     static void onIo(struct ev_loop *loop, struct ev_io *w, int events);
 
     struct ev_loop *loop_;
     SSL_CTX *ctx_;
     PlainConnection onPlain_;
-    std::unordered_map<Relay *, std::unique_ptr<Relay>> relays_;
+    std::unordered_map<Handshake *, std::unique_ptr<Handshake>> handshakes_;
+    TlsPendingReads pendingReads_;  // its destructor ends the sockets still open
 };
 
 }  // namespace wsgw

@@ -2,6 +2,8 @@
 // generates (openssl req). The same rules hold as over plain TCP: $connect refusals keep their status, a
 // message over the limit still closes with 1009, a large message crosses intact, and the management API
 // pushes to a wss:// connection. A plain-text client on the TLS port and a bad certificate file fail cleanly.
+// TLS is carried on the connection's own descriptor (no relay): one descriptor per wss:// connection, and
+// plaintext left inside OpenSSL by a read is delivered when reading resumes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -9,7 +11,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { Client, Gateway, makeTempDir, openExpectingRefusal, probeRoutes, runExpectingExit, whoami, withTimeout } from './harness.mjs';
+import { Client, Gateway, makeTempDir, openExpectingRefusal, probeRoutes, runExpectingExit, waitFor, whoami, withTimeout } from './harness.mjs';
 
 let gw;
 let cert;
@@ -37,7 +39,7 @@ before(async () => {
   cert = fs.readFileSync(certFile);
   gw = await Gateway.start({
     dir,
-    routes: probeRoutes({ routes: ['whoami'] }),
+    routes: (d) => ({ ...probeRoutes({ routes: ['whoami', 'sleep'] })(d), limits: { maxPendingMessages: 16 } }),
     plugins: ['probe'],
     extraArgs: ['--tls-cert', certFile, '--tls-key', keyFile, '--management-tls-cert', certFile, '--management-tls-key', keyFile],
   });
@@ -48,6 +50,13 @@ after(async () => {
 });
 
 const wss = () => `wss://127.0.0.1:${gw.port}`;
+const openDescriptors = () => fs.readdirSync(`/proc/${gw.proc.pid}/fd`).length;
+
+async function metric(name) {
+  const { text } = await httpsRequest(`${gw.managementUrl.replace('http://', 'https://')}/metrics`);
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
 
 test('wss:// with the generated certificate: echo, a 120 KB message in 30 KB frames intact, and 1009 over the limit', async () => {
   const c = await Client.open(wss(), { ca: cert });
@@ -96,6 +105,38 @@ test('the management API over https:// pushes to a wss:// connection and reads i
   const health = await httpsRequest(`${base}/healthz`);
   assert.equal(health.status, 200);
   await c.close();
+});
+
+test('a wss:// connection holds one descriptor, as a ws:// one does, and gives it back when it closes', async () => {
+  const before = openDescriptors();
+  const clients = [];
+  for (let i = 0; i < 40; i++) clients.push(await Client.open(wss(), { ca: cert }));
+  for (const c of clients) assert.equal(await c.request('hello'), 'hello');
+  const held = openDescriptors() - before;
+  // A TLS relay over a socketpair held three per connection (120 here).
+  assert.ok(held >= 40 && held <= 44, `40 wss:// connections hold ${held} descriptors`);
+  await Promise.all(clients.map((c) => c.close()));
+  await waitFor(() => openDescriptors() <= before, { timeoutMs: 10000, what: `the descriptors back to ${before} (now ${openDescriptors()})` });
+});
+
+test('pipelining to a slow route over wss:// pauses reading with plaintext left inside TLS; it resumes and every answer arrives in order', async () => {
+  const c = await Client.open(wss(), { ca: cert });
+  const paused0 = await metric('wsgw_reads_paused_total');
+  // 400 messages of 3 KB, each its own TLS record from this client: a 64 KiB read ends inside a record, so
+  // OpenSSL keeps the rest, which no readiness event announces once the socket itself is drained.
+  const n = 400;
+  for (let i = 0; i < n; i++) c.ws.send(JSON.stringify({ action: 'sleep', ms: 1, seq: i, pad: 'x'.repeat(3000) }));
+  for (let i = 0; i < n; i++) assert.equal(await c.nextText(10000), 'slept', `answer ${i}`);
+  assert.ok((await metric('wsgw_reads_paused_total')) > paused0, 'reading paused at the pending bound');
+  const big = 'y'.repeat(100 * 1024);
+  c.ws.send(big);
+  assert.equal(await c.nextText(10000), big, 'a message over many records after that');
+  await c.close();
+  // An upgrade request of 6 KB comes in one TLS record; the head is read 4 KB at a time, so its last 2 KB
+  // wait inside OpenSSL with nothing left on the socket: without the loop's feed they would never be read.
+  const padded = await Client.open(wss(), { ca: cert, headers: { 'x-pad': 'p'.repeat(6000) } }, 5000);
+  assert.equal(await padded.request('after a 6 KB head'), 'after a 6 KB head');
+  await padded.close();
 });
 
 test('a TLS key that does not match its certificate refuses the start, naming the files', async () => {
