@@ -76,8 +76,8 @@ long TlsSocket::read(void *buf, size_t len, int flags) {
     size_t got = 0;
     // Until the caller's buffer is full or OpenSSL needs the socket: one call of ours may span several
     // records, as one recv() spans several segments.
+    ERR_clear_error();  // SSL_get_error reads the queue; a successful call adds nothing to it
     while (got < len) {
-        ERR_clear_error();
         int want = static_cast<int>(std::min<size_t>(len - got, INT_MAX));
         int n = (flags & MSG_PEEK) ? SSL_peek(ssl_, out + got, want) : SSL_read(ssl_, out + got, want);
         if (n > 0) {
@@ -113,8 +113,8 @@ long TlsSocket::write(const void *buf, size_t len) {
     const auto *in = static_cast<const char *>(buf);
     size_t done = 0;
     // Partial-write mode: each SSL_write sends at most one record (16 KB) and says how much it took.
+    ERR_clear_error();
     while (done < len) {
-        ERR_clear_error();
         int n = SSL_write(ssl_, in + done, static_cast<int>(std::min<size_t>(len - done, INT_MAX)));
         if (n > 0) {
             done += static_cast<size_t>(n);

@@ -56,6 +56,10 @@ std::variant<std::unique_ptr<TlsTerminator>, std::string> TlsTerminator::create(
 #endif
     SSL_CTX_set_options(ctx, options);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    // One read(2) takes what the socket has (up to a record's worth and more) instead of two per record,
+    // header then body. What it takes beyond the record being read waits inside OpenSSL, which
+    // TlsPendingReads covers (SSL_has_pending sees it).
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, certFile.c_str()) != 1)
         return fail("cannot use " + certFile + " as a PEM certificate chain");
     if (SSL_CTX_use_PrivateKey_file(ctx, keyFile.c_str(), SSL_FILETYPE_PEM) != 1) {
@@ -150,6 +154,10 @@ void TlsTerminator::step(Handshake *h) {
         ::close(fd);
         return;
     }
+    // Bytes the client sent right after its last handshake message (its upgrade request) may have been
+    // read ahead into OpenSSL with the handshake: the socket need not be readable again for them. (Before
+    // onPlain_, which may close the descriptor and so free the socket.)
+    pendingReads_.afterRead(socket, socket->hasPendingPlaintext());
     onPlain_(fd, peer);
 }
 
