@@ -19,6 +19,7 @@
 #include "route_table.h"
 #include "serverless_import.h"
 #include "sqlite_store.h"
+#include "tls_credentials.h"
 
 #include <libwebsockets.h>
 
@@ -420,6 +421,7 @@ int main(int argc, char **argv) {
         opt.routesPath, opt.handlersDir, hostContext,
         [n = network.get()](std::shared_ptr<const wsgw::RouteTable> t) { return n->replaceRouteTable(std::move(t)); }, std::move(table));
     listener->setReloadRequest([r = reloader.get()] { r->requestReload(); });
+    reloader->alsoOnSighup([] { wsgw::TlsCredentials::reloadAll(); });  // certificate renewal (docs/operations.md)
     if (std::string err = reloader->start(); !err.empty())
         wsgw::log::warn("hot reload: files are not watched; SIGHUP still reloads", {wsgw::log::Field("error", err)});
     if (management) {

@@ -100,7 +100,10 @@ void RouteReloader::loop() {
         if (n > 0 && (fds[0].revents & POLLIN)) {
             uint64_t count;
             (void)!read(wakeFd_, &count, sizeof count);
-            if (!stopping_.load()) reload("SIGHUP");
+            if (!stopping_.load()) {
+                reload("SIGHUP");
+                if (alsoOnSighup_) alsoOnSighup_();
+            }
             pending = false;
             continue;
         }

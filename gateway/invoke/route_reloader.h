@@ -34,6 +34,9 @@ public:
     // Starts watching; returns "" or why the files cannot be watched (SIGHUP still reloads then).
     std::string start();
     void requestReload();  // thread-safe; what SIGHUP calls
+    // Also run, on the reloader's thread, at every SIGHUP after the route table's reload (the TLS
+    // certificates: their files are not watched). Set before start().
+    void alsoOnSighup(std::function<void()> work) { alsoOnSighup_ = std::move(work); }
     void stop();
     std::shared_ptr<const RouteTable> current() const;
     uint64_t reloads() const { return reloads_.load(); }
@@ -52,6 +55,7 @@ private:
     std::string routesPath_, handlersDir_, routesDir_, routesName_;
     HostContext &host_;
     Installer install_;
+    std::function<void()> alsoOnSighup_;
     mutable std::mutex mutex_;
     std::shared_ptr<const RouteTable> current_;
     int inotifyFd_ = -1, wakeFd_ = -1;

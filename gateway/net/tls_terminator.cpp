@@ -21,15 +21,6 @@ namespace {
 
 constexpr double kHandshakeSeconds = 10.0;
 
-std::string opensslError() {
-    unsigned long e = ERR_get_error();
-    if (!e) return "unknown OpenSSL error";
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    ERR_clear_error();
-    return buf;
-}
-
 }  // namespace
 
 struct TlsTerminator::Handshake {
@@ -43,42 +34,19 @@ struct TlsTerminator::Handshake {
 
 std::variant<std::unique_ptr<TlsTerminator>, std::string> TlsTerminator::create(struct ev_loop *loop, const std::string &certFile,
                                                                                const std::string &keyFile, PlainConnection onPlain) {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx) return "TLS: " + opensslError();
-    auto fail = [&](const std::string &what) -> std::variant<std::unique_ptr<TlsTerminator>, std::string> {
-        SSL_CTX_free(ctx);
-        return what + ": " + opensslError();
-    };
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
-#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
-    options |= SSL_OP_IGNORE_UNEXPECTED_EOF;  // a client that just closes its TCP connection has left, as over ws://
-#endif
-    SSL_CTX_set_options(ctx, options);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-    // One read(2) takes what the socket has (up to a record's worth and more) instead of two per record,
-    // header then body. What it takes beyond the record being read waits inside OpenSSL, which
-    // TlsPendingReads covers (SSL_has_pending sees it).
-    SSL_CTX_set_read_ahead(ctx, 1);
-    if (SSL_CTX_use_certificate_chain_file(ctx, certFile.c_str()) != 1)
-        return fail("cannot use " + certFile + " as a PEM certificate chain");
-    if (SSL_CTX_use_PrivateKey_file(ctx, keyFile.c_str(), SSL_FILETYPE_PEM) != 1) {
-        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
-            return fail("the key in " + keyFile + " does not match the certificate in " + certFile);
-        return fail("cannot use " + keyFile + " as a PEM private key");
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) return fail("the key in " + keyFile + " does not match the certificate in " + certFile);
-    return std::unique_ptr<TlsTerminator>(new TlsTerminator(loop, ctx, std::move(onPlain)));
+    auto credentials = TlsCredentials::forFiles(certFile, keyFile);
+    if (auto *error = std::get_if<std::string>(&credentials)) return *error;
+    return std::unique_ptr<TlsTerminator>(
+        new TlsTerminator(loop, std::move(std::get<std::shared_ptr<TlsCredentials>>(credentials)), std::move(onPlain)));
 }
 
-TlsTerminator::TlsTerminator(struct ev_loop *loop, SSL_CTX *ctx, PlainConnection onPlain)
-    : loop_(loop), ctx_(ctx), onPlain_(std::move(onPlain)), pendingReads_(loop) {}
+TlsTerminator::TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain)
+    : loop_(loop), credentials_(std::move(credentials)), onPlain_(std::move(onPlain)), pendingReads_(loop) {}
 
 TlsTerminator::~TlsTerminator() {
     std::vector<Handshake *> all;
     for (auto &[h, owned] : handshakes_) all.push_back(h);
     for (Handshake *h : all) destroy(h, true);
-    SSL_CTX_free(ctx_);  // the sockets still open hold their own reference to it
 }
 
 void TlsTerminator::onIo(struct ev_loop *, ev_io *w, int) {
@@ -96,7 +64,9 @@ void TlsTerminator::adopt(int fd, const std::string &peer) {
     h->owner = this;
     h->fd = fd;
     h->peer = peer;
-    h->ssl = SSL_new(ctx_);
+    SSL_CTX *ctx = credentials_->acquire();  // the certificate of the moment: a SIGHUP may replace it
+    h->ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx);  // the SSL holds its own reference
     if (!h->ssl || SSL_set_fd(h->ssl, fd) != 1) {
         log::warn("TLS: cannot set up a connection", {log::Field("error", opensslError())});
         if (h->ssl) SSL_free(h->ssl);

@@ -1,11 +1,13 @@
-// TLS for the public listener (wss://) and the management listener (https://): the certificate, and each
-// connection's handshake, on the listener's own loop with OpenSSL in non-blocking mode, within 10 s. After
-// the handshake the connection's descriptor itself is handed on, carrying its TLS session (tls_socket.h),
+// TLS for the public listener (wss://) and the management listener (https://): each connection's
+// handshake, with the certificate of the moment (tls_credentials.h), on the listener's own loop with
+// OpenSSL in non-blocking mode, within 10 s. After the handshake the connection's descriptor itself is
+// handed on, carrying its TLS session (tls_socket.h),
 // into the same path a plain connection takes (the upgrade head check, $connect on a worker, then
 // libwebsockets; or the management HTTP server). So every rule of the plain listener applies to wss://
 // unchanged, and a wss:// connection costs one descriptor, as a ws:// one does.
 #pragma once
 
+#include "tls_credentials.h"
 #include "tls_socket.h"
 
 #include <functional>
@@ -16,7 +18,6 @@
 
 struct ev_loop;
 struct ev_io;
-typedef struct ssl_ctx_st SSL_CTX;
 
 namespace wsgw {
 
@@ -41,13 +42,13 @@ public:
     struct Handshake;
 
 private:
-    TlsTerminator(struct ev_loop *loop, SSL_CTX *ctx, PlainConnection onPlain);
+    TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain);
     void destroy(Handshake *h, bool closeSocket);
     void step(Handshake *h);
     static void onIo(struct ev_loop *loop, struct ev_io *w, int events);
 
     struct ev_loop *loop_;
-    SSL_CTX *ctx_;
+    std::shared_ptr<TlsCredentials> credentials_;
     PlainConnection onPlain_;
     std::unordered_map<Handshake *, std::unique_ptr<Handshake>> handshakes_;
     TlsPendingReads pendingReads_;  // its destructor ends the sockets still open

@@ -139,6 +139,76 @@ test('pipelining to a slow route over wss:// pauses reading with plaintext left 
   await padded.close();
 });
 
+// A self-signed certificate for localhost written to certFile/keyFile, valid `days` from now; days < 0: one
+// that expired in 2020 (openssl ca, the one subcommand of OpenSSL 3.0 that takes explicit dates).
+function writeCertificate(certFile, keyFile, days = 1) {
+  const subject = ['-subj', '/CN=localhost'];
+  if (days > 0) {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile,
+      '-out', certFile, ...subject, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-days', String(days)], { stdio: 'ignore' });
+    return fs.readFileSync(certFile);
+  }
+  const ca = makeTempDir('wsgw-tls-ca-');
+  fs.writeFileSync(path.join(ca, 'ca.cnf'), `[ca]\ndefault_ca = d\n[d]\ndatabase = ${ca}/index.txt\nnew_certs_dir = ${ca}\n` +
+    `serial = ${ca}/serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n`);
+  fs.writeFileSync(path.join(ca, 'index.txt'), '');
+  fs.writeFileSync(path.join(ca, 'serial'), '01\n');
+  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile,
+    '-out', path.join(ca, 'req.csr'), ...subject], { stdio: 'ignore' });
+  execFileSync('openssl', ['ca', '-batch', '-notext', '-selfsign', '-config', path.join(ca, 'ca.cnf'), '-keyfile', keyFile,
+    '-in', path.join(ca, 'req.csr'), '-out', certFile, '-startdate', '20200101000000Z', '-enddate', '20200102000000Z'], { stdio: 'ignore' });
+  fs.rmSync(ca, { recursive: true, force: true });
+  return fs.readFileSync(certFile);
+}
+
+const fingerprintOf = (c) => c.ws._socket.getPeerCertificate().fingerprint256;
+
+test('SIGHUP renews the certificate: new handshakes get the new one, open connections stay, a bad renewal keeps the running one', async () => {
+  const own = makeTempDir('wsgw-tls-renew-');
+  const certFile = path.join(own, 'cert.pem');
+  const keyFile = path.join(own, 'key.pem');
+  const first = writeCertificate(certFile, keyFile, 3);
+  const g = await Gateway.start({
+    dir: own, routes: probeRoutes({ routes: ['whoami'] }), plugins: ['probe'],
+    extraArgs: ['--tls-cert', certFile, '--tls-key', keyFile, '--management-tls-cert', certFile, '--management-tls-key', keyFile],
+  });
+  try {
+    assert.ok(g.lines.some((l) => l.level === 'warn' && /expires soon/.test(l.msg ?? '')), 'a certificate valid 3 days is warned about');
+    const url = `wss://127.0.0.1:${g.port}`;
+    const old = await Client.open(url, { ca: first });
+    const firstPrint = fingerprintOf(old);
+    const second = writeCertificate(certFile, keyFile, 30);
+    g.proc.kill('SIGHUP');
+    await g.waitForLog((l) => /TLS certificate reloaded: new handshakes/.test(l.msg ?? ''), 10000, 'the certificate reload');
+    const renewed = await Client.open(url, { ca: second });
+    assert.notEqual(fingerprintOf(renewed), firstPrint, 'a new handshake gets the new certificate');
+    assert.equal(await renewed.request('renewed'), 'renewed');
+    assert.equal(await old.request('still open'), 'still open', 'the connection made before the renewal stays');
+    const mgmt = await withTimeout(new Promise((resolve, reject) => {
+      https.get(`${g.managementUrl.replace('http://', 'https://')}/healthz`, { ca: second, servername: 'localhost' }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on('error', reject);
+    }), 5000, 'https /healthz');
+    assert.equal(mgmt, 200, 'the management listener uses the renewed certificate too');
+    // A renewal that cannot be used: a key that is not PEM. The running certificate stays.
+    fs.writeFileSync(keyFile, 'not a key\n');
+    g.proc.kill('SIGHUP');
+    const failed = await g.waitForLog((l) => l.level === 'error' && /TLS certificate not reloaded/.test(l.msg ?? ''), 10000, 'the refused reload');
+    assert.match(failed.error, /key\.pem as a PEM private key/);
+    const after = await Client.open(url, { ca: second });
+    assert.equal(await after.request('kept'), 'kept');
+    // An expired certificate is loaded (the operator's choice) but warned about.
+    writeCertificate(certFile, keyFile, -1);
+    g.proc.kill('SIGHUP');
+    await g.waitForLog((l) => l.level === 'warn' && /has expired/.test(l.msg ?? ''), 10000, 'the expired-certificate warning');
+    for (const c of [old, renewed, after]) await c.close();
+    assert.ok(g.alive());
+  } finally {
+    await g.stop();
+  }
+});
+
 test('a TLS key that does not match its certificate refuses the start, naming the files', async () => {
   const otherKey = path.join(dir, 'other-key.pem');
   execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey], { stdio: 'ignore' });
