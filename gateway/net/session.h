@@ -67,7 +67,8 @@ struct Session {
     bool rxFlowOff = false;   // reading paused because its pending messages reached a bound (SPEC section 10)
     bool rowStored = false;   // its row is in (or queued for) the connection table
     size_t heldByLws = 0;     // bytes handed to libwebsockets that it has not written yet
-    bool flushScheduled = false;  // its queue is written before the loop next sleeps (SessionWriter::flushScheduled)
+    // 1 + its place in SessionWriter's flush list (its queue is written before the loop next sleeps); 0: not listed.
+    uint32_t flushListSlot = 0;
     bool awaitingRow = false; // $connect waits for its row to be committed
     // Taken once, by whichever comes first: the store's commit (which then submits $connect) or the row's
     // deadline (which refuses the upgrade). Shared with the store's thread.

@@ -39,9 +39,9 @@ void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
 }
 
 void SessionWriter::scheduleFlush(Session *s) {
-    if (s->flushScheduled) return;
-    s->flushScheduled = true;
+    if (s->flushListSlot) return;
     flushList_.push_back(s);
+    s->flushListSlot = static_cast<uint32_t>(flushList_.size());
 }
 
 void SessionWriter::flushScheduled() {
@@ -49,7 +49,7 @@ void SessionWriter::flushScheduled() {
     for (size_t i = 0; i < flushList_.size(); ++i) {
         Session *s = flushList_[i];
         if (!s) continue;  // finished meanwhile (dropQueued)
-        s->flushScheduled = false;
+        s->flushListSlot = 0;
         flushNow(s);
     }
     flushList_.clear();
@@ -67,10 +67,9 @@ void SessionWriter::flushNow(Session *s) {
 }
 
 void SessionWriter::dropQueued(Session *s) {
-    if (s->flushScheduled) {  // the session is about to go: off the flush list
-        s->flushScheduled = false;
-        for (Session *&listed : flushList_)
-            if (listed == s) listed = nullptr;
+    if (s->flushListSlot) {  // the session is about to go: off the flush list
+        flushList_[s->flushListSlot - 1] = nullptr;
+        s->flushListSlot = 0;
     }
     releaseHeldByLws(s);
     size_t frames = s->out.frames();

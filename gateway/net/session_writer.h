@@ -55,7 +55,7 @@ private:
 
     NetworkThreadState &t_;
     FrameWriter writer_;  // a connection's queued frames onto its socket
-    std::vector<Session *> flushList_;  // sessions with flushScheduled set, in the order they were listed
+    std::vector<Session *> flushList_;  // sessions whose flushListSlot is set, in the order they were listed
 };
 
 }  // namespace wsgw
