@@ -4,9 +4,10 @@
 // in the build directory for people; the assertions are what pass or fail.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Gateway, TEST_PLUGINS_DIR, eventsOf, probeRoutes, waitFor } from './harness.mjs';
+import { Gateway, TEST_PLUGINS_DIR, eventsOf, makeTempDir, probeRoutes, waitFor } from './harness.mjs';
 
 let chromium;
 try {
@@ -118,4 +119,44 @@ test('closing the connection from the page runs its $disconnect and empties the 
   assert.match(await page.textContent('#status'), /closed \(1000/);
   await waitFor(() => eventsOf(gw.eventsPath, id, 'DISCONNECT').length === 1, { what: 'the $disconnect of the closed connection' });
   await page.waitForFunction(() => document.querySelectorAll('#connections tbody tr').length === 0);
+});
+
+// A browser's TLS (Chromium's BoringSSL) against TLS carried on the connection's own descriptor: the
+// console page over https:// opens wss://, a 100 KB message crosses in many records both ways, the
+// gateway saw the connection, and the page's close is a clean 1000.
+test('Chromium over https:// and wss://: the console connects, a 100 KB message echoes intact, the close is clean', async () => {
+  const dir = makeTempDir('wsgw-console-tls-');
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile,
+    '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  const g = await Gateway.start({
+    dir, routes: probeRoutes({ routes: ['echo'] }), plugins: ['probe'],
+    extraArgs: ['--tls-cert', certFile, '--tls-key', keyFile, '--management-tls-cert', certFile, '--management-tls-key', keyFile],
+  });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });  // a self-signed certificate made above
+  try {
+    const p = await context.newPage();
+    p.setDefaultTimeout(15000);
+    await p.goto(`${g.managementUrl.replace('http://', 'https://')}/console`);
+    await p.waitForFunction(() => document.getElementById('url').value.startsWith('wss://'));
+    assert.equal(await p.inputValue('#url'), `wss://127.0.0.1:${g.port}/`);
+    await p.click('#connect');
+    await p.waitForSelector('#status.open');
+    const big = 'w'.repeat(100 * 1024);  // under the default maxMessageBytes (128 KiB)
+    await p.fill('#message', big);
+    await p.click('#send-text');
+    await p.waitForFunction((n) => [...document.querySelectorAll('#log .in')].some((e) => e.textContent.length >= n && e.textContent.includes('w'.repeat(n))),
+      big.length, { polling: 100, timeout: 15000 });
+    await p.waitForSelector('#connections tr.mine');
+    const id = await p.getAttribute('#connections tr.mine', 'data-id');
+    assert.equal(eventsOf(g.eventsPath, id, 'CONNECT').length, 1, 'the gateway ran $connect for the browser');
+    await p.click('#disconnect');
+    await p.waitForSelector('#status.closed');
+    assert.match(await p.textContent('#status'), /closed \(1000/);
+    await waitFor(() => eventsOf(g.eventsPath, id, 'DISCONNECT').length === 1, { what: 'the $disconnect of the browser connection' });
+  } finally {
+    await context.close();
+    await g.stop();
+  }
 });
