@@ -1,6 +1,7 @@
 #include "redis_store.h"
 
 #include "log.h"
+#include "touch_queue.h"
 
 #include <hiredis/hiredis.h>
 
@@ -9,7 +10,6 @@
 #include <deque>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <variant>
 
 namespace wsgw {
@@ -43,6 +43,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0
 )lua";
+
+// Touches wake nobody: the writer thread sends them on this tick, or with the next other write or flush
+// (the SQLite store's kTouchCommitInterval, for the same reason: a wake-up and a round trip per few
+// touches at 10,000 busy connections).
+constexpr std::chrono::milliseconds kTouchSendInterval{1000};
 
 int64_t toInt(const std::string &s) { return s.empty() ? 0 : std::strtoll(s.c_str(), nullptr, 10); }
 
@@ -105,8 +110,9 @@ struct RedisStore::Impl {
     mutable std::mutex mutex;
     std::condition_variable wake, drained;
     std::deque<RedisStoreOp> ops;
-    std::unordered_map<std::string, int64_t> touches;
+    TouchQueue touches;  // appended to by touch(); taken whole by the writer thread
     size_t inFlight = 0;
+    int flushWaiters = 0;  // flush() calls waiting: touches are sent at once, not at the tick
     bool stopping = false;
     std::atomic<bool> healthy{true};
     std::thread thread;
@@ -139,8 +145,14 @@ struct RedisStore::Impl {
 
     void run() {
         std::unique_lock lock(mutex);
+        auto nextTouchSend = std::chrono::steady_clock::now() + kTouchSendInterval;
+        TouchQueue batchTouches;  // its emptied buffers go back to touch() at the next swap
         for (;;) {
-            wake.wait(lock, [&] { return stopping || !ops.empty() || !touches.empty(); });
+            // Touches alone wait for the tick.
+            bool woken = wake.wait_until(lock, nextTouchSend, [&] {
+                return stopping || !ops.empty() || (flushWaiters > 0 && !touches.empty());
+            });
+            if (!woken) nextTouchSend = std::chrono::steady_clock::now() + kTouchSendInterval;
             if (ops.empty() && touches.empty()) {
                 if (stopping) return;
                 continue;
@@ -150,15 +162,17 @@ struct RedisStore::Impl {
                 batch.push_back(std::move(ops.front()));
                 ops.pop_front();
             }
-            std::unordered_map<std::string, int64_t> batchTouches;
+            batchTouches.clear();
             if (ops.empty()) batchTouches.swap(touches);  // touches go after every op queued before them
             inFlight = batch.size() + batchTouches.size();
             lock.unlock();
+            batchTouches.coalesce();  // one script call per connection, with its latest time
 
             std::vector<std::vector<std::string>> cmds;
             for (const auto &op : batch) appendCommands(op, cmds);
-            for (const auto &[id, ts] : batchTouches)
-                cmds.push_back({"EVAL", kTouchScript, "1", keys.connection(id), std::to_string(ts)});
+            for (size_t i = 0; i < batchTouches.size(); ++i)
+                cmds.push_back({"EVAL", kTouchScript, "1", keys.connection(std::string(batchTouches.id(i))),
+                                std::to_string(batchTouches.time(i))});
             bool ok = cmds.empty() || !writer.pipeline(cmds).empty();
             if (ok != healthy.load()) {
                 if (ok) log::info("connection table: Redis writes resumed", {log::Field("redis", writer.address().text)});
@@ -171,10 +185,8 @@ struct RedisStore::Impl {
             if (!ok) {
                 // Nothing is lost: the batch goes back in front, and touches merge with newer ones.
                 for (auto it = batch.rbegin(); it != batch.rend(); ++it) ops.push_front(std::move(*it));
-                for (auto &[id, ts] : batchTouches) {
-                    int64_t &slot = touches[id];
-                    slot = std::max(slot, ts);
-                }
+                touches.append(batchTouches);
+                touches.coalesce();  // bounded by the connections touched, however long Redis is away
                 if (stopping) return;
                 wake.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping; });
                 if (stopping) return;
@@ -217,19 +229,18 @@ void RedisStore::reRegister(std::vector<ConnectionRow> rows, std::function<bool(
 }
 
 void RedisStore::touch(const std::string &id, int64_t ts) {
-    {
-        std::lock_guard lock(impl_->mutex);
-        int64_t &slot = impl_->touches[id];
-        slot = std::max(slot, ts);
-    }
-    impl_->wake.notify_one();
+    std::lock_guard lock(impl_->mutex);
+    impl_->touches.add(id, ts);  // no wake-up: sent on the writer's tick (kTouchSendInterval)
 }
 
 void RedisStore::flush() {
     // Bounded: with Redis down at shutdown we give up after 5 s rather than hang the drain.
     std::unique_lock lock(impl_->mutex);
+    ++impl_->flushWaiters;
+    impl_->wake.notify_one();  // touches waiting for the tick go now
     impl_->drained.wait_for(lock, std::chrono::seconds(5),
                             [&] { return impl_->ops.empty() && impl_->touches.empty() && impl_->inFlight == 0; });
+    --impl_->flushWaiters;
 }
 
 size_t RedisStore::queueDepth() const {

@@ -1,13 +1,16 @@
 #include "sqlite_store.h"
 
 #include "log.h"
+#include "touch_queue.h"
 
 #include <sqlite3.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -19,7 +22,6 @@
 #include <mutex>
 #include <thread>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 #include <variant>
 
@@ -44,6 +46,13 @@ constexpr std::chrono::seconds kFailureLogInterval{10};
 constexpr std::chrono::seconds kStopRetryTime{5};
 // How often the store thread checks that the database file is still the one it opened.
 constexpr std::chrono::milliseconds kFileCheckInterval{1000};
+// Touches wake nobody: the store thread commits them on this tick (or with the next insert, remove or
+// flush, whichever comes first). At 10,000 busy connections a wake-up per touch batch meant ~150 small
+// transactions a second, each rewriting its rows' pages into the WAL, all stolen from the network thread's
+// core; one a second writes each page once. The table's lastActiveAt is then at most this much later than
+// the touch (the network thread touches a connection at most once a second; GET /@connections/{id} answers
+// from memory and is not affected).
+constexpr std::chrono::milliseconds kTouchCommitInterval{1000};
 
 struct InsertOp {
     ConnectionRow row;
@@ -75,10 +84,14 @@ public:
         prepare(insert_, "INSERT OR REPLACE INTO connections (connection_id, node_id, connected_at, last_active_at, "
                          "source_ip, user_agent, headers, query, authorizer) VALUES (?,?,?,?,?,?,?,?,?)");
         prepare(remove_, "DELETE FROM connections WHERE connection_id = ?");
-        prepare(touch_, "UPDATE connections SET last_active_at = ? WHERE connection_id = ? AND last_active_at < ?");
+        prepare(rowidOf_, "SELECT rowid FROM connections WHERE connection_id = ?");
+        prepare(touch_, "UPDATE connections SET last_active_at = ? WHERE rowid = ? AND last_active_at < ?");
         dbFile_ = identityOf(path_);
         walFile_ = identityOf(path_ + "-wal");
-        writer_ = std::thread([this] { writerLoop(); });
+        writer_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "wsgw-table");  // so top, perf and /proc tell it from the others
+            writerLoop();
+        });
     }
 
     ~SqliteStore() override {
@@ -91,6 +104,7 @@ public:
         sqlite3_finalize(insert_);
         sqlite3_finalize(remove_);
         sqlite3_finalize(touch_);
+        sqlite3_finalize(rowidOf_);
         sqlite3_close(db_);
     }
 
@@ -101,15 +115,10 @@ public:
     }
     void remove(const std::string &id) override { enqueue(RemoveOp{id}, false); }
 
+    // No wake-up: the store thread's tick (kTouchCommitInterval) or the next other write takes it.
     void touch(const std::string &id, int64_t ts) override {
-        bool wasIdle;
-        {
-            std::lock_guard lock(mutex_);
-            wasIdle = ops_.empty() && touches_.empty();
-            int64_t &slot = touches_[id];
-            if (ts > slot) slot = ts;
-        }
-        if (wasIdle) wake_.notify_one();  // otherwise the writer is awake or about to gather this too
+        std::lock_guard lock(mutex_);
+        touches_.add(id, ts);
     }
 
     // Waits for the commit of everything queued before the call, however many retries that takes; only a
@@ -226,7 +235,7 @@ private:
 
     struct Batch {
         std::vector<Op> ops;
-        std::unordered_map<std::string, int64_t> touches;
+        TouchQueue touches;  // coalesced (one per connection, sorted) before each commit attempt
         bool empty() const { return ops.empty() && touches.empty(); }
         size_t size() const { return ops.size() + touches.size(); }
     };
@@ -234,33 +243,44 @@ private:
     void writerLoop() {
         Batch batch;  // taken from the queue; kept across failed commits until one succeeds
         Clock::time_point nextFileCheck = Clock::now() + kFileCheckInterval;
+        Clock::time_point nextTouchCommit = Clock::now() + kTouchCommitInterval;
         std::chrono::milliseconds retryDelay = kRetryFirst;
         std::optional<Clock::time_point> giveUpAt;  // set when a stop finds writes failing
         for (;;) {
             uint64_t flushTarget;
             {
                 std::unique_lock lock(mutex_);
-                auto work = [&] { return stopping_ || !ops_.empty() || !touches_.empty() || requestedFlush_ > completedFlush_; };
+                // Touches are not in it: they wait for the tick (kTouchCommitInterval).
+                auto work = [&] { return stopping_ || !ops_.empty() || requestedFlush_ > completedFlush_; };
                 if (batch.empty()) {
-                    if (!wake_.wait_until(lock, nextFileCheck, work)) {
-                        lock.unlock();
-                        checkFile();
-                        nextFileCheck = Clock::now() + kFileCheckInterval;
-                        continue;
+                    if (!wake_.wait_until(lock, std::min(nextFileCheck, nextTouchCommit), work)) {
+                        Clock::time_point now = Clock::now();
+                        bool touchesDue = now >= nextTouchCommit && !touches_.empty();
+                        if (now >= nextTouchCommit) nextTouchCommit = now + kTouchCommitInterval;
+                        if (!touchesDue) {
+                            if (now < nextFileCheck) continue;
+                            lock.unlock();
+                            checkFile();
+                            nextFileCheck = Clock::now() + kFileCheckInterval;
+                            continue;
+                        }
+                        // The touches' tick: committed below (and the file checked first, if due).
+                    } else {
+                        // Let a burst gather for a moment: one transaction (and one wake-up of this thread) for
+                        // many connects and disconnects instead of one each. A flush, a durable insert or a stop
+                        // does not wait.
+                        wake_.wait_for(lock, kGatherTime,
+                                       [&] { return stopping_ || urgentOps_ > 0 || requestedFlush_ > completedFlush_; });
                     }
-                    // Let a burst gather for a moment: one transaction (and one wake-up of this thread) for many
-                    // connects and disconnects instead of one each. A flush, a durable insert or a stop does not wait.
-                    wake_.wait_for(lock, kGatherTime,
-                                   [&] { return stopping_ || urgentOps_ > 0 || requestedFlush_ > completedFlush_; });
                 }
                 // A failed batch goes first, then what came since, in order.
                 for (auto &o : ops_) batch.ops.push_back(std::move(o));
                 ops_.clear();
                 urgentOps_ = 0;
-                for (auto &[id, ts] : touches_) {
-                    int64_t &slot = batch.touches[id];
-                    if (ts > slot) slot = ts;
-                }
+                // Swapped, not copied, when the batch has none: the network thread gets the emptied buffers of
+                // the last commit back and queues into them without allocating.
+                if (batch.touches.empty()) batch.touches.swap(touches_);
+                else batch.touches.append(touches_);
                 touches_.clear();
                 inFlight_ = batch.size();
                 flushTarget = requestedFlush_;
@@ -275,12 +295,14 @@ private:
                 checkFile();
                 nextFileCheck = Clock::now() + kFileCheckInterval;
             }
+            batch.touches.coalesce();
             std::string error;
             bool ok = commit(batch, &error);
             if (ok) {
                 for (Op &op : batch.ops)
                     if (auto *ins = std::get_if<InsertOp>(&op); ins && ins->committed) ins->committed(true);
-                batch = Batch{};
+                batch.ops.clear();
+                batch.touches.clear();  // its buffers go back to the network thread at the next take
                 retryDelay = kRetryFirst;
                 writeSucceeded();
                 {
@@ -294,6 +316,7 @@ private:
             writeFailed(error);
             dropCancelledPairs(batch);
             std::unique_lock lock(mutex_);
+            inFlight_ = batch.size();  // what is left to retry: coalesced, cancelled pairs dropped
             if (stopping_) {
                 if (!giveUpAt) giveUpAt = Clock::now() + kStopRetryTime;
                 if (Clock::now() >= *giveUpAt) {
@@ -415,20 +438,22 @@ private:
     // closed in it (its plain INSERT and its DELETE) would be skipped by the commit anyway: drop the pair now,
     // so connect/close churn during a long failure (a full disk) does not pile rows up in memory.
     static void dropCancelledPairs(Batch &batch) {
-        std::unordered_set<std::string> cancelled;
-        for (std::string_view id : openedAndClosed(batch.ops)) cancelled.emplace(id);
-        if (cancelled.empty()) return;
+        const std::unordered_set<std::string_view> pairs = openedAndClosed(batch.ops);  // views into batch.ops
+        if (pairs.empty()) return;
         size_t touchesLeft = 0;
-        for (const auto &[id, ts] : batch.touches) touchesLeft += cancelled.count(id) ? 0 : 1;
+        for (size_t i = 0; i < batch.touches.size(); ++i) touchesLeft += pairs.count(batch.touches.id(i)) ? 0 : 1;
         // Nothing else in it: left whole, the next retry's commit() finds nothing to write and succeeds, which
         // ends the failing state. An emptied batch would not be retried, and the store would stay "failing"
         // (refusing every new upgrade) until some other write came.
-        if (batch.ops.size() == 2 * cancelled.size() && touchesLeft == 0) return;
+        if (batch.ops.size() == 2 * pairs.size() && touchesLeft == 0) return;
+        batch.touches.coalesceKeeping([&](std::string_view id) { return pairs.count(id) == 0; });
+        // Copies: erasing moves the ops the views point into.
+        std::unordered_set<std::string> cancelled;
+        for (std::string_view id : pairs) cancelled.emplace(id);
         std::erase_if(batch.ops, [&](const Op &op) {
             if (const auto *ins = std::get_if<InsertOp>(&op)) return !ins->committed && cancelled.count(ins->row.connectionId) > 0;
             return cancelled.count(std::get<RemoveOp>(op).id) > 0;
         });
-        for (const std::string &id : cancelled) batch.touches.erase(id);
     }
 
     bool commit(const Batch &batch, std::string *error) {
@@ -457,11 +482,27 @@ private:
                 if (!step(remove_)) return rollback("DELETE", error);
             }
         }
-        // Touches last: one UPDATE per connection however many messages it sent; a removed row is untouched.
-        for (const auto &[id, ts] : batch.touches) {
+        // Touches last: one UPDATE per connection however many messages it sent (coalesced); a removed row is
+        // untouched (it has no rowid to update). In two passes, both inside this transaction (so a rowid found
+        // is the row's): the rowids are looked up in ID order, which reads only the ID index and walks it from
+        // one end to the other; the UPDATEs then go in rowid order, so each page of the table is read and
+        // written once. By ID the rows are in random order (IDs are random): with the small page cache nearly
+        // every UPDATE read its page again and spilled another one into the WAL.
+        touchTargets_.clear();
+        for (size_t i = 0; i < batch.touches.size(); ++i) {
+            std::string_view id = batch.touches.id(i);
             if (skip.count(id)) continue;
+            sqlite3_bind_text(rowidOf_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+            int rc = sqlite3_step(rowidOf_);
+            if (rc == SQLITE_ROW) touchTargets_.emplace_back(sqlite3_column_int64(rowidOf_, 0), batch.touches.time(i));
+            sqlite3_reset(rowidOf_);
+            sqlite3_clear_bindings(rowidOf_);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rollback("SELECT rowid", error);
+        }
+        std::sort(touchTargets_.begin(), touchTargets_.end());
+        for (const auto &[rowid, ts] : touchTargets_) {
             sqlite3_bind_int64(touch_, 1, ts);
-            sqlite3_bind_text(touch_, 2, id.c_str(), -1, SQLITE_STATIC);
+            sqlite3_bind_int64(touch_, 2, rowid);
             sqlite3_bind_int64(touch_, 3, ts);
             if (!step(touch_)) return rollback("UPDATE", error);
         }
@@ -483,13 +524,14 @@ private:
     sqlite3 *db_;
     const std::string path_;
     FileIdentity dbFile_, walFile_;  // as opened; checkFile() compares the paths against them
-    sqlite3_stmt *insert_ = nullptr, *remove_ = nullptr, *touch_ = nullptr;
+    sqlite3_stmt *insert_ = nullptr, *remove_ = nullptr, *touch_ = nullptr, *rowidOf_ = nullptr;
+    std::vector<std::pair<int64_t, int64_t>> touchTargets_;  // commit()'s (rowid, time); kept for its capacity
     std::mutex dbMutex_;
     mutable std::mutex mutex_;
     std::condition_variable wake_, flushed_;
     std::vector<Op> ops_;
     size_t urgentOps_ = 0;  // durable inserts among ops_
-    std::unordered_map<std::string, int64_t> touches_;
+    TouchQueue touches_;  // not coalesced: appended to by touch(), taken whole by the store thread
     size_t inFlight_ = 0;  // writes the store thread has taken and not yet committed
     uint64_t requestedFlush_ = 0, completedFlush_ = 0;
     std::string writeError_, fileProblem_;  // "" while fine; under mutex_

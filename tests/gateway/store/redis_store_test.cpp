@@ -119,6 +119,24 @@ TEST_SUITE("redis_store") {
         CHECK(replyInteger(redis.command({"SISMEMBER", keys.nodeConnections("n1"), "c2"}).get()) == 0);
     }
 
+    TEST_CASE("a touch alone is sent on the writer's own tick, without a flush or another write") {
+        RedisServer server;
+        std::string error;
+        auto store = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
+        REQUIRE_MESSAGE(store, error);
+        store->insert(row("c1", "n1"));
+        store->flush();
+        for (int i = 1; i <= 100; ++i) store->touch("c1", 5000 + i);  // wakes nobody: only the tick sends them
+        bool sent = false;
+        for (int i = 0; i < 100 && !sent; ++i) {
+            auto c1 = store->find("c1");
+            sent = c1 && c1->lastActiveAtMs == 5100;
+            if (!sent) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        CHECK(sent);
+        CHECK(store->queueDepth() == 0);
+    }
+
     TEST_CASE("taking a row also ends its group memberships, and only one of many racing takers gets it") {
         RedisServer server;
         RedisKeys keys;

@@ -141,6 +141,97 @@ TEST_SUITE("sqlite_store") {
         CHECK_FALSE(store->find("gone"));
     }
 
+    TEST_CASE("a touch alone reaches the table on the store thread's own tick, without a flush or another write") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        store->insert(row("a"));
+        store->flush();
+        store->touch("a", 5000);  // wakes nobody: only the tick commits it
+        REQUIRE(waitUntil([&] { return countRows(db, "connection_id = 'a' AND last_active_at = 5000") == 1; }));
+        CHECK(store->queueDepth() == 0);
+    }
+
+    TEST_CASE("touches of many connections, in any order, each leave the connection's latest time") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        // Inserted in another order than their IDs sort in, so the rows' order in the table and the IDs' differ.
+        const int n = 3000;
+        for (int i = 0; i < n; ++i) store->insert(row(name("c", (i * 7919) % n)));
+        store->flush();
+        // Each connection: an older time, its latest time (5000 + i), and an older one again; interleaved.
+        for (int pass = 0; pass < 3; ++pass)
+            for (int k = 0; k < n; ++k) {
+                int i = (k * 104729 + pass) % n;
+                store->touch(name("c", i), pass == 1 ? 5000 + i : 4000 + pass);
+            }
+        store->touch("never-inserted", 9000);
+        store->flush();
+        sqlite3 *h = nullptr;
+        REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+        sqlite3_stmt *s = nullptr;
+        REQUIRE(sqlite3_prepare_v2(h, "SELECT connection_id, last_active_at FROM connections", -1, &s, nullptr) == SQLITE_OK);
+        int rows = 0, right = 0;
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            ++rows;
+            std::string id = reinterpret_cast<const char *>(sqlite3_column_text(s, 0));
+            if (sqlite3_column_int64(s, 1) == 5000 + std::stoll(id.substr(1))) ++right;
+        }
+        sqlite3_finalize(s);
+        sqlite3_close(h);
+        CHECK(rows == n);
+        CHECK(right == n);
+    }
+
+    TEST_CASE("a touch after its row's remove changes no row, not even the one that reused its rowid") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        store->insert(row("x"));
+        store->insert(row("y"));
+        store->flush();
+        // One batch: y's row goes (SQLite gives the next insert its rowid, the largest), z comes, and a late
+        // touch of y follows. The touch must find no row for y, and z keeps its own time.
+        store->remove("y");
+        store->insert(row("z"));
+        store->touch("y", 9999);
+        store->flush();
+        CHECK(countRows(db, "connection_id = 'y'") == 0);
+        CHECK(countRows(db, "connection_id = 'z' AND last_active_at = 1000") == 1);
+        // And in a later commit than the remove.
+        store->remove("x");
+        store->flush();
+        store->touch("x", 9999);
+        store->flush();
+        CHECK(countRows(db) == 1);
+        CHECK(countRows(db, "last_active_at = 9999") == 0);
+    }
+
+    TEST_CASE("touches that keep coming while commits fail are kept once per connection, and the latest is written") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        store->insert(row("busy"));
+        store->flush();
+        WriteLockHolder lock(db);
+        store->insert(row("other"));  // a write that wakes the store thread, whose commit then fails
+        REQUIRE(waitUntil([&] { return !store->writable(); }));
+        for (int i = 1; i <= 2000; ++i) {
+            store->touch("busy", 10000 + i);
+            if (i % 500 == 0) {  // let a retry take them: its batch keeps one touch per connection
+                size_t before = store->queueDepth();
+                REQUIRE(waitUntil([&] { return store->queueDepth() < before; }));
+            }
+        }
+        REQUIRE(waitUntil([&] { return store->queueDepth() <= 2; }));  // "other" and busy's one touch
+        CHECK(countRows(db, "connection_id = 'busy' AND last_active_at > 1000") == 0);
+        lock.release();
+        store->flush();
+        CHECK(countRows(db, "connection_id = 'busy' AND last_active_at = 12000") == 1);
+        CHECK(countRows(db, "connection_id = 'other'") == 1);
+    }
+
     TEST_CASE("insert then remove before a commit leaves no row") {
         TempDir dir;
         std::string db = dir.path + "/t.db";
