@@ -488,19 +488,20 @@ private:
         // one end to the other; the UPDATEs then go in rowid order, so each page of the table is read and
         // written once. By ID the rows are in random order (IDs are random): with the small page cache nearly
         // every UPDATE read its page again and spilled another one into the WAL.
-        touchTargets_.clear();
+        std::vector<std::pair<int64_t, int64_t>> touchTargets;  // (rowid, time)
+        touchTargets.reserve(batch.touches.size());
         for (size_t i = 0; i < batch.touches.size(); ++i) {
             std::string_view id = batch.touches.id(i);
             if (skip.count(id)) continue;
             sqlite3_bind_text(rowidOf_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
             int rc = sqlite3_step(rowidOf_);
-            if (rc == SQLITE_ROW) touchTargets_.emplace_back(sqlite3_column_int64(rowidOf_, 0), batch.touches.time(i));
+            if (rc == SQLITE_ROW) touchTargets.emplace_back(sqlite3_column_int64(rowidOf_, 0), batch.touches.time(i));
             sqlite3_reset(rowidOf_);
             sqlite3_clear_bindings(rowidOf_);
             if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rollback("SELECT rowid", error);
         }
-        std::sort(touchTargets_.begin(), touchTargets_.end());
-        for (const auto &[rowid, ts] : touchTargets_) {
+        std::sort(touchTargets.begin(), touchTargets.end());
+        for (const auto &[rowid, ts] : touchTargets) {
             sqlite3_bind_int64(touch_, 1, ts);
             sqlite3_bind_int64(touch_, 2, rowid);
             sqlite3_bind_int64(touch_, 3, ts);
@@ -525,7 +526,6 @@ private:
     const std::string path_;
     FileIdentity dbFile_, walFile_;  // as opened; checkFile() compares the paths against them
     sqlite3_stmt *insert_ = nullptr, *remove_ = nullptr, *touch_ = nullptr, *rowidOf_ = nullptr;
-    std::vector<std::pair<int64_t, int64_t>> touchTargets_;  // commit()'s (rowid, time); kept for its capacity
     std::mutex dbMutex_;
     mutable std::mutex mutex_;
     std::condition_variable wake_, flushed_;

@@ -1,7 +1,8 @@
 // The embedded connection table: SQLite in WAL mode (other processes may read it while we run), written
-// by one store thread that commits everything queued since its last commit in one transaction, retries a
-// failed commit with backoff until it succeeds, and watches that the database file is still the one it
-// opened. Also the one-gateway-per-database lock that is taken before the table is opened.
+// by one store thread that commits everything queued since its last commit in one transaction (lastActiveAt
+// touches, which wake nobody, at the latest on its one-second tick), retries a failed commit with backoff
+// until it succeeds, and watches that the database file is still the one it opened. Also the
+// one-gateway-per-database lock that is taken before the table is opened.
 #pragma once
 
 #include "connection_store.h"
