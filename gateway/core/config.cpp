@@ -307,6 +307,7 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
         if (l.HasMember("maxSendQueueBytes")) cfg.limits.maxSendQueueBytes = l["maxSendQueueBytes"].GetUint();
         if (l.HasMember("maxPendingMessages")) cfg.limits.maxPendingMessages = l["maxPendingMessages"].GetUint();
         if (l.HasMember("maxPendingBytes")) cfg.limits.maxPendingBytes = l["maxPendingBytes"].GetUint();
+        if (l.HasMember("socketSendBufferBytes")) cfg.limits.socketSendBufferBytes = l["socketSendBufferBytes"].GetUint();
         if (l.HasMember("allowedOrigins"))
             for (const auto &o : l["allowedOrigins"].GetArray()) cfg.limits.allowedOrigins.emplace_back(o.GetString(), o.GetStringLength());
     }

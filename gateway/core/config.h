@@ -80,6 +80,9 @@ struct Limits {
     size_t maxSendQueueBytes = 1048576;
     size_t maxPendingMessages = 64;
     size_t maxPendingBytes = 1048576;
+    // SO_SNDBUF of each client socket: what the kernel may hold towards a client that does not read, outside
+    // maxSendQueueBytes. 0: the kernel's autotuning (up to net.ipv4.tcp_wmem's maximum, 4 MiB by default).
+    size_t socketSendBufferBytes = 0;
     std::vector<std::string> allowedOrigins;  // empty: any
 };
 

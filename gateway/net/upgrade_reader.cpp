@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -105,6 +106,11 @@ void UpgradeReader::onAccept(struct ev_loop *, ev_io *w, int) {
 void UpgradeReader::beginHandshake(int fd, const std::string &peer) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Bounds what the kernel holds for a client that stops reading (it autotunes up to 4 MiB otherwise).
+    if (size_t sndbuf = t_.table ? t_.table->config.limits.socketSendBufferBytes : 0) {
+        int bytes = static_cast<int>(std::min<size_t>(sndbuf, INT_MAX / 2));
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    }
     auto s = std::make_unique<Session>();
     s->thread = &t_;
     s->fd = fd;

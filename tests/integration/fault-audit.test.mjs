@@ -58,7 +58,9 @@ function echoRoutes(dir) {
   const table = probeRoutes()(dir);
   table.handlers.echo = {};
   table.routes.$default = { handler: 'echo', routeResponse: true };
-  table.limits = { maxSendQueueBytes: 65536 };
+  // The kernel's send buffer capped too: left to autotune it grew to 0.8-4 MB towards the reader, which
+  // took 0.4-2 million empty echoes (5 s to over 120 s under ASan) before the gateway's own queue held any.
+  table.limits = { maxSendQueueBytes: 65536, socketSendBufferBytes: 16384 };
   return table;
 }
 
@@ -98,8 +100,8 @@ async function floodWithoutReading(gw, payloadBytes, seconds) {
 
 test('empty messages echoed to a client that never reads: closed with 1008 as a slow consumer, memory bounded', async () => {
   const gw = await start({ routes: echoRoutes, plugins: ['probe', 'echo'] });
-  // Empty frames for up to 120 s: the close comes after 5-30 s under ASan here, and a slower CI machine needs
-  // room. Without counting each frame's own cost, every echo was queued (0 bytes against maxSendQueueBytes)
+  // Empty frames for up to 120 s: with the kernel's send buffer capped (echoRoutes) the close comes within
+  // seconds, and a slower CI machine still has room. Without counting each frame's own cost, every echo was queued (0 bytes against maxSendQueueBytes)
   // and the gateway grew by about 50 bytes per frame (25 MB/s), never closing it.
   const { disconnect, grownKb, reader } = await floodWithoutReading(gw, 0, 120);
   assert.ok(disconnect, `the client was not closed (RSS grew by ${grownKb} kB; the client: ${reader})`);

@@ -4,6 +4,7 @@
 // message not processed).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { Client, Gateway, errorFrameRegex, eventsOf, openExpectingRefusal, probeRoutes, sleep, waitFor, whoami, withTimeout } from './harness.mjs';
 
@@ -169,3 +170,19 @@ describe('throttles: per API, per route, per connection', () => {
   });
 });
 
+
+test('socketSendBufferBytes sets the kernel send buffer of each client socket (what a client that stops reading can make it hold)', async () => {
+  const g = await Gateway.start({ routes: (dir) => ({ ...probeRoutes()(dir), limits: { socketSendBufferBytes: 16384 } }), plugins: ['probe'] });
+  try {
+    const c = await Client.open(g.url);
+    assert.equal(await c.request('hello'), 'hello');
+    // ss -m: skmem's tb is the socket's send buffer, which Linux sets to twice what SO_SNDBUF asks.
+    const line = execFileSync('ss', ['-tmnH', 'state', 'established', `( sport = :${g.port} )`], { encoding: 'utf8' });
+    const tb = /\btb(\d+)/.exec(line);
+    assert.ok(tb, `ss printed no send buffer for the gateway's socket: ${line}`);
+    assert.equal(Number(tb[1]), 2 * 16384, line);
+    await c.close();
+  } finally {
+    await g.stop();
+  }
+});
