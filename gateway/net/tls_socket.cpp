@@ -74,7 +74,7 @@ long TlsSocket::read(void *buf, size_t len, int flags) {
     if (len == 0) return 0;
     auto *out = static_cast<char *>(buf);
     size_t got = 0;
-    // Until the caller's buffer is full or OpenSSL needs the socket: one call of ours may span several
+    // Until the caller's buffer is full or what OpenSSL has read is taken: one call of ours may span several
     // records, as one recv() spans several segments.
     ERR_clear_error();  // SSL_get_error reads the queue; a successful call adds nothing to it
     while (got < len) {
@@ -83,6 +83,9 @@ long TlsSocket::read(void *buf, size_t len, int flags) {
         if (n > 0) {
             got += static_cast<size_t>(n);
             if (flags & MSG_PEEK) break;  // a peek looks once; the bytes stay where they are
+            // Nothing left inside OpenSSL: another SSL_read would only cost a read(2) that says EAGAIN.
+            // What the socket still has makes it readable again (level-triggered), as a plain recv() leaves it.
+            if (SSL_has_pending(ssl_) != 1) break;
             continue;
         }
         int e = SSL_get_error(ssl_, n);

@@ -108,6 +108,8 @@ test('the management API over https:// pushes to a wss:// connection and reads i
 });
 
 test('a wss:// connection holds one descriptor, as a ws:// one does, and gives it back when it closes', async () => {
+  // Connections of earlier tests may still be closing on the gateway's side: count from none.
+  await waitFor(async () => (await metric('wsgw_connections')) === 0, { timeoutMs: 10000, what: 'no connection left open' });
   const before = openDescriptors();
   const clients = [];
   for (let i = 0; i < 40; i++) clients.push(await Client.open(wss(), { ca: cert }));
