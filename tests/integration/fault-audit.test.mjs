@@ -53,25 +53,28 @@ function sanitized(pid) {
   return /lib(asan|tsan|clang_rt\.(asan|tsan))/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
 }
 
-// The probe sees $connect and $disconnect; messages go to the sample echo handler, two-way.
+// The probe sees $connect and $disconnect (and floods on "flood"); other messages go to the sample echo
+// handler, two-way.
 function echoRoutes(dir) {
-  const table = probeRoutes()(dir);
+  const table = probeRoutes({ routes: ['flood'] })(dir);
   table.handlers.echo = {};
   table.routes.$default = { handler: 'echo', routeResponse: true };
-  // The kernel's send buffer capped too: left to autotune it grew to 0.8-4 MB towards the reader, which
-  // took 0.4-2 million empty echoes (5 s to over 120 s under ASan) before the gateway's own queue held any.
+  // The kernel's send buffer capped too: left to autotune it grows to 0.8-4 MB towards the reader, which
+  // then takes 0.4-2 million empty frames before the gateway's own queue holds any.
   table.limits = { maxSendQueueBytes: 65536, socketSendBufferBytes: 16384 };
   return table;
 }
 
 // A client that never reads (tests/integration/slow-reader.py: a 4 KiB receive buffer and a small MSS, so
-// the kernel takes few echoes) sends `payloadBytes`-byte text messages, each echoed, until the gateway
-// closes it, the gateway's RSS has grown by 256 MB (no bound, in the release build), or `seconds` pass.
+// the kernel takes few echoes) sends `payloadBytes`-byte text messages, each echoed (or, given `message`,
+// only that one), until the gateway closes it, the gateway's RSS has grown by 256 MB (no bound, in the
+// release build), or `seconds` pass.
 // Resolves with the $disconnect event (or undefined), how much the gateway's RSS grew, and the client's
 // account of itself.
-async function floodWithoutReading(gw, payloadBytes, seconds) {
+async function floodWithoutReading(gw, payloadBytes, seconds, message) {
   const script = new URL('./slow-reader.py', import.meta.url).pathname;
-  const reader = spawn('python3', [script, String(gw.port), String(payloadBytes), String(seconds)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [script, String(gw.port), String(payloadBytes), String(seconds), ...(message === undefined ? [] : [message])];
+  const reader = spawn('python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   reader.stdout.setEncoding('utf8').on('data', (c) => { out += c; });
   reader.stderr.setEncoding('utf8').on('data', (c) => { out += c; });
@@ -98,12 +101,14 @@ async function floodWithoutReading(gw, payloadBytes, seconds) {
   }
 }
 
-test('empty messages echoed to a client that never reads: closed with 1008 as a slow consumer, memory bounded', async () => {
+test('empty messages to a client that never reads (a handler pushes 200,000 at once): closed with 1008 as a slow consumer, memory bounded', async () => {
   const gw = await start({ routes: echoRoutes, plugins: ['probe', 'echo'] });
-  // Empty frames for up to 120 s: with the kernel's send buffer capped (echoRoutes) the close comes within
-  // seconds, and a slower CI machine still has room. Without counting each frame's own cost, every echo was queued (0 bytes against maxSendQueueBytes)
-  // and the gateway grew by about 50 bytes per frame (25 MB/s), never closing it.
-  const { disconnect, grownKb, reader } = await floodWithoutReading(gw, 0, 120);
+  // Without counting each frame's own cost every empty frame was queued (0 bytes against maxSendQueueBytes)
+  // and the gateway grew by about 50 bytes per frame, never closing the client. The frames come from one
+  // handler call, so how many there are does not depend on how fast the client's requests are echoed
+  // (a flood of empty echo requests closed after 5 s or not within 120 s under ASan, CI's load deciding).
+  const flood = JSON.stringify({ action: 'flood', count: 200000, size: 0 });
+  const { disconnect, grownKb, reader } = await floodWithoutReading(gw, 0, 60, flood);
   assert.ok(disconnect, `the client was not closed (RSS grew by ${grownKb} kB; the client: ${reader})`);
   assert.equal(ctx(disconnect).disconnectStatusCode, 1008);
   assert.equal(ctx(disconnect).disconnectReason, 'Slow consumer: send queue over maxSendQueueBytes');

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A WebSocket client that never reads, with as little kernel buffering as TCP allows.
 
-Usage: slow-reader.py PORT PAYLOAD_BYTES SECONDS
+Usage: slow-reader.py PORT PAYLOAD_BYTES SECONDS [MESSAGE]
 
 Node cannot set a TCP socket's options before it connects, and on loopback Linux grows a receive buffer
 up to net.ipv4.tcp_rmem's maximum (32 MB here): millions of small echoes vanish into the kernel before
@@ -10,7 +10,8 @@ fixes its receive buffer at 4 KiB (which turns autotuning off) and advertises an
 Linux takes), so the gateway's socket buffer holds few bytes too: the gateway's own queue is what fills.
 
 It upgrades, prints the status line, then writes masked text frames of PAYLOAD_BYTES in batches of 1,000
-until the gateway drops the connection or SECONDS pass, never reading. Its last line is
+until the gateway drops the connection or SECONDS pass, never reading. With MESSAGE it sends that one text
+message instead (a request that makes a handler push to this connection) and then only waits, never reading. Its last line is
 `sent N frames; ended by <reason>`. Exit 0, or 1 when the upgrade failed.
 """
 import base64
@@ -54,6 +55,13 @@ def main() -> int:
     print(status, flush=True)
     if ' 101 ' not in status + ' ':
         return 1
+
+    if len(sys.argv) > 4:
+        sock.sendall(masked_text_frame(sys.argv[4].encode()))
+        time.sleep(seconds)
+        print('sent 1 message; ended by time', flush=True)
+        sock.close()
+        return 0
 
     batch = masked_text_frame(b'e' * payload_bytes) * 1000
     sock.setblocking(False)

@@ -203,9 +203,11 @@ int onMessage(Probe *probe, const wsgw_event *ev, wsgw_response *resp) {
                                        : api->send_to_all(api->host, data.data(), data.size(), 0);
         setReply(resp, "sent:" + std::to_string(rc));
     } else if (action == "flood") {
-        // {"action":"flood","to":ID,"count":N,"size":S}: N pushes of S bytes; answers "ok:A gone:B", the
-        // results of post_to_connection, so a test sees where the send-queue bound answered GONE.
+        // {"action":"flood","to":ID,"count":N,"size":S}: N pushes of S bytes (to the caller itself without
+        // "to"); answers "ok:A gone:B", the results of post_to_connection, so a test sees where the send-queue
+        // bound answered GONE.
         std::string to = memberString(body, "to");
+        if (to.empty()) to = ev->connection_id;
         long count = memberInt(body, "count", 0);
         std::string data(static_cast<size_t>(memberInt(body, "size", 1)), 'f');
         long ok = 0, gone = 0;
