@@ -77,7 +77,6 @@ public:
     void closed(TlsSocket *s);
     // After a read: whether OpenSSL still holds bytes of this socket.
     void afterRead(TlsSocket *s, bool pending);
-    size_t openSockets() const { return open_.size(); }
 
 private:
     static void onPrepare(struct ev_loop *loop, ev_prepare *w, int events);
@@ -88,7 +87,6 @@ private:
     ev_idle *idle_;
     std::unordered_set<TlsSocket *> open_;
     std::unordered_set<TlsSocket *> pending_;
-    bool readSinceFeed_ = false;  // a listed socket was read since the last feed: feed again without sleeping
 };
 
 }  // namespace wsgw

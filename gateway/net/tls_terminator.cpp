@@ -5,10 +5,7 @@
 #include <ev.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
-#include <cerrno>
-#include <cstring>
 #include <vector>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -36,8 +36,6 @@ public:
 
     // Takes an accepted TCP socket and starts the TLS handshake on it.
     void adopt(int fd, const std::string &peer);
-    size_t handshakes() const { return handshakes_.size(); }
-    size_t openSockets() const { return pendingReads_.openSockets(); }
 
     struct Handshake;
 
