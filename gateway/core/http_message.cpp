@@ -237,6 +237,9 @@ void HttpMessageParser::reset() {
 }
 
 HttpParseState HttpMessageParser::fail(int status, HttpErrorKind kind, std::string reason) {
+    // A failed message has no body: what was decoded before the fault depends on how the bytes arrived
+    // (the chunked decoder checks its wire limit between steps), and nothing may act on it.
+    body_.clear();
     stage_ = Stage::Done;
     state_ = HttpParseState::Error;
     error_ = {status, std::move(reason), kind};
