@@ -40,7 +40,10 @@ constexpr std::chrono::milliseconds kGatherTime{2};
 constexpr int kBusyTimeoutMs = 200;
 // A failed commit is retried after 50 ms, then 100, 200, ... up to 2 s between attempts, until it succeeds.
 constexpr std::chrono::milliseconds kRetryFirst{50}, kRetryMax{2000};
-// One error line for the first failure, then at most one per 10 s while the failures go on.
+// A failure is a warning at first: another process's reader can hold the write lock for a moment (SQLite's
+// WAL recovery after it saw a half-written index header), longer on a loaded host, and the retry commits.
+// Failing for a second or more is an error line, then one per 10 s while the failures go on.
+constexpr std::chrono::seconds kFailureIsErrorAfter{1};
 constexpr std::chrono::seconds kFailureLogInterval{10};
 // At shutdown a failing batch is retried this long, then given up (and said so), so a drain cannot hang.
 constexpr std::chrono::seconds kStopRetryTime{5};
@@ -348,20 +351,26 @@ private:
         Clock::time_point now = Clock::now();
         bool first;
         uint64_t attempts;
+        Clock::time_point since;
         {
             std::lock_guard lock(mutex_);
             first = writeError_.empty();
             if (first) failingSince_ = now;
+            since = failingSince_;
             writeError_ = error;
             attempts = ++failedAttempts_;
         }
         writeFailing_.store(true, std::memory_order_relaxed);
-        if (first || now - lastFailureLog_ >= kFailureLogInterval) {
+        auto fields = {log::Field("db", path_), log::Field("error", error), log::Field("attempts", attempts),
+                       log::Field("waiting", static_cast<uint64_t>(queueDepth())),
+                       log::Field("failingForMs", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - since).count()))};
+        if (first) {
+            failureErrorLogged_ = false;
+            log::warn("connection table write failed; retrying with backoff until it succeeds", fields);
+        } else if (now - since >= kFailureIsErrorAfter && (!failureErrorLogged_ || now - lastFailureLog_ >= kFailureLogInterval)) {
+            failureErrorLogged_ = true;
             lastFailureLog_ = now;
-            log::error(first ? "connection table write failed; retrying with backoff until it succeeds"
-                             : "connection table writes still failing; retrying",
-                       {log::Field("db", path_), log::Field("error", error), log::Field("attempts", attempts),
-                        log::Field("waiting", static_cast<uint64_t>(queueDepth()))});
+            log::error("connection table writes still failing; retrying with backoff until they succeed", fields);
         }
     }
 
@@ -538,6 +547,7 @@ private:
     uint64_t failedAttempts_ = 0;
     Clock::time_point failingSince_{};
     Clock::time_point lastFailureLog_{};  // store thread only
+    bool failureErrorLogged_ = false;     // store thread only
     std::atomic<bool> writeFailing_{false}, fileProblemSeen_{false};
     bool stopping_ = false, stopped_ = false;
     std::thread writer_;

@@ -63,7 +63,9 @@ test('a write lock held by another process: closes are retried on their own, cou
     `a problem names the table and the lock: ${JSON.stringify(notReady.body.problems)}`);
   assert.ok(await queueDepth(gw) >= 5, 'the failing batch is counted in wsgw_table_write_queue_depth');
   assert.equal((await rowIds(gw.dbPath, 'lock-node')).length, 5, 'the rows stay while the lock is held');
-  assert.ok(gw.errorLines().some((l) => /connection table write failed/.test(l.msg)), 'an error line says writes fail');
+  assert.ok(gw.lines.some((l) => l.level === 'warn' && /connection table write failed/.test(l.msg)), 'the first failure is a warning');
+  await waitFor(() => gw.errorLines().some((l) => /connection table writes still failing/.test(l.msg)),
+    { timeoutMs: 5000, what: 'an error line once the writes have failed for a second' });
 
   // Released: no other write comes, yet the removals commit and the gateway is ready again by itself.
   await lock.release();

@@ -90,5 +90,5 @@ test('every stdout line was one JSON object with time, level and msg', () => {
     assert.equal(typeof obj.time, 'string', line);
     assert.ok(['debug', 'info', 'warn', 'error'].includes(obj.level), line);
   }
-  assert.deepEqual(gw.errorLines(), []);
+  assert.deepEqual(gw.errorLines(), [], `error lines:\n${gw.errorLines().map((l) => JSON.stringify(l)).join('\n')}`);
 });
