@@ -11,8 +11,9 @@ void ConnectionRegistry::add(std::shared_ptr<LiveConnection> conn) {
     std::lock_guard lock(s.mutex);
     std::string_view key = conn->info.connectionId;
     auto [it, inserted] = s.map.emplace(key, std::move(conn));
-    (void)it;
-    if (inserted) count_.fetch_add(1, std::memory_order_relaxed);
+    if (!inserted) return;
+    it->second->registered.store(true, std::memory_order_release);
+    count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void ConnectionRegistry::remove(const std::string &connectionId) {
@@ -20,6 +21,7 @@ void ConnectionRegistry::remove(const std::string &connectionId) {
     std::lock_guard lock(s.mutex);
     auto it = s.map.find(connectionId);
     if (it == s.map.end()) return;
+    it->second->registered.store(false, std::memory_order_release);
     s.map.erase(it);  // by iterator: the key views the ID of the connection this may free
     count_.fetch_sub(1, std::memory_order_relaxed);
 }

@@ -16,11 +16,19 @@
 
 namespace wsgw {
 
+struct Session;  // the network thread's own state for a connection (gateway/net/session.h)
+
 struct LiveConnection {
     ConnectionInfo info;
     std::atomic<int64_t> lastActiveAtMs{0};
     std::atomic<bool> upgraded{false};   // false while $connect is still deciding
     unsigned networkThread = 0;          // which network thread owns it (set before it is registered)
+    // In the registry: what a lookup by ID would find. A sender that already holds the connection (a route
+    // response) checks this instead of looking the ID up again.
+    std::atomic<bool> registered{false};
+    // Its session on the owning network thread, while there is one: a command that carries the connection
+    // reaches its session without a lookup by ID. Read and written on that network thread only.
+    Session *networkSession = nullptr;
     // Set by a $connect handler that sends this connection to its own WebSocket backend (written on the
     // worker before its decision is queued to the network thread, read there after).
     struct ChosenBackend {

@@ -31,6 +31,11 @@ public:
     // the frame would take its send queue over maxSendQueueBytes (it is then closed as a slow consumer,
     // with 1008). The sender answers GONE.
     virtual bool sendFrame(const std::string &connectionId, std::string data, bool binary) = 0;
+    // The same to a connection the caller holds (a route response): no lookup by ID, here or on the network
+    // thread (two hash lookups a message at 10,000 connections).
+    virtual bool sendFrameTo(const std::shared_ptr<LiveConnection> &conn, std::string data, bool binary) {
+        return sendFrame(conn->info.connectionId, std::move(data), binary);
+    }
     // The same for a payload shared by many recipients (group sends, broadcasts): held once, not per recipient.
     virtual bool sendShared(const std::string &connectionId, std::shared_ptr<const std::string> payload, bool binary) = 0;
     // A worker brought the connection's pending messages below half of the bounds: read its socket again.

@@ -513,8 +513,8 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         } else if (inv.route->routeResponse && resp.body) {  // NULL: nothing; length 0: an empty message (SPEC 9)
             // A handler that answers with the message's own bytes (an echo) hands them back without a copy.
             bool ownBody = resp.body == inv.body.data() && resp.body_len == inv.body.size();
-            control_.sendFrame(connectionId, ownBody ? std::move(inv.body) : std::string(resp.body, resp.body_len),
-                               resp.is_binary != 0);
+            control_.sendFrameTo(inv.connection, ownBody ? std::move(inv.body) : std::string(resp.body, resp.body_len),
+                                 resp.is_binary != 0);
             RouteMetrics::add(metrics.messagesOut);
         }
         break;

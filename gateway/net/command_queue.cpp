@@ -110,7 +110,7 @@ void CommandQueue::run(Command &c) {
         wpsRestAnswered(t_, c.connectionId.view(), c.data);
         return;
     }
-    Session *s = t_.find(c.connectionId.view());
+    Session *s = c.live && c.live->networkSession ? c.live->networkSession : t_.find(c.connectionId.view());
     if (!s) return;  // closed meanwhile: the push is dropped, as GONE would say (its reservation went with the connection)
     if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) return;
     if (c.kind == Command::Kind::Send) {

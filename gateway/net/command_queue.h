@@ -19,6 +19,7 @@
 
 namespace wsgw {
 
+struct LiveConnection;
 struct NetworkThreadState;
 
 // A connection ID held by value without a heap allocation: every push or close queued to a network thread
@@ -46,6 +47,7 @@ struct Command {
     bool binary = false;
     int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts)
     std::shared_ptr<const std::string> shared = {};  // Send: a fan-out payload instead of `data`
+    std::shared_ptr<LiveConnection> live = {};  // when set, its session is found through it, not by the ID
 };
 
 class CommandQueue;

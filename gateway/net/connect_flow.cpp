@@ -54,7 +54,7 @@ void ConnectFlow::fillInfo(Session *s, UpgradeRequest &&req) {
     info.rawQuery = std::move(req.rawQuery);
     wpsFillConnectionInfo(s, info);  // an Azure Web PubSub client: its token's user, roles and groups
     live->lastActiveAtMs.store(info.connectedAtMs);
-    s->live = live;
+    s->attach(std::move(live));
 }
 
 void ConnectFlow::startConnect(Session *s, UpgradeRequest &&req) {

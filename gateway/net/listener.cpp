@@ -306,6 +306,12 @@ void Listener::sendFrame(const std::string &connectionId, std::string data, bool
     impl_->commands.post(Command{Command::Kind::Send, InlineId(connectionId), std::move(data), binary, 0});
 }
 
+void Listener::sendFrame(const std::shared_ptr<LiveConnection> &conn, std::string data, bool binary) {
+    Command c{Command::Kind::Send, InlineId(conn->info.connectionId), std::move(data), binary, 0};
+    c.live = conn;
+    impl_->commands.post(std::move(c));
+}
+
 void Listener::sendShared(const std::string &connectionId, std::shared_ptr<const std::string> payload, bool binary) {
     impl_->commands.post(Command{Command::Kind::Send, InlineId(connectionId), {}, binary, 0, std::move(payload)});
 }

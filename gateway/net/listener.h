@@ -81,6 +81,7 @@ public:
     void run();
 
     void sendFrame(const std::string &connectionId, std::string data, bool binary);
+    void sendFrame(const std::shared_ptr<LiveConnection> &conn, std::string data, bool binary);
     void sendShared(const std::string &connectionId, std::shared_ptr<const std::string> payload, bool binary);
     void closeConnection(const std::string &connectionId, int code, std::string reason);
     void connectDecided(const std::string &connectionId, int status, std::string body);

@@ -73,9 +73,13 @@ Listener *NetworkThreads::owner(const std::string &connectionId) {
 
 Listener *NetworkThreads::reserve(const std::string &connectionId, size_t len) {
     auto conn = registry_.find(connectionId);
-    if (!conn) return nullptr;
-    Listener *l = listeners_[listeners_.size() == 1 ? 0 : conn->networkThread].get();
-    switch (conn->reserveSend(queuedFrameCost(len), host_.maxSendQueueBytes.load(std::memory_order_relaxed))) {
+    return conn ? reserve(*conn, len) : nullptr;
+}
+
+Listener *NetworkThreads::reserve(LiveConnection &conn, size_t len) {
+    const std::string &connectionId = conn.info.connectionId;
+    Listener *l = listeners_[listeners_.size() == 1 ? 0 : conn.networkThread].get();
+    switch (conn.reserveSend(queuedFrameCost(len), host_.maxSendQueueBytes.load(std::memory_order_relaxed))) {
     case LiveConnection::Reserve::Queued:
         return l;
     case LiveConnection::Reserve::Overflowed:
@@ -83,7 +87,7 @@ Listener *NetworkThreads::reserve(const std::string &connectionId, size_t len) {
         host_.metrics.slowConsumerCloses.fetch_add(1, std::memory_order_relaxed);
         log::warn("slow consumer: send queue over maxSendQueueBytes, closing",
                   {log::Field("connectionId", connectionId),
-                   log::Field("queuedBytes", conn->sendQueueBytes.load(std::memory_order_relaxed))});
+                   log::Field("queuedBytes", conn.sendQueueBytes.load(std::memory_order_relaxed))});
         l->closeConnection(connectionId, 1008, kSlowConsumerReason);
         return nullptr;
     case LiveConnection::Reserve::Gone:
@@ -95,6 +99,14 @@ Listener *NetworkThreads::reserve(const std::string &connectionId, size_t len) {
 bool NetworkThreads::sendFrame(const std::string &connectionId, std::string data, bool binary) {
     Listener *l = reserve(connectionId, data.size());
     if (l) l->sendFrame(connectionId, std::move(data), binary);
+    return l != nullptr;
+}
+
+bool NetworkThreads::sendFrameTo(const std::shared_ptr<LiveConnection> &conn, std::string data, bool binary) {
+    // Closed (no longer registered): dropped, as a lookup by ID would have found nothing.
+    if (!conn->registered.load(std::memory_order_acquire)) return false;
+    Listener *l = reserve(*conn, data.size());
+    if (l) l->sendFrame(conn, std::move(data), binary);
     return l != nullptr;
 }
 

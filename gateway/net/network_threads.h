@@ -32,6 +32,7 @@ public:
     void run();
 
     bool sendFrame(const std::string &connectionId, std::string data, bool binary) override;
+    bool sendFrameTo(const std::shared_ptr<LiveConnection> &conn, std::string data, bool binary) override;
     bool sendShared(const std::string &connectionId, std::shared_ptr<const std::string> payload, bool binary) override;
     void closeConnection(const std::string &connectionId, int code, std::string reason) override;
     void connectDecided(const std::string &connectionId, int status, std::string body) override;
@@ -42,6 +43,7 @@ private:
     // Reserves `len` bytes of the connection's send queue (SPEC section 10); the Listener to queue to, or null
     // when the connection is gone or the frame overflowed its queue (then it is being closed as a slow consumer).
     Listener *reserve(const std::string &connectionId, size_t len);
+    Listener *reserve(LiveConnection &conn, size_t len);
     ConnectionRegistry &registry_;
     HostContext &host_;
     std::vector<std::unique_ptr<Listener>> listeners_;

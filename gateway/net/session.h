@@ -42,6 +42,20 @@ struct PendingUpgrade {
 struct Session {
     enum class State { ReadingHead, Connecting, Adopting, Open, Finished };
 
+    Session() = default;
+    Session(const Session &) = delete;
+    Session &operator=(const Session &) = delete;
+    // Commands still queued with its connection then look it up by ID, and find nothing.
+    ~Session() {
+        if (live && live->networkSession == this) live->networkSession = nullptr;
+    }
+    // The connection it serves from now on (live is set only through this).
+    void attach(std::shared_ptr<LiveConnection> connection) {
+        if (live && live->networkSession == this) live->networkSession = nullptr;
+        live = std::move(connection);
+        live->networkSession = this;
+    }
+
     NetworkThreadState *thread = nullptr;  // the network thread that owns it (its watchers' callbacks start here)
     std::string id;
     State state = State::ReadingHead;
@@ -55,7 +69,7 @@ struct Session {
         ev_timer timer{};
     };
     std::unique_ptr<BackendConnect> backendConnect;
-    std::shared_ptr<LiveConnection> live;
+    std::shared_ptr<LiveConnection> live;  // set by attach()
     std::shared_ptr<Invoker::Lane> lane;  // made by the first invocation: an idle connection may never need it
     lws *wsi = nullptr;
     SendQueue out;            // frames towards the client (their bytes are reserved in live->sendQueueBytes)

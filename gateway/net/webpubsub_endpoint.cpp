@@ -406,7 +406,7 @@ bool wpsResumeConnect(NetworkThreadState &t, Session *s) {
     live->networkThread = t.settings.threadIndex;
     if (t.registry.find(id) == previous) t.registry.remove(id);
     t.registry.add(live);
-    s->live = std::move(live);
+    s->attach(std::move(live));
     s->rowStored = true;  // its row was never removed
     s->wpsResumed = true;
     s->state = Session::State::Connecting;
