@@ -1,12 +1,8 @@
 #include "tls_terminator.h"
 
-#include "log.h"
-
-#include <ev.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include <vector>
+#include <exception>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -14,41 +10,39 @@
 
 namespace wsgw {
 
-namespace {
-
-constexpr double kHandshakeSeconds = 10.0;
-
-}  // namespace
-
-struct TlsTerminator::Handshake {
-    TlsTerminator *owner = nullptr;
-    int fd = -1;
-    SSL *ssl = nullptr;
-    std::string peer;
-    ev_io io{};
-    ev_timer timer{};
-};
-
 std::variant<std::unique_ptr<TlsTerminator>, std::string> TlsTerminator::create(struct ev_loop *loop, const std::string &certFile,
                                                                                const std::string &keyFile, PlainConnection onPlain) {
     auto credentials = TlsCredentials::forFiles(certFile, keyFile);
     if (auto *error = std::get_if<std::string>(&credentials)) return *error;
-    return std::unique_ptr<TlsTerminator>(
-        new TlsTerminator(loop, std::move(std::get<std::shared_ptr<TlsCredentials>>(credentials)), std::move(onPlain)));
+    try {
+        return std::unique_ptr<TlsTerminator>(
+            new TlsTerminator(loop, std::move(std::get<std::shared_ptr<TlsCredentials>>(credentials)), std::move(onPlain)));
+    } catch (const std::exception &e) {
+        return std::string(e.what());
+    }
 }
 
 TlsTerminator::TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain)
-    : loop_(loop), credentials_(std::move(credentials)), onPlain_(std::move(onPlain)), pendingReads_(loop) {}
-
-TlsTerminator::~TlsTerminator() {
-    std::vector<Handshake *> all;
-    for (auto &[h, owned] : handshakes_) all.push_back(h);
-    for (Handshake *h : all) destroy(h, true);
+    : loop_(loop), onPlain_(std::move(onPlain)), pendingReads_(loop) {
+    ev_async_init(&established_, onEstablished);
+    established_.data = this;
+    ev_async_start(loop_, &established_);
+    handshaker_ = std::make_unique<TlsHandshaker>(std::move(credentials), [this](int fd, SSL *ssl, std::string peer) {
+        {
+            std::lock_guard lock(mutex_);
+            done_.push_back({fd, ssl, std::move(peer)});
+        }
+        ev_async_send(loop_, &established_);
+    });
 }
 
-void TlsTerminator::onIo(struct ev_loop *, ev_io *w, int) {
-    auto *h = static_cast<Handshake *>(w->data);
-    h->owner->step(h);
+TlsTerminator::~TlsTerminator() {
+    handshaker_.reset();  // its thread ends: nothing more comes back
+    ev_async_stop(loop_, &established_);
+    for (Established &e : done_) {
+        SSL_free(e.ssl);
+        ::close(e.fd);
+    }
 }
 
 void TlsTerminator::adopt(int fd, const std::string &peer) {
@@ -56,76 +50,31 @@ void TlsTerminator::adopt(int fd, const std::string &peer) {
     // (Nagle): every wss upgrade took about 40 ms, 20 connects/s on one connection.
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    auto owned = std::make_unique<Handshake>();
-    Handshake *h = owned.get();
-    h->owner = this;
-    h->fd = fd;
-    h->peer = peer;
-    SSL_CTX *ctx = credentials_->acquire();  // the certificate of the moment: a SIGHUP may replace it
-    h->ssl = SSL_new(ctx);
-    SSL_CTX_free(ctx);  // the SSL holds its own reference
-    if (!h->ssl || SSL_set_fd(h->ssl, fd) != 1) {
-        log::warn("TLS: cannot set up a connection", {log::Field("error", opensslError())});
-        if (h->ssl) SSL_free(h->ssl);
-        ::close(fd);
-        return;
-    }
-    SSL_set_accept_state(h->ssl);
-    ev_io_init(&h->io, onIo, fd, EV_READ);
-    h->io.data = h;
-    ev_timer_init(&h->timer, [](struct ev_loop *, ev_timer *w, int) {
-        auto *hs = static_cast<Handshake *>(w->data);
-        log::info("TLS handshake timeout", {log::Field("sourceIp", hs->peer)});
-        hs->owner->destroy(hs, true);
-    }, kHandshakeSeconds, 0.);
-    h->timer.data = h;
-    ev_timer_start(loop_, &h->timer);
-    handshakes_.emplace(h, std::move(owned));
-    step(h);
+    handshaker_->submit(fd, peer);
 }
 
-void TlsTerminator::destroy(Handshake *h, bool closeSocket) {
-    ev_io_stop(loop_, &h->io);
-    ev_timer_stop(loop_, &h->timer);
-    if (closeSocket) {
-        if (h->ssl) SSL_free(h->ssl);
-        if (h->fd >= 0) ::close(h->fd);
-    }
-    handshakes_.erase(h);
+void TlsTerminator::onEstablished(struct ev_loop *, ev_async *w, int) {
+    static_cast<TlsTerminator *>(w->data)->takeEstablished();
 }
 
-// One more step of the handshake; when it is done the descriptor, with its TLS, goes on to onPlain_.
-void TlsTerminator::step(Handshake *h) {
-    ERR_clear_error();
-    int n = SSL_do_handshake(h->ssl);
-    if (n != 1) {
-        int e = SSL_get_error(h->ssl, n);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            int events = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
-            if (!ev_is_active(&h->io) || (h->io.events & (EV_READ | EV_WRITE)) != events) {
-                ev_io_stop(loop_, &h->io);
-                ev_io_set(&h->io, h->fd, events);
-                ev_io_start(loop_, &h->io);
-            }
-            return;
+void TlsTerminator::takeEstablished() {
+    std::vector<Established> batch;
+    {
+        std::lock_guard lock(mutex_);
+        batch.swap(done_);
+    }
+    for (Established &e : batch) {
+        auto *socket = new TlsSocket(e.ssl, e.fd, &pendingReads_);
+        if (!TlsSocket::attach(socket)) {
+            ::close(e.fd);
+            continue;
         }
-        log::info("TLS handshake failed", {log::Field("sourceIp", h->peer), log::Field("error", opensslError())});
-        destroy(h, true);
-        return;
+        // Bytes the client sent right after its last handshake message (its upgrade request) may have been
+        // read ahead into OpenSSL with the handshake: the socket need not be readable again for them. (Before
+        // onPlain_, which may close the descriptor and so free the socket.)
+        pendingReads_.afterRead(socket, socket->hasPendingPlaintext());
+        onPlain_(e.fd, e.peer);
     }
-    int fd = h->fd;
-    std::string peer = std::move(h->peer);
-    auto *socket = new TlsSocket(h->ssl, fd, &pendingReads_);
-    destroy(h, false);  // its watchers stop; the SSL and the descriptor now belong to the socket
-    if (!TlsSocket::attach(socket)) {
-        ::close(fd);
-        return;
-    }
-    // Bytes the client sent right after its last handshake message (its upgrade request) may have been
-    // read ahead into OpenSSL with the handshake: the socket need not be readable again for them. (Before
-    // onPlain_, which may close the descriptor and so free the socket.)
-    pendingReads_.afterRead(socket, socket->hasPendingPlaintext());
-    onPlain_(fd, peer);
 }
 
 }  // namespace wsgw

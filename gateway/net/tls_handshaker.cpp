@@ -1,0 +1,184 @@
+#include "tls_handshaker.h"
+
+#include "log.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace wsgw {
+
+namespace {
+
+constexpr std::chrono::seconds kHandshakeTime{10};
+constexpr uint64_t kWakeKey = 0;
+
+}  // namespace
+
+TlsHandshaker::TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Established established)
+    : credentials_(std::move(credentials)), established_(std::move(established)) {
+    epollFd_ = epoll_create1(EPOLL_CLOEXEC);
+    wakeFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epollFd_ < 0 || wakeFd_ < 0) throw std::runtime_error(std::string("TLS handshakes: ") + std::strerror(errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeKey;
+    epoll_ctl(epollFd_, EPOLL_CTL_ADD, wakeFd_, &ev);
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "wsgw-tls");  // so top, perf and /proc tell it from the others
+        run();
+    });
+}
+
+TlsHandshaker::~TlsHandshaker() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    uint64_t one = 1;
+    (void)!::write(wakeFd_, &one, sizeof one);
+    thread_.join();
+    for (auto &[key, h] : handshakes_) {
+        SSL_free(h.ssl);
+        ::close(h.fd);
+    }
+    for (auto &[fd, peer] : submitted_) ::close(fd);
+    ::close(wakeFd_);
+    ::close(epollFd_);
+}
+
+void TlsHandshaker::submit(int fd, std::string peer) {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) {
+            ::close(fd);
+            return;
+        }
+        submitted_.emplace_back(fd, std::move(peer));
+    }
+    uint64_t one = 1;
+    (void)!::write(wakeFd_, &one, sizeof one);
+}
+
+void TlsHandshaker::run() {
+    epoll_event events[64];
+    for (;;) {
+        int timeoutMs = -1;
+        if (!deadlines_.empty()) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadlines_.front().first - Clock::now()).count();
+            timeoutMs = static_cast<int>(std::max<int64_t>(0, left) + 1);
+        }
+        int n = epoll_wait(epollFd_, events, 64, timeoutMs);
+        if (n < 0 && errno != EINTR) {
+            log::error("TLS handshakes: epoll_wait failed; handshakes stop", {log::Field("error", std::strerror(errno))});
+            return;
+        }
+        for (int i = 0; i < n; ++i) {
+            if (events[i].data.u64 != kWakeKey) {
+                step(events[i].data.u64);
+                continue;
+            }
+            uint64_t count;
+            (void)!::read(wakeFd_, &count, sizeof count);
+            {
+                std::lock_guard lock(mutex_);
+                if (stopping_) return;
+            }
+            takeSubmitted();
+        }
+        expire();
+    }
+}
+
+void TlsHandshaker::takeSubmitted() {
+    std::vector<std::pair<int, std::string>> batch;
+    {
+        std::lock_guard lock(mutex_);
+        batch.swap(submitted_);
+    }
+    for (auto &[fd, peer] : batch) start(fd, std::move(peer));
+}
+
+void TlsHandshaker::start(int fd, std::string peer) {
+    SSL_CTX *ctx = credentials_->acquire();  // the certificate of the moment: a SIGHUP may replace it
+    SSL *ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx);  // the SSL holds its own reference
+    if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+        log::warn("TLS: cannot set up a connection", {log::Field("error", opensslError())});
+        if (ssl) SSL_free(ssl);
+        ::close(fd);
+        return;
+    }
+    SSL_set_accept_state(ssl);
+    uint64_t key = nextKey_++;
+    handshakes_.emplace(key, Handshake{fd, ssl, std::move(peer), 0});
+    deadlines_.emplace_back(Clock::now() + kHandshakeTime, key);
+    step(key);
+}
+
+// One more step of the handshake; when it is done the socket and its session go to established_.
+void TlsHandshaker::step(uint64_t key) {
+    auto it = handshakes_.find(key);
+    if (it == handshakes_.end()) return;  // ended earlier in this batch of events
+    Handshake &h = it->second;
+    ERR_clear_error();
+    int n = SSL_do_handshake(h.ssl);
+    if (n != 1) {
+        int e = SSL_get_error(h.ssl, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            uint32_t want = e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT;
+            if (want != h.events) {
+                epoll_event ev{};
+                ev.events = want;
+                ev.data.u64 = key;
+                if (epoll_ctl(epollFd_, h.events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, h.fd, &ev) != 0) {
+                    log::warn("TLS: cannot watch a connection", {log::Field("sourceIp", h.peer), log::Field("error", std::strerror(errno))});
+                    fail(key);
+                    return;
+                }
+                h.events = want;
+            }
+            return;
+        }
+        log::info("TLS handshake failed", {log::Field("sourceIp", h.peer), log::Field("error", opensslError())});
+        fail(key);
+        return;
+    }
+    // Out of this thread's set before another thread owns the descriptor (and may close and reuse it).
+    if (h.events) epoll_ctl(epollFd_, EPOLL_CTL_DEL, h.fd, nullptr);
+    int fd = h.fd;
+    SSL *ssl = h.ssl;
+    std::string peer = std::move(h.peer);
+    handshakes_.erase(it);
+    established_(fd, ssl, std::move(peer));
+}
+
+// Closing the descriptor also takes it out of the epoll set (it is its only reference).
+void TlsHandshaker::fail(uint64_t key) {
+    auto it = handshakes_.find(key);
+    if (it == handshakes_.end()) return;
+    SSL_free(it->second.ssl);
+    ::close(it->second.fd);
+    handshakes_.erase(it);
+}
+
+void TlsHandshaker::expire() {
+    Clock::time_point now = Clock::now();
+    while (!deadlines_.empty() && deadlines_.front().first <= now) {
+        uint64_t key = deadlines_.front().second;
+        deadlines_.pop_front();
+        auto it = handshakes_.find(key);
+        if (it == handshakes_.end()) continue;  // finished or failed before its time
+        log::info("TLS handshake timeout", {log::Field("sourceIp", it->second.peer)});
+        fail(key);
+    }
+}
+
+}  // namespace wsgw

@@ -1,0 +1,79 @@
+// Owns: the TLS handshakes of one listener, on a thread of their own. A full handshake costs the server
+// 0.3-0.6 ms of CPU (key exchange and signature), and a client can ask for one with a ClientHello that
+// costs it almost nothing. On the network thread a flood of them held up every open connection's
+// messages; here they compete with the network thread only through the kernel's scheduler, and the
+// network thread keeps moving bytes.
+//
+// A socket is submitted from any thread; its handshake runs with OpenSSL in non-blocking mode on this
+// thread's loop, within 10 s; the established session (or nothing, when the handshake fails or times out:
+// the socket is then closed here) is reported to `Established`, on this thread.
+#pragma once
+
+#include "tls_credentials.h"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+typedef struct ssl_st SSL;
+
+namespace wsgw {
+
+// Its own epoll loop rather than libev's: libev keeps a stopped descriptor in its epoll set until an event
+// comes for it, which here would be the traffic of a connection another thread owns by then. A socket
+// handed on leaves this thread's set first.
+class TlsHandshaker {
+public:
+    // Called on the handshake thread with the socket and its established session (ownership of both passes).
+    using Established = std::function<void(int fd, SSL *ssl, std::string peer)>;
+
+    // Throws std::runtime_error when its epoll or eventfd cannot be made (out of descriptors).
+    TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Established established);
+    // Stops the thread; sockets still in their handshake (or not yet taken) are closed.
+    ~TlsHandshaker();
+    TlsHandshaker(const TlsHandshaker &) = delete;
+    TlsHandshaker &operator=(const TlsHandshaker &) = delete;
+
+    // From any thread: the accepted socket is this thread's from now on.
+    void submit(int fd, std::string peer);
+
+private:
+    using Clock = std::chrono::steady_clock;
+    struct Handshake {
+        int fd = -1;
+        SSL *ssl = nullptr;
+        std::string peer;
+        uint32_t events = 0;  // what epoll watches for it; 0 before it is in the set
+    };
+
+    void run();
+    void takeSubmitted();
+    void start(int fd, std::string peer);
+    void step(uint64_t key);
+    void fail(uint64_t key);
+    void expire();
+
+    std::shared_ptr<TlsCredentials> credentials_;
+    Established established_;
+    int epollFd_ = -1;
+    int wakeFd_ = -1;  // eventfd: a submit or the stop
+    std::mutex mutex_;
+    std::vector<std::pair<int, std::string>> submitted_;  // under mutex_
+    bool stopping_ = false;                               // under mutex_
+    // The handshake thread's only. Keys, not pointers, in epoll's data: an event that comes in the same
+    // batch as its handshake's end finds nothing.
+    std::unordered_map<uint64_t, Handshake> handshakes_;
+    std::deque<std::pair<Clock::time_point, uint64_t>> deadlines_;  // in order: every handshake gets the same time
+    uint64_t nextKey_ = 1;  // 0 is the wake-up
+    std::thread thread_;    // last: started once everything above exists
+};
+
+}  // namespace wsgw
