@@ -800,7 +800,7 @@ std::string ManagementApi::start(struct ev_loop *loop) {
     m.listenFd = openListeningSocket(m.listen, "--management-listen", &m.boundAddress, &error);
     if (m.listenFd < 0) return error;
     if (!m.tlsCert.empty()) {
-        auto made = TlsTerminator::create(loop, m.tlsCert, m.tlsKey, [&m](int fd, const std::string &peer) { m.serve(fd, peer); });
+        auto made = TlsTerminator::create(loop, m.tlsCert, m.tlsKey, [&m](int fd, const std::string &peer, bool) { m.serve(fd, peer); });
         if (auto *err = std::get_if<std::string>(&made)) return "--management-tls-cert/--management-tls-key: " + *err;
         m.tls = std::move(std::get<std::unique_ptr<TlsTerminator>>(made));
     }

@@ -42,6 +42,10 @@ struct ListenerSettings {
     unsigned threadIndex = 0;
     bool reusePort = false;
     std::shared_ptr<IpConnectionCounts> ipCounts = std::make_shared<IpConnectionCounts>();
+    // Sockets of each address not yet upgraded (in their TLS handshake or before their request head is
+    // read), bounded by the same maxConnectionsPerIp: sockets that never send a request cannot hold an
+    // address's way past the limit, nor the descriptors everyone else needs.
+    std::shared_ptr<IpConnectionCounts> pendingIpCounts = std::make_shared<IpConnectionCounts>();
     int drainSeconds = 10;
     std::string tlsCert, tlsKey;  // both set: wss://
     std::string backendCa;        // CAs for wss:// proxy backends ("" = the system's only)

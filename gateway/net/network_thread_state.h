@@ -100,8 +100,15 @@ struct NetworkThreadState {
 
     // Frees the session. By iterator, as the key views the id of the session being freed.
     void eraseSession(Session *s) {
+        releasePendingIp(s);
         auto it = sessions.find(s->id);
         if (it != sessions.end()) sessions.erase(it);
+    }
+
+    void releasePendingIp(Session *s) {
+        if (!s->pendingIpCounted) return;
+        settings.pendingIpCounts->release(s->peer);
+        s->pendingIpCounted = false;
     }
 
     void releaseIp(Session *s) {

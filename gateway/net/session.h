@@ -106,6 +106,7 @@ struct Session {
     bool inFrame = false;   // the last chunk lws delivered left part of its frame to come
     bool deflate = false;   // permessage-deflate: lws hands us inflated bytes
     bool ipCounted = false;  // its source address (peer) counts against maxConnectionsPerIp
+    bool pendingIpCounted = false;  // it counts among its address's sockets not yet upgraded (pendingIpCounts)
     // Screens what libwebsockets reads from the client for unmasked frames (RFC 6455 5.1), from adoption until
     // the socket is closed (client_frame_guard.h).
     ClientFrameGuard clientFrames;

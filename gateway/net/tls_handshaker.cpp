@@ -22,8 +22,8 @@ constexpr uint64_t kWakeKey = 0;
 
 }  // namespace
 
-TlsHandshaker::TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Established established)
-    : credentials_(std::move(credentials)), established_(std::move(established)) {
+TlsHandshaker::TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Established established, Failed failed)
+    : credentials_(std::move(credentials)), established_(std::move(established)), failed_(std::move(failed)) {
     epollFd_ = epoll_create1(EPOLL_CLOEXEC);
     wakeFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (epollFd_ < 0 || wakeFd_ < 0) throw std::runtime_error(std::string("TLS handshakes: ") + std::strerror(errno));
@@ -49,19 +49,19 @@ TlsHandshaker::~TlsHandshaker() {
         SSL_free(h.ssl);
         ::close(h.fd);
     }
-    for (auto &[fd, peer] : submitted_) ::close(fd);
+    for (Submitted &s : submitted_) ::close(s.fd);
     ::close(wakeFd_);
     ::close(epollFd_);
 }
 
-void TlsHandshaker::submit(int fd, std::string peer) {
+void TlsHandshaker::submit(int fd, std::string peer, bool counted) {
     {
         std::lock_guard lock(mutex_);
         if (stopping_) {
             ::close(fd);
             return;
         }
-        submitted_.emplace_back(fd, std::move(peer));
+        submitted_.push_back({fd, std::move(peer), counted});
     }
     uint64_t one = 1;
     (void)!::write(wakeFd_, &one, sizeof one);
@@ -98,15 +98,16 @@ void TlsHandshaker::run() {
 }
 
 void TlsHandshaker::takeSubmitted() {
-    std::vector<std::pair<int, std::string>> batch;
+    std::vector<Submitted> batch;
     {
         std::lock_guard lock(mutex_);
         batch.swap(submitted_);
     }
-    for (auto &[fd, peer] : batch) start(fd, std::move(peer));
+    for (Submitted &s : batch) start(std::move(s));
 }
 
-void TlsHandshaker::start(int fd, std::string peer) {
+void TlsHandshaker::start(Submitted &&s) {
+    int fd = s.fd;
     SSL_CTX *ctx = credentials_->acquire();  // the certificate of the moment: a SIGHUP may replace it
     SSL *ssl = SSL_new(ctx);
     SSL_CTX_free(ctx);  // the SSL holds its own reference
@@ -114,11 +115,12 @@ void TlsHandshaker::start(int fd, std::string peer) {
         log::warn("TLS: cannot set up a connection", {log::Field("error", opensslError())});
         if (ssl) SSL_free(ssl);
         ::close(fd);
+        if (failed_) failed_(s.peer, s.counted);
         return;
     }
     SSL_set_accept_state(ssl);
     uint64_t key = nextKey_++;
-    handshakes_.emplace(key, Handshake{fd, ssl, std::move(peer), 0});
+    handshakes_.emplace(key, Handshake{fd, ssl, std::move(s.peer), 0, s.counted});
     deadlines_.emplace_back(Clock::now() + kHandshakeTime, key);
     step(key);
 }
@@ -156,8 +158,9 @@ void TlsHandshaker::step(uint64_t key) {
     int fd = h.fd;
     SSL *ssl = h.ssl;
     std::string peer = std::move(h.peer);
+    bool counted = h.counted;
     handshakes_.erase(it);
-    established_(fd, ssl, std::move(peer));
+    established_(fd, ssl, std::move(peer), counted);
 }
 
 // Closing the descriptor also takes it out of the epoll set (it is its only reference).
@@ -166,7 +169,10 @@ void TlsHandshaker::fail(uint64_t key) {
     if (it == handshakes_.end()) return;
     SSL_free(it->second.ssl);
     ::close(it->second.fd);
+    std::string peer = std::move(it->second.peer);
+    bool counted = it->second.counted;
     handshakes_.erase(it);
+    if (failed_) failed_(peer, counted);
 }
 
 void TlsHandshaker::expire() {

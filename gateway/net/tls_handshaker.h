@@ -33,17 +33,20 @@ namespace wsgw {
 class TlsHandshaker {
 public:
     // Called on the handshake thread with the socket and its established session (ownership of both passes).
-    using Established = std::function<void(int fd, SSL *ssl, std::string peer)>;
+    // `counted` is the submitter's, handed back as given (whether the socket counts against its address).
+    using Established = std::function<void(int fd, SSL *ssl, std::string peer, bool counted)>;
+    // Called on the handshake thread when a handshake fails or times out; its socket is closed.
+    using Failed = std::function<void(const std::string &peer, bool counted)>;
 
     // Throws std::runtime_error when its epoll or eventfd cannot be made (out of descriptors).
-    TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Established established);
+    TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Established established, Failed failed = {});
     // Stops the thread; sockets still in their handshake (or not yet taken) are closed.
     ~TlsHandshaker();
     TlsHandshaker(const TlsHandshaker &) = delete;
     TlsHandshaker &operator=(const TlsHandshaker &) = delete;
 
     // From any thread: the accepted socket is this thread's from now on.
-    void submit(int fd, std::string peer);
+    void submit(int fd, std::string peer, bool counted);
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -52,21 +55,28 @@ private:
         SSL *ssl = nullptr;
         std::string peer;
         uint32_t events = 0;  // what epoll watches for it; 0 before it is in the set
+        bool counted = false;
+    };
+    struct Submitted {
+        int fd;
+        std::string peer;
+        bool counted;
     };
 
     void run();
     void takeSubmitted();
-    void start(int fd, std::string peer);
+    void start(Submitted &&s);
     void step(uint64_t key);
     void fail(uint64_t key);
     void expire();
 
     std::shared_ptr<TlsCredentials> credentials_;
     Established established_;
+    Failed failed_;
     int epollFd_ = -1;
     int wakeFd_ = -1;  // eventfd: a submit or the stop
     std::mutex mutex_;
-    std::vector<std::pair<int, std::string>> submitted_;  // under mutex_
+    std::vector<Submitted> submitted_;  // under mutex_
     bool stopping_ = false;                               // under mutex_
     // The handshake thread's only. Keys, not pointers, in epoll's data: an event that comes in the same
     // batch as its handshake's end finds nothing.

@@ -11,29 +11,32 @@
 namespace wsgw {
 
 std::variant<std::unique_ptr<TlsTerminator>, std::string> TlsTerminator::create(struct ev_loop *loop, const std::string &certFile,
-                                                                               const std::string &keyFile, PlainConnection onPlain) {
+                                                                               const std::string &keyFile, PlainConnection onPlain,
+                                                                               HandshakeFailed onFailed) {
     auto credentials = TlsCredentials::forFiles(certFile, keyFile);
     if (auto *error = std::get_if<std::string>(&credentials)) return *error;
     try {
         return std::unique_ptr<TlsTerminator>(
-            new TlsTerminator(loop, std::move(std::get<std::shared_ptr<TlsCredentials>>(credentials)), std::move(onPlain)));
+            new TlsTerminator(loop, std::move(std::get<std::shared_ptr<TlsCredentials>>(credentials)), std::move(onPlain),
+                              std::move(onFailed)));
     } catch (const std::exception &e) {
         return std::string(e.what());
     }
 }
 
-TlsTerminator::TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain)
-    : loop_(loop), onPlain_(std::move(onPlain)), pendingReads_(loop) {
+TlsTerminator::TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain,
+                             HandshakeFailed onFailed)
+    : loop_(loop), onPlain_(std::move(onPlain)), onFailed_(onFailed), pendingReads_(loop) {
     ev_async_init(&established_, onEstablished);
     established_.data = this;
     ev_async_start(loop_, &established_);
-    handshaker_ = std::make_unique<TlsHandshaker>(std::move(credentials), [this](int fd, SSL *ssl, std::string peer) {
+    handshaker_ = std::make_unique<TlsHandshaker>(std::move(credentials), [this](int fd, SSL *ssl, std::string peer, bool counted) {
         {
             std::lock_guard lock(mutex_);
-            done_.push_back({fd, ssl, std::move(peer)});
+            done_.push_back({fd, ssl, std::move(peer), counted});
         }
         ev_async_send(loop_, &established_);
-    });
+    }, std::move(onFailed));
 }
 
 TlsTerminator::~TlsTerminator() {
@@ -45,12 +48,12 @@ TlsTerminator::~TlsTerminator() {
     }
 }
 
-void TlsTerminator::adopt(int fd, const std::string &peer) {
+void TlsTerminator::adopt(int fd, const std::string &peer, bool counted) {
     // Without it OpenSSL's second TLS 1.3 session ticket waited for the client's delayed ACK of the first
     // (Nagle): every wss upgrade took about 40 ms, 20 connects/s on one connection.
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    handshaker_->submit(fd, peer);
+    handshaker_->submit(fd, peer, counted);
 }
 
 void TlsTerminator::onEstablished(struct ev_loop *, ev_async *w, int) {
@@ -67,13 +70,14 @@ void TlsTerminator::takeEstablished() {
         auto *socket = new TlsSocket(e.ssl, e.fd, &pendingReads_);
         if (!TlsSocket::attach(socket)) {
             ::close(e.fd);
+            if (onFailed_) onFailed_(e.peer, e.counted);
             continue;
         }
         // Bytes the client sent right after its last handshake message (its upgrade request) may have been
         // read ahead into OpenSSL with the handshake: the socket need not be readable again for them. (Before
         // onPlain_, which may close the descriptor and so free the socket.)
         pendingReads_.afterRead(socket, socket->hasPendingPlaintext());
-        onPlain_(e.fd, e.peer);
+        onPlain_(e.fd, e.peer, e.counted);
     }
 }
 

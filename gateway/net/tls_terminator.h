@@ -26,21 +26,28 @@ class TlsTerminator {
 public:
     // Called on the listener's loop with the connection's descriptor, its TLS established (its recv/send now
     // carry plaintext), and the client's address.
-    using PlainConnection = std::function<void(int fd, const std::string &peer)>;
+    // `counted` is what adopt() was given.
+    using PlainConnection = std::function<void(int fd, const std::string &peer, bool counted)>;
+    // Called when a handshake fails or times out (on the handshake thread), or its descriptor cannot be taken
+    // (on the listener's loop); its socket is closed.
+    using HandshakeFailed = std::function<void(const std::string &peer, bool counted)>;
 
     // Loads the certificate chain and key (PEM); the message names the file and what is wrong. From the
     // loop's thread, or before the loop runs.
     static std::variant<std::unique_ptr<TlsTerminator>, std::string> create(struct ev_loop *loop, const std::string &certFile,
-                                                                           const std::string &keyFile, PlainConnection onPlain);
+                                                                           const std::string &keyFile, PlainConnection onPlain,
+                                                                           HandshakeFailed onFailed = {});
     ~TlsTerminator();
     TlsTerminator(const TlsTerminator &) = delete;
     TlsTerminator &operator=(const TlsTerminator &) = delete;
 
     // Takes an accepted TCP socket and has its TLS handshake done.
-    void adopt(int fd, const std::string &peer);
+    // `counted`: whether the socket counts against its address's pending sockets (handed back as given).
+    void adopt(int fd, const std::string &peer, bool counted = false);
 
 private:
-    TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain);
+    TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain,
+                  HandshakeFailed onFailed);
     void takeEstablished();
     static void onEstablished(struct ev_loop *loop, ev_async *w, int events);
 
@@ -48,10 +55,12 @@ private:
         int fd;
         SSL *ssl;
         std::string peer;
+        bool counted;
     };
 
     struct ev_loop *loop_;
     PlainConnection onPlain_;
+    HandshakeFailed onFailed_;
     TlsPendingReads pendingReads_;  // its destructor ends the sockets still open
     ev_async established_{};        // on loop_: handshakes came back
     std::mutex mutex_;

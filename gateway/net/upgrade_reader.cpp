@@ -58,8 +58,12 @@ std::string UpgradeReader::open() {
     listenFd_ = openListeningSocket(t_.settings.listen, "--listen", &t_.boundAddress, &error, t_.settings.reusePort);
     if (listenFd_ < 0) return error;
     if (!t_.settings.tlsCert.empty()) {
-        auto made = TlsTerminator::create(t_.loop, t_.settings.tlsCert, t_.settings.tlsKey,
-                                          [this](int fd, const std::string &peer) { beginHandshake(fd, peer); });
+        auto made = TlsTerminator::create(
+            t_.loop, t_.settings.tlsCert, t_.settings.tlsKey,
+            [this](int fd, const std::string &peer, bool counted) { beginHandshake(fd, peer, counted); },
+            [counts = t_.settings.pendingIpCounts](const std::string &peer, bool counted) {
+                if (counted) counts->release(peer);
+            });
         if (auto *err = std::get_if<std::string>(&made)) return "--tls-cert/--tls-key: " + *err;
         tls_ = std::move(std::get<std::unique_ptr<TlsTerminator>>(made));
     }
@@ -98,12 +102,29 @@ void UpgradeReader::onAccept(struct ev_loop *, ev_io *w, int) {
                 log::warn("accept failed", {log::Field("error", std::strerror(err))});
             return;
         }
-        if (reader->tls_) reader->tls_->adopt(fd, peer);
-        else reader->beginHandshake(fd, peer);
+        bool counted = false;
+        if (!reader->pendingAdmitted(peer, &counted)) {
+            ::close(fd);  // no request was read yet: there is nothing an answer could go to
+            continue;
+        }
+        if (reader->tls_) reader->tls_->adopt(fd, peer, counted);
+        else reader->beginHandshake(fd, peer, counted);
     }
 }
 
-void UpgradeReader::beginHandshake(int fd, const std::string &peer) {
+bool UpgradeReader::pendingAdmitted(const std::string &peer, bool *counted) {
+    size_t max = t_.table ? t_.table->config.limits.maxConnectionsPerIp : 0;
+    if (!max) return true;
+    if (!t_.settings.pendingIpCounts->tryAdd(peer, max)) {
+        RouteMetrics::add(t_.connectMetrics->clientErrors);
+        t_.host.metrics.pendingPerIpRefusals.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+    *counted = true;
+    return true;
+}
+
+void UpgradeReader::beginHandshake(int fd, const std::string &peer, bool counted) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     // Bounds what the kernel holds for a client that stops reading (it autotunes up to 4 MiB otherwise).
@@ -115,6 +136,7 @@ void UpgradeReader::beginHandshake(int fd, const std::string &peer) {
     s->thread = &t_;
     s->fd = fd;
     s->peer = peer;
+    s->pendingIpCounted = counted;
     s->id = newConnectionId();
     Session *raw = s.get();
     PendingUpgrade &up = *raw->upgrade;
@@ -242,6 +264,7 @@ void UpgradeReader::readHead(Session *s) {
         return;
     }
     stopHandshakeWatchers(s);
+    t_.releasePendingIp(s);  // its request is read: from here maxConnectionsPerIp counts it as a connection
     t_.connectFlow->startConnect(s, std::move(parsed.request));
 }
 

@@ -50,7 +50,10 @@ private:
     static void onAccept(struct ev_loop *, ev_io *w, int);
     static void onHandshakeTimeout(struct ev_loop *, ev_timer *w, int);
     static void onHeadReadable(struct ev_loop *, ev_io *w, int);
-    void beginHandshake(int fd, const std::string &peer);
+    // `counted`: the socket already counts against its address's pending sockets (pendingIpCounts).
+    void beginHandshake(int fd, const std::string &peer, bool counted);
+    // Whether a new socket from `peer` may be taken; true with `*counted` set when it now counts.
+    bool pendingAdmitted(const std::string &peer, bool *counted);
     void readHead(Session *s);
     bool admitted(Session *s, const UpgradeRequest &request);  // Origin and per-address: false has refused
     bool subprotocolChosen(Session *s, HeadParse &parsed);      // false has refused

@@ -132,6 +132,8 @@ std::string Metrics::render(const Gauges &g) const {
     out += "wsgw_reads_paused_total " + std::to_string(readsPaused.load(std::memory_order_relaxed)) + '\n';
     counterHeader(out, "wsgw_accept_errors_total", "accept() failures for lack of file descriptors or memory, on either listener.");
     out += "wsgw_accept_errors_total " + std::to_string(acceptErrors.load(std::memory_order_relaxed)) + '\n';
+    counterHeader(out, "wsgw_pending_per_ip_refusals_total", "Sockets closed at accept: their address already had maxConnectionsPerIp sockets not yet upgraded.");
+    out += "wsgw_pending_per_ip_refusals_total " + std::to_string(pendingPerIpRefusals.load(std::memory_order_relaxed)) + '\n';
     counterHeader(out, "wsgw_send_queue_bytes", "What the send queues are charged against maxSendQueueBytes: payload plus 64 bytes per queued frame.", "gauge");
     out += "wsgw_send_queue_bytes " + std::to_string(std::max<int64_t>(0, sendQueueBytes.load(std::memory_order_relaxed))) + '\n';
     counterHeader(out, "wsgw_pending_bytes", "Bytes of received messages waiting for their handler.", "gauge");

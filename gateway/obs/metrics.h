@@ -49,8 +49,9 @@ public:
 
     std::atomic<uint64_t> bytesIn{0}, bytesOut{0};
     // SPEC section 10's bounds. Counters: connections closed because their send queue overflowed, times a
-    // lane paused reading its socket, accept() failures for lack of descriptors or memory (both listeners).
-    std::atomic<uint64_t> slowConsumerCloses{0}, readsPaused{0}, acceptErrors{0};
+    // lane paused reading its socket, accept() failures for lack of descriptors or memory (both listeners),
+    // sockets closed at accept because their address already had maxConnectionsPerIp not yet upgraded.
+    std::atomic<uint64_t> slowConsumerCloses{0}, readsPaused{0}, acceptErrors{0}, pendingPerIpRefusals{0};
     // Gauges, summed over every connection: bytes queued towards clients and not yet taken by their sockets,
     // and message bytes read from clients that wait for their handler.
     std::atomic<int64_t> sendQueueBytes{0}, pendingBytes{0};

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import {
-  Gateway, Client, prepareDir, probeRoutes, whoami, sqliteRows, waitFor, readEvents, ctx, runExpectingExit, withTimeout,
+  Gateway, Client, metricValue, prepareDir, probeRoutes, whoami, sqliteRows, waitFor, readEvents, ctx, runExpectingExit, withTimeout,
 } from './harness.mjs';
 import { holdWriteLock } from './sqlite-write-lock.mjs';
 
@@ -26,10 +26,9 @@ async function readyz(gw) {
 }
 
 async function queueDepth(gw) {
-  const text = await (await fetch(`${gw.managementUrl}/metrics`)).text();
-  const m = /^wsgw_table_write_queue_depth (\d+)$/m.exec(text);
-  assert.ok(m, 'wsgw_table_write_queue_depth is in /metrics');
-  return Number(m[1]);
+  const depth = await metricValue(gw, 'wsgw_table_write_queue_depth');
+  assert.ok(depth !== null, 'wsgw_table_write_queue_depth is in /metrics');
+  return depth;
 }
 
 const disconnectsOf = (eventsPath) => readEvents(eventsPath).filter((e) => ctx(e).eventType === 'DISCONNECT');

@@ -614,6 +614,36 @@ export class RawWebSocket {
   }
 }
 
+// Opens `count` TCP connections to `port` that send nothing, and returns them with how long each stayed open
+// (`closedAfterMs`, null while open), updated as they close.
+export async function openSilentSockets(port, count, localAddress = '127.0.0.1') {
+  const sockets = [];
+  for (let i = 0; i < count; i++) {
+    const entry = await new Promise((resolve, reject) => {
+      const sock = net.connect({ host: '127.0.0.1', port, localAddress });
+      const e = { sock, closedAfterMs: null };
+      let connected = false;
+      sock.once('connect', () => {
+        connected = true;
+        const opened = Date.now();
+        sock.once('close', () => { e.closedAfterMs = Date.now() - opened; });
+        resolve(e);
+      });
+      sock.on('error', (err) => { if (!connected) reject(err); });  // after the connect: a reset is a close
+      sock.resume();
+    });
+    sockets.push(entry);
+  }
+  return sockets;
+}
+
+// One unlabelled metric of GET /metrics on the gateway's management listener (plain HTTP); null when absent.
+export async function metricValue(gw, name) {
+  const text = await (await fetch(`${gw.managementUrl}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
+
 // ---- the connection table and the probe's event log ----------------------------------------------------
 
 // Runs `sql` with the sqlite3 CLI against `db` (read by another process while wsgw runs: WAL) and returns

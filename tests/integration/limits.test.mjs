@@ -6,7 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { Client, Gateway, errorFrameRegex, eventsOf, openExpectingRefusal, probeRoutes, sleep, waitFor, whoami, withTimeout } from './harness.mjs';
+import { Client, Gateway, errorFrameRegex, eventsOf, metricValue, openExpectingRefusal, openSilentSockets, probeRoutes, sleep, waitFor, whoami, withTimeout } from './harness.mjs';
 
 const tooMany = errorFrameRegex('Too Many Requests');
 
@@ -82,6 +82,26 @@ describe('frame size, idle timeout, lifetime, per-address connections, origins, 
     // The gateway frees the place when it has processed the close, which the client cannot see: retry until it has.
     const again = await waitFor(() => Client.open(gw.url).catch(() => null), { what: 'a fourth connection after one closed' });
     await Promise.all([again, open[1], open[2]].map((c) => c.close()));
+  });
+
+  test('sockets that never send a request count against maxConnectionsPerIp: beyond it a new one is closed at once, other addresses still connect', async () => {
+    const before = await metricValue(gw, 'wsgw_pending_per_ip_refusals_total');
+    // Six from one address, limit 3: three are closed at accept, before anything is read, long before the
+    // 1 s handshake timeout ends the other three. (Which three depends on which network thread accepts first.)
+    const silent = await openSilentSockets(gw.port, 6);
+    await waitFor(() => silent.filter((s) => s.closedAfterMs !== null).length >= 3, { what: 'three of the six closed' });
+    const closedEarly = silent.filter((s) => s.closedAfterMs !== null);
+    assert.equal(closedEarly.length, 3, `exactly three closed at once: ${JSON.stringify(silent.map((s) => s.closedAfterMs))}`);
+    for (const s of closedEarly) assert.ok(s.closedAfterMs < 800, `closed at accept, not by the handshake timeout: ${s.closedAfterMs} ms`);
+    assert.equal(await metricValue(gw, 'wsgw_pending_per_ip_refusals_total'), before + 3);
+    // Another address is not affected: its WebSocket connects.
+    const other = await Client.open(gw.url, { localAddress: '127.0.0.2' });
+    assert.ok(await whoami(other));
+    await other.close();
+    for (const s of silent) s.sock.destroy();
+    // Their places come back when the gateway has seen them go.
+    const again = await waitFor(() => Client.open(gw.url).catch(() => null), { what: 'a connection after the silent sockets left' });
+    await again.close();
   });
 
   test('an Origin not in allowedOrigins gets 403; the allowed one and a client without Origin connect', async () => {

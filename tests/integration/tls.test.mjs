@@ -12,7 +12,9 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { Client, Gateway, makeTempDir, openExpectingRefusal, probeRoutes, runExpectingExit, waitFor, whoami, withTimeout } from './harness.mjs';
+import {
+  Client, Gateway, makeTempDir, metricValue, openExpectingRefusal, openSilentSockets, probeRoutes, runExpectingExit, waitFor, whoami, withTimeout,
+} from './harness.mjs';
 
 let gw;
 let cert;
@@ -252,6 +254,39 @@ test('TLS handshakes run on their own thread: a burst of them costs the network 
   assert.ok(otherTicks * 2 < handshakeTicks, `every other thread together: ${otherTicks} ticks, against ${handshakeTicks} for the handshakes`);
   assert.ok(await whoami(c), 'the open connection still answers');
   await c.close();
+});
+
+test('sockets in their TLS handshake count against maxConnectionsPerIp: beyond it a new one is closed at once; a failed handshake frees its place', async () => {
+  const own = makeTempDir('wsgw-tls-peraddress-');
+  const certFile = path.join(own, 'cert.pem');
+  const keyFile = path.join(own, 'key.pem');
+  writeCertificate(certFile, keyFile, 30);
+  const g = await Gateway.start({
+    dir: own, routes: (d) => ({ ...probeRoutes({ routes: ['whoami'] })(d), limits: { maxConnectionsPerIp: 2 } }), plugins: ['probe'],
+    extraArgs: ['--tls-cert', certFile, '--tls-key', keyFile],
+  });
+  let silent = [];
+  try {
+    // No ClientHello: two are held in their handshake (10 s), two are closed at accept.
+    silent = await openSilentSockets(g.port, 4);
+    await waitFor(() => silent.filter((s) => s.closedAfterMs !== null).length >= 2, { timeoutMs: 5000, what: 'two of the four closed' });
+    const closedEarly = silent.filter((s) => s.closedAfterMs !== null);
+    assert.equal(closedEarly.length, 2, `exactly two closed at once: ${JSON.stringify(silent.map((s) => s.closedAfterMs))}`);
+    for (const s of closedEarly) assert.ok(s.closedAfterMs < 3000, `closed at accept, not by the handshake timeout: ${s.closedAfterMs} ms`);
+    assert.equal(await metricValue(g, 'wsgw_pending_per_ip_refusals_total'), 2);
+    // A client from another address completes its handshake and connects meanwhile.
+    const other = await Client.open(`wss://127.0.0.1:${g.port}`, { ca: fs.readFileSync(certFile), localAddress: '127.0.0.2' });
+    assert.ok(await whoami(other));
+    await other.close();
+    // The silent ones hang up: their handshakes fail on the handshake thread, which gives their places back.
+    for (const s of silent) s.sock.destroy();
+    const again = await waitFor(() => Client.open(`wss://127.0.0.1:${g.port}`, { ca: fs.readFileSync(certFile) }).catch(() => null),
+      { what: 'a wss connection from 127.0.0.1 once the silent sockets left' });
+    await again.close();
+  } finally {
+    for (const s of silent) s.sock.destroy();
+    await g.stop();
+  }
 });
 
 test('a TLS key that does not match its certificate refuses the start, naming the files', async () => {
