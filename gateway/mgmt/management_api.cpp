@@ -48,6 +48,7 @@ const std::string &consoleHtml() {
 namespace {
 
 constexpr double kIdleSeconds = 15.0;          // a connection with no complete request for this long is closed
+constexpr std::chrono::seconds kTlsHandshakeTime{10};  // an https:// client's TLS handshake
 constexpr double kLingerSeconds = 2.0;         // after the last answer, input is read and dropped this long at most
 constexpr size_t kMaxLingerBytes = 1 << 20;    // ... and this much
 constexpr size_t kMaxPendingOutput = 1 << 20;  // stop reading a client that does not read its answers
@@ -306,7 +307,7 @@ struct ManagementApi::Impl {
             }
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            if (m->tls) m->tls->adopt(fd, peer);
+            if (m->tls) m->tls->adopt({fd, peer, false, std::chrono::steady_clock::now() + kTlsHandshakeTime});
             else m->serve(fd, peer);
         }
     }
@@ -800,7 +801,7 @@ std::string ManagementApi::start(struct ev_loop *loop) {
     m.listenFd = openListeningSocket(m.listen, "--management-listen", &m.boundAddress, &error);
     if (m.listenFd < 0) return error;
     if (!m.tlsCert.empty()) {
-        auto made = TlsTerminator::create(loop, m.tlsCert, m.tlsKey, [&m](int fd, const std::string &peer, bool) { m.serve(fd, peer); });
+        auto made = TlsTerminator::create(loop, m.tlsCert, m.tlsKey, [&m](AcceptedSocket &&s) { m.serve(s.fd, s.peer); });
         if (auto *err = std::get_if<std::string>(&made)) return "--management-tls-cert/--management-tls-key: " + *err;
         m.tls = std::move(std::get<std::unique_ptr<TlsTerminator>>(made));
     }

@@ -17,7 +17,6 @@ namespace wsgw {
 
 namespace {
 
-constexpr std::chrono::seconds kHandshakeTime{10};
 constexpr uint64_t kWakeKey = 0;
 
 }  // namespace
@@ -47,21 +46,21 @@ TlsHandshaker::~TlsHandshaker() {
     thread_.join();
     for (auto &[key, h] : handshakes_) {
         SSL_free(h.ssl);
-        ::close(h.fd);
+        ::close(h.socket.fd);
     }
-    for (Submitted &s : submitted_) ::close(s.fd);
+    for (AcceptedSocket &s : submitted_) ::close(s.fd);
     ::close(wakeFd_);
     ::close(epollFd_);
 }
 
-void TlsHandshaker::submit(int fd, std::string peer, bool counted) {
+void TlsHandshaker::submit(AcceptedSocket &&socket) {
     {
         std::lock_guard lock(mutex_);
         if (stopping_) {
-            ::close(fd);
+            ::close(socket.fd);
             return;
         }
-        submitted_.push_back({fd, std::move(peer), counted});
+        submitted_.push_back(std::move(socket));
     }
     uint64_t one = 1;
     (void)!::write(wakeFd_, &one, sizeof one);
@@ -72,7 +71,7 @@ void TlsHandshaker::run() {
     for (;;) {
         int timeoutMs = -1;
         if (!deadlines_.empty()) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadlines_.front().first - Clock::now()).count();
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadlines_.top().first - Clock::now()).count();
             timeoutMs = static_cast<int>(std::max<int64_t>(0, left) + 1);
         }
         int n = epoll_wait(epollFd_, events, 64, timeoutMs);
@@ -98,16 +97,16 @@ void TlsHandshaker::run() {
 }
 
 void TlsHandshaker::takeSubmitted() {
-    std::vector<Submitted> batch;
+    std::vector<AcceptedSocket> batch;
     {
         std::lock_guard lock(mutex_);
         batch.swap(submitted_);
     }
-    for (Submitted &s : batch) start(std::move(s));
+    for (AcceptedSocket &s : batch) start(std::move(s));
 }
 
-void TlsHandshaker::start(Submitted &&s) {
-    int fd = s.fd;
+void TlsHandshaker::start(AcceptedSocket &&socket) {
+    int fd = socket.fd;
     SSL_CTX *ctx = credentials_->acquire();  // the certificate of the moment: a SIGHUP may replace it
     SSL *ssl = SSL_new(ctx);
     SSL_CTX_free(ctx);  // the SSL holds its own reference
@@ -115,13 +114,13 @@ void TlsHandshaker::start(Submitted &&s) {
         log::warn("TLS: cannot set up a connection", {log::Field("error", opensslError())});
         if (ssl) SSL_free(ssl);
         ::close(fd);
-        if (failed_) failed_(s.peer, s.counted);
+        if (failed_) failed_(socket);
         return;
     }
     SSL_set_accept_state(ssl);
     uint64_t key = nextKey_++;
-    handshakes_.emplace(key, Handshake{fd, ssl, std::move(s.peer), 0, s.counted});
-    deadlines_.emplace_back(Clock::now() + kHandshakeTime, key);
+    deadlines_.emplace(socket.handshakeDeadline, key);
+    handshakes_.emplace(key, Handshake{std::move(socket), ssl, 0});
     step(key);
 }
 
@@ -140,8 +139,8 @@ void TlsHandshaker::step(uint64_t key) {
                 epoll_event ev{};
                 ev.events = want;
                 ev.data.u64 = key;
-                if (epoll_ctl(epollFd_, h.events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, h.fd, &ev) != 0) {
-                    log::warn("TLS: cannot watch a connection", {log::Field("sourceIp", h.peer), log::Field("error", std::strerror(errno))});
+                if (epoll_ctl(epollFd_, h.events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, h.socket.fd, &ev) != 0) {
+                    log::warn("TLS: cannot watch a connection", {log::Field("sourceIp", h.socket.peer), log::Field("error", std::strerror(errno))});
                     fail(key);
                     return;
                 }
@@ -149,18 +148,16 @@ void TlsHandshaker::step(uint64_t key) {
             }
             return;
         }
-        log::info("TLS handshake failed", {log::Field("sourceIp", h.peer), log::Field("error", opensslError())});
+        log::info("TLS handshake failed", {log::Field("sourceIp", h.socket.peer), log::Field("error", opensslError())});
         fail(key);
         return;
     }
     // Out of this thread's set before another thread owns the descriptor (and may close and reuse it).
-    if (h.events) epoll_ctl(epollFd_, EPOLL_CTL_DEL, h.fd, nullptr);
-    int fd = h.fd;
+    if (h.events) epoll_ctl(epollFd_, EPOLL_CTL_DEL, h.socket.fd, nullptr);
+    AcceptedSocket socket = std::move(h.socket);
     SSL *ssl = h.ssl;
-    std::string peer = std::move(h.peer);
-    bool counted = h.counted;
     handshakes_.erase(it);
-    established_(fd, ssl, std::move(peer), counted);
+    established_(std::move(socket), ssl);
 }
 
 // Closing the descriptor also takes it out of the epoll set (it is its only reference).
@@ -168,21 +165,20 @@ void TlsHandshaker::fail(uint64_t key) {
     auto it = handshakes_.find(key);
     if (it == handshakes_.end()) return;
     SSL_free(it->second.ssl);
-    ::close(it->second.fd);
-    std::string peer = std::move(it->second.peer);
-    bool counted = it->second.counted;
+    ::close(it->second.socket.fd);
+    AcceptedSocket socket = std::move(it->second.socket);
     handshakes_.erase(it);
-    if (failed_) failed_(peer, counted);
+    if (failed_) failed_(socket);
 }
 
 void TlsHandshaker::expire() {
     Clock::time_point now = Clock::now();
-    while (!deadlines_.empty() && deadlines_.front().first <= now) {
-        uint64_t key = deadlines_.front().second;
-        deadlines_.pop_front();
+    while (!deadlines_.empty() && deadlines_.top().first <= now) {
+        uint64_t key = deadlines_.top().second;
+        deadlines_.pop();
         auto it = handshakes_.find(key);
         if (it == handshakes_.end()) continue;  // finished or failed before its time
-        log::info("TLS handshake timeout", {log::Field("sourceIp", it->second.peer)});
+        log::info("TLS handshake timeout", {log::Field("sourceIp", it->second.socket.peer)});
         fail(key);
     }
 }

@@ -5,15 +5,16 @@
 // network thread keeps moving bytes.
 //
 // A socket is submitted from any thread; its handshake runs with OpenSSL in non-blocking mode on this
-// thread's loop, within 10 s; the established session (or nothing, when the handshake fails or times out:
+// thread's loop, until the socket's handshake deadline; the established session (or nothing, when the handshake fails or times out:
 // the socket is then closed here) is reported to `Established`, on this thread.
 #pragma once
 
+#include "accepted_socket.h"
 #include "tls_credentials.h"
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <queue>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,10 +34,9 @@ namespace wsgw {
 class TlsHandshaker {
 public:
     // Called on the handshake thread with the socket and its established session (ownership of both passes).
-    // `counted` is the submitter's, handed back as given (whether the socket counts against its address).
-    using Established = std::function<void(int fd, SSL *ssl, std::string peer, bool counted)>;
+    using Established = std::function<void(AcceptedSocket &&socket, SSL *ssl)>;
     // Called on the handshake thread when a handshake fails or times out; its socket is closed.
-    using Failed = std::function<void(const std::string &peer, bool counted)>;
+    using Failed = std::function<void(const AcceptedSocket &socket)>;
 
     // Throws std::runtime_error when its epoll or eventfd cannot be made (out of descriptors).
     TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Established established, Failed failed = {});
@@ -46,26 +46,20 @@ public:
     TlsHandshaker &operator=(const TlsHandshaker &) = delete;
 
     // From any thread: the accepted socket is this thread's from now on.
-    void submit(int fd, std::string peer, bool counted);
+    void submit(AcceptedSocket &&socket);
 
 private:
     using Clock = std::chrono::steady_clock;
     struct Handshake {
-        int fd = -1;
+        AcceptedSocket socket;
         SSL *ssl = nullptr;
-        std::string peer;
         uint32_t events = 0;  // what epoll watches for it; 0 before it is in the set
-        bool counted = false;
     };
-    struct Submitted {
-        int fd;
-        std::string peer;
-        bool counted;
-    };
+    using Deadline = std::pair<Clock::time_point, uint64_t>;
 
     void run();
     void takeSubmitted();
-    void start(Submitted &&s);
+    void start(AcceptedSocket &&socket);
     void step(uint64_t key);
     void fail(uint64_t key);
     void expire();
@@ -76,12 +70,13 @@ private:
     int epollFd_ = -1;
     int wakeFd_ = -1;  // eventfd: a submit or the stop
     std::mutex mutex_;
-    std::vector<Submitted> submitted_;  // under mutex_
+    std::vector<AcceptedSocket> submitted_;  // under mutex_
     bool stopping_ = false;                               // under mutex_
     // The handshake thread's only. Keys, not pointers, in epoll's data: an event that comes in the same
     // batch as its handshake's end finds nothing.
     std::unordered_map<uint64_t, Handshake> handshakes_;
-    std::deque<std::pair<Clock::time_point, uint64_t>> deadlines_;  // in order: every handshake gets the same time
+    // Earliest first (a reload may shorten handshakeTimeoutSeconds, so they do not arrive in order).
+    std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
     uint64_t nextKey_ = 1;  // 0 is the wake-up
     std::thread thread_;    // last: started once everything above exists
 };

@@ -30,10 +30,10 @@ TlsTerminator::TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredential
     ev_async_init(&established_, onEstablished);
     established_.data = this;
     ev_async_start(loop_, &established_);
-    handshaker_ = std::make_unique<TlsHandshaker>(std::move(credentials), [this](int fd, SSL *ssl, std::string peer, bool counted) {
+    handshaker_ = std::make_unique<TlsHandshaker>(std::move(credentials), [this](AcceptedSocket &&socket, SSL *ssl) {
         {
             std::lock_guard lock(mutex_);
-            done_.push_back({fd, ssl, std::move(peer), counted});
+            done_.push_back({std::move(socket), ssl});
         }
         ev_async_send(loop_, &established_);
     }, std::move(onFailed));
@@ -44,16 +44,16 @@ TlsTerminator::~TlsTerminator() {
     ev_async_stop(loop_, &established_);
     for (Established &e : done_) {
         SSL_free(e.ssl);
-        ::close(e.fd);
+        ::close(e.socket.fd);
     }
 }
 
-void TlsTerminator::adopt(int fd, const std::string &peer, bool counted) {
+void TlsTerminator::adopt(AcceptedSocket &&socket) {
     // Without it OpenSSL's second TLS 1.3 session ticket waited for the client's delayed ACK of the first
     // (Nagle): every wss upgrade took about 40 ms, 20 connects/s on one connection.
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    handshaker_->submit(fd, peer, counted);
+    setsockopt(socket.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    handshaker_->submit(std::move(socket));
 }
 
 void TlsTerminator::onEstablished(struct ev_loop *, ev_async *w, int) {
@@ -67,17 +67,18 @@ void TlsTerminator::takeEstablished() {
         batch.swap(done_);
     }
     for (Established &e : batch) {
-        auto *socket = new TlsSocket(e.ssl, e.fd, &pendingReads_);
+        int fd = e.socket.fd;
+        auto *socket = new TlsSocket(e.ssl, fd, &pendingReads_);
         if (!TlsSocket::attach(socket)) {
-            ::close(e.fd);
-            if (onFailed_) onFailed_(e.peer, e.counted);
+            ::close(fd);
+            if (onFailed_) onFailed_(e.socket);
             continue;
         }
         // Bytes the client sent right after its last handshake message (its upgrade request) may have been
         // read ahead into OpenSSL with the handshake: the socket need not be readable again for them. (Before
         // onPlain_, which may close the descriptor and so free the socket.)
         pendingReads_.afterRead(socket, socket->hasPendingPlaintext());
-        onPlain_(e.fd, e.peer, e.counted);
+        onPlain_(std::move(e.socket));
     }
 }
 

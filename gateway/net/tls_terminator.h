@@ -24,13 +24,11 @@ namespace wsgw {
 
 class TlsTerminator {
 public:
-    // Called on the listener's loop with the connection's descriptor, its TLS established (its recv/send now
-    // carry plaintext), and the client's address.
-    // `counted` is what adopt() was given.
-    using PlainConnection = std::function<void(int fd, const std::string &peer, bool counted)>;
+    // Called on the listener's loop with the socket, its TLS established (its recv/send now carry plaintext).
+    using PlainConnection = std::function<void(AcceptedSocket &&socket)>;
     // Called when a handshake fails or times out (on the handshake thread), or its descriptor cannot be taken
     // (on the listener's loop); its socket is closed.
-    using HandshakeFailed = std::function<void(const std::string &peer, bool counted)>;
+    using HandshakeFailed = std::function<void(const AcceptedSocket &socket)>;
 
     // Loads the certificate chain and key (PEM); the message names the file and what is wrong. From the
     // loop's thread, or before the loop runs.
@@ -42,8 +40,8 @@ public:
     TlsTerminator &operator=(const TlsTerminator &) = delete;
 
     // Takes an accepted TCP socket and has its TLS handshake done.
-    // `counted`: whether the socket counts against its address's pending sockets (handed back as given).
-    void adopt(int fd, const std::string &peer, bool counted = false);
+    // Its handshake must be done by socket.handshakeDeadline; the rest is handed back as given.
+    void adopt(AcceptedSocket &&socket);
 
 private:
     TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain,
@@ -52,10 +50,8 @@ private:
     static void onEstablished(struct ev_loop *loop, ev_async *w, int events);
 
     struct Established {
-        int fd;
+        AcceptedSocket socket;
         SSL *ssl;
-        std::string peer;
-        bool counted;
     };
 
     struct ev_loop *loop_;

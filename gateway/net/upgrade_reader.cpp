@@ -60,9 +60,9 @@ std::string UpgradeReader::open() {
     if (!t_.settings.tlsCert.empty()) {
         auto made = TlsTerminator::create(
             t_.loop, t_.settings.tlsCert, t_.settings.tlsKey,
-            [this](int fd, const std::string &peer, bool counted) { beginHandshake(fd, peer, counted); },
-            [counts = t_.settings.pendingIpCounts](const std::string &peer, bool counted) {
-                if (counted) counts->release(peer);
+            [this](AcceptedSocket &&socket) { beginHandshake(std::move(socket)); },
+            [counts = t_.settings.pendingIpCounts](const AcceptedSocket &socket) {
+                if (socket.countedForPeer) counts->release(socket.peer);
             });
         if (auto *err = std::get_if<std::string>(&made)) return "--tls-cert/--tls-key: " + *err;
         tls_ = std::move(std::get<std::unique_ptr<TlsTerminator>>(made));
@@ -107,8 +107,10 @@ void UpgradeReader::onAccept(struct ev_loop *, ev_io *w, int) {
             ::close(fd);  // no request was read yet: there is nothing an answer could go to
             continue;
         }
-        if (reader->tls_) reader->tls_->adopt(fd, peer, counted);
-        else reader->beginHandshake(fd, peer, counted);
+        int timeoutSeconds = reader->t_.table ? reader->t_.table->config.limits.handshakeTimeoutSeconds : 10;
+        AcceptedSocket socket{fd, std::move(peer), counted, std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds)};
+        if (reader->tls_) reader->tls_->adopt(std::move(socket));
+        else reader->beginHandshake(std::move(socket));
     }
 }
 
@@ -124,7 +126,8 @@ bool UpgradeReader::pendingAdmitted(const std::string &peer, bool *counted) {
     return true;
 }
 
-void UpgradeReader::beginHandshake(int fd, const std::string &peer, bool counted) {
+void UpgradeReader::beginHandshake(AcceptedSocket &&socket) {
+    int fd = socket.fd;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     // Bounds what the kernel holds for a client that stops reading (it autotunes up to 4 MiB otherwise).
@@ -135,16 +138,17 @@ void UpgradeReader::beginHandshake(int fd, const std::string &peer, bool counted
     auto s = std::make_unique<Session>();
     s->thread = &t_;
     s->fd = fd;
-    s->peer = peer;
-    s->pendingIpCounted = counted;
+    s->peer = std::move(socket.peer);
+    s->pendingIpCounted = socket.countedForPeer;
     s->id = newConnectionId();
     Session *raw = s.get();
     PendingUpgrade &up = *raw->upgrade;
     ev_io_init(&up.io, onHeadReadable, fd, EV_READ);
     up.io.data = raw;
     ev_io_start(t_.loop, &up.io);
-    int timeoutSeconds = t_.table ? t_.table->config.limits.handshakeTimeoutSeconds : 10;
-    ev_timer_init(&up.handshakeTimer, onHandshakeTimeout, timeoutSeconds, 0.);
+    // What is left of the deadline set at accept (a wss:// client has spent part of it on its TLS handshake).
+    double left = std::chrono::duration<double>(socket.handshakeDeadline - std::chrono::steady_clock::now()).count();
+    ev_timer_init(&up.handshakeTimer, onHandshakeTimeout, std::max(left, 0.001), 0.);
     up.handshakeTimer.data = raw;
     ev_timer_start(t_.loop, &up.handshakeTimer);
     t_.sessions.emplace(raw->id, std::move(s));

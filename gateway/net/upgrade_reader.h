@@ -50,8 +50,7 @@ private:
     static void onAccept(struct ev_loop *, ev_io *w, int);
     static void onHandshakeTimeout(struct ev_loop *, ev_timer *w, int);
     static void onHeadReadable(struct ev_loop *, ev_io *w, int);
-    // `counted`: the socket already counts against its address's pending sockets (pendingIpCounts).
-    void beginHandshake(int fd, const std::string &peer, bool counted);
+    void beginHandshake(AcceptedSocket &&socket);
     // Whether a new socket from `peer` may be taken; true with `*counted` set when it now counts.
     bool pendingAdmitted(const std::string &peer, bool *counted);
     void readHead(Session *s);

@@ -289,6 +289,30 @@ test('sockets in their TLS handshake count against maxConnectionsPerIp: beyond i
   }
 });
 
+test('handshakeTimeoutSeconds covers the TLS handshake: a client that never sends its ClientHello is dropped when it ends', async () => {
+  const own = makeTempDir('wsgw-tls-timeout-');
+  const certFile = path.join(own, 'cert.pem');
+  const keyFile = path.join(own, 'key.pem');
+  writeCertificate(certFile, keyFile, 30);
+  const g = await Gateway.start({
+    dir: own, routes: (d) => ({ ...probeRoutes({ routes: ['whoami'] })(d), limits: { handshakeTimeoutSeconds: 1 } }), plugins: ['probe'],
+    extraArgs: ['--tls-cert', certFile, '--tls-key', keyFile],
+  });
+  let silent = [];
+  try {
+    silent = await openSilentSockets(g.port, 1);
+    await waitFor(() => silent[0].closedAfterMs !== null, { timeoutMs: 5000, what: 'the silent TLS socket to be dropped' });
+    assert.ok(silent[0].closedAfterMs >= 800 && silent[0].closedAfterMs < 4000,
+      `dropped at the 1 s handshakeTimeoutSeconds (the TLS handshake used to have 10 s of its own): ${silent[0].closedAfterMs} ms`);
+    const c = await Client.open(`wss://127.0.0.1:${g.port}`, { ca: fs.readFileSync(certFile) });
+    assert.ok(await whoami(c), 'a client that completes in time connects');
+    await c.close();
+  } finally {
+    for (const s of silent) s.sock.destroy();
+    await g.stop();
+  }
+});
+
 test('a TLS key that does not match its certificate refuses the start, naming the files', async () => {
   const otherKey = path.join(dir, 'other-key.pem');
   execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey], { stdio: 'ignore' });
