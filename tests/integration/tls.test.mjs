@@ -256,15 +256,21 @@ test('TLS handshakes run on their own thread: a burst of them costs the network 
   await c.close();
 });
 
-test('sockets in their TLS handshake count against maxConnectionsPerIp: beyond it a new one is closed at once; a failed handshake frees its place', async () => {
-  const own = makeTempDir('wsgw-tls-peraddress-');
+// A gateway of its own, with a fresh certificate and these limits; `ca` is the certificate to trust.
+async function ownTlsGateway(tag, limits) {
+  const own = makeTempDir(`wsgw-tls-${tag}-`);
   const certFile = path.join(own, 'cert.pem');
   const keyFile = path.join(own, 'key.pem');
   writeCertificate(certFile, keyFile, 30);
   const g = await Gateway.start({
-    dir: own, routes: (d) => ({ ...probeRoutes({ routes: ['whoami'] })(d), limits: { maxConnectionsPerIp: 2 } }), plugins: ['probe'],
+    dir: own, routes: (d) => ({ ...probeRoutes({ routes: ['whoami'] })(d), limits }), plugins: ['probe'],
     extraArgs: ['--tls-cert', certFile, '--tls-key', keyFile],
   });
+  return { g, ca: fs.readFileSync(certFile) };
+}
+
+test('sockets in their TLS handshake count against maxConnectionsPerIp: beyond it a new one is closed at once; a failed handshake frees its place', async () => {
+  const { g, ca } = await ownTlsGateway('peraddress', { maxConnectionsPerIp: 2 });
   let silent = [];
   try {
     // No ClientHello: two are held in their handshake (10 s), two are closed at accept.
@@ -275,12 +281,12 @@ test('sockets in their TLS handshake count against maxConnectionsPerIp: beyond i
     for (const s of closedEarly) assert.ok(s.closedAfterMs < 3000, `closed at accept, not by the handshake timeout: ${s.closedAfterMs} ms`);
     assert.equal(await metricValue(g, 'wsgw_pending_per_ip_refusals_total'), 2);
     // A client from another address completes its handshake and connects meanwhile.
-    const other = await Client.open(`wss://127.0.0.1:${g.port}`, { ca: fs.readFileSync(certFile), localAddress: '127.0.0.2' });
+    const other = await Client.open(`wss://127.0.0.1:${g.port}`, { ca, localAddress: '127.0.0.2' });
     assert.ok(await whoami(other));
     await other.close();
     // The silent ones hang up: their handshakes fail on the handshake thread, which gives their places back.
     for (const s of silent) s.sock.destroy();
-    const again = await waitFor(() => Client.open(`wss://127.0.0.1:${g.port}`, { ca: fs.readFileSync(certFile) }).catch(() => null),
+    const again = await waitFor(() => Client.open(`wss://127.0.0.1:${g.port}`, { ca }).catch(() => null),
       { what: 'a wss connection from 127.0.0.1 once the silent sockets left' });
     await again.close();
   } finally {
@@ -290,21 +296,14 @@ test('sockets in their TLS handshake count against maxConnectionsPerIp: beyond i
 });
 
 test('handshakeTimeoutSeconds covers the TLS handshake: a client that never sends its ClientHello is dropped when it ends', async () => {
-  const own = makeTempDir('wsgw-tls-timeout-');
-  const certFile = path.join(own, 'cert.pem');
-  const keyFile = path.join(own, 'key.pem');
-  writeCertificate(certFile, keyFile, 30);
-  const g = await Gateway.start({
-    dir: own, routes: (d) => ({ ...probeRoutes({ routes: ['whoami'] })(d), limits: { handshakeTimeoutSeconds: 1 } }), plugins: ['probe'],
-    extraArgs: ['--tls-cert', certFile, '--tls-key', keyFile],
-  });
+  const { g, ca } = await ownTlsGateway('timeout', { handshakeTimeoutSeconds: 1 });
   let silent = [];
   try {
     silent = await openSilentSockets(g.port, 1);
     await waitFor(() => silent[0].closedAfterMs !== null, { timeoutMs: 5000, what: 'the silent TLS socket to be dropped' });
     assert.ok(silent[0].closedAfterMs >= 800 && silent[0].closedAfterMs < 4000,
       `dropped at the 1 s handshakeTimeoutSeconds (the TLS handshake used to have 10 s of its own): ${silent[0].closedAfterMs} ms`);
-    const c = await Client.open(`wss://127.0.0.1:${g.port}`, { ca: fs.readFileSync(certFile) });
+    const c = await Client.open(`wss://127.0.0.1:${g.port}`, { ca });
     assert.ok(await whoami(c), 'a client that completes in time connects');
     await c.close();
   } finally {
