@@ -110,7 +110,9 @@ void CommandQueue::run(Command &c) {
         wpsRestAnswered(t_, c.connectionId.view(), c.data);
         return;
     }
-    Session *s = c.live && c.live->networkSession ? c.live->networkSession : t_.find(c.connectionId.view());
+    // A command that carries its connection reaches that connection's session or none: by ID it could find a
+    // later session of the same ID (a Web PubSub client that resumed), whose queue this was not reserved on.
+    Session *s = c.live ? c.live->networkSession : t_.find(c.connectionId.view());
     if (!s) return;  // closed meanwhile: the push is dropped, as GONE would say (its reservation went with the connection)
     if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) return;
     if (c.kind == Command::Kind::Send) {

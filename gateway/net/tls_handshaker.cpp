@@ -23,17 +23,34 @@ constexpr uint64_t kWakeKey = 0;
 
 TlsHandshaker::TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Established established, Failed failed)
     : credentials_(std::move(credentials)), established_(std::move(established)), failed_(std::move(failed)) {
+    auto closeAll = [this] {
+        if (epollFd_ >= 0) ::close(epollFd_);
+        if (wakeFd_ >= 0) ::close(wakeFd_);
+    };
     epollFd_ = epoll_create1(EPOLL_CLOEXEC);
     wakeFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (epollFd_ < 0 || wakeFd_ < 0) throw std::runtime_error(std::string("TLS handshakes: ") + std::strerror(errno));
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = kWakeKey;
-    epoll_ctl(epollFd_, EPOLL_CTL_ADD, wakeFd_, &ev);
-    thread_ = std::thread([this] {
-        pthread_setname_np(pthread_self(), "wsgw-tls");  // so top, perf and /proc tell it from the others
-        run();
-    });
+    if (epollFd_ < 0 || wakeFd_ < 0 || epoll_ctl(epollFd_, EPOLL_CTL_ADD, wakeFd_, &ev) != 0) {
+        std::string why = std::string("TLS handshakes: ") + std::strerror(errno);
+        closeAll();
+        throw std::runtime_error(why);
+    }
+    try {
+        thread_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "wsgw-tls");  // so top, perf and /proc tell it from the others
+            try {
+                run();
+            } catch (const std::exception &e) {  // out of memory: the handshakes end, the gateway goes on
+                log::error("TLS handshakes stop", {log::Field("error", e.what())});
+            }
+            abandonAll();
+        });
+    } catch (...) {
+        closeAll();
+        throw;
+    }
 }
 
 TlsHandshaker::~TlsHandshaker() {
@@ -44,11 +61,6 @@ TlsHandshaker::~TlsHandshaker() {
     uint64_t one = 1;
     (void)!::write(wakeFd_, &one, sizeof one);
     thread_.join();
-    for (auto &[key, h] : handshakes_) {
-        SSL_free(h.ssl);
-        ::close(h.socket.fd);
-    }
-    for (AcceptedSocket &s : submitted_) ::close(s.fd);
     ::close(wakeFd_);
     ::close(epollFd_);
 }
@@ -56,11 +68,15 @@ TlsHandshaker::~TlsHandshaker() {
 void TlsHandshaker::submit(AcceptedSocket &&socket) {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_) {
-            ::close(socket.fd);
-            return;
+        if (!stopping_) {
+            submitted_.push_back(std::move(socket));
+            socket.fd = -1;
         }
-        submitted_.push_back(std::move(socket));
+    }
+    if (socket.fd >= 0) {  // stopping: the socket is not taken
+        ::close(socket.fd);
+        if (failed_) failed_(socket);
+        return;
     }
     uint64_t one = 1;
     (void)!::write(wakeFd_, &one, sizeof one);
@@ -76,7 +92,7 @@ void TlsHandshaker::run() {
         }
         int n = epoll_wait(epollFd_, events, 64, timeoutMs);
         if (n < 0 && errno != EINTR) {
-            log::error("TLS handshakes: epoll_wait failed; handshakes stop", {log::Field("error", std::strerror(errno))});
+            log::error("TLS handshakes stop: epoll_wait failed", {log::Field("error", std::strerror(errno))});
             return;
         }
         for (int i = 0; i < n; ++i) {
@@ -160,15 +176,35 @@ void TlsHandshaker::step(uint64_t key) {
     established_(std::move(socket), ssl);
 }
 
-// Closing the descriptor also takes it out of the epoll set (it is its only reference).
 void TlsHandshaker::fail(uint64_t key) {
     auto it = handshakes_.find(key);
     if (it == handshakes_.end()) return;
+    // Out of the set first: a child process between its fork and exec holds the descriptor too, and the
+    // close alone would then leave it in the set, reporting its hang-up under a key nobody has.
+    if (it->second.events) epoll_ctl(epollFd_, EPOLL_CTL_DEL, it->second.socket.fd, nullptr);
     SSL_free(it->second.ssl);
     ::close(it->second.socket.fd);
     AcceptedSocket socket = std::move(it->second.socket);
     handshakes_.erase(it);
     if (failed_) failed_(socket);
+}
+
+// The thread's end (a stop, or a failure): nothing more is taken, and every socket it holds is closed as a
+// failed handshake, so that what the sockets count (their address's pending sockets) is given back.
+void TlsHandshaker::abandonAll() {
+    std::vector<AcceptedSocket> waiting;
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+        waiting.swap(submitted_);
+    }
+    std::vector<uint64_t> keys;
+    for (auto &[key, h] : handshakes_) keys.push_back(key);
+    for (uint64_t key : keys) fail(key);
+    for (AcceptedSocket &s : waiting) {
+        ::close(s.fd);
+        if (failed_) failed_(s);
+    }
 }
 
 void TlsHandshaker::expire() {

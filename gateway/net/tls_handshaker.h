@@ -63,6 +63,7 @@ private:
     void step(uint64_t key);
     void fail(uint64_t key);
     void expire();
+    void abandonAll();
 
     std::shared_ptr<TlsCredentials> credentials_;
     Established established_;

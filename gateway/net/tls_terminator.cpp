@@ -27,9 +27,7 @@ std::variant<std::unique_ptr<TlsTerminator>, std::string> TlsTerminator::create(
 TlsTerminator::TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredentials> credentials, PlainConnection onPlain,
                              HandshakeFailed onFailed)
     : loop_(loop), onPlain_(std::move(onPlain)), onFailed_(onFailed), pendingReads_(loop) {
-    ev_async_init(&established_, onEstablished);
-    established_.data = this;
-    ev_async_start(loop_, &established_);
+    // First: it may throw (out of descriptors), and nothing may be on the loop then.
     handshaker_ = std::make_unique<TlsHandshaker>(std::move(credentials), [this](AcceptedSocket &&socket, SSL *ssl) {
         {
             std::lock_guard lock(mutex_);
@@ -37,6 +35,9 @@ TlsTerminator::TlsTerminator(struct ev_loop *loop, std::shared_ptr<TlsCredential
         }
         ev_async_send(loop_, &established_);
     }, std::move(onFailed));
+    ev_async_init(&established_, onEstablished);
+    established_.data = this;
+    ev_async_start(loop_, &established_);
 }
 
 TlsTerminator::~TlsTerminator() {
@@ -45,6 +46,7 @@ TlsTerminator::~TlsTerminator() {
     for (Established &e : done_) {
         SSL_free(e.ssl);
         ::close(e.socket.fd);
+        if (onFailed_) onFailed_(e.socket);
     }
 }
 
