@@ -90,9 +90,10 @@ describe('frame size, idle timeout, lifetime, per-address connections, origins, 
     // 1 s handshake timeout ends the other three. (Which three depends on which network thread accepts first.)
     const silent = await openSilentSockets(gw.port, 6);
     await waitFor(() => silent.filter((s) => s.closedAfterMs !== null).length >= 3, { what: 'three of the six closed' });
-    const closedEarly = silent.filter((s) => s.closedAfterMs !== null);
+    // Closed at accept: well before the 1 s handshake timeout, which (on a slow host, by the time this looks)
+    // may have ended the other three as well.
+    const closedEarly = silent.filter((s) => s.closedAfterMs !== null && s.closedAfterMs < 800);
     assert.equal(closedEarly.length, 3, `exactly three closed at once: ${JSON.stringify(silent.map((s) => s.closedAfterMs))}`);
-    for (const s of closedEarly) assert.ok(s.closedAfterMs < 800, `closed at accept, not by the handshake timeout: ${s.closedAfterMs} ms`);
     assert.equal(await metricValue(gw, 'wsgw_pending_per_ip_refusals_total'), before + 3);
     // Another address is not affected: its WebSocket connects.
     const other = await Client.open(gw.url, { localAddress: '127.0.0.2' });
