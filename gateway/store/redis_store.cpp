@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "touch_queue.h"
+#include "write_health.h"
 
 #include <hiredis/hiredis.h>
 
@@ -114,11 +115,11 @@ struct RedisStore::Impl {
     size_t inFlight = 0;
     int flushWaiters = 0;  // flush() calls waiting: touches are sent at once, not at the tick
     bool stopping = false;
-    std::atomic<bool> healthy{true};
+    WriteHealth health;
     std::thread thread;
 
     Impl(const RedisAddress &a, RedisKeys k, std::string node)
-        : keys(std::move(k)), nodeId(std::move(node)), writer(a), reader(a) {}
+        : keys(std::move(k)), nodeId(std::move(node)), writer(a), reader(a), health(a.text) {}
 
     void enqueue(RedisStoreOp op) {
         {
@@ -174,11 +175,8 @@ struct RedisStore::Impl {
                 cmds.push_back({"EVAL", kTouchScript, "1", keys.connection(std::string(batchTouches.id(i))),
                                 std::to_string(batchTouches.time(i))});
             bool ok = cmds.empty() || !writer.pipeline(cmds).empty();
-            if (ok != healthy.load()) {
-                if (ok) log::info("connection table: Redis writes resumed", {log::Field("redis", writer.address().text)});
-                else log::error("connection table: Redis writes fail; retrying", {log::Field("error", writer.error())});
-            }
-            healthy = ok;
+            if (ok) health.succeeded();
+            else health.failed("Redis: " + writer.error(), batch.size() + batchTouches.size());
 
             lock.lock();
             inFlight = 0;
@@ -248,7 +246,7 @@ size_t RedisStore::queueDepth() const {
     return impl_->ops.size() + impl_->touches.size() + impl_->inFlight;
 }
 
-bool RedisStore::writable() const { return impl_->healthy.load(); }
+bool RedisStore::writable() const { return !impl_->health.failing(); }
 
 std::vector<ConnectionRow> RedisStore::takeRowsOfNode(const std::string &nodeId, std::string *error) {
     std::vector<ConnectionRow> rows;

@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "touch_queue.h"
+#include "write_health.h"
 
 #include <sqlite3.h>
 
@@ -40,11 +41,6 @@ constexpr std::chrono::milliseconds kGatherTime{2};
 constexpr int kBusyTimeoutMs = 200;
 // A failed commit is retried after 50 ms, then 100, 200, ... up to 2 s between attempts, until it succeeds.
 constexpr std::chrono::milliseconds kRetryFirst{50}, kRetryMax{2000};
-// A failure is a warning at first: another process's reader can hold the write lock for a moment (SQLite's
-// WAL recovery after it saw a half-written index header), longer on a loaded host, and the retry commits.
-// Failing for a second or more is an error line, then one per 10 s while the failures go on.
-constexpr std::chrono::seconds kFailureIsErrorAfter{1};
-constexpr std::chrono::seconds kFailureLogInterval{10};
 // At shutdown a failing batch is retried this long, then given up (and said so), so a drain cannot hang.
 constexpr std::chrono::seconds kStopRetryTime{5};
 // How often the store thread checks that the database file is still the one it opened.
@@ -134,19 +130,20 @@ public:
     }
 
     bool writable() const override {
-        return !writeFailing_.load(std::memory_order_relaxed) && !fileProblemSeen_.load(std::memory_order_relaxed);
+        return !health_.failing() && !fileProblemSeen_.load(std::memory_order_relaxed);
     }
 
-    bool writesFailing() const override { return writeFailing_.load(std::memory_order_relaxed); }
+    bool writesFailing() const override { return health_.failing(); }
 
     std::string problem() const override {
+        std::optional<WriteHealth::Failure> failure = health_.failure();
         std::lock_guard lock(mutex_);
         std::string p = fileProblem_;
-        if (!writeError_.empty()) {
+        if (failure) {
             if (!p.empty()) p += "; ";
-            p += "the connection table cannot be written: " + writeError_ + " (" +
+            p += "the connection table cannot be written: " + failure->error + " (" +
                  std::to_string(ops_.size() + touches_.size() + inFlight_) + " writes waiting, retrying for " +
-                 secondsText(Clock::now() - failingSince_) + ")";
+                 secondsText(failure->failingFor) + ")";
         }
         return p;
     }
@@ -307,7 +304,7 @@ private:
                 batch.ops.clear();
                 batch.touches.clear();  // its buffers go back to the network thread at the next take
                 retryDelay = kRetryFirst;
-                writeSucceeded();
+                health_.succeeded();
                 {
                     std::lock_guard lock(mutex_);
                     inFlight_ = 0;
@@ -316,7 +313,7 @@ private:
                 flushed_.notify_all();
                 continue;
             }
-            writeFailed(error);
+            health_.failed(error, queueDepth());
             dropCancelledPairs(batch);
             std::unique_lock lock(mutex_);
             inFlight_ = batch.size();  // what is left to retry: coalesced, cancelled pairs dropped
@@ -345,50 +342,6 @@ private:
             wake_.wait_for(lock, retryDelay, [&] { return stopping_ && !stopSeen; });
             retryDelay = std::min(retryDelay * 2, kRetryMax);
         }
-    }
-
-    void writeFailed(const std::string &error) {
-        Clock::time_point now = Clock::now();
-        bool first;
-        uint64_t attempts;
-        Clock::time_point since;
-        {
-            std::lock_guard lock(mutex_);
-            first = writeError_.empty();
-            if (first) failingSince_ = now;
-            since = failingSince_;
-            writeError_ = error;
-            attempts = ++failedAttempts_;
-        }
-        writeFailing_.store(true, std::memory_order_relaxed);
-        auto fields = {log::Field("db", path_), log::Field("error", error), log::Field("attempts", attempts),
-                       log::Field("waiting", static_cast<uint64_t>(queueDepth())),
-                       log::Field("failingForMs", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - since).count()))};
-        if (first) {
-            failureErrorLogged_ = false;
-            log::warn("connection table write failed; retrying with backoff until it succeeds", fields);
-        } else if (now - since >= kFailureIsErrorAfter && (!failureErrorLogged_ || now - lastFailureLog_ >= kFailureLogInterval)) {
-            failureErrorLogged_ = true;
-            lastFailureLog_ = now;
-            log::error("connection table writes still failing; retrying with backoff until they succeed", fields);
-        }
-    }
-
-    void writeSucceeded() {
-        if (!writeFailing_.load(std::memory_order_relaxed)) return;
-        uint64_t attempts;
-        Clock::duration failedFor;
-        {
-            std::lock_guard lock(mutex_);
-            attempts = failedAttempts_;
-            failedFor = Clock::now() - failingSince_;
-            writeError_.clear();
-            failedAttempts_ = 0;
-        }
-        writeFailing_.store(false, std::memory_order_relaxed);
-        log::info("connection table writes succeed again",
-                  {log::Field("db", path_), log::Field("failedAttempts", attempts),
-                   log::Field("failedForMs", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(failedFor).count()))});
     }
 
     // The file we write must still be the one at the path: a deleted or replaced database (or WAL) file takes
@@ -543,12 +496,9 @@ private:
     TouchQueue touches_;  // not coalesced: appended to by touch(), taken whole by the store thread
     size_t inFlight_ = 0;  // writes the store thread has taken and not yet committed
     uint64_t requestedFlush_ = 0, completedFlush_ = 0;
-    std::string writeError_, fileProblem_;  // "" while fine; under mutex_
-    uint64_t failedAttempts_ = 0;
-    Clock::time_point failingSince_{};
-    Clock::time_point lastFailureLog_{};  // store thread only
-    bool failureErrorLogged_ = false;     // store thread only
-    std::atomic<bool> writeFailing_{false}, fileProblemSeen_{false};
+    std::string fileProblem_;  // "" while fine; under mutex_
+    WriteHealth health_{path_};
+    std::atomic<bool> fileProblemSeen_{false};
     bool stopping_ = false, stopped_ = false;
     std::thread writer_;
 };
