@@ -42,8 +42,15 @@ after(async () => {
 
 const logTexts = (kind) => page.$$eval(`#log .${kind}`, (els) => els.map((e) => e.textContent));
 
+// Polled on a timer, not per animation frame: a loaded machine's headless Chromium may hold frames back (an
+// echo and a push each timed out at 10 s under CI's ASan stage, never here). On failure it says what the
+// log shows instead.
 async function waitForLog(kind, needle) {
-  await page.waitForFunction(([k, n]) => [...document.querySelectorAll(`#log .${k}`)].some((e) => e.textContent.includes(n)), [kind, needle]);
+  await page.waitForFunction(([k, n]) => [...document.querySelectorAll(`#log .${k}`)].some((e) => e.textContent.includes(n)), [kind, needle],
+    { polling: 100, timeout: 30000 }).catch(async (err) => {
+    const shown = await page.$$eval('#log > div', (els) => els.slice(-10).map((e) => e.textContent)).catch(() => []);
+    throw new Error(`${err.message}\nwaiting for "${needle}" (${kind}); the log's last lines: ${JSON.stringify(shown)}; page: ${JSON.stringify(pageTrouble)}`);
+  });
 }
 
 test('the console connects with chosen query parameters and subprotocol, sends text and JSON and shows the echoes', async () => {
