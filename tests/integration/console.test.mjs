@@ -102,6 +102,21 @@ test('the page lists its own connection, pushes to it, and the gateway saw the q
   assert.equal(JSON.parse(await page.textContent('#details')).identity.sourceIp, '127.0.0.1');
 });
 
+// The list refreshes every 2 s; what a user types into a row must survive that (a rebuilt table wiped it,
+// and a click just after a refresh posted an empty message: CI's ASan stage failed on that once).
+test('text typed into a row survives the list refreshing under it, and is what gets posted', async () => {
+  const id = await page.getAttribute('#connections tr.mine', 'data-id');
+  const input = `#connections tr[data-id="${id}"] .post-data`;
+  await page.fill(input, 'typed before a refresh');
+  // Two refreshes at least: the timer's (every 2 s) and one asked for with the Refresh button.
+  await new Promise((r) => setTimeout(r, 2500));
+  await Promise.all([page.waitForResponse((r) => r.url().includes('/@connections?')), page.click('#refresh')]);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await page.inputValue(input), 'typed before a refresh', 'the refresh kept the text');
+  await page.click(`#connections tr[data-id="${id}"] button.post`);
+  await waitForLog('in', 'typed before a refresh');
+});
+
 test('the route table and live counters are shown', async () => {
   await page.waitForFunction(() => document.querySelectorAll('#routes tbody tr').length === 4);
   const routes = await page.$$eval('#routes tbody tr td:first-child', (tds) => tds.map((td) => td.textContent).sort());
