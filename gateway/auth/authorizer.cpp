@@ -1,4 +1,5 @@
 #include "authorizer.h"
+#include "config_file.h"
 
 #include "digest.h"
 
@@ -82,11 +83,10 @@ std::variant<std::unique_ptr<Authorizer>, std::string> Authorizer::build(const A
     if (spec.type == "apiKey") {
         std::vector<std::pair<std::string, std::string>> keys = spec.keys;
         if (!spec.keyFile.empty()) {
-            std::ifstream in(spec.keyFile, std::ios::binary);
-            if (!in) return where + "cannot read the key file " + spec.keyFile + ": " + std::strerror(errno);
-            std::stringstream ss;
-            ss << in.rdbuf();
-            auto parsed = parseKeyFile(ss.str(), spec.keyFile);
+            std::string error;
+            std::optional<std::string> text = readConfigFile(spec.keyFile, "the API key file", &error);
+            if (!text) return where + "keyFile " + spec.keyFile + ": " + error;
+            auto parsed = parseKeyFile(*text, spec.keyFile);
             if (auto *err = std::get_if<std::string>(&parsed)) return where + *err;
             for (auto &k : std::get<0>(parsed)) keys.push_back(std::move(k));
         }

@@ -1,4 +1,5 @@
 #include "config.h"
+#include "config_file.h"
 
 #include "json_text.h"
 
@@ -412,14 +413,10 @@ std::variant<ApiConfig, ConfigError> loadApiConfig(const std::string &path) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
         return ConfigError{path, "", "is a directory, not the route table: give the path of its routes.json file with --routes"};
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return ConfigError{path, "", std::string("cannot read the route table: ") + std::strerror(errno) +
-                                         " (give its path with --routes)"};
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parseApiConfig(ss.str(), path);
+    std::string error;
+    std::optional<std::string> text = readConfigFile(path, "the route table", &error);
+    if (!text) return ConfigError{path, "", error + " (give the path of routes.json with --routes)"};
+    return parseApiConfig(*text, path);
 }
 
 }  // namespace wsgw

@@ -2,6 +2,7 @@
 // HTTP/1.1 connections (requests read by HttpRequestReader: Content-Length or chunked bodies, Expect:
 // 100-continue), the routing of /@connections, /@groups, /@broadcast and the operations endpoints.
 #include "management_api.h"
+#include "config_file.h"
 
 #include "tls_terminator.h"
 
@@ -193,11 +194,10 @@ bool isLoopbackHost(const std::string &host) {
 }
 
 std::string loadManagementCredentials(const std::string &path, ManagementCredentials &out) {
-    std::ifstream in(path);
-    if (!in) return path + ": cannot read the management credentials file: " + std::strerror(errno);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
+    std::string error;
+    std::optional<std::string> file = readConfigFile(path, "the management credentials", &error);
+    if (!file) return path + ": " + error;
+    std::string text = std::move(*file);
     rapidjson::Document doc;
     doc.Parse(text.c_str(), text.size());
     const std::string shape =

@@ -2,6 +2,7 @@
 // reload, invalid edits refused while the old table serves, unchanged instances kept, and SIGHUP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -162,4 +163,39 @@ test('SIGHUP reloads too', async () => {
   assert.equal(await c.request('hup'), 'v2:hup');
   await c.close();
   assert.ok(gw.alive());
+});
+
+// routes.json replaced by something that is not a regular file, or by a huge file: read as it was, a
+// symlink to /dev/zero grew memory without end on a full core, and a FIFO hung every later reload. Each is
+// refused with what it is; the running table keeps serving, and a good file afterwards is applied.
+test('a routes.json that is a device, a FIFO or larger than 16 MiB is refused, and a good file after it is applied', async () => {
+  const c = await Client.open(gw.url);
+  const routesPath = gw.routesPath;
+  const good = fs.readFileSync(routesPath, 'utf8');
+  const fifo = path.join(dir, 'routes.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const huge = path.join(dir, 'routes.huge');
+  fs.writeFileSync(huge, `{"routes": {}, "pad": "${' '.repeat(17 * 1024 * 1024)}"}`);
+  const cases = [
+    ['/dev/zero', /routes\.json: is a character device, not a regular file/],
+    [fifo, /routes\.json: is a FIFO, not a regular file/],
+    [huge, /routes\.json: is larger than 16 MiB/],
+  ];
+  for (const [target, expected] of cases) {
+    const before = refusals().length;
+    const link = `${routesPath}.link-${process.pid}`;
+    fs.symlinkSync(target, link);
+    fs.renameSync(link, routesPath);
+    gw.proc.kill('SIGHUP');
+    await waitFor(() => refusals().length > before, { timeoutMs: 5000, what: `a refusal matching ${expected}` });
+    assert.match(refusals().at(-1).error, expected);
+    assert.equal(await c.request('still-served'), 'v2:still-served');
+  }
+  const n = reloads().length;
+  replaceFile(routesPath, good);
+  gw.proc.kill('SIGHUP');
+  await waitFor(() => reloads().length > n, { timeoutMs: 5000, what: 'the reload of the good file' });
+  assert.equal(await c.request('good-again'), 'v2:good-again');
+  assert.ok(gw.alive());
+  await c.close();
 });
