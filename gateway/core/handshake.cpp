@@ -5,6 +5,7 @@
 #include "utf8.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace wsgw {
 
@@ -155,6 +156,26 @@ bool checkUpgradeHeaders(const HttpMessageHead &head, HeadParse &out) {
 
 const std::string *UpgradeRequest::header(std::string_view name) const { return findHeader(headers, name); }
 
+// libwebsockets percent-decodes the path and the query itself, after $connect has run: a malformed escape
+// gets its HTML 403 page and an escaped NUL a silent close, so $connect would run for a client that is then
+// refused with no reason. Checked here first; empty when every escape is well formed.
+static std::string targetEscapeProblem(std::string_view target) {
+    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    for (size_t i = 0; i < target.size(); ++i) {
+        if (target[i] != '%') continue;
+        std::string where = " at byte " + std::to_string(i + 1) + " of the request target";
+        if (i + 2 >= target.size() || !hex(target[i + 1]) || !hex(target[i + 2])) {
+            std::string r = "malformed percent-escape ";
+            appendQuoted(r, target.substr(i, 3));
+            return r + where + ": each % must be followed by two hex digits (write a literal % as %25)";
+        }
+        if (target[i + 1] == '0' && target[i + 2] == '0')
+            return "an escaped NUL byte (%00)" + where + ": NUL is not accepted in a path or query";
+        i += 2;
+    }
+    return {};
+}
+
 HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
     // A TLS ClientHello starts with record type 22; answering in plain text at once beats waiting for a head.
     if (!bytes.empty() && bytes[0] == 0x16) {
@@ -188,6 +209,7 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
     const HttpMessageHead &head = parser.head();
     HeadParse out;
     if (!checkUpgradeHeaders(head, out)) return out;
+    if (std::string reason = targetEscapeProblem(head.target); !reason.empty()) return refuse(400, std::move(reason));
     // libwebsockets keeps each query parameter and each header it knows in a fixed table of about 95
     // fragments and silently drops a request that needs more, after $connect has run. Refused here first.
     size_t params = 0;

@@ -39,6 +39,19 @@ describe('answers before $connect and close frames', () => {
     assert.equal(connects(), before);
   });
 
+  test('a malformed percent-escape or an escaped NUL in the path or query gets our 400, and no $connect', async () => {
+    const before = connects();
+    for (const [target, reason] of [['/?a=%zz', /malformed percent-escape "%zz"/], ['/?a=%', /malformed percent-escape "%"/],
+      ['/?a=%00b', /escaped NUL byte/], ['/x%00', /escaped NUL byte/]]) {
+      const res = await rawHttp(gw.port, upgradeHead(target));
+      assert.equal(res.status, 400, target);
+      assert.match(JSON.parse(res.body).message, reason);
+    }
+    const ok = await rawHttp(gw.port, upgradeHead('/?a=%41%2f%25')).catch((e) => e);
+    assert.equal(ok.status, 101, 'well-formed escapes still connect');
+    await waitFor(() => connects() === before + 1, { what: 'one $connect, for the accepted upgrade only' });
+  });
+
   const closeCases = [
     { name: 'a reason that is not UTF-8', payload: Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from([0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80, 0x65, 0x64])]), code: 1007 },
     { name: 'code 5000', payload: Buffer.from([0x13, 0x88]), code: 1002 },

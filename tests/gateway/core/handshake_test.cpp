@@ -241,6 +241,13 @@ TEST_CASE("each malformed upgrade is refused with its status, a reason naming th
              return q;
          }() + " HTTP/1.1"),
          431, {"88 query parameters", "at most 80"}, {}},
+        {"malformed escape in the query (libwebsockets' 403 page after $connect)",
+         upgradeWith(key + ver + conn + upg, "GET /?a=%zz HTTP/1.1"), 400,
+         {"malformed percent-escape \"%zz\"", "byte 5 of the request target", "%25"}, {}},
+        {"a lone % at the end of the path", upgradeWith(key + ver + conn + upg, "GET /a% HTTP/1.1"), 400,
+         {"malformed percent-escape \"%\"", "byte 3"}, {}},
+        {"an escaped NUL in the query (libwebsockets' silent close after $connect)",
+         upgradeWith(key + ver + conn + upg, "GET /?a=%00b HTTP/1.1"), 400, {"escaped NUL byte (%00)", "byte 5"}, {}},
         {"duplicate Upgrade", upgradeWith(key + ver + conn + upg + "Upgrade: websocket\r\n"), 400,
          {"duplicate Upgrade header"}, {}},
         {"POST upgrade", upgradeWith(key + ver + conn + upg, "POST /chat HTTP/1.1"), 405,
