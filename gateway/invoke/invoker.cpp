@@ -466,6 +466,15 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         logAccess(inv, routeKey, 504, integrationMs, "Endpoint request timed out");
         return;
     }
+    // A route response is a message the gateway is asked to send, bounded like a push (SPEC section 10):
+    // over maxMessageBytes it is the handler's error, never a frame of any size.
+    if (rc == 0 && inv.type == WSGW_MESSAGE && inv.route->routeResponse && resp.body &&
+        resp.body_len > host_.maxMessageBytes.load(std::memory_order_relaxed)) {
+        rc = 1;
+        failure = "the route response is " + std::to_string(resp.body_len) + " bytes, over limits.maxMessageBytes (" +
+                  std::to_string(host_.maxMessageBytes.load(std::memory_order_relaxed)) +
+                  " bytes): answer with less, or raise the limit in routes.json";
+    }
     // A worker process that died is the gateway failing to run the handler; anything else is the handler's.
     if (rc != 0) RouteMetrics::add(executionFailed ? metrics.executionErrors : metrics.integrationErrors);
     int accessStatus = rc != 0 ? (inv.type == WSGW_CONNECT ? 502 : 500) : 200;

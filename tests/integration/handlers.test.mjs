@@ -3,7 +3,7 @@
 // connection open, and the host API (push, get, delete, pushes from a plugin's own thread) works.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Gateway, Client, probeRoutes, whoami, errorFrameRegex, waitForEvent, ctx } from './harness.mjs';
+import { Gateway, Client, probeRoutes, whoami, errorFrameRegex, waitFor, waitForEvent, ctx } from './harness.mjs';
 
 let gw;
 let a;
@@ -58,6 +58,18 @@ test('a handler returning non-zero gets AWS\'s Internal server error frame and t
   assert.equal(m[1], idA);
   assert.ok(m[2].length > 0);
   assert.equal(await a.request('still-echoes-after-fail'), 'still-echoes-after-fail');
+});
+
+// A route response is bounded by maxMessageBytes as pushes are (128 KiB by default): over it the client
+// gets the integration error and the log says why, instead of a frame of any size.
+test('a route response over maxMessageBytes is an integration error saying so; at the limit it is sent', async () => {
+  const frame = await a.request(act('big', { size: 131073 }));
+  const m = errorFrameRegex('Internal server error').exec(frame);
+  assert.ok(m, `frame of ${frame.length} bytes: ${frame.slice(0, 80)}`);
+  const logged = await waitFor(() => gw.lines.find((l) => l.msg === 'integration error' && /route response is 131073 bytes, over limits\.maxMessageBytes \(131072/.test(l.error ?? '')),
+    { what: 'the integration error line' });
+  assert.ok(logged);
+  assert.equal((await a.request(act('big', { size: 131072 }))).length, 131072);
 });
 
 test('a handler that throws gets the same frame and the connection stays open', async () => {

@@ -227,6 +227,9 @@ int onMessage(Probe *probe, const wsgw_event *ev, wsgw_response *resp) {
         std::abort();
     } else if (action == "exit") {
         std::_Exit(3);
+    } else if (action == "big") {
+        // {"action":"big","size":N}: a route response of N bytes.
+        setReply(resp, std::string(static_cast<size_t>(memberInt(body, "size", 0)), 'b'));
     } else if (action == "leak") {
         // Touches every page, so the memory is resident, and never frees it.
         size_t bytes = static_cast<size_t>(memberInt(body, "mb", 0)) << 20;
