@@ -465,6 +465,7 @@ bool LambdaFunction::runProcess(Slot &slot) {
                                                    log::Field("runtimeApi", "127.0.0.1:" + std::to_string(slot.port))});
 
     std::vector<std::unique_ptr<RuntimeApiConnection>> conns;
+    bool warnedConnections = false;
     RuntimeApiConnection *waitingNext = nullptr;  // a `next` not answered yet
     std::string logRequestId;                     // the invocation the process runs (or ran last)
     bool becameReady = false, exited = false, outOpen = true, errOpen = true;
@@ -521,6 +522,17 @@ bool LambdaFunction::runProcess(Slot &slot) {
             for (;;) {
                 int c = accept4(slot.listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (c < 0) break;
+                // A runtime client keeps one connection (or opens one per request and closes it); each may
+                // buffer a 6 MB body, so a function cannot make the gateway hold more than a few of them.
+                if (conns.size() >= kMaxRuntimeApiConnections) {
+                    if (!warnedConnections) {
+                        log::warn("function opened too many Runtime API connections; the newest are closed",
+                                  {log::Field("function", name_), log::Field("limit", static_cast<int64_t>(kMaxRuntimeApiConnections))});
+                        warnedConnections = true;
+                    }
+                    close(c);
+                    continue;
+                }
                 conns.push_back(std::make_unique<RuntimeApiConnection>(c));
             }
         }

@@ -183,6 +183,9 @@ bool RuntimeApiConnection::readRequests(std::vector<RuntimeApiRequest> &out) {
         if (n > 0) {
             buffer_.append(chunk, static_cast<size_t>(n));
             if (static_cast<size_t>(n) < sizeof chunk) break;
+            // No more than one request's worth before parsing: an endless body is refused by the parser at
+            // its limit, not read into memory for as long as the client sends.
+            if (buffer_.size() > kMaxBufferedBytes) break;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;

@@ -55,11 +55,16 @@ std::string newLambdaTraceId();
 // A loopback listening socket on an ephemeral port (non-blocking, close-on-exec); -1 with *error set.
 int openRuntimeApiListener(int *port, std::string *error);
 
+// Runtime API connections one function process may hold open at once; more are closed at accept.
+inline constexpr size_t kMaxRuntimeApiConnections = 8;
+
 // One connection from a runtime client: reads requests (keep-alive; any number per connection) and writes
 // answers. The supervisor polls fd() for reading.
 class RuntimeApiConnection {
 public:
     static constexpr size_t kMaxBodyBytes = 6 * 1024 * 1024;  // Lambda's synchronous payload limit
+    // The most one request can take on the wire (a chunked body's framing included), head and all.
+    static constexpr size_t kMaxBufferedBytes = kMaxBodyBytes * 2 + 64 * 1024;
 
     explicit RuntimeApiConnection(int fd);
     ~RuntimeApiConnection();
