@@ -84,7 +84,7 @@ std::variant<std::unique_ptr<Authorizer>, std::string> Authorizer::build(const A
         std::vector<std::pair<std::string, std::string>> keys = spec.keys;
         if (!spec.keyFile.empty()) {
             std::string error;
-            std::optional<std::string> text = readConfigFile(spec.keyFile, "the API key file", &error);
+            std::optional<std::string> text = readConfigFile(spec.keyFile, "the key file", &error);
             if (!text) return where + "keyFile " + spec.keyFile + ": " + error;
             auto parsed = parseKeyFile(*text, spec.keyFile);
             if (auto *err = std::get_if<std::string>(&parsed)) return where + *err;
