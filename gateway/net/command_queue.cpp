@@ -119,6 +119,8 @@ void CommandQueue::run(Command &c) {
         t_.writer->queueReserved(s, c.shared ? Payload(std::move(c.shared)) : Payload(std::move(c.data)), c.binary);
     } else if (c.kind == Command::Kind::Resume) {
         t_.receiver->resumeReading(s);
+    } else if (c.code == kDropTransportCode) {
+        t_.closer->dropTransport(s);
     } else {
         t_.closer->requestClose(s, c.code, std::move(c.data));
     }

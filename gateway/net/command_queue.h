@@ -40,6 +40,10 @@ private:
     uint8_t len_ = 0;
 };
 
+// A Close command with this code ends the socket as a network failure would (no close frame), so the
+// connection takes a drop's path: a reliable Web PubSub client's recovery window opens.
+inline constexpr int kDropTransportCode = -1;
+
 struct Command {
     enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable, WpsRestAnswered } kind;
     InlineId connectionId;

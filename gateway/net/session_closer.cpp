@@ -83,6 +83,13 @@ void SessionCloser::requestClose(Session *s, int code, std::string reason) {
     }
 }
 
+void SessionCloser::dropTransport(Session *s) {
+    if (s->closeRequested || s->state != Session::State::Open || !s->wsi) return;
+    // Both directions end; libwebsockets then reads the end of the stream and closes the connection, which
+    // finish() takes for a drop.
+    ::shutdown(lws_get_socket_fd(s->wsi), SHUT_RDWR);
+}
+
 void SessionCloser::requestCloseNow(Session *s, int code, std::string reason) {
     t_.writer->dropQueued(s);
     s->closeRequested = true;

@@ -27,6 +27,8 @@ public:
     // Closes after the frames already queued have been written, or drops the connection when they have not
     // been within SessionTimers::kCloseDeadlineSeconds.
     void requestClose(Session *s, int code, std::string reason);
+    // Ends the socket without a close frame, as the network dropping it would (kDropTransportCode).
+    void dropTransport(Session *s);
     // Drops what is queued and marks the close; the caller (the receive side) closes.
     void requestCloseNow(Session *s, int code, std::string reason);
     // LWS_CALLBACK_WS_PEER_INITIATED_CLOSE; returns what the callback returns.

@@ -240,6 +240,28 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
             refusal = "lost messages while away (its kept messages went over limits.maxSendQueueBytes)";
         std::shared_ptr<LiveConnection> previous;
         WpsRecoveryWindow::Resume why = WpsRecoveryWindow::Resume::Unknown;
+        bool attached = false;
+        if (!refusal) {
+            std::lock_guard lock(existing->mutex);
+            attached = !existing->detached;
+        }
+        if (!refusal && attached) {
+            // The client is back on a new socket while its old one still looks alive here: a phone that changed
+            // networks, whose old socket's end never reached us. With the right token, the old socket is dropped
+            // as the network would have dropped it, which opens the recovery window; the client retries the
+            // recovery (reliable clients retry an HTTP refusal) and resumes then, with nothing lost.
+            if (!wpsTokensEqual(reconnectionToken, existing->reconnectionToken)) {
+                t.upgradeReader->refuseUpgrade(s, 403, "connection '" + recoverId.substr(0, 40) +
+                                                           "' was given a wrong awps_reconnection_token: connect without awps_connection_id");
+                return false;
+            }
+            t.host.control->closeConnection(recoverId, kDropTransportCode, "taken over by a recovering socket");
+            log::info("webpubsub recovery takes over a connection whose socket is still open",
+                      {log::Field("connectionId", recoverId)});
+            t.upgradeReader->refuseUpgrade(s, 503, "connection '" + recoverId.substr(0, 40) +
+                                                       "' is still open on its previous socket, which is being closed now: retry the recovery");
+            return false;
+        }
         if (!refusal) {
             previous = t.host.webPubSub.resume(recoverId, reconnectionToken, nowMs(), &why);
             if (!previous)

@@ -216,7 +216,8 @@ async function startRelay(targetPort) {
     pairs.add(pair);
     client.pipe(upstream);
     upstream.pipe(client);
-    const end = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    // A half-open pair keeps its gateway side open after its client side is gone (see cutClientSide).
+    const end = () => { if (pair.halfOpen) return; pairs.delete(pair); client.destroy(); upstream.destroy(); };
     client.on('error', end);
     upstream.on('error', end);
     client.on('close', end);
@@ -226,8 +227,14 @@ async function startRelay(targetPort) {
   return {
     port: server.address().port,
     cut() { accepting = false; for (const p of pairs) { p.client.resetAndDestroy(); p.upstream.resetAndDestroy(); } },
+    // Only the client's side goes: the gateway's socket stays open and hears nothing (a phone that changed
+    // networks: the old path's end never reaches the server).
+    cutClientSide() {
+      accepting = false;
+      for (const p of pairs) { p.halfOpen = true; p.client.unpipe(p.upstream); p.upstream.unpipe(p.client); p.client.resetAndDestroy(); }
+    },
     reopen() { accepting = true; },
-    close() { for (const p of pairs) { p.client.destroy(); p.upstream.destroy(); } server.close(); },
+    close() { for (const p of pairs) { p.halfOpen = false; p.client.destroy(); p.upstream.destroy(); } server.close(); },
   };
 }
 
@@ -252,6 +259,33 @@ test('reliable: a client whose TCP connection is cut while 40 messages go to its
     assert.equal(await svc.connectionExists(r.connectionId), true);
     assert.ok(gw.lines.some((l) => l.msg === 'webpubsub connection recovered' && l.connectionId === r.connectionId));
     // $disconnect has not run: the connection never ended.
+    assert.equal(eventsOf(gw.eventsPath, r.connectionId, 'DISCONNECT').length, 0);
+  } finally {
+    r?.client.stop();
+    relay.close();
+  }
+});
+
+// The old socket is still open on the gateway's side when the client comes back: the recovery takes the
+// connection over (its first attempt gets 503 while the old socket is dropped; the SDK retries).
+test('reliable: a client that comes back while its old socket still looks open here recovers, with every message sent meanwhile', async () => {
+  const relay = await startRelay(gw.port);
+  let r;
+  try {
+    r = await azureClient({ userId: 'hana', roles: ['webpubsub.joinLeaveGroup'] }, { reliable: true, port: relay.port });
+    await r.client.joinGroup('halfopen');
+    relay.cutClientSide();
+    const svc = service();
+    for (let i = 1; i <= 20; ++i) await svc.group('halfopen').sendToAll({ n: i });
+    assert.ok(!gw.lines.some((l) => l.msg === 'webpubsub connection detached' && l.connectionId === r.connectionId),
+      'the gateway has not seen the old socket end');
+    relay.reopen();
+    await waitFor(() => r.got.server.length >= 20, { timeoutMs: 20000, what: 'all 20 messages after the recovery' });
+    assert.deepEqual(r.got.server.map((m) => m.data.n), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.equal(r.got.connected.length, 1);  // recovered, not a new connection
+    assert.equal(r.got.disconnected.length, 0);
+    assert.ok(gw.lines.some((l) => l.msg === 'webpubsub recovery takes over a connection whose socket is still open' && l.connectionId === r.connectionId));
+    assert.ok(gw.lines.some((l) => l.msg === 'webpubsub connection recovered' && l.connectionId === r.connectionId));
     assert.equal(eventsOf(gw.eventsPath, r.connectionId, 'DISCONNECT').length, 0);
   } finally {
     r?.client.stop();
