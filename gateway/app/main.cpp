@@ -331,7 +331,7 @@ int main(int argc, char **argv) {
         redisStore = opened.get();
         store = std::move(opened);
     } else {
-        store = wsgw::openSqliteStore(opt.dbPath, &storeError);
+        store = wsgw::openSqliteStore(opt.dbPath, &storeError, databaseLock.get());
         if (!store) return fail(storeError);
     }
 

@@ -79,7 +79,7 @@ std::string secondsText(Clock::duration d) {
 
 class SqliteStore final : public ConnectionStore {
 public:
-    SqliteStore(sqlite3 *db, std::string path) : db_(db), path_(std::move(path)) {
+    SqliteStore(sqlite3 *db, std::string path, DatabaseLock *lock) : db_(db), path_(std::move(path)), lock_(lock) {
         prepare(insert_, "INSERT OR REPLACE INTO connections (connection_id, node_id, connected_at, last_active_at, "
                          "source_ip, user_agent, headers, query, authorizer) VALUES (?,?,?,?,?,?,?,?,?)");
         prepare(remove_, "DELETE FROM connections WHERE connection_id = ?");
@@ -348,6 +348,7 @@ private:
     // every later write with it, although SQLite goes on writing without an error. Not writable by us (a
     // chmod, a read-only remount) is reported too. It does not recover by itself: the gateway must restart.
     void checkFile() {
+        if (lock_) lock_->keepHeld();
         std::string problem;
         FileIdentity now = identityOf(path_);
         if (!now.known) {
@@ -487,6 +488,7 @@ private:
     sqlite3 *db_;
     const std::string path_;
     FileIdentity dbFile_, walFile_;  // as opened; checkFile() compares the paths against them
+    DatabaseLock *lock_;             // checked with the files: it outlives the store (main holds both)
     sqlite3_stmt *insert_ = nullptr, *remove_ = nullptr, *touch_ = nullptr, *rowidOf_ = nullptr;
     std::mutex dbMutex_;
     mutable std::mutex mutex_;
@@ -505,7 +507,7 @@ private:
 
 }  // namespace
 
-std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::string *error) {
+std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::string *error, DatabaseLock *lock) {
     auto fail = [&](const std::string &why) -> std::unique_ptr<ConnectionStore> {
         if (error) *error = path + ": " + why + " (choose another file with --db)";
         return nullptr;
@@ -542,7 +544,7 @@ std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::s
         return fail("cannot create the connections table: " + msg);
     }
     sqlite3_busy_timeout(db, kBusyTimeoutMs);
-    return std::make_unique<SqliteStore>(db, path);
+    return std::make_unique<SqliteStore>(db, path, lock);
 }
 
 std::unique_ptr<DatabaseLock> DatabaseLock::acquire(const std::string &dbPath, std::string *error) {
@@ -596,6 +598,39 @@ std::unique_ptr<DatabaseLock> DatabaseLock::acquire(const std::string &dbPath, s
         log::warn("cannot write our PID into the database's lock file", {log::Field("file", lockPath),
                                                                           log::Field("error", std::strerror(errno))});
     return std::unique_ptr<DatabaseLock>(new DatabaseLock(fd, lockPath));
+}
+
+// An operator's clean-up of a "stale" lock file (or a script's rm of the data directory's leftovers) must not
+// let a second gateway in: the path must still name the file we hold locked. If it does not, a new lock file
+// is made and locked; if someone else already locked a new one, two gateways may share the database now,
+// which is said as loudly as we can.
+void DatabaseLock::keepHeld() {
+    struct stat held{}, now{};
+    if (::fstat(fd_, &held) == 0 && ::stat(path_.c_str(), &now) == 0 && held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+        reported_ = false;
+        return;
+    }
+    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    struct flock whole{};
+    whole.l_type = F_WRLCK;
+    whole.l_whence = SEEK_SET;
+    if (fd < 0 || ::fcntl(fd, F_SETLK, &whole) != 0) {
+        int err = errno;
+        if (fd >= 0) ::close(fd);
+        if (!reported_)
+            log::error("the database's lock file was deleted or replaced, and it cannot be locked again: another gateway may "
+                       "be using this database now; stop it",
+                       {log::Field("file", path_), log::Field("error", std::strerror(err))});
+        reported_ = true;
+        return;
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {}  // the lock is what counts
+    ::close(fd_);  // the old file's lock (its inode is no longer at the path)
+    fd_ = fd;
+    reported_ = false;
+    log::warn("the database's lock file was deleted or replaced while the gateway runs; it is made and locked again",
+              {log::Field("file", path_)});
 }
 
 DatabaseLock::~DatabaseLock() { ::close(fd_); }  // releases the lock; the file (and its stale PID) stays

@@ -14,7 +14,9 @@ namespace wsgw {
 
 // Opens (creating parent directories and the file) and starts the writer thread; nullptr and *error
 // naming the path and the SQLite error on failure.
-std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::string *error);
+class DatabaseLock;
+// `lock`, when given, is checked with the database file once a second (DatabaseLock::keepHeld).
+std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::string *error, DatabaseLock *lock = nullptr);
 
 // Only one gateway may use a database: two would take each other's rows for an unclean stop's leftovers
 // and run their $disconnect while the clients are connected. The lock is a POSIX write lock on the file
@@ -28,11 +30,15 @@ public:
     DatabaseLock(const DatabaseLock &) = delete;
     DatabaseLock &operator=(const DatabaseLock &) = delete;
     const std::string &path() const { return path_; }
+    // From one thread (the store's, once a second): if the lock file at the path is no longer the one held,
+    // it is made and locked again, or an error says another process got it first.
+    void keepHeld();
 
 private:
     DatabaseLock(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
     int fd_;
     std::string path_;
+    bool reported_ = false;
 };
 
 }  // namespace wsgw

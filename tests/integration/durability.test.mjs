@@ -166,6 +166,31 @@ test('a second gateway on the same database refuses, names the PID, and touches 
   await first.stop();
 });
 
+// An operator's "stale lock" clean-up: the lock file deleted while the gateway runs. It is made and locked
+// again within a second or two, so a second gateway started afterwards is still refused (before, it started,
+// took the first one's live rows for leftovers and ran their $disconnect).
+test('the lock file deleted while running is made again, and a second gateway after that still refuses', async () => {
+  const first = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'lock-node' });
+  gateways.push(first);
+  const { clients, ids } = await openClients(first, 2);
+  await waitFor(async () => (await rowIds(first.dbPath, 'lock-node')).length === 2, { what: 'the 2 rows' });
+  const lockPath = `${first.dbPath}.lock`;
+  fs.rmSync(lockPath);
+  await waitFor(() => first.lines.some((l) => /lock file was deleted or replaced/.test(l.msg ?? '')), { timeoutMs: 5000, what: 'the lock file made again' });
+  assert.ok(fs.existsSync(lockPath));
+  const second = await runExpectingExit({
+    routes: probeRoutes(), plugins: ['probe'], timeoutMs: 10000,
+    extraArgs: ['--routes', first.routesPath, '--handlers', first.handlersDir, '--db', first.dbPath, '--node-id', 'lock-node'],
+  });
+  assert.equal(second.timedOut, false);
+  assert.notEqual(second.code, 0);
+  assert.ok(second.stderr.includes(`PID ${first.proc.pid}`), `the refusal names the holder: ${second.stderr}`);
+  assert.deepEqual((await rowIds(first.dbPath, 'lock-node')).sort(), [...ids].sort(), 'the first one\'s rows are intact');
+  assert.equal(disconnectsOf(first.eventsPath).length, 0, 'no $disconnect ran');
+  for (const c of clients) await c.close(1000);
+  await first.stop();
+});
+
 test('a second gateway on the same public port (another --db and --management-listen) refuses with a clear message', async () => {
   const first = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId: 'port-node', extraArgs: ['--network-threads', '2'] });
   gateways.push(first);
