@@ -610,7 +610,19 @@ bool LambdaFunction::runProcess(Slot &slot) {
                 }
                 case K::NotFound: reply(c, 404, jsonMessage("NotFound", req.problem)); break;
                 case K::MethodNotAllowed: reply(c, 405, jsonMessage("MethodNotAllowed", req.problem)); break;
-                case K::Malformed: reply(c, req.status ? req.status : 400, jsonMessage("InvalidRequest", req.problem)); break;
+                case K::Malformed: {
+                    reply(c, req.status ? req.status : 400, jsonMessage("InvalidRequest", req.problem));
+                    // An answer over Lambda's payload limit cannot be read, so the invocation it belonged to fails
+                    // now, saying why, rather than at its timeout (the connection is closed after the 413).
+                    std::lock_guard lock(mutex_);
+                    if (req.status == 413 && slot.phase == Phase::Delivered && slot.killReason.empty()) {
+                        slot.retiring = true;
+                        slot.killReason = "the function's answer is larger than 6 MB, Lambda's limit for a synchronous invocation (" +
+                                          req.problem + "): return less";
+                        killGroup(SIGKILL);
+                    }
+                    break;
+                }
                 }
             }
             if (!open) {
@@ -661,6 +673,10 @@ bool LambdaFunction::runProcess(Slot &slot) {
         }
     }
 
+    // What it started in its process group and left running goes with it (the group outlives its leader
+    // until it is reaped, so the ID cannot name anything else yet). A child that left the group (setsid,
+    // detached) is not reached.
+    kill(-pid, SIGKILL);
     // Reap it; then what it wrote last, and its invocation, if it was running one, fails.
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

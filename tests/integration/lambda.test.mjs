@@ -71,8 +71,15 @@ test('a Python function: the result mapping, Lambda\'s environment and its own e
 });
 
 const FAILING_FUNCTION = `
+import { spawn } from 'node:child_process';
 export const handler = async (event) => {
   const { what } = JSON.parse(event.body);
+  if (what === 'forkexit') {
+    const child = spawn('sleep', ['300'], { stdio: 'ignore' });  // in the function's process group
+    setTimeout(() => process.exit(3), 50);
+    return { statusCode: 200, body: String(child.pid) };
+  }
+  if (what === 'huge') return { statusCode: 200, body: 'h'.repeat(7 << 20) };
   if (what === 'throw') throw new TypeError('thrown on purpose');
   if (what === 'exit') { setTimeout(() => process.exit(3), 10); return new Promise(() => {}); }
   if (what === 'hang') return new Promise((resolve) => setTimeout(() => resolve('too late'), 60000));
@@ -118,6 +125,37 @@ test('a throw, an exit mid-invocation, a timeout and memoryMb: Internal server e
   assert.ok(errors.some((e) => /Runtime exited during the invocation: function process exited with status 3/.test(e)), errors.join('\n'));
   assert.ok(errors.some((e) => /Task timed out after 1\.5\d seconds/.test(e)), errors.join('\n'));
   assert.ok(errors.some((e) => /over memoryMb/.test(e)), errors.join('\n'));
+  await c.close();
+});
+
+// A function that exits by itself leaves nothing behind in its process group; an answer over Lambda's 6 MB
+// fails its invocation at once with the reason (not at its timeout, nor as a reset connection).
+test('a child left by a function that exits is ended with it; an answer over 6 MB fails at once, saying so', async () => {
+  const gw = await startGateway({
+    routes: (dir) => ({
+      routeSelectionExpression: '$request.body.action',
+      handlers: { failing: { lambda: { runtime: 'nodejs', handler: 'index.handler', directory: writeFunction(dir, 'failing', { 'index.mjs': FAILING_FUNCTION }), concurrency: 1 } } },
+      routes: { $default: { handler: 'failing', routeResponse: true, timeoutMs: 20000 } },
+    }),
+  });
+  const c = await Client.open(gw.url);
+  const childPid = Number(await c.request(JSON.stringify({ what: 'forkexit' })));
+  assert.ok(childPid > 0);
+  const gone = () => {
+    try {
+      process.kill(childPid, 0);
+    } catch {
+      return true;
+    }
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${childPid}/stat`, 'utf8'));  // killed, not yet reaped by init
+  };
+  await waitFor(gone, { timeoutMs: 10000, what: `the function's child ${childPid} to end with it` });
+  const started = Date.now();
+  const answer = await c.request(JSON.stringify({ what: 'huge' }), 15000);
+  assert.ok(internalError(answer), answer.slice(0, 200));
+  assert.ok(Date.now() - started < 10000, 'failed at once, not at the 20 s timeout');
+  const errors = gw.lines.filter((l) => l.msg === 'integration error' && l.handler === 'failing').map((l) => l.error);
+  assert.ok(errors.some((e) => /answer is larger than 6 MB/.test(e)), errors.join('\n'));
   await c.close();
 });
 
