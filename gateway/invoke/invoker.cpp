@@ -405,6 +405,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
         slot.metrics = inv.route->metrics;
         slot.handlerId = handler;
     }
+    wakeIdleWatchdog();  // after slot.mutex: the watchdog takes its mutex first, then each slot's
 
     // An out-of-process integration blocks this worker until its answer: lanes queued behind it (woken
     // one worker per 8 lanes, see wakeDeferred) get another worker now rather than after this one.
@@ -566,10 +567,24 @@ void Invoker::answerTimeout(WorkerSlot &slot) {
     }
 }
 
+// An idle gateway's watchdog sleeps kWatchdogIdleSleep instead of ticking every 5 ms (~400 wake-ups a
+// second for nothing); the first invocation after a quiet spell wakes it (wakeIdleWatchdog).
+void Invoker::wakeIdleWatchdog() {
+    // watchdogIdle_ is set before the watchdog looks at the slots, under watchdogMutex_ which it holds until
+    // it waits: a slot made busy before it looked is seen, and one made busy after sees the flag, and its
+    // notify (under the mutex) cannot come before the wait.
+    if (!watchdogIdle_.load()) return;
+    std::lock_guard lock(watchdogMutex_);
+    watchdogCv_.notify_one();
+}
+
 void Invoker::watchdogLoop() {
     std::unique_lock lock(watchdogMutex_);
+    bool idle = false;
     for (;;) {
-        watchdogCv_.wait_for(lock, std::chrono::milliseconds(5));
+        watchdogCv_.wait_for(lock, idle ? kWatchdogIdleSleep : std::chrono::milliseconds(5));
+        watchdogIdle_.store(true);
+        idle = true;
         {
             std::lock_guard rlock(readyMutex_);
             if (stopping_) return;
@@ -578,6 +593,7 @@ void Invoker::watchdogLoop() {
         for (auto &slotPtr : slots_) {
             WorkerSlot &slot = *slotPtr;
             std::lock_guard slock(slot.mutex);
+            if (slot.busy) idle = false;
             if (!slot.busy || slot.timedOut || now < slot.deadline) continue;
             slot.timedOut = true;
             answerTimeout(slot);
@@ -619,7 +635,9 @@ void Invoker::watchdogLoop() {
         }
         // Keep the pool at its size; a thread that cannot be created now is retried shortly.
         while (live < threads_ && now >= nextSpawnRetry_ && startWorker()) ++live;
+        if (live < threads_ || slots_.size() != live) idle = false;  // a worker to replace or to join soon
         if (live == 0) answerWithoutWorkers();
+        if (!idle) watchdogIdle_.store(false);
     }
 }
 

@@ -131,6 +131,9 @@ private:
     std::thread watchdog_;
     std::mutex watchdogMutex_;
     std::condition_variable watchdogCv_;
+    std::atomic<bool> watchdogIdle_{false};  // the watchdog sleeps long: no slot was busy when it last looked
+    static constexpr std::chrono::milliseconds kWatchdogIdleSleep{500};
+    void wakeIdleWatchdog();
 };
 
 }  // namespace wsgw

@@ -3,6 +3,7 @@
 // stuck handler, a pool whose every worker is stuck still serves, and a $connect past its timeout is 504.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { Client, Gateway, errorFrameRegex, openExpectingRefusal, probeRoutes, sqliteRows, waitFor } from './harness.mjs';
 
 let gw;
@@ -63,4 +64,33 @@ test('a $connect past its timeout is refused with 504 and leaves no row', async 
     return rows.length === 1 && rows[0].connection_id === id;
   }, { timeoutMs: 3000, what: 'only the open connection in the table' });
   await c.close();
+});
+
+// An idle gateway does not tick: its timeout watchdog sleeps while no handler runs (it woke every 5 ms,
+// ~200 context switches a second for nothing), and the first invocation after the quiet spell wakes it, so
+// that invocation's timeout still comes at its deadline.
+test('an idle gateway sleeps (few context switches), and a timeout after the quiet spell still comes at its deadline', async () => {
+  const g = await Gateway.start({ routes: (dir) => { const t = probeRoutes({ routes: ['sleep'] })(dir); t.routes.sleep.timeoutMs = 300; return t; }, plugins: ['probe'] });
+  try {
+    const c = await Client.open(g.url);
+    assert.equal(await c.request('warm'), 'warm');
+    const switches = () => fs.readdirSync(`/proc/${g.proc.pid}/task`).reduce((sum, t) => {
+      try {
+        return sum + Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(fs.readFileSync(`/proc/${g.proc.pid}/task/${t}/status`, 'utf8'))[1]);
+      } catch { return sum; }  // a thread that ended meanwhile
+    }, 0);
+    await new Promise((r) => setTimeout(r, 1500));  // the quiet spell begins
+    const before = switches();
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleSwitches = switches() - before;
+    assert.ok(idleSwitches < 100, `${idleSwitches} voluntary context switches in 2 s of idleness`);
+    const started = Date.now();
+    c.send(sleepFor(3000));
+    const frame = await c.nextText(5000);
+    assert.ok(errorFrameRegex('Endpoint request timed out').exec(frame), frame);
+    assert.ok(Date.now() - started < 2000, `the timeout came at its deadline, not when the handler returned (${Date.now() - started} ms)`);
+    await c.close();
+  } finally {
+    await g.stop();
+  }
 });
