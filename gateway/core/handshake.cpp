@@ -210,6 +210,15 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
     HeadParse out;
     if (!checkUpgradeHeaders(head, out)) return out;
     if (std::string reason = targetEscapeProblem(head.target); !reason.empty()) return refuse(400, std::move(reason));
+    // What follows an upgrade's head is read as WebSocket frames: a body would fail as "not masked", far
+    // from its cause. An empty Content-Length is harmless.
+    for (const char *bodyHeader : {"Transfer-Encoding", "Content-Length"}) {
+        const std::string *value = findHeader(head.headers, bodyHeader);
+        if (!value || (std::string_view(bodyHeader) == "Content-Length" && trimOws(*value) == "0")) continue;
+        std::string r = std::string("an upgrade request has no body, but this one has ") + bodyHeader + " ";
+        appendQuoted(r, *value);
+        return refuse(400, r + ": send the WebSocket upgrade as a GET without a body");
+    }
     // libwebsockets keeps each query parameter and each header it knows in a fixed table of about 95
     // fragments and silently drops a request that needs more, after $connect has run. Refused here first.
     size_t params = 0;

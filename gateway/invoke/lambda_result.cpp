@@ -1,5 +1,7 @@
 #include "lambda_result.h"
 
+#include <algorithm>
+
 #include "base64.h"
 #include "json_text.h"
 
@@ -48,7 +50,9 @@ LambdaResult mapLambdaResult(std::string_view payload) {
         const auto &s = doc["statusCode"];
         if (s.IsInt()) {
             r.status = s.GetInt();
-        } else if (s.IsString() && s.GetStringLength() == 3 && std::isdigit(static_cast<unsigned char>(s.GetString()[0]))) {
+        } else if (s.IsString() && s.GetStringLength() == 3 && std::all_of(s.GetString(), s.GetString() + 3, [](char c) {
+                       return std::isdigit(static_cast<unsigned char>(c)) != 0;
+                   })) {
             r.status = std::atoi(s.GetString());  // AWS accepts "403" as well as 403
         } else {
             return failed("the function's statusCode is not an integer: " + cut(compactJson(s)));

@@ -152,7 +152,7 @@ bool wpsRestRequestHandled(NetworkThreadState &t, Session *s) {
     if (!isWpsRestPath(rest.substr(0, rest.find(' ')))) return false;
 
     HttpParserOptions options;
-    options.maxBodyBytes = t.table->config.limits.maxMessageBytes + 1;  // one more: 413 is ours to answer
+    options.maxBodyBytes = t.table->config.limits.maxMessageBytes;  // over it: the parser's 413, naming this limit
     HttpMessageParser parser(options);
     HttpParseState state = parser.feed(head);
     if (state == HttpParseState::NeedMore) return true;  // wait for more (readHead calls again)

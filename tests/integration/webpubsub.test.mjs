@@ -192,6 +192,11 @@ test('a missing token is 401; a foreign key or another hub\'s token is 403; an u
   assert.equal(await status(`ws://127.0.0.1:${gw.port}/client/hubs/nope?access_token=x`), 404);
   // The REST API refuses a request signed with another key.
   await assert.rejects(service('chat', { key: OTHER_KEY }).sendToAll('x'), (err) => err.statusCode === 403);
+  // A message over limits.maxMessageBytes is 413, naming the limit itself (it said one byte more).
+  for (const size of [131073, 200000]) {
+    await assert.rejects(service().sendToAll('x'.repeat(size), { contentType: 'text/plain' }),
+      (err) => err.statusCode === 413 && /at most 131072 are accepted/.test(err.message), `${size} bytes`);
+  }
 });
 
 test('AWS-style clients keep working beside the Azure ones', async () => {

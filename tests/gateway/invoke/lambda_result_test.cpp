@@ -17,6 +17,9 @@ TEST_SUITE("lambda result") {
         CHECK(s.ok);
         CHECK(s.status == 201);
         CHECK_FALSE(s.hasBody);  // no body: nothing is sent
+        LambdaResult garbled = mapLambdaResult(R"({"statusCode":"4x3"})");  // read as 4 before
+        CHECK_FALSE(garbled.ok);
+        CHECK(garbled.problem.find("statusCode is not an integer: \"4x3\"") != std::string::npos);
         LambdaResult b = mapLambdaResult(R"({"body":"hi"})");
         CHECK(b.status == 200);
         CHECK(b.body == "hi");
