@@ -232,12 +232,13 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
         // A reliable client coming back after its socket dropped: the same connection, if it may.
         auto existing = t.host.webPubSub.find(recoverId);
         const char *refusal = nullptr;
+        // A close reason holds at most 123 bytes: these stay short enough to keep the advice at their end.
         if (!existing || existing->hub != hub || existing->subprotocol != WpsSubprotocol::ReliableJson)
             refusal = "is not waiting to be recovered here";
         else if (existing->userId != check.userId)
             refusal = "belongs to another user";
         else if (existing->lostWhileDetached)
-            refusal = "lost messages while away (its kept messages went over limits.maxSendQueueBytes)";
+            refusal = "lost messages while away (over maxSendQueueBytes)";
         std::shared_ptr<LiveConnection> previous;
         WpsRecoveryWindow::Resume why = WpsRecoveryWindow::Resume::Unknown;
         bool attached = false;
@@ -266,10 +267,11 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
             previous = t.host.webPubSub.resume(recoverId, reconnectionToken, nowMs(), &why);
             if (!previous)
                 refusal = why == WpsRecoveryWindow::Resume::WrongToken ? "was given a wrong awps_reconnection_token"
-                                                                        : "is not waiting to be recovered (its recovery window ended)";
+                                                                        : "is not waiting to be recovered (window ended)";
         }
         if (refusal) {
-            std::string reason = "connection '" + recoverId.substr(0, 40) + "' " + refusal + ": connect without awps_connection_id";
+            std::string reason = std::string("the connection ") + refusal + ": connect without awps_connection_id";
+            log::info("webpubsub recovery refused", {log::Field("connectionId", recoverId.substr(0, 40)), log::Field("reason", reason)});
             if (why == WpsRecoveryWindow::Resume::WrongToken) {
                 t.upgradeReader->refuseUpgrade(s, 403, reason);
             } else {

@@ -324,6 +324,8 @@ test('reliable: a dropped client that does not come back ends when its window do
     const answer = gw2.lines.slice(closedAtOnce).find((l) => l.msg === 'upgrade closed at once');
     assert.equal(answer?.code, 1008);
     assert.match(answer.reason, /recovery window ended|not waiting to be recovered/);
+    // Within a close frame's 123 bytes, the advice included (it was cut off before).
+    assert.ok(Buffer.byteLength(answer.reason) <= 123 && answer.reason.endsWith('connect without awps_connection_id'), answer.reason);
     assert.equal(gone.got.connected.length, 1);  // no new connection was made of it
     assert.equal(eventsOf(gw2.eventsPath, gone.connectionId, 'DISCONNECT').length, 1);
 
