@@ -17,6 +17,9 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
 
 namespace wsgw {
 
@@ -111,6 +114,56 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
     if (keyword == "minLength") return "must not be empty";
     if (keyword == "minProperties") return "needs at least one route (for example \"$default\")";
     return "fails the schema rule '" + keyword + "'";
+}
+
+// RapidJSON keeps every member of an object, a repeated key included, and a lookup finds only one of
+// them: a second "$default" or "limits" would be silently ignored, on start and on reload. So a repeated
+// key anywhere in the file (a handler's "config" too) is refused. Returns false when there is none, else
+// sets the JSON Pointer of the object that repeats one, and the key. Iterative: the depth is the file's.
+bool findRepeatedKey(const rapidjson::Value &root, std::string &objectPointer, std::string &repeatedKey) {
+    struct Level {
+        const rapidjson::Value *container;
+        rapidjson::SizeType nextChild;
+        std::string token;  // this container's name in its parent
+    };
+    std::vector<Level> levels;
+    auto pointerOfTop = [&levels] {
+        rapidjson::Pointer p;
+        for (size_t i = 1; i < levels.size(); ++i) p = p.Append(levels[i].token);
+        return pointerText(p);
+    };
+    // Enters a value; true when it is an object that repeats a key.
+    auto enter = [&](const rapidjson::Value &v, std::string token) {
+        if (!v.IsObject() && !v.IsArray()) return false;
+        levels.push_back({&v, 0, std::move(token)});
+        if (!v.IsObject()) return false;
+        std::unordered_set<std::string_view> seen;
+        for (const auto &m : v.GetObject()) {
+            std::string_view name(m.name.GetString(), m.name.GetStringLength());
+            if (!seen.insert(name).second) {
+                objectPointer = pointerOfTop();
+                repeatedKey = std::string(name);
+                return true;
+            }
+        }
+        return false;
+    };
+    if (enter(root, "")) return true;
+    while (!levels.empty()) {
+        const rapidjson::Value &container = *levels.back().container;
+        rapidjson::SizeType child = levels.back().nextChild++;
+        if (child == (container.IsObject() ? container.MemberCount() : container.Size())) {
+            levels.pop_back();
+            continue;
+        }
+        if (container.IsObject()) {
+            const auto &m = *(container.MemberBegin() + child);
+            if (enter(m.value, std::string(m.name.GetString(), m.name.GetStringLength()))) return true;
+        } else if (enter(container[child], std::to_string(child))) {
+            return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace
@@ -273,6 +326,11 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
         return error("", "invalid JSON at line " + std::to_string(line) + ", column " + std::to_string(column) + ": " +
                              rapidjson::GetParseError_En(doc.GetParseError()));
     }
+    std::string objectPointer, repeatedKey;
+    if (findRepeatedKey(doc, objectPointer, repeatedKey))
+        return error(objectPointer, "the key '" + repeatedKey + "' appears more than once in " +
+                                        (objectPointer.empty() ? "the top-level object" : "this object") +
+                                        " (only one of them would be used): keep one, merging what the others hold into it");
     // A handler's "config" may be any JSON and is the plugin's to check. RapidJSON 1.1's validator crashes
     // on nested objects below a pattern property, so the schema sees each config as null.
     rapidjson::Document checked;

@@ -112,6 +112,9 @@ test('invalid edits are refused with a clear error and the running table keeps s
     [JSON.stringify({ ...routesWith(), routes: { $default: { handler: 'tagged', routeResponse: 'yes' } } }),
       /routes\.json: \/routes\/\$default\/routeResponse: expected boolean, got string/],
     [JSON.stringify(routesWith({ orders: { handler: 'nothere' } })), /nothere\.so does not exist/],
+    // A second "$default" (JSON.stringify cannot write one): refused, not one of the two taken silently.
+    [JSON.stringify(routesWith()).replace('"routes":{', '"routes":{"$default":{"handler":"echo"},'),
+      /routes\.json: \/routes: the key '\$default' appears more than once in this object/],
   ];
   for (const [text, expected] of cases) {
     const before = refusals().length;

@@ -121,6 +121,32 @@ TEST_SUITE("config") {
         }
     }
 
+    TEST_CASE("a key repeated in any object is refused, naming the object and the key") {
+        struct Case { const char *text, *path, *key; };
+        Case cases[] = {
+            // Two "$default" routes: RapidJSON keeps both, and the route table would take one silently.
+            {R"({"routeSelectionExpression":"x","routes":{"$default":{"handler":"a"},"$default":{"handler":"b"}}})", "/routes", "$default"},
+            {R"({"routeSelectionExpression":"x","limits":{"maxMessageBytes":1},"limits":{"maxFrameBytes":1},"routes":{"a":{"handler":"a"}}})", "", "limits"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"a","timeoutMs":100,"timeoutMs":200}}})", "/routes/a", "timeoutMs"},
+            // Inside a handler's config (the plugin's JSON) and inside arrays too; '/' and '~' escaped in the pointer.
+            {R"({"routeSelectionExpression":"x","handlers":{"a/b~":{"config":{"list":[{"k":1,"k":2}]}}},"routes":{"a":{"handler":"a"}}})", "/handlers/a~1b~0/config/list/0", "k"},
+        };
+        for (const auto &c : cases) {
+            CAPTURE(c.text);
+            ConfigError e = errorOf(c.text);
+            CHECK(e.jsonPath == c.path);
+            CHECK_MESSAGE(e.reason.find(std::string("the key '") + c.key + "' appears more than once") != std::string::npos, e.reason);
+            CHECK_MESSAGE(e.reason.find("keep one") != std::string::npos, e.reason);
+        }
+        CHECK(errorOf(cases[1].text).message() ==
+              "routes.json: the key 'limits' appears more than once in the top-level object (only one of them would be "
+              "used): keep one, merging what the others hold into it");
+        // The same key in different objects is no repetition.
+        auto r = parseApiConfig(R"({"routeSelectionExpression":"x","handlers":{"a":{"config":{"handler":"x"}}},"routes":{"a":{"handler":"a"},"b":{"handler":"a"}}})",
+                                "routes.json");
+        CHECK_MESSAGE(std::holds_alternative<ApiConfig>(r), std::get<ConfigError>(r).message());
+    }
+
     TEST_CASE("isolation, workers and maxWorkerMemoryMb of a handler instance") {
         auto parsed = parseApiConfig(R"({"routeSelectionExpression":"x",
             "handlers":{"iso":{"plugin":"echo","isolation":"process","workers":3,"maxWorkerMemoryMb":64},"plain":{"isolation":"in-process"}},
