@@ -272,6 +272,9 @@ SigV4Result fail(std::string reason) {
 // Empty return: parsed. Otherwise the reason it is malformed.
 std::string parseAuthorization(std::string_view header, ParsedAuthorization &out) {
     header = trimWhitespace(header);
+    if (header == kAlgorithm)  // the scheme is right; what follows it is missing
+        return "Authorization AWS4-HMAC-SHA256 has no parameters: it needs Credential=, SignedHeaders= and Signature= "
+               "(AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/execute-api/aws4_request, SignedHeaders=..., Signature=...)";
     if (header.size() <= kAlgorithm.size() || header.substr(0, kAlgorithm.size()) != kAlgorithm ||
         !isSpace(header[kAlgorithm.size()])) {
         size_t space = header.find(' ');

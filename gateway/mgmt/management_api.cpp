@@ -562,6 +562,13 @@ struct ManagementApi::Impl {
             reason = "Missing Authentication Token: send Authorization: Bearer <token> or sign the request with AWS SigV4";
             return false;
         }
+        // "Bearer" alone (or with only blanks after it) is the right scheme without its token: say that,
+        // not that the scheme is unsupported.
+        if (auth->size() >= 6 && strncasecmp(auth->c_str(), "Bearer", 6) == 0 && auth->find_first_not_of(" \t", 6) == std::string::npos) {
+            reason = "Authorization: Bearer has no token: send Authorization: Bearer <token>, with a token of the "
+                     "--management-credentials file";
+            return false;
+        }
         static constexpr std::string_view kBearer = "Bearer ";
         if (auth->size() > kBearer.size() && strncasecmp(auth->c_str(), kBearer.data(), kBearer.size()) == 0) {
             std::string token = auth->substr(kBearer.size());

@@ -141,6 +141,17 @@ test('with credentials: no token or a wrong token is 403 ForbiddenException; the
   await c.close(1000);
 });
 
+test('with credentials: a scheme without its token or parameters is told what is missing', async () => {
+  const bearer = await call(locked, 'GET', '/@connections', { headers: { Authorization: 'Bearer' } });
+  assert.equal(bearer.status, 403);
+  assert.match(bearer.json.message, /^Authorization: Bearer has no token: send Authorization: Bearer <token>/);
+  const sigv4 = await call(locked, 'GET', '/@connections', { headers: { Authorization: 'AWS4-HMAC-SHA256' } });
+  assert.equal(sigv4.status, 403);
+  assert.match(sigv4.json.message, /^Authorization AWS4-HMAC-SHA256 has no parameters: it needs Credential=, SignedHeaders= and Signature=/);
+  const other = await call(locked, 'GET', '/@connections', { headers: { Authorization: 'Basic dXNlcjpwYXNz' } });
+  assert.match(other.json.message, /unsupported Authorization scheme: use Bearer or AWS4-HMAC-SHA256/);
+});
+
 test('malformed, truncated and pipelined raw requests get clear answers and disturb nothing', async () => {
   const { port } = new URL(open.managementUrl);
   const raw = (bytes, waitMs = 1500) => withTimeout(new Promise((resolve) => {

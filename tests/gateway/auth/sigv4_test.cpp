@@ -342,7 +342,12 @@ TEST_CASE("malformed Authorization headers are each rejected with a reason") {
          "unsupported Authorization scheme 'AWS4-HMAC-SHA1' (expected AWS4-HMAC-SHA256)"},
         {"AWS4-ECDSA-P256-SHA256 " + cred + ", SignedHeaders=host, Signature=" + sig,
          "unsupported Authorization scheme 'AWS4-ECDSA-P256-SHA256' (expected AWS4-HMAC-SHA256)"},
-        {"AWS4-HMAC-SHA256", "unsupported Authorization scheme 'AWS4-HMAC-SHA256' (expected AWS4-HMAC-SHA256)"},
+        {"AWS4-HMAC-SHA256", "Authorization AWS4-HMAC-SHA256 has no parameters: it needs Credential=, SignedHeaders= and "
+                             "Signature= (AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/execute-api/aws4_request, "
+                             "SignedHeaders=..., Signature=...)"},
+        {" AWS4-HMAC-SHA256 \t", "Authorization AWS4-HMAC-SHA256 has no parameters: it needs Credential=, SignedHeaders= and "
+                                 "Signature= (AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/execute-api/aws4_request, "
+                                 "SignedHeaders=..., Signature=...)"},
         {"AWS4-HMAC-SHA256Credential=x", "unsupported Authorization scheme 'AWS4-HMAC-SHA256Credential=x' (expected AWS4-HMAC-SHA256)"},
         {"AWS4-HMAC-SHA256 SignedHeaders=host, Signature=" + sig, "Authorization lacks Credential"},
         {"AWS4-HMAC-SHA256 " + cred + ", Signature=" + sig, "Authorization lacks SignedHeaders"},
