@@ -1,7 +1,12 @@
 #include "options.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <unistd.h>
 
 namespace wsgw {
@@ -20,7 +25,7 @@ constexpr FlagSpec kFlags[] = {
     {"--runtimes", "WSGW_RUNTIMES",
      "DIR   wsgw's Lambda runtime clients (nodejs/, python/; default: share/wsgw/runtimes beside the binary, else the source tree's runtimes/)"},
     {"--db", "WSGW_DB", "FILE  SQLite connection table (default ./data/wsgw.db)"},
-    {"--listen", "WSGW_LISTEN", "HOST:PORT  public WebSocket listener (default 0.0.0.0:8080; port 0 picks a free one)"},
+    {"--listen", "WSGW_LISTEN", "HOST:PORT  public WebSocket listener (default 0.0.0.0:8080; IPv6 in brackets, [::1]:8080; port 0 picks a free one)"},
     {"--management-listen", "WSGW_MANAGEMENT_LISTEN", "HOST:PORT  management API listener (default 127.0.0.1:9001; 'off' disables it)"},
     {"--management-credentials", "WSGW_MANAGEMENT_CREDENTIALS",
      "FILE  {\"tokens\": [...], \"sigv4\": [{\"accessKeyId\", \"secretAccessKey\"}]}; required off loopback"},
@@ -109,6 +114,65 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
     return {};
 }
 
+bool isIpv6Address(const std::string &text) {
+    in6_addr address{};
+    return inet_pton(AF_INET6, text.c_str(), &address) == 1;
+}
+
+// An IPv6 address has colons of its own, so without brackets where it ends and the port starts is a guess
+// (::1:9001 is an address too): say how to write it, with the likely split when there is one.
+std::string ipv6WithoutBrackets(const std::string &text, const std::string &flag) {
+    auto colon = text.rfind(':');
+    std::string head = text.substr(0, colon), tail = text.substr(colon + 1);
+    int port = 0;
+    bool splits = isIpv6Address(head) && parseInt(tail, 0, 65535, port);
+    std::string start = flag + ": '" + text + "' ";
+    if (splits)
+        return start + "has an IPv6 address without brackets: write [" + head + "]:" + tail +
+               (isIpv6Address(text) ? " (or [" + text + "]:PORT if all of it is the address)" : "");
+    if (isIpv6Address(text)) return start + "is an IPv6 address without a port: write it in brackets, [" + text + "]:PORT, e.g. [" + text + "]:8080";
+    return start + "is not HOST:PORT: write an IPv6 address in brackets, [IPV6]:PORT, e.g. [::1]:8080";
+}
+
+// The address a host names, in a form two hosts compare by; nothing for a host that is not an IP address
+// (the listener says so when it binds).
+struct ListenAddress {
+    bool v6 = false;
+    unsigned char bytes[16] = {};
+};
+
+std::optional<ListenAddress> listenAddressOf(const std::string &host) {
+    ListenAddress a;
+    if (host == "localhost" || inet_pton(AF_INET, host.c_str(), a.bytes) == 1) {
+        if (host == "localhost") inet_pton(AF_INET, "127.0.0.1", a.bytes);  // as the listener binds it
+        return a;
+    }
+    in6_addr v6{};
+    if (inet_pton(AF_INET6, host.c_str(), &v6) != 1) return std::nullopt;
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {  // ::ffff:a.b.c.d is the IPv4 address a.b.c.d
+        std::memcpy(a.bytes, v6.s6_addr + 12, 4);
+        return a;
+    }
+    a.v6 = true;
+    std::memcpy(a.bytes, v6.s6_addr, 16);
+    return a;
+}
+
+bool isAnyAddress(const ListenAddress &a) {
+    return std::all_of(a.bytes, a.bytes + (a.v6 ? 16 : 4), [](unsigned char b) { return b == 0; });
+}
+
+// Whether two listeners on these hosts and one port would take the same sockets: the same address, the
+// IPv4 wildcard and any IPv4 address, or the IPv6 wildcard (dual-stack: the listener does not set
+// IPV6_V6ONLY) and anything.
+bool addressesOverlap(const std::string &hostA, const std::string &hostB) {
+    auto a = listenAddressOf(hostA), b = listenAddressOf(hostB);
+    if (!a || !b) return hostA == hostB;
+    if ((a->v6 && isAnyAddress(*a)) || (b->v6 && isAnyAddress(*b))) return true;
+    if (a->v6 != b->v6) return false;
+    return isAnyAddress(*a) || isAnyAddress(*b) || std::memcmp(a->bytes, b->bytes, 16) == 0;
+}
+
 }  // namespace
 
 std::variant<HostPort, std::string> parseHostPort(const std::string &text, const std::string &flag) {
@@ -121,6 +185,7 @@ std::variant<HostPort, std::string> parseHostPort(const std::string &text, const
         hp.host = text.substr(1, close - 1);
         portText = text.substr(close + 2);
     } else {
+        if (std::count(text.begin(), text.end(), ':') > 1) return ipv6WithoutBrackets(text, flag);
         auto colon = text.rfind(':');
         if (colon == std::string::npos) {
             portText = text;  // ":8080" style without host, or just a port
@@ -172,6 +237,20 @@ std::variant<Options, std::string> parseOptions(int argc, const char *const *arg
         char host[256] = {};
         if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "local");
         o.nodeId = host;
+    }
+    // Checked here, before anything binds: binding would only say the port is "in use by another process",
+    // when it is this one's. Port 0 picks a free port for each.
+    if (o.managementListen != "off") {
+        auto publicAddress = parseHostPort(o.listen, "--listen");
+        auto managementAddress = parseHostPort(o.managementListen, "--management-listen");
+        if (auto *pub = std::get_if<HostPort>(&publicAddress)) {
+            if (auto *mgmt = std::get_if<HostPort>(&managementAddress);
+                mgmt && pub->port != 0 && pub->port == mgmt->port && addressesOverlap(pub->host, mgmt->host))
+                return "--management-listen " + o.managementListen + ": port " + std::to_string(mgmt->port) +
+                       " is the public listener's (--listen " + o.listen +
+                       "); the management API needs a port of its own: choose another with --management-listen "
+                       "(or move the public listener with --listen)";
+        }
     }
     if (o.tlsCert.empty() != o.tlsKey.empty()) return "--tls-cert and --tls-key go together: give both (PEM files) or neither";
     if (o.managementTlsCert.empty() != o.managementTlsKey.empty())

@@ -216,6 +216,24 @@ test('a management listener off loopback without credentials refuses to start, s
   assert.match(r.stderr, /credentials/);
 });
 
+test('an unbracketed IPv6 listener, or both listeners on one port, is refused before binding, saying what to write', async () => {
+  const ipv6 = await runExpectingExit({ routes: defaultRoutes(), plugins: ['echo', 'chat'], extraArgs: ['--listen', '::1'] });
+  assert.equal(ipv6.code, 2, ipv6.stderr);
+  assert.match(ipv6.stderr, /--listen: '::1' is an IPv6 address without a port: write it in brackets, \[::1\]:PORT/);
+  const mgmt = await runExpectingExit({ routes: defaultRoutes(), plugins: ['echo', 'chat'], extraArgs: ['--management-listen', '::1:9001'] });
+  assert.match(mgmt.stderr, /--management-listen: '::1:9001' has an IPv6 address without brackets: write \[::1\]:9001/);
+  // A port taken by nobody else: the refusal must come from the option check, not from a bind.
+  const blocker = net.createServer();
+  await new Promise((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const free = blocker.address().port;
+  await new Promise((resolve) => blocker.close(resolve));
+  const same = await runExpectingExit({ routes: defaultRoutes(), plugins: ['echo', 'chat'],
+    extraArgs: ['--listen', `127.0.0.1:${free}`, '--management-listen', `127.0.0.1:${free}`] });
+  assert.notEqual(same.code, 0);
+  assert.match(same.stderr, new RegExp(`--management-listen 127\\.0\\.0\\.1:${free}: port ${free} is the public listener's`));
+  assert.doesNotMatch(same.stderr, /another process/);
+});
+
 test('wsgw-ctl posts, gets, lists and deletes, with the exit codes a shell expects', async () => {
   const { execFile } = await import('node:child_process');
   const ctl = (args, input) => new Promise((resolve) => {
