@@ -83,7 +83,8 @@ HttpParse parseHttpRequest(std::string_view bytes, size_t maxHeadBytes, size_t m
 }
 
 std::string renderHttpResponse(int status, std::string_view contentType, std::string_view body,
-                               const std::vector<std::pair<std::string, std::string>> &extraHeaders, bool keepAlive) {
+                               const std::vector<std::pair<std::string, std::string>> &extraHeaders, bool keepAlive,
+                               bool headOnly) {
     std::string s = "HTTP/1.1 " + std::to_string(status) + " " + httpReasonPhrase(status) + "\r\n";
     if (!contentType.empty() && status != 204) {
         s += "Content-Type: ";
@@ -94,7 +95,7 @@ std::string renderHttpResponse(int status, std::string_view contentType, std::st
     for (const auto &[k, v] : extraHeaders) s += k + ": " + v + "\r\n";
     if (!keepAlive) s += "Connection: close\r\n";
     s += "\r\n";
-    if (status != 204) s += body;
+    if (status != 204 && !headOnly) s += body;
     return s;
 }
 

@@ -53,7 +53,10 @@ private:
 
 // One request from the front of `bytes`, from scratch (a fresh HttpRequestReader).
 HttpParse parseHttpRequest(std::string_view bytes, size_t maxHeadBytes = 16384, size_t maxBodyBytes = 131072);
+// headOnly: the answer to a HEAD request, the head a GET would get (Content-Length included) without the
+// body (RFC 9110 section 9.3.2); a client reads no body after it, so one sent would be taken for the next answer.
 std::string renderHttpResponse(int status, std::string_view contentType, std::string_view body,
-                               const std::vector<std::pair<std::string, std::string>> &extraHeaders, bool keepAlive);
+                               const std::vector<std::pair<std::string, std::string>> &extraHeaders, bool keepAlive,
+                               bool headOnly = false);
 
 }  // namespace wsgw

@@ -449,7 +449,7 @@ struct ManagementApi::Impl {
                 ev_io_stop(loop, &c->readWatcher);
                 break;
             }
-            c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, request.keepAlive);
+            c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, request.keepAlive, request.method == "HEAD");
             if (!request.keepAlive) c->closeAfterWrite = true;
             ev_timer_again(loop, &c->idleTimer);
         }
@@ -603,6 +603,12 @@ struct ManagementApi::Impl {
         const std::string &path = req.path;
         bool get = req.method == "GET";
         Response r;
+        // The probes and the console need no credentials, so neither does being told their method.
+        if (!get && (path == "/healthz" || path == "/readyz" || path == "/console" || path == "/console/")) {
+            Response e = awsError(405, "MethodNotAllowedException", path + " answers GET only");
+            e.headers.emplace_back("Allow", "GET");
+            return e;
+        }
         if (path == "/healthz" && get) {
             r.body = R"({"status":"alive"})";
             return r;

@@ -101,6 +101,34 @@ test('errors: malformed ID 400, unknown ID 410, over the limit 413, unknown path
   await c.close(1000);
 });
 
+test('other methods on /healthz, /readyz and /console get 405 with Allow: GET, without credentials, and HEAD gets no body', async () => {
+  for (const gw of [open, locked]) {
+    for (const p of ['/healthz', '/readyz', '/console']) {
+      for (const method of ['POST', 'HEAD']) {
+        const r = await call(gw, method, p, method === 'POST' ? { body: 'x' } : {});
+        assert.equal(r.status, 405, `${method} ${p}: ${r.text}`);
+        assert.equal(r.headers.get('allow'), 'GET', `${method} ${p}`);
+        assert.equal(r.headers.get('x-amzn-errortype'), 'MethodNotAllowedException');
+        if (method === 'POST') assert.equal(r.json.message, `${p} answers GET only`);
+      }
+    }
+  }
+  // A HEAD answer carries no body: the answer to the next request on the connection follows its head at once.
+  const { port } = new URL(open.managementUrl);
+  const got = await withTimeout(new Promise((resolve, reject) => {
+    const s = net.connect(Number(port), '127.0.0.1', () =>
+      s.write('HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let text = '';
+    s.on('data', (d) => { text += d.toString('latin1'); });
+    s.on('close', () => resolve(text));
+    s.on('error', reject);
+  }), 5000, 'the two answers');
+  const [head, ...rest] = got.split('\r\n\r\n');
+  assert.match(head, /^HTTP\/1\.1 405 /);
+  assert.match(head, /\r\nAllow: GET(\r\n|$)/);
+  assert.match(rest.join('\r\n\r\n'), /^HTTP\/1\.1 200 [\s\S]*\{"status":"alive"\}$/, `what followed the HEAD answer: ${JSON.stringify(got)}`);
+});
+
 test('GET /@connections lists live connections with cursor pagination', async () => {
   const clients = await Promise.all(Array.from({ length: 5 }, () => Client.open(open.url)));
   const ids = await Promise.all(clients.map((c) => whoami(c)));
