@@ -34,7 +34,7 @@ std::vector<std::string> logLinesOf(F fn) {
     return lines;
 }
 
-bool has(const std::string &line, const std::string &part) { return line.find(part) != std::string::npos; }
+bool lineHas(const std::string &line, const std::string &part) { return line.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -46,10 +46,10 @@ TEST_SUITE("write_health") {
 
         auto first = logLinesOf([&] { health.failed("database is locked", 5); });
         REQUIRE(first.size() == 1);
-        CHECK(has(first[0], R"("level":"warn")"));
-        CHECK(has(first[0], "connection table write failed"));
-        CHECK(has(first[0], R"("target":"/srv/wsgw.db")"));
-        CHECK(has(first[0], R"("waiting":5)"));
+        CHECK(lineHas(first[0], R"("level":"warn")"));
+        CHECK(lineHas(first[0], "connection table write failed"));
+        CHECK(lineHas(first[0], R"("target":"/srv/wsgw.db")"));
+        CHECK(lineHas(first[0], R"("waiting":5)"));
         CHECK(health.failing());
         REQUIRE(health.failure());
         CHECK(health.failure()->error == "database is locked");
@@ -59,14 +59,14 @@ TEST_SUITE("write_health") {
             health.failed("database is locked", 7);  // within the 10 s interval: nothing
         });
         REQUIRE(more.size() == 1);
-        CHECK(has(more[0], R"("level":"error")"));
-        CHECK(has(more[0], "still failing"));
-        CHECK(has(more[0], R"("attempts":2)"));
+        CHECK(lineHas(more[0], R"("level":"error")"));
+        CHECK(lineHas(more[0], "still failing"));
+        CHECK(lineHas(more[0], R"("attempts":2)"));
 
         auto recovered = logLinesOf([&] { health.succeeded(); });
         REQUIRE(recovered.size() == 1);
-        CHECK(has(recovered[0], R"("level":"info")"));
-        CHECK(has(recovered[0], R"("failedAttempts":3)"));
+        CHECK(lineHas(recovered[0], R"("level":"info")"));
+        CHECK(lineHas(recovered[0], R"("failedAttempts":3)"));
         CHECK_FALSE(health.failing());
         CHECK_FALSE(health.failure());
         CHECK(logLinesOf([&] { health.succeeded(); }).empty());  // already fine: nothing to say
@@ -78,7 +78,7 @@ TEST_SUITE("write_health") {
             for (int i = 0; i < 5; ++i) health.failed("Redis: connection refused", 1);
         });
         REQUIRE(lines.size() == 1);
-        CHECK(has(lines[0], R"("level":"warn")"));
+        CHECK(lineHas(lines[0], R"("level":"warn")"));
         CHECK(health.failure()->error == "Redis: connection refused");
     }
 }
