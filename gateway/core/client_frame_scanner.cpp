@@ -13,6 +13,8 @@ constexpr uint8_t kContinuation = 0x0, kText = 0x1, kBinary = 0x2, kClose = 0x8,
 constexpr uint8_t kMaxControlPayload = 125;
 constexpr uint8_t kLength16 = 126, kLength64 = 127;
 constexpr uint8_t kMaskKeyBytes = 4;
+constexpr uint8_t kLongHeaderLength = 2 + 8 + kMaskKeyBytes;  // with a 64-bit length
+constexpr uint8_t kLengthTopBit = 0x80;                        // of a 64-bit length's first (most significant) byte
 
 }  // namespace
 
@@ -21,6 +23,10 @@ const char *clientFrameFaultReason(ClientFrameFault fault) {
     case ClientFrameFault::None: return "";
     case ClientFrameFault::Unmasked: return "Protocol error: client frame not masked (RFC 6455 5.1)";
     case ClientFrameFault::ReservedBits: return "Protocol error: reserved bits set (RFC 6455 5.2)";
+    case ClientFrameFault::Rsv1WithoutExtension:
+        return "Protocol error: RSV1 set but no extension was negotiated (RFC 6455 5.2)";
+    case ClientFrameFault::LengthTopBitSet:
+        return "Protocol error: 64-bit payload length with its most significant bit set (RFC 6455 5.2)";
     case ClientFrameFault::ReservedOpcode: return "Protocol error: reserved opcode (RFC 6455 5.2)";
     case ClientFrameFault::FragmentedControl: return "Protocol error: fragmented control frame (RFC 6455 5.5)";
     case ClientFrameFault::LongControl: return "Protocol error: control frame payload over 125 bytes (RFC 6455 5.5)";
@@ -39,13 +45,21 @@ ClientFrameFault ClientFrameScanner::faultOf(uint8_t first, uint8_t second) cons
     if (opcode != kContinuation && opcode != kText && opcode != kBinary && opcode != kClose && opcode != kPing &&
         opcode != kPong)
         return ClientFrameFault::ReservedOpcode;
-    if ((first & kRsv2And3Bits) || ((first & kRsv1Bit) && (control || opcode == kContinuation)))
-        return ClientFrameFault::ReservedBits;
+    if (first & kRsv2And3Bits) return ClientFrameFault::ReservedBits;
+    if (first & kRsv1Bit) {
+        if (deflate_ == DeflateNegotiation::NotNegotiated) return ClientFrameFault::Rsv1WithoutExtension;
+        if (control || opcode == kContinuation) return ClientFrameFault::ReservedBits;
+    }
     if (control && !(first & kFinBit)) return ClientFrameFault::FragmentedControl;
     if (control && (second & 0x7f) > kMaxControlPayload) return ClientFrameFault::LongControl;
     if (opcode == kContinuation && !inMessage_) return ClientFrameFault::ContinuationWithoutMessage;
     if ((opcode == kText || opcode == kBinary) && inMessage_) return ClientFrameFault::MessageInsideMessage;
     return ClientFrameFault::None;
+}
+
+size_t ClientFrameScanner::fail(ClientFrameFault fault, size_t at) {
+    fault_ = fault;
+    return at >= headerRead_ ? at - headerRead_ : 0;
 }
 
 size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
@@ -68,8 +82,7 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
             continue;
         }
         if (headerRead_ == 1) {  // MASK and the 7-bit length
-            fault_ = faultOf(firstByte_, b);
-            if (failed()) return i == 0 ? 0 : i - 1;  // where its first byte was, if in this piece
+            if (ClientFrameFault fault = faultOf(firstByte_, b); fault != ClientFrameFault::None) return fail(fault, i);
             if ((firstByte_ & kOpcodeBits) < kFirstControlOpcode) inMessage_ = !(firstByte_ & kFinBit);
             uint8_t length7 = b & 0x7f;
             uint8_t extended = length7 == kLength16 ? 2 : length7 == kLength64 ? 8 : 0;
@@ -79,7 +92,10 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
             ++i;
             continue;
         }
-        // The extended length (big-endian), then the masking key.
+        // The extended length (big-endian), then the masking key. A 64-bit length's top bit must be clear:
+        // libwebsockets drops such a frame's connection without a close frame (and $disconnect saw 1006).
+        if (headerRead_ == 2 && headerLength_ == kLongHeaderLength && (b & kLengthTopBit))
+            return fail(ClientFrameFault::LengthTopBitSet, i);
         if (headerRead_ < headerLength_ - kMaskKeyBytes) payloadLeft_ = payloadLeft_ << 8 | b;
         ++headerRead_;
         ++i;

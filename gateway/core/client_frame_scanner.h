@@ -1,10 +1,10 @@
 // Owns: finding the first client frame that RFC 6455 says a server must fail the connection on, in the bytes a
-// client sends after the upgrade, read in arbitrary pieces: a frame without a mask (5.1), a reserved opcode or
-// reserved bits (5.2; RSV1 only where permessage-deflate may put it, on a message's first frame, which
-// libwebsockets checks against the negotiation), a fragmented or over-long control frame (5.5), a continuation
-// with no message to continue or a new message inside a fragmented one (5.4). Only frame headers are looked
-// at: payloads (7-, 16- and 64-bit lengths) are skipped by count, so the cost per read is a few steps per
-// frame whatever its size. Pure: the network layer feeds it what each read returned. libwebsockets checks
+// client sends after the upgrade, read in arbitrary pieces: a frame without a mask (5.1), a reserved opcode,
+// reserved bits or a 64-bit length with its most significant bit set (5.2; RSV1 only where permessage-deflate
+// may put it: on a message's first frame, and only once the handshake negotiated it), a fragmented or
+// over-long control frame (5.5), a continuation with no message to continue or a new message inside a
+// fragmented one (5.4). Only frame headers are looked at: payloads (7-, 16- and 64-bit lengths) are skipped
+// by count, so the cost per read is a few steps per frame whatever its size. Pure: the network layer feeds it what each read returned. libwebsockets checks
 // most of these too, but then waits 30 s for the client's close and reports 1006; failing them here closes
 // as every other protocol error does (1002, the 5 s close deadline, $disconnect with 1002 and the reason).
 #pragma once
@@ -19,6 +19,8 @@ enum class ClientFrameFault : uint8_t {
     None,
     Unmasked,                    // 5.1
     ReservedBits,                // 5.2: RSV2 or RSV3, or RSV1 on a control frame or a continuation
+    Rsv1WithoutExtension,        // 5.2: RSV1 on a connection that negotiated no extension
+    LengthTopBitSet,             // 5.2: a 64-bit payload length whose most significant bit is set
     ReservedOpcode,              // 5.2: 0x3-0x7, 0xB-0xF
     FragmentedControl,           // 5.5: a control frame without FIN
     LongControl,                 // 5.5: a control frame's payload over 125 bytes
@@ -29,9 +31,22 @@ enum class ClientFrameFault : uint8_t {
 // The close reason (under 123 bytes, as a close frame allows) a connection fails with for `fault`.
 const char *clientFrameFaultReason(ClientFrameFault fault);
 
+// Whether the connection's handshake negotiated permessage-deflate, the only extension that may set RSV1.
+enum class DeflateNegotiation : uint8_t {
+    // Not known yet: frames read before libwebsockets answered the handshake (pipelined with the request).
+    // RSV1 on a message's first frame passes, and libwebsockets checks it against the negotiation.
+    Undecided,
+    Negotiated,     // RSV1 may mark a message's first frame as compressed (RFC 7692 6)
+    NotNegotiated,  // RSV1 fails the connection on any frame
+};
+
 class ClientFrameScanner {
 public:
     static constexpr size_t kAllMasked = SIZE_MAX;  // no fault so far
+
+    explicit ClientFrameScanner(DeflateNegotiation deflate = DeflateNegotiation::Undecided) : deflate_(deflate) {}
+    // Once the handshake is answered: applies to the frames scanned from then on.
+    void setDeflateNegotiation(DeflateNegotiation deflate) { deflate_ = deflate; }
 
     // The next `len` bytes from the client, in order. Returns kAllMasked while every frame header so far is
     // well-formed; else the offset in `data` where the first faulty frame's header begins (0 when that header
@@ -52,11 +67,15 @@ private:
     uint8_t firstByte_ = 0;     // the current header's FIN, RSV and opcode
     bool endsMessage_ = false;  // the current frame is a data frame with FIN set
     bool inMessage_ = false;    // a fragmented message is open: its next data frame must be a continuation
+    DeflateNegotiation deflate_;
     ClientFrameFault fault_ = ClientFrameFault::None;
     uint32_t messagesEnded_ = 0;
 
     // The fault of a frame whose first two header bytes are `first` and `second`, given the frames before it.
     ClientFrameFault faultOf(uint8_t first, uint8_t second) const;
+    // Records `fault` for the frame whose header byte headerRead_ is data[at]; returns where that header
+    // began in `data` (0 when it began in an earlier piece), as scan() does.
+    size_t fail(ClientFrameFault fault, size_t at);
 };
 
 }  // namespace wsgw

@@ -41,6 +41,11 @@ public:
     bool watch(int fd, Session *s);
     // Before the socket is closed (descriptors are reused at once, by any thread).
     void unwatch();
+    // The handshake is answered (LWS_CALLBACK_ESTABLISHED): whether it negotiated permessage-deflate decides
+    // whether RSV1 may be set on the frames read from then on.
+    void handshakeDone(bool deflate) {
+        scanner_.setDeflateNegotiation(deflate ? DeflateNegotiation::Negotiated : DeflateNegotiation::NotNegotiated);
+    }
     bool failed() const { return scanner_.failed(); }
     // The close reason of the frame it failed on ("" while not failed).
     const char *faultReason() const { return clientFrameFaultReason(scanner_.fault()); }

@@ -196,6 +196,9 @@ ConnectionRow ConnectFlow::rowOf(Session *s) {
 void ConnectFlow::established(Session *s, lws *wsi) {
     s->wsi = wsi;
     s->state = Session::State::Open;
+    // libwebsockets has decided the extensions (LWS_CALLBACK_CONFIRM_EXTENSION_OKAY came before this, if the
+    // client offered any): RSV1 without permessage-deflate now fails the connection as our own 1002.
+    s->clientFrames.handshakeDone(s->deflate);
     t_.upgradeReader->stopHandshakeWatchers(s);
     s->upgrade.reset();  // the 101 has its subprotocol header by now
     s->live->upgraded.store(true);

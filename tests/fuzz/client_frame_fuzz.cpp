@@ -2,7 +2,7 @@
 // after its upgrade: fed the input whole, a byte at a time and in uneven pieces (chosen by the first byte),
 // it must find the same first faulty frame (and the same fault) as a plain whole-buffer walk written here
 // from RFC 6455's rules, at the right offset of the right piece, count the same completed messages before it,
-// and never read past a piece.
+// and never read past a piece. Each input is tried with permessage-deflate undecided, negotiated and not.
 #include "client_frame_scanner.h"
 
 #include <algorithm>
@@ -22,13 +22,14 @@ constexpr size_t kNone = SIZE_MAX;
 
 struct Walk {
     size_t faultAt = kNone;  // offset of the first faulty frame's header
+    size_t decidedAt = kNone;  // offset of the byte that shows the fault (in the header: the second or third)
     ClientFrameFault fault = ClientFrameFault::None;
     uint32_t messagesEnded = 0;  // data frames with FIN, wholly present, before it
     bool atBoundary = true;      // the input ends between frames
 };
 
 // RFC 6455's rules for one frame header, as a table of what each opcode may be.
-ClientFrameFault ruleFault(uint8_t b0, uint8_t b1, bool fragmentOpen) {
+ClientFrameFault ruleFault(uint8_t b0, uint8_t b1, bool fragmentOpen, DeflateNegotiation deflate) {
     if (!(b1 & 0x80)) return ClientFrameFault::Unmasked;
     unsigned opcode = b0 & 0x0f;
     static const bool known[16] = {true, true, true, false, false, false, false, false,
@@ -36,7 +37,9 @@ ClientFrameFault ruleFault(uint8_t b0, uint8_t b1, bool fragmentOpen) {
     if (!known[opcode]) return ClientFrameFault::ReservedOpcode;
     bool isControl = opcode & 0x8;
     bool rsv1 = b0 & 0x40, rsv2 = b0 & 0x20, rsv3 = b0 & 0x10, fin = b0 & 0x80;
-    if (rsv2 || rsv3 || (rsv1 && (isControl || opcode == 0))) return ClientFrameFault::ReservedBits;
+    if (rsv2 || rsv3) return ClientFrameFault::ReservedBits;
+    if (rsv1 && deflate == DeflateNegotiation::NotNegotiated) return ClientFrameFault::Rsv1WithoutExtension;
+    if (rsv1 && (isControl || opcode == 0)) return ClientFrameFault::ReservedBits;
     if (isControl && !fin) return ClientFrameFault::FragmentedControl;
     if (isControl && (b1 & 0x7f) >= 126) return ClientFrameFault::LongControl;
     if (opcode == 0 && !fragmentOpen) return ClientFrameFault::ContinuationWithoutMessage;
@@ -45,20 +48,30 @@ ClientFrameFault ruleFault(uint8_t b0, uint8_t b1, bool fragmentOpen) {
 }
 
 // The frames one after another, from the whole buffer: the reference the scanner must agree with.
-Walk walk(const uint8_t *d, size_t n) {
+Walk walk(const uint8_t *d, size_t n, DeflateNegotiation deflate) {
     Walk w;
     size_t pos = 0;
     bool fragmentOpen = false;
     while (pos < n) {
         w.atBoundary = false;
         if (n - pos < 2) return w;
-        w.fault = ruleFault(d[pos], d[pos + 1], fragmentOpen);
+        w.fault = ruleFault(d[pos], d[pos + 1], fragmentOpen, deflate);
         if (w.fault != ClientFrameFault::None) {
             w.faultAt = pos;
+            w.decidedAt = pos + 1;
             return w;
         }
         if (!(d[pos] & 0x8)) fragmentOpen = !(d[pos] & 0x80);
         uint64_t length = d[pos + 1] & 0x7f;
+        if (length == 127) {  // 5.2: a 64-bit length's most significant bit must be 0
+            if (n - pos < 3) return w;
+            if (d[pos + 2] & 0x80) {
+                w.fault = ClientFrameFault::LengthTopBitSet;
+                w.faultAt = pos;
+                w.decidedAt = pos + 2;
+                return w;
+            }
+        }
         size_t extended = length == 126 ? 2 : length == 127 ? 8 : 0;
         size_t header = 2 + extended + 4;
         if (n - pos < header) return w;
@@ -76,8 +89,8 @@ Walk walk(const uint8_t *d, size_t n) {
 }
 
 // Feeds `d` in pieces of the given sizes (cycled); checks each answer against the reference walk.
-void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Walk &ref) {
-    ClientFrameScanner scanner;
+void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Walk &ref, DeflateNegotiation deflate) {
+    ClientFrameScanner scanner(deflate);
     size_t base = 0, k = 0;
     bool found = false;
     while (base < n) {
@@ -87,9 +100,9 @@ void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Wa
         size_t at = scanner.scan(piece.data(), piece.size());
         if (at != ClientFrameScanner::kAllMasked) {
             require(!found && ref.faultAt != kNone);
-            // It fails in the piece holding the header's second byte; the offset is the header's first byte
-            // when that is in this piece, else 0.
-            require(ref.faultAt + 1 >= base && ref.faultAt + 1 < base + len);
+            // It fails in the piece holding the byte that shows the fault; the offset is the header's first
+            // byte when that is in this piece, else 0.
+            require(ref.decidedAt >= base && ref.decidedAt < base + len);
             require(at == (ref.faultAt >= base ? ref.faultAt - base : 0));
             require(scanner.failed() && scanner.fault() == ref.fault);
             require(clientFrameFaultReason(scanner.fault())[0] != '\0');
@@ -110,9 +123,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t mode = data[0];
     const uint8_t *d = data + 1;
     size_t n = size - 1;
-    Walk ref = walk(d, n);
-    feed(d, n, {n ? n : 1}, ref);
-    if (n <= 4096) feed(d, n, {1}, ref);
-    feed(d, n, {static_cast<size_t>(mode % 7) + 1, static_cast<size_t>(mode % 13) + 2, static_cast<size_t>(mode) + 1}, ref);
+    for (DeflateNegotiation deflate :
+         {DeflateNegotiation::Undecided, DeflateNegotiation::Negotiated, DeflateNegotiation::NotNegotiated}) {
+        Walk ref = walk(d, n, deflate);
+        feed(d, n, {n ? n : 1}, ref, deflate);
+        if (n <= 4096) feed(d, n, {1}, ref, deflate);
+        feed(d, n, {static_cast<size_t>(mode % 7) + 1, static_cast<size_t>(mode % 13) + 2, static_cast<size_t>(mode) + 1},
+             ref, deflate);
+    }
     return 0;
 }

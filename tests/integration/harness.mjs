@@ -552,7 +552,8 @@ export function parseServerFrames(buf) {
 // A WebSocket over a raw TCP socket: the handshake by hand, then frames as bytes, so a test can send what
 // no well-behaved client library would.
 export class RawWebSocket {
-  static async open(port, { path: p = '/', timeoutMs = 5000 } = {}) {
+  // `headers`: more request header lines (e.g. 'Sec-WebSocket-Extensions: permessage-deflate').
+  static async open(port, { path: p = '/', timeoutMs = 5000, headers = [] } = {}) {
     const raw = new RawWebSocket();
     raw.sock = net.connect({ host: '127.0.0.1', port });
     raw.buf = Buffer.alloc(0);
@@ -572,7 +573,8 @@ export class RawWebSocket {
       raw.sock.on('error', reject);
     }), timeoutMs, 'TCP connect');
     raw.sock.write(`GET ${p} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: raw-it\r\n\r\n`);
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: raw-it\r\n` +
+      headers.map((h) => `${h}\r\n`).join('') + '\r\n');
     await raw.until(() => raw.buf.indexOf('\r\n\r\n') >= 0, timeoutMs, 'the upgrade response');
     const end = raw.buf.indexOf('\r\n\r\n');
     raw.response = parseHttpResponse(raw.buf.subarray(0, end + 4));

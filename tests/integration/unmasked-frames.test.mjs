@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import zlib from 'node:zlib';
 import { WebSocketServer } from 'ws';
 import {
   Client, Gateway, RawWebSocket, ctx, makeTempDir, maskedFrame, newWebSocketKey, parseHttpResponse,
@@ -255,11 +256,25 @@ describe('other frames that fail the connection', () => {
   before(async () => { gw = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'] }); });
   after(async () => { await gw?.stop(); });
 
-  const withRsv2 = (frame) => { frame[0] |= 0x20; return frame; };
+  const withBits = (bits, frame) => { frame[0] |= bits; return frame; };
+  const RSV1 = 0x40, RSV2 = 0x20, RSV3 = 0x10;
+  // RFC 6455 5.2: a 64-bit length's most significant bit must be 0. libwebsockets dropped the TCP connection
+  // without a close frame ($disconnect saw 1006).
+  const topBitLength = () => {
+    const frame = maskedFrame(2, Buffer.alloc(70000, 0x41));
+    frame[2] |= 0x80;  // the first byte of the 64-bit length
+    return frame;
+  };
   const cases = [
     ['a ping without FIN', () => maskedFrame(9, 'p', false), /fragmented control frame/],
     ['reserved opcode 3', () => maskedFrame(3, 'x'), /reserved opcode/],
-    ['RSV2 on a text frame', () => withRsv2(maskedFrame(1, 'x')), /reserved bits/],
+    ['RSV2 on a text frame', () => withBits(RSV2, maskedFrame(1, 'x')), /reserved bits/],
+    ['RSV3 on a binary frame', () => withBits(RSV3, maskedFrame(2, 'x')), /reserved bits/],
+    // No extension offered, so none negotiated: libwebsockets closed with its own terse "rsv bits", held
+    // the connection ~10 s and $disconnect saw 1006.
+    ['RSV1 on a text frame', () => withBits(RSV1, maskedFrame(1, 'x')), /RSV1 set but no extension was negotiated/],
+    ['RSV1 on a ping', () => withBits(RSV1, maskedFrame(9, 'p')), /RSV1 set but no extension was negotiated/],
+    ['a 64-bit length with its most significant bit set', topBitLength, /64-bit payload length with its most significant bit set/],
     ['a close of 126 bytes', () => maskedFrame(8, Buffer.alloc(126, 0x41)), /control frame payload over 125 bytes/],
     ['a continuation with no message to continue', () => maskedFrame(0, 'x'), /continuation frame with no message/],
     ['a text frame inside a fragmented message', () => Buffer.concat([maskedFrame(1, 'part', false), maskedFrame(1, 'x')]),
@@ -281,4 +296,41 @@ describe('other frames that fail the connection', () => {
       await assertFailedWith1002(gw, id, reason);
     });
   }
+});
+
+// With permessage-deflate negotiated, RSV1 marks a message's first frame as compressed (RFC 7692 6) and
+// passes; on a continuation it is still a protocol error.
+describe('RSV1 on a connection that negotiated permessage-deflate', () => {
+  let gw;
+  before(async () => { gw = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'] }); });
+  after(async () => { await gw?.stop(); });
+
+  // A text frame holding `text` compressed as RFC 7692 7.2.1 says: DEFLATE, the final empty block's
+  // 00 00 ff ff taken off, RSV1 set.
+  const compressedText = (text) => {
+    const deflated = zlib.deflateRawSync(Buffer.from(text), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    const frame = maskedFrame(1, deflated.subarray(0, deflated.length - 4));
+    frame[0] |= 0x40;
+    return frame;
+  };
+
+  test('a compressed message is answered; RSV1 on a continuation then fails with 1002 and $disconnect 1002', async () => {
+    const raw = await RawWebSocket.open(gw.port, { headers: ['Sec-WebSocket-Extensions: permessage-deflate'] });
+    assert.match(raw.response.headers['sec-websocket-extensions'] ?? '', /permessage-deflate/);
+    raw.write(maskedFrame(1, JSON.stringify({ action: 'whoami' })));
+    await raw.until(() => texts(raw.frames).length === 1, 5000, 'the whoami answer');
+    const id = texts(raw.frames)[0];
+    raw.write(compressedText('squeezed '.repeat(20)));
+    await raw.until(() => texts(raw.frames).length === 2, 5000, 'the echo of the compressed message');
+    assert.equal(texts(raw.frames)[1], 'squeezed '.repeat(20));
+    const rsv1Continuation = maskedFrame(0, 'tail');
+    rsv1Continuation[0] |= 0x40;
+    raw.write(Buffer.concat([maskedFrame(1, 'head', false), rsv1Continuation]));
+    const close = await raw.closeFrame();
+    assert.equal(close.code, 1002);
+    assert.match(close.reason, /reserved bits/);
+    assert.equal(texts(raw.frames).length, 2, 'the broken message was not answered');
+    await waitFor(() => raw.closedSocket, { timeoutMs: 12000, what: 'the server to close the socket' });
+    await assertFailedWith1002(gw, id, /reserved bits/);
+  });
 });

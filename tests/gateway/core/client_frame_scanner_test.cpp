@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 using namespace wsgw;
@@ -42,8 +43,8 @@ Bytes concat(std::initializer_list<Bytes> parts) {
 }
 
 // Feeds `bytes` in two reads split at `cut`; returns the offset reported in the whole stream, or kAllMasked.
-size_t scanSplit(const Bytes &bytes, size_t cut) {
-    ClientFrameScanner scanner;
+size_t scanSplit(const Bytes &bytes, size_t cut, DeflateNegotiation deflate = DeflateNegotiation::Undecided) {
+    ClientFrameScanner scanner(deflate);
     size_t first = scanner.scan(bytes.data(), cut);
     if (first != ClientFrameScanner::kAllMasked) return first;
     size_t second = scanner.scan(bytes.data() + cut, bytes.size() - cut);
@@ -116,10 +117,18 @@ TEST_CASE("after a failure further input is ignored") {
 TEST_CASE("an unmasked frame with a 64-bit length, and a masked one whose length has the top bit set") {
     Bytes stream = concat({frame(0x2, 70000), frame(0x2, 70000, false)});
     CHECK(scanSplit(stream, 70010) == frame(0x2, 70000).size());
-    // libwebsockets refuses a 64-bit length with the top bit set; the scanner just counts it and does not fail.
-    Bytes huge = {0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 0x81, 0x00};
+    // RFC 6455 5.2: the most significant bit must be 0. libwebsockets dropped such a frame's connection
+    // without a close frame; the scanner fails it at its header, as soon as the length's first byte is read.
+    Bytes huge = {0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4};
     ClientFrameScanner scanner;
-    CHECK(scanner.scan(huge.data(), huge.size()) == ClientFrameScanner::kAllMasked);
+    CHECK(scanner.scan(huge.data(), 3) == 0);
+    CHECK(scanner.fault() == ClientFrameFault::LengthTopBitSet);
+    // The largest length RFC 6455 allows is counted, not failed: its payload is still to come.
+    Bytes largest = {0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4, 0x81, 0x00};
+    ClientFrameScanner counting;
+    CHECK(counting.scan(largest.data(), largest.size()) == ClientFrameScanner::kAllMasked);
+    CHECK_FALSE(counting.failed());
+    CHECK_FALSE(counting.atFrameBoundary());
 }
 
 TEST_CASE("messages that ended before the unmasked frame are counted: FIN data frames, not control frames") {
@@ -145,11 +154,20 @@ TEST_CASE("frames RFC 6455 says fail the connection are found at their header, w
         const char *what;
         Bytes before, bad;
         ClientFrameFault fault;
+        DeflateNegotiation deflate = DeflateNegotiation::Undecided;
+        size_t headerBytesToDecide = 2;  // the fault is known once this many bytes of the header are read
     };
-    Bytes rsv2 = frame(0x1, 3), rsv1Ping = frame(0x9, 1), rsv1Continuation = frame(0x0, 1);
-    rsv2[0] |= 0x20;
-    rsv1Ping[0] |= 0x40;
-    rsv1Continuation[0] |= 0x40;
+    auto withBits = [](Bytes f, uint8_t bits) {
+        f[0] |= bits;
+        return f;
+    };
+    constexpr uint8_t kRsv1 = 0x40, kRsv2 = 0x20, kRsv3 = 0x10;
+    Bytes rsv2 = withBits(frame(0x1, 3), kRsv2), rsv1Ping = withBits(frame(0x9, 1), kRsv1),
+          rsv1Continuation = withBits(frame(0x0, 1), kRsv1), rsv1Text = withBits(frame(0x1, 3), kRsv1);
+    // A 64-bit length of 2^63 + 1 (a frame(0x2, 70000) with the length's top bit set; its payload is short).
+    Bytes topBitLength = frame(0x2, 70000);
+    topBitLength[2] |= 0x80;
+    const DeflateNegotiation deflate = DeflateNegotiation::Negotiated, noDeflate = DeflateNegotiation::NotNegotiated;
     const Case cases[] = {
         {"reserved data opcode 0x3", {}, frame(0x3, 2), ClientFrameFault::ReservedOpcode},
         {"reserved control opcode 0xB", frame(0x1, 5), frame(0xB, 0), ClientFrameFault::ReservedOpcode},
@@ -162,16 +180,30 @@ TEST_CASE("frames RFC 6455 says fail the connection are found at their header, w
         {"a text frame inside a fragmented message", frame(0x1, 4, true, false), frame(0x1, 4),
          ClientFrameFault::MessageInsideMessage},
         {"an unmasked frame", {}, frame(0x1, 4, false), ClientFrameFault::Unmasked},
+        {"a 64-bit length with its top bit set", frame(0x1, 2), topBitLength, ClientFrameFault::LengthTopBitSet,
+         DeflateNegotiation::Undecided, 3},
+        {"RSV1 on a text frame without permessage-deflate", frame(0x2, 1), rsv1Text, ClientFrameFault::Rsv1WithoutExtension,
+         noDeflate},
+        {"RSV1 on a ping without permessage-deflate", {}, rsv1Ping, ClientFrameFault::Rsv1WithoutExtension, noDeflate},
+        {"RSV1 on a continuation without permessage-deflate", frame(0x1, 2, true, false), rsv1Continuation,
+         ClientFrameFault::Rsv1WithoutExtension, noDeflate},
+        {"RSV1 on a continuation with permessage-deflate", withBits(frame(0x1, 2, true, false), kRsv1), rsv1Continuation,
+         ClientFrameFault::ReservedBits, deflate},
+        {"RSV1 on a close with permessage-deflate", {}, withBits(frame(0x8, 2), kRsv1), ClientFrameFault::ReservedBits, deflate},
+        {"RSV3 on a text frame with permessage-deflate", {}, withBits(frame(0x1, 2), kRsv3), ClientFrameFault::ReservedBits,
+         deflate},
+        {"RSV2 without permessage-deflate", {}, rsv2, ClientFrameFault::ReservedBits, noDeflate},
     };
     for (const Case &c : cases) {
         CAPTURE(c.what);
         Bytes stream = concat({c.before, c.bad, frame(0x1, 2)});
         for (size_t cut = 0; cut <= stream.size(); ++cut) {
             CAPTURE(cut);
-            // Cut between the faulty header's two bytes: it began in the first read, which was handed on.
-            CHECK(scanSplit(stream, cut) == (cut == c.before.size() + 1 ? cut : c.before.size()));
+            // Cut inside the bytes that decide the fault: the header began in the first read, which was handed on.
+            bool cutInsideDecidingBytes = cut > c.before.size() && cut < c.before.size() + c.headerBytesToDecide;
+            CHECK(scanSplit(stream, cut, c.deflate) == (cutInsideDecidingBytes ? cut : c.before.size()));
         }
-        ClientFrameScanner scanner;
+        ClientFrameScanner scanner(c.deflate);
         CHECK(scanner.scan(stream.data(), stream.size()) == c.before.size());
         CHECK(scanner.fault() == c.fault);
         std::string reason = clientFrameFaultReason(scanner.fault());
@@ -189,8 +221,24 @@ TEST_CASE("well-formed fragmentation passes: control frames between fragments, R
         CAPTURE(cut);
         CHECK(scanSplit(stream, cut) == ClientFrameScanner::kAllMasked);
     }
-    ClientFrameScanner scanner;
-    CHECK(scanner.scan(stream.data(), stream.size()) == ClientFrameScanner::kAllMasked);
-    CHECK(scanner.fault() == ClientFrameFault::None);
-    CHECK(scanner.messagesEnded() == 3);
+    for (DeflateNegotiation deflate : {DeflateNegotiation::Undecided, DeflateNegotiation::Negotiated}) {
+        ClientFrameScanner scanner(deflate);
+        CHECK(scanner.scan(stream.data(), stream.size()) == ClientFrameScanner::kAllMasked);
+        CHECK(scanner.fault() == ClientFrameFault::None);
+        CHECK(scanner.messagesEnded() == 3);
+    }
+}
+
+TEST_CASE("the negotiation applies from when it is known: RSV1 passed before, fails after none was negotiated") {
+    Bytes compressed = frame(0x1, 3);
+    compressed[0] |= 0x40;
+    Bytes stream = concat({compressed, compressed});
+    ClientFrameScanner scanner;  // frames pipelined with the request: libwebsockets checks them
+    CHECK(scanner.scan(stream.data(), compressed.size()) == ClientFrameScanner::kAllMasked);
+    scanner.setDeflateNegotiation(DeflateNegotiation::NotNegotiated);
+    CHECK(scanner.scan(stream.data() + compressed.size(), compressed.size()) == 0);
+    CHECK(scanner.fault() == ClientFrameFault::Rsv1WithoutExtension);
+    CHECK(scanner.messagesEnded() == 1);
+    CHECK(std::string(clientFrameFaultReason(scanner.fault())).find("RSV1 set but no extension was negotiated") !=
+          std::string::npos);
 }
