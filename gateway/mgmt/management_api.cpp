@@ -472,14 +472,7 @@ struct ManagementApi::Impl {
     }
 
     void flush(HttpConnection *c) {
-        while (!c->out.empty()) {
-            ssize_t n = ::send(c->fd, c->out.data(), c->out.size(), MSG_NOSIGNAL);
-            if (n > 0) {
-                c->out.erase(0, static_cast<size_t>(n));
-                continue;
-            }
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-            if (n < 0 && errno == EINTR) continue;
+        if (!sendSome(c)) {
             closeConnection(c);
             return;
         }
