@@ -11,20 +11,9 @@ import http from 'node:http';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import zlib from 'node:zlib';
-import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, readEvents, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, readEvents, rssKb, sanitized, waitFor, withTimeout } from './harness.mjs';
 
 const SLOW = 'Slow consumer: send queue over maxSendQueueBytes';
-
-function rssKb(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m[1]);
-}
-
-// Under AddressSanitizer freed memory waits in a quarantine (up to 256 MB) and every byte has shadow, so
-// resident memory measures the sanitizer, not the gateway: the release build's run judges the RSS bounds.
-function sanitized(pid) {
-  return /lib(asan|tsan|clang_rt\.(asan|tsan))/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
-}
 
 function assertRssGrowth(gw, rss0, maxKb, what = '') {
   const grown = rssKb(gw.proc.pid) - rss0;

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, sqliteRows, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, rssKb, sanitized, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 import { holdWriteLock } from './sqlite-write-lock.mjs';
 
 const started = [];
@@ -43,15 +43,6 @@ test('SIGTERM right after SIGHUP exits at once, not after 10 s per network threa
   assert.ok(Date.now() - began < 12000, `exited after ${Date.now() - began} ms`);
   assert.ok(gw.lines.some((l) => l.msg === 'stopped'), 'the "stopped" line');
 });
-
-function rssKb(pid) {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-}
-
-// Under AddressSanitizer resident memory measures the sanitizer's quarantine: the release run judges RSS.
-function sanitized(pid) {
-  return /lib(asan|tsan|clang_rt\.(asan|tsan))/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
-}
 
 // The probe sees $connect and $disconnect (and floods on "flood"); other messages go to the sample echo
 // handler, two-way.

@@ -32,6 +32,18 @@ const execFileP = promisify(execFile);
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// A process's resident memory (VmRSS), in kB.
+export function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]);
+}
+
+// Under AddressSanitizer freed memory waits in a quarantine (up to 256 MB) and every byte has shadow, so
+// resident memory measures the sanitizer, not the gateway: the release build's run judges RSS bounds.
+export function sanitized(pid) {
+  return /lib(asan|tsan|clang_rt\.(asan|tsan))/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+}
+
 // Rejects with `what` when `promise` has not settled within `ms`.
 export function withTimeout(promise, ms, what) {
   let timer;

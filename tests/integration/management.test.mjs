@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Gateway, Client, defaultRoutes, probeRoutes, whoami, waitForEvent, ctx, makeTempDir, runExpectingExit, withTimeout } from './harness.mjs';
+import { Gateway, Client, defaultRoutes, probeRoutes, whoami, waitForEvent, ctx, makeTempDir, runExpectingExit, withTimeout, rssKb, sanitized } from './harness.mjs';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let open;    // a gateway with no credentials (loopback development)
@@ -209,11 +209,10 @@ test('malformed, truncated and pipelined raw requests get clear answers and dist
 // ~650 pages of 17 KB: 11 MB held per connection). When the client reads, every answer comes, in order.
 test('pipelined requests from clients that do not read hold bounded memory, and all are answered once they read', async () => {
   const { port } = new URL(open.managementUrl);
-  const rssKb = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${open.proc.pid}/status`, 'utf8'))[1]);
   const clients = 8;
   const n = 1500;
   const page = await (await fetch(`${open.managementUrl}/console`)).text();
-  const before = rssKb();
+  const before = rssKb(open.proc.pid);
   const sockets = await Promise.all(Array.from({ length: clients }, () => new Promise((resolve) => {
     const s = net.connect(Number(port), '127.0.0.1', () => resolve(s));
     s.pause();
@@ -228,8 +227,9 @@ test('pipelined requests from clients that do not read hold bounded memory, and 
   })));
   for (const s of sockets) s.write('GET /console HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(n));
   await new Promise((r) => setTimeout(r, 1500));  // time to answer all that was read, as the old gateway did
-  const grownMb = (rssKb() - before) / 1024;
-  assert.ok(grownMb < 16, `RSS grew ${grownMb.toFixed(1)} MB for ${clients} clients that do not read (${n} pages of ${page.length} B asked by each)`);
+  const grownMb = (rssKb(open.proc.pid) - before) / 1024;
+  // Judged by the release build's run (under ASan, freed answers wait in its quarantine).
+  if (!sanitized(open.proc.pid)) assert.ok(grownMb < 16, `RSS grew ${grownMb.toFixed(1)} MB for ${clients} clients that do not read (${n} pages of ${page.length} B asked by each)`);
   for (const s of sockets) s.resume();
   const answered = () => sockets.reduce((sum, s) => sum + s.answered, 0);
   await withTimeout((async () => { while (answered() < clients * n) await new Promise((r) => setTimeout(r, 50)); })(), 30000, `${clients * n} answers`)
