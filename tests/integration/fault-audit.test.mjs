@@ -11,7 +11,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, rssKb, sanitized, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 import { holdWriteLock } from './sqlite-write-lock.mjs';
 
