@@ -48,6 +48,9 @@ const std::string &consoleHtml() {
 
 namespace {
 
+// Open management connections at most: each holds up to kMaxPendingOutput of answers plus a request, so
+// this bounds the listener's memory whoever connects (backends keep a few kept-alive connections each).
+constexpr size_t kMaxConnections = 1024;
 constexpr double kIdleSeconds = 15.0;          // a connection with no complete request for this long is closed
 constexpr std::chrono::seconds kTlsHandshakeTime{10};  // an https:// client's TLS handshake
 constexpr double kLingerSeconds = 2.0;         // after the last answer, input is read and dropped this long at most
@@ -282,6 +285,7 @@ struct ManagementApi::Impl {
     std::unique_ptr<TlsTerminator> tls;
     double tokens = 0;
     ev_tstamp refilledAt = 0;
+    ev_tstamp refusedLoggedAt = -1e9;  // the last "too many open" warning (one per 10 s)
 
     Impl(HostPort l, ManagementCredentials c, HostContext &h, int r)
         : listen(std::move(l)), credentials(std::move(c)), host(h), rate(r), tokens(r) {}
@@ -319,6 +323,22 @@ struct ManagementApi::Impl {
 
     void serve(int fd, const std::string &peer) {
         Impl *m = this;
+        if (connections.size() >= kMaxConnections) {
+            static constexpr std::string_view kBusy =
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nx-amzn-ErrorType: LimitExceededException\r\n"
+                "Retry-After: 1\r\nContent-Length: 113\r\nConnection: close\r\n\r\n"
+                "{\"message\":\"the management API has 1024 open connections, its most: reuse kept-alive connections or retry later\"}";
+            static_assert(kBusy.size() - kBusy.find("\r\n\r\n") - 4 == 113, "Content-Length matches the body");
+            if (!tls) (void)!::send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);  // best effort
+            ::close(fd);
+            ev_tstamp now = ev_now(loop);
+            if (now - refusedLoggedAt >= 10) {
+                refusedLoggedAt = now;
+                log::warn("management connection refused: too many open", {log::Field("limit", static_cast<int64_t>(kMaxConnections)),
+                                                                           log::Field("sourceIp", peer)});
+            }
+            return;
+        }
         {
             auto c = std::make_unique<HttpConnection>();
             c->owner = m;

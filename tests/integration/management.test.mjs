@@ -3,10 +3,11 @@
 // the connection list, and bad requests that must not disturb the gateway or its connections.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Gateway, Client, defaultRoutes, probeRoutes, whoami, waitForEvent, ctx, makeTempDir, runExpectingExit, withTimeout, rssKb, sanitized } from './harness.mjs';
+import { Gateway, Client, defaultRoutes, probeRoutes, whoami, waitForEvent, ctx, makeTempDir, runExpectingExit, withTimeout, rssKb, sanitized, waitFor } from './harness.mjs';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let open;    // a gateway with no credentials (loopback development)
@@ -236,6 +237,42 @@ test('pipelined requests from clients that do not read hold bounded memory, and 
     .catch((err) => { throw new Error(`${err.message}: ${answered()} came`); });
   assert.equal(answered(), clients * n);
   for (const s of sockets) s.destroy();
+});
+
+// At most 1024 open management connections: the next gets 503 with a reason and is closed, and a place
+// freed is taken again. The sockets are held by a python3 child, which raises its own descriptor limit.
+test('beyond 1024 open management connections a new one gets 503 saying so; a freed place is taken again', async () => {
+  const { port } = new URL(open.managementUrl);
+  const script = `
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+port = int(sys.argv[1])
+held = [socket.create_connection(('127.0.0.1', port)) for _ in range(1024)]
+time.sleep(0.5)
+def ask():
+    s = socket.create_connection(('127.0.0.1', port))
+    s.sendall(b'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')
+    s.settimeout(5)
+    got = b''
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b: break
+            got += b
+    except OSError:
+        pass
+    s.close()
+    return got.decode('latin1').split('\\r\\n')[0] + ' | ' + got.decode('latin1').split('\\r\\n\\r\\n')[-1]
+print(ask())
+for _ in range(16): held.pop().close()  # the last ones (other clients' kept-alive connections may hold places too)
+time.sleep(0.5)
+print(ask())
+`;
+  const out = execFileSync('python3', ['-c', script, port], { encoding: 'utf8', timeout: 30000 }).trim().split('\n');
+  assert.match(out[0], /^HTTP\/1\.1 503 .*1024 open connections/, out[0]);
+  assert.match(out[1], /^HTTP\/1\.1 200 /, out[1]);
+  await waitFor(async () => (await fetch(`${open.managementUrl}/healthz`)).status === 200, { what: 'the listener serving after the 1024 left' });
 });
 
 test('a management listener off loopback without credentials refuses to start, saying why', async () => {
