@@ -496,12 +496,15 @@ int main(int argc, char **argv) {
     // The last closes were submitted without a wake (the loop's prepare watcher wakes the workers, and the
     // loops have ended): wake them here, or those $disconnects wait for the drain deadline and are dropped.
     invoker.wakeDeferred();
-    if (!invoker.waitIdle(std::chrono::seconds(opt.drainSeconds)))
+    bool drained = invoker.waitIdle(std::chrono::seconds(opt.drainSeconds));
+    if (!drained)
         wsgw::log::warn("drain: handlers still running at the deadline", {wsgw::log::Field("pending", static_cast<uint64_t>(invoker.pending()))});
     if (cluster) {
         store->flush();
         hostContext.cluster = nullptr;
-        cluster->stop();  // leaves the cluster once our removals are in Redis; no reaping after this
+        // Leaves the cluster once our removals are in Redis, unless $disconnects were left undone: then
+        // another node reaps this one and runs them.
+        cluster->stop(!drained);
         cluster.reset();
     }
     // A thread still stuck in a handler runs plugin code: unloading the plugins under it would crash, so leave.

@@ -86,6 +86,7 @@ struct ClusterNode::Impl {
     std::mutex stopMutex;
     std::condition_variable stopCv;
     bool stopping = false;
+    bool leaveRowsToReaper = false;  // set with stopping (stop(true))
     std::atomic<bool> redisHealthy{true};
     std::atomic<bool> subscribed{false};
 
@@ -465,6 +466,13 @@ struct ClusterNode::Impl {
             std::unique_lock lock(stopMutex);
             if (stopCv.wait_for(lock, std::chrono::milliseconds(settings.heartbeatMs), [&] { return stopping; })) break;
         }
+        if (leaveRowsToReaper) {
+            // Our alive key expires within the node TTL and a live node reaps us: it takes the rows left and
+            // runs their $disconnect. Leaving the cluster here would leave them for no one.
+            log::warn("cluster: stopping with connections whose $disconnect did not run; another node will reap them",
+                      {log::Field("node", me())});
+            return;
+        }
         // Leaving cleanly: our rows are gone (the store flushed), so nobody needs to reap us.
         redis.pipeline({{"DEL", keys().nodeAlive(me())}, {"SREM", keys().nodes(), me()}, {"DEL", keys().nodeRegistered(me())}});
     }
@@ -518,11 +526,12 @@ std::string ClusterNode::start(DisconnectRunner runDisconnect) {
     return {};
 }
 
-void ClusterNode::stop() {
+void ClusterNode::stop(bool rowsRemain) {
     Impl &m = *impl_;
     {
         std::lock_guard lock(m.stopMutex);
         m.stopping = true;
+        m.leaveRowsToReaper = rowsRemain;
     }
     m.stopCv.notify_all();
     if (m.heartbeatThread.joinable()) m.heartbeatThread.join();

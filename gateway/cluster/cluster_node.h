@@ -41,7 +41,9 @@ public:
     // subscriber and the executor. "" or what went wrong.
     std::string start(DisconnectRunner runDisconnect);
     // Stops the threads and leaves the cluster (after the store has flushed this node's removals).
-    void stop();
+    // rowsRemain: the drain ended with $disconnects not run (handlers still running at its deadline). The
+    // node then stops heartbeating without leaving the cluster, so another node reaps it and runs them.
+    void stop(bool rowsRemain = false);
     std::vector<std::string> problems() const;  // for /readyz
 
     int postRemote(const std::string &connectionId, std::string_view data, bool binary, const WpsRendering *wps) override;

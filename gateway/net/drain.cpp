@@ -30,6 +30,12 @@ void Drain::stop() {
     ev_signal_stop(t_.loop, &sigint_);
     ev_signal_stop(t_.loop, &sighup_);
     ev_timer_stop(t_.loop, &drainTimer_);
+    // The loop has ended and the rest of the stop (handlers finishing, at most --drain-seconds) follows. With
+    // the watchers gone these signals would take their default action: a second SIGTERM or Ctrl-C would kill
+    // the process mid-drain, leaving its $disconnects unrun and its rows behind. SIGKILL still ends it.
+    std::signal(SIGTERM, SIG_IGN);
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGHUP, SIG_IGN);
 }
 
 void Drain::onSignal(struct ev_loop *, ev_signal *w, int) {

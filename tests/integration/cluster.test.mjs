@@ -58,6 +58,7 @@ function clusterRoutes(dir) {
       $disconnect: { handler: 'probe' },
       sendmessage: { handler: 'chat' },
       whoami: { handler: 'probe', routeResponse: true },
+      sleep: { handler: 'probe', routeResponse: true },
       join: { handler: 'probe', routeResponse: true },
       sendgroup: { handler: 'probe', routeResponse: true },
       push: { handler: 'probe', routeResponse: true },
@@ -344,6 +345,35 @@ test('a Redis restart in the middle of traffic: nodes reconnect, re-register the
     const ready = await fetch(nodes.get(n).managementUrl + '/readyz');
     assert.equal(ready.status, 200, await ready.text());
   }
+});
+
+// A drain that ends with $disconnects not run (handlers still running at --drain-seconds) must not leave
+// the cluster: the node stops heartbeating, a live node reaps it and runs each of them once. Before, it left
+// the cluster anyway, and its rows, group memberships and $disconnects were left for no one.
+test('a SIGTERM drain that ends before the handlers do leaves its connections to be reaped: each $disconnect runs once', async () => {
+  const node = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'n4',
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off', '--drain-seconds', '1'] });
+  nodes.set('n4', node);
+  const victims = [];
+  for (let i = 0; i < 4; ++i) {
+    const client = await Client.open(node.url);
+    victims.push({ client, id: await whoami(client) });
+  }
+  for (const v of victims) v.client.send(JSON.stringify({ action: 'sleep', ms: 4000 }));
+  await waitFor(() => readEvents(node.eventsPath).filter((e) => ctx(e).eventType === 'MESSAGE' && /sleep/.test(e.body ?? '')).length === 4,
+    { what: 'the four sleeps to be running' });
+  await node.stop();
+  assert.ok(node.lines.some((l) => /another node will reap them/.test(l.msg ?? '')), 'the node said it left them to a reaper');
+  await waitFor(async () => (await redis.cli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
+    { timeoutMs: 15000, intervalMs: 100, what: 'the drained node\'s rows to be reaped' });
+  await waitFor(() => {
+    const ids = ['n1', 'n3', 'n4'].flatMap((n) => readEvents(nodes.get(n).eventsPath))
+      .filter((e) => ctx(e).eventType === 'DISCONNECT').map((e) => ctx(e).connectionId);
+    return victims.every((v) => ids.includes(v.id));
+  }, { timeoutMs: 5000, what: 'the victims\' $disconnect events' });
+  const disconnects = ['n1', 'n3', 'n4'].flatMap((n) => readEvents(nodes.get(n).eventsPath)).filter((e) => ctx(e).eventType === 'DISCONNECT');
+  for (const v of victims) assert.equal(disconnects.filter((e) => ctx(e).connectionId === v.id).length, 1, `${v.id}: one $disconnect`);
+  nodes.delete('n4');
 });
 
 test('bad cluster settings stop the start with a clear message', async () => {

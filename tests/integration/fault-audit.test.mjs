@@ -11,7 +11,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, rssKb, sanitized, sqliteRows, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, readEvents, rssKb, sanitized, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 import { holdWriteLock } from './sqlite-write-lock.mjs';
 
 const started = [];
@@ -26,6 +26,25 @@ async function start(options) {
   started.push(gw);
   return gw;
 }
+
+// A second SIGTERM (an orchestrator that repeats it) or Ctrl-C during the drain does not cut it short: the
+// $disconnect queued behind a slow handler still runs, and the exit is 0. Before, the second signal took its
+// default action once the network loop had ended: killed, no $disconnect, the row left behind.
+test('a second SIGTERM or SIGINT during the drain does not cut it short', async () => {
+  for (const second of ['SIGTERM', 'SIGINT']) {
+    const gw = await start({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--drain-seconds', '10'] });
+    const c = await Client.open(gw.url);
+    c.send(JSON.stringify({ action: 'sleep', ms: 1500 }));
+    await waitFor(() => readEvents(gw.eventsPath).some((e) => ctx(e).eventType === 'MESSAGE'), { what: 'the slow message to run' });
+    gw.proc.kill('SIGTERM');
+    await withTimeout(c.closed, 5000, 'the client to be closed by the drain');
+    await new Promise((r) => setTimeout(r, 200));  // the network loop has ended; the handler still sleeps
+    gw.proc.kill(second);
+    const exit = await withTimeout(gw.exited, 15000, `wsgw to exit after SIGTERM then ${second}`);
+    assert.equal(exit.code, 0, `${second}: exit ${JSON.stringify(exit)}`);
+    assert.equal(readEvents(gw.eventsPath).filter((e) => ctx(e).eventType === 'DISCONNECT').length, 1, `${second}: the $disconnect ran`);
+  }
+});
 
 test('SIGTERM right after SIGHUP exits at once, not after 10 s per network thread', async () => {
   // Four network threads: without the fix the exit took 4 x 10 s, waiting for loops that had stopped.
