@@ -23,6 +23,12 @@
 
 namespace wsgw {
 
+namespace {
+// How long a reaped node's marker stays: a node paused longer than this comes back to a cluster that has
+// forgotten it, and re-registers its connections as after a Redis restart.
+constexpr int64_t kReapedMarkerMs = 3600 * 1000;
+}  // namespace
+
 using cluster::BusMessage;
 using cluster::Op;
 
@@ -424,6 +430,35 @@ struct ClusterNode::Impl {
                   {log::Field("node", me()), log::Field("connections", static_cast<uint64_t>(n))});
     }
 
+    // This node was paused (or cut off) past the node TTL and another node reaped it: each connection it had
+    // then had its $disconnect run there and its row removed. Registering them again would run it a second
+    // time when they close; they are closed here instead, without it, and their clients reconnect. A
+    // connection whose row is still there (made since, its row written after the reaping) is kept.
+    bool closeReapedConnections(RedisConnection &redis, const std::string &reaper) {
+        const int64_t settled = nowEpochMs() - 2000;  // older rows are written (or failed) by now
+        std::vector<std::shared_ptr<LiveConnection>> older;
+        host.registry->forEach([&](const std::shared_ptr<LiveConnection> &c) {
+            if (c->upgraded.load() && c->info.connectedAtMs < settled) older.push_back(c);
+        });
+        std::vector<std::vector<std::string>> checks;
+        for (const auto &c : older) checks.push_back({"EXISTS", keys().connection(c->info.connectionId)});
+        auto replies = checks.empty() ? std::vector<RedisReply>() : redis.pipeline(checks);
+        if (replies.size() != older.size()) return false;  // Redis went away again: the next heartbeat looks again
+        redis.command({"DEL", keys().nodeReaped(me())});
+        size_t closed = 0;
+        for (size_t i = 0; i < older.size(); ++i) {
+            if (replyIsError(replies[i].get()) || replyInteger(replies[i].get()) != 0) continue;
+            older[i]->disconnectRanElsewhere.store(true);
+            host.control->closeConnection(older[i]->info.connectionId, 1012,
+                                          "Service Restart: this gateway node left the cluster; reconnect");
+            ++closed;
+        }
+        log::error("cluster: this node was reaped by another while it did not heartbeat (paused?); its reaped connections are "
+                   "closed without a second $disconnect",
+                   {log::Field("node", me()), log::Field("reapedBy", reaper), log::Field("connections", static_cast<uint64_t>(closed))});
+        return true;
+    }
+
     void reap(RedisConnection &redis) {
         RedisReply nodes = redis.command({"SMEMBERS", keys().nodes()});
         for (size_t i = 0; i < replyElements(nodes.get()); ++i) {
@@ -432,6 +467,7 @@ struct ClusterNode::Impl {
             RedisReply alive = redis.command({"EXISTS", keys().nodeAlive(node)});
             if (!alive || replyIsError(alive.get()) || replyInteger(alive.get()) != 0) continue;
             auto rows = store.takeRowsOfNode(node);
+            redis.command({"SET", keys().nodeReaped(node), me(), "PX", std::to_string(kReapedMarkerMs)});
             redis.command({"SREM", keys().nodes(), node});
             redis.command({"DEL", keys().nodeRegistered(node)});
             log::warn("cluster: node stopped heartbeating; its connections are closed",
@@ -457,9 +493,15 @@ struct ClusterNode::Impl {
             redisHealthy = ok;
             if (ok) {
                 if (replyInteger(replies[2].get()) == 0) {
-                    if (registeredOnce) reRegister();
-                    redis.command({"SET", keys().nodeRegistered(me()), token});
-                    registeredOnce = true;
+                    RedisReply reapedBy = redis.command({"GET", keys().nodeReaped(me())});
+                    std::string reaper = reapedBy && !replyIsError(reapedBy.get()) ? replyString(reapedBy.get()) : std::string();
+                    bool settled = true;
+                    if (!reaper.empty()) settled = closeReapedConnections(redis, reaper);
+                    else if (registeredOnce) reRegister();
+                    if (settled) {
+                        redis.command({"SET", keys().nodeRegistered(me()), token});
+                        registeredOnce = true;
+                    }
                 }
                 reap(redis);
             }

@@ -26,6 +26,9 @@ struct LiveConnection {
     // In the registry: what a lookup by ID would find. A sender that already holds the connection (a route
     // response) checks this instead of looking the ID up again.
     std::atomic<bool> registered{false};
+    // Another cluster node reaped this node (it had stopped heartbeating) and ran this connection's
+    // $disconnect: it closes here without running it again.
+    std::atomic<bool> disconnectRanElsewhere{false};
     // Its session on the owning network thread, while there is one: a command that carries the connection
     // reaches its session without a lookup by ID. Read and written on that network thread only.
     Session *networkSession = nullptr;

@@ -134,14 +134,15 @@ void SessionCloser::finish(Session *s) {
     t_.registry.remove(s->id);
     forgetConnectionGroups(t_.host, s->id);
     wpsClientFinished(t_, s);
-    bool disconnectRuns = t_.table && t_.table->disconnect;
+    const bool ranElsewhere = s->live && s->live->disconnectRanElsewhere.load();
+    bool disconnectRuns = t_.table && t_.table->disconnect && !ranElsewhere;
     if (!disconnectRuns) t_.store.remove(s->id);  // else once $disconnect has run (Invocation::removeRowAfter)
     auto [code, reason] = closeCodeOf(s);
     if (s->backend) {  // the client left: the backend hears the same close
         bool sendable = code >= 1000 && code != 1005 && code != 1006 && code != 1015 && code < 5000;
         t_.proxyRelay->closeBackend(s, sendable ? code : 1001, sendable ? reason : std::string("Going away"));
     }
-    runDisconnect(s, code, reason);
+    if (!ranElsewhere) runDisconnect(s, code, reason);
     log::debug("disconnected", {log::Field("connectionId", s->id), log::Field("code", code), log::Field("reason", reason)});
     t_.eraseSession(s);
     if (t_.draining && t_.sessions.empty()) ev_break(t_.loop, EVBREAK_ALL);

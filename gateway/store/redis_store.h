@@ -21,6 +21,9 @@ struct RedisKeys {
     std::string nodeConnections(const std::string &node) const { return prefix + "node:" + node + ":conns"; }  // set
     std::string nodeAlive(const std::string &node) const { return prefix + "node:" + node + ":alive"; }  // string, TTL
     std::string nodeRegistered(const std::string &node) const { return prefix + "node:" + node + ":registered"; }
+    // Set by the node that reaped `node` (its ID, with a TTL): a reaped node that comes back (it was paused,
+    // not dead) reads it and closes its connections without running their $disconnect again.
+    std::string nodeReaped(const std::string &node) const { return prefix + "node:" + node + ":reaped"; }
     std::string nodes() const { return prefix + "nodes"; }                                            // set
     std::string group(const std::string &g) const { return prefix + "group:" + g; }                   // set of IDs
     std::string inboxChannel(const std::string &node) const { return prefix + "inbox:" + node; }

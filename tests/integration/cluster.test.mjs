@@ -376,6 +376,40 @@ test('a SIGTERM drain that ends before the handlers do leaves its connections to
   nodes.delete('n4');
 });
 
+// A node paused (SIGSTOP) past the node TTL is reaped by another, which runs its connections' $disconnect.
+// When it comes back it must not register them again (their $disconnect would then run a second time when
+// they close): it closes them with 1012, without $disconnect, and goes on serving new clients.
+test('a node paused past its TTL and reaped closes its reaped connections when it wakes, and no $disconnect runs twice', async () => {
+  const node = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'n5',
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'] });
+  nodes.set('n5', node);
+  const victims = [];
+  for (let i = 0; i < 3; ++i) {
+    const client = await Client.open(node.url);
+    victims.push({ client, id: await whoami(client) });
+  }
+  await new Promise((r) => setTimeout(r, 2100));  // older than the 2 s a fresh row is given to be written
+  node.proc.kill('SIGSTOP');
+  try {
+    await waitFor(async () => (await redis.cli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
+      { timeoutMs: 15000, intervalMs: 100, what: 'the paused node\'s rows to be reaped' });
+  } finally {
+    node.proc.kill('SIGCONT');
+  }
+  for (const v of victims) {
+    const info = await withTimeout(v.client.closed, 10000, 'the woken node to close its reaped connection');
+    assert.equal(info.code, 1012, JSON.stringify(info));
+  }
+  const c = await Client.open(node.url);
+  assert.match(await whoami(c), /^[A-Za-z0-9_-]{22}$/, 'the woken node serves new clients');
+  await c.close();
+  await new Promise((r) => setTimeout(r, 1000));  // a second $disconnect, if any, would have run by now
+  const disconnects = ['n1', 'n3', 'n5'].flatMap((n) => readEvents(nodes.get(n).eventsPath)).filter((e) => ctx(e).eventType === 'DISCONNECT');
+  for (const v of victims) assert.equal(disconnects.filter((e) => ctx(e).connectionId === v.id).length, 1, `${v.id}: one $disconnect`);
+  await node.stop();
+  nodes.delete('n5');
+});
+
 test('bad cluster settings stop the start with a clear message', async () => {
   const dir = makeTempDir();
   const unreachable = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat', 'echo', 'probe'],
