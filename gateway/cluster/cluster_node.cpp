@@ -535,7 +535,15 @@ std::string ClusterNode::claimNodeId() {
         if (!ttl || replyIsError(ttl.get()))
             return "--cluster " + m.settings.address.text + ": cannot reach Redis (" + (ttl ? replyString(ttl.get()) : redis.error()) + ")";
         long long now = replyInteger(ttl.get());
-        if (now < 0) return {};  // no live node has this ID
+        if (now < 0) {
+            // No live node has this ID: claim it atomically, so that of two nodes started at once with the same
+            // ID only one gets it (the other then sees the winner's heartbeat and is refused).
+            RedisReply claimed = redis.command({"SET", m.keys().nodeAlive(m.me()), m.token, "NX", "PX", std::to_string(m.settings.nodeTtlMs)});
+            if (!claimed || replyIsError(claimed.get()))
+                return "--cluster " + m.settings.address.text + ": cannot reach Redis (" + (claimed ? replyString(claimed.get()) : redis.error()) + ")";
+            if (replyString(claimed.get()) == "OK") return {};
+            continue;  // another node took it a moment ago: watch its heartbeat
+        }
         if (lastTtl >= 0 && now > lastTtl + 50)
             return "--node-id " + m.me() + ": a live node of this cluster already uses this ID; give every node its own --node-id";
         if (lastTtl < 0)

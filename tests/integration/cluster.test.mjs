@@ -410,6 +410,21 @@ test('a node paused past its TTL and reaped closes its reaped connections when i
   nodes.delete('n5');
 });
 
+// Two nodes started at the same moment with one --node-id: the claim is atomic, so one runs and the other
+// is refused (before, both could pass the check and run, and pushes to one's connections got 410).
+test('two nodes started at once with the same --node-id: exactly one runs', async () => {
+  const startTwin = () => Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'twin',
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'] });
+  const results = await Promise.allSettled([startTwin(), startTwin()]);
+  const running = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  try {
+    assert.equal(running.length, 1, results.map((r) => (r.status === 'rejected' ? String(r.reason).slice(0, 300) : 'running')).join(' | '));
+    assert.match(String(results.find((r) => r.status === 'rejected').reason), /already uses this ID/);
+  } finally {
+    for (const g of running) await g.stop();
+  }
+});
+
 test('bad cluster settings stop the start with a clear message', async () => {
   const dir = makeTempDir();
   const unreachable = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat', 'echo', 'probe'],
