@@ -351,7 +351,7 @@ test('a Redis restart in the middle of traffic: nodes reconnect, re-register the
 // the cluster: the node stops heartbeating, a live node reaps it and runs each of them once. Before, it left
 // the cluster anyway, and its rows, group memberships and $disconnects were left for no one.
 test('a SIGTERM drain that ends before the handlers do leaves its connections to be reaped: each $disconnect runs once', async () => {
-  const node = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'n4',
+  const node = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'n4', workers: 8,
     extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off', '--drain-seconds', '1'] });
   nodes.set('n4', node);
   const victims = [];
@@ -361,7 +361,7 @@ test('a SIGTERM drain that ends before the handlers do leaves its connections to
   }
   for (const v of victims) v.client.send(JSON.stringify({ action: 'sleep', ms: 4000 }));
   await waitFor(() => readEvents(node.eventsPath).filter((e) => ctx(e).eventType === 'MESSAGE' && /sleep/.test(e.body ?? '')).length === 4,
-    { what: 'the four sleeps to be running' });
+    { timeoutMs: 10000, what: 'the four sleeps to be running (8 workers)' });
   await node.stop();
   assert.ok(node.lines.some((l) => /another node will reap them/.test(l.msg ?? '')), 'the node said it left them to a reaper');
   await waitFor(async () => (await redis.cli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
