@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <unordered_set>
 
 namespace wsgw {
 
@@ -13,7 +14,17 @@ namespace {
 // The link inside lws_client_connect_via_info on this thread: open() owns its failure. The callbacks that
 // look at it run inside that call, on the same network thread, so each thread has its own.
 thread_local BackendLink *g_starting = nullptr;
+// The links alive on this thread (each is made and destroyed on its network thread).
+thread_local std::unordered_set<const void *> t_liveLinks;
 }
+
+BackendLink::BackendLink(BackendTarget target, BackendEvents *events) : target_(std::move(target)), events_(events) {
+    t_liveLinks.insert(this);
+}
+
+BackendLink::~BackendLink() { t_liveLinks.erase(this); }
+
+bool BackendLink::owns(const void *opaque) { return opaque && t_liveLinks.count(opaque) != 0; }
 
 BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const BackendTarget &target, BackendEvents *events) {
     auto *link = new BackendLink(target, events);
@@ -27,7 +38,8 @@ BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const Bac
     info.origin = link->target_.url.host.c_str();
     info.protocol = link->target_.offers.empty() ? nullptr : link->target_.offers.c_str();
     info.local_protocol_name = "wsgw-backend";
-    info.ssl_connection = link->target_.url.tls ? LCCSCF_USE_SSL : 0;
+    // A backend's redirect is not followed: it would take the forwarded headers (Authorization) to any host.
+    info.ssl_connection = (link->target_.url.tls ? LCCSCF_USE_SSL : 0) | LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
     info.opaque_user_data = link;
     info.pwsi = &link->wsi_;
     g_starting = link;
@@ -127,14 +139,26 @@ int BackendLink::callback(lws *wsi, int reason, void *, void *in, size_t len) {
         return 0;
     }
     case LWS_CALLBACK_CLIENT_RECEIVE: {
+        if (link->rxTooLarge_) return 0;  // the rest of a message over the limit, until the close
         if (lws_is_first_fragment(wsi)) {
             link->rx_.clear();
             link->rxBinary_ = lws_frame_is_binary(wsi) != 0;
         }
         if (link->rx_.size() + len > kMaxMessage) {
+            // Not -1 here: libwebsockets 4.1.6, told to close in the middle of a frame, went on parsing the rest
+            // of it into a freed buffer (a heap overflow with the backend's bytes). The close comes after this
+            // read instead, and the client hears 1009 as the backend would have.
+            link->rxTooLarge_ = true;
             link->closing_ = true;
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, nullptr, 0);
-            return -1;
+            link->rx_.clear();
+            link->rx_.shrink_to_fit();
+            link->peerCode_ = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+            link->peerReason_ = "Message too big: the backend sent a message over 16 MiB";
+            static const char kReason[] = "Message too big";
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                             reinterpret_cast<unsigned char *>(const_cast<char *>(kReason)), sizeof kReason - 1);
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            return 0;
         }
         link->rx_.append(static_cast<const char *>(in), len);
         if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {

@@ -54,13 +54,18 @@ public:
     void pauseReading(bool paused);
     void close(int code, std::string reason);  // after what is queued
     void detach() { events_ = nullptr; }
+    // Whether a connection's opaque user data is a live link of this thread. Until a client connection is
+    // bound to "wsgw-backend", libwebsockets calls the vhost's first protocol (the public listener's) for it:
+    // that callback must hand such a connection here instead of taking the link for a Session.
+    static bool owns(const void *opaque);
+    ~BackendLink();
 
 private:
     struct Frame {
         std::string bytes;
         bool binary;
     };
-    BackendLink(BackendTarget target, BackendEvents *events) : target_(std::move(target)), events_(events) {}
+    BackendLink(BackendTarget target, BackendEvents *events);
     int onWritable();
 
     BackendTarget target_;
@@ -71,6 +76,7 @@ private:
     size_t queuedBytes_ = 0;
     std::string rx_;
     bool rxBinary_ = false;
+    bool rxTooLarge_ = false;  // a message over kMaxMessage: the rest of it is dropped, the link closes
     int closeCode_ = 1000;
     std::string closeReason_;
     int peerCode_ = 0;

@@ -3,6 +3,8 @@
 // to the part that owns it, and the teardown. The parts share one NetworkThreadState.
 #include "listener.h"
 
+#include "backend_link.h"
+
 #include "command_queue.h"
 #include "connect_flow.h"
 #include "drain.h"
@@ -80,7 +82,9 @@ struct Listener::Impl {
         lws_context *ctx = lws_get_context(wsi);
         auto *impl = ctx ? static_cast<Impl *>(lws_context_user(ctx)) : nullptr;
         if (!impl) return 0;
-        auto *s = static_cast<Session *>(lws_get_opaque_user_data(wsi));
+        void *opaque = lws_get_opaque_user_data(wsi);
+        if (BackendLink::owns(opaque)) return BackendLink::callback(wsi, reason, nullptr, in, len);
+        auto *s = static_cast<Session *>(opaque);
         if (!s && impl->thread.adopting && reason != LWS_CALLBACK_PROTOCOL_INIT && reason != LWS_CALLBACK_PROTOCOL_DESTROY &&
             reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
             s = impl->thread.adopting;

@@ -10,6 +10,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -138,6 +139,62 @@ test('a backend that is down gets 502 with a reason; nothing is left in the tabl
     assert.match(metrics, /wsgw_execution_error_total\{route="\$connect"\} 1\n/);
   } finally {
     await g.stop();
+  }
+});
+
+// Two ways a backend took the whole gateway down: one that never answers the upgrade (the connection's
+// close was handed to the public listener's callback, which took the backend link for a session: a
+// segfault), and one that sends a message over 16 MiB (libwebsockets, told to close mid-frame, parsed the
+// rest into a freed buffer). Now the first is a 504, the second a 1009 to the client, and the gateway lives.
+test('a backend that never answers the upgrade gets 504, one that sends over 16 MiB gets 1009; the gateway lives on', async () => {
+  const silent = net.createServer((sock) => sock.on('data', () => {}));  // accepts, reads, never answers
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const huge = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => huge.on('listening', resolve));
+  huge.on('connection', (ws) => ws.send(Buffer.alloc(20 << 20, 0x41), { binary: true }));
+  const start = (url) => Gateway.start({ routes: { routeSelectionExpression: 'x', proxy: { url }, routes: { $default: { handler: 'echo' } } }, plugins: ['echo'] });
+  const g1 = await start(`ws://127.0.0.1:${silent.address().port}/`);
+  const g2 = await start(`ws://127.0.0.1:${huge.address().port}/`);
+  try {
+    const refused = await openExpectingRefusal(g1.url, {}, 20000);
+    assert.equal(refused.status, 504);
+    assert.match(JSON.parse(refused.body).message, /did not answer the upgrade/);
+    const c = await Client.open(g2.url);
+    const closed = await withTimeout(c.closed, 20000, 'the client to be closed');
+    assert.equal(closed.code, 1009, JSON.stringify(closed));
+    await new Promise((r) => setTimeout(r, 500));  // where the crash came
+    assert.ok(g1.alive() && g2.alive(), 'both gateways are still running');
+    const m = await fetch(`${g2.managementUrl}/healthz`);
+    assert.equal(m.status, 200);
+  } finally {
+    await g1.stop();
+    await g2.stop();
+    silent.close();
+    huge.close();
+  }
+});
+
+// A backend's redirect is not followed: it would carry the forwarded headers (Authorization) to whatever
+// host the backend names. The client gets 502 and the redirect's target hears nothing.
+test('a backend that answers the upgrade with a redirect gets 502; the redirect is not followed', async () => {
+  let followed = 0;
+  const target = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => target.on('listening', resolve));
+  target.on('connection', () => { followed += 1; });
+  const redirecting = net.createServer((sock) => sock.once('data', () => sock.end(
+    `HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:${target.address().port}/elsewhere\r\nContent-Length: 0\r\n\r\n`)));
+  await new Promise((resolve) => redirecting.listen(0, '127.0.0.1', resolve));
+  const g = await Gateway.start({ routes: { routeSelectionExpression: 'x', proxy: { url: `ws://127.0.0.1:${redirecting.address().port}/`, forwardHeaders: ['Authorization'] },
+    routes: { $default: { handler: 'echo' } } }, plugins: ['echo'] });
+  try {
+    const refused = await openExpectingRefusal(g.url, { headers: { Authorization: 'Bearer SECRET' } });
+    assert.equal(refused.status, 502);
+    assert.match(JSON.parse(refused.body).message, /not 101/);
+    assert.equal(followed, 0, 'the redirect was not followed');
+  } finally {
+    await g.stop();
+    redirecting.close();
+    target.close();
   }
 });
 
