@@ -10,7 +10,9 @@
 
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -148,7 +150,7 @@ IsolatedPlugin::~IsolatedPlugin() {
         });
         if (!gone) {
             for (auto &w : workers_)
-                if (w->pid > 0) kill(w->pid, SIGKILL);
+                if (w->pid > 0) kill(-w->pid, SIGKILL);  // its process group: what the plugin forked goes too
         }
     }
     for (auto &w : workers_)
@@ -198,9 +200,16 @@ bool IsolatedPlugin::serve(Worker &w) {
     std::string exe = "/proc/self/exe", flag = "--plugin-host", name = instance_;
     std::string memoryBudget = std::to_string(maxMemoryBytes_);  // the worker sets RLIMIT_DATA from it
     char *argv[] = {exe.data(), flag.data(), name.data(), memoryBudget.data(), nullptr};
+    // Its own process group, so that what the plugin forks is killed with it: a forked child inherits the
+    // worker's end of the socket, and as long as it lives the supervisor would never see the worker go.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, envp.data());
+    int rc = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp.data());
     posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
     close(theirs);
     if (rc != 0) {
         close(mine);
@@ -245,7 +254,19 @@ bool IsolatedPlugin::serve(Worker &w) {
                                                log::Field("pid", static_cast<int64_t>(pid))});
     }
 
+    // The worker's end may be held open by a child the plugin forked: its exit (the pidfd) ends the loop too,
+    // and its process group goes with it.
+    int pidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
     while (ready) {
+        if (pidFd >= 0) {
+            pollfd fds[2] = {{mine, POLLIN, 0}, {pidFd, POLLIN, 0}};
+            if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+            if (fds[1].revents && !fds[0].revents) {
+                kill(-pid, SIGKILL);
+                break;
+            }
+            if (!fds[0].revents) continue;
+        }
         auto frame = wire::readFrame(mine);
         if (!frame) break;
         wire::Reader r(frame->payload);
@@ -301,6 +322,8 @@ bool IsolatedPlugin::serve(Worker &w) {
     }
 
     // The process is gone or going: reap it and fail the invocation it was running, if any.
+    if (pidFd >= 0) close(pidFd);
+    kill(-pid, SIGKILL);  // what it forked and left in its group (the group outlives it until it is reaped)
     shutdown(mine, SHUT_RDWR);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -381,7 +404,7 @@ IsolatedReply IsolatedPlugin::invoke(const InvocationEvent &event, std::chrono::
         // supervisor reaps it, drops this invocation's late result and starts a new process.
         w->retiring = true;
         if (w->pid == pid && pid > 0) {
-            kill(pid, SIGKILL);
+            kill(-pid, SIGKILL);  // its process group: a child the plugin forked holds the worker's socket open
             log::warn("isolated worker killed: its invocation ran past the route's timeout",
                       {log::Field("handler", instance_), log::Field("pid", static_cast<int64_t>(pid))});
         }

@@ -21,6 +21,7 @@ before(async () => {
       $disconnect: { handler: 'probe' },
       $default: { handler: 'probe', routeResponse: true },
       sleep: { handler: 'probe', routeResponse: true, timeoutMs: 300 },
+      forksleep: { handler: 'probe', routeResponse: true, timeoutMs: 300 },
       echo: { handler: 'echo', routeResponse: true },
     },
   });
@@ -95,6 +96,24 @@ test('an isolated handler past its timeout: timeout frame, its worker is killed,
   assert.ok(Date.now() - t0 < 2000, `served without waiting for the 5 s sleep (${Date.now() - t0} ms)`);
   assert.notEqual(after, before);
   await c.expectSilence(300);
+  await c.close();
+});
+
+// A plugin that forks: the child holds the worker's socket open after the worker is gone. The worker's end
+// is seen by its exit (not by the socket closing), and its process group (the child too) is killed: an
+// abort is an integration error at once, and the handler serves again. Before, the worker was never
+// replaced: every later invocation of the handler timed out, and nothing was logged.
+test('a plugin that forks and then aborts, or runs past its timeout: the worker is replaced and the next message served', async () => {
+  const c = await Client.open(gw.url);
+  const before = await workerPid(c);
+  assert.match(await c.request(act('forkabort'), 5000), errorFrameRegex('Internal server error'));
+  const afterAbort = await workerPid(c);
+  assert.notEqual(afterAbort, before);
+  c.send(act('forksleep', { ms: 5000 }));  // its route's timeout is 300 ms
+  assert.match(await c.nextText(3000), errorFrameRegex('Endpoint request timed out'));
+  const afterTimeout = await workerPid(c);
+  assert.notEqual(afterTimeout, afterAbort);
+  assert.equal(await c.request(act('echo-this')), act('echo-this'));
   await c.close();
 });
 

@@ -227,6 +227,16 @@ int onMessage(Probe *probe, const wsgw_event *ev, wsgw_response *resp) {
         std::abort();
     } else if (action == "exit") {
         std::_Exit(3);
+    } else if (action == "forkabort" || action == "forksleep") {
+        // A child that outlives its parent and keeps every descriptor it inherited (an isolated worker's
+        // socket among them); then the worker aborts, or sleeps past the route's timeout.
+        if (fork() == 0) {
+            sleepMs(300000);
+            _exit(0);
+        }
+        if (action == "forkabort") std::abort();
+        sleepMs(memberInt(body, "ms", 5000));
+        setReply(resp, "slept");
     } else if (action == "big") {
         // {"action":"big","size":N}: a route response of N bytes.
         setReply(resp, std::string(static_cast<size_t>(memberInt(body, "size", 0)), 'b'));
