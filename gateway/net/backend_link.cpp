@@ -24,7 +24,7 @@ BackendLink::BackendLink(BackendTarget target, BackendEvents *events) : target_(
 
 BackendLink::~BackendLink() { t_liveLinks.erase(this); }
 
-bool BackendLink::owns(const void *opaque) { return opaque && t_liveLinks.count(opaque) != 0; }
+bool BackendLink::owns(const void *opaque) { return opaque && !t_liveLinks.empty() && t_liveLinks.count(opaque) != 0; }
 
 BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const BackendTarget &target, BackendEvents *events) {
     auto *link = new BackendLink(target, events);

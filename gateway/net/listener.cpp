@@ -83,7 +83,9 @@ struct Listener::Impl {
         auto *impl = ctx ? static_cast<Impl *>(lws_context_user(ctx)) : nullptr;
         if (!impl) return 0;
         void *opaque = lws_get_opaque_user_data(wsi);
-        if (BackendLink::owns(opaque)) return BackendLink::callback(wsi, reason, nullptr, in, len);
+        // Not for the per-message reasons: those come only for server connections, never for a backend link.
+        if (reason != LWS_CALLBACK_RECEIVE && reason != LWS_CALLBACK_SERVER_WRITEABLE && BackendLink::owns(opaque))
+            return BackendLink::callback(wsi, reason, nullptr, in, len);
         auto *s = static_cast<Session *>(opaque);
         if (!s && impl->thread.adopting && reason != LWS_CALLBACK_PROTOCOL_INIT && reason != LWS_CALLBACK_PROTOCOL_DESTROY &&
             reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
