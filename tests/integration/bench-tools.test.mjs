@@ -106,11 +106,11 @@ test('wsgw-load against the gateway: latency, idle and @connections POST modes c
   // `posts` and `delivered` both count the measured window only, and a POST's 200 and its message cross
   // that window's edges apart: the 200 leaves at once, the message when the network thread next writes, and
   // the client may read several answers before the messages (29,070 delivered for 29,082 answered
-  // happened). So the two agree within 0.1 % (and 16): a tool that counted twice or missed would not. The
-  // drain after the window counts an error for any accepted POST that never arrived, so nothing can be lost
-  // unseen.
+  // happened, and on a loaded CI machine 20,188 for 20,211). So the two agree within 1 % (and 64): a tool
+  // that counted twice or missed would not. What proves nothing is lost is the drain after the window, which
+  // counts an error for any accepted POST that never arrived.
   assert.equal(post.errors, 0, JSON.stringify(post));
-  assert.ok(post.delivered > 0 && Math.abs(post.delivered - post.posts) <= Math.max(16, post.posts / 1000), JSON.stringify(post));
+  assert.ok(post.delivered > 0 && Math.abs(post.delivered - post.posts) <= Math.max(64, post.posts / 100), JSON.stringify(post));
 });
 
 test('wsgw-load --source-addresses connects from 127.0.0.1 ... 127.0.0.N in turn', async (t) => {
