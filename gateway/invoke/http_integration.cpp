@@ -21,6 +21,9 @@ namespace {
 constexpr size_t kMaxHead = 64 * 1024;
 constexpr size_t kMaxBody = 16u << 20;
 constexpr size_t kMaxIdle = 64;
+// A chunked body of 16 MiB in small chunks is about twice that on the wire; a body of a million 1-byte
+// chunks would hold the reader's buffer at 7x.
+constexpr size_t kMaxChunkedWire = 2 * kMaxBody + kMaxHead;
 
 int msLeft(std::chrono::steady_clock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
@@ -37,17 +40,6 @@ bool waitFor(int fd, short events, std::chrono::steady_clock::time_point deadlin
     }
 }
 
-HttpParserOptions responseOptions() {
-    HttpParserOptions o;
-    o.kind = HttpMessageKind::Response;
-    o.maxHeadBytes = kMaxHead;
-    o.maxHeaders = SIZE_MAX;  // the head's bytes bound it
-    o.maxBodyBytes = kMaxBody;
-    o.maxTrailerBytes = kMaxHead;
-    o.tolerant = true;  // a backend's answer is read as clients read answers (http_message.h)
-    return o;
-}
-
 // The error a failed or cut-off response is reported with (logged, and in the route's failure).
 std::string describeFailure(const HttpMessageParser &parser, std::string_view bytes) {
     switch (parser.error().kind) {
@@ -58,7 +50,10 @@ std::string describeFailure(const HttpMessageParser &parser, std::string_view by
     case HttpErrorKind::BadContentLength:
     case HttpErrorKind::ContentLengthTooLarge: return "a malformed or oversized Content-Length";
     case HttpErrorKind::ConflictingContentLength: return "conflicting Content-Length headers";
-    case HttpErrorKind::BodyTooLarge: return "the response body is over 16 MiB";
+    case HttpErrorKind::BodyTooLarge:
+        return parser.error().reason.find("framing") != std::string::npos
+                   ? "the chunked response body takes over 32 MiB with its chunk framing"
+                   : "the response body is over 16 MiB";
     case HttpErrorKind::BadChunk: return "a malformed chunk size";
     case HttpErrorKind::Truncated:
         if (!parser.headComplete()) return bytes.empty() ? "the backend closed the connection without answering" : "the response was cut off";
@@ -105,31 +100,68 @@ std::variant<HttpUrl, std::string> HttpUrl::parse(const std::string &url) {
     return u;
 }
 
-bool parseHttpResponse(std::string_view bytes, bool closed, HttpReply &out, size_t &consumed, bool &keepAlive, std::string &error) {
-    size_t offset = 0;  // past the interim (1xx) answers read so far
+HttpParserOptions HttpResponseReader::responseOptions() {
+    HttpParserOptions o;
+    o.kind = HttpMessageKind::Response;
+    o.maxHeadBytes = kMaxHead;
+    o.maxHeaders = SIZE_MAX;  // the head's bytes bound it
+    o.maxBodyBytes = kMaxBody;
+    o.maxChunkedWireBytes = kMaxChunkedWire;
+    o.maxTrailerBytes = kMaxHead;
+    o.tolerant = true;  // a backend's answer is read as clients read answers (http_message.h)
+    return o;
+}
+
+HttpResponseReader::State HttpResponseReader::append(std::string_view more, bool closed) {
+    if (state_ != State::NeedMore) return state_;
+    in_.append(more);
+    return state_ = step(closed);
+}
+
+HttpResponseReader::State HttpResponseReader::step(bool closed) {
     for (;;) {
-        std::string_view rest = bytes.substr(offset);
-        HttpMessageParser parser(responseOptions());
-        HttpParseState state = closed ? parser.finish(rest) : parser.feed(rest);
-        if (state == HttpParseState::Error) error = describeFailure(parser, rest);
-        if (state != HttpParseState::Complete) return false;
-        const HttpMessageHead &head = parser.head();
-        keepAlive = head.version != "HTTP/1.0";
+        HttpParseState state = closed ? parser_.finish(in_) : parser_.feed(in_);
+        if (state == HttpParseState::Error) {
+            error_ = describeFailure(parser_, in_);
+            return State::Error;
+        }
+        if (state != HttpParseState::Complete) return State::NeedMore;
+        const HttpMessageHead &head = parser_.head();
+        keepAlive_ = head.version != "HTTP/1.0";
         for (const auto &[name, value] : head.headers) {
             if (!equalsIgnoreCase(name, "Connection")) continue;
-            if (equalsIgnoreCase(value, "close")) keepAlive = false;
-            else if (equalsIgnoreCase(value, "keep-alive")) keepAlive = true;
+            if (equalsIgnoreCase(value, "close")) keepAlive_ = false;
+            else if (equalsIgnoreCase(value, "keep-alive")) keepAlive_ = true;
         }
         if (head.status < 200) {  // 100 Continue and friends: the real answer follows
-            offset += parser.consumed();
+            if (++interim_ > kMaxInterim) {
+                error_ = "more than " + std::to_string(kMaxInterim) + " interim (1xx) responses";
+                return State::Error;
+            }
+            in_.erase(0, parser_.consumed());
+            parser_.reset();
             continue;
         }
-        if (parser.framing() == HttpBodyFraming::UntilClose) keepAlive = false;
-        out.status = head.status;
-        out.body = std::move(parser.body());
-        consumed = offset + parser.consumed();
-        return true;
+        if (parser_.framing() == HttpBodyFraming::UntilClose) keepAlive_ = false;
+        reply_.status = head.status;
+        reply_.body = std::move(parser_.body());
+        used_ = parser_.consumed();
+        return State::Complete;
     }
+}
+
+bool parseHttpResponse(std::string_view bytes, bool closed, HttpReply &out, size_t &consumed, bool &keepAlive, std::string &error) {
+    HttpResponseReader reader;
+    switch (reader.append(bytes, closed)) {
+    case HttpResponseReader::State::Complete:
+        out = std::move(reader.reply());
+        consumed = bytes.size() - reader.leftover();
+        keepAlive = reader.keepAlive();
+        return true;
+    case HttpResponseReader::State::Error: error = reader.error(); return false;
+    case HttpResponseReader::State::NeedMore: return false;
+    }
+    return false;
 }
 
 HttpIntegration::~HttpIntegration() {
@@ -196,7 +228,7 @@ HttpReply HttpIntegration::exchange(int fd, const std::string &request, std::chr
         reply.failure = "the connection to " + url_.text + " failed while sending: " + std::strerror(errno);
         return reply;
     }
-    std::string in;
+    HttpResponseReader reader;
     char buf[16384];
     for (;;) {
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -213,21 +245,24 @@ HttpReply HttpIntegration::exchange(int fd, const std::string &request, std::chr
             continue;
         }
         bool closed = n == 0;
-        in.append(buf, static_cast<size_t>(n));
-        size_t consumed = 0;
-        bool keepAlive = false;
-        std::string error;
-        if (parseHttpResponse(in, closed, reply, consumed, keepAlive, error)) {
-            reusable = keepAlive && !closed && consumed == in.size();
+        switch (reader.append(std::string_view(buf, static_cast<size_t>(n)), closed)) {
+        case HttpResponseReader::State::Complete:
+            reusable = reader.keepAlive() && !closed && reader.leftover() == 0;
+            return std::move(reader.reply());
+        case HttpResponseReader::State::Error:
+            reply.failure = url_.text + ": " + reader.error();
             return reply;
-        }
-        if (!error.empty()) {
-            reply.status = 0;
-            reply.failure = url_.text + ": " + error;
-            return reply;
+        case HttpResponseReader::State::NeedMore: break;
         }
         if (closed) {
             reply.failure = url_.text + ": the response was cut off";
+            return reply;
+        }
+        // A backend that never stops sending (a trickle of 1xx, an endless body under the bound) is still
+        // held to the route's deadline: the loop above waits only when nothing is there to read.
+        if (msLeft(deadline) == 0) {
+            reply.timedOut = true;
+            reply.failure = "timed out reading the response of " + url_.text;
             return reply;
         }
     }

@@ -4,6 +4,8 @@
 // bounded by the route's deadline, over a pool of keep-alive connections per integration.
 #pragma once
 
+#include "http_message.h"
+
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -31,8 +33,38 @@ struct HttpReply {
     bool timedOut = false;
 };
 
-// Parses a complete HTTP/1.x response held in `bytes` with the HTTP/1.1 message parser (http_message.h, in
-// its tolerant mode), skipping interim 1xx answers: false while more bytes are needed; `error` set when it
+// Reads one HTTP/1.x response as its bytes arrive, with the HTTP/1.1 message parser (http_message.h, in its
+// tolerant mode), skipping interim 1xx answers. Each byte is parsed once however it is cut, and interim
+// answers are dropped as they complete (at most kMaxInterim), so neither the time nor the memory spent on a
+// response grows past its bounds whatever a backend sends.
+class HttpResponseReader {
+public:
+    static constexpr int kMaxInterim = 32;
+    enum class State { NeedMore, Complete, Error };
+    static HttpParserOptions responseOptions();  // the bounds: head 64 KiB, body 16 MiB
+
+    // `more`: the next bytes from the connection; `closed`: the backend closed after them.
+    State append(std::string_view more, bool closed);
+    State state() const { return state_; }
+    HttpReply &reply() { return reply_; }             // Complete: status and body
+    bool keepAlive() const { return keepAlive_; }     // Complete: the connection may carry the next request
+    size_t leftover() const { return in_.size() - used_; }  // Complete: bytes past the response
+    const std::string &error() const { return error_; }     // Error: what was wrong
+
+private:
+    State step(bool closed);
+
+    std::string in_;  // the current message's bytes from its first
+    HttpMessageParser parser_{responseOptions()};
+    int interim_ = 0;
+    size_t used_ = 0;
+    State state_ = State::NeedMore;
+    HttpReply reply_;
+    bool keepAlive_ = false;
+    std::string error_;
+};
+
+// parseHttpResponse: the reader on bytes held whole. False while more bytes are needed; `error` set when it
 // can never parse. `consumed` is the length of the response (what follows belongs to the next one).
 bool parseHttpResponse(std::string_view bytes, bool connectionClosed, HttpReply &out, size_t &consumed, bool &keepAlive,
                        std::string &error);

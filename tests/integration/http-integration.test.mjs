@@ -5,11 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { Client, Gateway, errorFrameRegex, openExpectingRefusal, sleep, waitFor } from './harness.mjs';
 
 let gw;
 let backend;
 let backendPort;
+let dripping;          // a raw backend that never finishes its answer: {server, closedAt: [{kind, ms}]}
 const received = [];   // every request the backend got: {path, headers, event}
 const sockets = new Set();
 
@@ -41,6 +43,29 @@ before(async () => {
   await new Promise((resolve) => backend.listen(0, '127.0.0.1', resolve));
   backendPort = backend.address().port;
   const base = `http://127.0.0.1:${backendPort}`;
+  // Answers every request with bytes that never end, as fast as the gateway takes them (for at most 10 s):
+  // interim 102 answers, or a chunked body of 16 KiB chunks; notes when the gateway closes the connection.
+  dripping = { closedAt: [] };
+  dripping.server = net.createServer((sock) => {
+    sock.once('data', (req) => {
+      const kind = req.toString().includes('/interim') ? 'interim' : 'chunked';
+      const started = Date.now();
+      const piece = kind === 'interim' ? Buffer.from('HTTP/1.1 102 Processing\r\n\r\n'.repeat(500))
+        : Buffer.concat([Buffer.from('4000\r\n'), Buffer.alloc(0x4000, 'x'), Buffer.from('\r\n')]);
+      if (kind === 'chunked') sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+      const pump = () => {
+        while (!sock.destroyed && Date.now() - started < 10000) {
+          if (!sock.write(piece)) { sock.once('drain', pump); return; }
+        }
+        sock.destroy();
+      };
+      pump();
+      sock.on('close', () => dripping.closedAt.push({ kind, ms: Date.now() - started }));
+      sock.on('error', () => {});
+    });
+  });
+  await new Promise((resolve) => dripping.server.listen(0, '127.0.0.1', resolve));
+  const drip = `http://127.0.0.1:${dripping.server.address().port}`;
   gw = await Gateway.start({
     routes: {
       routeSelectionExpression: '$request.body.action',
@@ -49,6 +74,8 @@ before(async () => {
         $disconnect: { http: `${base}/disconnect` },
         $default: { http: `${base}/message`, routeResponse: true, timeoutMs: 500 },
         down: { http: 'http://127.0.0.1:1/nothing-listens-here', routeResponse: true },
+        interim: { http: `${drip}/interim`, routeResponse: true, timeoutMs: 500 },
+        trickle: { http: `${drip}/trickle`, routeResponse: true, timeoutMs: 500 },
       },
     },
   });
@@ -58,6 +85,7 @@ after(async () => {
   await gw?.stop();
   backend?.closeAllConnections?.();
   await new Promise((resolve) => backend?.close(resolve));
+  await new Promise((resolve) => dripping?.server.close(resolve));
 });
 
 test('$connect, a two-way message and $disconnect are POSTed as AWS-shaped events; the body comes back', async () => {
@@ -107,4 +135,21 @@ test('a backend slower than timeoutMs gets AWS\'s timeout frame; one that is dow
   assert.match(metrics, /wsgw_execution_error_total\{route="\$default"\} 1\n/);
   await c.close();
   await sleep(10);
+});
+
+// A backend that keeps sending without ever finishing: a flood of interim 1xx answers (each was kept in
+// memory, the buffer re-parsed from its start at every read, and the deadline never checked while bytes
+// kept coming: a worker and a core busy for as long as the backend went on), or an endless chunked body
+// (re-parsed whole at every read: seconds of CPU before its 16 MiB bound). Now each byte is parsed once,
+// interim answers are dropped and at most 32 taken, and the backend connection is closed at once.
+test('a backend that never stops sending is cut off at once, not read for ever', async () => {
+  const c = await Client.open(gw.url);
+  for (const kind of ['interim', 'trickle']) {
+    c.send(`{"action":"${kind}"}`);
+    assert.match(await c.nextText(3000), /^\{"message": "(Internal server error|Endpoint request timed out)"/, kind);
+  }
+  await waitFor(() => dripping.closedAt.length === 2, { timeoutMs: 5000, what: 'the gateway to close both flooding backend connections' });
+  for (const { kind, ms } of dripping.closedAt) assert.ok(ms < 2500, `${kind}: the backend connection was closed after ${ms} ms`);
+  assert.equal((await c.request('{"action":"after"}')).startsWith('backend saw'), true);
+  await c.close();
 });

@@ -91,4 +91,49 @@ TEST_SUITE("http_integration") {
         CHECK(parseReply("", true).error == "the backend closed the connection without answering");
         CHECK(parseReply(std::string(70000, 'x')).error == "the response head is over 64 KiB");
     }
+
+    TEST_CASE("the reader: a response cut anywhere reads the same as whole, and what follows is left over") {
+        const std::string whole = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX: y\r\n\r\n"
+                                  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\nNEXT";
+        for (size_t step : {size_t(1), size_t(2), size_t(7), whole.size()}) {
+            HttpResponseReader reader;
+            HttpResponseReader::State state = HttpResponseReader::State::NeedMore;
+            size_t fed = 0;
+            for (; fed < whole.size() && state == HttpResponseReader::State::NeedMore; fed += step)
+                state = reader.append(std::string_view(whole).substr(fed, step), false);
+            fed = std::min(fed, whole.size());
+            REQUIRE(state == HttpResponseReader::State::Complete);
+            CHECK(reader.reply().status == 200);
+            CHECK(reader.reply().body == "abcde");
+            CHECK(reader.keepAlive());
+            CHECK(reader.leftover() == fed - (whole.size() - 4));  // what was read past the response ("NEXT" or part)
+            CHECK(reader.append("more", false) == HttpResponseReader::State::Complete);  // done: nothing else read
+        }
+    }
+
+    TEST_CASE("the reader: at most 32 interim answers, then an error; an endless body is bounded") {
+        std::string interim;
+        for (int i = 0; i < HttpResponseReader::kMaxInterim; ++i) interim += "HTTP/1.1 102 Processing\r\n\r\n";
+        ParsedReply ok = parseReply(interim + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        REQUIRE(ok.done);
+        CHECK(ok.reply.body == "ok");
+        ParsedReply tooMany = parseReply(interim + "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        CHECK_FALSE(tooMany.done);
+        CHECK(tooMany.error == "more than 32 interim (1xx) responses");
+
+        // A million one-byte chunks: 16 MiB of body would be 7x that on the wire, so the framing is bounded too.
+        HttpResponseReader reader;
+        reader.append("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false);
+        std::string chunks;
+        for (int i = 0; i < 4096; ++i) chunks += "1\r\nx\r\n";
+        HttpResponseReader::State state = HttpResponseReader::State::NeedMore;
+        size_t fed = 0;
+        while (state == HttpResponseReader::State::NeedMore && fed < (64u << 20)) {
+            state = reader.append(chunks, false);
+            fed += chunks.size();
+        }
+        REQUIRE(state == HttpResponseReader::State::Error);
+        CHECK(fed <= (32u << 20) + 65536 + chunks.size());
+        CHECK(reader.error().find("takes over 32 MiB with its chunk framing") != std::string::npos);
+    }
 }
