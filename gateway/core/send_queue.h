@@ -62,6 +62,8 @@ public:
     bool empty() const { return frames_.empty(); }
     size_t frames() const { return frames_.size(); }
     size_t bytes() const { return bytes_; }  // payload bytes queued
+    // What the queued frames are charged against maxSendQueueBytes (payloads and per-frame overhead).
+    size_t chargedBytes() const { return bytes_ + frames_.size() * kQueuedFrameOverheadBytes; }
     void push(OutFrame &&frame) {
         bytes_ += frame.payload.size();
         frames_.push_back(std::move(frame));

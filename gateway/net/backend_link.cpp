@@ -144,7 +144,7 @@ int BackendLink::callback(lws *wsi, int reason, void *, void *in, size_t len) {
             link->rx_.clear();
             link->rxBinary_ = lws_frame_is_binary(wsi) != 0;
         }
-        if (link->rx_.size() + len > kMaxMessage) {
+        if (link->rx_.size() + len > link->target_.maxMessageBytes) {
             // Not -1 here: libwebsockets 4.1.6, told to close in the middle of a frame, went on parsing the rest
             // of it into a freed buffer (a heap overflow with the backend's bytes). The close comes after this
             // read instead, and the client hears 1009 as the backend would have.
@@ -153,11 +153,17 @@ int BackendLink::callback(lws *wsi, int reason, void *, void *in, size_t len) {
             link->rx_.clear();
             link->rx_.shrink_to_fit();
             link->peerCode_ = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
-            link->peerReason_ = "Message too big: the backend sent a message over 16 MiB";
+            link->peerReason_ = "Message too big: the backend sent a message over " +
+                                std::to_string(link->target_.maxMessageBytes) + " bytes (limits.maxMessageBytes)";
             static const char kReason[] = "Message too big";
             lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                              reinterpret_cast<unsigned char *>(const_cast<char *>(kReason)), sizeof kReason - 1);
-            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            // The close is made from the writable callback, outside the frame parser; the timeout is a
+            // backstop (on its own it was not serviced when no more bytes came from the backend).
+            link->closeCode_ = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+            link->closeReason_ = kReason;
+            lws_callback_on_writable(wsi);
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 2);
             return 0;
         }
         link->rx_.append(static_cast<const char *>(in), len);

@@ -35,13 +35,16 @@ struct BackendTarget {
     WsUrl url;                 // path already joined with the client's suffix and query
     std::vector<std::pair<std::string, std::string>> headers;
     std::string offers;        // the client's Sec-WebSocket-Protocol offers, comma-separated ("" for none)
+    // The largest message relayed to the client (limits.maxMessageBytes, as for the client's own messages,
+    // so SPEC section 10's per-connection memory formula holds for proxied connections too); over it, 1009.
+    size_t maxMessageBytes = kMaxMessage;
+    static constexpr size_t kMaxMessage = 16u << 20;
 };
 
 class BackendLink {
 public:
     static constexpr size_t kHighWater = 1u << 20;  // queued towards the backend: stop reading the client
     static constexpr size_t kLowWater = 256u << 10;
-    static constexpr size_t kMaxMessage = 16u << 20;
 
     // Starts connecting; the link lives until libwebsockets destroys its connection. Null if it could
     // not even start (events->backendFailed has been called then).
@@ -76,7 +79,7 @@ private:
     size_t queuedBytes_ = 0;
     std::string rx_;
     bool rxBinary_ = false;
-    bool rxTooLarge_ = false;  // a message over kMaxMessage: the rest of it is dropped, the link closes
+    bool rxTooLarge_ = false;  // a message over target_.maxMessageBytes: the rest of it is dropped, the link closes
     int closeCode_ = 1000;
     std::string closeReason_;
     int peerCode_ = 0;

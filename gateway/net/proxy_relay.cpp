@@ -53,9 +53,10 @@ struct ProxyRelay::Events final : BackendEvents {
         RouteMetrics::add(t.defaultMetrics->messagesOut);
         t.writer->queueOwnFrame(s, std::move(payload), binary);
         // The backend is held back well before the client's send queue reaches its bound (SPEC section 10),
-        // so a slow client of a proxied API slows its backend rather than being closed.
+        // so a slow client of a proxied API slows its backend rather than being closed. Counted as the bound
+        // counts (frame overhead included): a backend of tiny messages must be paused in time as well.
         size_t pauseAt = std::min<size_t>(BackendLink::kHighWater, t.host.maxSendQueueBytes.load(std::memory_order_relaxed) / 2);
-        if (s->out.bytes() > pauseAt && s->backend && !s->backendPaused) {
+        if (s->out.chargedBytes() > pauseAt && s->backend && !s->backendPaused) {
             s->backendPaused = true;  // the client reads slowly: stop reading the backend
             s->backend->pauseReading(true);
         }
@@ -124,6 +125,7 @@ void ProxyRelay::startBackend(Session *s) {
 }
 
 void ProxyRelay::connectBackend(Session *s, BackendTarget target) {
+    if (t_.table) target.maxMessageBytes = t_.table->config.limits.maxMessageBytes;
     s->awaitingBackend = true;
     s->backendConnect = std::make_unique<Session::BackendConnect>();
     s->backendConnect->events = std::make_unique<Events>(t_, s->id);
@@ -169,7 +171,7 @@ void ProxyRelay::forwardToBackend(Session *s) {
 }
 
 void ProxyRelay::resumeBackendIfDrained(Session *s) {
-    if (s->backendPaused && s->out.bytes() < std::min<size_t>(BackendLink::kLowWater, t_.host.maxSendQueueBytes.load(std::memory_order_relaxed) / 8) &&
+    if (s->backendPaused && s->out.chargedBytes() < std::min<size_t>(BackendLink::kLowWater, t_.host.maxSendQueueBytes.load(std::memory_order_relaxed) / 8) &&
         s->backend) {
         s->backendPaused = false;
         s->backend->pauseReading(false);

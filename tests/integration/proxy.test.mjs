@@ -36,6 +36,11 @@ before(async () => {
       const text = isBinary ? null : data.toString();
       if (text?.startsWith('close:')) { ws.close(Number(text.slice(6)), 'backend closes'); return; }
       if (text === 'pause') { paused = ws; ws._socket.pause(); return; }
+      if (text?.startsWith('tiny:')) {  // send N one-byte messages to the client, then "done tiny"
+        for (let i = 0; i < Number(text.slice(5)); i++) ws.send('t');
+        ws.send('done tiny');
+        return;
+      }
       if (text?.startsWith('stream:')) {  // send N messages of 100 KB to the client
         const chunk = Buffer.alloc(100 * 1024, 'z');
         for (let i = 0; i < Number(text.slice(7)); i++) ws.send(chunk);
@@ -261,6 +266,51 @@ test('a backend that stops reading: the gateway stops reading the client instead
   paused = null;
   await withTimeout(all, 30000, 'everything once the backend reads again');
   await c.close();
+});
+
+// The backend is paused when the client's send queue is half full, counted as maxSendQueueBytes counts it:
+// payload and 64 bytes a frame. Counting payload bytes alone, a backend of one-byte messages filled the
+// queue 65 times faster than it was paused, and a client that read a little late was closed as a slow
+// consumer (1008). The client is tests/integration/slow-reader.py (4 KiB receive buffer, small MSS), so
+// the gateway's queue, not the kernel, is what fills while it does not read.
+test('a backend of tiny messages to a client that reads late: paused, not closed, nothing lost', async () => {
+  const g = await Gateway.start({ routes: { routeSelectionExpression: 'x', proxy: { url: `ws://127.0.0.1:${backend.address().port}/` },
+    limits: { maxSendQueueBytes: 65536 }, routes: { $default: { handler: 'echo' } } }, plugins: ['echo'] });
+  try {
+    const count = 50000;
+    const script = new URL('./slow-reader.py', import.meta.url).pathname;
+    const { stdout } = await promisify(execFile)('python3', [script, String(g.port), '0', '2', `tiny:${count}`, 'then-read'], { timeout: 60000 });
+    assert.match(stdout, /^HTTP\/1\.1 101 /, stdout);
+    assert.equal(stdout.trim().split('\n').at(-1), `read ${count} messages, then "done tiny"`, stdout);
+    const metrics = await (await fetch(`${g.managementUrl}/metrics`)).text();
+    assert.match(metrics, /wsgw_slow_consumer_closes_total 0\n/);
+    assert.ok(g.alive());
+  } finally {
+    await g.stop();
+  }
+});
+
+// limits.maxMessageBytes bounds what the backend sends the client as it bounds what the client sends
+// (SPEC section 10's per-connection memory formula): over it, the client hears 1009 with the limit named.
+test('a backend message over limits.maxMessageBytes closes the client with 1009; one at the limit passes', async () => {
+  const sizes = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => sizes.on('listening', resolve));
+  sizes.on('connection', (ws) => ws.on('message', (data) => ws.send(Buffer.alloc(Number(data.toString()), 0x42))));
+  const g = await Gateway.start({ routes: { routeSelectionExpression: 'x', proxy: { url: `ws://127.0.0.1:${sizes.address().port}/` },
+    limits: { maxMessageBytes: 4096 }, routes: { $default: { handler: 'echo' } } }, plugins: ['echo'] });
+  try {
+    const c = await Client.open(g.url);
+    c.send('4096');
+    assert.equal((await c.next()).data.length, 4096);
+    c.send('4097');
+    const closed = await withTimeout(c.closed, 10000, 'the close');
+    assert.equal(closed.code, 1009, JSON.stringify(closed));
+    assert.match(closed.reason, /4096 bytes \(limits\.maxMessageBytes\)/);
+    assert.ok(g.alive());
+  } finally {
+    await g.stop();
+    sizes.close();
+  }
 });
 
 test('500 concurrent proxied connections each echo', async () => {
