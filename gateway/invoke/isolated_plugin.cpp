@@ -4,6 +4,7 @@
 #include "host_api_checks.h"
 #include "log.h"
 #include "plugin_wire.h"
+#include "process_output.h"
 #include "proc_status.h"
 #include "restart_backoff.h"
 #include "webpubsub_clients.h"
@@ -188,11 +189,21 @@ bool IsolatedPlugin::serve(Worker &w) {
         return false;
     }
     int mine = highFd(sv[0]), theirs = highFd(sv[1]);
+    // What the plugin prints goes to a pipe and becomes log lines (process_output.h): the worker's stdout is
+    // otherwise the gateway's, a stream of JSON log lines that a plugin's printf would break.
+    int outPipe[2];
+    if (pipe2(outPipe, O_CLOEXEC) != 0) {
+        log::error("isolated handler: pipe failed", {log::Field("handler", instance_), log::Field("error", std::strerror(errno))});
+        close(mine);
+        close(theirs);
+        return false;
+    }
     int pluginFd = pluginFd_;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, theirs, 3);
     posix_spawn_file_actions_adddup2(&actions, pluginFd, 4);
+    posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1);
     std::vector<std::string> env = workerEnvironment();
     std::vector<char *> envp;
     for (auto &e : env) envp.push_back(e.data());
@@ -211,6 +222,8 @@ bool IsolatedPlugin::serve(Worker &w) {
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     close(theirs);
+    close(outPipe[1]);
+    ProcessOutput output("stdout", outPipe[0]);
     if (rc != 0) {
         close(mine);
         log::error("isolated handler: cannot start a worker process",
@@ -224,6 +237,23 @@ bool IsolatedPlugin::serve(Worker &w) {
         w.retiring = false;
     }
 
+    // The worker's end may be held open by a child the plugin forked: its exit (the pidfd) ends the wait too.
+    int pidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    // Waits until the worker's socket has something to read, logging what the worker prints meanwhile (a
+    // plugin printing more than a pipe holds must not stall on it); false once the worker has ended.
+    auto awaitFrame = [&]() -> bool {
+        for (;;) {
+            pollfd fds[3] = {{mine, POLLIN, 0}, {pidFd, POLLIN, 0}, {output.fd(), POLLIN, 0}};
+            if (poll(fds, 3, -1) < 0) {
+                if (errno == EINTR) continue;
+                return false;
+            }
+            if (fds[2].revents) output.drain("handler", instance_, "");
+            if (fds[0].revents) return true;
+            if (fds[1].revents) return false;
+        }
+    };
+
     bool ready = false;
     wire::Writer hello(wire::Kind::Hello);
     hello.bytes(shownPath_).bytes(configJson_);
@@ -232,7 +262,7 @@ bool IsolatedPlugin::serve(Worker &w) {
         std::lock_guard wlock(w.writeMutex);
         sent = wire::writeAll(mine, hello.frame());
     }
-    if (sent) {
+    if (sent && awaitFrame()) {
         if (auto frame = wire::readFrame(mine); frame && frame->kind == wire::Kind::Ready) {
             wire::Reader r(frame->payload);
             bool ok = r.u8() != 0;
@@ -254,18 +284,10 @@ bool IsolatedPlugin::serve(Worker &w) {
                                                log::Field("pid", static_cast<int64_t>(pid))});
     }
 
-    // The worker's end may be held open by a child the plugin forked: its exit (the pidfd) ends the loop too,
-    // and its process group goes with it.
-    int pidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
     while (ready) {
-        if (pidFd >= 0) {
-            pollfd fds[2] = {{mine, POLLIN, 0}, {pidFd, POLLIN, 0}};
-            if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
-            if (fds[1].revents && !fds[0].revents) {
-                kill(-pid, SIGKILL);
-                break;
-            }
-            if (!fds[0].revents) continue;
+        if (!awaitFrame()) {  // the worker ended (its process group goes with it)
+            kill(-pid, SIGKILL);
+            break;
         }
         auto frame = wire::readFrame(mine);
         if (!frame) break;
@@ -328,6 +350,8 @@ bool IsolatedPlugin::serve(Worker &w) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    output.drain("handler", instance_, "");  // its last words
+    output.flush("handler", instance_, "");
     std::string how = describeExit(status);
     bool expected, stopping;
     {

@@ -6,6 +6,7 @@
 #include "lambda_result.h"
 #include "lambda_runtime_api.h"
 #include "log.h"
+#include "process_output.h"
 #include "proc_status.h"
 #include "restart_backoff.h"
 #include "digest.h"
@@ -36,7 +37,6 @@ namespace {
 std::mutex g_runtimesMutex;
 std::string g_runtimesDir = "runtimes";
 
-constexpr size_t kMaxLogLineBytes = 16384;  // a longer line is split, as CloudWatch splits events
 constexpr auto kStartWait = std::chrono::seconds(15);
 constexpr int kMemoryCheckMs = 50;
 constexpr auto kStopGrace = std::chrono::milliseconds(500);  // SIGTERM, then SIGKILL
@@ -77,51 +77,6 @@ size_t treeResidentBytes(pid_t pid, int depth = 0) {
     std::fclose(f);
     return total;
 }
-
-void setNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-// Splits a process's output into lines and logs each with the function's name and request ID.
-struct OutputStream {
-    const char *name;  // "stdout" / "stderr"
-    int fd = -1;
-    std::string partial;
-
-    // Reads what is there; false at end of file.
-    bool drain(const std::string &function, const std::string &requestId) {
-        char buf[65536];
-        for (;;) {
-            ssize_t n = read(fd, buf, sizeof buf);
-            if (n > 0) {
-                partial.append(buf, static_cast<size_t>(n));
-                emitLines(function, requestId, false);
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-            emitLines(function, requestId, true);
-            return false;
-        }
-    }
-
-    void emitLines(const std::string &function, const std::string &requestId, bool atEnd) {
-        size_t start = 0;
-        for (;;) {
-            size_t nl = partial.find('\n', start);
-            size_t end = nl == std::string::npos ? partial.size() : nl;
-            if (nl == std::string::npos && end - start < kMaxLogLineBytes && !(atEnd && end > start)) break;
-            if (end - start > kMaxLogLineBytes) end = start + kMaxLogLineBytes;
-            std::string_view line(partial.data() + start, end - start);
-            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-            if (requestId.empty())
-                log::info(line, {log::Field("function", function), log::Field("stream", name)});
-            else
-                log::info(line, {log::Field("function", function), log::Field("requestId", requestId), log::Field("stream", name)});
-            start = (nl != std::string::npos && end == nl) ? nl + 1 : end;
-            if (start >= partial.size()) break;
-        }
-        partial.erase(0, start);
-    }
-};
 
 std::string invalidRequestIdBody() {
     return R"({"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"})";
@@ -451,9 +406,7 @@ bool LambdaFunction::runProcess(Slot &slot) {
         return false;
     }
     int pidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    OutputStream out{"stdout", outPipe[0], {}}, err{"stderr", errPipe[0], {}};
-    setNonBlocking(out.fd);
-    setNonBlocking(err.fd);
+    ProcessOutput out("stdout", outPipe[0]), err("stderr", errPipe[0]);
     {
         std::lock_guard lock(mutex_);
         slot.pid = pid;
@@ -468,7 +421,7 @@ bool LambdaFunction::runProcess(Slot &slot) {
     bool warnedConnections = false;
     RuntimeApiConnection *waitingNext = nullptr;  // a `next` not answered yet
     std::string logRequestId;                     // the invocation the process runs (or ran last)
-    bool becameReady = false, exited = false, outOpen = true, errOpen = true;
+    bool becameReady = false, exited = false;
     std::chrono::steady_clock::time_point stopSentAt{};
     bool stopSent = false;
     std::vector<RuntimeApiRequest> requests;
@@ -485,8 +438,8 @@ bool LambdaFunction::runProcess(Slot &slot) {
         fds.push_back({slot.wakeFd, POLLIN, 0});
         fds.push_back({slot.listenFd, POLLIN, 0});
         fds.push_back({pidFd, POLLIN, 0});
-        fds.push_back({outOpen ? out.fd : -1, POLLIN, 0});
-        fds.push_back({errOpen ? err.fd : -1, POLLIN, 0});
+        fds.push_back({out.fd(), POLLIN, 0});
+        fds.push_back({err.fd(), POLLIN, 0});
         for (auto &c : conns) fds.push_back({c->fd(), POLLIN, 0});
         int timeoutMs = -1;
         bool watchMemory;
@@ -516,8 +469,8 @@ bool LambdaFunction::runProcess(Slot &slot) {
         if (stopSent && std::chrono::steady_clock::now() - stopSentAt > kStopGrace) killGroup(SIGKILL);
         // Output first, always: what a function printed before answering belongs to that invocation, even
         // when poll saw its answer and its last line in the same round.
-        if (outOpen) outOpen = out.drain(name_, logRequestId);
-        if (errOpen) errOpen = err.drain(name_, logRequestId);
+        out.drain("function", name_, logRequestId);
+        err.drain("function", name_, logRequestId);
         if (fds[1].revents) {
             for (;;) {
                 int c = accept4(slot.listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -681,12 +634,10 @@ bool LambdaFunction::runProcess(Slot &slot) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (outOpen) out.drain(name_, logRequestId);
-    if (errOpen) err.drain(name_, logRequestId);
-    out.emitLines(name_, logRequestId, true);
-    err.emitLines(name_, logRequestId, true);
-    close(out.fd);
-    close(err.fd);
+    out.drain("function", name_, logRequestId);
+    err.drain("function", name_, logRequestId);
+    out.flush("function", name_, logRequestId);
+    err.flush("function", name_, logRequestId);
     if (pidFd >= 0) close(pidFd);
     conns.clear();
     std::string how = describeExit(status);

@@ -117,6 +117,23 @@ test('a plugin that forks and then aborts, or runs past its timeout: the worker 
   await c.close();
 });
 
+// The gateway's stdout is its JSON log stream. What a plugin prints in its worker (a debugging printf)
+// comes out as log lines of its own, with the handler's name, never as raw text in that stream; a worker
+// printing more than a pipe holds is not held up by it, and its last, unterminated line is logged when it ends.
+test('what an isolated plugin prints becomes log lines with its handler\'s name; the log stream stays JSON', async () => {
+  const c = await Client.open(gw.url);
+  const printed = () => gw.lines.filter((l) => l.handler === 'probe' && l.stream === 'stdout' && /^probe printed line \d+ of 3000$/.test(l.msg));
+  assert.equal(await c.request(act('print', { lines: 3000 }), 10000), 'printed');
+  await waitFor(() => printed().length === 3000, { what: '3000 log lines of what the plugin printed' });
+  assert.equal(printed()[0].level, 'info');
+  assert.equal(printed().at(-1).msg, 'probe printed line 3000 of 3000');
+  c.send(act('exit'));  // the worker ends: its unterminated last line is logged too
+  await waitFor(() => gw.lines.some((l) => l.handler === 'probe' && l.msg === "probe's last words, no newline"), { what: 'the last line' });
+  const raw = gw.lines.filter((l) => l.unparsed !== undefined);
+  assert.deepEqual(raw.slice(0, 3), [], 'every line on the gateway\'s stdout is a JSON log line');
+  await c.close();
+});
+
 test('a worker left holding most of maxWorkerMemoryMb is replaced after the invocation that grew it', async () => {
   const c = await Client.open(gw.url);
   const before = await workerPid(c);

@@ -2,7 +2,7 @@
 // file named by config {"log": PATH} (one compact JSON object a line, flushed at once), so a test can see
 // which route ran and what the event held; MESSAGE bodies with an "action" make it exercise one part of
 // the host API or misbehave on purpose (sleep, fail, throw, push from a thread it starts itself, and, for
-// isolation tests, segfault, abort, exit, leak, and tell its process ID).
+// isolation tests, segfault, abort, exit, leak, print to stdout, and tell its process ID).
 #include <wsgw/handler.h>
 
 #include <rapidjson/document.h>
@@ -217,6 +217,14 @@ int onMessage(Probe *probe, const wsgw_event *ev, wsgw_response *resp) {
             else if (rc == WSGW_GONE) ++gone;
         }
         setReply(resp, "ok:" + std::to_string(ok) + " gone:" + std::to_string(gone));
+    } else if (action == "print") {
+        // {"action":"print","lines":N}: N numbered lines printed to stdout (what a plugin's debugging printf
+        // does), then a last one without a newline; answers "printed".
+        long lines = memberInt(body, "lines", 1);
+        for (long i = 0; i < lines; ++i) std::printf("probe printed line %ld of %ld\n", i + 1, lines);
+        std::printf("probe's last words, no newline");
+        std::fflush(stdout);
+        setReply(resp, "printed");
     } else if (action == "whoami") {
         setReply(resp, ev->connection_id);
     } else if (action == "pid") {
