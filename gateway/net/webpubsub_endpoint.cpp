@@ -144,7 +144,22 @@ bool wpsRestRequestHandled(NetworkThreadState &t, Session *s) {
     if (s->upgrade->restPending) return true;  // its operation runs already: nothing more is taken from it
     const std::string &head = s->upgrade->head;
     size_t lineEnd = head.find("\r\n");
-    if (lineEnd == std::string::npos) return false;  // the request line is not all there yet
+    if (lineEnd == std::string::npos) {
+        // The request line is not all there yet. One that is already longer than any upgrade head may be
+        // is refused here when it is a REST call, so that it gets the REST API's error form (with its
+        // x-ms-error-code), not the upgrade's plain 431.
+        size_t sp = head.find(' ');
+        if (head.size() < UpgradeReader::kMaxHeadBytes || sp == std::string::npos ||
+            !isWpsRestPath(std::string_view(head).substr(sp + 1, 10)))
+            return false;
+        std::string response = restErrorResponse(
+            414, "BadRequest",
+            "the request line reaches " + std::to_string(UpgradeReader::kMaxHeadBytes) +
+                " bytes without ending: shorten the URL (a group, user or connection name of that length is not served)",
+            head.rfind("HEAD ", 0) == 0);
+        t.upgradeReader->dropUnaccepted(s, &response);
+        return true;
+    }
     std::string_view line(head.data(), lineEnd);
     size_t sp = line.find(' ');
     if (sp == std::string_view::npos) return false;

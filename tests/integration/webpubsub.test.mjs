@@ -197,6 +197,13 @@ test('a missing token is 401; a foreign key or another hub\'s token is 403; an u
     await assert.rejects(service().sendToAll('x'.repeat(size), { contentType: 'text/plain' }),
       (err) => err.statusCode === 413 && /at most 131072 are accepted/.test(err.message), `${size} bytes`);
   }
+  // A REST call whose URL is longer than any upgrade head may be gets the REST API's error form (it got
+  // the upgrade's plain 431, with no x-ms-error-code for the SDK to read).
+  const long = await fetch(`http://127.0.0.1:${gw.port}/api/hubs/chat/groups/${'g'.repeat(9000)}/:send?api-version=2024-01-01`,
+    { method: 'POST', body: 'x' });
+  assert.equal(long.status, 414);
+  assert.equal(long.headers.get('x-ms-error-code'), 'BadRequest');
+  assert.match((await long.json()).message, /request line reaches 8192 bytes without ending/);
 });
 
 test('AWS-style clients keep working beside the Azure ones', async () => {
