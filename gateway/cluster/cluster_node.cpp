@@ -659,7 +659,7 @@ int ClusterNode::leaveRemote(const std::string &group, const std::string &id) {
     return impl_->toOwner(id, std::move(m));
 }
 
-void ClusterNode::publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
+bool ClusterNode::publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
                                  const std::vector<std::string> &excluded) {
     BusMessage m;
     m.op = Op::Deliver;
@@ -672,8 +672,9 @@ void ClusterNode::publishDeliver(const std::string &group, std::string_view data
     std::string channel = group.empty() ? impl_->keys().everyoneChannel() : impl_->keys().groupChannel(group);
     std::string error;
     RedisReply r = impl_->pool.command({"PUBLISH", channel, cluster::encode(m)}, &error);
-    if (!r || replyIsError(r.get()))
-        log::warn("cluster: a group send reached this node only", {log::Field("group", group), log::Field("error", r ? replyString(r.get()) : error)});
+    if (r && !replyIsError(r.get())) return true;
+    log::warn("cluster: a group send reached this node only", {log::Field("group", group), log::Field("error", r ? replyString(r.get()) : error)});
+    return false;
 }
 
 void ClusterNode::publishCloseAll(const std::vector<std::string> &excluded, const std::string &reason) {

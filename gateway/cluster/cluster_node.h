@@ -52,7 +52,7 @@ public:
     bool describeRemote(const std::string &connectionId, std::string &json) override;
     int joinRemote(const std::string &group, const std::string &connectionId) override;
     int leaveRemote(const std::string &group, const std::string &connectionId) override;
-    void publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
+    bool publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
                         const std::vector<std::string> &excluded) override;
     void publishCloseAll(const std::vector<std::string> &excluded, const std::string &reason) override;
     bool memberJoined(const std::string &group, const std::string &connectionId, bool firstLocal) override;

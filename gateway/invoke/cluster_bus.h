@@ -38,8 +38,9 @@ public:
     virtual int joinRemote(const std::string &group, const std::string &connectionId) = 0;
     virtual int leaveRemote(const std::string &group, const std::string &connectionId) = 0;
     // Sends to the members of `group` (all connections when "") on every other node, but not to `excluded`
-    // (REST `excluded`; IDs of this node's connections need not be listed).
-    virtual void publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
+    // (REST `excluded`; IDs of this node's connections need not be listed). False when Redis could not take
+    // it: the other nodes' members did not get it.
+    virtual bool publishDeliver(const std::string &group, std::string_view data, bool binary, const WpsRendering *wps,
                                 const std::vector<std::string> &excluded) = 0;
     // Closes every connection of every other node but `excluded`, as a Web PubSub close with `reason`
     // (REST closeAllConnections).

@@ -127,7 +127,8 @@ int sendToGroup(HostContext &ctx, const std::string &group, const void *data, si
     bool binary = forceBinary || !isValidUtf8(data, len);
     std::string_view bytes(static_cast<const char *>(data), len);
     deliverLocal(ctx, group, bytes, binary);
-    if (ctx.cluster) ctx.cluster->publishDeliver(group, bytes, binary, nullptr, {});
+    // This node's members have it; WSGW_ERROR tells the caller the other nodes' members may not.
+    if (ctx.cluster && !ctx.cluster->publishDeliver(group, bytes, binary, nullptr, {})) return WSGW_ERROR;
     return WSGW_OK;
 }
 

@@ -103,9 +103,15 @@ ManagementResponse groupRequest(HostContext &host, ManagementTarget target, cons
             return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
         return ManagementResponse{};
     }
-    if (sendToGroup(host, target == ManagementTarget::Broadcast ? std::string() : group, body.data(), body.size(), false) != WSGW_OK)
-        return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
-    return ManagementResponse{};
+    switch (sendToGroup(host, target == ManagementTarget::Broadcast ? std::string() : group, body.data(), body.size(), false)) {
+    case WSGW_OK: return ManagementResponse{};
+    case WSGW_TOO_LARGE: return awsError(413, "PayloadTooLargeException", "the data is over the message limit");
+    default:
+        // Sent to this node's members already: a retry sends it to them again.
+        return awsError(503, "ServiceUnavailableException",
+                        "the message reached this node's members only: the cluster's Redis is unreachable, so members on other "
+                        "nodes did not get it (a retry sends it to this node's members again)");
+    }
 }
 
 }  // namespace

@@ -321,6 +321,11 @@ test('a Redis restart in the middle of traffic: nodes reconnect, re-register the
     { timeoutMs: 5000, what: 'every node to see Redis go' });
   const atOutage = echoed;
   await waitFor(() => echoed >= atOutage + clients.length, { timeoutMs: 5000, what: 'echoes while Redis is down' });
+  // A group send meanwhile cannot reach the other nodes' members, and says so (it answered 200).
+  const partial = await mgmt('n1', 'POST', '/@groups/nobody-here', 'while Redis is down');
+  assert.equal(partial.status, 503, partial.body);
+  assert.equal(partial.type, 'ServiceUnavailableException');
+  assert.match(JSON.parse(partial.body).message, /reached this node's members only: the cluster's Redis is unreachable/);
   redis = await RedisServer.start(redis.port);
   flowing = false;
   await traffic;
