@@ -1,12 +1,22 @@
 // Owns: the permessage-deflate extension (RFC 7692) the public listener offers, receive side.
 //
-// It is libwebsockets' own extension with one change. libwebsockets 4.1.6 inflates a compressed frame in
-// 1 KiB steps and, when a read ends before zlib has consumed its input, leaves zlib pointing into the bytes
-// it was given. Those bytes lie in the network thread's read buffer, which the next connection's read on
-// that thread overwrites before this connection is drained: under concurrency a message inflated garbage
-// ("zlib error inflate -3: invalid block type") and its connection was closed or hung (fixed upstream only
-// in 4.3). Here the compressed input is first copied into the connection's own CompressedInput, which
-// stays where it is until zlib has consumed it.
+// It is libwebsockets' own extension with two changes, both in what its inflater is given.
+//
+// 1. libwebsockets 4.1.6 inflates a compressed frame in 1 KiB steps and, when a read ends before zlib has
+//    consumed its input, leaves zlib pointing into the bytes it was given. Those bytes lie in the network
+//    thread's read buffer, which the next connection's read on that thread overwrites before this
+//    connection is drained: under concurrency a message inflated garbage ("zlib error inflate -3: invalid
+//    block type") and its connection was closed or hung (fixed upstream only in 4.3). Here the compressed
+//    input is first copied into the connection's own CompressedInput, which stays where it is until zlib
+//    has consumed it.
+// 2. When a message's last compressed byte is consumed in the same inflate step that fills the 1 KiB output,
+//    zlib can still owe up to a match's length (258 bytes). libwebsockets then appends the sync-flush tail
+//    (00 00 FF FF) with 5 spare bytes of output and asserts that some are left: a process abort ("Assertion
+//    'priv->rx.avail_out' failed", still so upstream), which any client could cause with one message of
+//    the right length (125,000 'a's, compressed by Node's ws). So the last input of every compressed message
+//    is given with the tail already appended and one more byte, 00, the header of a second empty stored
+//    block: zlib cannot run out of input before it has written out the whole message, and the tail
+//    libwebsockets appends then completes that second block, an empty one (no output, no state change).
 #pragma once
 
 #include <libwebsockets.h>
@@ -20,8 +30,13 @@ namespace wsgw {
 // that a new input never overwrites bytes zlib may still hold a pointer to.
 class CompressedInput {
 public:
-    // Copies `data` and returns where the copy lies; valid until the next keep() but one.
-    unsigned char *keep(const unsigned char *data, size_t len);
+    // What ends a message's last input (change 2 above): the sync-flush tail, then a stored block's header.
+    static constexpr unsigned char kMessageEnd[5] = {0x00, 0x00, 0xff, 0xff, 0x00};
+
+    // Copies `data` (then `tail`, if any) and returns where the copy lies; valid until the next keep() but one.
+    unsigned char *keep(const unsigned char *data, size_t len, const unsigned char *tail = nullptr, size_t tailLen = 0);
+    // Whether the message being inflated is compressed (its first frame had RSV1).
+    bool messageCompressed = false;
     // Frees large buffers; call only when no message is being inflated (at a message's end).
     void trim();
     size_t capacity() const { return buffers_[0].capacity() + buffers_[1].capacity(); }
