@@ -67,25 +67,6 @@ std::string quoted(std::string_view s) {
 
 std::string_view viewOf(const Value &v) { return {v.GetString(), v.GetStringLength()}; }
 
-// Nesting depth of JSON text (brackets outside strings); exact for valid JSON, which is all that is parsed.
-bool jsonDepthWithin(std::string_view s, int maxDepth) {
-    int depth = 0;
-    bool inString = false;
-    for (size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (inString) {
-            if (c == '\\') ++i;
-            else if (c == '"') inString = false;
-            continue;
-        }
-        if (c == '"') inString = true;
-        else if (c == '[' || c == '{') {
-            if (++depth > maxDepth) return false;
-        } else if (c == ']' || c == '}') --depth;
-    }
-    return true;
-}
-
 // Parses `text` as one JSON object with unique member names (RFC 7519 section 4: duplicate claim names must
 // be rejected or resolved to the last; rejecting avoids disagreeing with other parsers). "" or the error.
 std::string parseObject(std::string_view text, rapidjson::Document &doc, const char *what) {

@@ -310,6 +310,9 @@ std::string parseLambda(const rapidjson::Value &v, const std::string &baseDir, L
 
 std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const std::string &sourceName) {
     auto error = [&](std::string path, std::string reason) { return ConfigError{sourceName, std::move(path), std::move(reason)}; };
+    if (!jsonDepthWithin(text))
+        return error("", "arrays and objects nest deeper than " + std::to_string(kMaxJsonNesting) +
+                             " levels: no API definition needs that; is this the right file?");
     rapidjson::Document doc;
     doc.Parse(text.data(), text.size());
     if (doc.HasParseError()) {

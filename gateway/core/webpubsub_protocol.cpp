@@ -92,6 +92,7 @@ void appendData(std::string &out, const WpsData &data) {
 // after the value ("{}\0junk" parses) and does not check UTF-8 (a client would close on it with 1007).
 bool isJsonValue(std::string_view text) {
     if (text.find('\0') != std::string_view::npos || !isValidUtf8(text.data(), text.size())) return false;
+    if (!jsonDepthWithin(text)) return false;
     rapidjson::Document d;
     d.Parse(text.data(), text.size());
     return !d.HasParseError();
@@ -142,6 +143,9 @@ WpsProtocolError wpsBinaryFrameError() {
 }
 
 std::variant<WpsClientMessage, WpsProtocolError> parseWpsClientMessage(std::string_view frame) {
+    if (!jsonDepthWithin(frame))
+        return WpsProtocolError{std::nullopt, "the frame nests arrays and objects deeper than " + std::to_string(kMaxJsonNesting) +
+                                                  " levels: send flatter JSON"};
     rapidjson::Document doc;
     doc.Parse(frame.data(), frame.size());
     if (doc.HasParseError())

@@ -30,6 +30,8 @@ std::string cut(std::string_view s, size_t max = 300) {
 }  // namespace
 
 LambdaResult mapLambdaResult(std::string_view payload) {
+    if (!jsonDepthWithin(payload))
+        return failed("the function's result nests arrays and objects deeper than " + std::to_string(kMaxJsonNesting) + " levels");
     rapidjson::Document doc;
     doc.Parse(payload.data(), payload.size());
     if (doc.HasParseError()) return failed("the function's result is not JSON: " + cut(payload));
@@ -79,7 +81,7 @@ LambdaResult mapLambdaResult(std::string_view payload) {
 LambdaError parseLambdaError(std::string_view payload, std::string_view typeHeader) {
     LambdaError e;
     rapidjson::Document doc;
-    doc.Parse(payload.data(), payload.size());
+    if (jsonDepthWithin(payload)) doc.Parse(payload.data(), payload.size());
     if (!doc.HasParseError() && doc.IsObject()) {
         if (doc.HasMember("errorType") && doc["errorType"].IsString()) e.type = doc["errorType"].GetString();
         if (doc.HasMember("errorMessage") && doc["errorMessage"].IsString()) e.message = cut(doc["errorMessage"].GetString(), 2000);

@@ -2,6 +2,8 @@
 // management_credentials.h).
 #include "management_credentials.h"
 
+#include "json_text.h"
+
 #include "config_file.h"
 #include "event.h"
 #include "sigv4.h"
@@ -37,10 +39,11 @@ std::string loadManagementCredentials(const std::string &path, ManagementCredent
     std::optional<std::string> file = readConfigFile(path, "the management credentials", &error);
     if (!file) return path + ": " + error;
     std::string text = std::move(*file);
-    rapidjson::Document doc;
-    doc.Parse(text.c_str(), text.size());
     const std::string shape =
         " (expected {\"tokens\": [\"...\"], \"sigv4\": [{\"accessKeyId\": \"...\", \"secretAccessKey\": \"...\"}]})";
+    if (!jsonDepthWithin(text)) return path + ": nests deeper than " + std::to_string(kMaxJsonNesting) + " levels" + shape;
+    rapidjson::Document doc;
+    doc.Parse(text.c_str(), text.size());
     if (doc.HasParseError() || !doc.IsObject()) return path + ": not a JSON object" + shape;
     for (auto &m : doc.GetObject()) {
         std::string key = m.name.GetString();

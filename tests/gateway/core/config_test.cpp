@@ -185,4 +185,13 @@ TEST_SUITE("config") {
               std::string(dir) + ": is a directory, not the route table: give the path of its routes.json file with --routes");
         rmdir(dir);
     }
+
+    // RapidJSON parses recursively: 200,000 '{"a":' (1 MB, under the 16 MiB file bound) overflowed the stack
+    // of the thread that read it, at start-up or on a reload, and the gateway died with SIGSEGV.
+    TEST_CASE("a file nested deeper than 512 levels is refused before it is parsed") {
+        std::string deep;
+        for (int i = 0; i < 200000; ++i) deep += "{\"a\":";
+        CHECK(errorOf(deep).reason.find("nest deeper than 512 levels") != std::string::npos);
+        CHECK(errorOf(std::string(120000, '[')).reason.find("nest deeper than 512 levels") != std::string::npos);
+    }
 }

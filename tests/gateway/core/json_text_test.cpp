@@ -27,3 +27,14 @@ TEST_CASE("findMember finds a member by name, or says there is none") {
     CHECK(findMember(d, "AUD") == nullptr);  // names are case-sensitive, as JSON's are
     CHECK(findMember(d, "missing") == nullptr);
 }
+
+TEST_CASE("jsonDepthWithin counts arrays and objects open at once, not brackets inside strings") {
+    CHECK(jsonDepthWithin("{}", 1));
+    CHECK_FALSE(jsonDepthWithin("[[]]", 1));
+    CHECK(jsonDepthWithin("[[]]", 2));
+    CHECK(jsonDepthWithin(R"({"a":"[[[[[[","b":[1,{"c":"\"[["}]})", 3));
+    CHECK_FALSE(jsonDepthWithin(R"({"a":[{"b":[]}]})", 3));
+    CHECK(jsonDepthWithin(std::string(512, '[') + std::string(512, ']')));
+    CHECK_FALSE(jsonDepthWithin(std::string(513, '[') + std::string(513, ']')));
+    CHECK_FALSE(jsonDepthWithin(std::string(1000000, '[')));
+}

@@ -226,4 +226,11 @@ TEST_SUITE("webpubsub permissions") {
         p.revoke(WpsPermission::JoinLeaveGroup, "a");
         CHECK_FALSE(p.allows(WpsPermission::JoinLeaveGroup, "a"));
     }
+
+    TEST_CASE("a frame nested deeper than 512 levels is refused before it is parsed, as is such JSON data") {
+        CHECK(refused(std::string(125000, '[')).message.find("deeper than 512 levels") != std::string::npos);
+        std::string deepData = R"({"type":"sendToGroup","group":"g","dataType":"json","data":)" + std::string(100000, '[') +
+                               std::string(100000, ']') + "}";
+        CHECK(refused(deepData).message.size() > 0);
+    }
 }

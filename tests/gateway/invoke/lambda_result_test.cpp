@@ -70,4 +70,14 @@ TEST_SUITE("lambda result") {
         CHECK(raw.message == "segfault!");
         CHECK(parseLambdaError("{}", "").type == "Unhandled");
     }
+
+    TEST_CASE("a result or error nested deeper than 512 levels is refused before it is parsed") {
+        LambdaResult deep = mapLambdaResult(std::string(200000, '['));
+        CHECK_FALSE(deep.ok);
+        CHECK(deep.problem.find("deeper than 512 levels") != std::string::npos);
+        CHECK(mapLambdaResult(std::string(100, '[') + std::string(100, ']')).ok);
+        LambdaError e = parseLambdaError(std::string(200000, '{'), "");
+        CHECK(e.type == "Unhandled");
+        CHECK(e.message.size() <= 2003);  // its raw text, cut
+    }
 }
