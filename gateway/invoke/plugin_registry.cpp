@@ -1,6 +1,7 @@
 #include "plugin_registry.h"
 
 #include "digest.h"
+#include "elf_image.h"
 #include "log.h"
 
 #include <atomic>
@@ -232,6 +233,7 @@ std::variant<std::shared_ptr<PluginSet>, std::string> loadPlugins(const ApiConfi
         }
         std::string bytes, error;
         if (!readWholeFile(path, bytes, &error)) return where + "cannot read " + path + ": " + error;
+        if (std::string wrong = checkSharedObjectImage(bytes); !wrong.empty()) return where + path + " " + wrong;
         std::string identity = identityOf(spec, sha256Hex(bytes));
         if (previous) {
             auto it = previous->instances.find(name);

@@ -115,6 +115,8 @@ test('invalid edits are refused with a clear error and the running table keeps s
     // A second "$default" (JSON.stringify cannot write one): refused, not one of the two taken silently.
     [JSON.stringify(routesWith()).replace('"routes":{', '"routes":{"$default":{"handler":"echo"},'),
       /routes\.json: \/routes: the key '\$default' appears more than once in this object/],
+    // 200,000 levels of nesting (1 MB) overflowed the reloader's stack: the gateway died with SIGSEGV.
+    ['{"a":'.repeat(200000), /routes\.json: arrays and objects nest deeper than 512 levels/],
   ];
   for (const [text, expected] of cases) {
     const before = refusals().length;
@@ -133,6 +135,17 @@ test('invalid edits are refused with a clear error and the running table keeps s
     assert.match(refusals().at(-1).error, /tagged\.so/);
     assert.equal(await c.request('still-v1'), 'v1:still-v1');
   }
+  // A copy cut short that settles (a cp that paused past the settle time, or ended on a full disk): refused
+  // with what is wrong. glibc mapped its segments past the end of the file and the gateway died of SIGBUS.
+  for (const cut of [3000, 8000]) {
+    replaceFile(routesPath, good);
+    const before = refusals().length;
+    fs.writeFileSync(taggedSo, fs.readFileSync(v2).subarray(0, cut));
+    await waitFor(() => refusals().length > before, { timeoutMs: 5000, what: `the refusal of a tagged.so cut at ${cut} bytes` });
+    assert.match(refusals().at(-1).error, new RegExp(`tagged\\.so is cut short: its .* but the file has ${cut} bytes`));
+    assert.equal(await c.request('still-v1'), 'v1:still-v1');
+  }
+  assert.ok(gw.alive());
   assert.equal(c.closeInfo, null);
   // Putting a good plugin back is picked up again.
   const n = reloads().length;
