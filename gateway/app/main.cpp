@@ -1,6 +1,7 @@
 // wsgw: flags, wiring and the order of start-up and shutdown. Everything else lives in one file per concern.
 #include "cluster_node.h"
 #include "config.h"
+#include "config_file.h"
 #include "connection_id.h"
 #include "connection_registry.h"
 #include "host_api.h"
@@ -359,6 +360,11 @@ int main(int argc, char **argv) {
     settings.tlsCert = opt.tlsCert;
     settings.tlsKey = opt.tlsKey;
     settings.backendCa = opt.backendCa;
+    if (!opt.backendCa.empty()) {
+        // libwebsockets hands the path to OpenSSL's file loader, which waits for ever on a FIFO: checked here.
+        std::string error;
+        if (!wsgw::readConfigFile(opt.backendCa, "the backend CA file", &error, 1 << 20)) return fail("--backend-ca " + opt.backendCa + ": " + error);
+    }
     unsigned networkThreads = opt.networkThreads > 0 ? static_cast<unsigned>(opt.networkThreads)
                                                      : availableCores();
     auto network = std::make_unique<wsgw::NetworkThreads>(settings, networkThreads, registry, *store, hostContext);

@@ -3,6 +3,7 @@
 
 #include "digest.h"
 
+#include <cstdio>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -72,6 +73,15 @@ std::variant<std::vector<std::pair<std::string, std::string>>, std::string> pars
         std::string key = colon == std::string::npos ? line : trim(std::string_view(line).substr(colon + 1));
         if (key.empty() || (colon != std::string::npos && id.empty()))
             return path + ":" + std::to_string(lineNo) + ": expected 'key' or 'id:key'";
+        // A key no client could ever send (a header value or a query parameter never holds these bytes): the
+        // file is not a key file (a binary copied over it was taken for keys, and every connection revoked).
+        for (unsigned char c : line)
+            if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                char hex[8];
+                std::snprintf(hex, sizeof hex, "0x%02x", c);
+                return path + ":" + std::to_string(lineNo) + ": holds the control byte " + hex +
+                       ", which no header or query can carry: is this the right file? (one key a line, 'key' or 'id:key')";
+            }
         keys.emplace_back(id, key);
     }
     return keys;

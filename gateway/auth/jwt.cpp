@@ -3,6 +3,7 @@
 #include "json_text.h"
 
 #include "base64.h"
+#include "config_file.h"
 #include "text.h"
 
 #include <openssl/bn.h>
@@ -252,36 +253,15 @@ EVP_PKEY *p256FromCoordinates(const std::string &x, const std::string &y) {
     return pkey;
 }
 
-// "" and the file's bytes, or "<path>: <what is wrong>".
+// "" and the file's bytes, or "<path>: <what is wrong>". Read as every operator's file is (config_file.h):
+// a FIFO named as a key file made the open wait for a writer for ever, and with it the start-up, or the
+// reloader, every later reload and the shutdown.
 std::string readKeyFile(const std::string &path, std::string &out) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return path + ": cannot open (" + std::strerror(errno) + ")";
-    struct stat st {};
-    std::string err;
-    if (::fstat(fd, &st) != 0) err = path + ": cannot stat (" + std::strerror(errno) + ")";
-    else if (!S_ISREG(st.st_mode)) err = path + ": not a regular file";
-    else if (static_cast<uint64_t>(st.st_size) > kMaxKeyFileBytes) err = path + ": larger than 1 MiB";
-    std::string data;
-    if (err.empty()) {
-        char buf[8192];
-        for (;;) {
-            ssize_t n = ::read(fd, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-                err = path + ": cannot read (" + std::strerror(errno) + ")";
-                break;
-            }
-            if (n == 0) break;
-            data.append(buf, static_cast<size_t>(n));
-            if (data.size() > kMaxKeyFileBytes) {
-                err = path + ": larger than 1 MiB";
-                break;
-            }
-        }
-    }
-    ::close(fd);
-    if (err.empty()) out = std::move(data);
-    return err;
+    std::string error;
+    std::optional<std::string> bytes = readConfigFile(path, "the key file", &error, kMaxKeyFileBytes);
+    if (!bytes) return path + ": " + error;
+    out = std::move(*bytes);
+    return "";
 }
 
 // ---- signatures ----

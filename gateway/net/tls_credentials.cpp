@@ -1,17 +1,21 @@
 // Owns: the certificate and key of a TLS listener and their replacement at SIGHUP (tls_credentials.h).
 #include "tls_credentials.h"
 
+#include "config_file.h"
 #include "log.h"
 
 #include <openssl/asn1.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -20,6 +24,53 @@ namespace wsgw {
 namespace {
 
 constexpr int kExpiryWarningDays = 14;
+constexpr size_t kMaxPemFileBytes = 1 << 20;  // a certificate chain or a key; far more than either needs
+
+// The files are read by our own reader, not OpenSSL's file loaders: a FIFO named as a certificate or key
+// (an operator's mistake, or a file replaced before SIGHUP) made those wait for a writer for ever, and with
+// them the start-up, or every later reload and the shutdown.
+std::variant<std::string, std::string> readPem(const std::string &path, const char *what) {
+    std::string error;
+    std::optional<std::string> bytes = readConfigFile(path, what, &error, kMaxPemFileBytes);
+    if (!bytes) return std::variant<std::string, std::string>(std::in_place_index<1>, path + ": " + error);
+    return std::variant<std::string, std::string>(std::in_place_index<0>, std::move(*bytes));
+}
+
+// SSL_CTX_use_certificate_chain_file from bytes: the first certificate is the leaf, the rest its chain.
+bool useCertificateChain(SSL_CTX *ctx, const std::string &pem) {
+    BIO *bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    if (!bio) return false;
+    X509 *leaf = PEM_read_bio_X509_AUX(bio, nullptr, nullptr, nullptr);
+    bool ok = leaf && SSL_CTX_use_certificate(ctx, leaf) == 1;
+    X509_free(leaf);
+    if (ok) ok = SSL_CTX_clear_chain_certs(ctx) == 1;
+    while (ok) {
+        X509 *next = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+        if (!next) {
+            // The end of the file reads as "no start line"; anything else is a broken certificate.
+            unsigned long e = ERR_peek_last_error();
+            if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) ERR_clear_error();
+            else ok = false;
+            break;
+        }
+        if (SSL_CTX_add0_chain_cert(ctx, next) != 1) {
+            X509_free(next);
+            ok = false;
+        }
+    }
+    BIO_free(bio);
+    return ok;
+}
+
+bool usePrivateKey(SSL_CTX *ctx, const std::string &pem) {
+    BIO *bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    if (!bio) return false;
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    bool ok = key && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    return ok;
+}
 
 struct Built {
     SSL_CTX *ctx = nullptr;
@@ -46,9 +97,21 @@ std::variant<Built, std::string> buildContext(const std::string &certFile, const
     // header then body. What it takes beyond the record being read waits inside OpenSSL, which
     // TlsPendingReads covers (SSL_has_pending sees it).
     SSL_CTX_set_read_ahead(ctx, 1);
-    if (SSL_CTX_use_certificate_chain_file(ctx, certFile.c_str()) != 1)
+    auto certPem = readPem(certFile, "the TLS certificate");
+    if (certPem.index() == 1) {
+        SSL_CTX_free(ctx);
+        return std::get<1>(certPem);
+    }
+    auto keyPem = readPem(keyFile, "the TLS key");
+    if (keyPem.index() == 1) {
+        SSL_CTX_free(ctx);
+        return std::get<1>(keyPem);
+    }
+    if (!useCertificateChain(ctx, std::get<0>(certPem)))
         return fail("cannot use " + certFile + " as a PEM certificate chain");
-    if (SSL_CTX_use_PrivateKey_file(ctx, keyFile.c_str(), SSL_FILETYPE_PEM) != 1) {
+    bool keyUsed = usePrivateKey(ctx, std::get<0>(keyPem));
+    OPENSSL_cleanse(std::get<0>(keyPem).data(), std::get<0>(keyPem).size());  // the key's only other copy is OpenSSL's
+    if (!keyUsed) {
         if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
             return fail("the key in " + keyFile + " does not match the certificate in " + certFile);
         return fail("cannot use " + keyFile + " as a PEM private key");

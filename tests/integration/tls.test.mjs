@@ -203,6 +203,15 @@ test('SIGHUP renews the certificate: new handshakes get the new one, open connec
     assert.match(failed.error, /key\.pem as a PEM private key/);
     const after = await Client.open(url, { ca: second });
     assert.equal(await after.request('kept'), 'kept');
+    // A key replaced by a FIFO: refused at once (OpenSSL's file loader waited for a writer for ever, and every
+    // later SIGHUP, and SIGTERM, with it).
+    fs.unlinkSync(keyFile);
+    execFileSync('mkfifo', [keyFile]);
+    g.proc.kill('SIGHUP');
+    const fifo = await g.waitForLog((l) => l.level === 'error' && /TLS certificate not reloaded/.test(l.msg ?? '') && /FIFO/.test(l.error ?? ''), 10000, 'the refused FIFO');
+    assert.match(fifo.error, /key\.pem: is a FIFO, not a regular file/);
+    fs.unlinkSync(keyFile);
+    assert.equal(await after.request('kept again'), 'kept again');
     // An expired certificate is loaded (the operator's choice) but warned about.
     writeCertificate(certFile, keyFile, -1);
     g.proc.kill('SIGHUP');
@@ -318,6 +327,11 @@ test('a TLS key that does not match its certificate refuses the start, naming th
   const res = await runExpectingExit({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', otherKey] });
   assert.equal(res.code, 2);
   assert.match(res.stderr, /--tls-cert\/--tls-key: the key in .*other-key\.pem does not match the certificate/);
+  const fifo = path.join(dir, 'fifo-cert.pem');
+  execFileSync('mkfifo', [fifo]);
+  const piped = await runExpectingExit({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--tls-cert', fifo, '--tls-key', path.join(dir, 'key.pem')] });
+  assert.equal(piped.code, 2, 'a FIFO as the certificate refuses the start (it hung)');
+  assert.match(piped.stderr, /fifo-cert\.pem: is a FIFO, not a regular file/);
   const half = await runExpectingExit({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--tls-cert', path.join(dir, 'cert.pem')] });
   assert.equal(half.code, 2);
   assert.match(half.stderr, /--tls-cert and --tls-key go together/);

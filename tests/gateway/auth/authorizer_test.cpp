@@ -171,6 +171,15 @@ TEST_SUITE("authorizer") {
         auto bad = parseKeyFile("ok\n:nokeyid\n", "keys.txt");
         REQUIRE(std::holds_alternative<std::string>(bad));
         CHECK(std::get<std::string>(bad) == "keys.txt:2: expected 'key' or 'id:key'");
+        // A binary file copied over the key file (found by review: an .so was taken for keys, and every
+        // connection's key was revoked on the reload): refused, naming the first line with a control byte.
+        auto binary = parseKeyFile(std::string("first-key\n\x7f" "ELF\x02\x01\x01\0\0\0\n", 21), "keys.txt");
+        REQUIRE(std::holds_alternative<std::string>(binary));
+        CHECK(std::get<std::string>(binary).find("keys.txt:2: holds the control byte 0x7f") == 0);
+        auto nul = parseKeyFile(std::string("a\0b\n", 4), "keys.txt");
+        REQUIRE(std::holds_alternative<std::string>(nul));
+        CHECK(std::get<std::string>(nul).find("keys.txt:1: holds the control byte 0x00") == 0);
+        CHECK(std::holds_alternative<std::vector<std::pair<std::string, std::string>>>(parseKeyFile("k\tey\n", "keys.txt")));
 
         char dir[] = "/tmp/wsgw-keys-XXXXXX";
         REQUIRE(mkdtemp(dir));

@@ -11,6 +11,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <unistd.h>
 
 #include <cstdint>
@@ -579,8 +582,17 @@ TEST_CASE("loadPemPublicKey reads RSA and EC P-256 public keys") {
     err = loadPemPublicKey(smallPath, k);
     CHECK(err.find("1024 bits") != std::string::npos);
     err = loadPemPublicKey(tmpPath("missing.pem"), k);
-    CHECK(err.find(tmpPath("missing.pem") + ": cannot open") == 0);
+    CHECK(err.find(tmpPath("missing.pem") + ": cannot read the key file") == 0);
     CHECK(loadPemPublicKey("/tmp", k).find("not a regular file") != std::string::npos);
+    // A FIFO is refused at once: opened as it was, it waited for a writer for ever (start-up, a reload and
+    // then the shutdown hung on it).
+    std::string fifo = tmpPath("key-fifo.pem");
+    ::unlink(fifo.c_str());
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(loadPemPublicKey(fifo, k).find("is a FIFO, not a regular file") != std::string::npos);
+    std::vector<JwtKey> fifoSet;
+    CHECK(loadJwks(fifo, fifoSet).find("is a FIFO, not a regular file") != std::string::npos);
+    ::unlink(fifo.c_str());
     CHECK(k.alg.empty());
     CHECK(k.publicKey == nullptr);
 
@@ -662,7 +674,7 @@ TEST_CASE("parseJwks reports what is wrong and adds nothing on error") {
         CHECK(out.empty());
     }
     std::vector<JwtKey> out;
-    CHECK(loadJwks(tmpPath("no-such-jwks.json"), out).find("no-such-jwks.json: cannot open") != std::string::npos);
+    CHECK(loadJwks(tmpPath("no-such-jwks.json"), out).find("no-such-jwks.json: cannot read") != std::string::npos);
 }
 
 }  // TEST_SUITE
