@@ -72,10 +72,15 @@ wsgw::log::Level levelFromName(const std::string &n) {
 }
 
 // The $disconnect of a connection whose node is gone (this node after an unclean stop, or a dead node of
-// the cluster): it runs here, from the row the table kept, with a reason that says what happened.
+// the cluster): it runs here, from the row the table kept, with a reason that says what happened. The row
+// is removed once it has run (or at once when there is no $disconnect to run), not before: a crash or a
+// stop meanwhile leaves it for the next recovery.
 void submitLostDisconnect(const wsgw::ConnectionRow &row, const std::string &reason,
-                          const std::shared_ptr<const wsgw::RouteTable> &table, wsgw::Invoker &invoker) {
-    if (!table || !table->disconnect) return;
+                          const std::shared_ptr<const wsgw::RouteTable> &table, wsgw::Invoker &invoker, wsgw::ConnectionStore &store) {
+    if (!table || !table->disconnect) {
+        store.remove(row.connectionId);
+        return;
+    }
     auto live = std::make_shared<wsgw::LiveConnection>();
     live->info.connectionId = row.connectionId;
     live->info.connectedAtMs = row.connectedAtMs;
@@ -92,12 +97,15 @@ void submitLostDisconnect(const wsgw::ConnectionRow &row, const std::string &rea
     inv.requestTimeMs = wsgw::nowEpochMs();
     inv.disconnectCode = 1006;
     inv.disconnectReason = reason;
+    inv.removeRowAfter = &store;
     invoker.submit(invoker.newLane(), std::move(inv));
 }
 
-// Rows this node left behind after an unclean stop: their connections are gone, so their $disconnect
-// runs now, before we serve. Only rows the claim deleted get one; a failed claim deleted nothing and is
-// tried again (with backoff, one log line per 10 s) until it succeeds, however long the table stays locked.
+// Rows this node left behind after an unclean stop: their connections are gone, so their $disconnect runs,
+// on the workers beside the new traffic (serving does not wait for it: a liveness probe, a SIGTERM and new
+// clients are answered meanwhile). Each row is removed after its $disconnect; what a crash or a stop cuts
+// off is found again by the next start. A table that cannot be read yet is tried again (with backoff, one
+// log line per 10 s) until it can, however long it stays locked.
 void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &nodeId,
                              const std::shared_ptr<const wsgw::RouteTable> &table, wsgw::Invoker &invoker) {
     using Clock = std::chrono::steady_clock;
@@ -108,12 +116,12 @@ void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &no
     std::vector<wsgw::ConnectionRow> rows;
     for (;;) {
         std::string error;
-        rows = store.takeRowsOfNode(nodeId, &error);
+        rows = store.rowsLeftByNode(nodeId, &error);
         ++attempts;
         if (error.empty()) break;
         if (Clock::now() - lastLog >= std::chrono::seconds(10)) {
             lastLog = Clock::now();
-            wsgw::log::error("cleaning up after an unclean stop: the connection table cannot be claimed yet; retrying",
+            wsgw::log::error("cleaning up after an unclean stop: the connection table cannot be read yet; retrying",
                              {wsgw::log::Field("node", nodeId), wsgw::log::Field("error", error),
                               wsgw::log::Field("attempts", attempts)});
         }
@@ -121,7 +129,7 @@ void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &no
         delay = std::min(delay * 2, std::chrono::milliseconds(2000));
     }
     if (attempts > 1)
-        wsgw::log::info("cleaning up after an unclean stop: the connection table was claimed",
+        wsgw::log::info("cleaning up after an unclean stop: the connection table was read",
                         {wsgw::log::Field("attempts", attempts),
                          wsgw::log::Field("waitedMs", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                                                 Clock::now() - started).count()))});
@@ -129,8 +137,7 @@ void recoverStaleConnections(wsgw::ConnectionStore &store, const std::string &no
     wsgw::log::warn("cleaning up connections left by an unclean stop",
                     {wsgw::log::Field("node", nodeId), wsgw::log::Field("connections", static_cast<uint64_t>(rows.size()))});
     for (auto &row : rows)
-        submitLostDisconnect(row, "Gateway node '" + nodeId + "' stopped uncleanly; connection lost", table, invoker);
-    invoker.waitIdle(std::chrono::seconds(30));
+        submitLostDisconnect(row, "Gateway node '" + nodeId + "' stopped uncleanly; connection lost", table, invoker, store);
 }
 
 // GET /@routes: the running table as the console shows it.
@@ -476,8 +483,9 @@ int main(int argc, char **argv) {
     if (cluster) {
         // Serving starts in run(): from here other nodes can reach us, and we reap the nodes that die.
         wsgw::RouteReloader *r = reloader.get();
-        std::string err = cluster->start([r, &invoker](const wsgw::ConnectionRow &row, const std::string &reason) {
-            submitLostDisconnect(row, reason, r->current(), invoker);
+        wsgw::ConnectionStore *tableStore = store.get();
+        std::string err = cluster->start([r, &invoker, tableStore](const wsgw::ConnectionRow &row, const std::string &reason) {
+            submitLostDisconnect(row, reason, r->current(), invoker, *tableStore);
         });
         if (!err.empty()) return fail(err);
         hostContext.cluster = cluster.get();

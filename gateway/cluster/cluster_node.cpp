@@ -431,9 +431,10 @@ struct ClusterNode::Impl {
     }
 
     // This node was paused (or cut off) past the node TTL and another node reaped it: each connection it had
-    // then had its $disconnect run there and its row removed. Registering them again would run it a second
-    // time when they close; they are closed here instead, without it, and their clients reconnect. A
-    // connection whose row is still there (made since, its row written after the reaping) is kept.
+    // then was adopted by the reaper, which runs its $disconnect and removes its row. Registering them again
+    // would run it a second time when they close; they are closed here instead, without it, and their
+    // clients reconnect. A connection whose row is still this node's (made since, its row written after the
+    // reaping) is kept.
     bool closeReapedConnections(RedisConnection &redis, const std::string &reaper) {
         const int64_t settled = nowEpochMs() - 2000;  // older rows are written (or failed) by now
         std::vector<std::shared_ptr<LiveConnection>> older;
@@ -441,13 +442,14 @@ struct ClusterNode::Impl {
             if (c->upgraded.load() && c->info.connectedAtMs < settled) older.push_back(c);
         });
         std::vector<std::vector<std::string>> checks;
-        for (const auto &c : older) checks.push_back({"EXISTS", keys().connection(c->info.connectionId)});
+        for (const auto &c : older) checks.push_back({"HGET", keys().connection(c->info.connectionId), "node"});
         auto replies = checks.empty() ? std::vector<RedisReply>() : redis.pipeline(checks);
         if (replies.size() != older.size()) return false;  // Redis went away again: the next heartbeat looks again
         redis.command({"DEL", keys().nodeReaped(me())});
         size_t closed = 0;
         for (size_t i = 0; i < older.size(); ++i) {
-            if (replyIsError(replies[i].get()) || replyInteger(replies[i].get()) != 0) continue;
+            if (replyIsError(replies[i].get())) continue;
+            if (replies[i] && replies[i]->type == REDIS_REPLY_STRING && replyString(replies[i].get()) == me()) continue;  // still ours
             older[i]->disconnectRanElsewhere.store(true);
             host.control->closeConnection(older[i]->info.connectionId, 1012,
                                           "Service Restart: this gateway node left the cluster; reconnect");
@@ -466,7 +468,16 @@ struct ClusterNode::Impl {
             if (node == me()) continue;
             RedisReply alive = redis.command({"EXISTS", keys().nodeAlive(node)});
             if (!alive || replyIsError(alive.get()) || replyInteger(alive.get()) != 0) continue;
-            auto rows = store.takeRowsOfNode(node);
+            // Adopted, not taken: each row stays until its $disconnect has run here (runDisconnect removes it
+            // after), so if this node dies meanwhile, the rest is reaped from it in turn.
+            std::string error;
+            auto rows = store.adoptRowsOfNode(node, me(), &error);
+            if (!error.empty()) {  // Redis went away mid-way: the node stays listed, and the next heartbeat goes on
+                log::warn("cluster: reaping a node was interrupted; retrying", {log::Field("node", node), log::Field("error", error)});
+                std::string reason = "Gateway node '" + node + "' stopped heartbeating; connection lost";
+                for (const auto &row : rows) runDisconnect(row, reason);
+                continue;
+            }
             redis.command({"SET", keys().nodeReaped(node), me(), "PX", std::to_string(kReapedMarkerMs)});
             redis.command({"SREM", keys().nodes(), node});
             redis.command({"DEL", keys().nodeRegistered(node)});

@@ -43,10 +43,14 @@ public:
     virtual std::string problem() const {
         return writable() ? std::string() : "the connection table cannot be written (see the error log)";
     }
-    // Start-up recovery: the rows this node left after an unclean stop. A row is returned only if the same
-    // atomic step that read it also deleted it, so its $disconnect runs exactly once. When the claim fails
-    // (locked, I/O error) nothing is deleted, the result is empty and *error says why: try again later.
-    virtual std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId, std::string *error = nullptr) = 0;
+    // Start-up recovery: the rows this node left after an unclean stop. Reading them deletes nothing: the
+    // caller runs each one's $disconnect and remove()s the row after it, so a crash or a stop during
+    // recovery leaves the rest for the next start. (Deleting them with the read lost every $disconnect not
+    // yet run when a second crash came; now one cut off mid-run may run again, and none is lost.) Rows whose
+    // $disconnect ran before the stop but whose removal could not be written (the table stayed locked past
+    // the shutdown's give-up; the SQLite store's journal) are deleted here and not returned. Empty with
+    // *error set when the table cannot be read or cleaned yet: try again later.
+    virtual std::vector<ConnectionRow> rowsLeftByNode(const std::string &nodeId, std::string *error = nullptr) = 0;
     virtual std::optional<ConnectionRow> find(const std::string &connectionId) = 0;
 };
 

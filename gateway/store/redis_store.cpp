@@ -34,6 +34,20 @@ redis.call('DEL', ck, ck .. ':groups')
 return row
 )lua";
 
+// ARGV: the row's key, the dead node's alive key, its set, the claimer's set, the dead node, the claimer, the ID.
+// Returns the row's HGETALL (now the claimer's), or false when it is not the dead node's or that node is alive.
+constexpr const char *kAdoptScript = R"lua(
+if redis.call('EXISTS', ARGV[2]) == 1 then return false end
+if redis.call('HGET', ARGV[1], 'node') ~= ARGV[5] then
+  redis.call('SREM', ARGV[3], ARGV[7])
+  return false
+end
+redis.call('HSET', ARGV[1], 'node', ARGV[6])
+redis.call('SREM', ARGV[3], ARGV[7])
+redis.call('SADD', ARGV[4], ARGV[7])
+return redis.call('HGETALL', ARGV[1])
+)lua";
+
 // A touch must not bring back a row that a remove (or a reaper) already took.
 // Only ever forward, as the SQLite store's UPDATE ... AND last_active_at < ?: touches coalesce per batch, and
 // an older time in a later batch must not overwrite a newer one.
@@ -248,21 +262,51 @@ size_t RedisStore::queueDepth() const {
 
 bool RedisStore::writable() const { return !impl_->health.failing(); }
 
-std::vector<ConnectionRow> RedisStore::takeRowsOfNode(const std::string &nodeId, std::string *error) {
+std::vector<ConnectionRow> RedisStore::rowsLeftByNode(const std::string &nodeId, std::string *error) {
     std::vector<ConnectionRow> rows;
     std::lock_guard lock(impl_->readerMutex);
     RedisReply ids = impl_->reader.command({"SMEMBERS", impl_->keys.nodeConnections(nodeId)});
-    // Each row is taken by its own atomic script, so a partial answer never returns a row it did not remove.
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {
         if (error) *error = "Redis: cannot list the rows of node " + nodeId + ": " + (ids ? replyString(ids.get()) : impl_->reader.error());
         return rows;
     }
+    std::vector<std::vector<std::string>> reads;
+    for (size_t i = 0; i < replyElements(ids.get()); ++i)
+        reads.push_back({"HGETALL", impl_->keys.connection(replyString(replyElement(ids.get(), i)))});
+    std::vector<RedisReply> hashes = reads.empty() ? std::vector<RedisReply>() : impl_->reader.pipeline(reads);
+    if (hashes.size() != reads.size()) {
+        if (error) *error = "Redis: cannot read the rows of node " + nodeId + ": " + impl_->reader.error();
+        return {};
+    }
+    for (size_t i = 0; i < hashes.size(); ++i) {
+        auto row = rowFromHash(replyString(replyElement(ids.get(), i)), hashes[i].get());
+        if (row && row->nodeId == nodeId) rows.push_back(std::move(*row));  // else a reaper adopted it
+    }
+    if (error) error->clear();
+    return rows;
+}
+
+std::vector<ConnectionRow> RedisStore::adoptRowsOfNode(const std::string &deadNode, const std::string &claimer, std::string *error) {
+    if (error) error->clear();
+    std::vector<ConnectionRow> rows;
+    std::lock_guard lock(impl_->readerMutex);
+    const RedisKeys &k = impl_->keys;
+    RedisReply ids = impl_->reader.command({"SMEMBERS", k.nodeConnections(deadNode)});
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        if (error) *error = "Redis: cannot list the rows of node " + deadNode + ": " + (ids ? replyString(ids.get()) : impl_->reader.error());
+        return rows;
+    }
     for (size_t i = 0; i < replyElements(ids.get()); ++i) {
         std::string id = replyString(replyElement(ids.get(), i));
-        if (auto row = takeConnectionRow(impl_->reader, impl_->keys, id, nodeId, nullptr)) rows.push_back(std::move(*row));
+        RedisReply r = impl_->reader.command({"EVAL", kAdoptScript, "0", k.connection(id), k.nodeAlive(deadNode),
+                                              k.nodeConnections(deadNode), k.nodeConnections(claimer), deadNode, claimer, id});
+        if (!r || replyIsError(r.get())) {
+            if (error) *error = "Redis: adopting " + id + " failed: " + (r ? replyString(r.get()) : impl_->reader.error());
+            return rows;  // the ones adopted so far are the caller's to run
+        }
+        if (r->type == REDIS_REPLY_ARRAY)
+            if (auto row = rowFromHash(id, r.get())) rows.push_back(std::move(*row));
     }
-    // IDs whose rows were already gone leave the set as well.
-    impl_->reader.command({"DEL", impl_->keys.nodeConnections(nodeId)});
     return rows;
 }
 

@@ -50,7 +50,12 @@ public:
     void flush() override;
     size_t queueDepth() const override;
     bool writable() const override;
-    std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId, std::string *error = nullptr) override;
+    std::vector<ConnectionRow> rowsLeftByNode(const std::string &nodeId, std::string *error = nullptr) override;
+    // The reaper's claim on a dead node's rows: in one atomic step per row, a row still of `deadNode`, while
+    // that node is not alive (a node that came back keeps its rows), becomes `claimer`'s. The claimer runs
+    // their $disconnect and remove()s each row after it; if the claimer dies meanwhile, the rows are reaped
+    // from it in turn. (Taking them deleted them: a reaper that died or stopped mid-way lost the rest.)
+    std::vector<ConnectionRow> adoptRowsOfNode(const std::string &deadNode, const std::string &claimer, std::string *error = nullptr);
     std::optional<ConnectionRow> find(const std::string &connectionId) override;
 
     // Writes these rows again (after Redis lost its data); `stillLive` is asked for each at write time so

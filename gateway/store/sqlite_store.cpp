@@ -153,26 +153,15 @@ public:
         return ops_.size() + touches_.size() + inFlight_;
     }
 
-    // One transaction reads and deletes: either both happen or neither, so a row is returned exactly once
-    // and a failed claim deletes nothing (the caller tries again). Sees committed rows only.
-    std::vector<ConnectionRow> takeRowsOfNode(const std::string &nodeId, std::string *error) override {
+    std::vector<ConnectionRow> rowsLeftByNode(const std::string &nodeId, std::string *error) override {
         std::lock_guard dbLock(dbMutex_);
-        auto failed = [&](const char *step) {
-            if (error) *error = std::string("claiming the rows of node '") + nodeId + "' failed at " + step + ": " + sqlite3_errmsg(db_);
-            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-            return std::vector<ConnectionRow>{};
-        };
-        if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("BEGIN");
-        std::vector<ConnectionRow> rows;
-        if (!selectRows("node_id", nodeId, rows)) return failed("SELECT");
-        sqlite3_stmt *s = nullptr;
-        if (sqlite3_prepare_v2(db_, "DELETE FROM connections WHERE node_id = ?", -1, &s, nullptr) != SQLITE_OK) return failed("DELETE");
-        sqlite3_bind_text(s, 1, nodeId.c_str(), -1, SQLITE_TRANSIENT);
-        int rc = sqlite3_step(s);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_DONE) return failed("DELETE");
-        if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("COMMIT");
         if (error) error->clear();
+        if (!applyDisconnectedJournal(error)) return {};
+        std::vector<ConnectionRow> rows;
+        if (!selectRows("node_id", nodeId, rows)) {
+            if (error) *error = "reading the rows of node '" + nodeId + "' failed: " + sqlite3_errmsg(db_);
+            return {};
+        }
         return rows;
     }
 
@@ -185,6 +174,78 @@ public:
     }
 
 private:
+    // The journal of removals given up at shutdown (writerLoop): IDs of connections whose $disconnect ran and
+    // whose row is still in the table. One ID a line; fsynced before the gateway exits.
+    std::string journalPath() const { return path_ + ".disconnected"; }
+
+    void writeDisconnectedJournal(const std::vector<std::string> &ids) {
+        if (ids.empty()) return;
+        std::string text;
+        for (const auto &id : ids) text += id + '\n';
+        int fd = ::open(journalPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        bool ok = fd >= 0;
+        for (size_t off = 0; ok && off < text.size();) {
+            ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+            if (n < 0 && errno == EINTR) continue;
+            ok = n > 0;
+            if (ok) off += static_cast<size_t>(n);
+        }
+        ok = ok && ::fsync(fd) == 0;
+        if (fd >= 0) ::close(fd);
+        if (ok)
+            log::warn("connection table: the closed connections whose rows could not be deleted are journalled; the next start "
+                      "deletes their rows without running their $disconnect again",
+                      {log::Field("journal", journalPath()), log::Field("connections", static_cast<uint64_t>(ids.size()))});
+        else
+            log::error("connection table: cannot write the journal of closed connections; the next start runs their $disconnect again",
+                       {log::Field("journal", journalPath()), log::Field("error", std::strerror(errno)),
+                        log::Field("connections", static_cast<uint64_t>(ids.size()))});
+    }
+
+    // Deletes the journalled rows (one transaction) and then the journal; false with *error when it cannot
+    // yet. The caller holds dbMutex_.
+    bool applyDisconnectedJournal(std::string *error) {
+        std::string failure;
+        std::optional<std::string> text;
+        {
+            int fd = ::open(journalPath().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+            if (fd < 0) {
+                if (errno == ENOENT) return true;
+                if (error) *error = journalPath() + ": cannot read: " + std::strerror(errno);
+                return false;
+            }
+            std::string bytes;
+            char buf[65536];
+            ssize_t n;
+            while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+                if (n > 0) bytes.append(buf, static_cast<size_t>(n));
+            ::close(fd);
+            text = std::move(bytes);
+        }
+        std::vector<std::string> ids;
+        for (size_t at = 0; at < text->size();) {
+            size_t nl = text->find('\n', at);
+            std::string id = text->substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+            if (!id.empty()) ids.push_back(std::move(id));
+            at = nl == std::string::npos ? text->size() : nl + 1;
+        }
+        auto failed = [&](const char *step) {
+            if (error) *error = "deleting the rows of " + journalPath() + " failed at " + step + ": " + sqlite3_errmsg(db_);
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            return false;
+        };
+        if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("BEGIN");
+        for (const auto &id : ids) {
+            sqlite3_bind_text(remove_, 1, id.c_str(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+            if (!step(remove_)) return failed("DELETE");
+        }
+        if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("COMMIT");
+        ::unlink(journalPath().c_str());
+        log::info("connection table: deleted the rows of connections whose $disconnect ran before the last stop",
+                  {log::Field("journal", journalPath()), log::Field("connections", static_cast<uint64_t>(ids.size()))});
+        return true;
+    }
+
     static std::string text(sqlite3_stmt *s, int col) {
         const auto *t = sqlite3_column_text(s, col);
         return t ? std::string(reinterpret_cast<const char *>(t), sqlite3_column_bytes(s, col)) : std::string();
@@ -321,7 +382,7 @@ private:
                 if (!giveUpAt) giveUpAt = Clock::now() + kStopRetryTime;
                 if (Clock::now() >= *giveUpAt) {
                     log::error("connection table: giving up at shutdown; these writes are lost (rows of closed connections "
-                               "stay until the next start cleans them up)",
+                               "stay until the next start deletes them)",
                                {log::Field("writes", static_cast<uint64_t>(batch.size() + ops_.size() + touches_.size())),
                                 log::Field("error", error)});
                     for (auto &o : ops_) batch.ops.push_back(std::move(o));
@@ -330,6 +391,12 @@ private:
                     inFlight_ = 0;
                     stopped_ = true;
                     lock.unlock();
+                    // Every queued removal is of a connection whose $disconnect has run (or whose route
+                    // table has none): journalled, so that the next start does not run it again.
+                    std::vector<std::string> removed;
+                    for (const Op &op : batch.ops)
+                        if (const auto *rm = std::get_if<RemoveOp>(&op)) removed.push_back(rm->id);
+                    writeDisconnectedJournal(removed);
                     for (Op &op : batch.ops)
                         if (auto *ins = std::get_if<InsertOp>(&op); ins && ins->committed) ins->committed(false);
                     flushed_.notify_all();

@@ -161,7 +161,7 @@ TEST_SUITE("redis_store") {
         CHECK(replyInteger(setup.command({"SCARD", keys.nodeConnections("n1")}).get()) == 0);
     }
 
-    TEST_CASE("takeRowsOfNode returns a node's rows once, for recovery and reaping") {
+    TEST_CASE("rowsLeftByNode reads a node's rows; adoptRowsOfNode moves a dead node's rows to the reaper, once") {
         RedisServer server;
         std::string error;
         auto store = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
@@ -170,10 +170,24 @@ TEST_SUITE("redis_store") {
         store->insert(row("b", "dead"));
         store->insert(row("c", "alive"));
         store->flush();
-        auto rows = store->takeRowsOfNode("dead");
-        CHECK(rows.size() == 2);
-        CHECK(store->takeRowsOfNode("dead").empty());
+        CHECK(store->rowsLeftByNode("dead").size() == 2);
+        CHECK(store->rowsLeftByNode("dead").size() == 2);  // reading deletes nothing
+        auto adopted = store->adoptRowsOfNode("dead", "reaper", &error);
+        CHECK(error.empty());
+        REQUIRE(adopted.size() == 2);
+        CHECK(adopted[0].nodeId == "reaper");
+        CHECK(store->adoptRowsOfNode("dead", "other").empty());  // only one reaper gets them
+        CHECK(store->rowsLeftByNode("dead").empty());
+        CHECK(store->rowsLeftByNode("reaper").size() == 2);  // if the reaper dies now, they are reaped from it
+        store->remove("a");                                  // its $disconnect ran
+        store->flush();
+        CHECK(store->rowsLeftByNode("reaper").size() == 1);
         CHECK(store->find("c"));
+        // A node that is alive again keeps its rows.
+        RedisConnection setup(server.address);
+        setup.command({"SET", RedisKeys{}.nodeAlive("alive"), "x"});
+        CHECK(store->adoptRowsOfNode("alive", "reaper").empty());
+        CHECK(store->find("c")->nodeId == "alive");
     }
 
     TEST_CASE("re-registration after Redis lost its data skips connections that closed meanwhile") {

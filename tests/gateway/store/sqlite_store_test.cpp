@@ -10,6 +10,8 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <functional>
 #include <future>
 #include <string>
@@ -268,7 +270,7 @@ TEST_SUITE("sqlite_store") {
         CHECK(countRows(db, "connection_id IN ('brief', 'kept-before')") == 0);
     }
 
-    TEST_CASE("takeRowsOfNode returns and deletes only that node's rows; rows survive a reopen") {
+    TEST_CASE("rowsLeftByNode returns that node's rows and deletes none: each is removed after its $disconnect") {
         TempDir dir;
         std::string db = dir.path + "/t.db";
         {
@@ -278,15 +280,20 @@ TEST_SUITE("sqlite_store") {
             store->insert(row("c", "n2"));
         }  // destroyed without removing: what a kill -9 leaves
         CHECK(countRows(db) == 3);
+        {
+            auto store = open(db);
+            std::string error = "not cleared";
+            auto left = store->rowsLeftByNode("n1", &error);
+            CHECK(error.empty());
+            REQUIRE(left.size() == 2);
+            CHECK(left[0].nodeId == "n1");
+            CHECK(countRows(db, "node_id = 'n1'") == 2);  // a crash now leaves them for the next start
+            store->remove(left[0].connectionId);          // its $disconnect ran
+        }
         auto store = open(db);
-        std::string error = "not cleared";
-        auto taken = store->takeRowsOfNode("n1", &error);
-        CHECK(error.empty());
-        REQUIRE(taken.size() == 2);
-        CHECK(taken[0].nodeId == "n1");
-        CHECK(countRows(db, "node_id = 'n1'") == 0);
+        auto left = store->rowsLeftByNode("n1");
+        REQUIRE(left.size() == 1);
         CHECK(countRows(db, "node_id = 'n2'") == 1);
-        CHECK(store->takeRowsOfNode("n1").empty());
     }
 
     TEST_CASE("inserts from 4 threads are all committed") {
@@ -428,44 +435,38 @@ TEST_SUITE("sqlite_store") {
         CHECK_FALSE(result);
     }
 
-    TEST_CASE("a claim while the table is locked fails, deletes nothing and says why; the retry gets every row once") {
+    TEST_CASE("removals given up at shutdown are journalled: the next start deletes those rows and does not return them") {
         TempDir dir;
         std::string db = dir.path + "/t.db";
+        {
+            auto store = open(db);
+            store->insert(row("a", "n1"));
+            store->insert(row("b", "n1"));
+            store->insert(row("c", "n1"));
+            store->flush();
+            WriteLockHolder lock(db);  // another process holds the table past the shutdown's give-up
+            store->remove("a");        // their $disconnect ran
+            store->remove("b");
+            store.reset();
+        }
+        CHECK(countRows(db) == 3);
+        std::ifstream journal(db + ".disconnected");
+        std::string lines((std::istreambuf_iterator<char>(journal)), {});
+        CHECK(lines == "a\nb\n");
         auto store = open(db);
-        store->insert(row("a", "n1"));
-        store->insert(row("b", "n1"));
-        store->flush();
         std::string error;
         {
-            WriteLockHolder lock(db);
-            auto taken = store->takeRowsOfNode("n1", &error);
-            CHECK(taken.empty());
-            CHECK(error.find("n1") != std::string::npos);
+            WriteLockHolder lock(db);  // still locked at the next start: nothing is returned yet, and it says why
+            CHECK(store->rowsLeftByNode("n1", &error).empty());
+            CHECK(error.find("disconnected") != std::string::npos);
             CHECK(error.find("locked") != std::string::npos);
-            CHECK(countRows(db, "node_id = 'n1'") == 2);
         }
-        auto taken = store->takeRowsOfNode("n1", &error);
+        auto left = store->rowsLeftByNode("n1", &error);
         CHECK(error.empty());
-        CHECK(taken.size() == 2);
-        CHECK(countRows(db, "node_id = 'n1'") == 0);
-        CHECK(store->takeRowsOfNode("n1", &error).empty());
-        CHECK(error.empty());
-    }
-
-    TEST_CASE("a claim whose DELETE fails returns no rows: nothing is handed out that is not deleted") {
-        TempDir dir;
-        std::string db = dir.path + "/t.db";
-        auto store = open(db);
-        store->insert(row("a", "n1"));
-        store->flush();
-        execSql(db, "CREATE TRIGGER no_delete BEFORE DELETE ON connections BEGIN SELECT RAISE(ABORT, 'deletes refused'); END;");
-        std::string error;
-        CHECK(store->takeRowsOfNode("n1", &error).empty());
-        CHECK(error.find("DELETE") != std::string::npos);
-        CHECK(countRows(db, "node_id = 'n1'") == 1);
-        execSql(db, "DROP TRIGGER no_delete");
-        CHECK(store->takeRowsOfNode("n1", &error).size() == 1);
-        CHECK(countRows(db) == 0);
+        REQUIRE(left.size() == 1);
+        CHECK(left[0].connectionId == "c");
+        CHECK(countRows(db) == 1);
+        CHECK_FALSE(std::filesystem::exists(db + ".disconnected"));
     }
 
     TEST_CASE("a database file deleted while open is noticed within seconds") {

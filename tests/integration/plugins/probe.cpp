@@ -29,6 +29,7 @@ struct Probe {
     std::FILE *log = nullptr;
     std::mutex threadsMutex;
     std::vector<std::thread> threads;
+    long disconnectDelayMs = 0;  // config {"disconnectDelayMs": N}: each $disconnect takes N ms after it is recorded
 };
 
 // The reply must outlive handle(): the gateway copies it after the call returns on this thread.
@@ -49,6 +50,8 @@ void *init(const wsgw_host_api *api, const char *config) {
     if (doc.IsObject()) {
         auto it = doc.FindMember("log");
         if (it != doc.MemberEnd() && it->value.IsString()) probe->log = std::fopen(it->value.GetString(), "a");
+        auto delay = doc.FindMember("disconnectDelayMs");
+        if (delay != doc.MemberEnd() && delay->value.IsInt()) probe->disconnectDelayMs = delay->value.GetInt();
     }
     if (!probe->log) api->log(api->host, WSGW_LOG_WARN, "probe: no writable config.log: events are not recorded");
     return probe;
@@ -268,7 +271,9 @@ int handle(void *state, const wsgw_event *ev, wsgw_response *resp) {
     switch (ev->type) {
     case WSGW_CONNECT: return onConnect(probe, ev, resp, json, len);
     case WSGW_MESSAGE: return onMessage(probe, ev, resp);
-    case WSGW_DISCONNECT: return 0;
+    case WSGW_DISCONNECT:
+        if (probe->disconnectDelayMs > 0) sleepMs(probe->disconnectDelayMs);
+        return 0;
     }
     return 0;
 }
