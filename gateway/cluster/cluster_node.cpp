@@ -455,6 +455,11 @@ struct ClusterNode::Impl {
                                           "Service Restart: this gateway node left the cluster; reconnect");
             ++closed;
         }
+        if (closed == 0) {  // a restart after a crash: the predecessor with this ID was reaped, nothing of it lives here
+            log::info("cluster: this node ID was reaped by another node before this start; nothing to close",
+                      {log::Field("node", me()), log::Field("reapedBy", reaper)});
+            return true;
+        }
         log::error("cluster: this node was reaped by another while it did not heartbeat (paused?); its reaped connections are "
                    "closed without a second $disconnect",
                    {log::Field("node", me()), log::Field("reapedBy", reaper), log::Field("connections", static_cast<uint64_t>(closed))});
