@@ -510,6 +510,7 @@ int main(int argc, char **argv) {
     // The last closes were submitted without a wake (the loop's prepare watcher wakes the workers, and the
     // loops have ended): wake them here, or those $disconnects wait for the drain deadline and are dropped.
     invoker.wakeDeferred();
+    if (cluster) cluster->stopReaping();  // what it adopted is queued now, and counted by the wait below
     bool drained = invoker.waitIdle(std::chrono::seconds(opt.drainSeconds));
     if (!drained)
         wsgw::log::warn("drain: handlers still running at the deadline", {wsgw::log::Field("pending", static_cast<uint64_t>(invoker.pending()))});

@@ -93,6 +93,16 @@ struct ClusterNode::Impl {
     std::condition_variable stopCv;
     bool stopping = false;
     bool leaveRowsToReaper = false;  // set with stopping (stop(true))
+    // Reaping ends when the drain begins (stopReaping): a row adopted after the handlers were waited for would
+    // be dropped with the invoker's queue, and a node that then leaves the cluster cleanly is never reaped.
+    std::mutex reapMutex;
+    bool reaping = true;  // under reapMutex
+    // From claimNodeId() until the heartbeats start: our alive key is kept fresh, or it could expire while
+    // the start-up recovers this node's rows, and a reaper would adopt rows this node is running.
+    std::thread aliveKeeper;
+    std::mutex keeperMutex;
+    std::condition_variable keeperCv;
+    bool keeperStopping = false;
     std::atomic<bool> redisHealthy{true};
     std::atomic<bool> subscribed{false};
 
@@ -466,7 +476,18 @@ struct ClusterNode::Impl {
         return true;
     }
 
+    void stopAliveKeeper() {
+        {
+            std::lock_guard lock(keeperMutex);
+            keeperStopping = true;
+        }
+        keeperCv.notify_all();
+        if (aliveKeeper.joinable()) aliveKeeper.join();
+    }
+
     void reap(RedisConnection &redis) {
+        std::lock_guard reapLock(reapMutex);
+        if (!reaping) return;
         RedisReply nodes = redis.command({"SMEMBERS", keys().nodes()});
         for (size_t i = 0; i < replyElements(nodes.get()); ++i) {
             std::string node = replyString(replyElement(nodes.get(), i));
@@ -557,7 +578,15 @@ std::string ClusterNode::claimNodeId() {
             RedisReply claimed = redis.command({"SET", m.keys().nodeAlive(m.me()), m.token, "NX", "PX", std::to_string(m.settings.nodeTtlMs)});
             if (!claimed || replyIsError(claimed.get()))
                 return "--cluster " + m.settings.address.text + ": cannot reach Redis (" + (claimed ? replyString(claimed.get()) : redis.error()) + ")";
-            if (replyString(claimed.get()) == "OK") return {};
+            if (replyString(claimed.get()) == "OK") {
+                m.aliveKeeper = std::thread([&m] {
+                    RedisConnection keeper(m.settings.address);
+                    std::unique_lock lock(m.keeperMutex);
+                    while (!m.keeperCv.wait_for(lock, std::chrono::milliseconds(m.settings.heartbeatMs), [&] { return m.keeperStopping; }))
+                        keeper.command({"SET", m.keys().nodeAlive(m.me()), m.token, "XX", "PX", std::to_string(m.settings.nodeTtlMs)});
+                });
+                return {};
+            }
             continue;  // another node took it a moment ago: watch its heartbeat
         }
         if (lastTtl >= 0 && now > lastTtl + 50)
@@ -588,8 +617,14 @@ std::string ClusterNode::start(DisconnectRunner runDisconnect) {
     // Serve only once other nodes can reach us: wait (bounded) for the inbox subscription.
     if (!m.subscribeAndWait(m.keys().inboxChannel(m.me())))
         return "cluster: could not subscribe to this node's inbox on " + m.settings.address.text;
+    m.stopAliveKeeper();  // the heartbeats take over
     m.heartbeatThread = std::thread([&m] { m.heartbeats(); });
     return {};
+}
+
+void ClusterNode::stopReaping() {
+    std::lock_guard lock(impl_->reapMutex);  // a reap under way finishes (and submits) first
+    impl_->reaping = false;
 }
 
 void ClusterNode::stop(bool rowsRemain) {
@@ -600,6 +635,7 @@ void ClusterNode::stop(bool rowsRemain) {
         m.leaveRowsToReaper = rowsRemain;
     }
     m.stopCv.notify_all();
+    m.stopAliveKeeper();
     if (m.heartbeatThread.joinable()) m.heartbeatThread.join();
     // The subscriber first (it hands joins to the executor), then the executor (its tasks may still queue
     // acks on the loop, which stays allocated until both are gone).

@@ -44,6 +44,8 @@ public:
     // rowsRemain: the drain ended with $disconnects not run (handlers still running at its deadline). The
     // node then stops heartbeating without leaving the cluster, so another node reaps it and runs them.
     void stop(bool rowsRemain = false);
+    // The drain begins: no dead node's rows are adopted from here on (a reap under way finishes first).
+    void stopReaping();
     std::vector<std::string> problems() const;  // for /readyz
 
     int postRemote(const std::string &connectionId, std::string_view data, bool binary, const WpsRendering *wps) override;

@@ -136,7 +136,10 @@ void SessionCloser::finish(Session *s) {
     wpsClientFinished(t_, s);
     const bool ranElsewhere = s->live && s->live->disconnectRanElsewhere.load();
     bool disconnectRuns = t_.table && t_.table->disconnect && !ranElsewhere;
-    if (!disconnectRuns) t_.store.remove(s->id);  // else once $disconnect has run (Invocation::removeRowAfter)
+    // Else once $disconnect has run (Invocation::removeRowAfter). A connection whose $disconnect ran elsewhere
+    // has its row adopted by the node that reaped this one, which deletes it after running it: deleting it here
+    // would leave nothing to reap from that node if it died first.
+    if (!disconnectRuns && !ranElsewhere) t_.store.remove(s->id);
     auto [code, reason] = closeCodeOf(s);
     if (s->backend) {  // the client left: the backend hears the same close
         bool sendable = code >= 1000 && code != 1005 && code != 1006 && code != 1015 && code < 5000;

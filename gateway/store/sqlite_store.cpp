@@ -154,13 +154,31 @@ public:
     }
 
     std::vector<ConnectionRow> rowsLeftByNode(const std::string &nodeId, std::string *error) override {
-        std::lock_guard dbLock(dbMutex_);
         if (error) error->clear();
-        if (!applyDisconnectedJournal(error)) return {};
+        std::unordered_set<std::string> done;
+        if (!readDisconnectedJournal(done, error)) return {};
         std::vector<ConnectionRow> rows;
-        if (!selectRows("node_id", nodeId, rows)) {
-            if (error) *error = "reading the rows of node '" + nodeId + "' failed: " + sqlite3_errmsg(db_);
-            return {};
+        {
+            std::lock_guard dbLock(dbMutex_);
+            if (!selectRows("node_id", nodeId, rows)) {
+                if (error) *error = "reading the rows of node '" + nodeId + "' failed: " + sqlite3_errmsg(db_);
+                return {};
+            }
+        }
+        if (!done.empty()) {
+            // Their $disconnect ran before the stop: their rows are deleted like any closed connection's
+            // (queued: a table still locked does not hold up the start), and the journal goes once that is
+            // committed (writerLoop).
+            std::erase_if(rows, [&](const ConnectionRow &r) { return done.count(r.connectionId) > 0; });
+            for (const auto &id : done) enqueue(RemoveOp{id}, false);
+            {
+                std::lock_guard lock(mutex_);
+                journalFlushTarget_ = ++requestedFlush_;
+            }
+            wake_.notify_one();
+            log::info("connection table: the connections journalled at the last stop had their $disconnect then; their rows "
+                      "are deleted without running it again",
+                      {log::Field("journal", journalPath()), log::Field("connections", static_cast<uint64_t>(done.size()))});
         }
         return rows;
     }
@@ -191,7 +209,17 @@ private:
             if (ok) off += static_cast<size_t>(n);
         }
         ok = ok && ::fsync(fd) == 0;
+        int savedErrno = errno;
         if (fd >= 0) ::close(fd);
+        if (ok) {  // the new file's name must be durable too
+            std::string dir = std::filesystem::path(journalPath()).parent_path().string();
+            int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd >= 0) {
+                ::fsync(dfd);
+                ::close(dfd);
+            }
+        }
+        errno = savedErrno;
         if (ok)
             log::warn("connection table: the closed connections whose rows could not be deleted are journalled; the next start "
                       "deletes their rows without running their $disconnect again",
@@ -202,47 +230,29 @@ private:
                         log::Field("connections", static_cast<uint64_t>(ids.size()))});
     }
 
-    // Deletes the journalled rows (one transaction) and then the journal; false with *error when it cannot
-    // yet. The caller holds dbMutex_.
-    bool applyDisconnectedJournal(std::string *error) {
-        std::string failure;
-        std::optional<std::string> text;
-        {
-            int fd = ::open(journalPath().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-            if (fd < 0) {
-                if (errno == ENOENT) return true;
-                if (error) *error = journalPath() + ": cannot read: " + std::strerror(errno);
-                return false;
-            }
-            std::string bytes;
-            char buf[65536];
-            ssize_t n;
-            while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-                if (n > 0) bytes.append(buf, static_cast<size_t>(n));
-            ::close(fd);
-            text = std::move(bytes);
-        }
-        std::vector<std::string> ids;
-        for (size_t at = 0; at < text->size();) {
-            size_t nl = text->find('\n', at);
-            std::string id = text->substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-            if (!id.empty()) ids.push_back(std::move(id));
-            at = nl == std::string::npos ? text->size() : nl + 1;
-        }
-        auto failed = [&](const char *step) {
-            if (error) *error = "deleting the rows of " + journalPath() + " failed at " + step + ": " + sqlite3_errmsg(db_);
-            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    // The IDs journalled at the last stop; false with *error when the journal exists but cannot be read.
+    bool readDisconnectedJournal(std::unordered_set<std::string> &ids, std::string *error) {
+        int fd = ::open(journalPath().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+            if (errno == ENOENT) return true;
+            if (error) *error = journalPath() + ": cannot read: " + std::strerror(errno);
             return false;
-        };
-        if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("BEGIN");
-        for (const auto &id : ids) {
-            sqlite3_bind_text(remove_, 1, id.c_str(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-            if (!step(remove_)) return failed("DELETE");
         }
-        if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return failed("COMMIT");
-        ::unlink(journalPath().c_str());
-        log::info("connection table: deleted the rows of connections whose $disconnect ran before the last stop",
-                  {log::Field("journal", journalPath()), log::Field("connections", static_cast<uint64_t>(ids.size()))});
+        std::string text;
+        char buf[65536];
+        for (;;) {
+            ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            text.append(buf, static_cast<size_t>(n));
+        }
+        ::close(fd);
+        for (size_t at = 0; at < text.size();) {
+            size_t nl = text.find('\n', at);
+            std::string id = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+            if (!id.empty()) ids.insert(std::move(id));
+            at = nl == std::string::npos ? text.size() : nl + 1;
+        }
         return true;
     }
 
@@ -366,11 +376,15 @@ private:
                 batch.touches.clear();  // its buffers go back to the network thread at the next take
                 retryDelay = kRetryFirst;
                 health_.succeeded();
+                bool journalDone;
                 {
                     std::lock_guard lock(mutex_);
                     inFlight_ = 0;
                     completedFlush_ = flushTarget;
+                    journalDone = journalFlushTarget_ != 0 && completedFlush_ >= journalFlushTarget_;
+                    if (journalDone) journalFlushTarget_ = 0;
                 }
+                if (journalDone) ::unlink(journalPath().c_str());  // its rows are deleted now
                 flushed_.notify_all();
                 continue;
             }
@@ -557,6 +571,7 @@ private:
     FileIdentity dbFile_, walFile_;  // as opened; checkFile() compares the paths against them
     DatabaseLock *lock_;             // checked with the files: it outlives the store (main holds both)
     sqlite3_stmt *insert_ = nullptr, *remove_ = nullptr, *touch_ = nullptr, *rowidOf_ = nullptr;
+    uint64_t journalFlushTarget_ = 0;  // under mutex_: the flush that deletes the journalled rows (0: none)
     std::mutex dbMutex_;
     mutable std::mutex mutex_;
     std::condition_variable wake_, flushed_;

@@ -184,8 +184,9 @@ test('a stop that cannot delete the rows of the connections it closed: the next 
   gateways.push(again);
   await again.waitForLog((l) => l.msg === 'listening', 15000, 'the restart');
   again.managementUrl = `http://${again.lines.find((l) => l.msg === 'listening').management}`;
-  assert.equal((await rowIds(gw.dbPath, 'journal-node')).length, 0, 'the journalled rows are deleted before serving');
-  assert.ok(again.lines.some((l) => /whose \$disconnect ran before the last stop/.test(l.msg ?? '') && l.connections === 5));
+  await waitFor(async () => (await rowIds(gw.dbPath, 'journal-node')).length === 0, { timeoutMs: 5000, what: 'the journalled rows to be deleted' });
+  assert.ok(again.lines.some((l) => /journalled at the last stop had their \$disconnect then/.test(l.msg ?? '') && l.connections === 5));
+  await waitFor(() => !fs.existsSync(`${gw.dbPath}.disconnected`), { timeoutMs: 5000, what: 'the journal to go once its rows are deleted' });
   await again.stop();
   for (const id of ids) assert.equal(disconnectsOf(gw.eventsPath).filter((e) => ctx(e).connectionId === id).length, 1, `one $disconnect for ${id}`);
 });
