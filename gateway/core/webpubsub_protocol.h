@@ -67,6 +67,7 @@ inline constexpr std::string_view kWpsErrorForbidden = "Forbidden";
 inline constexpr std::string_view kWpsErrorInternal = "InternalServerError";
 inline constexpr std::string_view kWpsErrorDuplicate = "Duplicate";
 inline constexpr std::string_view kWpsErrorBadRequest = "BadRequest";  // ours: a malformed request
+inline constexpr std::string_view kWpsErrorTooManyRequests = "TooManyRequests";  // ours: over routes.json's throttle
 
 // ---- what the gateway sends ----
 std::string wpsAckSuccess(uint64_t ackId);

@@ -29,6 +29,9 @@ struct LiveConnection {
     // Another cluster node reaped this node (it had stopped heartbeating) and ran this connection's
     // $disconnect: it closes here without running it again.
     std::atomic<bool> disconnectRanElsewhere{false};
+    // A Web PubSub connection waiting to be recovered (its socket dropped) still counts against
+    // limits.maxConnectionsPerIp for its source address: released when it resumes or its window ends.
+    std::atomic<bool> detachedHoldsIpCount{false};
     // Its session on the owning network thread, while there is one: a command that carries the connection
     // reaches its session without a lookup by ID. Read and written on that network thread only.
     Session *networkSession = nullptr;

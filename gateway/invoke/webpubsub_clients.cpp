@@ -302,6 +302,11 @@ void wpsAnswerProtocolError(HostContext &ctx, WpsClientState &state, const WpsPr
     ackError(ctx, state, error.ackId, kWpsErrorBadRequest, error.message);
 }
 
+void wpsAnswerThrottled(HostContext &ctx, WpsClientState &state, const std::optional<uint64_t> &ackId) {
+    ackError(ctx, state, ackId, kWpsErrorTooManyRequests,
+             "Too Many Requests: over the API's throttle (routes.json \"throttle\"); the request was not done");
+}
+
 WpsNext wpsHandleClientMessage(HostContext &ctx, WpsClientState &state, const WpsClientMessage &msg) {
     using Kind = WpsClientMessage::Kind;
     if (msg.ackId && msg.kind != Kind::SequenceAck && msg.kind != Kind::Ping) {

@@ -53,6 +53,8 @@ void wpsAnswerEvent(HostContext &ctx, WpsClientState &state, const WpsClientMess
 size_t wpsDeliverLocal(HostContext &ctx, const std::string &group, std::string_view raw, bool binary, const struct WpsGroupSend *send);
 // A frame that is not a client message: an ack with BadRequest when it named an ackId, else a log line.
 void wpsAnswerProtocolError(HostContext &ctx, WpsClientState &state, const WpsProtocolError &error);
+// A request over the API's throttle: an ack with TooManyRequests when it named an ackId, else a log line.
+void wpsAnswerThrottled(HostContext &ctx, WpsClientState &state, const std::optional<uint64_t> &ackId);
 
 // A data message to a group ("" = everyone), to every node: plain connections get the data as a frame,
 // subprotocol clients a message from the group (fromUserId set, a client's publish) or from the server.

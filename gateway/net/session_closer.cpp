@@ -124,13 +124,13 @@ void SessionCloser::finish(Session *s) {
     s->state = Session::State::Finished;
     t_.timers->stop(s);
     t_.writer->dropQueued(s);
-    t_.releaseIp(s);
     if (s->backendConnect) ev_timer_stop(t_.loop, &s->backendConnect->timer);
     if (t_.adopting == s) t_.adopting = nullptr;  // lws may still call back for this wsi; it is no longer ours
     if (wpsDetachForRecovery(t_, s)) {  // a reliable Web PubSub client may come back: $disconnect waits
-        t_.eraseSession(s);
+        t_.eraseSession(s);             // (its address's count goes with it: wpsDetachForRecovery)
         return;
     }
+    t_.releaseIp(s);
     t_.registry.remove(s->id);
     forgetConnectionGroups(t_.host, s->id);
     wpsClientFinished(t_, s);

@@ -14,6 +14,7 @@
 #include "webpubsub_token.h"
 
 #include <ctime>
+#include <sys/resource.h>
 #include <optional>
 
 namespace wsgw {
@@ -372,7 +373,13 @@ namespace {
 
 // The window of a detached connection ended (or the gateway drains): it ends as a connection closed
 // abnormally, and its $disconnect runs now.
+// A detached connection's place in limits.maxConnectionsPerIp, given back when it resumes or ends.
+void releaseDetachedIp(NetworkThreadState &t, LiveConnection &live) {
+    if (live.detachedHoldsIpCount.exchange(false)) t.settings.ipCounts->release(live.info.sourceIp);
+}
+
 void finishDetached(NetworkThreadState &t, const std::shared_ptr<LiveConnection> &live) {
+    releaseDetachedIp(t, *live);
     const std::string &id = live->info.connectionId;
     if (t.registry.find(id) == live) t.registry.remove(id);
     forgetConnectionGroups(t.host, id);
@@ -389,6 +396,17 @@ void finishDetached(NetworkThreadState &t, const std::shared_ptr<LiveConnection>
     inv.disconnectReason = kReason;
     inv.removeRowAfter = &t.store;
     t.invoker().submit(t.invoker().newLane(), std::move(inv), true);
+}
+
+// The descriptor limit (soft RLIMIT_NOFILE, which the gateway raises at start): as many connections as it
+// could serve live.
+size_t maxDetachedConnections() {
+    static const size_t limit = [] {
+        rlimit rl{};
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return size_t{65536};
+        return static_cast<size_t>(rl.rlim_cur);
+    }();
+    return limit;
 }
 
 void stopRecoveryTimer(NetworkThreadState &t) {
@@ -411,10 +429,28 @@ bool wpsDetachForRecovery(NetworkThreadState &t, Session *s) {
     if (s->closeRequested || (s->closing && s->closing->peerClosed)) return false;  // a close, not a drop
     int windowSeconds = t.table->config.webPubSub.recoveryWindowSeconds;
     if (windowSeconds <= 0) return false;
+    // A waiting connection holds what a live one does (its unacknowledged messages, up to maxSendQueueBytes)
+    // but no descriptor, so the descriptor limit no longer bounds how many there are: a client dropping
+    // connections as fast as it opens them grew the gateway by 1 MB each (found by review, 1,200 of them from
+    // one address). So there are never more waiting than the gateway could have live, and an address's
+    // waiting connections count against its maxConnectionsPerIp until they resume or end.
+    if (t.host.webPubSub.detachedCount() >= maxDetachedConnections()) {
+        static std::atomic<int64_t> lastWarnMs{0};
+        int64_t now = nowMs();
+        if (now - lastWarnMs.load(std::memory_order_relaxed) >= 10000) {
+            lastWarnMs.store(now, std::memory_order_relaxed);
+            log::warn("webpubsub: as many connections wait for recovery as the descriptor limit allows; a dropped one ends at once",
+                      {log::Field("waiting", static_cast<uint64_t>(t.host.webPubSub.detachedCount())),
+                       log::Field("limit", static_cast<uint64_t>(maxDetachedConnections()))});
+        }
+        return false;
+    }
     {
         std::lock_guard lock(s->wps->mutex);
         s->wps->detached = true;
     }
+    s->live->detachedHoldsIpCount.store(s->ipCounted);
+    s->ipCounted = false;  // the count is the detached connection's now
     t.host.webPubSub.detach(s->id, s->live, s->wps->reconnectionToken, nowMs(), static_cast<int64_t>(windowSeconds) * 1000);
     if (!t.wpsRecoveryTimerOn) {
         ev_timer_init(&t.wpsRecoveryTimer, onRecoveryTimer, 1., 1.);
@@ -429,6 +465,7 @@ bool wpsDetachForRecovery(NetworkThreadState &t, Session *s) {
 bool wpsResumeConnect(NetworkThreadState &t, Session *s) {
     if (!s->wpsResumeFrom) return false;
     std::shared_ptr<LiveConnection> previous = std::move(s->wpsResumeFrom);
+    releaseDetachedIp(t, *previous);  // the new socket counts for its own address
     const std::string id = previous->info.connectionId;
     // The session takes the connection's ID (the sessions are keyed by a view of it).
     auto it = t.sessions.find(s->id);
@@ -474,6 +511,13 @@ WpsReceive wpsReceive(NetworkThreadState &t, Session *s, const CompiledRoute **r
     // a group change waits on Redis, so the cluster's executor does it (the network thread never waits).
     using Kind = WpsClientMessage::Kind;
     bool mayWait = msg->kind == Kind::JoinGroup || msg->kind == Kind::LeaveGroup || msg->kind == Kind::SendToGroup;
+    // Joining, leaving and sending are messages of the API as events are: its throttle holds for them too
+    // (events meet it, with their route's, in dispatchMessage). A client with the send role went past it at
+    // wire speed to a whole group.
+    if (mayWait && t.table && !t.table->throttle.take(ev_now(t.loop))) {
+        wpsAnswerThrottled(t.host, state, msg->ackId);
+        return WpsReceive::Handled;
+    }
     if (mayWait && t.host.cluster) {
         t.host.cluster->runBlocking([host = &t.host, client = s->wps, msg] { wpsHandleClientMessage(*host, *client, *msg); });
         return WpsReceive::Handled;

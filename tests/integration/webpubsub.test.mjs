@@ -360,3 +360,59 @@ test('reliable: a dropped client that does not come back ends when its window do
     await gw2.stop();
   }
 });
+
+// Two ways a client with an ordinary token could go past what the operator set (found by review):
+// joinGroup, leaveGroup and sendToGroup did not meet the API's throttle (only events did), so one client
+// could fan out to a whole group at wire speed; and a reliable connection whose socket dropped stopped
+// counting against maxConnectionsPerIp while it waited to be recovered, so one address could leave
+// connection after connection waiting (1,200 of them, about 1 MB each), holding no socket at all.
+test('group requests meet the API throttle; dropped reliable connections count against maxConnectionsPerIp while they wait', async () => {
+  const gw3 = await Gateway.start({
+    routes: (dir) => ({
+      routeSelectionExpression: '$request.body.action',
+      throttle: { rate: 2, burst: 2 },
+      webPubSub: { hubs: ['chat'], accessKeys: [KEY], recoveryWindowSeconds: 30 },
+      limits: { maxConnectionsPerIp: 3 },
+      handlers: { probe: { config: { log: path.join(dir, 'events.jsonl') } } },
+      routes: { $connect: { handler: 'probe' }, $disconnect: { handler: 'probe' }, $default: { handler: 'probe', routeResponse: true } },
+    }),
+    plugins: ['probe'], extraArgs: ['--access-log', 'off'],
+  });
+  try {
+    const svc = service('chat', { port: gw3.port });
+    const token = async () => (await svc.getClientAccessToken({ userId: 'mallory', roles: ['webpubsub.joinLeaveGroup', 'webpubsub.sendToGroup'] })).url;
+    const open = async (protocol) => {
+      const c = new Client(new WebSocket(await token(), protocol));
+      await new Promise((resolve, reject) => { c.ws.once('open', resolve); c.ws.once('error', reject); c.ws.once('unexpected-response', (req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode }))); });
+      assert.equal(JSON.parse((await c.next()).text).event, 'connected');
+      return c;
+    };
+    // 10 sends with acks, at once: the bucket (2, then 2 a second) lets a few through, the rest are refused.
+    const sender = await open('json.webpubsub.azure.v1');
+    for (let i = 1; i <= 10; ++i) sender.ws.send(JSON.stringify({ type: 'sendToGroup', group: 'g', dataType: 'text', data: `m${i}`, ackId: i }));
+    const acks = [];
+    while (acks.length < 10) {
+      const m = JSON.parse((await sender.next()).text);
+      if (m.type === 'ack') acks.push(m);
+    }
+    const refused = acks.filter((a) => !a.success);
+    assert.ok(acks.filter((a) => a.success).length <= 4, JSON.stringify(acks));
+    assert.ok(refused.length >= 6);
+    assert.equal(refused[0].error.name, 'TooManyRequests');
+    assert.match(refused[0].error.message, /throttle/);
+    sender.ws.close();
+    await sender.closed;
+    // maxConnectionsPerIp 3: three reliable connections dropped (a reset, no close) wait for recovery and
+    // keep their places; a fourth upgrade from the address is refused with 429 meanwhile.
+    for (let i = 0; i < 3; ++i) {
+      const c = await open('json.reliable.webpubsub.azure.v1');
+      c.ws._socket.resetAndDestroy();
+      await c.closed;
+    }
+    await waitFor(() => gw3.lines.filter((l) => l.msg === 'webpubsub connection detached').length === 3, { what: 'three connections waiting' });
+    await assert.rejects(open('json.reliable.webpubsub.azure.v1'), (err) => err.statusCode === 429);
+    assert.ok(gw3.alive());
+  } finally {
+    await gw3.stop();
+  }
+});
