@@ -1,5 +1,7 @@
 #include "upgrade_admission.h"
 
+#include "text.h"
+
 #include <algorithm>
 
 namespace wsgw {
@@ -37,6 +39,51 @@ SubprotocolDecision decideSubprotocol(const UpgradeRequest &request, const std::
                                       : "this API accepts " + accepts)};
     }
     return d;
+}
+
+bool extensionOffersRefusedByLibwebsockets(const UpgradeRequest &request, bool deflateTaken) {
+    // The header as libwebsockets copies it: every occurrence, joined with commas.
+    std::string value;
+    bool any = false;
+    for (const auto &[name, v] : request.headers) {
+        if (!equalsIgnoreCase(name, "Sec-WebSocket-Extensions")) continue;
+        if (any) value += ',';
+        value += v;
+        any = true;
+    }
+    if (!any || value.empty()) return false;
+    // Its walk, reduced to what decides failure: reading past byte 254; an extension name (spaces dropped,
+    // parameters after ';' ignored) that names permessage-deflate when it was taken already; and the end of
+    // the walk when the taken offer's parameters run into a comma (the other offers are alternatives).
+    std::string name;
+    bool inParams = false, taken = false;
+    size_t paramsAt = std::string::npos;
+    for (size_t i = 0;; ++i) {
+        if (i >= 255) return true;
+        char c = i < value.size() ? value[i] : '\0';
+        if (c != '\0' && c != ',' && c != '\t') {
+            if (c == ';') {
+                inParams = true;
+                if (paramsAt == std::string::npos) paramsAt = i + 1;
+            }
+            if (!inParams && c != ' ') name += c;
+            continue;
+        }
+        bool more = c != '\0';
+        if (!name.empty() && name == "permessage-deflate" && deflateTaken) {
+            if (taken) return true;
+            taken = true;
+            if (paramsAt != std::string::npos) {
+                size_t at = paramsAt;
+                while (at < value.size() && value[at] != ',') ++at;
+                if (at < value.size()) return false;  // stops at the comma after the taken offer's parameters
+            }
+        }
+        if (!more) return false;
+        name.clear();
+        inParams = false;
+        paramsAt = std::string::npos;
+    }
 }
 
 }  // namespace wsgw

@@ -35,4 +35,12 @@ struct SubprotocolDecision {
 // `accepted` is the API's list; `proxied`: the whole API is a WebSocket passthrough to a backend.
 SubprotocolDecision decideSubprotocol(const UpgradeRequest &request, const std::vector<std::string> &accepted, bool proxied);
 
+// Whether libwebsockets 4.1.6 would fail the upgrade over its Sec-WebSocket-Extensions header (server-ws.c
+// reads at most 254 bytes of it, and fails when permessage-deflate, once taken, is offered again), which it
+// does only after $connect has run, closing the socket without an answer. Such offers are declined instead:
+// the header is left out of what libwebsockets sees and the connection opens without compression, as RFC
+// 6455 9.1 lets a server do with any offer. `deflateTaken`: permessage-deflate would be taken (compression on,
+// not proxied).
+bool extensionOffersRefusedByLibwebsockets(const UpgradeRequest &request, bool deflateTaken);
+
 }  // namespace wsgw

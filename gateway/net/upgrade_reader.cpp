@@ -261,6 +261,13 @@ void UpgradeReader::readHead(Session *s) {
         return;
     }
     if (!admitted(s, parsed.request)) return;
+    if (extensionOffersRefusedByLibwebsockets(parsed.request, t_.table && t_.table->config.compression && !t_.table->proxy)) {
+        // Declined, not refused (upgrade_admission.h): libwebsockets would close the socket after $connect.
+        size_t before = up.head.size();
+        up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Extensions");
+        parsed.request.headLength -= before - up.head.size();
+        log::debug("upgrade: extension offers declined (libwebsockets cannot read them)", {log::Field("connectionId", s->id)});
+    }
     up.path = parsed.request.path;
     if (isWpsClientPath(up.path) && !t_.table->proxy) {
         if (!wpsClientAdmitted(t_, s, parsed)) return;  // its token, hub and subprotocol (SPEC section 12)

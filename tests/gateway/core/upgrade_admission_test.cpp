@@ -69,4 +69,26 @@ TEST_SUITE("upgrade_admission") {
         CHECK(proxied.offersForBackend.find("mqtt") != std::string::npos);
         CHECK(proxied.stripOffers);
     }
+
+    // libwebsockets 4.1.6 reads at most 254 bytes of the header and fails on permessage-deflate taken twice;
+    // such offers are declined before $connect instead of its silent close after (found by review).
+    TEST_CASE("extension offers libwebsockets would fail on are found, and only those") {
+        auto ext = [](std::string v) { return requestWith({{"Sec-WebSocket-Extensions", std::move(v)}}); };
+        CHECK_FALSE(extensionOffersRefusedByLibwebsockets(requestWith({}), true));
+        CHECK_FALSE(extensionOffersRefusedByLibwebsockets(ext("permessage-deflate"), true));
+        CHECK_FALSE(extensionOffersRefusedByLibwebsockets(ext("permessage-deflate; client_max_window_bits"), true));
+        CHECK(extensionOffersRefusedByLibwebsockets(ext("permessage-deflate, permessage-deflate"), true));
+        CHECK(extensionOffersRefusedByLibwebsockets(ext("permessage-deflate, permessage-deflate; client_max_window_bits"), true));
+        // After a taken offer with parameters the rest are alternatives it never reads.
+        CHECK_FALSE(extensionOffersRefusedByLibwebsockets(ext("permessage-deflate; client_max_window_bits, permessage-deflate"), true));
+        // Not taken (compression off, or proxied): a second mention is no failure.
+        CHECK_FALSE(extensionOffersRefusedByLibwebsockets(ext("permessage-deflate, permessage-deflate"), false));
+        // Two headers are one list.
+        CHECK(extensionOffersRefusedByLibwebsockets(
+            requestWith({{"Sec-WebSocket-Extensions", "permessage-deflate"}, {"Sec-WebSocket-Extensions", "permessage-deflate"}}), true));
+        // Length: 254 bytes are read, 255 are not, whatever compression says.
+        CHECK_FALSE(extensionOffersRefusedByLibwebsockets(ext("x-foo; " + std::string(247, 'a')), false));
+        CHECK(extensionOffersRefusedByLibwebsockets(ext("x-foo; " + std::string(248, 'a')), false));
+        CHECK(extensionOffersRefusedByLibwebsockets(ext("permessage-deflate; " + std::string(400, 'x')), true));
+    }
 }
