@@ -223,6 +223,9 @@ public:
                             if (paths_[r]->size() == depth) targets |= uint64_t{1} << r;
                         }
                         inner = matched & ~targets;
+                        // This member replaces an earlier one of the same key, as in JSON.parse: what the
+                        // earlier one held below it is gone, whatever this one turns out to be.
+                        clearCaptures(inner);
                     }
                     skipWhitespace();
                     if (peek() != ':') return false;
@@ -433,6 +436,14 @@ private:
         for (uint64_t m = targets; m; m &= m - 1) {
             Capture &cap = captures_[std::countr_zero(m)];
             cap.kind = Capture::Kind::NotScalar;
+            cap.text.clear();
+        }
+    }
+
+    void clearCaptures(uint64_t paths) {
+        for (uint64_t m = paths; m; m &= m - 1) {
+            Capture &cap = captures_[std::countr_zero(m)];
+            cap.kind = Capture::Kind::Missing;
             cap.text.clear();
         }
     }

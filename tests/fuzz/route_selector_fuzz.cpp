@@ -52,6 +52,16 @@ public:
     }
     bool Key(const char *s, rapidjson::SizeType len, bool) {
         stack_.back().key.assign(s, len);
+        // A member replaces an earlier one of the same key whole (JSON.parse): captures below it are gone.
+        size_t c = 0;
+        for (const auto &part : parts_) {
+            if (!part.isReference) continue;
+            RefCapture &cap = captures_[c++];
+            if (part.path.size() <= stack_.size()) continue;
+            bool match = true;
+            for (size_t i = 0; i < stack_.size() && match; ++i) match = stack_[i].isObject && stack_[i].key == part.path[i];
+            if (match) cap = RefCapture{};
+        }
         return true;
     }
     bool EndObject(rapidjson::SizeType) {

@@ -98,12 +98,22 @@ TEST_SUITE("route_selector") {
         CHECK(route("$request.body.a", deepObj) == "<default>");
     }
 
-    TEST_CASE("duplicate keys: the last value at the path wins, a nested capture survives a later scalar") {
+    // As JSON.parse reads the body the handler gets: a later member replaces an earlier one of the same key
+    // whole, what lay below it included (an earlier capture below it survived, and routed the message by a
+    // value the handler never sees; found by review).
+    TEST_CASE("duplicate keys: the last member wins whole, what lay below an earlier one included") {
         CHECK(route("$request.body.action", R"({"action":{"x":1},"action":"b"})") == "b");
         CHECK(route("$request.body.action", R"({"action":"a","action":{"x":1}})") == "<default>");
         CHECK(route("$request.body.action", R"({"action":"a","action":["b"]})") == "<default>");
-        CHECK(route("${request.body.a}-${request.body.a.b}", R"({"a":{"b":"x"},"a":5})") == "5-x");
-        CHECK(route("$request.body.a.b", R"({"a":{"b":"x"},"a":{"c":1}})") == "x");
+        CHECK(route("${request.body.a}-${request.body.a.b}", R"({"a":{"b":"x"},"a":5})") == "5-");
+        CHECK(route("$request.body.a.b", R"({"a":{"b":"x"},"a":{"c":1}})") == "<default>");
+        CHECK(route("$request.body.meta.type", R"({"meta":{"type":"a"},"meta":{}})") == "<default>");
+        CHECK(route("$request.body.meta.type", R"({"meta":{"type":"a"},"meta":null})") == "<default>");
+        CHECK(route("$request.body.meta.type", R"({"meta":{"type":"a"},"meta":"b"})") == "<default>");
+        CHECK(route("$request.body.meta.type", R"({"meta":{"type":"a"},"meta":[]})") == "<default>");
+        CHECK(route("$request.body.meta.type", R"({"meta":{"type":"a"},"meta":{"type":"b"}})") == "b");
+        CHECK(route("$request.body.a.b.c", R"({"a":{"b":{"c":"x"}},"a":{"b":{}}})") == "<default>");
+        CHECK(route("$request.body.a.b.c", R"({"a":{"b":{"c":"x"}},"a":{"b":{"c":"y"}},"z":1})") == "y");
         CHECK(route("$request.body.a.b", R"({"a":{"b":"x"},"a":{"b":{}}})") == "<default>");
         CHECK(route("${request.body.a}/${request.body.a}", R"({"a":"x"})") == "x/x");
         CHECK(route("${request.body.a}/${request.body.a}", R"({"a":"x","a":true})") == "true/true");
