@@ -153,6 +153,13 @@ static void lwsLogEmit(int level, const char *line) {
     if (std::strstr(line, "calling service") || std::strstr(line, "deferring handling ah")) return;
     std::string text = line;
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    // A client's compressed data that does not inflate is the client's fault, as any bad frame is: not an
+    // error of the gateway (any client could fill the error log with it, once per connection).
+    if (std::strstr(line, "zlib error inflate")) {
+        log::write(log::Level::Info, "a client sent compressed data that does not inflate; its connection is dropped",
+                   {log::Field("detail", text)});
+        return;
+    }
     log::write(level & LLL_ERR ? log::Level::Error : log::Level::Warn, "libwebsockets",
                {log::Field("detail", text)});
 }
