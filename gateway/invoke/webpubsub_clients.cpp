@@ -67,6 +67,12 @@ size_t WebPubSubClients::detachedCount() const {
     return detached_.size();
 }
 
+std::shared_ptr<LiveConnection> WebPubSubClients::detachedConnection(const std::string &connectionId) const {
+    std::lock_guard lock(detachedMutex_);
+    auto it = detached_.find(connectionId);
+    return it == detached_.end() ? nullptr : it->second;
+}
+
 // ---- users ----
 
 namespace {

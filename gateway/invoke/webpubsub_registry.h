@@ -47,6 +47,8 @@ public:
     // Those whose window has ended (nowMs INT64_MAX: all of them): their $disconnect is due.
     std::vector<std::shared_ptr<LiveConnection>> expire(int64_t nowMs);
     size_t detachedCount() const;
+    // A connection waiting to be recovered, looked at without taking it (null when none has the ID).
+    std::shared_ptr<LiveConnection> detachedConnection(const std::string &connectionId) const;
 
 private:
     mutable std::mutex mutex_;

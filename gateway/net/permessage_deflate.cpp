@@ -2,7 +2,13 @@
 // (the why is in permessage_deflate.h).
 #include "permessage_deflate.h"
 
+#include "log.h"
+
 #include <atomic>
+#include <csetjmp>
+#include <cstdio>
+#include <cstdlib>
+#include <sys/socket.h>
 #include <zlib.h>
 #include <cstring>
 
@@ -18,9 +24,14 @@ struct InflateBuffers {
 
 std::atomic<CompressedInputSlot> g_slot{nullptr};
 
-// What the extension returns when a message's inflation is complete: PMDR_EMPTY_FINAL of libwebsockets'
-// private enum pmd_return (lib/core-net/private-lib-core-net.h, the same from 4.0 to 4.3).
-constexpr int kEmptyFinal = 4;
+// Set while this thread is inside libwebsockets' inflater (change 3 in the header).
+thread_local std::jmp_buf *t_inflateEscape = nullptr;
+
+// What the extension returns when it did not inflate the input: PMDR_DID_NOTHING and
+// PMDR_NOTHING_WE_SHOULD_DO of libwebsockets' private enum pmd_return (lib/core-net/private-lib-core-net.h,
+// the same from 4.0 to 4.3).
+constexpr int kDidNothing = 1;
+constexpr int kNothingWeShouldDo = 5;
 
 // Buffers above this are freed when their message ends, so an idle connection does not keep a large one.
 constexpr size_t kKeptCapacity = 4096;
@@ -52,23 +63,60 @@ int permessageDeflateExtension(lws_context *context, const lws_extension *ext, l
     if (!slot) return lws_extension_callback_pm_deflate(context, ext, wsi, reason, user, in, len);
     if (!*slot) *slot = std::make_unique<CompressedInput>();
     CompressedInput &input = **slot;
-    // The first frame of a text or binary message says whether it is compressed (RSV1); control frames
-    // in between do not change it.
-    if (lws_is_first_fragment(wsi)) input.messageCompressed = (lws_get_reserved_bits(wsi) & 0x40) != 0;
     // libwebsockets' private state for this connection begins with its inflater (`z_stream rx`, the first
     // member of struct lws_ext_pm_deflate_priv in 4.1 to 4.3): new input is taken only once zlib has
     // consumed the last (libwebsockets drains it before it reads on).
     const auto *inflater = static_cast<const z_stream *>(user);
+    const auto original = buffers->in;
+    bool tailed = false;
     if (buffers->in.token && buffers->in.len > 0 && inflater->avail_in == 0) {
-        bool endsMessage = input.messageCompressed && lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+        // The last input of a frame that ends a message gets the tail (change 2). Whether the message is
+        // compressed at all is the extension's to say (the first frame's RSV1, a control frame's opcode, which
+        // are not visible here): when it does not inflate this input, the tail is taken back below.
+        tailed = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
         buffers->in.token = input.keep(buffers->in.token, static_cast<size_t>(buffers->in.len),
-                                       endsMessage ? CompressedInput::kMessageEnd : nullptr,
-                                       endsMessage ? sizeof CompressedInput::kMessageEnd : 0);
-        if (endsMessage) buffers->in.len += static_cast<int>(sizeof CompressedInput::kMessageEnd);
+                                       tailed ? CompressedInput::kMessageEnd : nullptr,
+                                       tailed ? sizeof CompressedInput::kMessageEnd : 0);
+        if (tailed) buffers->in.len += static_cast<int>(sizeof CompressedInput::kMessageEnd);
     }  // else zlib still works through the last copy, and the rest of it that libwebsockets passes is ignored
-    int n = lws_extension_callback_pm_deflate(context, ext, wsi, reason, user, in, len);
-    if (n == kEmptyFinal) input.messageCompressed = false;  // the message ended: a control frame is not of it
+    int n;
+    std::jmp_buf escape;
+    if (setjmp(escape) == 0) {
+        t_inflateEscape = &escape;
+        n = lws_extension_callback_pm_deflate(context, ext, wsi, reason, user, in, len);
+        t_inflateEscape = nullptr;
+    } else {
+        // Its assertion failed (the tail inflated to output: data no deflate stream ends with). The frame
+        // it left is not returned to; the connection is dropped, as for any data that does not inflate.
+        t_inflateEscape = nullptr;
+        log::info("a client sent compressed data that does not end as a message must; its connection is dropped",
+                  {log::Field("detail", "libwebsockets' inflater ran out of output space at the message's end")});
+        // libwebsockets closes a connection whose extension failed only at its next event: the socket's
+        // shutdown is that event, now, so its $disconnect runs at once.
+        if (lws_sockfd_type fd = lws_get_socket_fd(wsi); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+        return -1;
+    }
+    // Not inflated (an uncompressed message, a PONG between the fragments of a compressed one, a message
+    // whose tail was applied already): the caller goes on with the input as it gave it, which it takes as
+    // the payload itself. Left with the tail, it read 5 bytes more than it had, over and over.
+    if (tailed && (n == kNothingWeShouldDo || n == kDidNothing)) buffers->in = original;
     return n;
 }
 
 }  // namespace wsgw
+
+// libwebsockets' assertions end in this function (it is looked up in the executable before libc). The one
+// its inflater makes at a message's end ("priv->rx.avail_out") is reachable by a client's data (change 3 in
+// permessage_deflate.h): inside permessageDeflateExtension it returns there instead of aborting the process.
+// Every other assertion, anywhere, does what glibc's does.
+extern "C" [[noreturn]] void __assert_fail(const char *assertion, const char *file, unsigned int line, const char *function) noexcept {
+    if (wsgw::t_inflateEscape && assertion && file && std::strcmp(assertion, "priv->rx.avail_out") == 0 &&
+        std::strstr(file, "extension-permessage-deflate")) {
+        std::jmp_buf *escape = wsgw::t_inflateEscape;
+        wsgw::t_inflateEscape = nullptr;
+        std::longjmp(*escape, 1);
+    }
+    std::fprintf(stderr, "%s: %s:%u: %s: Assertion `%s' failed.\n", program_invocation_short_name, file ? file : "?", line,
+                 function ? function : "?", assertion ? assertion : "?");
+    std::abort();
+}

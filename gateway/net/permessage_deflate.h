@@ -17,6 +17,14 @@
 //    is given with the tail already appended and one more byte, 00, the header of a second empty stored
 //    block: zlib cannot run out of input before it has written out the whole message, and the tail
 //    libwebsockets appends then completes that second block, an empty one (no output, no state change).
+//    Whether a frame is compressed is not visible to this wrapper: the last input of every frame that
+//    ends a message gets the tail, and when the extension does not inflate it (an uncompressed message,
+//    a control frame) the input goes back to the caller as it was.
+// 3. A client whose data does not end a deflate stream cleanly (a final block, garbage) can still make the
+//    tail itself inflate to output and trip that assertion, whatever is appended. The assertion is caught:
+//    libwebsockets' __assert_fail lookup finds the executable's own (permessage_deflate.cpp), which, inside
+//    this extension's call and for that assertion only, returns to it with longjmp (only C frames of the
+//    inflater lie between), and the connection is dropped as for data that does not inflate.
 #pragma once
 
 #include <libwebsockets.h>
@@ -35,8 +43,6 @@ public:
 
     // Copies `data` (then `tail`, if any) and returns where the copy lies; valid until the next keep() but one.
     unsigned char *keep(const unsigned char *data, size_t len, const unsigned char *tail = nullptr, size_t tailLen = 0);
-    // Whether the message being inflated is compressed (its first frame had RSV1).
-    bool messageCompressed = false;
     // Frees large buffers; call only when no message is being inflated (at a message's end).
     void trim();
     size_t capacity() const { return buffers_[0].capacity() + buffers_[1].capacity(); }

@@ -287,6 +287,16 @@ bool UpgradeReader::admitted(Session *s, const UpgradeRequest &request) {
         return false;
     }
     if (limits.maxConnectionsPerIp) {
+        // A Web PubSub client coming back for a connection that waits for it, from the address that connection
+        // counts for: it takes that connection's place (a client at its address's limit could never resume).
+        // If the resume is then refused (a wrong token), the place stays with this socket until it closes.
+        if (std::string id = wpsResumeId(request); !id.empty()) {
+            std::shared_ptr<LiveConnection> waiting = t_.host.webPubSub.detachedConnection(id);
+            if (waiting && waiting->info.sourceIp == s->peer && waiting->detachedHoldsIpCount.exchange(false)) {
+                s->ipCounted = true;
+                return true;
+            }
+        }
         if (!t_.settings.ipCounts->tryAdd(s->peer, limits.maxConnectionsPerIp)) {
             UpgradeRefusal refusal = perAddressRefusal(s->peer, limits.maxConnectionsPerIp);
             refuseUpgrade(s, refusal.status, refusal.reason);

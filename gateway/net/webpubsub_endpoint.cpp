@@ -215,6 +215,13 @@ std::string wpsRestUnansweredResponse(NetworkThreadState &t, Session *s) {
 
 bool isWpsClientPath(std::string_view path) { return path.rfind("/client/hubs/", 0) == 0; }
 
+std::string wpsResumeId(const UpgradeRequest &request) {
+    if (!isWpsClientPath(request.path)) return {};
+    for (auto &[name, value] : parseQueryString(request.rawQuery))
+        if (name == "awps_connection_id") return value;
+    return {};
+}
+
 bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
     const WebPubSubSpec *spec = specOf(t);
     UpgradeRequest &req = parsed.request;

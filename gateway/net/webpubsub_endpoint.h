@@ -33,6 +33,8 @@ void wpsRestAnswered(NetworkThreadState &t, std::string_view connectionId, const
 std::string wpsRestUnansweredResponse(NetworkThreadState &t, Session *s);
 
 bool isWpsClientPath(std::string_view path);
+// The connection a Web PubSub client upgrade asks to resume (its awps_connection_id), "" when none.
+std::string wpsResumeId(const UpgradeRequest &request);
 // An upgrade to /client/hubs/{hub}: false when it was refused (answered and dropped here).
 bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed);
 // The authorizer context and admission of an Azure client, filled into its ConnectionInfo before $connect.

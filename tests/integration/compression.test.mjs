@@ -5,7 +5,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { Gateway, Client, sqliteRows, waitFor } from './harness.mjs';
+import zlib from 'node:zlib';
+import { Gateway, Client, RawWebSocket, maskedFrame, sqliteRows, waitFor } from './harness.mjs';
 
 const echoRoutes = (extra = {}) => () => ({
   routeSelectionExpression: '$request.body.action',
@@ -103,6 +104,55 @@ describe('compression on (the default)', () => {
       assert.equal(await c.request('uncompressed'), 'uncompressed');
       await c.close(1000);
     }
+  });
+
+  // Frames no client library sends, as a raw client: the first fragment empty with RSV1 and all the
+  // compressed bytes in one continuation (the wrapper took the continuation for an uncompressed message and
+  // libwebsockets aborted on its assertion again), and a PONG with a payload between compressed fragments
+  // (the wrapper's tail was left on the PONG: the network thread looped on it and the process crashed).
+  test('an empty compressed first fragment, and a PONG between compressed fragments, are read right', async () => {
+    const compressed = (text) => {
+      const out = zlib.deflateRawSync(Buffer.from(text), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      return out.subarray(0, out.length - 4);  // the 00 00 FF FF tail is left out, as RFC 7692 says
+    };
+    const withRsv1 = (frame) => { frame[0] |= 0x40; return frame; };
+    const echoOf = async (raw, count) => {
+      await raw.until(() => raw.frames.filter((f) => f.opcode === 1).length >= count, 30000, `${count} echoes`);
+      return raw.frames.filter((f) => f.opcode === 1).map((f) => f.payload.toString());
+    };
+    const raw = await RawWebSocket.open(gw.port, { headers: ['Sec-WebSocket-Extensions: permessage-deflate'] });
+    assert.equal(raw.response.status, 101);
+    assert.match(raw.response.headers['sec-websocket-extensions'] ?? '', /permessage-deflate/);
+    const sizes = [124900, 124950, 125000, 126000, 127000];
+    for (const size of sizes) {
+      raw.write(withRsv1(maskedFrame(1, Buffer.alloc(0), false)));
+      raw.write(maskedFrame(0, compressed('a'.repeat(size)), true));
+    }
+    const echoes = await echoOf(raw, sizes.length);
+    assert.deepEqual(echoes.map((e) => e.length), sizes);
+    assert.ok(echoes.every((e) => /^a+$/.test(e)));
+    const body = compressed('b'.repeat(60000));
+    const half = Math.floor(body.length / 2);
+    raw.write(withRsv1(maskedFrame(1, body.subarray(0, half), false)));
+    raw.write(maskedFrame(0xA, Buffer.from('a pong with a payload'), true));
+    raw.write(maskedFrame(0, body.subarray(half), true));
+    const all = await echoOf(raw, sizes.length + 1);
+    assert.equal(all.at(-1), 'b'.repeat(60000));
+    raw.destroy();
+    // Data that does not end as a message must (a finished stream cut short): the inflater's end-of-message
+    // step ran out of output space and libwebsockets' assertion aborted the process, whatever the wrapper
+    // appended. Now that connection is dropped, and the gateway serves on.
+    for (const size of [124950, 125000, 126000]) {
+      const bad = await RawWebSocket.open(gw.port, { headers: ['Sec-WebSocket-Extensions: permessage-deflate'] });
+      const finished = zlib.deflateRawSync(Buffer.from('a'.repeat(size)));
+      bad.write(withRsv1(maskedFrame(1, finished.subarray(0, finished.length - 4), true)));
+      await bad.until(() => bad.closedSocket || bad.frames.length > 0, 10000, 'the connection to be dropped or answered');
+      bad.destroy();
+    }
+    assert.ok(gw.alive());
+    const after = await Client.open(gw.url, deflate);
+    assert.equal(await after.request('still serving'), 'still serving');
+    await after.close(1000);
   });
 
   test('without an offer nothing is negotiated and messages still flow', async () => {

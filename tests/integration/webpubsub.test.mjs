@@ -381,10 +381,11 @@ test('group requests meet the API throttle; dropped reliable connections count a
   try {
     const svc = service('chat', { port: gw3.port });
     const token = async () => (await svc.getClientAccessToken({ userId: 'mallory', roles: ['webpubsub.joinLeaveGroup', 'webpubsub.sendToGroup'] })).url;
-    const open = async (protocol) => {
-      const c = new Client(new WebSocket(await token(), protocol));
+    const open = async (protocol, query = '') => {
+      const c = new Client(new WebSocket(await token() + query, protocol));
       await new Promise((resolve, reject) => { c.ws.once('open', resolve); c.ws.once('error', reject); c.ws.once('unexpected-response', (req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode }))); });
-      assert.equal(JSON.parse((await c.next()).text).event, 'connected');
+      c.connected = JSON.parse((await c.next()).text);
+      assert.equal(c.connected.event, 'connected');
       return c;
     };
     // 10 sends with acks, at once: the bucket (2, then 2 a second) lets a few through, the rest are refused.
@@ -404,13 +405,23 @@ test('group requests meet the API throttle; dropped reliable connections count a
     await sender.closed;
     // maxConnectionsPerIp 3: three reliable connections dropped (a reset, no close) wait for recovery and
     // keep their places; a fourth upgrade from the address is refused with 429 meanwhile.
+    const dropped = [];
     for (let i = 0; i < 3; ++i) {
       const c = await open('json.reliable.webpubsub.azure.v1');
+      dropped.push(c.connected);
       c.ws._socket.resetAndDestroy();
       await c.closed;
     }
     await waitFor(() => gw3.lines.filter((l) => l.msg === 'webpubsub connection detached').length === 3, { what: 'three connections waiting' });
     await assert.rejects(open('json.reliable.webpubsub.azure.v1'), (err) => err.statusCode === 429);
+    // One of them coming back takes its own place: a client at its address's limit can still resume.
+    const { connectionId, reconnectionToken } = dropped[0];
+    const resumed = await open('json.reliable.webpubsub.azure.v1',
+      `&awps_connection_id=${connectionId}&awps_reconnection_token=${encodeURIComponent(reconnectionToken)}`);
+    assert.equal(resumed.connected.connectionId, connectionId);
+    await assert.rejects(open('json.reliable.webpubsub.azure.v1'), (err) => err.statusCode === 429);
+    resumed.ws.close();
+    await resumed.closed;
     assert.ok(gw3.alive());
   } finally {
     await gw3.stop();
