@@ -41,7 +41,28 @@ SubprotocolDecision decideSubprotocol(const UpgradeRequest &request, const std::
     return d;
 }
 
-bool extensionOffersRefusedByLibwebsockets(const UpgradeRequest &request, bool deflateTaken) {
+namespace {
+// The bytes of every Sec-WebSocket-Extensions value in the raw head, as received (after the colon, up to the
+// line's end), joined with commas; more than libwebsockets keeps, never less.
+size_t rawExtensionsLength(std::string_view head) {
+    size_t total = 0, count = 0, pos = head.find("\r\n");
+    while (pos != std::string_view::npos && pos + 2 < head.size()) {
+        size_t start = pos + 2, eol = head.find("\r\n", start);
+        if (eol == std::string_view::npos || eol == start) break;
+        std::string_view line = head.substr(start, eol - start);
+        size_t colon = line.find(':');
+        if (colon != std::string_view::npos && equalsIgnoreCase(line.substr(0, colon), "Sec-WebSocket-Extensions")) {
+            total += line.size() - colon - 1;
+            ++count;
+        }
+        pos = eol;
+    }
+    return count ? total + count - 1 : 0;
+}
+}  // namespace
+
+bool extensionOffersRefusedByLibwebsockets(const UpgradeRequest &request, bool deflateTaken, std::string_view rawHead) {
+    if (rawExtensionsLength(rawHead.substr(0, std::min(rawHead.size(), request.headLength))) >= 255) return true;
     // The header as libwebsockets copies it: every occurrence, joined with commas.
     std::string value;
     bool any = false;

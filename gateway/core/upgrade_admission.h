@@ -41,6 +41,8 @@ SubprotocolDecision decideSubprotocol(const UpgradeRequest &request, const std::
 // the header is left out of what libwebsockets sees and the connection opens without compression, as RFC
 // 6455 9.1 lets a server do with any offer. `deflateTaken`: permessage-deflate would be taken (compression on,
 // not proxied).
-bool extensionOffersRefusedByLibwebsockets(const UpgradeRequest &request, bool deflateTaken);
+// `rawHead`: the request's head as received; the length rule counts the header's bytes there, whitespace
+// included (libwebsockets keeps what the parsed, trimmed value drops).
+bool extensionOffersRefusedByLibwebsockets(const UpgradeRequest &request, bool deflateTaken, std::string_view rawHead = {});
 
 }  // namespace wsgw

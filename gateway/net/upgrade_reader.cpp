@@ -261,7 +261,7 @@ void UpgradeReader::readHead(Session *s) {
         return;
     }
     if (!admitted(s, parsed.request)) return;
-    if (extensionOffersRefusedByLibwebsockets(parsed.request, t_.table && t_.table->config.compression && !t_.table->proxy)) {
+    if (extensionOffersRefusedByLibwebsockets(parsed.request, t_.table && t_.table->config.compression && !t_.table->proxy, up.head)) {
         // Declined, not refused (upgrade_admission.h): libwebsockets would close the socket after $connect.
         size_t before = up.head.size();
         up.head = withoutHeader(up.head, parsed.request.headLength, "Sec-WebSocket-Extensions");

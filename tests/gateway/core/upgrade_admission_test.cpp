@@ -90,5 +90,13 @@ TEST_SUITE("upgrade_admission") {
         CHECK_FALSE(extensionOffersRefusedByLibwebsockets(ext("x-foo; " + std::string(247, 'a')), false));
         CHECK(extensionOffersRefusedByLibwebsockets(ext("x-foo; " + std::string(248, 'a')), false));
         CHECK(extensionOffersRefusedByLibwebsockets(ext("permessage-deflate; " + std::string(400, 'x')), true));
+        // Whitespace the parsed value drops still counts where libwebsockets reads it: the raw head decides.
+        std::string head = "GET / HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Extensions: permessage-deflate" + std::string(300, ' ') + "\r\n\r\n";
+        UpgradeRequest padded = ext("permessage-deflate");
+        padded.headLength = head.size();
+        CHECK(extensionOffersRefusedByLibwebsockets(padded, true, head));
+        std::string plain = "GET / HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+        padded.headLength = plain.size();
+        CHECK_FALSE(extensionOffersRefusedByLibwebsockets(padded, true, plain));
     }
 }
