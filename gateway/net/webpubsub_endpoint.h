@@ -10,6 +10,7 @@
 // Everything else of such a connection ($connect, $disconnect, throttles, bounds) is the listener's usual.
 #pragma once
 
+#include "handshake.h"
 #include "session.h"
 
 #include <string>
