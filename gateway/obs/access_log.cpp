@@ -2,8 +2,7 @@
 
 #include "event.h"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
+#include "log.h"
 
 #include <cerrno>
 #include <chrono>
@@ -20,43 +19,50 @@ constexpr size_t kMaxPending = 8u << 20;  // beyond this (a stuck stdout), lines
 constexpr size_t kWakeAt = 256u << 10;    // producers wake the writer only for this much; else it polls
 constexpr auto kWriteInterval = std::chrono::milliseconds(10);
 
-void key(rapidjson::Writer<rapidjson::StringBuffer> &w, const char *k, std::string_view v) {
-    w.Key(k);
-    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+// The values come from clients (User-Agent, the source address a proxy forwarded): appendJsonString
+// replaces bytes that are not UTF-8 with U+FFFD, so every line stays valid JSON and valid UTF-8.
+void key(std::string &out, const char *k, std::string_view v) {
+    out += '"';
+    out += k;
+    out += "\":";
+    log::appendJsonString(out, v);
+    out += ',';
+}
+
+void key(std::string &out, const char *k, int64_t v) {
+    out += '"';
+    out += k;
+    out += "\":";
+    out += std::to_string(v);
+    out += ',';
 }
 
 }  // namespace
 
 std::string accessLogLine(const AccessEntry &e) {
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    w.StartObject();
+    std::string line;
+    line.reserve(384 + e.userAgent.size() + e.error.size());
+    line += '{';
     // time, level and msg as every log line has them, so stdout stays one kind of JSON line.
-    key(w, "time", formatIso8601Millis(nowEpochMs()));
-    key(w, "level", "info");
-    key(w, "msg", "access");
-    key(w, "requestId", e.requestId);
-    key(w, "connectionId", e.connectionId);
-    key(w, "eventType", e.eventType);
-    key(w, "routeKey", e.routeKey);
-    w.Key("status");
-    w.Int(e.status);
-    w.Key("integrationLatency");
-    if (e.integrationLatencyMs >= 0) w.Int64(e.integrationLatencyMs);
-    else w.Null();
-    if (!e.messageId.empty()) key(w, "messageId", e.messageId);
-    key(w, "requestTime", formatRequestTime(e.requestTimeEpochMs));
-    w.Key("requestTimeEpoch");
-    w.Int64(e.requestTimeEpochMs);
-    key(w, "sourceIp", e.sourceIp);
-    key(w, "userAgent", e.userAgent);
-    key(w, "error", e.error);
-    if (e.disconnectStatusCode) {
-        w.Key("disconnectStatusCode");
-        w.Int(e.disconnectStatusCode);
-    }
-    w.EndObject();
-    return std::string(buf.GetString(), buf.GetSize());
+    key(line, "time", formatIso8601Millis(nowEpochMs()));
+    key(line, "level", "info");
+    key(line, "msg", "access");
+    key(line, "requestId", e.requestId);
+    key(line, "connectionId", e.connectionId);
+    key(line, "eventType", e.eventType);
+    key(line, "routeKey", e.routeKey);
+    key(line, "status", static_cast<int64_t>(e.status));
+    if (e.integrationLatencyMs >= 0) key(line, "integrationLatency", e.integrationLatencyMs);
+    else line += "\"integrationLatency\":null,";
+    if (!e.messageId.empty()) key(line, "messageId", e.messageId);
+    key(line, "requestTime", formatRequestTime(e.requestTimeEpochMs));
+    key(line, "requestTimeEpoch", e.requestTimeEpochMs);
+    key(line, "sourceIp", e.sourceIp);
+    key(line, "userAgent", e.userAgent);
+    key(line, "error", e.error);
+    if (e.disconnectStatusCode) key(line, "disconnectStatusCode", static_cast<int64_t>(e.disconnectStatusCode));
+    line.back() = '}';
+    return line;
 }
 
 std::variant<std::unique_ptr<AccessLog>, std::string> AccessLog::open(const std::string &where) {

@@ -1,6 +1,7 @@
 // Access-log lines: one JSON object named after AWS's $context variables, and the writer delivering every
 // line whole to its file.
 #include "access_log.h"
+#include "utf8.h"
 
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
@@ -54,6 +55,21 @@ TEST_SUITE("access_log") {
         d.Parse(accessLogLine(e).c_str());
         CHECK(d["integrationLatency"].IsNull());
         CHECK(d["disconnectStatusCode"].GetInt() == 1001);
+    }
+
+    TEST_CASE("bytes a client sent that are not UTF-8 become U+FFFD: the line stays valid JSON and UTF-8") {
+        AccessEntry e;
+        e.eventType = "CONNECT";
+        const std::string agent("curl\xff\xfe/8\xc3", 9), error("bad\x01\n", 5);  // the entry holds views
+        e.userAgent = agent;
+        e.error = error;
+        std::string line = accessLogLine(e);
+        CHECK(isValidUtf8(line.data(), line.size()));
+        rapidjson::Document d;
+        d.Parse(line.c_str());
+        REQUIRE(d.IsObject());
+        CHECK(std::string(d["userAgent"].GetString()) == "curl\xEF\xBF\xBD\xEF\xBF\xBD/8\xEF\xBF\xBD");
+        CHECK(std::string(d["error"].GetString()) == "bad\x01\n");
     }
 
     TEST_CASE("the writer appends every line whole to a file") {
