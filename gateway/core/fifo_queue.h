@@ -38,6 +38,8 @@ public:
     size_t slots() const { return items_.size(); }  // storage in use, consumed slots included (for tests)
     auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
     auto end() { return items_.end(); }
+    auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+    auto end() const { return items_.end(); }
 
 private:
     static constexpr size_t kKeptCapacity = 64;

@@ -39,25 +39,41 @@ struct OutFrame {
     bool binary = false;
 };
 
-// What one send of queued frames consists of: pieces of the caller's staging buffer (frame headers and the
-// small payloads copied next to them) and larger payloads left in place.
+// What one send of queued messages consists of: pieces of the caller's staging buffer (frame headers and the
+// small payloads copied next to them) and larger payloads left in place; and, for each frame, where it ends
+// on the wire and where the queue stands once it has been sent, so that a send the kernel takes only part
+// of is committed frame by frame.
 struct SendBatch {
     static constexpr int kMaxPieces = 64;
+    static constexpr int kMaxFrames = 256;
     struct Piece {
         const char *data;  // a payload in place, or nullptr for staging[offset, offset + len)
         size_t offset;
         size_t len;
     };
+    struct FrameEnd {
+        size_t wireEnd;        // bytes of the batch up to the end of this frame
+        size_t messagesDone;   // messages of the queue complete once this frame is sent
+        size_t headOffset;     // payload bytes of the next message already framed (0: none)
+    };
     Piece pieces[kMaxPieces];
-    int count = 0;
+    FrameEnd frameEnds[kMaxFrames];
+    int count = 0;   // pieces
+    int frames = 0;  // frames
     size_t total = 0;  // bytes of every piece
 };
 
 class SendQueue {
 public:
-    static constexpr size_t kCoalesceBytes = 64 * 1024;  // at most this much per send (one frame may be more)
+    static constexpr size_t kBatchBytes = 256 * 1024;   // at most this much per send (its first frame always goes)
     static constexpr size_t kGatherCopyBytes = 2048;     // payloads up to this size are copied next to their header
-    static constexpr size_t kStagingBytes = kCoalesceBytes + 16;  // what gather() may put in the staging buffer
+    static constexpr size_t kStagingBytes = 64 * 1024;   // what gather() may put in the staging buffer
+    // A message larger than this goes out as several frames of at most this size, as AWS API Gateway
+    // splits messages into 32 KB frames. A send the kernel takes only part of hands the rest of its current
+    // frame to libwebsockets (a copy: nothing may come between a frame's bytes, its pings' pongs neither), so
+    // this bounds what a slow recipient holds of its own beside the queue: one frame, whatever the message's
+    // size (a fan-out payload shared by a thousand recipients stays one copy).
+    static constexpr size_t kMaxFrameBytes = 32 * 1024;
 
     bool empty() const { return frames_.empty(); }
     size_t frames() const { return frames_.size(); }
@@ -68,35 +84,48 @@ public:
         bytes_ += frame.payload.size();
         frames_.push_back(std::move(frame));
     }
-    // Frames the head of the queue: fills `staging` and `batch`, returns how many frames it covers (at least
-    // one when the queue is not empty).
-    size_t gather(std::string &staging, SendBatch &batch);
-    // The first `count` frames were sent: they leave the queue. Their owned buffers are handed to `reuse`
-    // (a std::string&&), so that a sent reply can become a later message's receive buffer. Returns the
-    // payload bytes removed.
-    template <class Reuse> size_t popSent(size_t count, Reuse &&reuse) {
-        size_t removed = 0;
-        for (size_t i = 0; i < count && !frames_.empty(); ++i) {
+    // Frames the head of the queue: fills `staging` and `batch`, returns how many frames it made (at least
+    // one when the queue is not empty). The queue is unchanged until commit().
+    size_t gather(std::string &staging, SendBatch &batch) const;
+    // The first `framesSent` frames of `batch` (from the gather() just before) were sent: the messages they
+    // complete leave the queue, and a message sent in part keeps its place with its progress. Owned buffers
+    // of the messages that left are handed to `reuse` (a std::string&&), so that a sent reply can become a
+    // later message's receive buffer.
+    struct Sent {
+        size_t messages = 0;
+        size_t payloadBytes = 0;
+    };
+    template <class Reuse> Sent commit(const SendBatch &batch, int framesSent, Reuse &&reuse) {
+        Sent sent;
+        if (framesSent <= 0) return sent;
+        const SendBatch::FrameEnd &end = batch.frameEnds[framesSent - 1];
+        for (; sent.messages < end.messagesDone && !frames_.empty(); ++sent.messages) {
             OutFrame &f = frames_.front();
-            removed += f.payload.size();
+            sent.payloadBytes += f.payload.size();
             if (!f.payload.shared) reuse(std::move(f.payload.owned));
             frames_.pop_front();
         }
-        bytes_ -= removed;
-        return removed;
+        headOffset_ = end.headOffset;
+        bytes_ -= sent.payloadBytes;
+        return sent;
     }
     size_t clear() {  // returns the payload bytes dropped
         size_t dropped = bytes_;
         frames_.clear();
         bytes_ = 0;
+        headOffset_ = 0;
         return dropped;
     }
-    // The header of an unmasked final frame of `len` bytes into `out` (room for 10); returns its length.
-    static size_t frameHeader(unsigned char *out, size_t len, bool binary);
+    // Payload bytes of the first message already sent (it went out in several frames and is not done).
+    size_t headOffset() const { return headOffset_; }
+    // The header of an unmasked frame of `len` bytes into `out` (room for 10); returns its length. The first
+    // frame of a message carries its opcode (text or binary), the others are continuations; the last has FIN.
+    static size_t frameHeader(unsigned char *out, size_t len, bool binary, bool first = true, bool last = true);
 
 private:
     FifoQueue<OutFrame> frames_;
     size_t bytes_ = 0;
+    size_t headOffset_ = 0;
 };
 
 }  // namespace wsgw

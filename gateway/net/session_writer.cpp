@@ -123,16 +123,18 @@ bool SessionWriter::writeQueued(Session *s, lws *wsi) {
     if (s->heldByLws && !lws_partial_buffered(wsi)) releaseHeldByLws(s);
     if (s->out.empty()) return true;
     SendBatch batch;
-    size_t frames = writer_.gather(s->out, batch);
-    long handed = writer_.send(wsi, batch);
-    if (handed < 0) return false;
-    size_t sent = s->out.popSent(frames, [this](std::string &&buffer) { t_.recycle(std::move(buffer)); });
-    t_.host.metrics.bytesOut.fetch_add(sent, std::memory_order_relaxed);
-    size_t charged = sent + frames * kQueuedFrameOverheadBytes;  // each frame was reserved with its overhead
-    t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(charged), std::memory_order_relaxed);
-    s->live->releaseSend(charged);
-    if (handed > 0) {
-        holdForLibwebsockets(s, static_cast<size_t>(handed));
+    writer_.gather(s->out, batch);
+    FrameWriter::Outcome outcome = writer_.send(wsi, batch);
+    if (outcome.failed) return false;
+    SendQueue::Sent sent = s->out.commit(batch, outcome.framesSent, [this](std::string &&buffer) { t_.recycle(std::move(buffer)); });
+    t_.host.metrics.bytesOut.fetch_add(sent.payloadBytes, std::memory_order_relaxed);
+    size_t charged = sent.payloadBytes + sent.messages * kQueuedFrameOverheadBytes;  // each was reserved with its overhead
+    if (charged) {
+        t_.host.metrics.sendQueueBytes.fetch_sub(static_cast<int64_t>(charged), std::memory_order_relaxed);
+        s->live->releaseSend(charged);
+    }
+    if (outcome.handed > 0) {
+        holdForLibwebsockets(s, outcome.handed);
         if (s->out.empty()) lws_callback_on_writable(wsi);  // to learn when libwebsockets has sent it
     }
     return true;

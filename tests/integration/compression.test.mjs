@@ -117,8 +117,8 @@ describe('compression on (the default)', () => {
     };
     const withRsv1 = (frame) => { frame[0] |= 0x40; return frame; };
     const echoOf = async (raw, count) => {
-      await raw.until(() => raw.frames.filter((f) => f.opcode === 1).length >= count, 30000, `${count} echoes`);
-      return raw.frames.filter((f) => f.opcode === 1).map((f) => f.payload.toString());
+      await raw.until(() => raw.messages().filter((m) => m.opcode === 1).length >= count, 30000, `${count} echoes`);
+      return raw.messages().filter((m) => m.opcode === 1).map((m) => m.payload.toString());
     };
     const raw = await RawWebSocket.open(gw.port, { headers: ['Sec-WebSocket-Extensions: permessage-deflate'] });
     assert.equal(raw.response.status, 101);

@@ -616,6 +616,20 @@ export class RawWebSocket {
     this.sock.write(bytes);
   }
 
+  // The complete data messages read so far, {opcode, payload}, each reassembled from its frames (the gateway
+  // sends a message over 32 KiB as 32 KiB frames, as AWS does); control frames between them are skipped.
+  messages() {
+    const out = [];
+    let first = null;
+    let parts = [];
+    for (const f of this.frames) {
+      if (f.opcode === 1 || f.opcode === 2) { first = f; parts = [f.payload]; } else if (f.opcode === 0 && first) parts.push(f.payload);
+      else continue;
+      if (f.fin) { out.push({ opcode: first.opcode, payload: Buffer.concat(parts) }); first = null; }
+    }
+    return out;
+  }
+
   // Resolves with the first close frame the server sent: {code, reason}.
   async closeFrame(timeoutMs = 5000) {
     await this.until(() => this.frames.some((f) => f.opcode === 8), timeoutMs, 'a close frame');

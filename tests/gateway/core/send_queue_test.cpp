@@ -99,28 +99,96 @@ TEST_SUITE("send_queue") {
         CHECK(frames[3].payload == std::string(300, 'm'));
     }
 
-    TEST_CASE("one send takes at most 64 KiB of frames, but always at least one frame") {
+    TEST_CASE("one send takes at most kBatchBytes and a staging buffer of frames, but always at least one frame") {
         SendQueue q;
-        for (int i = 0; i < 10; ++i) q.push({Payload(std::string(20000, char('a' + i))), false});
+        for (int i = 0; i < 20; ++i) q.push({Payload(std::string(20000, char('a' + i))), false});
         std::string staging;
         SendBatch batch;
-        size_t frames = q.gather(staging, batch);
-        CHECK(frames == 3);
-        CHECK(batch.total <= SendQueue::kCoalesceBytes);
-        SendQueue big;
-        big.push({Payload(std::string(200000, 'b')), true});
-        CHECK(big.gather(staging, batch) == 1);
-        CHECK(batch.total == 200000 + 10);
+        CHECK(q.gather(staging, batch) == 13);  // 13 x 20,004 bytes fit in 256 KiB
+        CHECK(batch.total <= SendQueue::kBatchBytes);
+        SendQueue small;
+        for (int i = 0; i < 100; ++i) small.push({Payload(std::string(2000, 'x')), false});
+        CHECK(small.gather(staging, batch) == 32);  // copied payloads: the 64 KiB staging buffer is the limit
+        CHECK(staging.size() <= SendQueue::kStagingBytes);
     }
 
-    TEST_CASE("sent frames leave with their byte count; owned buffers are offered for reuse, shared ones not") {
+    TEST_CASE("a message over 32 KiB goes out as frames of 32 KiB: its opcode first, continuations, FIN on the last") {
+        auto shared = std::make_shared<const std::string>(std::string(100000, 'b'));
+        for (size_t i = 0; i < shared->size(); ++i) const_cast<char &>((*shared)[i]) = static_cast<char>('a' + i % 26);
+        SendQueue q;
+        q.push({Payload(shared), true});
+        q.push({Payload(std::string("after")), false});
+        std::string staging;
+        SendBatch batch;
+        REQUIRE(q.gather(staging, batch) == 5);  // 32,768 + 32,768 + 32,768 + 1,696, then "after"
+        std::string wire = wireBytes(staging, batch);
+        size_t at = 0;
+        std::string message;
+        int expectOpcode[] = {2, 0, 0, 0, 1};
+        for (int f = 0; f < 5; ++f) {
+            CAPTURE(f);
+            auto b0 = static_cast<unsigned char>(wire[at]), b1 = static_cast<unsigned char>(wire[at + 1]);
+            CHECK((b0 & 0x0f) == expectOpcode[f]);
+            CHECK(((b0 & 0x80) != 0) == (f >= 3));  // FIN on the message's last frame and on "after"
+            size_t len = b1 & 0x7f, h = 2;
+            if (len == 126) {
+                len = (size_t(static_cast<unsigned char>(wire[at + 2])) << 8) | static_cast<unsigned char>(wire[at + 3]);
+                h = 4;
+            }
+            CHECK(len <= SendQueue::kMaxFrameBytes);
+            if (f < 4) message += wire.substr(at + h, len);
+            else CHECK(wire.substr(at + h, len) == "after");
+            at += h + len;
+            CHECK(batch.frameEnds[f].wireEnd == at);
+        }
+        CHECK(at == wire.size());
+        CHECK(message == *shared);  // in place: the shared payload was not copied
+        for (int i = 0; i < batch.count; ++i)
+            if (batch.pieces[i].data) CHECK((batch.pieces[i].data >= shared->data() && batch.pieces[i].data < shared->data() + shared->size()));
+    }
+
+    TEST_CASE("a message sent in part keeps its place and goes on from where it stopped") {
+        SendQueue q;
+        std::string big(80000, 'z');
+        for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('0' + i % 10);
+        q.push({Payload(big), false});
+        q.push({Payload(std::string("next")), false});
+        std::string staging, received;
+        SendBatch batch;
+        REQUIRE(q.gather(staging, batch) == 4);
+        // The first two frames were sent: the message stays, charged whole, and the next gather continues it.
+        SendQueue::Sent sent = q.commit(batch, 2, [](std::string &&) {});
+        CHECK(sent.messages == 0);
+        CHECK(q.frames() == 2);
+        CHECK(q.headOffset() == 65536);
+        CHECK(q.bytes() == 80000 + 4);
+        REQUIRE(q.gather(staging, batch) == 2);
+        std::string wire = wireBytes(staging, batch);
+        CHECK(static_cast<unsigned char>(wire[0]) == 0x80);  // FIN, continuation
+        CHECK(wire.substr(4, 80000 - 65536) == big.substr(65536));
+        std::vector<std::string> reused;
+        sent = q.commit(batch, 2, [&](std::string &&b) { reused.push_back(std::move(b)); });
+        CHECK(sent.messages == 2);
+        CHECK(sent.payloadBytes == 80000 + 4);
+        CHECK(reused.size() == 2);
+        CHECK(q.empty());
+        CHECK(q.headOffset() == 0);
+        CHECK(q.bytes() == 0);
+    }
+
+    TEST_CASE("sent messages leave with their byte count; owned buffers are offered for reuse, shared ones not") {
         SendQueue q;
         auto shared = std::make_shared<const std::string>("shared");
         q.push({Payload(std::string("owned-1")), false});
         q.push({Payload(shared), false});
         q.push({Payload(std::string("owned-2")), false});
+        std::string staging;
+        SendBatch batch;
+        REQUIRE(q.gather(staging, batch) == 3);
         std::vector<std::string> reused;
-        CHECK(q.popSent(2, [&](std::string &&b) { reused.push_back(std::move(b)); }) == 7 + 6);
+        SendQueue::Sent sent = q.commit(batch, 2, [&](std::string &&b) { reused.push_back(std::move(b)); });
+        CHECK(sent.messages == 2);
+        CHECK(sent.payloadBytes == 7 + 6);
         CHECK(reused == std::vector<std::string>{"owned-1"});
         CHECK(shared.use_count() == 1);  // the queue let go of its reference
         CHECK(q.bytes() == 7);

@@ -76,11 +76,11 @@ std::string patterned(size_t len, char seed) {
 }  // namespace
 
 TEST_SUITE("frame_writer") {
-    TEST_CASE("header sizes at the length boundaries: 2 bytes to 125, 4 from 126 to 65535, 10 from 65536") {
+    TEST_CASE("header sizes at the length boundaries: 2 bytes to 125, 4 from 126 to a frame's 32 KiB") {
         struct Case {
             size_t len;
             size_t header;
-        } cases[] = {{0, 2}, {1, 2}, {125, 2}, {126, 4}, {127, 4}, {65535, 4}, {65536, 10}, {70000, 10}};
+        } cases[] = {{0, 2}, {1, 2}, {125, 2}, {126, 4}, {127, 4}, {32768, 4}};  // larger messages: several frames
         for (const Case &c : cases) {
             CAPTURE(c.len);
             SendQueue queue;
@@ -120,21 +120,28 @@ TEST_SUITE("frame_writer") {
         }
     }
 
-    TEST_CASE("after a partial write, what goes to libwebsockets is exactly the batch's bytes not yet sent") {
+    TEST_CASE("after a partial write, libwebsockets gets exactly the rest of the frame the kernel stopped in") {
         SendQueue queue;
         queue.push(OutFrame{Payload(patterned(10, 'x')), false});       // copied into staging
         queue.push(OutFrame{Payload(patterned(3000, 'y')), true});      // large: in place
         queue.push(OutFrame{Payload(patterned(126, 'z')), false});      // 4-byte header
+        queue.push(OutFrame{Payload(patterned(70000, 'w')), false});    // three frames
         FrameWriter writer;
         SendBatch batch;
-        REQUIRE(writer.gather(queue, batch) == 3);
+        REQUIRE(writer.gather(queue, batch) == 6);
         std::string whole = sendmsgBytes(batch, writer.staging());
         REQUIRE(whole.size() == batch.total);
         for (size_t sent = 0; sent <= whole.size(); ++sent) {
+            FrameWriter::Split split = FrameWriter::splitAt(batch, sent);
+            // The frames counted as sent end at split.end, which is the end of the frame `sent` falls in.
+            size_t frameEnd = split.framesSent > 0 ? batch.frameEnds[split.framesSent - 1].wireEnd : 0;
+            bool atBoundary = sent == 0 || sent == whole.size();
+            for (int f = 0; f < batch.frames; ++f) atBoundary |= batch.frameEnds[f].wireEnd == sent;
             std::string unsent = "PRE";  // appended after what the buffer already holds (LWS_PRE in send())
-            FrameWriter::appendUnsent(batch, writer.staging(), sent, unsent);
-            if (unsent != "PRE" + whole.substr(sent)) {
-                FAIL("split at byte " << sent << " of " << whole.size() << " gave the wrong tail");
+            FrameWriter::appendUnsent(batch, writer.staging(), sent, split.end, unsent);
+            if (frameEnd != split.end || (atBoundary ? split.end != sent : split.end <= sent) ||
+                unsent != "PRE" + whole.substr(sent, split.end - sent) || split.end - sent > SendQueue::kMaxFrameBytes + 10) {
+                FAIL("split at byte " << sent << " of " << whole.size() << " gave the wrong frame or tail");
             }
         }
     }
@@ -150,7 +157,7 @@ TEST_SUITE("frame_writer") {
             REQUIRE(n > 0);
             CHECK(batch.count <= SendBatch::kMaxPieces);
             for (auto &f : decode(sendmsgBytes(batch, writer.staging()))) seen.push_back(f.payload);
-            queue.popSent(n, [](std::string &&) {});
+            queue.commit(batch, static_cast<int>(n), [](std::string &&) {});
         }
         REQUIRE(seen.size() == 200);
         for (int i = 0; i < 200; ++i) CHECK(seen[static_cast<size_t>(i)] == std::to_string(i));
