@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -43,10 +44,47 @@ std::string bindError(const HostPort &hp, const std::string &flag, int port, int
     return where + std::strerror(err) + " (choose another address with " + flag + ")";
 }
 
+// The kernel lets any process of the same user join a SO_REUSEPORT group once it exists (a second server
+// started on the port with its own SO_REUSEPORT, an nginx "listen ... reuseport"), and would hand it a share
+// of new connections. This program chooses the socket for each new connection among the first `count` of
+// the group, which are this process's (each bound right after the probe found the port free), by a hash of
+// the client's address and TCP source port: a socket that joins later never gets a connection. (Linux hands
+// out ephemeral ports in steps of 2, so the port itself modulo the count would leave threads idle.) It reads
+// them through the network header, since the kernel runs it with the data past the TCP header; a packet it
+// cannot read goes to the first socket.
+bool steerToOwnSockets(int fd, unsigned count, std::string *error) {
+    const auto net = [](int offset) { return static_cast<uint32_t>(SKF_NET_OFF + offset); };
+    sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, net(0)),             // 0: A = IP version and header length
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),                 // 1: A = IP version
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 5, 0),           // 2: IPv6: to 8
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, net(12)),            // 3: A = IPv4 source address
+        BPF_STMT(BPF_ST, 0),                                    // 4: M[0] = A
+        BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, net(0)),            // 5: X = IPv4 header length
+        BPF_STMT(BPF_LD | BPF_H | BPF_IND, net(0)),             // 6: A = TCP source port
+        BPF_JUMP(BPF_JMP | BPF_JA, 3, 0, 0),                    // 7: to 11
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, net(20)),            // 8: A = last word of the IPv6 source address
+        BPF_STMT(BPF_ST, 0),                                    // 9: M[0] = A
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, net(40)),            // 10: A = TCP source port
+        BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x9E3779B1u),       // 11: mix the port
+        BPF_STMT(BPF_LDX | BPF_MEM, 0),                         // 12: X = the address word
+        BPF_STMT(BPF_ALU | BPF_ADD | BPF_X, 0),                 // 13: A += X
+        BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x85EBCA6Bu),       // 14: mix again
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),                // 15: the well-mixed high bits
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count),             // 16: A = hash % count
+        BPF_STMT(BPF_RET | BPF_A, 0),                           // 17: the index in the group
+    };
+    sock_fprog program{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) == 0) return true;
+    *error = std::string("cannot attach the connection-steering program to the listening socket: ") + std::strerror(errno);
+    return false;
+}
+
 }  // namespace
 
 int openListeningSocket(const HostPort &hp, const std::string &flag, std::string *boundAddress, std::string *error,
-                        bool reusePort) {
+                        unsigned reusePortSockets) {
+    const bool reusePort = reusePortSockets > 1;
     sockaddr_storage ss{};
     socklen_t sslen = 0;
     int family = AF_INET;
@@ -101,6 +139,11 @@ int openListeningSocket(const HostPort &hp, const std::string &flag, std::string
     if (reusePort) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), sslen) != 0 || ::listen(fd, 1024) != 0) {
         *error = bindError(hp, flag, portOf(ss), errno);
+        ::close(fd);
+        return -1;
+    }
+    if (reusePort && !steerToOwnSockets(fd, reusePortSockets, error)) {
+        *error = flag + ": " + *error;
         ::close(fd);
         return -1;
     }

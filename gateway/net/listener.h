@@ -40,7 +40,7 @@ struct ListenerSettings {
     // --network-threads: each thread runs its own Listener on the same port (SO_REUSEPORT). The primary
     // one (index 0) also takes the signals and carries the management API.
     unsigned threadIndex = 0;
-    bool reusePort = false;
+    unsigned reusePortSockets = 0;  // > 1: one SO_REUSEPORT socket per network thread (listen_socket.h)
     std::shared_ptr<IpConnectionCounts> ipCounts = std::make_shared<IpConnectionCounts>();
     // Sockets of each address not yet upgraded (in their TLS handshake or before their request head is
     // read), bounded by the same maxConnectionsPerIp: sockets that never send a request cannot hold an

@@ -11,7 +11,7 @@ NetworkThreads::NetworkThreads(ListenerSettings settings, unsigned count, Connec
     : registry_(registry), host_(host) {
     installLwsRxBufferArena();  // before any libwebsockets context: idle connections then cost ~4 KB less
     if (count == 0) count = 1;
-    settings.reusePort = count > 1;
+    settings.reusePortSockets = count > 1 ? static_cast<unsigned>(count) : 0;
     for (unsigned i = 0; i < count; ++i) {
         ListenerSettings mine = settings;
         mine.threadIndex = i;

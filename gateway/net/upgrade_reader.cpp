@@ -55,7 +55,7 @@ UpgradeReader::UpgradeReader(NetworkThreadState &thread) : t_(thread), acceptBac
 std::string UpgradeReader::open() {
     // The listening socket is ours (not lws's) so that we read the upgrade head before lws sees it.
     std::string error;
-    listenFd_ = openListeningSocket(t_.settings.listen, "--listen", &t_.boundAddress, &error, t_.settings.reusePort);
+    listenFd_ = openListeningSocket(t_.settings.listen, "--listen", &t_.boundAddress, &error, t_.settings.reusePortSockets);
     if (listenFd_ < 0) return error;
     if (!t_.settings.tlsCert.empty()) {
         auto made = TlsTerminator::create(
