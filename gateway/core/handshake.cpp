@@ -1,11 +1,11 @@
 #include "handshake.h"
 
 #include "http_message.h"
+#include "lws_upgrade_rules.h"
 #include "text.h"
 #include "utf8.h"
 
 #include <algorithm>
-#include <cctype>
 
 namespace wsgw {
 
@@ -149,32 +149,17 @@ bool checkUpgradeHeaders(const HttpMessageHead &head, HeadParse &out) {
         out = refuse(400, "more than one Host header: send it once (RFC 7230 5.4)");
         return false;
     }
+    // libwebsockets closes an upgrade with an empty Host without an answer.
+    if (host.value.empty()) {
+        out = refuse(400, "empty Host header: HTTP/1.1 requires the server's host in it (RFC 7230 5.4), send Host: <host>:<port>");
+        return false;
+    }
     return true;
 }
 
 }  // namespace
 
 const std::string *UpgradeRequest::header(std::string_view name) const { return findHeader(headers, name); }
-
-// libwebsockets percent-decodes the path and the query itself, after $connect has run: a malformed escape
-// gets its HTML 403 page and an escaped NUL a silent close, so $connect would run for a client that is then
-// refused with no reason. Checked here first; empty when every escape is well formed.
-static std::string targetEscapeProblem(std::string_view target) {
-    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
-    for (size_t i = 0; i < target.size(); ++i) {
-        if (target[i] != '%') continue;
-        std::string where = " at byte " + std::to_string(i + 1) + " of the request target";
-        if (i + 2 >= target.size() || !hex(target[i + 1]) || !hex(target[i + 2])) {
-            std::string r = "malformed percent-escape ";
-            appendQuoted(r, target.substr(i, 3));
-            return r + where + ": each % must be followed by two hex digits (write a literal % as %25)";
-        }
-        if (target[i + 1] == '0' && target[i + 2] == '0')
-            return "an escaped NUL byte (%00)" + where + ": NUL is not accepted in a path or query";
-        i += 2;
-    }
-    return {};
-}
 
 HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
     // A TLS ClientHello starts with record type 22; answering in plain text at once beats waiting for a head.
@@ -209,7 +194,6 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
     const HttpMessageHead &head = parser.head();
     HeadParse out;
     if (!checkUpgradeHeaders(head, out)) return out;
-    if (std::string reason = targetEscapeProblem(head.target); !reason.empty()) return refuse(400, std::move(reason));
     // What follows an upgrade's head is read as WebSocket frames: a body would fail as "not masked", far
     // from its cause. An empty Content-Length is harmless.
     for (const char *bodyHeader : {"Transfer-Encoding", "Content-Length"}) {
@@ -219,26 +203,8 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
         appendQuoted(r, *value);
         return refuse(400, r + ": send the WebSocket upgrade as a GET without a body");
     }
-    // libwebsockets keeps each query parameter and each header it knows in a fixed table of about 95
-    // fragments and silently drops a request that needs more, after $connect has run. Refused here first.
-    size_t params = 0;
-    if (size_t q = head.target.find('?'); q != std::string::npos) {
-        std::string_view query = std::string_view(head.target).substr(q + 1);
-        while (!query.empty()) {
-            size_t amp = query.find('&');
-            if (amp != 0) ++params;
-            query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-        }
-    }
-    // Extension headers ("X-...") are not in libwebsockets' table and cost no fragment.
-    size_t tabled = 0;
-    for (const auto &[name, value] : head.headers)
-        if (name.size() < 2 || !((name[0] | 0x20) == 'x' && name[1] == '-')) ++tabled;
-    if (params + tabled > kMaxQueryParamsAndHeaders) {
-        return refuse(431, "the request has " + std::to_string(params) + " query parameters and " + std::to_string(tabled) +
-                               " standard headers: at most " + std::to_string(kMaxQueryParamsAndHeaders) +
-                               " together are accepted; move data into the first message instead");
-    }
+    // libwebsockets reads the head again once $connect has run, and fails some that pass the checks above.
+    if (auto refusal = libwebsocketsRefusal(bytes, head)) return refuse(refusal->status, std::move(refusal->reason));
 
     out.result = HeadResult::Upgrade;
     UpgradeRequest &req = out.request;

@@ -39,13 +39,13 @@ struct HeadParse {
 
 // At most this many header lines; one more is refused with 431.
 inline constexpr size_t kMaxUpgradeHeaders = 100;
-inline constexpr size_t kMaxQueryParamsAndHeaders = 80;  // libwebsockets' fragment table holds about 95
 
 // Parses `bytes` (everything received so far) with the HTTP/1.1 message parser (http_message.h), head only,
 // then checks the upgrade. Stateless: the caller calls again with more bytes.
 // Lines must end with CRLF. A head that cannot become valid is refused as soon as the offending line (or
 // byte) has arrived; a head not complete within maxHeadBytes is refused with 431. Bytes after the blank
 // line (a pipelined first frame) are left alone: request.headLength says where they start.
+// A head that libwebsockets would fail after $connect (lws_upgrade_rules.h) is refused here with 400 or 431.
 HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes = 8192);
 
 // "HTTP/1.1 <status> <Reason-Phrase>\r\nContent-Type: application/json\r\nContent-Length: N\r\n
