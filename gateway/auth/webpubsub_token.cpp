@@ -5,48 +5,27 @@
 
 #include "jwt.h"
 #include "log.h"
+#include "text.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <rapidjson/document.h>
 
-#include <cctype>
 
 namespace wsgw {
 
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
 // "host:port" without the scheme's default port, lower-cased, for comparing an audience with a Host header.
 std::string normalHost(std::string_view host, std::string_view scheme) {
-    std::string h = lower(host);
+    std::string h = toLowerAscii(host);
     bool secure = scheme == "https" || scheme == "wss";
     std::string_view defaultPort = secure ? ":443" : ":80";
     // The port is what follows the last ':' (after ']' for an IPv6 literal, which ends with its port too).
     if (h.size() > defaultPort.size() && h.compare(h.size() - defaultPort.size(), defaultPort.size(), defaultPort) == 0)
         h.resize(h.size() - defaultPort.size());
     return h;
-}
-
-// Percent-decoded, so that "%3A" and ":" compare equal (the SDK and the HTTP stack may differ in escaping).
-std::string decoded(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-            out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-            i += 2;
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
 }
 
 struct Url {
@@ -56,7 +35,7 @@ struct Url {
 bool parseUrl(std::string_view text, Url &out) {
     size_t sep = text.find("://");
     if (sep == std::string_view::npos) return false;
-    out.scheme = lower(text.substr(0, sep));
+    out.scheme = toLowerAscii(text.substr(0, sep));
     if (out.scheme != "http" && out.scheme != "https" && out.scheme != "ws" && out.scheme != "wss") return false;
     std::string_view rest = text.substr(sep + 3);
     size_t slash = rest.find_first_of("/?#");
@@ -130,7 +109,7 @@ WpsTokenCheck verify(std::string_view token, const std::vector<std::string> &acc
 
 std::string_view wpsBearerToken(std::string_view header) {
     while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
-    if (header.size() < 7 || lower(header.substr(0, 7)) != "bearer ") return {};
+    if (header.size() < 7 || toLowerAscii(header.substr(0, 7)) != "bearer ") return {};
     header.remove_prefix(7);
     while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
     while (!header.empty() && (header.back() == ' ' || header.back() == '\t')) header.remove_suffix(1);
@@ -139,12 +118,13 @@ std::string_view wpsBearerToken(std::string_view header) {
 
 WpsTokenCheck verifyWpsClientToken(std::string_view token, const std::vector<std::string> &accessKeys,
                                    std::string_view hub, std::string_view host, int64_t nowSeconds) {
-    std::string expectedPath = "/client/hubs/" + lower(hub);
+    std::string expectedPath = "/client/hubs/" + toLowerAscii(hub);
     auto matches = [&](const std::string &aud) {
         Url u;
         if (!parseUrl(aud, u)) return false;
-        // Hub names compare case-insensitively, as Azure compares them.
-        return normalHost(u.host, u.scheme) == normalHost(host, u.scheme) && lower(decoded(u.path)) == expectedPath;
+        // Hub names compare case-insensitively, as Azure compares them; paths percent-decoded, so that "%3A" and
+        // ":" compare equal (the SDK and the HTTP stack may differ in escaping).
+        return normalHost(u.host, u.scheme) == normalHost(host, u.scheme) && toLowerAscii(percentDecodeLenient(u.path)) == expectedPath;
     };
     return verify(token, accessKeys, nowSeconds, matches,
                   "this hub's client URL (http://" + std::string(host).substr(0, 80) + expectedPath +
@@ -153,11 +133,11 @@ WpsTokenCheck verifyWpsClientToken(std::string_view token, const std::vector<std
 
 WpsTokenCheck verifyWpsServerToken(std::string_view token, const std::vector<std::string> &accessKeys,
                                    std::string_view host, std::string_view target, int64_t nowSeconds) {
-    std::string path = decoded(target.substr(0, target.find('?')));
+    std::string path = percentDecodeLenient(target.substr(0, target.find('?')));  // as the audience's, below
     auto matches = [&](const std::string &aud) {
         Url u;
         if (!parseUrl(aud, u)) return false;
-        return normalHost(u.host, u.scheme) == normalHost(host, u.scheme) && decoded(u.path) == path;
+        return normalHost(u.host, u.scheme) == normalHost(host, u.scheme) && percentDecodeLenient(u.path) == path;
     };
     return verify(token, accessKeys, nowSeconds, matches,
                   "this request's URL (" + path.substr(0, 120) + " at " + std::string(host).substr(0, 80) +

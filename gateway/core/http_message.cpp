@@ -11,24 +11,6 @@ namespace {
 
 bool isControl(char c) { return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f; }
 
-// How a byte reads in a chunk error: printable as itself, anything else as hex.
-std::string describeByte(char c) {
-    auto u = static_cast<unsigned char>(c);
-    static const char kHex[] = "0123456789abcdef";
-    // Appended piece by piece: GCC 12 takes `"literal" + std::string&&` for an overlapping memcpy (-Wrestrict,
-    // GCC bug 105329).
-    std::string hex = "0x";
-    hex += kHex[u >> 4];
-    hex += kHex[u & 15];
-    if (u <= 0x20 || u >= 0x7f) return hex;
-    std::string shown = "'";
-    shown += c;
-    shown += "' (";
-    shown += hex;
-    shown += ')';
-    return shown;
-}
-
 // Client text in a reason: quoted, printable, bounded (text.h's appendQuoted).
 std::string quotedValue(std::string_view v) {
     std::string out;

@@ -1,8 +1,8 @@
 // The route selection expression (SPEC section 2): compiled once per route table, evaluated on the
-// network thread for every message. Evaluation is one pass of a hand-written JSON scanner over the body:
-// the whole body is checked to be JSON (RFC 8259 grammar) and an object, but only the keys on a referenced
-// path are compared and only the values at a referenced path are decoded and copied; every other string
-// is skipped with 16-byte vector compares. No document is built and nothing but the key is allocated.
+// network thread for every message. This file owns the expression: its grammar ($request.body.PATH, or text
+// with ${request.body.PATH} parts and \$), compile errors, how the parts join into a key, and which keys a
+// body may never select. Reading the body is json_body_scanner.h's: one pass that checks the whole body as
+// JSON and copies only the values at the referenced paths.
 #pragma once
 
 #include <optional>

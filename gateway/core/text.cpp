@@ -65,18 +65,18 @@ bool listHasToken(std::string_view list, std::string_view token) {
     }
 }
 
-std::string percentDecode(std::string_view in, bool *ok) {
+std::string percentDecode(std::string_view in, bool *ok, PercentDecoding how) {
     std::string out;
     out.reserve(in.size());
     *ok = true;
     for (size_t i = 0; i < in.size(); ++i) {
         if (in[i] != '%') {
-            out += in[i];
+            out += how.plusIsSpace && in[i] == '+' ? ' ' : in[i];
             continue;
         }
         int hi = i + 2 < in.size() ? hexDigitValue(in[i + 1]) : -1;
         int lo = i + 2 < in.size() ? hexDigitValue(in[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0 && !how.allowNul)) {
             *ok = false;
             return out;
         }
@@ -108,6 +108,21 @@ void appendHexByte(std::string &out, unsigned char c) {
     out += "0x";
     out += kDigits[c >> 4];
     out += kDigits[c & 0xF];
+}
+
+std::string describeByte(char c) {
+    auto u = static_cast<unsigned char>(c);
+    // Appended piece by piece: GCC 12 takes `"literal" + std::string&&` for an overlapping memcpy (-Wrestrict,
+    // GCC bug 105329).
+    std::string hex;
+    appendHexByte(hex, u);
+    if (u <= 0x20 || u >= 0x7f) return hex;
+    std::string shown = "'";
+    shown += c;
+    shown += "' (";
+    shown += hex;
+    shown += ')';
+    return shown;
 }
 
 void appendPrintable(std::string &out, std::string_view value, size_t max) {

@@ -33,15 +33,23 @@ std::string_view trimOws(std::string_view s);
 // 5.6.1: empty elements and whitespace around elements are allowed).
 bool listHasToken(std::string_view list, std::string_view token);
 
-// Strict percent-decoding: *ok is false for a malformed escape (%zz, a lone or cut-off %) or one that
-// decodes to NUL (no ID, group or stage holds a NUL byte); what was decoded up to there is returned.
-std::string percentDecode(std::string_view in, bool *ok);
+// How strict percent-decoding treats what the strict rule alone does not settle.
+struct PercentDecoding {
+    bool plusIsSpace = false;  // '+' means a space (application/x-www-form-urlencoded query strings)
+    bool allowNul = false;     // %00 decodes to a NUL byte instead of failing
+};
+// Strict percent-decoding: *ok is false for a malformed escape (%zz, a lone or cut-off %) or, unless
+// how.allowNul, one that decodes to NUL (no ID, group or stage holds a NUL byte); what was decoded up to
+// there is returned. Azure Web PubSub's names and query items take {plusIsSpace (query only), allowNul}.
+std::string percentDecode(std::string_view in, bool *ok, PercentDecoding how = {});
 // Lenient percent-decoding: an escape that is not '%' and two hex digits is kept as it is. plusIsSpace:
 // '+' means a space (application/x-www-form-urlencoded query strings).
 std::string percentDecodeLenient(std::string_view in, bool plusIsSpace = false);
 
 // How a byte reads in an error message: "0x1B" (upper-case hex).
 void appendHexByte(std::string &out, unsigned char c);
+// A byte a parser did not expect, for an error message: "'x' (0x78)" when printable, "0x0A" otherwise.
+std::string describeByte(char c);
 // Client text echoed in an error message: printable ASCII only (others become '?'), at most `max` bytes
 // then "...", so a reason is always safe to log and to put in a JSON body.
 void appendPrintable(std::string &out, std::string_view value, size_t max);

@@ -5,13 +5,13 @@
 
 #include "base64.h"
 #include "log.h"
+#include "text.h"
 #include "utf8.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <cctype>
 
 namespace wsgw {
 
@@ -308,11 +308,7 @@ std::string withSequenceId(std::string_view message, uint64_t sequenceId) {
 
 std::optional<WpsData> wpsDataFromContentType(std::string_view contentType, std::string_view body) {
     // The media type without parameters (";charset=utf-8"), compared case-insensitively.
-    std::string media(contentType.substr(0, contentType.find(';')));
-    while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.pop_back();
-    size_t lead = media.find_first_not_of(" \t");
-    media = lead == std::string::npos ? std::string() : media.substr(lead);
-    for (char &c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string media = toLowerAscii(trimOws(contentType.substr(0, contentType.find(';'))));
     if (media == "application/json") {
         if (!isJsonValue(body)) return std::nullopt;
         return WpsData{WpsDataType::Json, std::string(body)};

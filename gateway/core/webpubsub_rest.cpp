@@ -2,6 +2,7 @@
 #include "webpubsub_rest.h"
 
 #include "log.h"
+#include "text.h"
 
 #include <rapidjson/document.h>
 
@@ -10,13 +11,6 @@
 namespace wsgw {
 
 namespace {
-
-int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 struct Query {
     std::vector<std::pair<std::string, std::string>> items;
@@ -33,6 +27,14 @@ struct Query {
     }
 };
 
+// Percent-decodes a hub, path segment or query item as Azure does: %00 is a NUL like any other byte, and
+// '+' is a space in the query only. False on a malformed escape.
+bool wpsRestDecode(std::string_view in, std::string &out, bool plusIsSpace) {
+    bool ok;
+    out = percentDecode(in, &ok, {.plusIsSpace = plusIsSpace, .allowNul = true});
+    return ok;
+}
+
 WpsRestError badRequest(std::string message) { return {400, "BadRequest", std::move(message), ""}; }
 
 bool parseQuery(std::string_view q, Query &out, std::string &problem) {
@@ -42,8 +44,8 @@ bool parseQuery(std::string_view q, Query &out, std::string &problem) {
         if (!item.empty()) {
             size_t eq = item.find('=');
             std::string name, value;
-            if (!wpsPercentDecode(item.substr(0, eq), name, true) ||
-                (eq != std::string_view::npos && !wpsPercentDecode(item.substr(eq + 1), value, true))) {
+            if (!wpsRestDecode(item.substr(0, eq), name, true) ||
+                (eq != std::string_view::npos && !wpsRestDecode(item.substr(eq + 1), value, true))) {
                 problem = "the query has a bad percent-escape in '" + std::string(item.substr(0, 60)) + "'";
                 return false;
             }
@@ -121,28 +123,6 @@ bool isSend(WpsRestOp op) {
 
 }  // namespace
 
-bool wpsPercentDecode(std::string_view in, std::string &out, bool plusIsSpace) {
-    std::string s;
-    s.reserve(in.size());
-    for (size_t i = 0; i < in.size(); ++i) {
-        char c = in[i];
-        if (c == '%') {
-            if (i + 2 >= in.size()) return false;  // "%" or "%4" at the end
-            int hi = hexValue(in[i + 1]);
-            int lo = hexValue(in[i + 2]);
-            if (hi < 0 || lo < 0) return false;
-            s.push_back(static_cast<char>(hi * 16 + lo));
-            i += 2;
-        } else if (c == '+' && plusIsSpace) {
-            s.push_back(' ');
-        } else {
-            s.push_back(c);
-        }
-    }
-    out = std::move(s);
-    return true;
-}
-
 std::string_view wpsRestOpName(WpsRestOp op) {
     switch (op) {
     case WpsRestOp::Health: return "health";
@@ -207,7 +187,7 @@ std::variant<WpsRestOperation, WpsRestError> routeWpsRest(const WpsRestRequest &
     }
     if (segments.empty() || segments[0].empty())
         return WpsRestError{404, "NotFound", "the hub is missing: /api/hubs/{hub}/...", ""};
-    if (!wpsPercentDecode(segments[0], op.hub, false)) return badRequest("the hub name has a bad percent-escape");
+    if (!wpsRestDecode(segments[0], op.hub, false)) return badRequest("the hub name has a bad percent-escape");
     std::vector<std::string_view> parts(segments.begin() + 1, segments.end());
 
     const Shape *matched = nullptr;
@@ -220,7 +200,7 @@ std::variant<WpsRestOperation, WpsRestError> routeWpsRest(const WpsRestRequest &
             if (s.parts[i] == "{}") {
                 std::string v;
                 if (parts[i].empty()) ok = false;
-                else if (!wpsPercentDecode(parts[i], v, false))
+                else if (!wpsRestDecode(parts[i], v, false))
                     return badRequest("path segment '" + std::string(parts[i].substr(0, 60)) + "' has a bad percent-escape");
                 values.push_back(std::move(v));
             } else {

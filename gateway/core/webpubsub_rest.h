@@ -85,7 +85,4 @@ std::variant<WpsRestOperation, WpsRestError> routeWpsRest(const WpsRestRequest &
 // {"code":"...","message":"..."}: Azure's ErrorDetail, which the SDK's RestError reads.
 std::string wpsRestErrorBody(const WpsRestError &error);
 
-// Percent-decodes one path segment or query value ('+' is a space only in queries); false on a bad escape.
-bool wpsPercentDecode(std::string_view in, std::string &out, bool plusIsSpace);
-
 }  // namespace wsgw

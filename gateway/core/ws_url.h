@@ -13,7 +13,8 @@ struct WsUrl {
     int port = 80;
     std::string path = "/";
     bool tls = false;
-    // ws://host[:port][/path] or wss://... (verified against the system's CAs, or --backend-ca).
+    // ws://host[:port][/path] or wss://... (verified against the system's CAs, or --backend-ca); the rules
+    // are backend_url.h's.
     static std::variant<WsUrl, std::string> parse(const std::string &url);
 };
 

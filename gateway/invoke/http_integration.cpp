@@ -1,5 +1,6 @@
 #include "http_integration.h"
 
+#include "backend_url.h"
 #include "http_message.h"
 #include "text.h"
 
@@ -65,38 +66,15 @@ std::string describeFailure(const HttpMessageParser &parser, std::string_view by
 }  // namespace
 
 std::variant<HttpUrl, std::string> HttpUrl::parse(const std::string &url) {
-    HttpUrl u;
-    u.text = url;
     if (url.rfind("https://", 0) == 0) return "'" + url + "': https:// backends are not spoken yet: use http:// (on a trusted network)";
-    if (url.rfind("http://", 0) != 0) return "'" + url + "' is not an http:// URL";
-    std::string rest = url.substr(7);
-    size_t slash = rest.find('/');
-    std::string authority = rest.substr(0, slash);
-    u.path = slash == std::string::npos ? "/" : rest.substr(slash);
-    if (authority.empty()) return "'" + url + "' has no host";
-    std::string portText;
-    if (authority[0] == '[') {
-        size_t close = authority.find(']');
-        if (close == std::string::npos) return "'" + url + "': unterminated [IPv6] host";
-        u.host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':') return "'" + url + "': expected ':port' after the IPv6 host";
-            portText = authority.substr(close + 2);
-        }
-    } else {
-        size_t colon = authority.rfind(':');
-        u.host = authority.substr(0, colon);
-        if (colon != std::string::npos) portText = authority.substr(colon + 1);
-    }
-    if (u.host.empty()) return "'" + url + "' has no host";
-    if (!portText.empty()) {
-        char *end = nullptr;
-        long p = std::strtol(portText.c_str(), &end, 10);
-        if (*end || p < 1 || p > 65535) return "'" + url + "': the port must be 1 to 65535";
-        u.port = static_cast<int>(p);
-    }
-    for (char c : u.path)
-        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return "'" + url + "': the path has a space or control character";
+    auto parsed = parseBackendUrl(url, {{"http", 80}}, "is not an http:// URL");
+    if (auto *error = std::get_if<std::string>(&parsed)) return std::move(*error);
+    auto &b = std::get<BackendUrl>(parsed);
+    HttpUrl u;
+    u.host = std::move(b.host);
+    u.port = b.port;
+    u.path = std::move(b.path);
+    u.text = url;
     return u;
 }
 

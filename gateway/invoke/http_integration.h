@@ -22,7 +22,7 @@ struct HttpUrl {
     std::string path = "/";
     std::string text;  // as configured, for logs
 
-    // http://host[:port][/path]; https is not spoken yet, and says so.
+    // http://host[:port][/path], by the rules of backend_url.h; https is not spoken yet, and says so.
     static std::variant<HttpUrl, std::string> parse(const std::string &url);
 };
 

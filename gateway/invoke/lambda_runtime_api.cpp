@@ -1,6 +1,7 @@
 #include "lambda_runtime_api.h"
 
 #include "connection_id.h"
+#include "text.h"
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -33,16 +34,6 @@ const char *reasonPhrase(int status) {
     case 501: return "Not Implemented";
     default: return "Error";
     }
-}
-
-std::string hex(const unsigned char *b, size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    std::string s;
-    for (size_t i = 0; i < n; ++i) {
-        s += digits[b[i] >> 4];
-        s += digits[b[i] & 15];
-    }
-    return s;
 }
 
 }  // namespace
@@ -129,7 +120,9 @@ std::string newLambdaTraceId() {
     fillRandom(parent, sizeof parent);
     char time[16];
     std::snprintf(time, sizeof time, "%08lx", static_cast<unsigned long>(std::time(nullptr)) & 0xffffffffUL);
-    return "Root=1-" + std::string(time) + "-" + hex(root, sizeof root) + ";Parent=" + hex(parent, sizeof parent) + ";Sampled=0";
+    std::string_view rootBytes(reinterpret_cast<const char *>(root), sizeof root);
+    std::string_view parentBytes(reinterpret_cast<const char *>(parent), sizeof parent);
+    return "Root=1-" + std::string(time) + "-" + toHex(rootBytes) + ";Parent=" + toHex(parentBytes) + ";Sampled=0";
 }
 
 int openRuntimeApiListener(int *port, std::string *error) {

@@ -8,6 +8,7 @@
 #include "http_message.h"
 #include "log.h"
 #include "network_thread_state.h"
+#include "text.h"
 #include "upgrade_reader.h"
 #include "utf8.h"
 #include "webpubsub_clients.h"
@@ -52,9 +53,9 @@ std::string hubOfClientPath(std::string_view path) {
     std::string_view hub = path.substr(prefix.size());
     if (!hub.empty() && hub.back() == '/') hub.remove_suffix(1);
     if (hub.find('/') != std::string_view::npos) return {};
-    std::string decoded;
-    if (!wpsPercentDecode(hub, decoded, false)) return {};
-    return decoded;
+    bool ok;
+    std::string decoded = percentDecode(hub, &ok, {.allowNul = true});  // as the REST API reads a hub
+    return ok ? decoded : std::string();
 }
 
 void appendJsonStrings(std::string &out, const std::vector<std::string> &values) {

@@ -140,14 +140,13 @@ TEST_SUITE("webpubsub rest") {
         CHECK(wpsRestErrorBody({400, "BadRequest", "a \"b\"", ""}) == R"({"code":"BadRequest","message":"a \"b\""})");
     }
 
-    TEST_CASE("percent-decoding") {
-        std::string out;
-        CHECK(wpsPercentDecode("a%2Fb+c", out, false));
-        CHECK(out == "a/b+c");
-        CHECK(wpsPercentDecode("a+c", out, true));
-        CHECK(out == "a c");
-        CHECK_FALSE(wpsPercentDecode("%4", out, false));
-        CHECK_FALSE(wpsPercentDecode("%", out, false));
-        CHECK_FALSE(wpsPercentDecode("%g1", out, false));
+    TEST_CASE("percent-decoding: '+' is a space in the query only, %00 is a byte, a bad escape is refused") {
+        auto send = routed("POST", at("/api/hubs/a+b%00c/groups/x+y/:send", "&excluded=c+1%2B"), "text/plain", "hi");
+        CHECK(send.hub == std::string("a+b\0c", 5));
+        CHECK(send.group == "x+y");
+        CHECK(send.excluded == std::vector<std::string>{"c 1+"});
+        CHECK(refused("POST", at("/api/hubs/a%4/:send"), "text/plain", "hi").message.find("hub name") != std::string::npos);
+        CHECK(refused("POST", at("/api/hubs/chat/groups/%g1/:send"), "text/plain", "hi").status == 400);
+        CHECK(refused("POST", at("/api/hubs/chat/:send", "&excluded=%"), "text/plain", "hi").status == 400);
     }
 }

@@ -41,6 +41,11 @@ TEST_SUITE("http_integration") {
         CHECK(std::holds_alternative<std::string>(HttpUrl::parse("http://:80/")));
         CHECK(std::holds_alternative<std::string>(HttpUrl::parse("http://x:99999/")));
         CHECK(std::holds_alternative<std::string>(HttpUrl::parse("http://x/a b")));
+        // The rules are core/backend_url's, shared with ws:// URLs: only :port after ']', a port in digits.
+        CHECK(std::get<std::string>(HttpUrl::parse("http://[::1]x/")).find("expected ':port'") != std::string::npos);
+        CHECK(std::holds_alternative<std::string>(HttpUrl::parse("http://x:/")));
+        CHECK(std::holds_alternative<std::string>(HttpUrl::parse("http://x:+80/")));
+        CHECK(std::get<HttpUrl>(HttpUrl::parse("http://x:8080")).text == "http://x:8080");
     }
 
     TEST_CASE("Content-Length, keep-alive, and what follows the response is left") {
