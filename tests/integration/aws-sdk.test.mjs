@@ -1,14 +1,18 @@
 // The real AWS SDK v3 ApiGatewayManagementApi client, pointed at the gateway with a custom endpoint and
 // SigV4 credentials from --management-credentials, does PostToConnection, GetConnection and
-// DeleteConnection unchanged; a wrong secret, a stale date and a tampered body are refused with 403.
+// DeleteConnection unchanged; a wrong secret, a stale date and a tampered body are refused with 403. The
+// example in docs/management-api.md runs as written, with its credentials file, against a gateway.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import {
   ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand, DeleteConnectionCommand, GoneException,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { Gateway, Client, probeRoutes, whoami, waitForEvent, ctx, makeTempDir } from './harness.mjs';
+import { Gateway, Client, probeRoutes, whoami, waitForEvent, ctx, makeTempDir, REPO_ROOT } from './harness.mjs';
 
 const KEY = { accessKeyId: 'AKIDWSGWTEST', secretAccessKey: 'wsgw-test-secret/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 let gw;
@@ -70,4 +74,44 @@ test('a wrong secret, a stale date and a tampered body are refused with 403 Forb
   c.send('{"action":"whoami"}');
   assert.equal(await c.nextText(), id, 'no refused request reached the client');
   await c.close(1000);
+});
+
+// The fenced block of `lang` that follows `marker` in a doc.
+function docBlock(doc, marker, lang) {
+  const text = fs.readFileSync(path.join(REPO_ROOT, doc), 'utf8');
+  const at = text.indexOf(marker);
+  const start = text.indexOf('```' + lang + '\n', at);
+  assert.ok(at >= 0 && start >= 0, `${doc} has no ${lang} block after "${marker}"`);
+  return text.slice(start + lang.length + 4, text.indexOf('\n```', start) + 1);
+}
+
+test('docs/management-api.md: the AWS SDK example runs as written against its credentials file', async () => {
+  const dir = makeTempDir('wsgw-sdk-doc-');
+  const creds = path.join(dir, 'credentials.json');
+  fs.writeFileSync(creds, docBlock('docs/management-api.md', '## From the AWS SDK', 'json'));
+  const docGw = await Gateway.start({ dir, routes: probeRoutes({ routes: ['whoami'] }), plugins: ['probe'],
+    extraArgs: ['--management-credentials', creds] });
+  try {
+    const example = docBlock('docs/management-api.md', '## From the AWS SDK', 'js');
+    const endpoint = "'http://127.0.0.1:9001/prod'";
+    assert.ok(example.includes(endpoint), 'the example names the default management listener');
+    // The one change: the management listener's port this gateway got. Run beside the tests' node_modules,
+    // which hold the SDK.
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), `.notify-${process.pid}.mjs`);
+    fs.writeFileSync(script, example.replace(endpoint, `'${docGw.managementUrl}/prod'`));
+    try {
+      const c = await Client.open(docGw.url);
+      const id = await whoami(c);
+      const run = () => promisify(execFile)(process.execPath, [script, id], { timeout: 30000 });
+      const { stdout } = await run();
+      assert.equal(await c.nextText(), 'hello from the AWS SDK');
+      assert.match(stdout, /^connected at \d{4}-\d\d-\d\dT[\d:.]+Z from 127\.0\.0\.1\n$/);
+      await c.waitClosed(3000);
+      assert.equal((await run()).stdout, 'that connection is gone\n');
+    } finally {
+      fs.rmSync(script, { force: true });
+    }
+  } finally {
+    await docGw.stop();
+  }
 });
