@@ -100,7 +100,7 @@ describe('the status a $connect handler returns', () => {
     await c.close(1000);
     await waitForEvent(gw.eventsPath, (e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).connectionId === id,
       { what: 'the $disconnect of the accepted connection' });
-    await sleep(300);
+    await sleep(300);  // a check that something does NOT happen: time for a $disconnect that must not come
     const disconnected = readEvents(gw.eventsPath).filter((e) => ctx(e).eventType === 'DISCONNECT').map((e) => ctx(e).connectionId);
     for (const r of refused) assert.ok(!disconnected.includes(r), `refused connection ${r} got a $disconnect`);
     const rows = await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections');
@@ -116,7 +116,9 @@ describe('the status a $connect handler returns', () => {
 
   test('a slow $connect does not hold up other connections', async () => {
     const slow = Client.open(`${gw.url}/?sleep=1500`, {}, 5000);
-    await sleep(100);
+    // The probe records the $connect before it sleeps: the slow $connect is running from then on.
+    await waitForEvent(gw.eventsPath, (e) => ctx(e).eventType === 'CONNECT' && e.queryStringParameters?.sleep === '1500',
+      { what: 'the slow $connect to start' });
     const started = Date.now();
     const fast = await Client.open(gw.url);
     assert.equal(await fast.request('fast'), 'fast');

@@ -108,10 +108,16 @@ test('text typed into a row survives the list refreshing under it, and is what g
   const id = await page.getAttribute('#connections tr.mine', 'data-id');
   const input = `#connections tr[data-id="${id}"] .post-data`;
   await page.fill(input, 'typed before a refresh');
-  // Two refreshes at least: the timer's (every 2 s) and one asked for with the Refresh button.
-  await new Promise((r) => setTimeout(r, 2500));
+  // Two refreshes at least: the timer's (every 2 s) and one asked for with the Refresh button. Each is seen
+  // to have updated the row: a stale value put into its source-address cell is rewritten by the refresh.
+  const sourceCell = `#connections tr[data-id="${id}"] td:nth-child(4)`;
+  const markStale = () => page.$eval(sourceCell, (td) => { td.textContent = 'stale'; });
+  const refreshed = () => page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '127.0.0.1', sourceCell, { polling: 100, timeout: 10000 });
+  await markStale();
+  await refreshed();  // by the timer
+  await markStale();
   await Promise.all([page.waitForResponse((r) => r.url().includes('/@connections?')), page.click('#refresh')]);
-  await new Promise((r) => setTimeout(r, 300));
+  await refreshed();  // by the button (or the timer, if it came first: a refresh either way)
   assert.equal(await page.inputValue(input), 'typed before a refresh', 'the refresh kept the text');
   await page.click(`#connections tr[data-id="${id}"] button.post`);
   await waitForLog('in', 'typed before a refresh');

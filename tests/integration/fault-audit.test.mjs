@@ -11,7 +11,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, readEvents, rssKb, sanitized, sqliteRows, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, readEvents, rssKb, sanitized, sqliteRows, waitFor, waitForPortClosed, withTimeout } from './harness.mjs';
 import { holdWriteLock } from './sqlite-write-lock.mjs';
 
 const started = [];
@@ -38,7 +38,10 @@ test('a second SIGTERM or SIGINT during the drain does not cut it short', async 
     await waitFor(() => readEvents(gw.eventsPath).some((e) => ctx(e).eventType === 'MESSAGE'), { what: 'the slow message to run' });
     gw.proc.kill('SIGTERM');
     await withTimeout(c.closed, 5000, 'the client to be closed by the drain');
-    await new Promise((r) => setTimeout(r, 200));  // the network loop has ended; the handler still sleeps
+    // The second signal must come once the network loop has ended (the handler still sleeps): the management
+    // listener lives on that loop and is closed right after it, so a refused connect is the evidence.
+    await waitForPortClosed(Number(new URL(gw.managementUrl).port), { what: 'the network loop to end' });
+    assert.ok(readEvents(gw.eventsPath).every((e) => ctx(e).eventType !== 'DISCONNECT'), 'the handler still sleeps: $disconnect waits behind it');
     gw.proc.kill(second);
     const exit = await withTimeout(gw.exited, 15000, `wsgw to exit after SIGTERM then ${second}`);
     assert.equal(exit.code, 0, `${second}: exit ${JSON.stringify(exit)}`);

@@ -66,6 +66,43 @@ export async function waitFor(fn, { timeoutMs = 3000, intervalMs = 50, what = 'c
   }
 }
 
+// The CPU time a process has used (user + system, all threads), in clock ticks (/proc/PID/stat).
+export function cpuTicks(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');  // after "PID (comm) "
+  return Number(fields[11]) + Number(fields[12]);                    // utime and stime, fields 14 and 15
+}
+
+// Waits until process `pid` has used no CPU for `quietMs` (it has done all the work it was given), or throws
+// after `timeoutMs`. Resolves with how long it took.
+export async function waitForCpuQuiet(pid, { quietMs = 300, timeoutMs = 10000, what = 'the process to go quiet' } = {}) {
+  const started = Date.now();
+  let last = cpuTicks(pid);
+  let quietSince = Date.now();
+  for (;;) {
+    await sleep(50);
+    const now = cpuTicks(pid);
+    if (now !== last) {
+      last = now;
+      quietSince = Date.now();
+    } else if (Date.now() - quietSince >= quietMs) {
+      return Date.now() - started;
+    }
+    if (Date.now() - started >= timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: it kept using CPU`);
+  }
+}
+
+// Resolves once a TCP connect to 127.0.0.1:`port` is refused (its listening socket closed), or throws after
+// `timeoutMs`.
+export async function waitForPortClosed(port, { timeoutMs = 5000, what = `port ${port} to close` } = {}) {
+  const refused = () => new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => { sock.destroy(); resolve(false); });
+    sock.once('error', (err) => resolve(err.code === 'ECONNREFUSED'));
+  });
+  return waitFor(refused, { timeoutMs, intervalMs: 20, what });
+}
+
 // Temp dirs are removed when the test process ends with every test passed; a failure keeps them (and
 // WSGW_IT_KEEP=1 always does) so that routes.json, the db and the probe's log can be looked at.
 const tempDirs = [];

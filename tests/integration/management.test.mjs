@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Gateway, Client, defaultRoutes, probeRoutes, whoami, waitForEvent, ctx, makeTempDir, runExpectingExit, withTimeout, rssKb, sanitized, waitFor } from './harness.mjs';
+import { Gateway, Client, defaultRoutes, probeRoutes, whoami, waitForEvent, ctx, makeTempDir, runExpectingExit, withTimeout, rssKb, sanitized, waitFor, waitForCpuQuiet } from './harness.mjs';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let open;    // a gateway with no credentials (loopback development)
@@ -227,7 +227,11 @@ test('pipelined requests from clients that do not read hold bounded memory, and 
     });
   })));
   for (const s of sockets) s.write('GET /console HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(n));
-  await new Promise((r) => setTimeout(r, 1500));  // time to answer all that was read, as the old gateway did
+  // RSS is measured once the gateway has done all it will do with what it read: the requests are in its
+  // sockets (every write taken by the kernel) and it has used no CPU for 300 ms. The old gateway went quiet
+  // only after answering everything, holding it all.
+  await waitFor(() => sockets.every((s) => s.writableLength === 0), { what: 'the requests to be written' });
+  await waitForCpuQuiet(open.proc.pid, { timeoutMs: 20000, what: 'the gateway to answer what it read' });
   const grownMb = (rssKb(open.proc.pid) - before) / 1024;
   // Judged by the release build's run (under ASan, freed answers wait in its quarantine).
   if (!sanitized(open.proc.pid)) assert.ok(grownMb < 16, `RSS grew ${grownMb.toFixed(1)} MB for ${clients} clients that do not read (${n} pages of ${page.length} B asked by each)`);

@@ -82,7 +82,11 @@ test('after a scripted session, /metrics has the exact counts per route', async 
   }
   assert.equal(await a.nextText(), 'pushed');
   assert.equal(await b.nextText(), 'pushed');
-  await sleep(600); // the sleeping handler returns: its late result is dropped, its access line written
+  // The sleeping handler returns (500 ms after the message, 300 ms after its timeout): its late result is
+  // dropped, its integration latency observed and its access line written. Wait for both.
+  const accessLines = () => (fs.existsSync(accessLogPath) ? fs.readFileSync(accessLogPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+  await waitFor(async () => (await metrics()).get('wsgw_integration_latency_seconds_count{route="sleep"}') === 1 &&
+    accessLines().some((l) => l.eventType === 'MESSAGE' && l.routeKey === 'sleep'), { timeoutMs: 5000, what: 'the late result of the sleeping handler' });
 
   const m = await metrics();
   const expect = {
@@ -190,7 +194,7 @@ test('access logs go to stdout by default and nowhere with --access-log off', as
       assert.equal(await c.request('hi'), 'hi');
       await c.close();
       if (expected) await g.waitForLog((l) => l.msg === 'access' && l.eventType === 'DISCONNECT', 5000, 'the disconnect access line');
-      else await sleep(300);
+      else await sleep(300);  // a check that nothing is logged: time for a line that must not come
       assert.equal(g.lines.filter((l) => l.msg === 'access').length, expected, JSON.stringify(extraArgs));
     } finally {
       await g.stop();

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Client, Gateway, TEST_PLUGINS_DIR, makeTempDir, sleep, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, TEST_PLUGINS_DIR, makeTempDir, metricValue, waitFor, withTimeout } from './harness.mjs';
 
 const v1 = path.join(TEST_PLUGINS_DIR, 'tagged_v1.so');
 const v2 = path.join(TEST_PLUGINS_DIR, 'tagged_v2.so');
@@ -64,7 +64,8 @@ test('cp of a new tagged.so over the old one while 50 clients send: no connectio
       }
     }
   });
-  await sleep(400);
+  // The swap comes once every client has been served by v1 (so each one sees the change from v1 to v2).
+  await waitFor(() => stats.every((st) => st.v1 > 0), { timeoutMs: 10000, what: 'every client to be served by v1' });
   const reloadsBefore = reloads().length;
   const copiedAt = performance.now();
   fs.copyFileSync(v2, taggedSo); // in place, as `cp` does: the gateway loads from its own private copy
@@ -92,7 +93,10 @@ test('an invocation running across a reload finishes on the version it started w
   const c = await Client.open(gw.url);
   const slow = '{"action":"slow","ms":800}';
   c.send(slow);
-  await sleep(100);
+  // The reload must come while the slow invocation is in hand: wsgw_pending_bytes counts a message from the
+  // moment the gateway read it and bound it to the running table (v2) until its handler returns, 800 ms on.
+  await waitFor(async () => (await metricValue(gw, 'wsgw_pending_bytes')) >= slow.length,
+    { timeoutMs: 5000, intervalMs: 10, what: 'the slow message to be read and in hand' });
   const n = reloads().length;
   fs.copyFileSync(v1, taggedSo);
   await waitFor(() => reloads().length > n, { timeoutMs: 5000, what: 'the reload' });
