@@ -61,7 +61,7 @@ constexpr auto kWarningInterval = std::chrono::seconds(10);   // one warning per
 }
 
 Invoker::Invoker(unsigned threads, ConnectionControl &control, HostContext &host, unsigned maxStuckThreads)
-    : control_(control), host_(host), maxStuckThreads_(maxStuckThreads) {
+    : control_(control), host_(host), maxStuckThreads_(maxStuckThreads), stuck_(maxStuckThreads) {
     if (threads == 0) threads = 1;
     threads_ = threads;
     for (unsigned i = 0; i < threads; ++i) startWorker();  // a failure is retried by the watchdog
@@ -105,6 +105,11 @@ size_t Invoker::stop(std::chrono::milliseconds grace) {
     abandoned_ = abandoned;
     if (abandoned)
         log::warn("stop: handler threads still running; they are abandoned", {log::Field("threads", static_cast<uint64_t>(abandoned))});
+    // Never run: their rows stay, so the next start's clean-up runs them (a stuck thread returning from
+    // now on finds stopped_ and drops what it would have released).
+    if (size_t parked = stuck_.takeParked().size())
+        log::warn("stop: $disconnects not run (their route's handler is stuck); their rows stay for the next start's clean-up",
+                  {log::Field("disconnects", static_cast<uint64_t>(parked))});
     return abandoned;
 }
 
@@ -144,23 +149,25 @@ void Invoker::invocationDone() {
     }
 }
 
-void Invoker::countStuck(const void *handler, int delta) {
-    std::lock_guard lock(stuckMutex_);
-    size_t &n = stuckByHandler_[handler];
-    if (delta > 0) {
-        ++n;
-        stuckThreads_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-        --n;
-        stuckThreads_.fetch_sub(1, std::memory_order_relaxed);
-    }
-    if (n == 0) stuckByHandler_.erase(handler);
-}
-
 std::shared_ptr<Invoker::Lane> Invoker::newLane() { return std::make_shared<Lane>(); }
 
 void Invoker::submit(const std::shared_ptr<Lane> &lane, Invocation &&inv, bool wakeNow) {
     pending_.fetch_add(1, std::memory_order_relaxed);
+    enqueue(lane, std::move(inv), wakeNow);
+}
+
+// $disconnects released by a returning stuck thread: still pending (waitIdle waits for them), each on a
+// lane of its own (it is its connection's last event). After stop() they are dropped, rows kept.
+void Invoker::requeue(std::vector<Invocation> invocations) {
+    if (invocations.empty()) return;
+    {
+        std::lock_guard lock(readyMutex_);
+        if (stopped_) return;
+    }
+    for (Invocation &inv : invocations) enqueue(newLane(), std::move(inv), true);
+}
+
+void Invoker::enqueue(const std::shared_ptr<Lane> &lane, Invocation &&inv, bool wakeNow) {
     bool schedule = false;
     {
         std::lock_guard lock(lane->mutex);
@@ -265,20 +272,24 @@ void Invoker::runLanes(WorkerSlot &slot) {
                 std::lock_guard lock(slot.mutex);
                 slot.invocation = &inv;
             }
-            run(slot, inv);
-            if (inv.pendingCounted) releasePending(inv);
-            removeRowIfOwed(inv);
+            bool finished = run(slot, inv);  // false: a $disconnect parked, still pending
+            if (finished) {
+                if (inv.pendingCounted) releasePending(inv);
+                removeRowIfOwed(inv);
+            }
             bool retired;
+            StuckRoutes::Route route;
             {
                 std::lock_guard lock(slot.mutex);
                 retired = slot.retired;
                 slot.invocation = nullptr;
+                if (retired) route = {slot.handlerId, slot.routeKey};
             }
             if (retired) {  // the watchdog ended this invocation; the lane belongs to another worker now
-                countStuck(slot.handlerId, -1);
+                requeue(stuck_.returned(route));
                 return;
             }
-            invocationDone();
+            if (finished) invocationDone();
         }
         std::lock_guard lock(slot.mutex);
         slot.lane.reset();
@@ -339,7 +350,7 @@ bool Invoker::authorizeConnect(Invocation &inv) {
     return true;
 }
 
-void Invoker::run(WorkerSlot &slot, Invocation &inv) {
+bool Invoker::run(WorkerSlot &slot, Invocation &inv) {
     const std::string &connectionId = inv.connection->info.connectionId;
     const char *routeKey = routeKeyOf(inv);
     PluginInstance *handler = inv.route->handler;
@@ -348,17 +359,22 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     bool admittedByToken = inv.type == WSGW_CONNECT && inv.connection->info.admission &&
                            inv.connection->info.admission->authorizerType == "webPubSub";
     if (inv.type == WSGW_CONNECT && inv.route->authorizer) {
-        if (!admittedByToken && !authorizeConnect(inv)) return;
+        if (!admittedByToken && !authorizeConnect(inv)) return true;
         if (!handler && !inv.route->http) {  // an authorizer and no $connect integration: admitted
             control_.connectDecided(connectionId, 0, {});
             inv.route->metrics->latency.observeMicros(static_cast<uint64_t>(
                 std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - inv.receivedAt).count()));
             logAccess(inv, routeKey, 200, -1, {});
-            return;
+            return true;
         }
     }
 
-    if (handler && !handler->isolated && !handler->lambda && failFastWhenStuck(inv, routeKey)) return;
+    // Past the cap on written-off threads, an in-process handler with stuck invocations on this route is
+    // not called: a message or $connect is answered now, a $disconnect waits until one returns.
+    if (handler && !handler->isolated && !handler->lambda && stuck_.anyAtCap()) {
+        if (inv.type == WSGW_DISCONNECT ? parkWhenStuck(inv, routeKey) : failFastWhenStuck(inv, routeKey))
+            return inv.type != WSGW_DISCONNECT;
+    }
 
     InvocationEvent ie;
     ie.ev.size = sizeof(wsgw_event);
@@ -465,7 +481,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     if (timedOut) {  // the watchdog already answered; this late result is dropped
         RouteMetrics::add(metrics.executionErrors);
         logAccess(inv, routeKey, 504, integrationMs, "Endpoint request timed out");
-        return;
+        return true;
     }
     // A route response is a message the gateway is asked to send, bounded like a push (SPEC section 10):
     // over maxMessageBytes it is the handler's error, never a frame of any size.
@@ -535,6 +551,7 @@ void Invoker::run(WorkerSlot &slot, Invocation &inv) {
     metrics.latency.observeMicros(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(returnedAt - inv.receivedAt).count()));
     logAccess(inv, routeKey, accessStatus, integrationMs, rc != 0 ? std::string_view(failure) : std::string_view());
+    return true;
 }
 
 void Invoker::logAccess(const Invocation &inv, const char *routeKey, int status, int64_t integrationMs, std::string_view error) {
@@ -603,7 +620,7 @@ void Invoker::watchdogLoop() {
             // invocation ends now (its message no longer holds its lane back), the connection's later
             // messages move to another worker, and a new worker keeps the pool's size.
             slot.retired = true;
-            countStuck(slot.handlerId, +1);
+            stuck_.writtenOff({slot.handlerId, slot.routeKey});
             if (slot.invocation && slot.invocation->pendingCounted) {
                 releasePending(*slot.invocation);
                 slot.invocation->pendingCounted = false;  // the worker sees this under slot.mutex
@@ -641,25 +658,22 @@ void Invoker::watchdogLoop() {
     }
 }
 
-bool Invoker::failFastWhenStuck(const Invocation &inv, const char *routeKey) {
-    if (stuckThreads_.load(std::memory_order_relaxed) < maxStuckThreads_) return false;
-    size_t stuckHere;
-    {
-        std::lock_guard lock(stuckMutex_);
-        auto it = stuckByHandler_.find(inv.route->handler);
-        stuckHere = it == stuckByHandler_.end() ? 0 : it->second;
-    }
-    if (stuckHere == 0) return false;
-    const std::string &connectionId = inv.connection->info.connectionId;
+void Invoker::warnStuck(const char *what, const Invocation &inv, const char *routeKey, size_t stuckHere) {
     int64_t nowMs = nowEpochMs();
     int64_t warnAt = nextStuckWarningMs_.load(std::memory_order_relaxed);
-    if (nowMs >= warnAt && nextStuckWarningMs_.compare_exchange_strong(warnAt, nowMs + 10000)) {
-        log::warn("handler not called: its stuck invocations have reached the limit; answering with the timeout",
-                  {log::Field("handler", inv.route->handler->name), log::Field("routeKey", routeKey),
-                   log::Field("stuckThreads", static_cast<uint64_t>(stuckThreads())),
-                   log::Field("stuckInThisHandler", static_cast<uint64_t>(stuckHere)),
-                   log::Field("maxStuckThreads", static_cast<uint64_t>(maxStuckThreads_))});
-    }
+    if (nowMs < warnAt || !nextStuckWarningMs_.compare_exchange_strong(warnAt, nowMs + 10000)) return;
+    log::warn(what, {log::Field("handler", inv.route->handler->name), log::Field("routeKey", routeKey),
+                     log::Field("stuckThreads", static_cast<uint64_t>(stuckThreads())),
+                     log::Field("stuckInThisRoute", static_cast<uint64_t>(stuckHere)),
+                     log::Field("maxStuckThreads", static_cast<uint64_t>(maxStuckThreads_))});
+}
+
+bool Invoker::failFastWhenStuck(const Invocation &inv, const char *routeKey) {
+    size_t stuckHere = stuck_.stuckAtCap({inv.route->handler, routeKey});
+    if (stuckHere == 0) return false;
+    const std::string &connectionId = inv.connection->info.connectionId;
+    warnStuck("handler not called: its route's stuck invocations have reached the limit; answering with the timeout",
+              inv, routeKey, stuckHere);
     RouteMetrics &metrics = *inv.route->metrics;
     RouteMetrics::add(metrics.executionErrors);
     if (inv.type == WSGW_CONNECT) {
@@ -668,14 +682,27 @@ bool Invoker::failFastWhenStuck(const Invocation &inv, const char *routeKey) {
         control_.sendFrame(connectionId, awsErrorFrame("Endpoint request timed out", connectionId, inv.requestId), false);
         RouteMetrics::add(metrics.messagesOut);
     }
-    logAccess(inv, routeKey, 504, 0, "Endpoint request timed out (handler not called: too many of its invocations are stuck)");
+    logAccess(inv, routeKey, 504, 0, "Endpoint request timed out (handler not called: too many of its route's invocations are stuck)");
     return true;
 }
 
+// A $disconnect is owed to every connection whose $connect ran: at the cap it is not answered but parked,
+// still pending, until one of its route's stuck threads returns (StuckRoutes::returned hands it back).
+bool Invoker::parkWhenStuck(Invocation &inv, const char *routeKey) {
+    StuckRoutes::Route route{inv.route->handler, routeKey};
+    size_t stuckHere = stuck_.stuckAtCap(route);
+    if (stuckHere == 0) return false;
+    warnStuck("$disconnect waits: its route's stuck invocations have reached the limit; it runs when one returns",
+              inv, routeKey, stuckHere);
+    return stuck_.parkIfAtCap(route, inv);  // rechecked with the release under one lock
+}
+
 // No worker is left (every one is stuck in a handler and no thread can be created): what is queued gets
-// the integration error now instead of waiting for a worker that may never come.
+// the integration error now instead of waiting for a worker that may never come. A $disconnect is not
+// answered to anyone and is owed to its connection: it stays queued for the next worker (or, when none
+// comes before stop(), its row stays for the next start's clean-up).
 void Invoker::answerWithoutWorkers() {
-    std::deque<std::shared_ptr<Lane>> lanes;
+    std::deque<std::shared_ptr<Lane>> lanes, keep;
     {
         std::lock_guard lock(readyMutex_);
         lanes.swap(ready_);
@@ -685,11 +712,19 @@ void Invoker::answerWithoutWorkers() {
         std::vector<Invocation> taken;
         {
             std::lock_guard lock(lane->mutex);
+            FifoQueue<Invocation> disconnects;
             while (!lane->queue.empty()) {
-                taken.push_back(std::move(lane->queue.front()));
+                Invocation &front = lane->queue.front();
+                if (front.type == WSGW_DISCONNECT) disconnects.push_back(std::move(front));
+                else taken.push_back(std::move(front));
                 lane->queue.pop_front();
             }
-            lane->scheduled = false;
+            while (!disconnects.empty()) {
+                lane->queue.push_back(std::move(disconnects.front()));
+                disconnects.pop_front();
+            }
+            lane->scheduled = !lane->queue.empty();  // still in ready_ (below) when it is
+            if (lane->scheduled) keep.push_back(lane);
         }
         for (Invocation &inv : taken) {
             const std::string &connectionId = inv.connection->info.connectionId;
@@ -697,16 +732,18 @@ void Invoker::answerWithoutWorkers() {
             if (inv.route) RouteMetrics::add(inv.route->metrics->executionErrors);
             if (inv.type == WSGW_CONNECT) {
                 control_.connectDecided(connectionId, 502, {});
-            } else if (inv.type == WSGW_MESSAGE) {
+            } else {
                 control_.sendFrame(connectionId, awsErrorFrame("Internal server error", connectionId, inv.requestId), false);
                 if (inv.route) RouteMetrics::add(inv.route->metrics->messagesOut);
             }
             logAccess(inv, routeKey, inv.type == WSGW_CONNECT ? 502 : 500, -1, "no handler worker thread could be started");
             if (inv.pendingCounted) releasePending(inv);
-            removeRowIfOwed(inv);
             invocationDone();
         }
     }
+    if (keep.empty()) return;
+    std::lock_guard lock(readyMutex_);
+    for (auto &lane : keep) ready_.push_back(std::move(lane));
 }
 
 }  // namespace wsgw

@@ -6,16 +6,18 @@
 // Exceptions and non-zero returns become integration errors.
 //
 // Written-off threads are bounded: once `maxStuckThreads` of them are still inside their handlers, a new
-// invocation of a handler that has any of them is answered at once with the timeout (it would only get
-// stuck too) instead of being called. So the process holds at most maxStuckThreads written-off threads,
-// plus one per worker for invocations already running when the bound was reached. A replacement thread
-// that cannot be created (EAGAIN: a pids cgroup, RLIMIT_NPROC) is logged and retried, never fatal; while
-// no worker is left, queued invocations are answered with the integration error rather than left waiting.
+// message or $connect of a route that has any of them is answered at once with the timeout (it would only
+// get stuck too) instead of being called; a $disconnect of such a route waits (StuckRoutes) until one of
+// them returns, since every $connect that ran must get its $disconnect. So the process holds at most
+// maxStuckThreads written-off threads, plus one per worker for invocations already running when the bound
+// was reached. A replacement thread that cannot be created (EAGAIN: a pids cgroup, RLIMIT_NPROC) is logged
+// and retried, never fatal; while no worker is left, queued messages and $connects are answered with the
+// integration error rather than left waiting, and $disconnects stay queued for the next worker. A
+// $disconnect that never ran by stop() keeps its row, so the next start's clean-up runs it.
 #pragma once
 
-#include "connection_store.h"
-#include "host_api.h"
-#include "route_table.h"
+#include "invocation.h"
+#include "stuck_routes.h"
 
 #include <atomic>
 #include <chrono>
@@ -25,34 +27,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 namespace wsgw {
-
-struct Invocation {
-    std::shared_ptr<const RouteTable> table;  // keeps the route and its plugin alive while this runs
-    const CompiledRoute *route = nullptr;
-    std::shared_ptr<LiveConnection> connection;
-    wsgw_event_type type = WSGW_MESSAGE;
-    std::string body;
-    bool binary = false;
-    std::string requestId, messageId;
-    int64_t requestTimeMs = 0;
-    int disconnectCode = 0;
-    std::string disconnectReason;
-    // A message counted against its connection's pending bounds (SPEC section 10) until its handler returns.
-    size_t pendingBytes = 0;
-    bool pendingCounted = false;
-    // $disconnect: the connection's row is deleted once its handler has run, not before, so that a kill -9
-    // in between leaves the row for start-up recovery to run $disconnect from (issue 17).
-    ConnectionStore *removeRowAfter = nullptr;
-    std::chrono::steady_clock::time_point receivedAt = std::chrono::steady_clock::now();  // for end-to-end latency
-    // An Azure Web PubSub client's event (SPEC section 12): answered with its ack (and the route's response
-    // as a message from the server) instead of AWS's frames.
-    std::shared_ptr<WpsClientState> wpsClient;
-    std::shared_ptr<const WpsClientMessage> wpsRequest;
-};
 
 // AWS's error frame text, spaced exactly as AWS spaces it.
 std::string awsErrorFrame(std::string_view message, std::string_view connectionId, std::string_view requestId);
@@ -78,9 +55,11 @@ public:
     bool waitIdle(std::chrono::milliseconds timeout);
     size_t pending() const { return pending_.load(std::memory_order_relaxed); }
     // Threads written off after a timeout whose handlers have not returned yet.
-    size_t stuckThreads() const { return stuckThreads_.load(std::memory_order_relaxed); }
-    // Stops the workers and the watchdog without starting anything new; invocations still queued are
-    // dropped (the caller has drained). Waits up to `grace` for running handlers; a thread still inside
+    size_t stuckThreads() const { return stuck_.total(); }
+    // $disconnects waiting for their route's stuck threads to return (see StuckRoutes).
+    size_t parkedDisconnects() const { return stuck_.parked(); }
+    // Stops the workers and the watchdog without starting anything new; invocations still queued (or
+    // parked) are dropped (the caller has drained): a dropped $disconnect keeps its row for the next start. Waits up to `grace` for running handlers; a thread still inside
     // a handler then is left running (never joined: a stuck handler would hang shutdown) and counted in
     // the result. When it is not 0, plugin code is still running: the caller must not unload plugins and
     // should leave the process with _Exit once its own state is saved.
@@ -90,7 +69,7 @@ private:
     struct WorkerSlot;
     void workerLoop(WorkerSlot &slot);
     void runLanes(WorkerSlot &slot);
-    void run(WorkerSlot &slot, Invocation &inv);
+    bool run(WorkerSlot &slot, Invocation &inv);  // false: a $disconnect parked (moved from), not finished
     void releasePending(const Invocation &inv);
     void wakeAnotherIfReady();  // a lane is queued: wake a worker for it (this one is about to block)
     static void removeRowIfOwed(Invocation &inv);
@@ -100,9 +79,12 @@ private:
     // its worker off (then the lane has moved on and the late return only frees the thread).
     void invocationDone();
     bool failFastWhenStuck(const Invocation &inv, const char *routeKey);  // true: answered, handler not called
+    bool parkWhenStuck(Invocation &inv, const char *routeKey);            // true: a $disconnect parked
+    void warnStuck(const char *what, const Invocation &inv, const char *routeKey, size_t stuckHere);
+    void requeue(std::vector<Invocation> invocations);  // parked $disconnects released, still pending
+    void enqueue(const std::shared_ptr<Lane> &lane, Invocation &&inv, bool wakeNow);
     bool startWorker();                       // false (logged) when no thread could be created
     void answerWithoutWorkers();              // no worker left: integration errors for what is queued
-    void countStuck(const void *handler, int delta);
     bool authorizeConnect(Invocation &inv);
     static std::vector<std::pair<std::string, std::string>> backendHeaders(const Invocation &inv, const char *routeKey);
     void logAccess(const Invocation &inv, const char *routeKey, int status, int64_t integrationMs, std::string_view error);  // AWS's timeout frame, or 504 for a $connect
@@ -116,9 +98,7 @@ private:
     unsigned threads_ = 1;
     unsigned maxStuckThreads_ = kDefaultMaxStuckThreads;
     std::atomic<bool> stopping_{false};
-    std::atomic<size_t> stuckThreads_{0};
-    std::mutex stuckMutex_;
-    std::unordered_map<const void *, size_t> stuckByHandler_;  // written-off threads per handler instance
+    StuckRoutes stuck_;
     std::chrono::steady_clock::time_point nextSpawnRetry_{}, nextSpawnWarning_{};  // watchdog's
     size_t spawnFailures_ = 0;                                                     // watchdog's
     std::atomic<int64_t> nextStuckWarningMs_{0};

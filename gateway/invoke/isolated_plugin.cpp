@@ -7,6 +7,7 @@
 #include "process_output.h"
 #include "proc_status.h"
 #include "restart_backoff.h"
+#include "thread_shortage.h"
 #include "webpubsub_clients.h"
 
 #include <cstring>
@@ -107,7 +108,13 @@ std::variant<std::unique_ptr<IsolatedPlugin>, std::string> IsolatedPlugin::start
     }
     for (auto &w : pool->workers_) {
         Worker *wp = w.get();
-        w->supervisor = std::thread([p = pool.get(), wp] { p->supervise(*wp); });
+        try {
+            w->supervisor = std::thread([p = pool.get(), wp] { p->supervise(*wp); });
+        } catch (const std::system_error &e) {
+            // EAGAIN from a pids cgroup or RLIMIT_NPROC: refused, never an abort (~IsolatedPlugin stops the
+            // supervisors already started).
+            return threadShortage("a supervisor thread for its worker processes", e);
+        }
     }
     std::unique_lock lock(pool->mutex_);
     bool decided = pool->cv_.wait_for(lock, std::chrono::seconds(15), [&] {
@@ -230,11 +237,15 @@ bool IsolatedPlugin::serve(Worker &w) {
                    {log::Field("handler", instance_), log::Field("error", std::strerror(rc))});
         return false;
     }
+    bool stoppedMeanwhile;
     {
         std::lock_guard lock(mutex_);
         w.pid = pid;
         w.fd = mine;
         w.retiring = false;
+        // The destructor may have looked at the workers before this one existed (a start that failed
+        // part-way, e.g. for want of threads): it would neither shut it down nor kill it, so it goes now.
+        stoppedMeanwhile = stopping_;
     }
 
     // The worker's end may be held open by a child the plugin forked: its exit (the pidfd) ends the wait too.
@@ -257,8 +268,8 @@ bool IsolatedPlugin::serve(Worker &w) {
     bool ready = false;
     wire::Writer hello(wire::Kind::Hello);
     hello.bytes(shownPath_).bytes(configJson_);
-    bool sent;
-    {
+    bool sent = false;
+    if (!stoppedMeanwhile) {
         std::lock_guard wlock(w.writeMutex);
         sent = wire::writeAll(mine, hello.frame());
     }

@@ -1,5 +1,6 @@
 #include "lambda_function.h"
 
+#include "accept_shortage.h"
 #include "connection_id.h"
 #include "event.h"
 #include "exit_status.h"
@@ -9,6 +10,7 @@
 #include "process_output.h"
 #include "proc_status.h"
 #include "restart_backoff.h"
+#include "thread_shortage.h"
 #include "digest.h"
 
 #include <filesystem>
@@ -216,7 +218,8 @@ struct LambdaFunction::Slot {
     }
 };
 
-LambdaFunction::LambdaFunction(const HandlerSpec &spec) : name_(spec.name), spec_(spec.lambda) {
+LambdaFunction::LambdaFunction(const HandlerSpec &spec)
+    : name_(spec.name), spec_(spec.lambda), acceptShortage_("lambda runtime API of function " + spec.name) {
     functionArn_ = "arn:aws:lambda:" + regionOfGateway() + ":000000000000:function:" + name_;
 }
 
@@ -304,7 +307,11 @@ std::variant<std::unique_ptr<LambdaFunction>, std::string> LambdaFunction::start
     }
     for (auto &s : fn->slots_) {
         Slot *sp = s.get();
-        s->supervisor = std::thread([f = fn.get(), sp] { f->supervise(*sp); });
+        try {
+            s->supervisor = std::thread([f = fn.get(), sp] { f->supervise(*sp); });
+        } catch (const std::system_error &e) {  // refused, never an abort: ~LambdaFunction stops the others
+            return threadShortage("a supervisor thread for its function processes", e);
+        }
     }
     std::unique_lock lock(fn->mutex_);
     bool decided = fn->cv_.wait_for(lock, kStartWait, [&] {
@@ -425,6 +432,8 @@ bool LambdaFunction::runProcess(Slot &slot) {
     std::chrono::steady_clock::time_point stopSentAt{};
     bool stopSent = false;
     std::vector<RuntimeApiRequest> requests;
+    // Out of descriptors, the listening socket stays readable: it is left out of poll() until then.
+    std::chrono::steady_clock::time_point acceptPausedUntil{};
 
     auto killGroup = [&](int sig) {
         if (kill(-pid, sig) != 0) kill(pid, sig);
@@ -436,7 +445,9 @@ bool LambdaFunction::runProcess(Slot &slot) {
     while (!exited) {
         std::vector<pollfd> fds;
         fds.push_back({slot.wakeFd, POLLIN, 0});
-        fds.push_back({slot.listenFd, POLLIN, 0});
+        auto now = std::chrono::steady_clock::now();
+        bool acceptPaused = now < acceptPausedUntil;
+        fds.push_back({acceptPaused ? -1 : slot.listenFd, POLLIN, 0});  // poll ignores a negative fd
         fds.push_back({pidFd, POLLIN, 0});
         fds.push_back({out.fd(), POLLIN, 0});
         fds.push_back({err.fd(), POLLIN, 0});
@@ -450,6 +461,10 @@ bool LambdaFunction::runProcess(Slot &slot) {
         if (watchMemory) timeoutMs = kMemoryCheckMs;
         if (stopSent) timeoutMs = 50;
         if (pidFd < 0) timeoutMs = timeoutMs < 0 ? 50 : std::min(timeoutMs, 50);  // no pidfd: poll waitpid
+        if (acceptPaused) {
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(acceptPausedUntil - now).count();
+            timeoutMs = timeoutMs < 0 ? static_cast<int>(left) : std::min(timeoutMs, static_cast<int>(left));
+        }
         int n = poll(fds.data(), fds.size(), timeoutMs);
         if (n < 0 && errno != EINTR) break;
 
@@ -474,7 +489,12 @@ bool LambdaFunction::runProcess(Slot &slot) {
         if (fds[1].revents) {
             for (;;) {
                 int c = accept4(slot.listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (c < 0) break;
+                if (c < 0) {
+                    int err = errno;
+                    std::lock_guard lock(mutex_);
+                    if (acceptShortage_.failed(err)) acceptPausedUntil = std::chrono::steady_clock::now() + AcceptShortage::kRetry;
+                    break;
+                }
                 // A runtime client keeps one connection (or opens one per request and closes it); each may
                 // buffer a 6 MB body, so a function cannot make the gateway hold more than a few of them.
                 if (conns.size() >= kMaxRuntimeApiConnections) {

@@ -9,12 +9,15 @@
 // name and the running invocation's request ID) and a wake-up from invoke(). A crash, an error reply, a
 // result past the route's deadline (the process group is killed) or resident memory over `memoryMb`
 // (checked every 50 ms while an invocation runs) fails that one invocation, and the slot starts a new
-// process; a function that cannot start is restarted ever slower (up to every 5 s).
+// process; a function that cannot start is restarted ever slower (up to every 5 s). An accept() on the
+// Runtime API socket that fails for lack of descriptors leaves that socket out of poll() for 100 ms
+// (AcceptShortage) instead of spinning on it while the gateway is at its descriptor limit.
 //
 // invoke() is called on an invoker worker thread (never a network thread) and blocks it until the result,
 // like an isolated plugin.
 #pragma once
 
+#include "accept_shortage.h"
 #include "config.h"
 #include "host_api.h"
 #include "isolated_plugin.h"
@@ -97,6 +100,7 @@ private:
     bool stopping_ = false;
     std::string lastStartError_;   // why the last process did not become ready
     unsigned startFailures_ = 0;   // processes that ended before becoming ready, since one last did
+    AcceptShortage acceptShortage_;  // guarded by mutex_; every slot's Runtime API listener: one warning per 10 s for all
     std::vector<std::unique_ptr<Slot>> slots_;
 };
 

@@ -194,7 +194,14 @@ bool RouteReloader::reload(const char *cause) {
     auto config = loadApiConfig(routesPath_);
     if (auto *err = std::get_if<ConfigError>(&config)) return refuse(err->message());
     std::shared_ptr<const RouteTable> previous = current();
-    auto built = buildRouteTable(std::move(std::get<ApiConfig>(config)), handlersDir_, &host_, previous.get());
+    std::variant<std::shared_ptr<const RouteTable>, std::string> built;
+    try {
+        built = buildRouteTable(std::move(std::get<ApiConfig>(config)), handlersDir_, &host_, previous.get());
+    } catch (const std::exception &e) {
+        // Out of threads or memory while loading (each loader turns what it expects into an error of its
+        // own; this is the rest): this thread must not end the gateway over a reload.
+        return refuse(std::string("loading the new table failed: ") + e.what());
+    }
     if (auto *err = std::get_if<std::string>(&built)) return refuse(*err);
     auto table = std::get<std::shared_ptr<const RouteTable>>(built);
 

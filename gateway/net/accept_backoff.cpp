@@ -1,40 +1,28 @@
 #include "accept_backoff.h"
 
-#include "log.h"
-
-#include <cerrno>
-#include <cstring>
+#include <chrono>
 
 namespace wsgw {
 
-AcceptBackoff::AcceptBackoff(std::string listener, std::atomic<uint64_t> &failures)
-    : listener_(std::move(listener)), failures_(failures) {}
+namespace {
+constexpr double kAcceptRetrySeconds = std::chrono::duration<double>(AcceptShortage::kRetry).count();
+}
+
+AcceptBackoff::AcceptBackoff(std::string listener, std::atomic<uint64_t> &failures) : shortage_(std::move(listener), &failures) {}
 
 void AcceptBackoff::attach(struct ev_loop *loop, ev_io *acceptWatcher) {
     loop_ = loop;
     watcher_ = acceptWatcher;
-    ev_timer_init(&retry_, onRetry, kRetrySeconds, 0.);
+    ev_timer_init(&retry_, onRetry, kAcceptRetrySeconds, 0.);
     retry_.data = this;
 }
 
-bool AcceptBackoff::isShortage(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
-
 bool AcceptBackoff::failed(int err) {
-    if (!isShortage(err) || !loop_) return false;
-    failures_.fetch_add(1, std::memory_order_relaxed);
-    ++unreported_;
-    double now = ev_now(loop_);
-    if (now - lastWarnAt_ >= kWarnEverySeconds) {
-        log::warn("accept failed: out of file descriptors or memory; pausing accepts, live connections are served",
-                  {log::Field("listener", listener_), log::Field("error", std::strerror(err)), log::Field("failures", unreported_),
-                   log::Field("retryMs", static_cast<uint64_t>(kRetrySeconds * 1000))});
-        lastWarnAt_ = now;
-        unreported_ = 0;
-    }
+    if (!loop_ || !shortage_.failed(err)) return false;
     if (!paused_) {
         paused_ = true;
         ev_io_stop(loop_, watcher_);
-        ev_timer_set(&retry_, kRetrySeconds, 0.);
+        ev_timer_set(&retry_, kAcceptRetrySeconds, 0.);
         ev_timer_start(loop_, &retry_);
     }
     return true;

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { execFileSync } from 'node:child_process';
-import { Gateway, Client, defaultRoutes, probeRoutes, whoami, parseHttpResponse, waitFor, withTimeout, sleep } from './harness.mjs';
+import { Gateway, Client, cpuSeconds, defaultRoutes, flood, probeRoutes, whoami, parseHttpResponse, waitFor, withTimeout, sleep } from './harness.mjs';
 
 let gw;  // probe routes, no credentials
 
@@ -228,27 +227,6 @@ test('a connection ID with %00 or a malformed percent-escape gets 400 BadRequest
 });
 
 // ---- descriptor exhaustion ---------------------------------------------------------------------------------
-
-const CLK_TCK = (() => {
-  try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; }
-})();
-
-function cpuSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');  // after "pid (comm) ": field 3 onwards
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;      // utime and stime, fields 14 and 15
-}
-
-// Opens `n` TCP connections to `port` without waiting for any (the last ones sit in the backlog).
-function flood(port, n) {
-  const socks = [];
-  for (let i = 0; i < n; i++) {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.on('error', () => {});
-    socks.push(s);
-  }
-  return socks;
-}
 
 const acceptWarnings = (lines, listener) => lines.filter((l) => /^accept failed/.test(l.msg ?? '') && l.listener === listener);
 

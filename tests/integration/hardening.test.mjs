@@ -1,7 +1,9 @@
 // Hardening (issues 17 and 18): what a misbehaving handler or a busy API cannot do to the gateway.
-// - Written-off in-process threads are capped (16): past the cap a stuck handler is answered at once with
-//   the timeout frame instead of being called, and a thread that cannot be created (RLIMIT_NPROC) is
-//   logged and survived, never an abort.
+// - Written-off in-process threads are capped (16): past the cap a stuck route is answered at once with
+//   the timeout frame instead of being called (the same handler on other routes runs on), a $disconnect of
+//   a stuck route waits for a stuck thread to return instead of being dropped, and a thread that cannot be
+//   created (RLIMIT_NPROC) is logged and survived, never an abort: in the pool, and in a reload or a start
+//   that needs supervisor threads for isolated workers or function processes (refused with a clear error).
 // - SIGTERM exits within --drain-seconds plus a few seconds whatever handlers do, without unloading a
 //   plugin under a thread that still runs its code.
 // - maxWorkerMemoryMb holds during the invocation (RLIMIT_DATA in the worker), and the worker is replaced.
@@ -13,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
-import { Client, Gateway, defaultRoutes, errorFrameRegex, probeRoutes, waitFor, withTimeout } from './harness.mjs';
+import { Client, Gateway, ctx, defaultRoutes, prepareDir, errorFrameRegex, eventsOf, probeRoutes, sqliteRows, waitFor, waitForEvent, whoami, withTimeout } from './harness.mjs';
 
 const started = [];
 after(async () => {
@@ -44,7 +46,7 @@ function stuckRoutes({ timeoutMs = 100, isolation } = {}) {
   });
 }
 
-test('written-off threads are capped: past 16 a stuck handler is answered at once and the thread count stays bounded', async (t) => {
+test('written-off threads are capped: past 16 a stuck route is answered at once and the thread count stays bounded', async (t) => {
   const gw = await start({ routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--access-log', 'off'] });
   const baseline = threadCount(gw.proc.pid);
   const clients = await Promise.all([0, 1, 2, 3].map(() => Client.open(gw.url)));
@@ -65,11 +67,72 @@ test('written-off threads are capped: past 16 a stuck handler is answered at onc
   t.diagnostic(`threads: ${baseline} at start, ${peak} at the peak after 40 stuck invocations`);
   assert.ok(peak <= baseline + 16 + 2, `threads ${baseline} at start, ${peak} at the peak after 40 stuck invocations`);
   await gw.waitForLog((l) => /handler not called/.test(l.msg ?? ''), 3000, 'the fail-fast warning');
-  // Past the cap the stuck handler is not called: even on its 29 s route the timeout frame comes at once.
-  assert.match(await clients[0].request('{"action":"stuckslow"}', 5000), timeoutFrame);
+  // Past the cap the stuck route's handler is not called (hog logs each entry): the timeout frame at once.
+  const hogEntries = () => fs.readFileSync(path.join(gw.dir, 'hog.log'), 'utf8').split('\n').filter((l) => l === 'stuck').length;
+  const entered = hogEntries();
+  assert.match(await clients[0].request('{"action":"stuck"}', 5000), timeoutFrame);
+  assert.equal(hogEntries(), entered, 'the handler was not called');
   assert.equal(threadCount(gw.proc.pid) <= baseline + 16 + 2, true, 'no thread was added for it');
   // Other handlers are served as before.
   assert.equal(await clients[1].request('{"action":"other","n":1}', 3000), '{"action":"other","n":1}');
+  assert.ok(gw.alive());
+  await gw.stop({ signal: 'SIGKILL' });
+});
+
+// The probe on every route: "sleep" times out after 100 ms; $disconnect may take disconnectDelayMs.
+function stuckProbeRoutes({ disconnectDelayMs = 0, disconnectTimeoutMs } = {}) {
+  return (dir) => {
+    const table = probeRoutes({ routes: ['whoami'] })(dir);
+    table.handlers.probe.config.disconnectDelayMs = disconnectDelayMs;
+    table.routes.sleep = { handler: 'probe', routeResponse: true, timeoutMs: 100 };
+    if (disconnectTimeoutMs) table.routes.$disconnect.timeoutMs = disconnectTimeoutMs;
+    return table;
+  };
+}
+
+const rowsOf = async (gw, id) => sqliteRows(gw.dbPath, `SELECT connection_id FROM connections WHERE connection_id = '${id}'`);
+
+test('the cap is per route: past it only the stuck route fails fast; the same handler\'s $default and $disconnect run', async () => {
+  const gw = await start({ routes: stuckProbeRoutes(), plugins: ['probe'], workers: 2, extraArgs: ['--max-stuck-threads', '2'] });
+  const events = path.join(gw.dir, 'events.jsonl');
+  const b = await Client.open(gw.url);
+  const bId = await whoami(b);
+  const a = await Client.open(gw.url);
+  for (let i = 0; i < 3; ++i) a.send('{"action":"sleep","ms":60000}');
+  for (let i = 0; i < 3; ++i) assert.match(await a.nextText(5000), timeoutFrame);  // 2 written off, the third not called
+  await gw.waitForLog((l) => /handler not called/.test(l.msg ?? ''), 3000, 'the fail-fast warning');
+  assert.match(await a.request('{"action":"sleep","ms":1}', 3000), timeoutFrame, 'the stuck route fails fast');
+  assert.equal(await b.request('{"action":"hello"}', 3000), '{"action":"hello"}', '$default (nothing stuck on it) runs');
+  await waitFor(async () => (await rowsOf(gw, bId)).length === 1, { what: "B's row" });
+  await b.close();
+  await waitForEvent(events, (e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).connectionId === bId, { what: "B's $disconnect to run" });
+  await waitFor(async () => (await rowsOf(gw, bId)).length === 0, { what: "B's row to go after its $disconnect" });
+  assert.equal(eventsOf(events, bId, 'DISCONNECT').length, 1);
+  assert.ok(gw.alive());
+  await gw.stop({ signal: 'SIGKILL' });
+});
+
+test('a $disconnect of a route at the cap waits for one of its stuck threads to return, then runs; its row stays until then', async () => {
+  // Each $disconnect stays in the probe for 1.5 s, past its 100 ms timeout: two of them reach the cap.
+  const gw = await start({ routes: stuckProbeRoutes({ disconnectDelayMs: 1500, disconnectTimeoutMs: 100 }), plugins: ['probe'],
+    workers: 2, extraArgs: ['--max-stuck-threads', '2'] });
+  const events = path.join(gw.dir, 'events.jsonl');
+  const clients = await Promise.all([0, 1, 2].map(() => Client.open(gw.url)));
+  const ids = [];
+  for (const c of clients) ids.push(await whoami(c));
+  await waitFor(async () => (await rowsOf(gw, ids[2])).length === 1, { what: 'the third row' });
+  await clients[0].close();
+  await clients[1].close();
+  const writtenOff = () => gw.lines.filter((l) => l.msg === 'integration timeout' && l.routeKey === '$disconnect').length;
+  await waitFor(() => writtenOff() === 2, { what: 'two $disconnects written off' });
+  await clients[2].close();
+  await gw.waitForLog((l) => /^\$disconnect waits/.test(l.msg ?? ''), 3000, 'the third $disconnect to wait');
+  assert.equal(eventsOf(events, ids[2], 'DISCONNECT').length, 0, 'not run while its route is at the cap');
+  assert.equal((await rowsOf(gw, ids[2])).length, 1, 'its row stays while it waits');
+  await waitForEvent(events, (e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).connectionId === ids[2],
+    { timeoutMs: 5000, what: 'the waiting $disconnect to run once a stuck one returned' });
+  await waitFor(async () => (await rowsOf(gw, ids[2])).length === 0, { timeoutMs: 5000, what: 'its row to go' });
+  for (const id of ids) assert.equal(eventsOf(events, id, 'DISCONNECT').length, 1, `one $disconnect for ${id}`);
   assert.ok(gw.alive());
   await gw.stop({ signal: 'SIGKILL' });
 });
@@ -93,22 +156,28 @@ test('SIGTERM with handlers stuck in plugin code (written off, and not yet timed
   assert.ok(gw.lines.some((l) => l.msg === 'stopped'), 'the "stopped" line is written before leaving');
 });
 
+// A wrapper that runs the gateway under RLIMIT_NPROC, as a user ID of its own (RLIMIT_NPROC counts every
+// task of the user, so a shared one such as nobody would count other tests' gateways too), with its own
+// threads (measured without a limit) plus `spare`; and the directory it may write in.
+async function threadBudget(t, { routes, plugins, spare }) {
+  const probe = await start({ routes, plugins, workers: 2, extraArgs: ['--access-log', 'off'] });
+  const own = threadCount(probe.proc.pid);
+  await probe.stop({ signal: 'SIGKILL' });
+  const dir = fs.mkdtempSync('/tmp/wsgw-it-nproc-');
+  fs.chmodSync(dir, 0o777);  // the gateway runs as another user here
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const uid = 200000 + Math.floor(Math.random() * 100000);
+  return { dir, own, wrapper: ['prlimit', `--nproc=${own + spare}`, 'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'] };
+}
+
 test('a thread that cannot be created (RLIMIT_NPROC) is logged and survived; queued invocations get the integration error', async (t) => {
   if (process.getuid() !== 0) {
     t.skip('needs root to run the gateway as an otherwise unused user under a thread budget');
     return;
   }
-  // The gateway's own threads, measured without a limit, plus room for two replacement workers.
-  const probe = await start({ routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--access-log', 'off'] });
-  const own = threadCount(probe.proc.pid);
-  await probe.stop({ signal: 'SIGKILL' });
-  const dir = fs.mkdtempSync('/tmp/wsgw-it-nproc-');
-  fs.chmodSync(dir, 0o777);  // the gateway runs as nobody here
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const gw = await start({
-    dir, routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--access-log', 'off'],
-    wrapper: ['prlimit', `--nproc=${own + 2}`, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'],
-  });
+  // The gateway's own threads plus room for two replacement workers.
+  const { dir, wrapper } = await threadBudget(t, { routes: stuckRoutes(), plugins: ['hog', 'echo'], spare: 2 });
+  const gw = await start({ dir, routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--access-log', 'off'], wrapper });
   const c = await Client.open(gw.url);
   // Each stuck invocation writes its worker off; after two replacements no thread can be made.
   for (let i = 0; i < 6; ++i) c.send('{"action":"stuck"}');
@@ -121,6 +190,56 @@ test('a thread that cannot be created (RLIMIT_NPROC) is logged and survived; que
   assert.ok(gw.alive(), 'the gateway survived');
   assert.equal((await fetch(`${gw.managementUrl}/metrics`)).status, 200, 'the management API still answers');
   await gw.stop({ signal: 'SIGKILL' });
+});
+
+
+test('a reload that needs more threads than the gateway may create is refused with a clear error; the running table serves on', async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip('needs root to run the gateway as an otherwise unused user under a thread budget');
+    return;
+  }
+  const { dir, wrapper } = await threadBudget(t, { routes: defaultRoutes(), plugins: ['echo', 'chat'], spare: 8 });
+  const gw = await start({ dir, routes: defaultRoutes(), plugins: ['echo', 'chat'], workers: 2, extraArgs: ['--access-log', 'off'], wrapper });
+  const c = await Client.open(gw.url);
+  assert.equal(await c.request('before'), 'before');
+  // 64 isolated workers need 64 supervisor threads: past the budget of 8.
+  const table = JSON.parse(fs.readFileSync(gw.routesPath, 'utf8'));
+  table.handlers = { ...(table.handlers ?? {}), iso: { plugin: 'echo', isolation: 'process', workers: 64 } };
+  table.routes.iso = { handler: 'iso', routeResponse: true };
+  fs.writeFileSync(gw.routesPath + '.tmp', JSON.stringify(table));
+  fs.renameSync(gw.routesPath + '.tmp', gw.routesPath);
+  const refused = await gw.waitForLog((l) => l.msg === 'reload refused; the running route table stays', 30000, 'the reload to be refused')
+    .catch((err) => { throw new Error(`${err.message}\n${gw.rawLines.slice(-30).join('\n')}\n${gw.stderr.slice(-2000)}`); });
+  assert.match(refused.error, /cannot start a supervisor thread for its worker processes: .*thread limit/, refused.error);
+  assert.ok(gw.alive(), 'the gateway survived');
+  assert.equal(await c.request('after', 5000), 'after', 'the running table still serves');
+  assert.equal(await c.request('{"action":"iso"}', 5000), '{"action":"iso"}', 'the refused route is not there ($default echoes)');
+  await gw.stop({ signal: 'SIGKILL' });
+});
+
+test('a start that needs more threads than it may create (64 function processes) fails with a clear error, not an abort', async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip('needs root to run the gateway as an otherwise unused user under a thread budget');
+    return;
+  }
+  const { dir, wrapper } = await threadBudget(t, { routes: defaultRoutes(), plugins: ['echo', 'chat'], spare: 8 });
+  const routes = (d) => {
+    fs.mkdirSync(path.join(d, 'fn'), { recursive: true });
+    return {
+      routeSelectionExpression: '$request.body.action',
+      handlers: { fn: { lambda: { command: ['sleep', '60'], directory: 'fn', concurrency: 64 } } },
+      routes: { $default: { handler: 'fn', routeResponse: true } },
+    };
+  };
+  const gw = new Gateway(prepareDir({ dir, routes, plugins: [] }), { nodeId: 'nproc-node', workers: 2, logLevel: 'info' });
+  gw.wrapper = wrapper;
+  gw.spawn(['--access-log', 'off']);
+  started.push(gw);
+  const exit = await withTimeout(gw.exited, 30000, 'the gateway to refuse to start');
+  const said = gw.stderr + gw.rawLines.join('\n');
+  assert.equal(exit.signal, null, `no abort: ${JSON.stringify(exit)}\n${said.slice(-2000)}`);
+  assert.notEqual(exit.code, 0);
+  assert.match(said, /function 'fn': cannot start a supervisor thread for its function processes: .*thread limit/);
 });
 
 test('maxWorkerMemoryMb holds during the invocation: 6 x 32 MB fails at 64 MB, the worker is replaced, the next message works', async (t) => {

@@ -3,7 +3,7 @@
 // tests talk to it with (a queued `ws` client, HTTP refusals, raw sockets, the sqlite3 CLI, the probe's
 // event log). Every wait has a timeout and every loop a bound, so a broken gateway fails a test instead of
 // hanging the suite.
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -707,6 +707,30 @@ export async function metricValue(gw, name) {
   const text = await (await fetch(`${gw.managementUrl}/metrics`)).text();
   const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : null;
+}
+
+// ---- descriptor exhaustion -------------------------------------------------------------------------------
+
+const CLK_TCK = (() => {
+  try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; }
+})();
+
+// The CPU time process `pid` has used so far, in seconds (user and system).
+export function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');  // after "pid (comm) ": field 3 onwards
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;      // utime and stime, fields 14 and 15
+}
+
+// Opens `n` TCP connections to `port` without waiting for any (the last ones sit in the backlog).
+export function flood(port, n) {
+  const socks = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('error', () => {});
+    socks.push(s);
+  }
+  return socks;
 }
 
 // ---- the connection table and the probe's event log ----------------------------------------------------

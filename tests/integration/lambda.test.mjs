@@ -4,13 +4,14 @@
 // mid-invocation, one past its timeout and one over its memoryMb (each an Internal server error, the next invocation served by a
 // new process); four slow invocations overlapping with concurrency 4; Lambda's environment; function
 // output as log lines with the invocation's request ID; a function that cannot start refuses the start;
-// an edit of a function's file reloads it (new processes for new invocations, the running one finishes).
+// an edit of a function's file reloads it (new processes for new invocations, the running one finishes);
+// out of descriptors, the Runtime API listener pauses instead of spinning.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { Client, openExpectingRefusal, runExpectingExit, waitFor } from './harness.mjs';
+import { Client, cpuSeconds, flood, openExpectingRefusal, runExpectingExit, sleep, waitFor } from './harness.mjs';
 import { startGateway } from './started-gateways.mjs';
 
 function writeFunction(dir, name, files) {
@@ -279,4 +280,45 @@ test('hot reload: an edit of the function file starts new processes for new invo
   assert.ok(!gw.lines.some((l) => l.msg === 'integration error'), 'no invocation failed');
   await busy.close();
   await other.close();
+});
+
+test('out of descriptors, a function\'s Runtime API listener pauses instead of spinning a core; the function serves on', { timeout: 90000 }, async () => {
+  const gw = await startGateway({
+    routes: (dir) => ({
+      routeSelectionExpression: '$request.body.action',
+      handlers: { py: { lambda: { runtime: 'python', handler: 'handler.main', directory: writeFunction(dir, 'py', {
+        'handler.py': 'def main(event, context):\n    return "got " + event["body"]\n' }), concurrency: 1 } } },
+      routes: { $default: { handler: 'py', routeResponse: true, timeoutMs: 5000 } },
+    }),
+    wrapper: ['prlimit', '--nofile=256:256', '--'],
+  });
+  const extra = [];
+  try {
+    const pid = gw.proc.pid;  // prlimit execs wsgw: this is the gateway
+    assert.equal(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'wsgw');
+    const started = await gw.waitForLog((l) => l.msg === 'lambda function process started' && l.function === 'py', 15000, 'the function process');
+    const runtimePort = Number(String(started.runtimeApi).split(':').pop());
+    const c = await Client.open(gw.url);
+    assert.equal(await c.request('before', 10000), 'got before');
+    // The gateway's descriptors used up by connections to its public port, then connections to the
+    // function's Runtime API port wait in its backlog: its socket stays readable while accept() fails.
+    extra.push(...flood(gw.port, 400));
+    await gw.waitForLog((l) => /^accept failed/.test(l.msg ?? '') && l.listener === 'public', 15000, 'the descriptors to run out');
+    const waiting = flood(runtimePort, 5);
+    extra.push(...waiting);
+    await waitFor(() => waiting.every((s) => !s.pending), { what: 'the Runtime API connections to be in its backlog' });
+    const cpuBefore = cpuSeconds(pid);
+    const startedAt = Date.now();
+    await sleep(2000);  // the measurement window, not a synchronisation
+    const cpuShare = (cpuSeconds(pid) - cpuBefore) / ((Date.now() - startedAt) / 1000);
+    assert.ok(gw.alive(), 'the gateway is alive');
+    assert.ok(cpuShare < 0.2, `CPU while out of descriptors: ${(cpuShare * 100).toFixed(1)} % of a core (a busy accept loop takes a whole one)`);
+    await gw.waitForLog((l) => /^accept failed/.test(l.msg ?? '') && /lambda runtime API of function py/.test(l.listener ?? ''), 5000,
+      'the Runtime API listener\'s warning');
+    const warnings = gw.lines.filter((l) => /^accept failed/.test(l.msg ?? '') && /lambda runtime API/.test(l.listener ?? ''));
+    assert.ok(warnings.length <= 2, `Runtime API accept warnings: ${warnings.length}`);
+    assert.equal(await c.request('during', 10000), 'got during', 'the function serves while accepts fail');
+  } finally {
+    for (const s of extra) s.destroy();
+  }
 });

@@ -1,5 +1,5 @@
 // Tests gateway/net/accept_backoff on a libev loop of its own, without a listening socket (the accept
-// watcher watches a pipe): which accept() errors are a shortage, that a shortage stops the watcher and
+// watcher watches a pipe): that a shortage (AcceptShortage, tested in core) stops the watcher and
 // counts, that the retry timer starts it again, and that other errors change nothing.
 #include "accept_backoff.h"
 
@@ -37,16 +37,6 @@ struct LoopWithWatcher {
 }  // namespace
 
 TEST_SUITE("accept_backoff") {
-    TEST_CASE("out of descriptors or memory is a shortage; a reset or EAGAIN is not") {
-        CHECK(AcceptBackoff::isShortage(EMFILE));
-        CHECK(AcceptBackoff::isShortage(ENFILE));
-        CHECK(AcceptBackoff::isShortage(ENOBUFS));
-        CHECK(AcceptBackoff::isShortage(ENOMEM));
-        CHECK_FALSE(AcceptBackoff::isShortage(EAGAIN));
-        CHECK_FALSE(AcceptBackoff::isShortage(ECONNABORTED));
-        CHECK_FALSE(AcceptBackoff::isShortage(EINTR));
-    }
-
     TEST_CASE("a shortage stops the accept watcher and counts; the retry timer starts it again") {
         LoopWithWatcher l;
         CHECK(l.backoff.failed(EMFILE));
