@@ -34,6 +34,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <utility>
 
 namespace wsgw {
@@ -338,8 +339,21 @@ bool jwtBase64UrlDecode(std::string_view text, std::string &out) {
     return decodeBase64(text, out, /*url=*/true, /*standard=*/false, /*allowPadding=*/false, /*canonical=*/true);
 }
 
-JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t nowSeconds) {
-    // ---- structure (401) ----
+namespace {
+
+// A token taken apart: its signature decoded, its header and payload parsed (with what a 401 checks).
+struct DecodedJwt {
+    std::string_view signingInput;  // header.payload, as signed
+    std::string signature;
+    rapidjson::Document header, payload;
+    const Value *alg = nullptr, *kid = nullptr;  // in header; kid may be null
+    const Value *exp = nullptr, *nbf = nullptr;  // in payload; either may be null
+    int64_t expSeconds = 0, nbfSeconds = 0;
+};
+using JwtRejection = std::optional<JwtResult>;  // nullopt: the check passed
+
+// Three dot-separated parts, each valid unpadded base64url (401).
+JwtRejection decodeJwtParts(std::string_view token, std::string &headerJson, std::string &payloadJson, DecodedJwt &t) {
     if (token.empty()) return reject(401, "missing token");
     if (token.size() > kJwtMaxTokenLength)
         return reject(401, "token too long (" + std::to_string(token.size()) + " bytes, at most " +
@@ -354,38 +368,42 @@ JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t
     std::string_view headerB64 = token.substr(0, dot1);
     std::string_view payloadB64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
     std::string_view signatureB64 = token.substr(dot2 + 1);
-    std::string_view signingInput = token.substr(0, dot2);
-
-    std::string headerJson, payloadJson, signature;
+    t.signingInput = token.substr(0, dot2);
     if (headerB64.empty()) return reject(401, "token header is empty");
     if (payloadB64.empty()) return reject(401, "token payload is empty");
     if (!jwtBase64UrlDecode(headerB64, headerJson))
         return reject(401, "token header is not valid unpadded base64url");
     if (!jwtBase64UrlDecode(payloadB64, payloadJson))
         return reject(401, "token payload is not valid unpadded base64url");
-    if (!jwtBase64UrlDecode(signatureB64, signature))
+    if (!jwtBase64UrlDecode(signatureB64, t.signature))
         return reject(401, "token signature is not valid unpadded base64url");
+    return std::nullopt;
+}
 
-    rapidjson::Document header, payload;
-    std::string err = parseObject(headerJson, header, "token header");
+// The header and payload as JSON objects, with "alg", "kid", "typ", "exp" and "nbf" of the right types (401).
+JwtRejection parseJwtJson(const std::string &headerJson, const std::string &payloadJson, DecodedJwt &t) {
+    std::string err = parseObject(headerJson, t.header, "token header");
     if (!err.empty()) return reject(401, err);
-    const Value *algV = findMember(header, "alg");
-    if (!algV || !algV->IsString()) return reject(401, "token header has no \"alg\" string");
-    const Value *kidV = findMember(header, "kid");
-    if (kidV && !kidV->IsString()) return reject(401, "token header \"kid\" is not a string");
-    const Value *typV = findMember(header, "typ");
+    t.alg = findMember(t.header, "alg");
+    if (!t.alg || !t.alg->IsString()) return reject(401, "token header has no \"alg\" string");
+    t.kid = findMember(t.header, "kid");
+    if (t.kid && !t.kid->IsString()) return reject(401, "token header \"kid\" is not a string");
+    const Value *typV = findMember(t.header, "typ");
     if (typV && !typV->IsString()) return reject(401, "token header \"typ\" is not a string");
 
-    err = parseObject(payloadJson, payload, "token payload");
+    err = parseObject(payloadJson, t.payload, "token payload");
     if (!err.empty()) return reject(401, err);
-    int64_t exp = 0, nbf = 0;
-    const Value *expV = findMember(payload, "exp");
-    if (expV && !numericDate(*expV, false, exp)) return reject(401, "\"exp\" claim is not a number");
-    const Value *nbfV = findMember(payload, "nbf");
-    if (nbfV && !numericDate(*nbfV, true, nbf)) return reject(401, "\"nbf\" claim is not a number");
+    t.exp = findMember(t.payload, "exp");
+    if (t.exp && !numericDate(*t.exp, false, t.expSeconds)) return reject(401, "\"exp\" claim is not a number");
+    t.nbf = findMember(t.payload, "nbf");
+    if (t.nbf && !numericDate(*t.nbf, true, t.nbfSeconds)) return reject(401, "\"nbf\" claim is not a number");
+    return std::nullopt;
+}
 
-    // ---- algorithm and signature (403) ----
-    std::string_view alg = viewOf(*algV);
+// The algorithm is allowed and supported, and no critical extension is asked for (403). An ES256
+// signature comes back in `derSignature`, the form OpenSSL verifies.
+JwtRejection checkJwtAlgorithm(const DecodedJwt &t, const JwtSettings &settings, std::string &derSignature) {
+    std::string_view alg = viewOf(*t.alg);
     if (equalsIgnoreCase(alg, "none")) return reject(403, "alg \"none\" (unsigned token) is never allowed");
     if (!isAllowed(settings, alg)) {
         std::string allowed;
@@ -394,78 +412,91 @@ JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t
         return reject(403, "alg " + quoted(alg) + " is not allowed (allowed: " +
                                (allowed.empty() ? std::string("none configured") : allowed) + ")");
     }
-    if (findMember(header, "crit"))
+    if (findMember(t.header, "crit"))
         return reject(403, "token header lists critical extensions (\"crit\"); none are supported");
-    bool hs = alg == "HS256", rs = alg == "RS256", es = alg == "ES256";
-    if (!hs && !rs && !es) return reject(403, "alg " + quoted(alg) + " is not supported (HS256, RS256, ES256)");
-    std::string derSignature;
-    if (es && !es256RawToDer(signature, derSignature))
-        return reject(403, "ES256 signature is " + std::to_string(signature.size()) +
+    if (alg != "HS256" && alg != "RS256" && alg != "ES256")
+        return reject(403, "alg " + quoted(alg) + " is not supported (HS256, RS256, ES256)");
+    if (alg == "ES256" && !es256RawToDer(t.signature, derSignature))
+        return reject(403, "ES256 signature is " + std::to_string(t.signature.size()) +
                                " bytes, expected 64 (raw R||S)");
+    return std::nullopt;
+}
 
-    std::string_view kid = kidV ? viewOf(*kidV) : std::string_view();
+// One of the configured keys of the token's algorithm (and kid, when both have one) verifies it (403).
+JwtRejection checkJwtSignature(const DecodedJwt &t, const JwtSettings &settings, const std::string &derSignature) {
+    std::string_view alg = viewOf(*t.alg);
+    bool hs = alg == "HS256", rs = alg == "RS256";
+    std::string_view kid = t.kid ? viewOf(*t.kid) : std::string_view();
     size_t tried = 0;
-    bool verified = false;
     for (const JwtKey &key : settings.keys) {
         if (key.alg != alg) continue;  // a key only ever verifies its own algorithm (no HS/RS confusion)
-        if (kidV && !key.kid.empty() && key.kid != kid) continue;
+        if (t.kid && !key.kid.empty() && key.kid != kid) continue;
         ++tried;
-        if (hs ? verifyHs256(key, signingInput, signature)
-               : rs ? verifyRs256(key, signingInput, signature) : verifyEs256(key, signingInput, derSignature)) {
-            verified = true;
-            break;
-        }
+        if (hs ? verifyHs256(key, t.signingInput, t.signature)
+               : rs ? verifyRs256(key, t.signingInput, t.signature) : verifyEs256(key, t.signingInput, derSignature))
+            return std::nullopt;
     }
     if (tried == 0)
-        return reject(403, "no " + std::string(alg) + " key" + (kidV ? " with kid " + quoted(kid) : std::string()) +
+        return reject(403, "no " + std::string(alg) + " key" + (t.kid ? " with kid " + quoted(kid) : std::string()) +
                                " is configured");
-    if (!verified)
-        return reject(403, "signature verification failed (" + std::string(alg) + ", " + std::to_string(tried) +
-                               (tried == 1 ? " key" : " keys") + " tried)");
+    return reject(403, "signature verification failed (" + std::string(alg) + ", " + std::to_string(tried) +
+                           (tried == 1 ? " key" : " keys") + " tried)");
+}
 
-    // ---- claims (403) ----
+// "exp" and "nbf" against the clock, with the configured skew (403).
+JwtRejection checkJwtTimes(const DecodedJwt &t, const JwtSettings &settings, int64_t nowSeconds) {
     int64_t skew = std::max<int64_t>(settings.clockSkewSeconds, 0);
-    if (expV && nowSeconds > saturatingAdd(exp, skew))
-        return reject(403, "token expired at " + describeTime(exp) + ", now " + std::to_string(nowSeconds) +
+    if (t.exp && nowSeconds > saturatingAdd(t.expSeconds, skew))
+        return reject(403, "token expired at " + describeTime(t.expSeconds) + ", now " + std::to_string(nowSeconds) +
                                ", clock skew " + std::to_string(skew) + " s");
-    if (nbfV && saturatingAdd(nowSeconds, skew) < nbf)
-        return reject(403, "token not valid before " + describeTime(nbf) + ", now " + std::to_string(nowSeconds) +
+    if (t.nbf && saturatingAdd(nowSeconds, skew) < t.nbfSeconds)
+        return reject(403, "token not valid before " + describeTime(t.nbfSeconds) + ", now " + std::to_string(nowSeconds) +
                                ", clock skew " + std::to_string(skew) + " s");
-    if (!settings.issuer.empty()) {
-        const Value *iss = findMember(payload, "iss");
-        if (!iss || !iss->IsString()) return reject(403, "token has no \"iss\" string; issuer " +
-                                                             quoted(settings.issuer) + " is required");
-        if (viewOf(*iss) != settings.issuer)
-            return reject(403, "token issuer " + quoted(viewOf(*iss)) + " is not " + quoted(settings.issuer));
-    }
-    if (!settings.audience.empty()) {
-        const Value *aud = findMember(payload, "aud");
-        auto accepted = [&](const Value &v) {
-            return v.IsString() && std::find(settings.audience.begin(), settings.audience.end(), viewOf(v)) !=
-                                       settings.audience.end();
-        };
-        bool match = false;
-        if (aud && aud->IsString()) match = accepted(*aud);
-        else if (aud && aud->IsArray())
-            for (const Value &a : aud->GetArray()) match = match || accepted(a);
-        if (!match) {
-            std::string expected;
-            for (const auto &a : settings.audience) expected += (expected.empty() ? "" : ", ") + quoted(a);
-            return reject(403, std::string(aud ? "token audience does not include " : "token has no \"aud\"; need ") +
-                                   (settings.audience.size() > 1 ? "one of " : "") + expected);
-        }
-    }
+    return std::nullopt;
+}
 
+// "iss" is the configured issuer, when one is (403).
+JwtRejection checkJwtIssuer(const DecodedJwt &t, const JwtSettings &settings) {
+    if (settings.issuer.empty()) return std::nullopt;
+    const Value *iss = findMember(t.payload, "iss");
+    if (!iss || !iss->IsString()) return reject(403, "token has no \"iss\" string; issuer " +
+                                                         quoted(settings.issuer) + " is required");
+    if (viewOf(*iss) != settings.issuer)
+        return reject(403, "token issuer " + quoted(viewOf(*iss)) + " is not " + quoted(settings.issuer));
+    return std::nullopt;
+}
+
+// "aud" (a string or an array) holds one of the configured audiences, when any are (403).
+JwtRejection checkJwtAudience(const DecodedJwt &t, const JwtSettings &settings) {
+    if (settings.audience.empty()) return std::nullopt;
+    const Value *aud = findMember(t.payload, "aud");
+    auto accepted = [&](const Value &v) {
+        return v.IsString() && std::find(settings.audience.begin(), settings.audience.end(), viewOf(v)) !=
+                                   settings.audience.end();
+    };
+    bool match = false;
+    if (aud && aud->IsString()) match = accepted(*aud);
+    else if (aud && aud->IsArray())
+        for (const Value &a : aud->GetArray()) match = match || accepted(a);
+    if (match) return std::nullopt;
+    std::string expected;
+    for (const auto &a : settings.audience) expected += (expected.empty() ? "" : ", ") + quoted(a);
+    return reject(403, std::string(aud ? "token audience does not include " : "token has no \"aud\"; need ") +
+                           (settings.audience.size() > 1 ? "one of " : "") + expected);
+}
+
+// What a verified token gives the authorizer: its claims, subject, scopes ("scope" or "scp") and expiry.
+JwtResult acceptedJwt(const DecodedJwt &t) {
     JwtResult r;
     r.ok = true;
     r.status = 200;
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
-    payload.Accept(writer);
+    t.payload.Accept(writer);
     r.claimsJson.assign(buf.GetString(), buf.GetSize());
-    if (const Value *sub = findMember(payload, "sub"); sub && sub->IsString()) r.subject = std::string(viewOf(*sub));
-    const Value *scope = findMember(payload, "scope");
-    const Value *scp = findMember(payload, "scp");
+    if (const Value *sub = findMember(t.payload, "sub"); sub && sub->IsString()) r.subject = std::string(viewOf(*sub));
+    const Value *scope = findMember(t.payload, "scope");
+    const Value *scp = findMember(t.payload, "scp");
     if (scope && scope->IsString()) {
         r.scopes = splitScopes(viewOf(*scope));
     } else if (scp && scp->IsString()) {
@@ -474,8 +505,25 @@ JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t
         for (const Value &s : scp->GetArray())
             if (s.IsString() && s.GetStringLength() > 0) r.scopes.emplace_back(viewOf(s));
     }
-    r.expiresAt = expV ? exp : 0;
+    r.expiresAt = t.exp ? t.expSeconds : 0;
     return r;
+}
+
+}  // namespace
+
+// The structure first (401), then the algorithm and signature, then the claims (403): the first failure is
+// the reason given.
+JwtResult verifyJwt(std::string_view token, const JwtSettings &settings, int64_t nowSeconds) {
+    DecodedJwt t;
+    std::string headerJson, payloadJson, derSignature;
+    if (auto r = decodeJwtParts(token, headerJson, payloadJson, t)) return std::move(*r);
+    if (auto r = parseJwtJson(headerJson, payloadJson, t)) return std::move(*r);
+    if (auto r = checkJwtAlgorithm(t, settings, derSignature)) return std::move(*r);
+    if (auto r = checkJwtSignature(t, settings, derSignature)) return std::move(*r);
+    if (auto r = checkJwtTimes(t, settings, nowSeconds)) return std::move(*r);
+    if (auto r = checkJwtIssuer(t, settings)) return std::move(*r);
+    if (auto r = checkJwtAudience(t, settings)) return std::move(*r);
+    return acceptedJwt(t);
 }
 
 std::string loadJwtSecret(std::string_view secretText, JwtKey &out) {

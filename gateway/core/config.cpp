@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string_view>
 #include <unordered_set>
@@ -308,32 +309,43 @@ std::string parseLambda(const rapidjson::Value &v, const std::string &baseDir, L
     return "";
 }
 
-std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const std::string &sourceName) {
-    auto error = [&](std::string path, std::string reason) { return ConfigError{sourceName, std::move(path), std::move(reason)}; };
-    if (!jsonDepthWithin(text))
-        return error("", "arrays and objects nest deeper than " + std::to_string(kMaxJsonNesting) +
-                             " levels: no API definition needs that; is this the right file?");
-    rapidjson::Document doc;
-    doc.Parse(text.data(), text.size());
-    if (doc.HasParseError()) {
-        size_t offset = std::min(doc.GetErrorOffset(), text.size());
-        size_t line = 1, column = 1;
-        for (size_t i = 0; i < offset; ++i) {
-            if (text[i] == '\n') {
-                ++line;
-                column = 1;
-            } else {
-                ++column;
-            }
+namespace {
+
+// Where a routes.json is wrong (a JSON pointer, "" for the whole file) and what to do about it.
+struct ConfigProblem {
+    std::string path;
+    std::string reason;
+};
+using MaybeProblem = std::optional<ConfigProblem>;
+
+std::string lineAndColumn(std::string_view text, size_t offset) {
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i < std::min(offset, text.size()); ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            column = 1;
+        } else {
+            ++column;
         }
-        return error("", "invalid JSON at line " + std::to_string(line) + ", column " + std::to_string(column) + ": " +
-                             rapidjson::GetParseError_En(doc.GetParseError()));
     }
+    return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+// Parses `text` into `doc` and checks it against the schema (and what the schema cannot say: nesting,
+// repeated keys).
+MaybeProblem parseAndValidate(std::string_view text, rapidjson::Document &doc) {
+    if (!jsonDepthWithin(text))
+        return ConfigProblem{"", "arrays and objects nest deeper than " + std::to_string(kMaxJsonNesting) +
+                                     " levels: no API definition needs that; is this the right file?"};
+    doc.Parse(text.data(), text.size());
+    if (doc.HasParseError())
+        return ConfigProblem{"", "invalid JSON at " + lineAndColumn(text, doc.GetErrorOffset()) + ": " +
+                                     rapidjson::GetParseError_En(doc.GetParseError())};
     std::string objectPointer, repeatedKey;
     if (findRepeatedKey(doc, objectPointer, repeatedKey))
-        return error(objectPointer, "the key '" + repeatedKey + "' appears more than once in " +
-                                        (objectPointer.empty() ? "the top-level object" : "this object") +
-                                        " (only one of them would be used): keep one, merging what the others hold into it");
+        return ConfigProblem{objectPointer, "the key '" + repeatedKey + "' appears more than once in " +
+                                                (objectPointer.empty() ? "the top-level object" : "this object") +
+                                                " (only one of them would be used): keep one, merging what the others hold into it"};
     // A handler's "config" may be any JSON and is the plugin's to check. RapidJSON 1.1's validator crashes
     // on nested objects below a pattern property, so the schema sees each config as null.
     rapidjson::Document checked;
@@ -346,33 +358,34 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
     if (!checked.Accept(validator)) {
         std::string path = pointerText(validator.GetInvalidDocumentPointer());
         std::string reason = schemaReason(validator, checked, path);
-        return error(path, reason);
+        return ConfigProblem{path, reason};
     }
+    return std::nullopt;
+}
 
-    ApiConfig cfg;
-    cfg.sourcePath = sourceName;
-    auto slash = sourceName.rfind('/');
-    std::string baseDir = slash == std::string::npos ? "." : sourceName.substr(0, slash == 0 ? 1 : slash);
+void readLimits(const rapidjson::Value &l, Limits &limits) {
+    if (l.HasMember("maxMessageBytes")) limits.maxMessageBytes = l["maxMessageBytes"].GetUint();
+    if (l.HasMember("maxFrameBytes")) limits.maxFrameBytes = l["maxFrameBytes"].GetUint();
+    if (l.HasMember("handshakeTimeoutSeconds")) limits.handshakeTimeoutSeconds = l["handshakeTimeoutSeconds"].GetInt();
+    if (l.HasMember("idleTimeoutSeconds")) limits.idleTimeoutSeconds = l["idleTimeoutSeconds"].GetInt();
+    if (l.HasMember("maxConnectionSeconds")) limits.maxConnectionSeconds = l["maxConnectionSeconds"].GetInt();
+    if (l.HasMember("maxConnectionsPerIp")) limits.maxConnectionsPerIp = l["maxConnectionsPerIp"].GetUint();
+    if (l.HasMember("maxSendQueueBytes")) limits.maxSendQueueBytes = l["maxSendQueueBytes"].GetUint();
+    if (l.HasMember("maxPendingMessages")) limits.maxPendingMessages = l["maxPendingMessages"].GetUint();
+    if (l.HasMember("maxPendingBytes")) limits.maxPendingBytes = l["maxPendingBytes"].GetUint();
+    if (l.HasMember("socketSendBufferBytes")) limits.socketSendBufferBytes = l["socketSendBufferBytes"].GetUint();
+    if (l.HasMember("allowedOrigins"))
+        for (const auto &o : l["allowedOrigins"].GetArray()) limits.allowedOrigins.emplace_back(o.GetString(), o.GetStringLength());
+}
+
+// The keys of the top level but routes and handlers.
+MaybeProblem readApiSettings(const rapidjson::Document &doc, ApiConfig &cfg) {
     cfg.routeSelectionExpression = doc["routeSelectionExpression"].GetString();
     if (doc.HasMember("subprotocols"))
         for (const auto &p : doc["subprotocols"].GetArray()) cfg.subprotocols.emplace_back(p.GetString(), p.GetStringLength());
     if (doc.HasMember("compression")) cfg.compression = doc["compression"].GetBool();
     if (doc.HasMember("stage")) cfg.stage = doc["stage"].GetString();
-    if (doc.HasMember("limits")) {
-        const auto &l = doc["limits"];
-        if (l.HasMember("maxMessageBytes")) cfg.limits.maxMessageBytes = l["maxMessageBytes"].GetUint();
-        if (l.HasMember("maxFrameBytes")) cfg.limits.maxFrameBytes = l["maxFrameBytes"].GetUint();
-        if (l.HasMember("handshakeTimeoutSeconds")) cfg.limits.handshakeTimeoutSeconds = l["handshakeTimeoutSeconds"].GetInt();
-        if (l.HasMember("idleTimeoutSeconds")) cfg.limits.idleTimeoutSeconds = l["idleTimeoutSeconds"].GetInt();
-        if (l.HasMember("maxConnectionSeconds")) cfg.limits.maxConnectionSeconds = l["maxConnectionSeconds"].GetInt();
-        if (l.HasMember("maxConnectionsPerIp")) cfg.limits.maxConnectionsPerIp = l["maxConnectionsPerIp"].GetUint();
-        if (l.HasMember("maxSendQueueBytes")) cfg.limits.maxSendQueueBytes = l["maxSendQueueBytes"].GetUint();
-        if (l.HasMember("maxPendingMessages")) cfg.limits.maxPendingMessages = l["maxPendingMessages"].GetUint();
-        if (l.HasMember("maxPendingBytes")) cfg.limits.maxPendingBytes = l["maxPendingBytes"].GetUint();
-        if (l.HasMember("socketSendBufferBytes")) cfg.limits.socketSendBufferBytes = l["socketSendBufferBytes"].GetUint();
-        if (l.HasMember("allowedOrigins"))
-            for (const auto &o : l["allowedOrigins"].GetArray()) cfg.limits.allowedOrigins.emplace_back(o.GetString(), o.GetStringLength());
-    }
+    if (doc.HasMember("limits")) readLimits(doc["limits"], cfg.limits);
     if (doc.HasMember("throttle")) cfg.throttle = rateOf(doc["throttle"]);
     if (doc.HasMember("proxy")) {
         const auto &p = doc["proxy"];
@@ -382,89 +395,118 @@ std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const
     }
     if (doc.HasMember("webPubSub")) {
         std::string at;
-        if (auto err = parseWebPubSub(doc["webPubSub"], cfg.webPubSub, at); !err.empty()) return error("/webPubSub" + at, err);
+        if (auto err = parseWebPubSub(doc["webPubSub"], cfg.webPubSub, at); !err.empty()) return ConfigProblem{"/webPubSub" + at, err};
     }
-    if (doc.HasMember("handlers")) {
-        for (auto &m : doc["handlers"].GetObject()) {
-            HandlerSpec h;
-            h.name = m.name.GetString();
-            bool nameOk = !h.name.empty() && std::all_of(h.name.begin(), h.name.end(), [](char c) {
-                return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
-            });
-            if (!nameOk) {
-                rapidjson::Pointer p(rapidjson::Pointer().Append(std::string("handlers")).Append(h.name));
-                return error(pointerText(p), "handler name '" + h.name + "' may only use letters, digits, '_', '.' and '-'");
-            }
-            h.plugin = m.value.HasMember("plugin") ? m.value["plugin"].GetString() : h.name;
-            h.configJson = m.value.HasMember("config") ? compactJson(m.value["config"]) : "{}";
-            h.isolated = m.value.HasMember("isolation") && std::string_view(m.value["isolation"].GetString()) == "process";
-            if (m.value.HasMember("workers")) h.workers = m.value["workers"].GetUint();
-            if (m.value.HasMember("maxWorkerMemoryMb")) h.maxWorkerMemoryMb = m.value["maxWorkerMemoryMb"].GetUint64();
-            if (m.value.HasMember("lambda")) {
-                std::string path = pointerText(rapidjson::Pointer().Append(std::string("handlers")).Append(h.name));
-                for (const char *pluginOnly : {"plugin", "config", "isolation", "workers", "maxWorkerMemoryMb"})
-                    if (m.value.HasMember(pluginOnly))
-                        return error(path + "/" + pluginOnly, std::string("'") + pluginOnly +
-                                                                  "' belongs to a plugin handler; a \"lambda\" handler runs "
-                                                                  "function processes: remove it (or remove \"lambda\")");
-                std::string reason;
-                std::string at = parseLambda(m.value["lambda"], baseDir, h.lambda, reason);
-                if (!reason.empty()) return error(path + "/lambda" + at, reason);
-                h.isLambda = true;
-                h.plugin.clear();
-                h.lambda.stage = cfg.stage;
-            }
-            cfg.handlers[h.name] = std::move(h);
-        }
+    return std::nullopt;
+}
+
+// One entry of "handlers": a plugin (in-process or isolated) or a "lambda" handler.
+MaybeProblem readHandler(const std::string &name, const rapidjson::Value &v, const std::string &stage, const std::string &baseDir,
+                         HandlerSpec &h) {
+    h.name = name;
+    std::string path = pointerText(rapidjson::Pointer().Append(std::string("handlers")).Append(h.name));
+    bool nameOk = !h.name.empty() && std::all_of(h.name.begin(), h.name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+    });
+    if (!nameOk) return ConfigProblem{path, "handler name '" + h.name + "' may only use letters, digits, '_', '.' and '-'"};
+    h.plugin = v.HasMember("plugin") ? v["plugin"].GetString() : h.name;
+    h.configJson = v.HasMember("config") ? compactJson(v["config"]) : "{}";
+    h.isolated = v.HasMember("isolation") && std::string_view(v["isolation"].GetString()) == "process";
+    if (v.HasMember("workers")) h.workers = v["workers"].GetUint();
+    if (v.HasMember("maxWorkerMemoryMb")) h.maxWorkerMemoryMb = v["maxWorkerMemoryMb"].GetUint64();
+    if (!v.HasMember("lambda")) return std::nullopt;
+    for (const char *pluginOnly : {"plugin", "config", "isolation", "workers", "maxWorkerMemoryMb"})
+        if (v.HasMember(pluginOnly))
+            return ConfigProblem{path + "/" + pluginOnly, std::string("'") + pluginOnly +
+                                                              "' belongs to a plugin handler; a \"lambda\" handler runs "
+                                                              "function processes: remove it (or remove \"lambda\")"};
+    std::string reason;
+    std::string at = parseLambda(v["lambda"], baseDir, h.lambda, reason);
+    if (!reason.empty()) return ConfigProblem{path + "/lambda" + at, reason};
+    h.isLambda = true;
+    h.plugin.clear();
+    h.lambda.stage = stage;
+    return std::nullopt;
+}
+
+MaybeProblem readHandlers(const rapidjson::Document &doc, const std::string &baseDir, ApiConfig &cfg) {
+    if (!doc.HasMember("handlers")) return std::nullopt;
+    for (const auto &m : doc["handlers"].GetObject()) {
+        HandlerSpec h;
+        if (auto problem = readHandler(m.name.GetString(), m.value, cfg.stage, baseDir, h)) return problem;
+        cfg.handlers[h.name] = std::move(h);
     }
+    return std::nullopt;
+}
+
+// One entry of "routes" (its handler, when not among "handlers", becomes a plugin of the same name).
+MaybeProblem readRoute(const std::string &key, const rapidjson::Value &v, const std::string &baseDir, ApiConfig &cfg) {
+    rapidjson::Pointer p(rapidjson::Pointer().Append(std::string("routes")).Append(key));
+    std::string path = pointerText(p);
+    if (key.empty()) return ConfigProblem{path, "a route key must not be empty"};
+    if (key[0] == '$' && key != "$connect" && key != "$disconnect" && key != "$default")
+        return ConfigProblem{path, "'" + key + "' is not a route: keys starting with '$' are reserved for $connect, "
+                                                 "$disconnect and $default; rename the custom route without the '$'"};
+    RouteSpec r;
+    r.key = key;
+    r.jsonPath = path;
+    if (v.HasMember("handler")) r.handler = v["handler"].GetString();
+    if (v.HasMember("http")) r.http = v["http"].GetString();
+    if (!r.http.empty() && !r.handler.empty())
+        return ConfigProblem{path, "a route has one integration: give either \"handler\" or \"http\", not both"};
+    if (v.HasMember("routeResponse")) r.routeResponse = v["routeResponse"].GetBool();
+    if (v.HasMember("timeoutMs")) r.timeoutMs = v["timeoutMs"].GetUint();
+    if (v.HasMember("throttle")) r.throttle = rateOf(v["throttle"]);
+    if (v.HasMember("connectionThrottle")) r.connectionThrottle = rateOf(v["connectionThrottle"]);
+    if (v.HasMember("authorizer")) {
+        if (key != "$connect") return ConfigProblem{path + "/authorizer", "an authorizer runs when a connection opens: put it on \"$connect\""};
+        if (auto err = parseAuthorizer(v["authorizer"], path + "/authorizer", baseDir, r.authorizer); !err.empty())
+            return ConfigProblem{path + "/authorizer", err};
+    }
+    if (r.handler.empty()) {
+        if (r.http.empty() && (key != "$connect" || r.authorizer.type.empty()))
+            return ConfigProblem{path, "required property 'handler' is missing (or \"http\"; only a $connect with an authorizer may have neither)"};
+        cfg.routes[key] = std::move(r);
+        return std::nullopt;
+    }
+    if (!cfg.handlers.count(r.handler)) {
+        HandlerSpec implicit;  // a plugin of the same name with an empty config
+        implicit.name = implicit.plugin = r.handler;
+        implicit.configJson = "{}";
+        cfg.handlers[r.handler] = std::move(implicit);
+    }
+    cfg.routes[key] = std::move(r);
+    return std::nullopt;
+}
+
+MaybeProblem readRoutes(const rapidjson::Document &doc, const std::string &baseDir, ApiConfig &cfg) {
     // Required, with at least one route, unless the whole API is a proxy (SPEC section 2). Checked here
     // because JSON Schema draft 4 cannot make one property depend on another.
     bool hasRoutes = doc.HasMember("routes") && doc["routes"].MemberCount() > 0;
     if (!hasRoutes && cfg.proxy.url.empty() && !cfg.webPubSub.enabled()) {
         if (!doc.HasMember("routes"))
-            return error("", "required property 'routes' is missing (only an API with a \"proxy\" or \"webPubSub\" may have no routes)");
-        return error("/routes", "needs at least one route (for example \"$default\"); only an API with a \"proxy\" or \"webPubSub\" may have none");
+            return ConfigProblem{"", "required property 'routes' is missing (only an API with a \"proxy\" or \"webPubSub\" may have no routes)"};
+        return ConfigProblem{"/routes", "needs at least one route (for example \"$default\"); only an API with a \"proxy\" or \"webPubSub\" may have none"};
     }
-    if (!doc.HasMember("routes")) return cfg;
-    for (auto &m : doc["routes"].GetObject()) {
-        std::string key(m.name.GetString(), m.name.GetStringLength());
-        rapidjson::Pointer p(rapidjson::Pointer().Append(std::string("routes")).Append(key));
-        std::string path = pointerText(p);
-        if (key.empty()) return error(path, "a route key must not be empty");
-        if (key[0] == '$' && key != "$connect" && key != "$disconnect" && key != "$default")
-            return error(path, "'" + key + "' is not a route: keys starting with '$' are reserved for $connect, "
-                                             "$disconnect and $default; rename the custom route without the '$'");
-        RouteSpec r;
-        r.key = key;
-        r.jsonPath = path;
-        if (m.value.HasMember("handler")) r.handler = m.value["handler"].GetString();
-        if (m.value.HasMember("http")) r.http = m.value["http"].GetString();
-        if (!r.http.empty() && !r.handler.empty())
-            return error(path, "a route has one integration: give either \"handler\" or \"http\", not both");
-        if (m.value.HasMember("routeResponse")) r.routeResponse = m.value["routeResponse"].GetBool();
-        if (m.value.HasMember("timeoutMs")) r.timeoutMs = m.value["timeoutMs"].GetUint();
-        if (m.value.HasMember("throttle")) r.throttle = rateOf(m.value["throttle"]);
-        if (m.value.HasMember("connectionThrottle")) r.connectionThrottle = rateOf(m.value["connectionThrottle"]);
-        if (m.value.HasMember("authorizer")) {
-            if (key != "$connect")
-                return error(path + "/authorizer", "an authorizer runs when a connection opens: put it on \"$connect\"");
-            if (auto err = parseAuthorizer(m.value["authorizer"], path + "/authorizer", baseDir, r.authorizer); !err.empty())
-                return error(path + "/authorizer", err);
-        }
-        if (r.handler.empty()) {
-            if (r.http.empty() && (key != "$connect" || r.authorizer.type.empty()))
-                return error(path, "required property 'handler' is missing (or \"http\"; only a $connect with an authorizer may have neither)");
-            cfg.routes[key] = std::move(r);
-            continue;
-        }
-        if (!cfg.handlers.count(r.handler)) {
-            HandlerSpec implicit;  // a plugin of the same name with an empty config
-            implicit.name = implicit.plugin = r.handler;
-            implicit.configJson = "{}";
-            cfg.handlers[r.handler] = std::move(implicit);
-        }
-        cfg.routes[key] = std::move(r);
-    }
+    if (!doc.HasMember("routes")) return std::nullopt;
+    for (const auto &m : doc["routes"].GetObject())
+        if (auto problem = readRoute(std::string(m.name.GetString(), m.name.GetStringLength()), m.value, baseDir, cfg)) return problem;
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::variant<ApiConfig, ConfigError> parseApiConfig(std::string_view text, const std::string &sourceName) {
+    auto failed = [&](ConfigProblem &&p) { return ConfigError{sourceName, std::move(p.path), std::move(p.reason)}; };
+    rapidjson::Document doc;
+    if (auto problem = parseAndValidate(text, doc)) return failed(std::move(*problem));
+    ApiConfig cfg;
+    cfg.sourcePath = sourceName;
+    auto slash = sourceName.rfind('/');
+    std::string baseDir = slash == std::string::npos ? "." : sourceName.substr(0, slash == 0 ? 1 : slash);
+    if (auto problem = readApiSettings(doc, cfg)) return failed(std::move(*problem));
+    if (auto problem = readHandlers(doc, baseDir, cfg)) return failed(std::move(*problem));
+    if (auto problem = readRoutes(doc, baseDir, cfg)) return failed(std::move(*problem));
     return cfg;
 }
 

@@ -128,102 +128,133 @@ struct HostInvocation {
     bool binary = false;
 };
 
-}  // namespace
-
-int runPluginHost(int argc, char **argv) {
-    // The gateway reaps us; a crash must end this process, not be caught by anything of ours.
-    std::signal(SIGPIPE, SIG_IGN);
-    std::string instance = argc > 2 ? argv[2] : "?";
-    WorkerHost host;
-    g_host = &host;
-    // The plugin's wsgw_host* is opaque to it and ignored here (there is one host per worker process).
-    fillHostApi<workerOperations>(host.api, reinterpret_cast<wsgw_host *>(&host));
-
-    auto hello = wire::readFrame(kSocketFd);
-    if (!hello || hello->kind != wire::Kind::Hello) return 3;
-    wire::Reader hr(hello->payload);
-    std::string shownPath(hr.bytes());
-    std::string configJson(hr.bytes());
-
-    auto ready = [&](bool ok, const std::string &error, const char *name) {
-        wire::Writer w(wire::Kind::Ready);
-        w.u8(ok ? 1 : 0).bytes(error).bytes(name ? name : "");
-        return host.send(w);
-    };
-    const wsgw_handler *desc = nullptr;  // set before Ready; the executor runs nothing before that
+// The plugin this worker runs: set before Ready, and read by the executor only after (the gateway sends no
+// invocation before Ready).
+struct LoadedPlugin {
+    const wsgw_handler *desc = nullptr;
     void *state = nullptr;
+};
 
-    // This thread reads; the executor runs one invocation at a time (the gateway sends one at a time). It
-    // starts before the memory limit is set, so its stack is not taken from the plugin's budget.
-    std::mutex queueMutex;
-    std::condition_variable queueCv;
-    std::deque<HostInvocation> queue;
-    bool shuttingDown = false;
-    std::thread executor([&] {
+// Runs one invocation and sends its Result; a gateway that is gone ends the process.
+void runHostInvocation(WorkerHost &host, const LoadedPlugin &plugin, HostInvocation &inv) {
+    wsgw_event ev{};
+    ev.size = sizeof ev;
+    ev.type = inv.type;
+    ev.route_key = inv.routeKey.c_str();
+    ev.connection_id = inv.connectionId.c_str();
+    if (inv.type == WSGW_MESSAGE) {
+        ev.body = inv.body.data();
+        ev.body_len = inv.body.size();
+        ev.is_binary = inv.binary ? 1 : 0;
+    }
+    host.currentEventJson = std::move(inv.eventJson);
+    host.currentEvent.store(&ev, std::memory_order_release);
+    wsgw_response resp{};
+    resp.size = sizeof resp;
+    resp.status_code = 200;
+    std::string failure;
+    int rc = callHandler(plugin.desc, plugin.state, &ev, &resp, failure);
+    host.currentEvent.store(nullptr, std::memory_order_release);
+    // Bit 0: binary; bit 1: a body was given (a non-NULL empty body is an empty message, NULL is none).
+    uint8_t bodyFlags = (resp.is_binary ? 1 : 0) | (resp.body ? 2 : 0);
+    wire::Writer w(wire::Kind::Result);
+    w.u64(inv.seq).i64(rc).i64(resp.status_code)
+        .bytes(resp.body && resp.body_len ? std::string_view(resp.body, resp.body_len) : std::string_view())
+        .u8(bodyFlags)
+        .bytes(failure);
+    if (!host.send(w)) _exit(0);
+}
+
+// The thread that runs invocations, one at a time (the gateway sends one at a time), while the main
+// thread reads. It starts before the memory limit is set, so its stack is not taken from the plugin's budget.
+class WorkerExecutor {
+public:
+    WorkerExecutor(WorkerHost &host, const LoadedPlugin &plugin) : thread_([this, &host, &plugin] { run(host, plugin); }) {}
+    void push(HostInvocation inv) {
+        {
+            std::lock_guard lock(mutex_);
+            queue_.push_back(std::move(inv));
+        }
+        cv_.notify_one();
+    }
+    // Runs what is queued, then ends the thread.
+    void finish() {
+        {
+            std::lock_guard lock(mutex_);
+            shuttingDown_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+
+private:
+    void run(WorkerHost &host, const LoadedPlugin &plugin) {
         for (;;) {
             HostInvocation inv;
             {
-                std::unique_lock lock(queueMutex);
-                queueCv.wait(lock, [&] { return shuttingDown || !queue.empty(); });
-                if (queue.empty()) return;
-                inv = std::move(queue.front());
-                queue.pop_front();
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [&] { return shuttingDown_ || !queue_.empty(); });
+                if (queue_.empty()) return;
+                inv = std::move(queue_.front());
+                queue_.pop_front();
             }
-            wsgw_event ev{};
-            ev.size = sizeof ev;
-            ev.type = inv.type;
-            ev.route_key = inv.routeKey.c_str();
-            ev.connection_id = inv.connectionId.c_str();
-            if (inv.type == WSGW_MESSAGE) {
-                ev.body = inv.body.data();
-                ev.body_len = inv.body.size();
-                ev.is_binary = inv.binary ? 1 : 0;
-            }
-            host.currentEventJson = std::move(inv.eventJson);
-            host.currentEvent.store(&ev, std::memory_order_release);
-            wsgw_response resp{};
-            resp.size = sizeof resp;
-            resp.status_code = 200;
-            std::string failure;
-            int rc = callHandler(desc, state, &ev, &resp, failure);
-            host.currentEvent.store(nullptr, std::memory_order_release);
-            // Bit 0: binary; bit 1: a body was given (a non-NULL empty body is an empty message, NULL is none).
-            uint8_t bodyFlags = (resp.is_binary ? 1 : 0) | (resp.body ? 2 : 0);
-            wire::Writer w(wire::Kind::Result);
-            w.u64(inv.seq).i64(rc).i64(resp.status_code)
-                .bytes(resp.body && resp.body_len ? std::string_view(resp.body, resp.body_len) : std::string_view())
-                .u8(bodyFlags)
-                .bytes(failure);
-            if (!host.send(w)) _exit(0);
+            runHostInvocation(host, plugin, inv);
         }
-    });
-    // Refusals leave with _exit: the executor is still waiting, and nothing here needs unwinding.
-    auto refuse = [&](const std::string &error) {
-        ready(false, error, nullptr);
-        std::fflush(nullptr);
-        _exit(4);
-    };
-    if (argc > 3) {  // "--plugin-host NAME MAX_MEMORY_BYTES" (isolated_plugin.cpp)
+    }
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<HostInvocation> queue_;
+    bool shuttingDown_ = false;
+    std::thread thread_;  // last: starts once the rest is made
+};
+
+bool sendReady(WorkerHost &host, bool ok, const std::string &error, const char *name) {
+    wire::Writer w(wire::Kind::Ready);
+    w.u8(ok ? 1 : 0).bytes(error).bytes(name ? name : "");
+    return host.send(w);
+}
+
+// Refusals leave with _exit: the executor is still waiting, and nothing here needs unwinding.
+[[noreturn]] void refuseStart(WorkerHost &host, const std::string &error) {
+    sendReady(host, false, error, nullptr);
+    std::fflush(nullptr);
+    _exit(4);
+}
+
+// Limits the memory (argv[3], "--plugin-host NAME MAX_MEMORY_BYTES" from isolated_plugin.cpp), opens the
+// plugin passed as fd 4 and runs its init. Refuses (and exits) on any failure.
+void loadWorkerPlugin(WorkerHost &host, int argc, char **argv, const std::string &shownPath, const std::string &configJson,
+                      LoadedPlugin &plugin) {
+    if (argc > 3) {
         size_t budget = std::strtoull(argv[3], nullptr, 10);
         if (budget > 0) {
-            if (std::string err = limitMemory(budget); !err.empty()) refuse("cannot limit the worker's memory: " + err);
+            if (std::string err = limitMemory(budget); !err.empty()) refuseStart(host, "cannot limit the worker's memory: " + err);
         }
     }
     void *library = nullptr;
     auto opened = openPluginLibrary("/proc/self/fd/" + std::to_string(kPluginFd), shownPath, &library);
-    if (auto *err = std::get_if<std::string>(&opened)) refuse(*err);
-    desc = std::get<const wsgw_handler *>(opened);
-    if (desc->init) {
+    if (auto *err = std::get_if<std::string>(&opened)) refuseStart(host, *err);
+    plugin.desc = std::get<const wsgw_handler *>(opened);
+    if (plugin.desc->init) {
         try {
-            state = desc->init(&host.api, configJson.c_str());
+            plugin.state = plugin.desc->init(&host.api, configJson.c_str());
         } catch (const std::exception &e) {
-            refuse(std::string("threw from init: ") + e.what());
+            refuseStart(host, std::string("threw from init: ") + e.what());
         } catch (...) {
-            refuse("threw from init");
+            refuseStart(host, "threw from init");
         }
     }
-    if (!ready(true, {}, desc->name)) _exit(3);
+}
 
+void answerCallReply(WorkerHost &host, wire::Reader &r) {
+    uint64_t id = r.u64();
+    int64_t rc = r.i64();
+    std::string data(r.bytes());
+    host.replied(id, rc, std::move(data));
+}
+
+// Reads the gateway's frames until Shutdown: invocations go to the executor, replies to the calls waiting.
+void serveGatewayFrames(WorkerHost &host, WorkerExecutor &executor) {
     for (;;) {
         auto frame = wire::readFrame(kSocketFd);
         if (!frame) _exit(0);  // the gateway is gone: nothing to hand results to
@@ -238,46 +269,60 @@ int runPluginHost(int argc, char **argv) {
             inv.binary = r.u8() != 0;
             inv.eventJson = r.bytes();
             if (!r.ok()) _exit(3);
-            {
-                std::lock_guard lock(queueMutex);
-                queue.push_back(std::move(inv));
-            }
-            queueCv.notify_one();
+            executor.push(std::move(inv));
         } else if (frame->kind == wire::Kind::CallReply) {
-            uint64_t id = r.u64();
-            int64_t rc = r.i64();
-            std::string data(r.bytes());
-            host.replied(id, rc, std::move(data));
+            answerCallReply(host, r);
         } else if (frame->kind == wire::Kind::Shutdown) {
-            break;
+            return;
         }
     }
-    {
-        std::lock_guard lock(queueMutex);
-        shuttingDown = true;
-    }
-    queueCv.notify_one();
-    executor.join();
-    // Plugin threads may still call the host while shutdown joins them: keep answering until it returns.
-    std::thread replies([&] {
+}
+
+// Runs the plugin's shutdown and ends the process. Plugin threads may still call the host while shutdown
+// joins them: a thread keeps answering until it returns.
+[[noreturn]] void shutDownWorker(WorkerHost &host, const LoadedPlugin &plugin) {
+    std::thread replies([&host] {
         for (;;) {
             auto frame = wire::readFrame(kSocketFd);
             if (!frame) return;
             if (frame->kind != wire::Kind::CallReply) continue;
             wire::Reader r(frame->payload);
-            uint64_t id = r.u64();
-            int64_t rc = r.i64();
-            host.replied(id, rc, std::string(r.bytes()));
+            answerCallReply(host, r);
         }
     });
-    if (desc->size >= sizeof(wsgw_handler) && desc->shutdown) {
+    if (plugin.desc->size >= sizeof(wsgw_handler) && plugin.desc->shutdown) {
         try {
-            desc->shutdown(state);
+            plugin.desc->shutdown(plugin.state);
         } catch (...) {
         }
     }
     std::fflush(nullptr);
     _exit(0);  // the reply reader is still blocked in read(): leave without unwinding it
+}
+
+}  // namespace
+
+int runPluginHost(int argc, char **argv) {
+    // The gateway reaps us; a crash must end this process, not be caught by anything of ours.
+    std::signal(SIGPIPE, SIG_IGN);
+    WorkerHost host;
+    g_host = &host;
+    // The plugin's wsgw_host* is opaque to it and ignored here (there is one host per worker process).
+    fillHostApi<workerOperations>(host.api, reinterpret_cast<wsgw_host *>(&host));
+
+    auto hello = wire::readFrame(kSocketFd);
+    if (!hello || hello->kind != wire::Kind::Hello) return 3;
+    wire::Reader hr(hello->payload);
+    std::string shownPath(hr.bytes());
+    std::string configJson(hr.bytes());
+
+    LoadedPlugin plugin;
+    WorkerExecutor executor(host, plugin);
+    loadWorkerPlugin(host, argc, argv, shownPath, configJson, plugin);
+    if (!sendReady(host, true, {}, plugin.desc->name)) _exit(3);
+    serveGatewayFrames(host, executor);
+    executor.finish();
+    shutDownWorker(host, plugin);
 }
 
 }  // namespace wsgw

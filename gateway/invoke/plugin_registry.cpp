@@ -195,96 +195,119 @@ void removePrivateCopyDir() {
     g_copyDir.clear();
 }
 
+namespace {
+
+using LoadedHandler = std::variant<std::shared_ptr<PluginInstance>, std::string>;
+
+// The instance `name` of the previous set, when `reusable` says it can serve unchanged (or null).
+template <typename Reusable>
+std::shared_ptr<PluginInstance> previousInstance(const PluginSet *previous, const std::string &name, Reusable reusable) {
+    if (!previous) return nullptr;
+    auto it = previous->instances.find(name);
+    return it != previous->instances.end() && reusable(*it->second) ? it->second : nullptr;
+}
+
+// A "lambda" handler: no plugin file; the identity is the function's settings (a change to its entry
+// starts new processes; the old ones finish what they run).
+LoadedHandler loadLambdaHandler(const ApiConfig &config, const std::string &name, const HandlerSpec &spec, HostContext *host,
+                                const PluginSet *previous) {
+    std::string identity = lambdaIdentity(spec);
+    if (auto same = previousInstance(previous, name, [&](const PluginInstance &p) { return p.lambda && p.identity == identity; }))
+        return same;
+    auto inst = std::make_shared<PluginInstance>();
+    inst->name = name;
+    inst->identity = identity;
+    initHostApi(inst->host, host, name);
+    auto started = LambdaFunction::start(spec);
+    if (auto *err = std::get_if<std::string>(&started))
+        return config.sourcePath + ": /handlers/" + name + "/lambda: function '" + name + "': " + *err;
+    inst->lambda = std::move(std::get<std::unique_ptr<LambdaFunction>>(started));
+    log::info("handler loaded", {log::Field("handler", name), log::Field("lambda", spec.lambda.runtime.empty() ? "command" : spec.lambda.runtime),
+                                 log::Field("directory", spec.lambda.directory),
+                                 log::Field("concurrency", static_cast<uint64_t>(spec.lambda.concurrency))});
+    return inst;
+}
+
+// Loads the private copy into this process and runs the plugin's init. "" or what went wrong (after
+// `where`); `descriptorName` is the name the plugin gives itself.
+std::string openInProcess(PluginInstance &inst, const HandlerSpec &spec, const std::string &copy, std::string &descriptorName) {
+    const std::string &name = inst.name, &path = inst.path;
+    auto opened = openPluginLibrary(copy, path, &inst.library);
+    unlink(copy.c_str());  // mapped now; nothing is left on disk if we are killed
+    close(inst.privateCopyFd);
+    inst.privateCopyFd = -1;
+    if (auto *err = std::get_if<std::string>(&opened)) return *err;
+    const wsgw_handler *desc = std::get<const wsgw_handler *>(opened);
+    inst.descriptor = desc;
+    // A smaller descriptor than ours has no shutdown field: never read past its end.
+    inst.hasShutdown = desc->size >= sizeof(wsgw_handler) && desc->shutdown;
+    if (desc->init) {
+        try {
+            inst.state = desc->init(&inst.host.api, spec.configJson.c_str());
+        } catch (const std::exception &e) {
+            inst.hasShutdown = false;  // init failed: do not call shutdown on half-made state
+            return "handler '" + name + "' (" + path + ") threw from init: " + e.what();
+        } catch (...) {
+            inst.hasShutdown = false;
+            return "handler '" + name + "' (" + path + ") threw from init";
+        }
+    }
+    descriptorName = desc->name ? desc->name : "";
+    return "";
+}
+
+// A plugin handler (in-process or isolated): reads and checks the .so, and loads a private copy of it
+// unless the previous set has the same plugin with the same settings.
+LoadedHandler loadPluginHandler(const ApiConfig &config, const std::string &name, const HandlerSpec &spec,
+                                const std::string &handlersDir, HostContext *host, const PluginSet *previous) {
+    std::string where = config.sourcePath + ": " + whereRequested(config, spec) + ": ";
+    std::string path = handlersDir + "/" + spec.plugin + ".so";
+    struct stat st{};
+    if (stat(path.c_str(), &st) != 0) {
+        return where + "handler '" + name + "' needs plugin '" + spec.plugin + "', but " + path +
+               " does not exist: build it into the handlers directory (--handlers) or fix the name";
+    }
+    std::string bytes, error;
+    if (!readWholeFile(path, bytes, &error)) return where + "cannot read " + path + ": " + error;
+    if (std::string wrong = checkSharedObjectImage(bytes); !wrong.empty()) return where + path + " " + wrong;
+    std::string identity = identityOf(spec, sha256Hex(bytes));
+    if (auto same = previousInstance(previous, name, [&](const PluginInstance &p) { return p.identity == identity && p.path == path; }))
+        return same;
+
+    auto inst = std::make_shared<PluginInstance>();
+    inst->name = name;
+    inst->pluginName = spec.plugin;
+    inst->path = path;
+    inst->identity = identity;
+    initHostApi(inst->host, host, name);
+    std::string copy = writePrivateCopy(bytes, spec.plugin, inst->privateCopyFd, &error);
+    if (copy.empty()) return where + error;
+    std::string descriptorName;
+    if (spec.isolated) {
+        unlink(copy.c_str());  // the workers load it through the open descriptor
+        auto started = IsolatedPlugin::start(spec, path, inst->privateCopyFd, &inst->host);
+        if (auto *err = std::get_if<std::string>(&started)) return where + "isolated handler '" + name + "': " + *err;
+        inst->isolated = std::move(std::get<std::unique_ptr<IsolatedPlugin>>(started));
+        descriptorName = inst->isolated->descriptorName();
+    } else if (std::string err = openInProcess(*inst, spec, copy, descriptorName); !err.empty()) {
+        return where + err;
+    }
+    log::info("handler loaded", {log::Field("handler", name), log::Field("plugin", path), log::Field("name", descriptorName),
+                                 log::Field("sha256", identity.substr(0, 16)),
+                                 log::Field("isolation", spec.isolated ? "process" : "in-process")});
+    return inst;
+}
+
+}  // namespace
+
 std::variant<std::shared_ptr<PluginSet>, std::string> loadPlugins(const ApiConfig &config, const std::string &handlersDir,
                                                                   HostContext *host, const PluginSet *previous) {
     auto set = std::make_shared<PluginSet>();
     for (const auto &[name, spec] : config.handlers) {
-        std::string where = config.sourcePath + ": " + whereRequested(config, spec) + ": ";
-        if (spec.isLambda) {
-            // No plugin file: the identity is the function's settings (a change to its entry starts new
-            // processes; the old ones finish what they run).
-            std::string identity = lambdaIdentity(spec);
-            if (previous) {
-                auto it = previous->instances.find(name);
-                if (it != previous->instances.end() && it->second->lambda && it->second->identity == identity) {
-                    set->instances.emplace(name, it->second);
-                    continue;
-                }
-            }
-            auto inst = std::make_shared<PluginInstance>();
-            inst->name = name;
-            inst->identity = identity;
-            initHostApi(inst->host, host, name);
-            auto started = LambdaFunction::start(spec);
-            if (auto *err = std::get_if<std::string>(&started))
-                return config.sourcePath + ": /handlers/" + name + "/lambda: function '" + name + "': " + *err;
-            inst->lambda = std::move(std::get<std::unique_ptr<LambdaFunction>>(started));
-            log::info("handler loaded", {log::Field("handler", name), log::Field("lambda", spec.lambda.runtime.empty() ? "command" : spec.lambda.runtime),
-                                         log::Field("directory", spec.lambda.directory),
-                                         log::Field("concurrency", static_cast<uint64_t>(spec.lambda.concurrency))});
-            set->instances.emplace(name, std::move(inst));
-            continue;
-        }
-        std::string path = handlersDir + "/" + spec.plugin + ".so";
-        struct stat st{};
-        if (stat(path.c_str(), &st) != 0) {
-            return where + "handler '" + name + "' needs plugin '" + spec.plugin + "', but " + path +
-                   " does not exist: build it into the handlers directory (--handlers) or fix the name";
-        }
-        std::string bytes, error;
-        if (!readWholeFile(path, bytes, &error)) return where + "cannot read " + path + ": " + error;
-        if (std::string wrong = checkSharedObjectImage(bytes); !wrong.empty()) return where + path + " " + wrong;
-        std::string identity = identityOf(spec, sha256Hex(bytes));
-        if (previous) {
-            auto it = previous->instances.find(name);
-            if (it != previous->instances.end() && it->second->identity == identity && it->second->path == path) {
-                set->instances.emplace(name, it->second);
-                continue;
-            }
-        }
-
-        auto inst = std::make_shared<PluginInstance>();
-        inst->name = name;
-        inst->pluginName = spec.plugin;
-        inst->path = path;
-        inst->identity = identity;
-        initHostApi(inst->host, host, name);
-        std::string copy = writePrivateCopy(bytes, spec.plugin, inst->privateCopyFd, &error);
-        if (copy.empty()) return where + error;
-        std::string descriptorName;
-        if (spec.isolated) {
-            unlink(copy.c_str());  // the workers load it through the open descriptor
-            auto started = IsolatedPlugin::start(spec, path, inst->privateCopyFd, &inst->host);
-            if (auto *err = std::get_if<std::string>(&started)) return where + "isolated handler '" + name + "': " + *err;
-            inst->isolated = std::move(std::get<std::unique_ptr<IsolatedPlugin>>(started));
-            descriptorName = inst->isolated->descriptorName();
-        } else {
-            auto opened = openPluginLibrary(copy, path, &inst->library);
-            unlink(copy.c_str());  // mapped now; nothing is left on disk if we are killed
-            close(inst->privateCopyFd);
-            inst->privateCopyFd = -1;
-            if (auto *err = std::get_if<std::string>(&opened)) return where + *err;
-            const wsgw_handler *desc = std::get<const wsgw_handler *>(opened);
-            inst->descriptor = desc;
-            // A smaller descriptor than ours has no shutdown field: never read past its end.
-            inst->hasShutdown = desc->size >= sizeof(wsgw_handler) && desc->shutdown;
-            if (desc->init) {
-                try {
-                    inst->state = desc->init(&inst->host.api, spec.configJson.c_str());
-                } catch (const std::exception &e) {
-                    inst->hasShutdown = false;  // init failed: do not call shutdown on half-made state
-                    return where + "handler '" + name + "' (" + path + ") threw from init: " + e.what();
-                } catch (...) {
-                    inst->hasShutdown = false;
-                    return where + "handler '" + name + "' (" + path + ") threw from init";
-                }
-            }
-            descriptorName = desc->name ? desc->name : "";
-        }
-        log::info("handler loaded", {log::Field("handler", name), log::Field("plugin", path), log::Field("name", descriptorName),
-                                     log::Field("sha256", identity.substr(0, 16)),
-                                     log::Field("isolation", spec.isolated ? "process" : "in-process")});
-        set->instances.emplace(name, std::move(inst));
+        LoadedHandler loaded = spec.isLambda ? loadLambdaHandler(config, name, spec, host, previous)
+                                             : loadPluginHandler(config, name, spec, handlersDir, host, previous);
+        if (auto *err = std::get_if<std::string>(&loaded)) return std::move(*err);
+        set->instances.emplace(name, std::move(std::get<std::shared_ptr<PluginInstance>>(loaded)));
     }
     return set;
 }

@@ -103,118 +103,140 @@ int BackendLink::onWritable() {
     return 0;
 }
 
+int BackendLink::appendHandshakeHeaders(char **p, size_t len) const {
+    char *end = *p + len;
+    for (const auto &[name, value] : target_.headers) {
+        size_t need = name.size() + value.size() + 4;
+        if (static_cast<size_t>(end - *p) <= need) return -1;
+        std::memcpy(*p, name.data(), name.size());
+        *p += name.size();
+        std::memcpy(*p, ": ", 2);
+        *p += 2;
+        std::memcpy(*p, value.data(), value.size());
+        *p += value.size();
+        std::memcpy(*p, "\r\n", 2);
+        *p += 2;
+    }
+    return 0;
+}
+
+void BackendLink::onEstablished(lws *wsi) {
+    wsi_ = wsi;
+    open_ = true;
+    if (events_) events_->backendOpen(chosen_);
+    if (!out_.empty() || closing_) lws_callback_on_writable(wsi);
+}
+
+void BackendLink::onReceive(lws *wsi, const void *in, size_t len) {
+    if (rxTooLarge_) return;  // the rest of a message over the limit, until the close
+    if (lws_is_first_fragment(wsi)) {
+        rx_.clear();
+        rxBinary_ = lws_frame_is_binary(wsi) != 0;
+    }
+    if (rx_.size() + len > target_.maxMessageBytes) {
+        refuseTooLarge(wsi);
+        return;
+    }
+    rx_.append(static_cast<const char *>(in), len);
+    if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+        std::string message;
+        message.swap(rx_);
+        if (events_) events_->backendMessage(std::move(message), rxBinary_);
+    }
+}
+
+// Not -1 from the receive callback: libwebsockets 4.1.6, told to close in the middle of a frame, went on
+// parsing the rest of it into a freed buffer (a heap overflow with the backend's bytes). The close comes
+// after this read instead, and the client hears 1009 as the backend would have.
+void BackendLink::refuseTooLarge(lws *wsi) {
+    rxTooLarge_ = true;
+    closing_ = true;
+    rx_.clear();
+    rx_.shrink_to_fit();
+    peerCode_ = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+    peerReason_ = "Message too big: the backend sent a message over " + std::to_string(target_.maxMessageBytes) +
+                  " bytes (limits.maxMessageBytes)";
+    static const char kReason[] = "Message too big";
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, reinterpret_cast<unsigned char *>(const_cast<char *>(kReason)),
+                     sizeof kReason - 1);
+    // The close is made from the writable callback, outside the frame parser; the timeout is a backstop (on
+    // its own it was not serviced when no more bytes came from the backend).
+    closeCode_ = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+    closeReason_ = kReason;
+    lws_callback_on_writable(wsi);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 2);
+}
+
+void BackendLink::onPeerClose(const void *in, size_t len) {
+    const auto *p = static_cast<const unsigned char *>(in);
+    if (len >= 2) {
+        peerCode_ = (p[0] << 8) | p[1];
+        peerReason_.assign(reinterpret_cast<const char *>(p) + 2, len - 2);
+    } else {
+        peerCode_ = 1005;
+    }
+}
+
+void BackendLink::onConnectionError(lws *wsi, const void *in) {
+    std::string why = in ? std::string(static_cast<const char *>(in), strnlen(static_cast<const char *>(in), 256)) : "";
+    failed_ = true;
+    if (this == g_starting) {  // still inside open(): it reports and deletes
+        failure_ = why.empty() ? "connection failed" : why;
+        lws_set_opaque_user_data(wsi, nullptr);
+        return;
+    }
+    if (events_) {
+        if (open_) events_->backendClosed(1006, why);
+        else events_->backendFailed(why.empty() ? "connection failed" : why);
+    }
+    lws_set_opaque_user_data(wsi, nullptr);
+    delete this;
+}
+
+void BackendLink::onClosed(lws *wsi) {
+    if (this == g_starting) {
+        failed_ = true;
+        lws_set_opaque_user_data(wsi, nullptr);
+        return;
+    }
+    if (events_) {
+        if (open_) events_->backendClosed(peerCode_ ? peerCode_ : 1006, peerReason_);
+        else events_->backendFailed("the backend closed the connection during the handshake");
+    }
+    lws_set_opaque_user_data(wsi, nullptr);
+    delete this;
+}
+
 int BackendLink::callback(lws *wsi, int reason, void *, void *in, size_t len) {
     auto *link = static_cast<BackendLink *>(lws_get_opaque_user_data(wsi));
     if (reason == LWS_CALLBACK_CLIENT_CONFIRM_EXTENSION_SUPPORTED) return 1;  // frames pass through as they are
     if (!link) return 0;
     switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
-        auto **p = static_cast<char **>(in);
-        char *end = *p + len;
-        for (const auto &[name, value] : link->target_.headers) {
-            size_t need = name.size() + value.size() + 4;
-            if (static_cast<size_t>(end - *p) <= need) return -1;
-            std::memcpy(*p, name.data(), name.size());
-            *p += name.size();
-            std::memcpy(*p, ": ", 2);
-            *p += 2;
-            std::memcpy(*p, value.data(), value.size());
-            *p += value.size();
-            std::memcpy(*p, "\r\n", 2);
-            *p += 2;
-        }
-        return 0;
-    }
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        return link->appendHandshakeHeaders(static_cast<char **>(in), len);
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
         // The response headers are still there: the subprotocol the backend chose goes back to the client.
         char chosen[256] = "";
         if (lws_hdr_copy(wsi, chosen, sizeof chosen, WSI_TOKEN_PROTOCOL) > 0) link->chosen_ = chosen;
         return 0;
     }
-    case LWS_CALLBACK_CLIENT_ESTABLISHED: {
-        link->wsi_ = wsi;
-        link->open_ = true;
-        if (link->events_) link->events_->backendOpen(link->chosen_);
-        if (!link->out_.empty() || link->closing_) lws_callback_on_writable(wsi);
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        link->onEstablished(wsi);
         return 0;
-    }
-    case LWS_CALLBACK_CLIENT_RECEIVE: {
-        if (link->rxTooLarge_) return 0;  // the rest of a message over the limit, until the close
-        if (lws_is_first_fragment(wsi)) {
-            link->rx_.clear();
-            link->rxBinary_ = lws_frame_is_binary(wsi) != 0;
-        }
-        if (link->rx_.size() + len > link->target_.maxMessageBytes) {
-            // Not -1 here: libwebsockets 4.1.6, told to close in the middle of a frame, went on parsing the rest
-            // of it into a freed buffer (a heap overflow with the backend's bytes). The close comes after this
-            // read instead, and the client hears 1009 as the backend would have.
-            link->rxTooLarge_ = true;
-            link->closing_ = true;
-            link->rx_.clear();
-            link->rx_.shrink_to_fit();
-            link->peerCode_ = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
-            link->peerReason_ = "Message too big: the backend sent a message over " +
-                                std::to_string(link->target_.maxMessageBytes) + " bytes (limits.maxMessageBytes)";
-            static const char kReason[] = "Message too big";
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                             reinterpret_cast<unsigned char *>(const_cast<char *>(kReason)), sizeof kReason - 1);
-            // The close is made from the writable callback, outside the frame parser; the timeout is a
-            // backstop (on its own it was not serviced when no more bytes came from the backend).
-            link->closeCode_ = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
-            link->closeReason_ = kReason;
-            lws_callback_on_writable(wsi);
-            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 2);
-            return 0;
-        }
-        link->rx_.append(static_cast<const char *>(in), len);
-        if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
-            std::string message;
-            message.swap(link->rx_);
-            if (link->events_) link->events_->backendMessage(std::move(message), link->rxBinary_);
-        }
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        link->onReceive(wsi, in, len);
         return 0;
-    }
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return link->onWritable();
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
-        const auto *p = static_cast<const unsigned char *>(in);
-        if (len >= 2) {
-            link->peerCode_ = (p[0] << 8) | p[1];
-            link->peerReason_.assign(reinterpret_cast<const char *>(p) + 2, len - 2);
-        } else {
-            link->peerCode_ = 1005;
-        }
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        link->onPeerClose(in, len);
         return 0;
-    }
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        std::string why = in ? std::string(static_cast<const char *>(in), strnlen(static_cast<const char *>(in), 256)) : "";
-        link->failed_ = true;
-        if (link == g_starting) {  // still inside open(): it reports and deletes
-            link->failure_ = why.empty() ? "connection failed" : why;
-            lws_set_opaque_user_data(wsi, nullptr);
-            return 0;
-        }
-        if (link->events_) {
-            if (link->open_) link->events_->backendClosed(1006, why);
-            else link->events_->backendFailed(why.empty() ? "connection failed" : why);
-        }
-        lws_set_opaque_user_data(wsi, nullptr);
-        delete link;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        link->onConnectionError(wsi, in);  // may delete the link
         return 0;
-    }
     case LWS_CALLBACK_CLIENT_CLOSED:
     case LWS_CALLBACK_WSI_DESTROY:
-        if (link == g_starting) {
-            link->failed_ = true;
-            lws_set_opaque_user_data(wsi, nullptr);
-            return 0;
-        }
-        if (link->events_) {
-            if (link->open_) link->events_->backendClosed(link->peerCode_ ? link->peerCode_ : 1006, link->peerReason_);
-            else link->events_->backendFailed("the backend closed the connection during the handshake");
-        }
-        lws_set_opaque_user_data(wsi, nullptr);
-        delete link;
+        link->onClosed(wsi);  // may delete the link
         return 0;
     default:
         return 0;

@@ -69,6 +69,15 @@ private:
         bool binary;
     };
     BackendLink(BackendTarget target, BackendEvents *events);
+    // One per callback reason; onConnectionError and onClosed end the link (delete this) unless open() is
+    // still running, which then reports and deletes it.
+    int appendHandshakeHeaders(char **p, size_t len) const;
+    void onEstablished(lws *wsi);
+    void onReceive(lws *wsi, const void *in, size_t len);
+    void refuseTooLarge(lws *wsi);
+    void onPeerClose(const void *in, size_t len);
+    void onConnectionError(lws *wsi, const void *in);
+    void onClosed(lws *wsi);
     int onWritable();
 
     BackendTarget target_;
