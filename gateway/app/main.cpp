@@ -19,6 +19,7 @@
 #include "route_reloader.h"
 #include "route_table.h"
 #include "serverless_import.h"
+#include "shutdown_watchdog.h"
 #include "sqlite_store.h"
 #include "tls_credentials.h"
 
@@ -48,6 +49,13 @@
 #endif
 
 namespace {
+
+// The shutdown's last bound, after the drain's deadline (ShutdownWatchdog): more than the stages after the
+// deadline take by their own bounds in the usual case (the table's give-up, 5 s; isolated workers' shutdown,
+// 5 s), far less than "hung".
+constexpr std::chrono::seconds kShutdownMargin{10};
+// At the drain's deadline the workers still get this long to see the stop (idle ones leave at once).
+constexpr std::chrono::milliseconds kWorkerStopFloor{100};
 
 // The cores this process may run on (taskset, cgroup cpusets), not every core of the machine: one network
 // thread per core is the point, and more threads than cores only take turns.
@@ -500,7 +508,15 @@ int main(int argc, char **argv) {
                                   wsgw::log::Field("node", opt.nodeId),
                                   wsgw::log::Field("workers", static_cast<uint64_t>(workers)),
                                   wsgw::log::Field("networkThreads", static_cast<uint64_t>(networkThreads))});
+    // The last bound on the stop: what follows has its own bounds (docs/operations.md, "Shutdown"), this
+    // catches a stage none of them foresaw.
+    wsgw::ShutdownWatchdog shutdownWatchdog(settings.drainDeadline, kShutdownMargin);
     network->run();
+    // One deadline for the whole drain, set when it began: the loops waited for it, and the handlers get
+    // what is left of it, not --drain-seconds again.
+    settings.drainDeadline->begin(opt.drainSeconds);  // begun by the loops' drain; here only if they ended otherwise
+    auto drainLeft = [&] { return settings.drainDeadline->remaining(opt.drainSeconds); };
+    shutdownWatchdog.stage("stopping the management API and the reload watcher");
     management.reset();  // its sockets live on the network thread's loop, which the listener owns
     functionEndpoint.reset();
     reloader->stop();
@@ -509,27 +525,40 @@ int main(int argc, char **argv) {
     // plugins down (they may join threads that still push) before the listener they push to goes away.
     // The last closes were submitted without a wake (the loop's prepare watcher wakes the workers, and the
     // loops have ended): wake them here, or those $disconnects wait for the drain deadline and are dropped.
+    shutdownWatchdog.stage("waiting for the handlers");
     invoker.wakeDeferred();
     if (cluster) cluster->stopReaping();  // what it adopted is queued now, and counted by the wait below
-    bool drained = invoker.waitIdle(std::chrono::seconds(opt.drainSeconds));
+    bool drained = invoker.waitIdle(drainLeft());
     if (!drained)
         wsgw::log::warn("drain: handlers still running at the deadline", {wsgw::log::Field("pending", static_cast<uint64_t>(invoker.pending()))});
     if (cluster) {
-        store->flush();
+        shutdownWatchdog.stage("leaving the cluster");
+        store->flush();  // bounded (the Redis store gives up after 5 s)
         hostContext.cluster = nullptr;
         // Leaves the cluster once our removals are in Redis, unless $disconnects were left undone: then
         // another node reaps this one and runs them.
         cluster->stop(!drained);
         cluster.reset();
     }
+    // Workers between invocations leave at once; one still inside a handler at the deadline is not waited
+    // for past it (a moment at least, for the workers to see the stop).
+    shutdownWatchdog.stage("stopping the workers");
+    const size_t stillInHandlers = invoker.stop(std::max(drainLeft(), kWorkerStopFloor));
+    // Nothing but a handler still running can write to the table now: its last commit, bounded (a table
+    // that stays unwritable is given up after a few seconds, its removals journalled for the next start),
+    // before anything that runs plugin code and could hang.
+    shutdownWatchdog.stage("committing the connection table");
+    store->stopWrites();
     // A thread still stuck in a handler runs plugin code: unloading the plugins under it would crash, so leave.
-    if (invoker.stop() > 0) { accessLog.reset(); store->flush(); wsgw::log::info("stopped"); std::fflush(nullptr); std::_Exit(0); }
+    if (stillInHandlers > 0) { accessLog.reset(); wsgw::log::info("stopped"); std::fflush(nullptr); std::_Exit(0); }
+    shutdownWatchdog.stage("shutting the handlers down");
     network->setRouteTable(nullptr);
     reloader.reset();  // the last table, and with it the plugins, go here
+    shutdownWatchdog.stage("closing the access log and the listeners");
     accessLog.reset();  // flushes
     listener = nullptr;
     network.reset();
-    store.reset();  // commits what is queued; a table that stays unwritable is given up after a few seconds (logged)
+    store.reset();  // its writer stopped above
     wsgw::log::info("stopped");
     return 0;
 }

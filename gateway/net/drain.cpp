@@ -1,5 +1,6 @@
 // Owns: signals and the drain of a network thread (drain.h).
 #include "drain.h"
+#include "drain_deadline.h"
 
 #include "webpubsub_endpoint.h"
 
@@ -8,6 +9,7 @@
 #include "session_closer.h"
 #include "upgrade_reader.h"
 
+#include <chrono>
 #include <csignal>
 #include <vector>
 
@@ -53,6 +55,9 @@ void Drain::onHangup(struct ev_loop *, ev_signal *w, int) {
 void Drain::beginDrain() {
     if (t_.draining) return;
     t_.draining = true;
+    // The deadline is the drain's, not this thread's: set by the first thread to begin, so a thread told
+    // later (drainHook) ends with the others, and main's wait for the handlers gets only what is left.
+    const DrainDeadline::Clock::time_point deadline = t_.settings.drainDeadline->begin(t_.settings.drainSeconds);
     log::info("draining", {log::Field("connections", static_cast<uint64_t>(t_.sessions.size()))});
     wpsEndRecoveryWindows(t_);  // reliable Web PubSub clients waiting to come back will not: their $disconnect runs
     t_.upgradeReader->stopAccepting();
@@ -67,7 +72,8 @@ void Drain::beginDrain() {
         ev_break(t_.loop, EVBREAK_ALL);
         return;
     }
-    ev_timer_init(&drainTimer_, onDrainTimeout, t_.settings.drainSeconds, 0.);
+    double left = std::chrono::duration<double>(deadline - DrainDeadline::Clock::now()).count();
+    ev_timer_init(&drainTimer_, onDrainTimeout, left > 0 ? left : 0., 0.);
     drainTimer_.data = this;
     ev_timer_start(t_.loop, &drainTimer_);
 }

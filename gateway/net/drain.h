@@ -1,6 +1,7 @@
 // Owns: the end of a network thread's service: SIGTERM and SIGINT (which start the drain) and SIGHUP (which
 // asks for a reload), watched on the primary thread only; the drain itself (stop accepting, close every
-// connection with 1001 and let its $disconnect run) and its deadline (settings.drainSeconds).
+// connection with 1001 and let its $disconnect run) and its timer, which ends at the drain's one deadline
+// (settings.drainDeadline, shared by every thread: drain_deadline.h).
 #pragma once
 
 #include <ev.h>

@@ -7,6 +7,7 @@
 
 #include "connection_registry.h"
 #include "connection_store.h"
+#include "drain_deadline.h"
 #include "host_api.h"
 #include "invoker.h"
 #include "options.h"
@@ -47,6 +48,8 @@ struct ListenerSettings {
     // address's way past the limit, nor the descriptors everyone else needs.
     std::shared_ptr<IpConnectionCounts> pendingIpCounts = std::make_shared<IpConnectionCounts>();
     int drainSeconds = 10;
+    // Shared by every network thread (and main's waits after the loops end): the drain's one deadline.
+    std::shared_ptr<DrainDeadline> drainDeadline = std::make_shared<DrainDeadline>();
     std::string tlsCert, tlsKey;  // both set: wss://
     std::string backendCa;        // CAs for wss:// proxy backends ("" = the system's only)
 };

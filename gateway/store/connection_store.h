@@ -33,6 +33,11 @@ public:
     virtual void touch(const std::string &connectionId, int64_t lastActiveAtMs) = 0;  // queued, coalesced
     virtual void remove(const std::string &connectionId) = 0;                        // queued
     virtual void flush() = 0;  // blocks until everything queued before the call is committed
+    // The shutdown's last write, bounded: commits what is queued, or gives it up once the table has stayed
+    // unwritable for a few seconds (logged; the SQLite store journals the removals it gave up, so the next
+    // start does not run their $disconnect again). Writes after it are dropped. For a shutdown that cannot
+    // destroy the store (threads still inside handlers may call it), where flush() could wait for ever.
+    virtual void stopWrites() { flush(); }
     // Writes queued and not yet committed, including a batch whose commit failed and is being retried.
     virtual size_t queueDepth() const = 0;
     virtual bool writable() const = 0;  // false while commits fail (disk full, locked, read-only)

@@ -129,6 +129,18 @@ public:
         flushed_.wait(lock, [&] { return completedFlush_ >= target || stopped_; });
     }
 
+    // The writer stops as the destructor stops it (a failing table is given up after kStopRetryTime, its
+    // removals journalled), without destroying the store: threads still inside handlers may call it later.
+    void stopWrites() override {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        std::unique_lock lock(mutex_);
+        flushed_.wait(lock, [&] { return stopped_; });
+    }
+
     bool writable() const override {
         return !health_.failing() && !fileProblemSeen_.load(std::memory_order_relaxed);
     }
@@ -419,8 +431,14 @@ private:
             }
             // Retry on our own after the delay: new writes, flushes or durable inserts neither hurry nor hold it
             // (only a stop ends the wait, to start the give-up clock).
+            // A stopping store retries no later than its give-up time, so the give-up comes at kStopRetryTime
+            // and not up to one backoff delay (2 s) after it.
             bool stopSeen = stopping_;
-            wake_.wait_for(lock, retryDelay, [&] { return stopping_ && !stopSeen; });
+            std::chrono::milliseconds wait = retryDelay;
+            if (giveUpAt)
+                wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*giveUpAt - Clock::now()),
+                                  std::chrono::milliseconds(0), retryDelay);
+            wake_.wait_for(lock, wait, [&] { return stopping_ && !stopSeen; });
             retryDelay = std::min(retryDelay * 2, kRetryMax);
         }
     }

@@ -460,6 +460,34 @@ TEST_SUITE("sqlite_store") {
         CHECK_FALSE(std::filesystem::exists(db + ".disconnected"));
     }
 
+    TEST_CASE("stopWrites on a table locked for good: gives up in about 5 s, journals the removals, and later calls do not wait") {
+        // The shutdown's path when threads are still inside handlers: the store is stopped, not destroyed.
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        store->insert(row("a", "n1"));
+        store->insert(row("b", "n1"));
+        store->flush();
+        WriteLockHolder lock(db);
+        store->remove("a");
+        store->remove("b");
+        REQUIRE(waitUntil([&] { return !store->writable(); }));
+        auto started = std::chrono::steady_clock::now();
+        store->stopWrites();
+        auto took = std::chrono::steady_clock::now() - started;
+        CHECK(took >= std::chrono::milliseconds(4500));
+        CHECK(took < std::chrono::seconds(8));
+        std::ifstream journal(db + ".disconnected");
+        std::string lines((std::istreambuf_iterator<char>(journal)), {});
+        CHECK(lines == "a\nb\n");
+        // A handler returning late still removes its row: queued and dropped, never waited for.
+        started = std::chrono::steady_clock::now();
+        store->remove("c");
+        store->flush();
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(1));
+        store.reset();
+    }
+
     TEST_CASE("a database file deleted while open is noticed within seconds") {
         TempDir dir;
         std::string db = dir.path + "/t.db";

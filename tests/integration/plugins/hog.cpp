@@ -8,6 +8,8 @@
 // the gateway did not make (a copy inside a struct laid out like the gateway's own, with its magic and a
 // bogus pointer after it: reading past the public struct would crash), about the real event from this
 // thread and from a thread of its own during handle(), and answers "copy:<null|json> own:<..> thread:<..>".
+// Config {"hangOnShutdown": true}: its shutdown never returns (logging "shutdown" first), as a plugin whose
+// clean-up waits on something that never comes.
 #include <wsgw/handler.h>
 
 #include <rapidjson/document.h>
@@ -28,6 +30,7 @@ namespace {
 struct Hog {
     const wsgw_host_api *api = nullptr;
     std::string logPath;
+    bool hangOnShutdown = false;
     std::vector<void *> kept;
 };
 
@@ -80,11 +83,17 @@ void *init(const wsgw_host_api *api, const char *config) {
     rapidjson::Document doc;
     doc.Parse(config ? config : "{}");
     if (doc.IsObject() && doc.HasMember("log") && doc["log"].IsString()) hog->logPath = doc["log"].GetString();
+    if (doc.IsObject() && doc.HasMember("hangOnShutdown") && doc["hangOnShutdown"].IsBool())
+        hog->hangOnShutdown = doc["hangOnShutdown"].GetBool();
     return hog;
 }
 
 void shutdown(void *state) {
     auto *hog = static_cast<Hog *>(state);
+    if (hog->hangOnShutdown) {
+        logLine(hog, "shutdown");
+        for (;;) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     for (void *p : hog->kept) std::free(p);
     delete hog;
 }
