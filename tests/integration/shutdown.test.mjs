@@ -40,7 +40,10 @@ async function sigterm(gw, timeoutMs) {
     await withTimeout(gw.exited, 5000, 'wsgw to exit after SIGKILL');
     exit = { hung: true };
   }
-  return { exit, took: Date.now() - t0 };
+  const took = Date.now() - t0;
+  // As Gateway.stop checks: the sanitizer build runs these tests too.
+  assert.doesNotMatch(gw.stderr, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  return { exit, took };
 }
 
 // hog's "stuck" never returns (timed out after 100 ms and written off); "stuckslow" has AWS's 29 s timeout,
