@@ -257,6 +257,8 @@ test('maxWorkerMemoryMb holds during the invocation: 6 x 32 MB fails at 64 MB, t
   assert.match(firstPid, /^\d+$/);
   // The worker's own resident memory before the plugin allocates anything (more in a sanitizer build).
   const startKb = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${firstPid}/status`, 'utf8'))[1]);
+  // Read while the worker lives: the failed invocation below ends it.
+  const tsan = /lib(tsan|clang_rt\.tsan)/.test(fs.readFileSync(`/proc/${firstPid}/maps`, 'utf8'));
   assert.equal(await c.request('{"action":"alloc","count":1,"mb":16}', 10000), 'allocated 16 MB');  // within the budget
   assert.match(await c.request('{"action":"alloc","count":6,"mb":32}', 10000), internalError);
   const peaks = fs.readFileSync(path.join(gw.dir, 'hog.log'), 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number));
@@ -265,7 +267,6 @@ test('maxWorkerMemoryMb holds during the invocation: 6 x 32 MB fails at 64 MB, t
   assert.ok(peakKb > startKb + 16 * 1024, `the worker did allocate (peak ${peakKb} kB)`);
   // Under ThreadSanitizer resident memory includes the shadow of every byte touched (about 4x): the hard
   // limit still refused the allocation above, but resident memory no longer measures it.
-  const tsan = /lib(tsan|clang_rt\.tsan)/.test(fs.readFileSync(`/proc/${firstPid}/maps`, 'utf8'));
   if (!tsan) assert.ok(peakKb <= startKb + (64 + 16) * 1024, `peak resident ${Math.round(peakKb / 1024)} MB: at most 64 MB plus the worker's own ${Math.round(startKb / 1024)} MB`);
   // It failed holding most of its budget: a fresh worker takes its place, and the next messages work.
   const secondPid = await waitFor(async () => {
