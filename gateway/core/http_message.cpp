@@ -79,132 +79,173 @@ HttpParseState ChunkedDecoder::feed(std::string_view bytes, std::string *body) {
             continue;
         }
         const char c = bytes[pos_];
-        auto where = [this] { return " at byte " + std::to_string(pos_) + " of the chunked body"; };
         bool sizeLine = phase_ == Phase::SizeDigits || phase_ == Phase::SizeSpace || phase_ == Phase::Extension ||
                         (tolerant_ && phase_ == Phase::SizeLf);
         if (sizeLine && pos_ - lineStart_ >= kMaxLineBytes)
             return fail(400, HttpErrorKind::BadChunk,
                         "malformed chunk size line" + where() + ": longer than " + std::to_string(kMaxLineBytes) +
                             " bytes (chunk extensions included)");
+        bool ok = true;
         switch (phase_) {
-        case Phase::SizeDigits: {
-            int v = hexDigitValue(c);
-            if (v >= 0) {
-                chunkSize_ = chunkSize_ * 16 + static_cast<size_t>(v);
-                ++digits_;
-                // Checked at every digit, so the size can neither overflow nor make us wait for data we refuse.
-                if (chunkSize_ > maxBody_ - decoded_)
-                    return fail(413, HttpErrorKind::BodyTooLarge,
-                                "the chunked body decodes to more than " + std::to_string(maxBody_) + " bytes; at most " +
-                                    std::to_string(maxBody_) + " are accepted");
-                break;
-            }
-            if (digits_ == 0)
-                return fail(400, HttpErrorKind::BadChunk,
-                            "malformed chunk size" + where() + ": expected hexadecimal digits, got " + describeByte(c));
-            if (c == '\r') phase_ = Phase::SizeLf;
-            else if (tolerant_ || c == ';') phase_ = Phase::Extension;
-            else if (c == ' ' || c == '\t') phase_ = Phase::SizeSpace;
-            else
-                return fail(400, HttpErrorKind::BadChunk,
-                            "malformed chunk size" + where() + ": expected a hexadecimal digit, ';' or CRLF after '" +
-                                std::string(bytes.substr(lineStart_, std::min<size_t>(pos_ - lineStart_, 32))) +
-                                "', got " + describeByte(c));
-            break;
-        }
-        case Phase::SizeSpace:
-            if (c == ';') phase_ = Phase::Extension;
-            else if (c == '\r') phase_ = Phase::SizeLf;
-            else if (c != ' ' && c != '\t')
-                return fail(400, HttpErrorKind::BadChunk,
-                            "malformed chunk size" + where() + ": expected ';' or CRLF after the size, got " + describeByte(c));
-            break;
-        case Phase::Extension:  // tolerated and dropped: nothing here uses chunk extensions
-            if (c == '\r') phase_ = Phase::SizeLf;
-            else if (!tolerant_ && isControl(c))
-                return fail(400, HttpErrorKind::BadChunk, "malformed chunk extension" + where() + ": control byte " + describeByte(c));
-            break;
-        case Phase::SizeLf:
-            if (c != '\n') {
-                if (!tolerant_)
-                    return fail(400, HttpErrorKind::BadChunk,
-                                "malformed chunk size line" + where() + ": CR not followed by LF (lines end with CRLF)");
-                if (c != '\r') phase_ = Phase::Extension;  // tolerant: the line goes on to its CRLF
-                break;
-            }
-            if (chunkSize_ == 0) {
-                phase_ = Phase::Trailer;
-            } else {
-                decoded_ += chunkSize_;
-                chunkLeft_ = chunkSize_;
-                phase_ = Phase::Data;
-            }
-            lineStart_ = pos_ + 1;
-            break;
+        case Phase::SizeDigits: ok = takeSizeByte(c, bytes); break;
+        case Phase::SizeSpace: ok = takeAfterSize(c); break;
+        case Phase::Extension: ok = takeExtensionByte(c); break;
+        case Phase::SizeLf: ok = takeSizeLineEnd(c); break;
         case Phase::DataCr:
-        case Phase::DataLf:
-            if (!tolerant_ && c != (phase_ == Phase::DataCr ? '\r' : '\n'))
-                return fail(400, HttpErrorKind::BadChunk,
-                            "chunk data" + where() + " is not followed by CRLF: the chunk is longer than its size line says (" +
-                                std::to_string(chunkSize_) + " bytes; sizes are hexadecimal)");
-            if (phase_ == Phase::DataCr) {
-                phase_ = Phase::DataLf;
-            } else {
-                phase_ = Phase::SizeDigits;
-                chunkSize_ = 0;
-                digits_ = 0;
-                lineStart_ = pos_ + 1;
-            }
-            break;
-        case Phase::Trailer:
-            if (++trailerBytes_ > maxTrailer_)
-                return fail(431, HttpErrorKind::TrailersTooLarge,
-                            "the trailers of the chunked body are larger than " + std::to_string(maxTrailer_) + " bytes");
-            if (c == '\r') {
-                phase_ = Phase::TrailerLf;
-            } else if (tolerant_) {
-                break;
-            } else if (isControl(c)) {
-                return fail(400, HttpErrorKind::BadChunk, "malformed trailer field" + where() + ": control byte " + describeByte(c));
-            } else if (c == ':') {
-                if (pos_ == lineStart_)
-                    return fail(400, HttpErrorKind::BadChunk, "malformed trailer field" + where() + ": empty field name");
-                trailerHasColon_ = true;
-            } else if (!trailerHasColon_ && !isTchar(c)) {
-                return fail(400, HttpErrorKind::BadChunk,
-                            "malformed trailer field" + where() + ": expected 'Name: value', got " + describeByte(c) +
-                                " in the name");
-            }
-            break;
-        case Phase::TrailerLf:
-            if (c != '\n') {
-                if (!tolerant_)
-                    return fail(400, HttpErrorKind::BadChunk,
-                                "malformed trailer" + where() + ": CR not followed by LF (lines end with CRLF)");
-                if (++trailerBytes_ > maxTrailer_)
-                    return fail(431, HttpErrorKind::TrailersTooLarge,
-                                "the trailers of the chunked body are larger than " + std::to_string(maxTrailer_) + " bytes");
-                if (c != '\r') phase_ = Phase::Trailer;
-                break;
-            }
-            if (pos_ - 1 == lineStart_) {
-                phase_ = Phase::Done;  // the empty line: the body ends after this byte
-            } else {
-                if (!tolerant_ && !trailerHasColon_)
-                    return fail(400, HttpErrorKind::BadChunk, "malformed trailer field" + where() + ": expected 'Name: value'");
-                phase_ = Phase::Trailer;
-                trailerHasColon_ = false;
-                lineStart_ = pos_ + 1;
-            }
-            break;
+        case Phase::DataLf: ok = takeDataEnd(c); break;
+        case Phase::Trailer: ok = takeTrailerByte(c); break;
+        case Phase::TrailerLf: ok = takeTrailerLineEnd(c); break;
         case Phase::Data:
         case Phase::Done:
         case Phase::Failed:
             break;
         }
+        if (!ok) return HttpParseState::Error;
         ++pos_;
     }
     return HttpParseState::Complete;
+}
+
+std::string ChunkedDecoder::where() const { return " at byte " + std::to_string(pos_) + " of the chunked body"; }
+
+bool ChunkedDecoder::takeSizeByte(char c, std::string_view bytes) {
+    int v = hexDigitValue(c);
+    if (v >= 0) {
+        chunkSize_ = chunkSize_ * 16 + static_cast<size_t>(v);
+        ++digits_;
+        // Checked at every digit, so the size can neither overflow nor make us wait for data we refuse.
+        if (chunkSize_ > maxBody_ - decoded_) {
+            fail(413, HttpErrorKind::BodyTooLarge,
+                 "the chunked body decodes to more than " + std::to_string(maxBody_) + " bytes; at most " +
+                     std::to_string(maxBody_) + " are accepted");
+            return false;
+        }
+        return true;
+    }
+    if (digits_ == 0) {
+        fail(400, HttpErrorKind::BadChunk, "malformed chunk size" + where() + ": expected hexadecimal digits, got " + describeByte(c));
+        return false;
+    }
+    if (c == '\r') phase_ = Phase::SizeLf;
+    else if (tolerant_ || c == ';') phase_ = Phase::Extension;
+    else if (c == ' ' || c == '\t') phase_ = Phase::SizeSpace;
+    else {
+        fail(400, HttpErrorKind::BadChunk,
+             "malformed chunk size" + where() + ": expected a hexadecimal digit, ';' or CRLF after '" +
+                 std::string(bytes.substr(lineStart_, std::min<size_t>(pos_ - lineStart_, 32))) + "', got " + describeByte(c));
+        return false;
+    }
+    return true;
+}
+
+bool ChunkedDecoder::takeAfterSize(char c) {
+    if (c == ';') phase_ = Phase::Extension;
+    else if (c == '\r') phase_ = Phase::SizeLf;
+    else if (c != ' ' && c != '\t') {
+        fail(400, HttpErrorKind::BadChunk, "malformed chunk size" + where() + ": expected ';' or CRLF after the size, got " + describeByte(c));
+        return false;
+    }
+    return true;
+}
+
+bool ChunkedDecoder::takeExtensionByte(char c) {  // tolerated and dropped: nothing here uses chunk extensions
+    if (c == '\r') phase_ = Phase::SizeLf;
+    else if (!tolerant_ && isControl(c)) {
+        fail(400, HttpErrorKind::BadChunk, "malformed chunk extension" + where() + ": control byte " + describeByte(c));
+        return false;
+    }
+    return true;
+}
+
+bool ChunkedDecoder::takeSizeLineEnd(char c) {
+    if (c != '\n') {
+        if (!tolerant_) {
+            fail(400, HttpErrorKind::BadChunk, "malformed chunk size line" + where() + ": CR not followed by LF (lines end with CRLF)");
+            return false;
+        }
+        if (c != '\r') phase_ = Phase::Extension;  // tolerant: the line goes on to its CRLF
+        return true;
+    }
+    if (chunkSize_ == 0) {
+        phase_ = Phase::Trailer;
+    } else {
+        decoded_ += chunkSize_;
+        chunkLeft_ = chunkSize_;
+        phase_ = Phase::Data;
+    }
+    lineStart_ = pos_ + 1;
+    return true;
+}
+
+bool ChunkedDecoder::takeDataEnd(char c) {
+    if (!tolerant_ && c != (phase_ == Phase::DataCr ? '\r' : '\n')) {
+        fail(400, HttpErrorKind::BadChunk,
+             "chunk data" + where() + " is not followed by CRLF: the chunk is longer than its size line says (" +
+                 std::to_string(chunkSize_) + " bytes; sizes are hexadecimal)");
+        return false;
+    }
+    if (phase_ == Phase::DataCr) {
+        phase_ = Phase::DataLf;
+    } else {
+        phase_ = Phase::SizeDigits;
+        chunkSize_ = 0;
+        digits_ = 0;
+        lineStart_ = pos_ + 1;
+    }
+    return true;
+}
+
+bool ChunkedDecoder::trailerTooLarge() {
+    if (++trailerBytes_ <= maxTrailer_) return false;
+    fail(431, HttpErrorKind::TrailersTooLarge, "the trailers of the chunked body are larger than " + std::to_string(maxTrailer_) + " bytes");
+    return true;
+}
+
+bool ChunkedDecoder::takeTrailerByte(char c) {
+    if (trailerTooLarge()) return false;
+    if (c == '\r') {
+        phase_ = Phase::TrailerLf;
+    } else if (tolerant_) {
+        return true;
+    } else if (isControl(c)) {
+        fail(400, HttpErrorKind::BadChunk, "malformed trailer field" + where() + ": control byte " + describeByte(c));
+        return false;
+    } else if (c == ':') {
+        if (pos_ == lineStart_) {
+            fail(400, HttpErrorKind::BadChunk, "malformed trailer field" + where() + ": empty field name");
+            return false;
+        }
+        trailerHasColon_ = true;
+    } else if (!trailerHasColon_ && !isTchar(c)) {
+        fail(400, HttpErrorKind::BadChunk,
+             "malformed trailer field" + where() + ": expected 'Name: value', got " + describeByte(c) + " in the name");
+        return false;
+    }
+    return true;
+}
+
+bool ChunkedDecoder::takeTrailerLineEnd(char c) {
+    if (c != '\n') {
+        if (!tolerant_) {
+            fail(400, HttpErrorKind::BadChunk, "malformed trailer" + where() + ": CR not followed by LF (lines end with CRLF)");
+            return false;
+        }
+        if (trailerTooLarge()) return false;
+        if (c != '\r') phase_ = Phase::Trailer;
+        return true;
+    }
+    if (pos_ - 1 == lineStart_) {
+        phase_ = Phase::Done;  // the empty line: the body ends after this byte
+    } else {
+        if (!tolerant_ && !trailerHasColon_) {
+            fail(400, HttpErrorKind::BadChunk, "malformed trailer field" + where() + ": expected 'Name: value'");
+            return false;
+        }
+        phase_ = Phase::Trailer;
+        trailerHasColon_ = false;
+        lineStart_ = pos_ + 1;
+    }
+    return true;
 }
 
 // ---- messages ----------------------------------------------------------------------------------------------

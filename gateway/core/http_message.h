@@ -107,6 +107,16 @@ public:
 private:
     enum class Phase { SizeDigits, SizeSpace, Extension, SizeLf, Data, DataCr, DataLf, Trailer, TrailerLf, Done, Failed };
     HttpParseState fail(int status, HttpErrorKind kind, std::string reason);
+    // One byte `c` at pos_ of `bytes`, by phase: each moves phase_ on, or fails (phase_ Failed) and returns false.
+    bool takeSizeByte(char c, std::string_view bytes);  // SizeDigits
+    bool takeAfterSize(char c);                         // SizeSpace
+    bool takeExtensionByte(char c);                     // Extension
+    bool takeSizeLineEnd(char c);                       // SizeLf: the chunk's data or the trailers follow
+    bool takeDataEnd(char c);                           // DataCr, DataLf
+    bool takeTrailerByte(char c);                       // Trailer
+    bool takeTrailerLineEnd(char c);                    // TrailerLf: another trailer or the end
+    bool trailerTooLarge();                             // counts a trailer byte; true has failed (431)
+    std::string where() const;                          // " at byte N of the chunked body", for errors
 
     size_t maxBody_, maxWire_, maxTrailer_;
     bool tolerant_;

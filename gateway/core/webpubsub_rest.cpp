@@ -157,6 +157,136 @@ bool isWpsRestPath(std::string_view target) {
     return path.rfind("/api/hubs/", 0) == 0 || path == "/api/health";
 }
 
+namespace {
+
+// The path after /api/hubs/ split at its slashes: the hub, then the operation's parts.
+std::vector<std::string_view> restPathSegments(std::string_view rest) {
+    std::vector<std::string_view> segments;
+    while (true) {
+        size_t slash = rest.find('/');
+        segments.push_back(rest.substr(0, slash));
+        if (slash == std::string_view::npos) break;
+        rest.remove_prefix(slash + 1);
+    }
+    return segments;
+}
+
+// The shape `parts` have, with its {} segments decoded into *params; nullptr when none matches, or with
+// *error set when a segment has a bad percent-escape.
+const Shape *matchRestShape(const std::vector<std::string_view> &parts, std::vector<std::string> *params,
+                            std::optional<WpsRestError> *error) {
+    for (const Shape &s : shapes()) {
+        if (s.parts.size() != parts.size()) continue;
+        bool ok = true;
+        std::vector<std::string> values;
+        for (size_t i = 0; i < parts.size() && ok; ++i) {
+            if (s.parts[i] == "{}") {
+                std::string v;
+                if (parts[i].empty()) {
+                    ok = false;
+                } else if (!wpsRestDecode(parts[i], v, false)) {
+                    *error = badRequest("path segment '" + std::string(parts[i].substr(0, 60)) + "' has a bad percent-escape");
+                    return nullptr;
+                }
+                values.push_back(std::move(v));
+            } else {
+                ok = parts[i] == s.parts[i];
+            }
+        }
+        if (ok) {
+            *params = std::move(values);
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
+// The operation the request's method names on the matched shape, or 405 with the methods it takes.
+std::optional<WpsRestError> chooseRestMethod(const Shape &shape, std::string_view method, WpsRestOperation &op) {
+    std::string allow;
+    bool methodFound = false;
+    for (const auto &[name, opKind] : shape.methods) {
+        allow += (allow.empty() ? "" : ", ") + std::string(name);
+        if (name == method) {
+            op.op = opKind;
+            methodFound = true;
+        }
+    }
+    if (!methodFound)
+        return WpsRestError{405, "MethodNotAllowed", std::string(method.substr(0, 16)) + " is not an operation on this path: use " + allow,
+                            allow};
+    return std::nullopt;
+}
+
+// The path parameters into `op`, by the shape's first part.
+std::optional<WpsRestError> takeRestPathParameters(const Shape &shape, const std::vector<std::string> &params, const Query &query,
+                                                   WpsRestOperation &op) {
+    std::string_view kind = shape.parts[0];
+    if (kind == "connections") op.connectionId = params[0];
+    if (kind == "groups") {
+        op.group = params[0];
+        if (params.size() > 1) op.connectionId = params[1];
+    }
+    if (kind == "users") {
+        op.userId = params[0];
+        if (params.size() > 1) op.group = params[1];
+    }
+    if (kind == "permissions") {
+        op.permission = wpsPermissionOf(params[0]);
+        if (!op.permission) return badRequest("unknown permission '" + params[0].substr(0, 40) + "': use joinLeaveGroup or sendToGroup");
+        op.connectionId = params[1];
+        if (const std::string *t = query.first("targetName")) op.targetName = *t;
+    }
+    return std::nullopt;
+}
+
+// A send's body, as its Content-Type says.
+std::optional<WpsRestError> takeRestSendBody(const WpsRestRequest &request, WpsRestOperation &op) {
+    if (request.contentType.empty()) return badRequest("Content-Type is missing: application/json, text/plain or application/octet-stream");
+    op.data = wpsDataFromContentType(request.contentType, request.body);
+    if (!op.data)
+        return badRequest(std::string("the body is not ") +
+                          (request.contentType.find("json") != std::string_view::npos ? "valid JSON" : "valid UTF-8 text") +
+                          " but its Content-Type says so: fix the body or send it as application/octet-stream");
+    return std::nullopt;
+}
+
+// The query parameters every operation reads, then those of generateToken and listConnectionsInGroup.
+std::optional<WpsRestError> takeRestQuery(const Query &query, WpsRestOperation &op) {
+    // The server SDK always sends api-version; Azure refuses a request without it, and so do we.
+    const std::string *apiVersion = query.first("api-version");
+    if (!apiVersion || apiVersion->empty())
+        return badRequest("the query parameter api-version is missing (the server SDK sends api-version=2024-12-01)");
+    op.excluded = query.all("excluded");
+    if (const std::string *r = query.first("reason")) op.reason = *r;
+    if (query.first("filter"))
+        return badRequest("the OData \"filter\" parameter is not supported by this gateway: send to a group, a user or a "
+                          "connection instead, or leave connections out with \"excluded\"");
+    return std::nullopt;
+}
+
+std::optional<WpsRestError> takeRestOperationQuery(const Query &query, WpsRestOperation &op) {
+    if (op.op == WpsRestOp::GenerateToken) {
+        if (const std::string *u = query.first("userId")) op.userId = *u;
+        op.roles = query.all("role");
+        op.groups = query.all("group");
+        if (const std::string *m = query.first("minutesToExpire"); m && !parsePositiveInt(*m, op.minutesToExpire))
+            return badRequest("minutesToExpire must be a whole number of minutes, 1 or more");
+        if (const std::string *t = query.first("clientType"); t && *t != "Default" && *t != "default")
+            return badRequest("clientType '" + t->substr(0, 40) + "' is not served here: only Default (WebSocket) clients");
+    }
+    if (op.op == WpsRestOp::ListConnectionsInGroup) {
+        if (const std::string *m = query.first("maxpagesize"); m && !parsePositiveInt(*m, op.maxPageSize))
+            return badRequest("maxpagesize must be a whole number, 1 or more");
+        if (const std::string *t = query.first("top"); t && !parsePositiveInt(*t, op.top))
+            return badRequest("top must be a whole number, 1 or more");
+        if (const std::string *c = query.first("continuationToken")) op.continuationToken = *c;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::variant<WpsRestOperation, WpsRestError> routeWpsRest(const WpsRestRequest &request) {
     size_t qmark = request.target.find('?');
     std::string_view path = request.target.substr(0, qmark);
@@ -176,117 +306,27 @@ std::variant<WpsRestOperation, WpsRestError> routeWpsRest(const WpsRestRequest &
     constexpr std::string_view prefix = "/api/hubs/";
     if (path.rfind(prefix, 0) != 0)
         return WpsRestError{404, "NotFound", "not a Web PubSub REST path: they start with /api/hubs/{hub}/", ""};
-    // Segments after the prefix: the hub, then the operation's parts.
-    std::vector<std::string_view> segments;
-    std::string_view rest = path.substr(prefix.size());
-    while (true) {
-        size_t slash = rest.find('/');
-        segments.push_back(rest.substr(0, slash));
-        if (slash == std::string_view::npos) break;
-        rest.remove_prefix(slash + 1);
-    }
+    std::vector<std::string_view> segments = restPathSegments(path.substr(prefix.size()));
     if (segments.empty() || segments[0].empty())
         return WpsRestError{404, "NotFound", "the hub is missing: /api/hubs/{hub}/...", ""};
     if (!wpsRestDecode(segments[0], op.hub, false)) return badRequest("the hub name has a bad percent-escape");
     std::vector<std::string_view> parts(segments.begin() + 1, segments.end());
 
-    const Shape *matched = nullptr;
     std::vector<std::string> params;
-    for (const Shape &s : shapes()) {
-        if (s.parts.size() != parts.size()) continue;
-        bool ok = true;
-        std::vector<std::string> values;
-        for (size_t i = 0; i < parts.size() && ok; ++i) {
-            if (s.parts[i] == "{}") {
-                std::string v;
-                if (parts[i].empty()) ok = false;
-                else if (!wpsRestDecode(parts[i], v, false))
-                    return badRequest("path segment '" + std::string(parts[i].substr(0, 60)) + "' has a bad percent-escape");
-                values.push_back(std::move(v));
-            } else {
-                ok = parts[i] == s.parts[i];
-            }
-        }
-        if (ok) {
-            matched = &s;
-            params = std::move(values);
-            break;
-        }
-    }
+    std::optional<WpsRestError> error;
+    const Shape *matched = matchRestShape(parts, &params, &error);
+    if (error) return std::move(*error);
     if (!matched)
         return WpsRestError{404, "NotFound",
                             "no Web PubSub operation at '" + std::string(path.substr(0, 200)) +
                                 "': see the data-plane REST reference (for example POST /api/hubs/{hub}/:send)",
                             ""};
-    std::string allow;
-    bool methodFound = false;
-    for (const auto &[method, opKind] : matched->methods) {
-        allow += (allow.empty() ? "" : ", ") + std::string(method);
-        if (method == request.method) {
-            op.op = opKind;
-            methodFound = true;
-        }
-    }
-    if (!methodFound)
-        return WpsRestError{405, "MethodNotAllowed",
-                            std::string(request.method.substr(0, 16)) + " is not an operation on this path: use " + allow, allow};
+    if ((error = chooseRestMethod(*matched, request.method, op))) return std::move(*error);
     op.successStatus = successStatusOf(op.op);
-
-    // Path parameters, by shape.
-    std::string_view kind = matched->parts[0];
-    if (kind == "connections") op.connectionId = params[0];
-    if (kind == "groups") {
-        op.group = params[0];
-        if (params.size() > 1) op.connectionId = params[1];
-    }
-    if (kind == "users") {
-        op.userId = params[0];
-        if (params.size() > 1) op.group = params[1];
-    }
-    if (kind == "permissions") {
-        op.permission = wpsPermissionOf(params[0]);
-        if (!op.permission)
-            return badRequest("unknown permission '" + params[0].substr(0, 40) + "': use joinLeaveGroup or sendToGroup");
-        op.connectionId = params[1];
-        if (const std::string *t = query.first("targetName")) op.targetName = *t;
-    }
-
-    // The server SDK always sends api-version; Azure refuses a request without it, and so do we.
-    const std::string *apiVersion = query.first("api-version");
-    if (!apiVersion || apiVersion->empty())
-        return badRequest("the query parameter api-version is missing (the server SDK sends api-version=2024-12-01)");
-
-    op.excluded = query.all("excluded");
-    if (const std::string *r = query.first("reason")) op.reason = *r;
-    if (query.first("filter"))
-        return badRequest("the OData \"filter\" parameter is not supported by this gateway: send to a group, a user or a "
-                          "connection instead, or leave connections out with \"excluded\"");
-
-    if (isSend(op.op)) {
-        if (request.contentType.empty())
-            return badRequest("Content-Type is missing: application/json, text/plain or application/octet-stream");
-        op.data = wpsDataFromContentType(request.contentType, request.body);
-        if (!op.data)
-            return badRequest(std::string("the body is not ") +
-                              (request.contentType.find("json") != std::string_view::npos ? "valid JSON" : "valid UTF-8 text") +
-                              " but its Content-Type says so: fix the body or send it as application/octet-stream");
-    }
-    if (op.op == WpsRestOp::GenerateToken) {
-        if (const std::string *u = query.first("userId")) op.userId = *u;
-        op.roles = query.all("role");
-        op.groups = query.all("group");
-        if (const std::string *m = query.first("minutesToExpire"); m && !parsePositiveInt(*m, op.minutesToExpire))
-            return badRequest("minutesToExpire must be a whole number of minutes, 1 or more");
-        if (const std::string *t = query.first("clientType"); t && *t != "Default" && *t != "default")
-            return badRequest("clientType '" + t->substr(0, 40) + "' is not served here: only Default (WebSocket) clients");
-    }
-    if (op.op == WpsRestOp::ListConnectionsInGroup) {
-        if (const std::string *m = query.first("maxpagesize"); m && !parsePositiveInt(*m, op.maxPageSize))
-            return badRequest("maxpagesize must be a whole number, 1 or more");
-        if (const std::string *t = query.first("top"); t && !parsePositiveInt(*t, op.top))
-            return badRequest("top must be a whole number, 1 or more");
-        if (const std::string *c = query.first("continuationToken")) op.continuationToken = *c;
-    }
+    if ((error = takeRestPathParameters(*matched, params, query, op))) return std::move(*error);
+    if ((error = takeRestQuery(query, op))) return std::move(*error);
+    if (isSend(op.op) && (error = takeRestSendBody(request, op))) return std::move(*error);
+    if ((error = takeRestOperationQuery(query, op))) return std::move(*error);
     return op;
 }
 

@@ -465,6 +465,107 @@ std::string jsonString(std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+WpsRestResult performRestSend(HostContext &ctx, const WpsRestOperation &op) {
+    if (op.op == WpsRestOp::SendToConnection) return sendResult(wpsSendToConnection(ctx, op.connectionId, *op.data), "the connection");
+    WpsGroupSend send;
+    send.group = op.op == WpsRestOp::SendToAll ? "" : op.op == WpsRestOp::SendToGroup ? op.group : wpsUserGroup(op.userId);
+    send.data = *op.data;
+    send.excluded = op.excluded;
+    return sendResult(wpsSendToGroup(ctx, send), "the group");
+}
+
+WpsRestResult performRestClose(HostContext &ctx, const WpsRestOperation &op) {
+    if (op.op == WpsRestOp::CloseConnection) {
+        closeWithReason(ctx, op.connectionId, op.reason);
+    } else if (op.op == WpsRestOp::CloseAllConnections) {
+        std::vector<std::string> elsewhere = ctx.cluster ? excludedElsewhere(ctx, op.excluded) : std::vector<std::string>();
+        wpsCloseAllLocal(ctx, op.excluded, op.reason);
+        if (ctx.cluster) ctx.cluster->publishCloseAll(elsewhere, op.reason);
+    } else {  // CloseGroupConnections, CloseUserConnections
+        // Every node's members are listed (Redis), so the excluded are left out here for all of them.
+        std::string group = op.op == WpsRestOp::CloseGroupConnections ? op.group : wpsUserGroup(op.userId);
+        for (const auto &id : membersEverywhere(ctx, group))
+            if (!isExcluded(op.excluded, id)) closeWithReason(ctx, id, op.reason);
+    }
+    return status(204);
+}
+
+WpsRestResult performRestConnectionGroupChange(HostContext &ctx, const WpsRestOperation &op) {
+    if (op.op == WpsRestOp::RemoveConnectionFromAllGroups) {
+        for (const auto &g : ctx.groups.groupsOf(op.connectionId))
+            if (!isWpsUserGroup(g)) leaveLocal(ctx, g, op.connectionId);
+        return status(204);
+    }
+    bool add = op.op == WpsRestOp::AddConnectionToGroup;
+    int rc = add ? addToGroup(ctx, op.group, op.connectionId) : removeFromGroup(ctx, op.group, op.connectionId);
+    if (rc == WSGW_OK) return status(op.successStatus);
+    if (rc == WSGW_GONE)
+        return add ? restError(404, "NotFound", "connection '" + op.connectionId.substr(0, 60) + "' is not connected") : status(204);
+    if (rc == WSGW_TOO_LARGE) return restError(400, "BadRequest", "the connection is already in 256 groups");
+    return restError(500, "InternalServerError", "the group could not be changed (the cluster did not answer)");
+}
+
+WpsRestResult performRestUserGroupChange(HostContext &ctx, const WpsRestOperation &op) {
+    if (op.op == WpsRestOp::RemoveUserFromAllGroups) {
+        for (const auto &id : ctx.groups.members(wpsUserGroup(op.userId)))
+            for (const auto &g : ctx.groups.groupsOf(id))
+                if (!isWpsUserGroup(g)) leaveLocal(ctx, g, id);
+        return status(204);
+    }
+    for (const auto &id : membersEverywhere(ctx, wpsUserGroup(op.userId))) {
+        if (op.op == WpsRestOp::AddUserToGroup) addToGroup(ctx, op.group, id);
+        else removeFromGroup(ctx, op.group, id);
+    }
+    return status(op.successStatus);
+}
+
+WpsRestResult listGroupConnections(HostContext &ctx, const WpsRestOperation &op) {
+    std::string body = "{\"value\":[";
+    int listed = 0;
+    for (const auto &id : membersEverywhere(ctx, op.group)) {
+        if (op.top > 0 && listed >= op.top) break;
+        if (listed++) body += ',';
+        body += "{\"connectionId\":" + jsonString(id);
+        if (auto state = ctx.webPubSub.find(id); state && !state->userId.empty()) body += ",\"userId\":" + jsonString(state->userId);
+        body += '}';
+    }
+    body += "]}";
+    WpsRestResult r = status(200);
+    r.body = std::move(body);
+    return r;
+}
+
+WpsRestResult performRestPermission(HostContext &ctx, const WpsRestOperation &op) {
+    auto state = ctx.webPubSub.find(op.connectionId);
+    if (!state) {
+        if (op.op == WpsRestOp::CheckPermission) return status(404);
+        return restError(404, "NotFound", "connection '" + op.connectionId.substr(0, 60) +
+                                              "' is not a Web PubSub client of this node (permissions live on the node that holds it)");
+    }
+    std::lock_guard lock(state->mutex);
+    if (op.op == WpsRestOp::GrantPermission) state->permissions.grant(*op.permission, op.targetName);
+    if (op.op == WpsRestOp::RevokePermission) state->permissions.revoke(*op.permission, op.targetName);
+    if (op.op == WpsRestOp::CheckPermission) return status(state->permissions.check(*op.permission, op.targetName) ? 200 : 404);
+    return status(op.successStatus);
+}
+
+WpsRestResult generateClientToken(const WebPubSubSpec &spec, const WpsRestOperation &op, std::string_view host, int64_t nowSeconds) {
+    WpsTokenClaims claims;
+    claims.audience = "http://" + std::string(host) + "/client/hubs/" + op.hub;
+    claims.userId = op.userId;
+    claims.roles = op.roles;
+    claims.groups = op.groups;
+    claims.issuedAt = nowSeconds;
+    claims.lifetimeSeconds = static_cast<int64_t>(op.minutesToExpire) * 60;
+    WpsRestResult r = status(200);
+    r.body = "{\"token\":" + jsonString(signWpsToken(spec.accessKeys.front(), claims)) + "}";
+    return r;
+}
+
+}  // namespace
+
 WpsRestResult performWpsRest(HostContext &ctx, const WebPubSubSpec &spec, const WpsRestOperation &op, std::string_view host,
                              int64_t nowSeconds) {
     if (op.data && op.data->bytes.size() > ctx.maxMessageBytes.load(std::memory_order_relaxed))
@@ -477,31 +578,12 @@ WpsRestResult performWpsRest(HostContext &ctx, const WebPubSubSpec &spec, const 
     case WpsRestOp::Health: return status(200);
     case WpsRestOp::SendToAll:
     case WpsRestOp::SendToGroup:
-    case WpsRestOp::SendToUser: {
-        WpsGroupSend send;
-        send.group = op.op == WpsRestOp::SendToAll ? "" : op.op == WpsRestOp::SendToGroup ? op.group : wpsUserGroup(op.userId);
-        send.data = *op.data;
-        send.excluded = op.excluded;
-        return sendResult(wpsSendToGroup(ctx, send), "the group");
-    }
-    case WpsRestOp::SendToConnection: return sendResult(wpsSendToConnection(ctx, op.connectionId, *op.data), "the connection");
+    case WpsRestOp::SendToUser:
+    case WpsRestOp::SendToConnection: return performRestSend(ctx, op);
     case WpsRestOp::CloseConnection:
-        closeWithReason(ctx, op.connectionId, op.reason);
-        return status(204);
-    case WpsRestOp::CloseAllConnections: {
-        std::vector<std::string> elsewhere = ctx.cluster ? excludedElsewhere(ctx, op.excluded) : std::vector<std::string>();
-        wpsCloseAllLocal(ctx, op.excluded, op.reason);
-        if (ctx.cluster) ctx.cluster->publishCloseAll(elsewhere, op.reason);
-        return status(204);
-    }
+    case WpsRestOp::CloseAllConnections:
     case WpsRestOp::CloseGroupConnections:
-    case WpsRestOp::CloseUserConnections: {
-        // Every node's members are listed (Redis), so the excluded are left out here for all of them.
-        std::string group = op.op == WpsRestOp::CloseGroupConnections ? op.group : wpsUserGroup(op.userId);
-        for (const auto &id : membersEverywhere(ctx, group))
-            if (!isExcluded(op.excluded, id)) closeWithReason(ctx, id, op.reason);
-        return status(204);
-    }
+    case WpsRestOp::CloseUserConnections: return performRestClose(ctx, op);
     case WpsRestOp::ConnectionExists: {
         std::string ignored;
         bool exists = ctx.registry->find(op.connectionId) != nullptr || (ctx.cluster && ctx.cluster->describeRemote(op.connectionId, ignored));
@@ -510,73 +592,16 @@ WpsRestResult performWpsRest(HostContext &ctx, const WebPubSubSpec &spec, const 
     case WpsRestOp::GroupExists: return status(membersEverywhere(ctx, op.group).empty() ? 404 : 200);
     case WpsRestOp::UserExists: return status(membersEverywhere(ctx, wpsUserGroup(op.userId)).empty() ? 404 : 200);
     case WpsRestOp::AddConnectionToGroup:
-    case WpsRestOp::RemoveConnectionFromGroup: {
-        bool add = op.op == WpsRestOp::AddConnectionToGroup;
-        int rc = add ? addToGroup(ctx, op.group, op.connectionId) : removeFromGroup(ctx, op.group, op.connectionId);
-        if (rc == WSGW_OK) return status(op.successStatus);
-        if (rc == WSGW_GONE) return add ? restError(404, "NotFound", "connection '" + op.connectionId.substr(0, 60) + "' is not connected")
-                                        : status(204);
-        if (rc == WSGW_TOO_LARGE) return restError(400, "BadRequest", "the connection is already in 256 groups");
-        return restError(500, "InternalServerError", "the group could not be changed (the cluster did not answer)");
-    }
-    case WpsRestOp::RemoveConnectionFromAllGroups:
-        for (const auto &g : ctx.groups.groupsOf(op.connectionId))
-            if (!isWpsUserGroup(g)) leaveLocal(ctx, g, op.connectionId);
-        return status(204);
+    case WpsRestOp::RemoveConnectionFromGroup:
+    case WpsRestOp::RemoveConnectionFromAllGroups: return performRestConnectionGroupChange(ctx, op);
     case WpsRestOp::AddUserToGroup:
     case WpsRestOp::RemoveUserFromGroup:
-        for (const auto &id : membersEverywhere(ctx, wpsUserGroup(op.userId))) {
-            if (op.op == WpsRestOp::AddUserToGroup) addToGroup(ctx, op.group, id);
-            else removeFromGroup(ctx, op.group, id);
-        }
-        return status(op.successStatus);
-    case WpsRestOp::RemoveUserFromAllGroups:
-        for (const auto &id : ctx.groups.members(wpsUserGroup(op.userId)))
-            for (const auto &g : ctx.groups.groupsOf(id))
-                if (!isWpsUserGroup(g)) leaveLocal(ctx, g, id);
-        return status(204);
-    case WpsRestOp::ListConnectionsInGroup: {
-        std::string body = "{\"value\":[";
-        int listed = 0;
-        for (const auto &id : membersEverywhere(ctx, op.group)) {
-            if (op.top > 0 && listed >= op.top) break;
-            if (listed++) body += ',';
-            body += "{\"connectionId\":" + jsonString(id);
-            if (auto state = ctx.webPubSub.find(id); state && !state->userId.empty()) body += ",\"userId\":" + jsonString(state->userId);
-            body += '}';
-        }
-        body += "]}";
-        WpsRestResult r = status(200);
-        r.body = std::move(body);
-        return r;
-    }
+    case WpsRestOp::RemoveUserFromAllGroups: return performRestUserGroupChange(ctx, op);
+    case WpsRestOp::ListConnectionsInGroup: return listGroupConnections(ctx, op);
     case WpsRestOp::GrantPermission:
     case WpsRestOp::RevokePermission:
-    case WpsRestOp::CheckPermission: {
-        auto state = ctx.webPubSub.find(op.connectionId);
-        if (!state) {
-            if (op.op == WpsRestOp::CheckPermission) return status(404);
-            return restError(404, "NotFound", "connection '" + op.connectionId.substr(0, 60) +
-                                                  "' is not a Web PubSub client of this node (permissions live on the node that holds it)");
-        }
-        std::lock_guard lock(state->mutex);
-        if (op.op == WpsRestOp::GrantPermission) state->permissions.grant(*op.permission, op.targetName);
-        if (op.op == WpsRestOp::RevokePermission) state->permissions.revoke(*op.permission, op.targetName);
-        if (op.op == WpsRestOp::CheckPermission) return status(state->permissions.check(*op.permission, op.targetName) ? 200 : 404);
-        return status(op.successStatus);
-    }
-    case WpsRestOp::GenerateToken: {
-        WpsTokenClaims claims;
-        claims.audience = "http://" + std::string(host) + "/client/hubs/" + op.hub;
-        claims.userId = op.userId;
-        claims.roles = op.roles;
-        claims.groups = op.groups;
-        claims.issuedAt = nowSeconds;
-        claims.lifetimeSeconds = static_cast<int64_t>(op.minutesToExpire) * 60;
-        WpsRestResult r = status(200);
-        r.body = "{\"token\":" + jsonString(signWpsToken(spec.accessKeys.front(), claims)) + "}";
-        return r;
-    }
+    case WpsRestOp::CheckPermission: return performRestPermission(ctx, op);
+    case WpsRestOp::GenerateToken: return generateClientToken(spec, op, host, nowSeconds);
     }
     return restError(404, "NotFound", "unknown operation");
 }

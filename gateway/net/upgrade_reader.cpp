@@ -1,13 +1,13 @@
 // Owns: accepting, reading the upgrade request and admission (upgrade_reader.h).
 #include "upgrade_reader.h"
 
-#include "base64.h"
 #include "connect_flow.h"
 #include "connection_id.h"
 #include "listen_socket.h"
 #include "log.h"
 #include "network_thread_state.h"
 #include "proxy_relay.h"
+#include "upgrade_head_io.h"
 #include "upgrade_admission.h"
 #include "webpubsub_endpoint.h"
 
@@ -17,7 +17,6 @@
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/evp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,27 +25,6 @@ namespace wsgw {
 namespace {
 
 constexpr int kAcceptsPerWakeup = 64;
-
-void writeAllBestEffort(int fd, const std::string &bytes) {
-    // The socket is about to be closed; a refusal that does not fit the send buffer is cut short rather
-    // than holding the network thread.
-    size_t off = 0;
-    while (off < bytes.size()) {
-        ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n <= 0) break;
-        off += static_cast<size_t>(n);
-    }
-}
-
-// RFC 6455 4.2.2: base64 of the SHA-1 of the client's key and the protocol's GUID.
-std::string websocketAcceptKey(std::string_view clientKey) {
-    std::string input(clientKey);
-    input += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha1(), nullptr) != 1) return {};
-    return encodeBase64(digest, len, kBase64Standard, true);
-}
 
 }  // namespace
 
@@ -176,22 +154,7 @@ void UpgradeReader::stopHandshakeWatchers(Session *s) {
 void UpgradeReader::closeAfterUpgrade(Session *s, const UpgradeRequest &request, const std::string &subprotocol,
                                       int code, const std::string &reason) {
     const std::string *key = request.header("Sec-WebSocket-Key");
-    std::string accept = websocketAcceptKey(key ? *key : std::string());
-    std::string response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           "Sec-WebSocket-Accept: " + accept + "\r\n";
-    if (!subprotocol.empty()) response += "Sec-WebSocket-Protocol: " + subprotocol + "\r\n";
-    response += "\r\n";
-    std::string_view why = reason;
-    if (why.size() > 123) {  // a control frame carries 125 bytes; cut where a character starts
-        size_t n = 123;
-        while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
-        why = why.substr(0, n);
-    }
-    response += static_cast<char>(0x88);
-    response += static_cast<char>(2 + why.size());
-    response += static_cast<char>((code >> 8) & 0xFF);
-    response += static_cast<char>(code & 0xFF);
-    response.append(why);
+    std::string response = renderUpgradeThenClose(key ? std::string_view(*key) : std::string_view(), subprotocol, code, reason);
     log::info("upgrade closed at once", {log::Field("code", code), log::Field("reason", reason), log::Field("sourceIp", s->peer)});
     t_.logGatewayAnswer("CONNECT", s->id, "$connect", 101, s->peer, {}, reason);
     dropUnaccepted(s, &response);
@@ -204,9 +167,7 @@ void UpgradeReader::dropUnaccepted(Session *s, const std::string *response) {
     if (s->backendConnect) ev_timer_stop(t_.loop, &s->backendConnect->timer);
     if (s->backend) t_.proxyRelay->closeBackend(s, 1001, "Going away");
     if (s->fd >= 0) {
-        if (response) writeAllBestEffort(s->fd, *response);
-        ::shutdown(s->fd, SHUT_WR);
-        ::close(s->fd);
+        answerAndClose(s->fd, response);
         s->fd = -1;
     }
     if (s->live) {
@@ -233,15 +194,12 @@ void UpgradeReader::onHeadReadable(struct ev_loop *, ev_io *w, int) {
 }
 
 void UpgradeReader::readHead(Session *s) {
-    char buf[4096];
-    ssize_t n = ::recv(s->fd, buf, sizeof buf, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        dropUnaccepted(s, nullptr);
-        return;
-    }
-    if (n < 0) return;
     PendingUpgrade &up = *s->upgrade;
-    up.head.append(buf, static_cast<size_t>(n));
+    switch (receiveHeadBytes(s->fd, up.head)) {
+    case HeadRead::Closed: dropUnaccepted(s, nullptr); return;
+    case HeadRead::Wait: return;
+    case HeadRead::Received: break;
+    }
     if (wpsRestRequestHandled(t_, s)) return;  // Azure Web PubSub's REST API (SPEC section 12)
     HeadParse parsed = parseUpgradeHead(up.head, kMaxHeadBytes);
     if (parsed.result == HeadResult::NeedMore) return;

@@ -223,6 +223,115 @@ std::string wpsResumeId(const UpgradeRequest &request) {
     return {};
 }
 
+namespace {
+
+// What a client's upgrade carries in its query (and Authorization header): its token, and for a reliable
+// client coming back, the connection it recovers with that connection's reconnection token.
+struct WpsClientCredentials {
+    std::string token, recoverId, reconnectionToken;
+};
+
+WpsClientCredentials clientCredentialsOf(const UpgradeRequest &req) {
+    WpsClientCredentials c;
+    for (auto &[name, value] : parseQueryString(req.rawQuery)) {
+        if (name == "access_token" && c.token.empty()) c.token = value;
+        if (name == "awps_connection_id") c.recoverId = value;
+        if (name == "awps_reconnection_token") c.reconnectionToken = value;
+    }
+    if (c.token.empty())
+        if (const std::string *auth = req.header("Authorization")) c.token = std::string(wpsBearerToken(*auth));
+    return c;
+}
+
+// Why the connection `existing` may not be recovered by a client of `hub` and `userId`, or nullptr.
+// A close reason holds at most 123 bytes: these stay short enough to keep the advice at their end.
+const char *recoveryMismatch(const std::shared_ptr<WpsClientState> &existing, const std::string &hub, const std::string &userId) {
+    if (!existing || existing->hub != hub || existing->subprotocol != WpsSubprotocol::ReliableJson)
+        return "is not waiting to be recovered here";
+    if (existing->userId != userId) return "belongs to another user";
+    if (existing->lostWhileDetached) return "lost messages while away (over maxSendQueueBytes)";
+    return nullptr;
+}
+
+// The client is back on a new socket while its old one still looks alive here: a phone that changed
+// networks, whose old socket's end never reached us. With the right token, the old socket is dropped as
+// the network would have dropped it, which opens the recovery window; the client retries the recovery
+// (reliable clients retry an HTTP refusal) and resumes then, with nothing lost. Always refuses this socket.
+void takeOverStillOpenConnection(NetworkThreadState &t, Session *s, const WpsClientState &existing,
+                                 const WpsClientCredentials &creds) {
+    const std::string &recoverId = creds.recoverId;
+    if (!wpsTokensEqual(creds.reconnectionToken, existing.reconnectionToken)) {
+        t.upgradeReader->refuseUpgrade(s, 403, "connection '" + recoverId.substr(0, 40) +
+                                                   "' was given a wrong awps_reconnection_token: connect without awps_connection_id");
+        return;
+    }
+    t.host.control->closeConnection(recoverId, kDropTransportCode, "taken over by a recovering socket");
+    log::info("webpubsub recovery takes over a connection whose socket is still open", {log::Field("connectionId", recoverId)});
+    t.upgradeReader->refuseUpgrade(s, 503, "connection '" + recoverId.substr(0, 40) +
+                                               "' is still open on its previous socket, which is being closed now: retry the recovery");
+}
+
+// A reliable client coming back after its socket dropped: the same connection, if it may. False has refused.
+bool recoveryAdmitted(NetworkThreadState &t, Session *s, const UpgradeRequest &req, const std::string &hub,
+                      const WpsTokenCheck &check, const WpsClientCredentials &creds) {
+    PendingUpgrade &up = *s->upgrade;
+    const std::string &recoverId = creds.recoverId;
+    auto existing = t.host.webPubSub.find(recoverId);
+    const char *refusal = recoveryMismatch(existing, hub, check.userId);
+    std::shared_ptr<LiveConnection> previous;
+    WpsRecoveryWindow::Resume why = WpsRecoveryWindow::Resume::Unknown;
+    bool attached = false;
+    if (!refusal) {
+        std::lock_guard lock(existing->mutex);
+        attached = !existing->detached;
+    }
+    if (!refusal && attached) {
+        takeOverStillOpenConnection(t, s, *existing, creds);
+        return false;
+    }
+    if (!refusal) {
+        previous = t.host.webPubSub.resume(recoverId, creds.reconnectionToken, nowMs(), &why);
+        if (!previous)
+            refusal = why == WpsRecoveryWindow::Resume::WrongToken ? "was given a wrong awps_reconnection_token"
+                                                                    : "is not waiting to be recovered (window ended)";
+    }
+    if (refusal) {
+        std::string reason = std::string("the connection ") + refusal + ": connect without awps_connection_id";
+        log::info("webpubsub recovery refused", {log::Field("connectionId", recoverId.substr(0, 40)), log::Field("reason", reason)});
+        if (why == WpsRecoveryWindow::Resume::WrongToken) {
+            t.upgradeReader->refuseUpgrade(s, 403, reason);
+        } else {
+            // Azure's answer for a connection it no longer holds: the upgrade, then close 1008, on which
+            // reliable clients stop retrying the recovery (an HTTP refusal is retried for 30 s).
+            t.upgradeReader->closeAfterUpgrade(s, req, up.subprotocol, 1008, reason);
+        }
+        return false;
+    }
+    s->wps = std::move(existing);
+    s->wpsResumeFrom = std::move(previous);
+    return true;
+}
+
+// A new client of `hub`: its state, permissions from its token's roles, and for a reliable client its outbox.
+void attachNewWpsClient(NetworkThreadState &t, Session *s, const std::string &hub, WpsTokenCheck &check) {
+    auto state = std::make_shared<WpsClientState>();
+    state->connectionId = s->id;
+    state->hub = hub;
+    state->userId = check.userId;
+    state->subprotocol = wpsSubprotocolOf(s->upgrade->subprotocol);
+    auto unknownRoles = state->permissions.addRoles(check.roles);
+    if (!unknownRoles.empty())
+        log::debug("webpubsub token roles that grant nothing", {log::Field("connectionId", s->id), log::Field("role", unknownRoles.front())});
+    if (state->subprotocol == WpsSubprotocol::ReliableJson) {
+        state->reconnectionToken = newWpsReconnectionToken();
+        state->outbox = std::make_unique<WpsReliableOutbox>(t.table->config.limits.maxSendQueueBytes);
+    }
+    s->wps = std::move(state);
+    s->wpsGroups = std::make_unique<std::vector<std::string>>(std::move(check.groups));
+}
+
+}  // namespace
+
 bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
     const WebPubSubSpec *spec = specOf(t);
     UpgradeRequest &req = parsed.request;
@@ -233,16 +342,9 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
                                                          : ": this API has no \"webPubSub\" in routes.json"));
         return false;
     }
-    std::string token, recoverId, reconnectionToken;
-    for (auto &[name, value] : parseQueryString(req.rawQuery)) {
-        if (name == "access_token" && token.empty()) token = value;
-        if (name == "awps_connection_id") recoverId = value;
-        if (name == "awps_reconnection_token") reconnectionToken = value;
-    }
-    if (token.empty())
-        if (const std::string *auth = req.header("Authorization")) token = std::string(wpsBearerToken(*auth));
+    WpsClientCredentials creds = clientCredentialsOf(req);
     const std::string *host = req.header("Host");
-    WpsTokenCheck check = verifyWpsClientToken(token, spec->accessKeys, hub, host ? *host : std::string(), nowSeconds());
+    WpsTokenCheck check = verifyWpsClientToken(creds.token, spec->accessKeys, hub, host ? *host : std::string(), nowSeconds());
     if (!check.ok()) {
         t.upgradeReader->refuseUpgrade(s, check.status, check.reason);
         return false;
@@ -251,78 +353,9 @@ bool wpsClientAdmitted(NetworkThreadState &t, Session *s, HeadParse &parsed) {
     PendingUpgrade &up = *s->upgrade;
     up.subprotocol = chooseSubprotocol(req, kOurs);  // none of ours: a plain WebSocket client of the hub
     up.head = withoutHeader(up.head, req.headLength, "Sec-WebSocket-Protocol");
-
-    if (!recoverId.empty() && wpsSubprotocolOf(up.subprotocol) == WpsSubprotocol::ReliableJson) {
-        // A reliable client coming back after its socket dropped: the same connection, if it may.
-        auto existing = t.host.webPubSub.find(recoverId);
-        const char *refusal = nullptr;
-        // A close reason holds at most 123 bytes: these stay short enough to keep the advice at their end.
-        if (!existing || existing->hub != hub || existing->subprotocol != WpsSubprotocol::ReliableJson)
-            refusal = "is not waiting to be recovered here";
-        else if (existing->userId != check.userId)
-            refusal = "belongs to another user";
-        else if (existing->lostWhileDetached)
-            refusal = "lost messages while away (over maxSendQueueBytes)";
-        std::shared_ptr<LiveConnection> previous;
-        WpsRecoveryWindow::Resume why = WpsRecoveryWindow::Resume::Unknown;
-        bool attached = false;
-        if (!refusal) {
-            std::lock_guard lock(existing->mutex);
-            attached = !existing->detached;
-        }
-        if (!refusal && attached) {
-            // The client is back on a new socket while its old one still looks alive here: a phone that changed
-            // networks, whose old socket's end never reached us. With the right token, the old socket is dropped
-            // as the network would have dropped it, which opens the recovery window; the client retries the
-            // recovery (reliable clients retry an HTTP refusal) and resumes then, with nothing lost.
-            if (!wpsTokensEqual(reconnectionToken, existing->reconnectionToken)) {
-                t.upgradeReader->refuseUpgrade(s, 403, "connection '" + recoverId.substr(0, 40) +
-                                                           "' was given a wrong awps_reconnection_token: connect without awps_connection_id");
-                return false;
-            }
-            t.host.control->closeConnection(recoverId, kDropTransportCode, "taken over by a recovering socket");
-            log::info("webpubsub recovery takes over a connection whose socket is still open",
-                      {log::Field("connectionId", recoverId)});
-            t.upgradeReader->refuseUpgrade(s, 503, "connection '" + recoverId.substr(0, 40) +
-                                                       "' is still open on its previous socket, which is being closed now: retry the recovery");
-            return false;
-        }
-        if (!refusal) {
-            previous = t.host.webPubSub.resume(recoverId, reconnectionToken, nowMs(), &why);
-            if (!previous)
-                refusal = why == WpsRecoveryWindow::Resume::WrongToken ? "was given a wrong awps_reconnection_token"
-                                                                        : "is not waiting to be recovered (window ended)";
-        }
-        if (refusal) {
-            std::string reason = std::string("the connection ") + refusal + ": connect without awps_connection_id";
-            log::info("webpubsub recovery refused", {log::Field("connectionId", recoverId.substr(0, 40)), log::Field("reason", reason)});
-            if (why == WpsRecoveryWindow::Resume::WrongToken) {
-                t.upgradeReader->refuseUpgrade(s, 403, reason);
-            } else {
-                // Azure's answer for a connection it no longer holds: the upgrade, then close 1008, on which
-                // reliable clients stop retrying the recovery (an HTTP refusal is retried for 30 s).
-                t.upgradeReader->closeAfterUpgrade(s, req, up.subprotocol, 1008, reason);
-            }
-            return false;
-        }
-        s->wps = std::move(existing);
-        s->wpsResumeFrom = std::move(previous);
-        return true;
-    }
-    auto state = std::make_shared<WpsClientState>();
-    state->connectionId = s->id;
-    state->hub = hub;
-    state->userId = check.userId;
-    state->subprotocol = wpsSubprotocolOf(up.subprotocol);
-    auto unknownRoles = state->permissions.addRoles(check.roles);
-    if (!unknownRoles.empty())
-        log::debug("webpubsub token roles that grant nothing", {log::Field("connectionId", s->id), log::Field("role", unknownRoles.front())});
-    if (state->subprotocol == WpsSubprotocol::ReliableJson) {
-        state->reconnectionToken = newWpsReconnectionToken();
-        state->outbox = std::make_unique<WpsReliableOutbox>(t.table->config.limits.maxSendQueueBytes);
-    }
-    s->wps = std::move(state);
-    s->wpsGroups = std::make_unique<std::vector<std::string>>(std::move(check.groups));
+    if (!creds.recoverId.empty() && wpsSubprotocolOf(up.subprotocol) == WpsSubprotocol::ReliableJson)
+        return recoveryAdmitted(t, s, req, hub, check, creds);
+    attachNewWpsClient(t, s, hub, check);
     return true;
 }
 
