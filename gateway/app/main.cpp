@@ -13,7 +13,7 @@
 #include "management_api.h"
 #include "options.h"
 #include "plugin_host.h"
-#include "lambda_function.h"
+#include "lambda_environment.h"
 #include "plugin_registry.h"
 #include "redis_store.h"
 #include "route_reloader.h"

@@ -6,6 +6,13 @@
 // start-up memory plus that budget, so an allocation past it fails at once inside the worker (the handler
 // fails or the process dies: an integration error). A worker left holding over 3/4 of its budget (half,
 // after a failed invocation) is replaced after the invocation, so the next one gets the whole budget.
+//
+// Owns the pool: its workers, starting them and waiting for the first to load the plugin, handing an
+// invocation to an idle worker and waiting for its result, the kill at the deadline, the replacement of a
+// worker near its memory limit, and the shutdown; and each worker's conversation (the Hello/Ready
+// handshake, results, host API calls). The supervisor's restart back-off is restart_backoff's; the process
+// itself (spawn, output, reaping, memory) is isolated_worker_process's; the host API calls it answers are
+// isolated_host_calls'.
 #pragma once
 
 #include "config.h"
@@ -16,6 +23,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <sys/types.h>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -32,6 +41,8 @@ struct IsolatedReply {
     bool timedOut = false;      // the deadline passed; the worker was killed
     bool workerDied = false;    // the worker process ended during the invocation (crash, abort, exit)
 };
+
+class IsolatedWorkerProcess;
 
 class IsolatedPlugin {
 public:
@@ -51,8 +62,16 @@ public:
 private:
     struct Worker;
     IsolatedPlugin(const HandlerSpec &spec, std::string shownPath, int pluginFd, wsgw_host *host);
+    std::string startSupervisors();
     void supervise(Worker &w);
     bool serve(Worker &w);  // one process's life; false when it never became ready
+    bool handshake(Worker &w, IsolatedWorkerProcess &process);
+    void relayFrames(Worker &w, IsolatedWorkerProcess &process);
+    void takeResult(Worker &w, std::string_view payload);
+    void endProcess(Worker &w, IsolatedWorkerProcess &process, bool wasReady);
+    Worker *idleWorker();  // with mutex_ held
+    IsolatedReply killTimedOut(std::unique_lock<std::mutex> &lock, Worker &w, pid_t pid);
+    void replaceIfNearMemoryLimit(Worker &w, const IsolatedReply &r);  // with mutex_ held
 
     std::string instance_, shownPath_, configJson_;
     int pluginFd_;

@@ -2,7 +2,7 @@
 // socket on 127.0.0.1 (an ephemeral port, the process's AWS_LAMBDA_RUNTIME_API), the HTTP/1.1 connections
 // of its runtime client, and what each request asks for. Requests are parsed by the gateway's one HTTP
 // parser (core/http_message). Which invocation a request belongs to, and when `next` is answered, is
-// lambda_function's business; this file only reads requests and writes answers.
+// lambda_process_run's business; this file only reads requests and writes answers.
 //
 // Paths (API version 2018-06-01):
 //   GET  /2018-06-01/runtime/invocation/next             -> 200, the event, Lambda-Runtime-* headers

@@ -2,6 +2,7 @@
 
 #include "digest.h"
 #include "elf_image.h"
+#include "lambda_directory.h"
 #include "log.h"
 
 #include <atomic>

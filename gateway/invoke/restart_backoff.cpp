@@ -13,4 +13,23 @@ std::chrono::milliseconds RestartBackoff::afterEnd(bool becameReady, Clock::time
     return delay_;
 }
 
+void superviseWithBackoff(std::mutex &mutex, std::condition_variable &cv, const bool &stopping,
+                          const std::function<bool()> &runProcess, const std::function<bool(bool becameReady)> &afterRun) {
+    RestartBackoff backoff;
+    for (;;) {
+        {
+            std::unique_lock lock(mutex);
+            if (backoff.delay().count() > 0) cv.wait_for(lock, backoff.delay(), [&] { return stopping; });
+            if (stopping) return;
+        }
+        bool becameReady = runProcess();
+        {
+            std::lock_guard lock(mutex);
+            if (stopping) return;
+            if (!afterRun(becameReady)) return;
+        }
+        backoff.afterEnd(becameReady);  // a process that cannot start or keeps ending comes back ever slower
+    }
+}
+
 }  // namespace wsgw

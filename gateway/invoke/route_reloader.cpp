@@ -1,7 +1,7 @@
 #include "route_reloader.h"
 
 #include "config.h"
-#include "lambda_function.h"
+#include "lambda_directory.h"
 #include "log.h"
 
 #include <cerrno>
