@@ -4,6 +4,7 @@
 #include "config_file.h"
 #include "connection_id.h"
 #include "connection_registry.h"
+#include "fatal_exception.h"
 #include "host_api.h"
 #include "invoker.h"
 #include "listener.h"
@@ -289,6 +290,7 @@ static int runImport(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    wsgw::installFatalExceptionHandler();
     // An isolated handler's worker process is this binary too (see isolated_plugin.h).
     if (argc > 1 && std::string_view(argv[1]) == "--plugin-host") return wsgw::runPluginHost(argc, argv);
     if (argc > 1 && std::string_view(argv[1]) == "import") return runImport(argc, argv);

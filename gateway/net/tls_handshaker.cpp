@@ -1,5 +1,7 @@
 #include "tls_handshaker.h"
 
+#include "thread_shortage.h"
+
 #include "log.h"
 
 #include <openssl/err.h>
@@ -47,6 +49,9 @@ TlsHandshaker::TlsHandshaker(std::shared_ptr<TlsCredentials> credentials, Establ
             }
             abandonAll();
         });
+    } catch (const std::system_error &e) {
+        closeAll();
+        throw std::runtime_error(threadShortage("the TLS handshake thread", e));
     } catch (...) {
         closeAll();
         throw;

@@ -242,6 +242,44 @@ test('a start that needs more threads than it may create (64 function processes)
   assert.match(said, /function 'fn': cannot start a supervisor thread for its function processes: .*thread limit/);
 });
 
+// Whichever thread of the start-up is the first that cannot be made (the table's writer, the reloader, the
+// access log, a network thread, a worker), the gateway either starts and serves (the parts that can do with
+// fewer threads) or exits (2: a start-up step refused, 1: a thread nothing expected) with a line saying what to
+// do: never abort() with a core dump.
+test('a start with fewer threads than it needs serves or exits with a clear error, never an abort', async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip('needs root to run the gateway as an otherwise unused user under a thread budget');
+    return;
+  }
+  const { own, wrapper: measured } = await threadBudget(t, { routes: defaultRoutes(), plugins: ['echo', 'chat'], spare: 0 });
+  const outcomes = [];
+  for (const budget of [1, 2, 3, Math.floor(own / 2), own - 2, own - 1]) {
+    const dir = fs.mkdtempSync('/tmp/wsgw-it-nproc-');
+    fs.chmodSync(dir, 0o777);
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const wrapper = [...measured];
+    wrapper[1] = `--nproc=${budget}`;
+    const gw = new Gateway(prepareDir({ dir, routes: defaultRoutes(), plugins: ['echo', 'chat'] }), { nodeId: 'nproc-node', workers: 2, logLevel: 'info' });
+    gw.wrapper = wrapper;
+    gw.spawn(['--access-log', 'off']);
+    started.push(gw);
+    const listening = gw.waitForLog((l) => l.msg === 'listening', 20000, 'listening').catch(() => new Promise(() => {}));
+    const ended = await withTimeout(Promise.race([gw.exited, listening]), 20000, `budget ${budget}: listening or an exit`);
+    const said = gw.stderr + gw.rawLines.join('\n');
+    if (ended.msg === 'listening') {
+      outcomes.push(`${budget}: serves`);
+      assert.equal((await fetch(`http://${ended.management}/healthz`)).status, 200, `budget ${budget}: started, so it answers`);
+      await gw.stop({ signal: 'SIGKILL' });
+      continue;
+    }
+    outcomes.push(`${budget}: exit ${ended.code}`);
+    assert.equal(ended.signal, null, `budget ${budget}: no abort: ${JSON.stringify(ended)}\n${said.slice(-1500)}`);
+    assert.ok(ended.code === 1 || ended.code === 2, `budget ${budget}: exit ${ended.code}: ${said.slice(-1500)}`);  // 2: a start-up step's own refusal
+    assert.match(said, /thread limit|cannot start/, `budget ${budget}: the reason is given`);
+  }
+  t.diagnostic(`own threads ${own}; ${outcomes.join(', ')}`);
+});
+
 test('maxWorkerMemoryMb holds during the invocation: 6 x 32 MB fails at 64 MB, the worker is replaced, the next message works', async (t) => {
   const routes = (dir) => {
     const table = stuckRoutes({ isolation: 'process' })(dir);
