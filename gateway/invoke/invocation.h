@@ -38,4 +38,10 @@ struct Invocation {
     std::shared_ptr<const WpsClientMessage> wpsRequest;
 };
 
+// The route key the invocation reports: its route's, or the event's own when it has no route.
+inline const char *routeKeyOf(const Invocation &inv) {
+    if (inv.route) return inv.route->key.c_str();
+    return inv.type == WSGW_CONNECT ? "$connect" : inv.type == WSGW_DISCONNECT ? "$disconnect" : "$default";
+}
+
 }  // namespace wsgw

@@ -14,29 +14,30 @@
 // and retried, never fatal; while no worker is left, queued messages and $connects are answered with the
 // integration error rather than left waiting, and $disconnects stay queued for the next worker. A
 // $disconnect that never ran by stop() keeps its row, so the next start's clean-up runs it.
+//
+// The Invoker owns the order of things: what a worker does with a lane (run each invocation, settle what
+// it owes), what a passed deadline does (the write-off), the stuck-thread cap, and stop(). The parts are
+// InvocationLanes (the lanes and the ready queue), WorkerPool (the threads and the watchdog),
+// IntegrationCaller (calling one integration) and InvocationAnswers (what the client is sent).
 #pragma once
 
+#include "integration_call.h"
 #include "invocation.h"
+#include "invocation_answers.h"
+#include "invocation_lanes.h"
 #include "stuck_routes.h"
+#include "worker_pool.h"
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <thread>
 #include <vector>
 
 namespace wsgw {
 
-// AWS's error frame text, spaced exactly as AWS spaces it.
-std::string awsErrorFrame(std::string_view message, std::string_view connectionId, std::string_view requestId);
-
-class Invoker {
+class Invoker : private WorkerPool::Duties {
 public:
-    struct Lane;
+    using Lane = InvocationLane;
 
     static constexpr unsigned kDefaultMaxStuckThreads = 16;
 
@@ -46,14 +47,16 @@ public:
     Invoker(const Invoker &) = delete;
     Invoker &operator=(const Invoker &) = delete;
 
-    std::shared_ptr<Lane> newLane();
+    std::shared_ptr<Lane> newLane() { return lanes_.newLane(); }
     // wakeNow=false leaves the worker asleep until wakeDeferred(): the network thread submits everything
     // it read in one loop iteration and wakes the pool once, instead of one futex wake per message.
-    void submit(const std::shared_ptr<Lane> &lane, Invocation &&inv, bool wakeNow = true);
-    void wakeDeferred();
+    void submit(const std::shared_ptr<Lane> &lane, Invocation &&inv, bool wakeNow = true) {
+        lanes_.submit(lane, std::move(inv), wakeNow);
+    }
+    void wakeDeferred() { lanes_.wakeDeferred(); }
     // Waits until every submitted invocation has finished; false on timeout.
-    bool waitIdle(std::chrono::milliseconds timeout);
-    size_t pending() const { return pending_.load(std::memory_order_relaxed); }
+    bool waitIdle(std::chrono::milliseconds timeout) { return lanes_.waitIdle(timeout); }
+    size_t pending() const { return lanes_.pending(); }
     // Threads written off after a timeout whose handlers have not returned yet.
     size_t stuckThreads() const { return stuck_.total(); }
     // $disconnects waiting for their route's stuck threads to return (see StuckRoutes).
@@ -66,54 +69,25 @@ public:
     size_t stop(std::chrono::milliseconds grace = std::chrono::milliseconds(1000));
 
 private:
-    struct WorkerSlot;
-    void workerLoop(WorkerSlot &slot);
-    void runLanes(WorkerSlot &slot);
+    // WorkerPool::Duties
+    void work(WorkerSlot &slot) override;
+    void deadlinePassed(WorkerSlot &slot) override;
+    void noWorkerLeft() override;
+
+    bool drainLane(WorkerSlot &slot, const std::shared_ptr<Lane> &lane);  // false: this worker is to end
+    bool runOne(WorkerSlot &slot, Invocation &inv);                       // false: this worker was written off
     bool run(WorkerSlot &slot, Invocation &inv);  // false: a $disconnect parked (moved from), not finished
-    void releasePending(const Invocation &inv);
-    void wakeAnotherIfReady();  // a lane is queued: wake a worker for it (this one is about to block)
-    static void removeRowIfOwed(Invocation &inv);
-    void watchdogLoop();
-    void answerTimeout(WorkerSlot &slot);
-    // Every invocation ends here exactly once: when its worker finishes it, or when the watchdog writes
-    // its worker off (then the lane has moved on and the late return only frees the thread).
-    void invocationDone();
     bool failFastWhenStuck(const Invocation &inv, const char *routeKey);  // true: answered, handler not called
     bool parkWhenStuck(Invocation &inv, const char *routeKey);            // true: a $disconnect parked
     void warnStuck(const char *what, const Invocation &inv, const char *routeKey, size_t stuckHere);
-    void requeue(std::vector<Invocation> invocations);  // parked $disconnects released, still pending
-    void enqueue(const std::shared_ptr<Lane> &lane, Invocation &&inv, bool wakeNow);
-    bool startWorker();                       // false (logged) when no thread could be created
-    void answerWithoutWorkers();              // no worker left: integration errors for what is queued
-    bool authorizeConnect(Invocation &inv);
-    static std::vector<std::pair<std::string, std::string>> backendHeaders(const Invocation &inv, const char *routeKey);
-    void logAccess(const Invocation &inv, const char *routeKey, int status, int64_t integrationMs, std::string_view error);  // AWS's timeout frame, or 504 for a $connect
 
-    ConnectionControl &control_;
-    HostContext &host_;
-    std::mutex readyMutex_;
-    std::condition_variable readyCv_;
-    std::deque<std::shared_ptr<Lane>> ready_;
-    size_t deferredWakes_ = 0;  // lanes made ready without a wake (under readyMutex_)
-    unsigned threads_ = 1;
-    unsigned maxStuckThreads_ = kDefaultMaxStuckThreads;
-    std::atomic<bool> stopping_{false};
+    const unsigned maxStuckThreads_;
     StuckRoutes stuck_;
-    std::chrono::steady_clock::time_point nextSpawnRetry_{}, nextSpawnWarning_{};  // watchdog's
-    size_t spawnFailures_ = 0;                                                     // watchdog's
+    InvocationLanes lanes_;
+    InvocationAnswers answers_;
+    WorkerPool pool_;
+    IntegrationCaller caller_;
     std::atomic<int64_t> nextStuckWarningMs_{0};
-    bool stopped_ = false;  // under readyMutex_
-    size_t abandoned_ = 0;
-    std::atomic<size_t> pending_{0};
-    std::mutex idleMutex_;
-    std::condition_variable idleCv_;
-    std::vector<std::unique_ptr<WorkerSlot>> slots_;  // changed only by the constructor and the watchdog
-    std::thread watchdog_;
-    std::mutex watchdogMutex_;
-    std::condition_variable watchdogCv_;
-    std::atomic<bool> watchdogIdle_{false};  // the watchdog sleeps long: no slot was busy when it last looked
-    static constexpr std::chrono::milliseconds kWatchdogIdleSleep{500};
-    void wakeIdleWatchdog();
 };
 
 }  // namespace wsgw
