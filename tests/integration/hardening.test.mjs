@@ -48,8 +48,10 @@ function stuckRoutes({ timeoutMs = 100, isolation } = {}) {
 
 test('written-off threads are capped: past 16 a stuck route is answered at once and the thread count stays bounded', async (t) => {
   const gw = await start({ routes: stuckRoutes(), plugins: ['hog', 'echo'], workers: 2, extraArgs: ['--access-log', 'off'] });
-  const baseline = threadCount(gw.proc.pid);
   const clients = await Promise.all([0, 1, 2, 3].map(() => Client.open(gw.url)));
+  // The baseline once the gateway serves: some of its threads start just after the "listening" line.
+  assert.equal(await clients[0].request('{"action":"echo-me"}'), '{"action":"echo-me"}');
+  const baseline = threadCount(gw.proc.pid);
   const perClient = 10;
   for (const c of clients) for (let i = 0; i < perClient; ++i) c.send('{"action":"stuck"}');
   let peak = 0;
@@ -161,7 +163,13 @@ test('SIGTERM with handlers stuck in plugin code (written off, and not yet timed
 // threads (measured without a limit) plus `spare`; and the directory it may write in.
 async function threadBudget(t, { routes, plugins, spare }) {
   const probe = await start({ routes, plugins, workers: 2, extraArgs: ['--access-log', 'off'] });
-  const own = threadCount(probe.proc.pid);
+  // Some threads start just after the "listening" line: count once the number has held for 300 ms.
+  let own = threadCount(probe.proc.pid);
+  for (let heldSince = Date.now(), until = Date.now() + 3000; Date.now() - heldSince < 300 && Date.now() < until;) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = threadCount(probe.proc.pid);
+    if (now !== own) { own = now; heldSince = Date.now(); }
+  }
   await probe.stop({ signal: 'SIGKILL' });
   const dir = fs.mkdtempSync('/tmp/wsgw-it-nproc-');
   fs.chmodSync(dir, 0o777);  // the gateway runs as another user here
