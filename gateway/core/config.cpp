@@ -380,7 +380,11 @@ void readLimits(const rapidjson::Value &l, Limits &limits) {
 
 // The keys of the top level but routes and handlers.
 MaybeProblem readApiSettings(const rapidjson::Document &doc, ApiConfig &cfg) {
-    cfg.routeSelectionExpression = doc["routeSelectionExpression"].GetString();
+    // Required unless the whole API is a proxy, whose client messages go to the backend, never to a route
+    // (draft 4 cannot say so: checked here).
+    if (doc.HasMember("routeSelectionExpression")) cfg.routeSelectionExpression = doc["routeSelectionExpression"].GetString();
+    else if (!doc.HasMember("proxy"))
+        return ConfigProblem{"", "required property 'routeSelectionExpression' is missing (only an API with a \"proxy\" may leave it out)"};
     if (doc.HasMember("subprotocols"))
         for (const auto &p : doc["subprotocols"].GetArray()) cfg.subprotocols.emplace_back(p.GetString(), p.GetStringLength());
     if (doc.HasMember("compression")) cfg.compression = doc["compression"].GetBool();

@@ -14,7 +14,10 @@ const CompiledRoute *RouteTable::route(std::string_view body, bool isBinary, std
 std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(ApiConfig config, const std::string &handlersDir,
                                                                              HostContext *host, const RouteTable *previous) {
     std::string error;
-    auto selector = RouteSelector::compile(config.routeSelectionExpression, &error);
+    // A proxy-only API may have no expression: its messages never reach a route, and a static key that no
+    // body can select (keys starting with '$' are never selected) sends anything else to $default.
+    bool proxyOnly = config.routeSelectionExpression.empty() && !config.proxy.url.empty();
+    auto selector = RouteSelector::compile(proxyOnly ? "\\$default" : config.routeSelectionExpression, &error);
     if (!selector) {
         return config.sourcePath + ": /routeSelectionExpression: " + error +
                " (use $request.body.PATH, ${request.body.PATH} parts joined with text, or a static key)";

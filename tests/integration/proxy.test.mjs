@@ -323,6 +323,19 @@ test('500 concurrent proxied connections each echo', async () => {
     { timeoutMs: 10000, what: 'every row gone' });
 });
 
+test('a routes.json with only "proxy" (no expression, no routes) serves: frames cross, closes cross', async () => {
+  const g = await Gateway.start({ routes: { proxy: { url: `ws://127.0.0.1:${backend.address().port}/only/` } } });
+  try {
+    const c = await Client.open(`${g.url}/room?x=1`);
+    assert.equal(await c.request('{"action":"anything"}'), '{"action":"anything"}');
+    assert.equal(seen.at(-1).url, '/only/room?x=1');
+    c.send('close:4003');
+    assert.equal((await c.waitClosed()).code, 4003);
+  } finally {
+    await g.stop();
+  }
+});
+
 test('a $connect handler may choose the backend per connection (Azure SignalR\'s negotiate pattern)', async () => {
   const g = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], extraArgs: ['--access-log', 'off'] });
   try {

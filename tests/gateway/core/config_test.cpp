@@ -80,6 +80,19 @@ TEST_SUITE("config") {
         CHECK_MESSAGE(empty.reason.find("at least one route") != std::string::npos, empty.reason);
     }
 
+    TEST_CASE("a proxy-only API may leave out the route selection expression; any other API needs one") {
+        auto r = parseApiConfig(R"({"proxy":{"url":"ws://127.0.0.1:9000/"}})", "routes.json");
+        REQUIRE_MESSAGE(std::holds_alternative<ApiConfig>(r), std::get<ConfigError>(r).message());
+        CHECK(std::get<ApiConfig>(r).routeSelectionExpression.empty());
+        for (const char *text : {R"({"routes":{"$default":{"handler":"a"}}})",
+                                 R"({"webPubSub":{"hubs":["chat"],"accessKeys":["0123456789abcdef0123456789abcdef"]},"routes":{}})"}) {
+            CAPTURE(text);
+            ConfigError e = errorOf(text);
+            CHECK(e.jsonPath.empty());
+            CHECK_MESSAGE(e.reason.find("required property 'routeSelectionExpression' is missing") != std::string::npos, e.reason);
+        }
+    }
+
     TEST_CASE("invalid JSON names the line and column") {
         ConfigError e = errorOf("{\n  \"routeSelectionExpression\": \"x\",\n  \"routes\": {,}\n}");
         CHECK(e.jsonPath.empty());
