@@ -1,6 +1,7 @@
 // The real AWS SDK v3 ApiGatewayManagementApi client, pointed at the gateway with a custom endpoint and
 // SigV4 credentials from --management-credentials, does PostToConnection, GetConnection and
 // DeleteConnection unchanged; a wrong secret, a stale date and a tampered body are refused with 403. The
+// AWS CLI v2 does the same three calls. The
 // example in docs/management-api.md runs as written, with its credentials file, against a gateway.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,6 +75,49 @@ test('a wrong secret, a stale date and a tampered body are refused with 403 Forb
   c.send('{"action":"whoami"}');
   assert.equal(await c.nextText(), id, 'no refused request reached the client');
   await c.close(1000);
+});
+
+// The AWS CLI v2 (Debian's awscli, installed by tools/install-deps), run as a user runs it: credentials and
+// region from the environment, --endpoint-url naming the management listener and the stage.
+const AWS_CLI = '/usr/bin/aws';
+async function awsCli(args, secretAccessKey = KEY.secretAccessKey) {
+  try {
+    const { stdout } = await promisify(execFile)(AWS_CLI, ['apigatewaymanagementapi', ...args,
+      '--endpoint-url', `${gw.managementUrl}/prod`, '--output', 'json'], {
+      timeout: 30000,
+      env: { PATH: process.env.PATH, HOME: makeTempDir('wsgw-awscli-home-'), AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_DEFAULT_REGION: 'us-east-1', AWS_PAGER: '' },
+    });
+    return { code: 0, stdout, stderr: '' };
+  } catch (err) {
+    if (err.code === 'ENOENT') throw new Error(`${AWS_CLI} is missing: tools/install-deps installs Debian's awscli`);
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+test('the AWS CLI: post-to-connection, get-connection, delete-connection; a gone connection and a wrong secret', async () => {
+  const c = await Client.open(gw.url, { headers: { 'User-Agent': 'cli-test' } });
+  const id = await whoami(c);
+  // The CLI v2 reads a blob argument as base64 unless told otherwise, as against AWS.
+  const post = await awsCli(['post-to-connection', '--connection-id', id, '--data', 'from the AWS CLI',
+    '--cli-binary-format', 'raw-in-base64-out']);
+  assert.equal(post.code, 0, post.stderr);
+  assert.equal(await c.nextText(), 'from the AWS CLI');
+  const got = await awsCli(['get-connection', '--connection-id', id]);
+  assert.equal(got.code, 0, got.stderr);
+  const info = JSON.parse(got.stdout);
+  assert.equal(info.Identity.SourceIp, '127.0.0.1');
+  assert.equal(info.Identity.UserAgent, 'cli-test');
+  assert.ok(!Number.isNaN(Date.parse(info.ConnectedAt)) && !Number.isNaN(Date.parse(info.LastActiveAt)), got.stdout);
+  const wrong = await awsCli(['get-connection', '--connection-id', id], 'not-the-secret');
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, /ForbiddenException/);
+  const del = await awsCli(['delete-connection', '--connection-id', id]);
+  assert.equal(del.code, 0, del.stderr);
+  await c.waitClosed(3000);
+  const gone = await awsCli(['get-connection', '--connection-id', id]);
+  assert.notEqual(gone.code, 0);
+  assert.match(gone.stderr, /GoneException/);
 });
 
 // The fenced block of `lang` that follows `marker` in a doc.
