@@ -161,7 +161,7 @@ test('afterwards the gateway is alive, the open connection undisturbed, a fresh 
   const fresh = await Client.open(gw.url);
   assert.equal(await fresh.request('fresh-echo'), 'fresh-echo');
   await waitFor(async () => (await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections')).length === 2,
-    { timeoutMs: 3000, what: 'exactly the 2 open connections in the table' });
+    { what: 'exactly the 2 open connections in the table' });
   await fresh.close(1000);
   assert.deepEqual(gw.errorLines(), []);
 });

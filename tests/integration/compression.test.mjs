@@ -189,7 +189,7 @@ describe('compression on (the default)', () => {
     assert.equal(await c.request('still here'), 'still here');
     await c.close(1000);
     await waitFor(async () => (await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections')).length === 0,
-      { timeoutMs: 3000, what: 'an empty connection table' });
+      { what: 'an empty connection table' });
     assert.deepEqual(gw.errorLines(), []);
   });
 });

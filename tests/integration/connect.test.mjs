@@ -58,7 +58,7 @@ describe('the auth sample on $connect', () => {
     const rows = await waitFor(async () => {
       const r = await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections');
       return r.length === 1 ? r : null;
-    }, { timeoutMs: 3000, what: 'exactly one row (the open connection)' });
+    }, { what: 'exactly one row (the open connection)' });
     assert.equal(rows.length, 1);
     await c.close(1000);
   });

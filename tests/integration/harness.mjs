@@ -54,8 +54,11 @@ export function withTimeout(promise, ms, what) {
 }
 
 // Polls `fn` until it returns a truthy value (which is returned) or `timeoutMs` passes (then throws,
-// naming `what` and the last value seen).
-export async function waitFor(fn, { timeoutMs = 3000, intervalMs = 50, what = 'condition' } = {}) {
+// naming `what` and the last value seen). The default is for steps that take milliseconds in the release
+// build and must still pass under the sanitizers on a loaded machine (3-5x slower, threads descheduled for
+// long stretches): a bound on how long something may take is an assertion of its own, with its own number.
+export const EVENTUAL_MS = 10000;
+export async function waitFor(fn, { timeoutMs = EVENTUAL_MS, intervalMs = 50, what = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
   let last;
   for (;;) {
@@ -210,10 +213,16 @@ export class Gateway {
   spawn(extraArgs) {
     const [command, ...before] = [...(this.wrapper ?? []), WSGW_BIN];
     this.proc = spawn(command, [...before, ...this.args(extraArgs)], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // 'exit' can come before the last stdout and stderr bytes are read (the final "stopped" line, a
+    // sanitizer report): the exit counts once both pipes have ended, or after a second when something
+    // else (a child the gateway left behind) still holds them open.
+    const pipesEnded = Promise.all([this.proc.stdout, this.proc.stderr].map((pipe) => new Promise((resolve) => pipe.once('close', resolve))));
     this.exited = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
+        withTimeout(pipesEnded, 1000, 'the pipes to end').catch(() => {}).then(() => {
+          this.exit = { code, signal };
+          resolve(this.exit);
+        });
       });
       this.proc.on('error', (err) => {
         this.stderr += `spawn failed: ${err.message}\n`;
@@ -769,7 +778,7 @@ export function eventsOf(file, connectionId, eventType) {
   return readEvents(file).filter((e) => ctx(e).connectionId === connectionId && (!eventType || ctx(e).eventType === eventType));
 }
 
-export function waitForEvent(file, pred, { timeoutMs = 3000, what = 'a probe event' } = {}) {
+export function waitForEvent(file, pred, { timeoutMs = EVENTUAL_MS, what = 'a probe event' } = {}) {
   return waitFor(() => readEvents(file).find(pred), { timeoutMs, what });
 }
 

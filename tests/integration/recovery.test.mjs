@@ -20,7 +20,7 @@ test('kill -9 leaves the rows; a restart on the same db and node cleans them up 
   await waitFor(async () => {
     const rows = await sqliteRows(first.dbPath, 'SELECT connection_id FROM connections');
     return ids.every((id) => rows.some((r) => r.connection_id === id));
-  }, { timeoutMs: 3000, what: 'rows of the 3 connections' });
+  }, { what: 'rows of the 3 connections' });
 
   const exit = await first.stop({ signal: 'SIGKILL', timeoutMs: 5000 });
   assert.equal(exit.signal, 'SIGKILL');
@@ -49,7 +49,7 @@ test('kill -9 leaves the rows; a restart on the same db and node cleans them up 
   const disconnects = await waitFor(() => {
     const d = readEvents(second.eventsPath).filter((e) => ctx(e).eventType === 'DISCONNECT');
     return ids.every((id) => d.some((e) => ctx(e).connectionId === id)) ? d : null;
-  }, { timeoutMs: 3000, what: 'a $disconnect for each of the 3 stale connections' });
+  }, { what: 'a $disconnect for each of the 3 stale connections' });
   for (const id of ids) {
     const mine = disconnects.filter((e) => ctx(e).connectionId === id);
     assert.equal(mine.length, 1, `exactly one $disconnect for ${id}`);
@@ -65,6 +65,6 @@ test('kill -9 leaves the rows; a restart on the same db and node cleans them up 
   const c = await Client.open(second.url);
   const id = await whoami(c);
   await waitFor(async () => (await sqliteRows(second.dbPath, `SELECT 1 AS one FROM connections WHERE connection_id = '${id}'`)).length === 1,
-    { timeoutMs: 3000, what: 'the new connection\'s row' });
+    { what: 'the new connection\'s row' });
   await c.close(1000);
 });

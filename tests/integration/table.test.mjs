@@ -35,7 +35,7 @@ test('a row per live connection with source_ip, user_agent and node_id; gone aft
   const rows = await waitFor(async () => {
     const m = await rowsById();
     return m.has(id1) && m.has(id2) ? m : null;
-  }, { timeoutMs: 3000, what: 'rows of both connections' });
+  }, { what: 'rows of both connections' });
   for (const [id, agent] of [[id1, 'table-agent/1'], [id2, 'table-agent/2']]) {
     const row = rows.get(id);
     assert.equal(row.source_ip, '127.0.0.1', `row ${JSON.stringify(row)}`);
@@ -47,11 +47,11 @@ test('a row per live connection with source_ip, user_agent and node_id; gone aft
   const after = await waitFor(async () => {
     const m = await rowsById();
     return !m.has(id1) ? m : null;
-  }, { timeoutMs: 3000, what: `the row of ${id1} to disappear after its close` });
+  }, { what: `the row of ${id1} to disappear after its close` });
   assert.ok(after.has(id2), 'the other connection keeps its row');
 
   c2.terminate();
-  await waitFor(async () => !(await rowsById()).has(id2), { timeoutMs: 3000, what: `the row of ${id2} to disappear after a dropped TCP connection` });
+  await waitFor(async () => !(await rowsById()).has(id2), { what: `the row of ${id2} to disappear after a dropped TCP connection` });
 });
 
 test('SIGTERM drains: clients see 1001, every $disconnect runs, the table is empty, exit 0', async () => {
@@ -61,7 +61,7 @@ test('SIGTERM drains: clients see 1001, every $disconnect runs, the table is emp
   await waitFor(async () => {
     const m = await rowsById();
     return ids.every((id) => m.has(id));
-  }, { timeoutMs: 3000, what: 'rows of the 3 connections' });
+  }, { what: 'rows of the 3 connections' });
 
   const exit = await gw.stop({ signal: 'SIGTERM', timeoutMs: 15000 });
   assert.ok(!gw.killedAfterTimeout, 'wsgw exited on its own after SIGTERM');

@@ -62,7 +62,7 @@ test('a $connect past its timeout is refused with 504 and leaves no row', async 
   await waitFor(async () => {
     const rows = await sqliteRows(gw.dbPath, 'SELECT connection_id FROM connections');
     return rows.length === 1 && rows[0].connection_id === id;
-  }, { timeoutMs: 3000, what: 'only the open connection in the table' });
+  }, { what: 'only the open connection in the table' });
   await c.close();
 });
 
