@@ -101,8 +101,14 @@ test('$connect\'s authorizer and handler run first; the connection is in the tab
   const backends = seen.length;
   const c = await open();
   await waitFor(() => seen.length === backends + 1, { what: 'the backend connection' });
-  const rows = await sqliteRows(gw.dbPath, 'SELECT connection_id, authorizer FROM connections');
-  assert.equal(rows.length, 1);
+  // Its row was committed before $connect ran, and written again with the authorizer's context once the
+  // upgrade completed (a later batch of the table's writer, which the client does not wait for). The refused
+  // upgrade's row (written before the authorizer ran, as $disconnect is configured) and the earlier test's
+  // (deleted after its $disconnect) go in later batches too: wait until this connection's is the only one.
+  const rows = await waitFor(async () => {
+    const r = await sqliteRows(gw.dbPath, 'SELECT connection_id, authorizer FROM connections');
+    return r.length === 1 && r[0].authorizer && r;
+  }, { what: 'only the new connection\'s row, with its authorizer, in the table' });
   const id = rows[0].connection_id;
   assert.equal(JSON.parse(rows[0].authorizer).principalId.startsWith('key-'), true);
   assert.equal(eventsOf(gw.eventsPath, id, 'CONNECT').length, 1, 'the $connect handler ran');
