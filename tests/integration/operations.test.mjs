@@ -88,7 +88,6 @@ test('after a scripted session, /metrics has the exact counts per route', async 
   await waitFor(async () => (await metrics()).get('wsgw_integration_latency_seconds_count{route="sleep"}') === 1 &&
     accessLines().some((l) => l.eventType === 'MESSAGE' && l.routeKey === 'sleep'), { timeoutMs: 5000, what: 'the late result of the sleeping handler' });
 
-  const m = await metrics();
   const expect = {
     'wsgw_connections': 2,
     'wsgw_connect_count_total{route="$connect"}': 3,
@@ -117,6 +116,13 @@ test('after a scripted session, /metrics has the exact counts per route', async 
     'wsgw_reloads_total': 0,
     'wsgw_reload_failures_total': 0,
   };
+  // A worker counts a reply (MessageCount out, the end-to-end latency) just after queueing it, and the
+  // network thread counts sent bytes just after writing them: the client can have them first. Wait until
+  // every count has its value (a wrong count never gets there), then compare them one by one.
+  const m = await waitFor(async () => {
+    const now = await metrics();
+    return Object.entries(expect).every(([name, value]) => now.get(name) === value) ? now : null;
+  }, { what: 'the counters of the scripted session' }).catch(async () => metrics());
   for (const [name, value] of Object.entries(expect)) assert.equal(m.get(name), value, name);
   assert.ok(m.has('wsgw_table_write_queue_depth'));
 
