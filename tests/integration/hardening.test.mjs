@@ -115,8 +115,10 @@ test('the cap is per route: past it only the stuck route fails fast; the same ha
 });
 
 test('a $disconnect of a route at the cap waits for one of its stuck threads to return, then runs; its row stays until then', async () => {
-  // Each $disconnect stays in the probe for 1.5 s, past its 100 ms timeout: two of them reach the cap.
-  const gw = await start({ routes: stuckProbeRoutes({ disconnectDelayMs: 1500, disconnectTimeoutMs: 100 }), plugins: ['probe'],
+  // Each $disconnect stays in the probe for 3 s, past its 100 ms timeout: two of them reach the cap. The checks
+  // that the third waits must be done before those return: the third close, its "waits" line and the reads
+  // of the log and table all fit in that window, also under TSan on a loaded machine (1.5 s was tight).
+  const gw = await start({ routes: stuckProbeRoutes({ disconnectDelayMs: 3000, disconnectTimeoutMs: 100 }), plugins: ['probe'],
     workers: 2, extraArgs: ['--max-stuck-threads', '2'] });
   const events = path.join(gw.dir, 'events.jsonl');
   const clients = await Promise.all([0, 1, 2].map(() => Client.open(gw.url)));
@@ -132,7 +134,7 @@ test('a $disconnect of a route at the cap waits for one of its stuck threads to 
   assert.equal(eventsOf(events, ids[2], 'DISCONNECT').length, 0, 'not run while its route is at the cap');
   assert.equal((await rowsOf(gw, ids[2])).length, 1, 'its row stays while it waits');
   await waitForEvent(events, (e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).connectionId === ids[2],
-    { timeoutMs: 5000, what: 'the waiting $disconnect to run once a stuck one returned' });
+    { timeoutMs: 8000, what: 'the waiting $disconnect to run once a stuck one returned' });
   await waitFor(async () => (await rowsOf(gw, ids[2])).length === 0, { timeoutMs: 5000, what: 'its row to go' });
   for (const id of ids) assert.equal(eventsOf(events, id, 'DISCONNECT').length, 1, `one $disconnect for ${id}`);
   assert.ok(gw.alive());
