@@ -130,7 +130,13 @@ test('a backend slower than timeoutMs gets AWS\'s timeout frame; one that is dow
   assert.match(await c.request('{"action":"down"}'), errorFrameRegex('Internal server error'));
   await c.expectSilence(1200); // the slow backend answers meanwhile: dropped
   assert.equal((await c.request('{"action":"after"}')).startsWith('backend saw'), true);
-  const metrics = await (await fetch(`${gw.managementUrl}/metrics`)).text();
+  // The timed-out call is counted when its worker gives it up, which the client does not see: wait until
+  // both counts are there (a wrong count never gets there), then show them.
+  const counted = (text) => /wsgw_execution_error_total\{route="down"\} 1\n/.test(text) && /wsgw_execution_error_total\{route="\$default"\} 1\n/.test(text);
+  const metrics = await waitFor(async () => {
+    const text = await (await fetch(`${gw.managementUrl}/metrics`)).text();
+    return counted(text) && text;
+  }, { what: 'one execution error on "down" and one on $default' }).catch(async () => (await fetch(`${gw.managementUrl}/metrics`)).text());
   assert.match(metrics, /wsgw_execution_error_total\{route="down"\} 1\n/);
   assert.match(metrics, /wsgw_execution_error_total\{route="\$default"\} 1\n/);
   await c.close();
