@@ -440,7 +440,9 @@ test('closeAllConnections through n1 closes the connections of both nodes with t
   assert.deepEqual(await withTimeout(plainNear.closed, 5000, 'the plain client on n1 closed'), { code: 1000, reason: 'maintenance' });
   assert.deepEqual(await withTimeout(plainFar.closed, 5000, 'the plain client on n2 closed'), { code: 1000, reason: 'maintenance' });
   await stillConnected(svc, spared, 'excluded on n2');
-  assert.equal(await svc.connectionExists(far.connectionId), false);
+  // Asked through n1, a connection of n2 exists while its row does: that goes in a later batch of n2's
+  // store writer (after its $disconnect, when one is configured), which the client's close does not wait for.
+  await waitFor(async () => !(await svc.connectionExists(far.connectionId)), { what: 'the closed connection on n2 to be gone for n1' });
 
   // Through n2 with nobody excluded: n1's client closes too.
   const late = await azureClient(n1, { userId: 'all-late' });
