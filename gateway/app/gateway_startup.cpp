@@ -132,7 +132,7 @@ std::string Gateway::makeNetworkThreadsAndWorkers() {
     return {};
 }
 
-// Lambda callbacks (SPEC 11): function processes start trusting the certificate of the management API's
+// Lambda callbacks (docs/lambda.md): function processes start trusting the certificate of the management API's
 // loopback TLS endpoint (made in the data directory, or --management-tls-cert), so the routes' functions
 // must know it before they start.
 std::string Gateway::prepareFunctionCallbackTls() {
@@ -180,7 +180,7 @@ std::string Gateway::startManagementApi() {
         if (std::string err = loadManagementCredentials(opt_.managementCredentials, credentials); !err.empty()) return err;
     }
     // The functions' endpoint: the same API over TLS on 127.0.0.1 (an ephemeral port), accepting the
-    // credentials in the functions' environment besides the configured ones (SPEC 11).
+    // credentials in the functions' environment besides the configured ones (docs/lambda.md).
     ManagementCredentials functionCredentials = credentials;
     const LambdaCredentials &lambdaCreds = lambdaCredentials();
     functionCredentials.sigv4.push_back({lambdaCreds.accessKeyId, lambdaCreds.secretAccessKey});

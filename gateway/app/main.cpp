@@ -83,8 +83,8 @@ static std::string defaultRuntimesDir() {
     return WSGW_DEFAULT_RUNTIMES_DIR;
 }
 
-// `wsgw import serverless.yml`: prints the routes.json of a Serverless Framework project (SPEC 11); what it
-// leaves out goes to stderr. Exit 2 with file:line:column and what to do on bad input.
+// `wsgw import serverless.yml`: prints the routes.json of a Serverless Framework project (docs/lambda.md); what
+// it leaves out goes to stderr. Exit 2 with file:line:column and what to do on bad input.
 static int runImport(int argc, char **argv) {
     if (argc != 3 || std::string_view(argv[2]).rfind("-", 0) == 0) {
         std::fprintf(stderr, "usage: wsgw import serverless.yml > routes.json   (write routes.json beside serverless.yml: "

@@ -1,10 +1,10 @@
-// Azure Web PubSub access tokens (SPEC section 12): the HS256 JWTs that @azure/web-pubsub's
+// Azure Web PubSub access tokens (docs/webpubsub.md): the HS256 JWTs that @azure/web-pubsub's
 // getClientAccessToken makes for clients (audience {scheme}://{host}/client/hubs/{hub}, "sub" the user ID,
 // "role" the roles, "webpubsub.group" the groups to join at connect) and that its REST pipeline puts on
 // every request (audience the request URL). Verified with any of routes.json's webPubSub.accessKeys through
 // verifyJwt (jwt.h); the audience is checked here against the request's Host and path, because the SDK
 // writes the URL it was given (http or https, the host as the user typed it, a default port or not).
-// Status: 401 when no token was presented, 403 for any token that is not accepted (SPEC section 12).
+// Status: 401 when no token was presented, 403 for any token that is not accepted (docs/webpubsub.md).
 // Also signs such tokens (the REST API's :generateToken, and tests). No clock: callers pass "now".
 #pragma once
 

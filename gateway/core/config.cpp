@@ -484,8 +484,8 @@ MaybeProblem readRoute(const std::string &key, const rapidjson::Value &v, const 
 }
 
 MaybeProblem readRoutes(const rapidjson::Document &doc, const std::string &baseDir, ApiConfig &cfg) {
-    // Required, with at least one route, unless the whole API is a proxy (SPEC section 2). Checked here
-    // because JSON Schema draft 4 cannot make one property depend on another.
+    // Required, with at least one route, unless the whole API is a proxy (docs/routes-json.md, "Proxy").
+    // Checked here because JSON Schema draft 4 cannot make one property depend on another.
     bool hasRoutes = doc.HasMember("routes") && doc["routes"].MemberCount() > 0;
     if (!hasRoutes && cfg.proxy.url.empty() && !cfg.webPubSub.enabled()) {
         if (!doc.HasMember("routes"))

@@ -14,7 +14,7 @@
 
 namespace wsgw {
 
-// "lambda" (SPEC section 11): a pool of function processes speaking the Lambda Runtime API.
+// "lambda" (docs/lambda.md): a pool of function processes speaking the Lambda Runtime API.
 struct LambdaSpec {
     std::string runtime;               // "nodejs" or "python" (our runtime client); "" with a command
     std::string handler;               // "file.export" (runtime only)
@@ -44,7 +44,8 @@ struct RateSpec {
     bool enabled() const { return rate > 0; }
 };
 
-// A $connect authorizer (SPEC section 2 and 9). Paths are resolved against the directory of routes.json.
+// A $connect authorizer (docs/routes-json.md, "Authorizer"). Paths are resolved against the directory of
+// routes.json.
 struct AuthorizerSpec {
     std::string type;  // "apiKey" or "jwt"; "" = none
     std::vector<std::string> sources;  // "header:NAME" / "query:NAME", tried in order
@@ -76,7 +77,7 @@ struct Limits {
     int idleTimeoutSeconds = 600;
     int maxConnectionSeconds = 7200;
     size_t maxConnectionsPerIp = 0;  // 0: no limit
-    // SPEC section 10: what one connection can make the gateway hold.
+    // docs/limits.md: what one connection can make the gateway hold.
     size_t maxSendQueueBytes = 1048576;
     size_t maxPendingMessages = 64;
     size_t maxPendingBytes = 1048576;
@@ -98,13 +99,13 @@ struct ApiConfig {
     std::string routeSelectionExpression;
     std::vector<std::string> subprotocols;  // accepted Sec-WebSocket-Protocol values, in no order
     bool compression = true;                // permessage-deflate when the client offers it
-    std::string stage = "local";            // requestContext.stage of lambda events, the callback URL's path (SPEC 11)
+    std::string stage = "local";            // requestContext.stage of lambda events, the callback URL's path
     std::map<std::string, HandlerSpec> handlers;  // every instance a route names, plus those listed in "handlers"
     std::map<std::string, RouteSpec> routes;
     Limits limits;
     RateSpec throttle;  // every message of the API
     ProxySpec proxy;
-    WebPubSubSpec webPubSub;  // SPEC section 12; hubs empty = off
+    WebPubSubSpec webPubSub;  // docs/webpubsub.md; hubs empty = off
 };
 
 struct ConfigError {

@@ -1,4 +1,4 @@
-// The API Gateway-shaped event JSON of SPEC section 4 (what an AWS Lambda proxy integration receives), the
+// The API Gateway-shaped event JSON of docs/event.md (what an AWS Lambda proxy integration receives), the
 // GET /@connections description, and the time and query formats they use. Pure: no sockets, no state.
 #pragma once
 
@@ -37,8 +37,8 @@ struct EventFields {
     bool isBinary = false;
     int disconnectStatusCode = 0;
     std::string_view disconnectReason;
-    // Lambda invocations (SPEC 11): the management API's loopback TLS endpoint and routes.json's stage, so
-    // https://{domainName}/{stage} reaches @connections; empty: the connection's Host and "$default".
+    // Lambda invocations (docs/lambda.md): the management API's loopback TLS endpoint and routes.json's stage,
+    // so https://{domainName}/{stage} reaches @connections; empty: the connection's Host and "$default".
     std::string_view domainName, stage;
 };
 

@@ -1,6 +1,6 @@
 // The client's HTTP/1.1 WebSocket upgrade request head (RFC 6455 4.1/4.2.1): parsing, checking and the
 // HTTP refusal sent back. The listener reads the head itself, before libwebsockets sees the socket, so that
-// $connect can run on a worker and a bad request gets a precise status and reason (SPEC section 8).
+// $connect can run on a worker and a bad request gets a precise status and reason, not libwebsockets' own page.
 // Pure functions on bytes: no sockets, no state between calls, so unit tests and the fuzzer drive them.
 #pragma once
 

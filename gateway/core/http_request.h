@@ -1,10 +1,10 @@
 // One management API request from the front of a byte buffer, for the keep-alive management listener: the
 // HTTP/1.1 message parser (http_message.h) with the management API's rules on top: HTTP/1.1 or 1.0 (505 for
 // any other), the path and query split, keep-alive, Expect: 100-continue; a body sent with Content-Length or
-// Transfer-Encoding: chunked (SPEC section 10; Node's http, Go and Python send chunked bodies of unknown
-// length), the body limit counting decoded bytes. Incremental (call again with the same bytes and more), so
-// it is fuzzed and unit-tested without a socket. Once the head is complete it says so even while the body
-// is still missing, so that the server can answer `Expect: 100-continue` before the body comes.
+// Transfer-Encoding: chunked (docs/management-api.md, "Request bodies"; Node's http, Go and Python send chunked
+// bodies of unknown length), the body limit counting decoded bytes. Incremental (call again with the same bytes
+// and more), so it is fuzzed and unit-tested without a socket. Once the head is complete it says so even while
+// the body is still missing, so that the server can answer `Expect: 100-continue` before the body comes.
 #pragma once
 
 #include "http_message.h"

@@ -2,9 +2,10 @@
 // on) fails an upgrade head that the gateway's own checks (handshake) accept. The listener hands the head to
 // libwebsockets only after $connect has run, and libwebsockets then closes the socket without an answer or
 // with an HTML 403 of its own; so each rule is checked here first and answered with a status and a reason
-// (SPEC section 8). Restated from reading its parser (lib/roles/http/parsers.c), its list tokenizer and its
-// upgrade code (lib/roles/ws/server-ws.c), for the gateway's settings (max_http_header_data 9216 bytes, no
-// per-header limits, Sec-WebSocket-Protocol taken out of the head before libwebsockets reads it). Pure.
+// (bad input gets a clear answer, never libwebsockets' HTML page). Restated from reading its parser
+// (lib/roles/http/parsers.c), its list tokenizer and its upgrade code (lib/roles/ws/server-ws.c), for the
+// gateway's settings (max_http_header_data 9216 bytes, no per-header limits, Sec-WebSocket-Protocol taken out
+// of the head before libwebsockets reads it). Pure.
 #pragma once
 
 #include "http_message.h"

@@ -1,8 +1,8 @@
-// The route selection expression (SPEC section 2): compiled once per route table, evaluated on the
-// network thread for every message. This file owns the expression: its grammar ($request.body.PATH, or text
-// with ${request.body.PATH} parts and \$), compile errors, how the parts join into a key, and which keys a
-// body may never select. Reading the body is json_body_scanner.h's: one pass that checks the whole body as
-// JSON and copies only the values at the referenced paths.
+// The route selection expression (docs/routes-json.md, "Route selection"): compiled once per route table,
+// evaluated on the network thread for every message. This file owns the expression: its grammar
+// ($request.body.PATH, or text with ${request.body.PATH} parts and \$), compile errors, how the parts join into
+// a key, and which keys a body may never select. Reading the body is json_body_scanner.h's: one pass that
+// checks the whole body as JSON and copies only the values at the referenced paths.
 #pragma once
 
 #include <optional>

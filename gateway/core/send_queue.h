@@ -1,5 +1,5 @@
-// A connection's frames on their way to its client, and how several of them become one send. SPEC section
-// 10 bounds what it may hold (limits.maxSendQueueBytes; the reservation is LiveConnection::reserveSend, made
+// A connection's frames on their way to its client, and how several of them become one send.
+// limits.maxSendQueueBytes bounds what it may hold (the reservation is LiveConnection::reserveSend, made
 // by whoever queues, on any thread); this is the network thread's side: the frames themselves, their byte
 // count, and their framing. A server frame is an unmasked 2..10-byte header and the payload: headers and
 // small payloads are gathered into one staging buffer, larger payloads stay where they lie and go out by

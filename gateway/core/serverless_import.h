@@ -1,5 +1,5 @@
-// `wsgw import serverless.yml` (SPEC 11): the routes.json of a Serverless Framework project's WebSocket API.
-// provider.websocketsApiRouteSelectionExpression is the route selection expression; every `websocket`
+// `wsgw import serverless.yml` (docs/lambda.md): the routes.json of a Serverless Framework project's WebSocket
+// API. provider.websocketsApiRouteSelectionExpression is the route selection expression; every `websocket`
 // event of a function is a route (its `route` key; `routeResponseSelectionExpression` makes it two-way);
 // every function with such an event is a `lambda` handler named after it, with its `handler`, the runtime
 // (the function's, else the provider's, else nodejs) mapped to "nodejs" or "python", `directory` "." (the

@@ -1,6 +1,7 @@
 // Token buckets: `rate` tokens a second, at most `burst` saved up, one token a message. TokenBucket is plain
 // state for one thread (a connection's buckets belong to its network thread). SharedTokenBucket is the
-// API-wide and per-route bucket that every network thread takes from: exact across threads (SPEC section 10).
+// API-wide and per-route bucket that every network thread takes from: exact across threads
+// (docs/routes-json.md, "Throttles").
 #pragma once
 
 #include "config.h"

@@ -1,4 +1,4 @@
-// routes.json "webPubSub": value checks with messages that say what to write instead (SPEC section 12).
+// routes.json "webPubSub": value checks with messages that say what to write instead (docs/webpubsub.md).
 #include "webpubsub_config.h"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// routes.json "webPubSub" (SPEC section 12): the hubs Azure Web PubSub clients may connect to, the access
+// routes.json "webPubSub" (docs/webpubsub.md): the hubs Azure Web PubSub clients may connect to, the access
 // keys their tokens and the REST API's tokens are signed with, and the reliable subprotocol's recovery
 // window. Owns the value checks the JSON Schema cannot express with a readable message (hub name syntax,
 // key length, duplicates); the schema has already checked the types when parseWebPubSub runs.

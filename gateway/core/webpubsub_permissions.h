@@ -1,4 +1,4 @@
-// What an Azure Web PubSub client may do (SPEC section 12): its roles from the access token
+// What an Azure Web PubSub client may do (docs/webpubsub.md): its roles from the access token
 // ("webpubsub.joinLeaveGroup", "webpubsub.sendToGroup", each optionally narrowed to one group with
 // ".<group>") and what the server granted or revoked later through the REST API. Owns the role syntax and
 // the checks; a client with no role may only send events. Pure value type, one per connection.

@@ -1,4 +1,4 @@
-// Azure Web PubSub's JSON client protocol (SPEC section 12): the two subprotocols
+// Azure Web PubSub's JSON client protocol (docs/webpubsub.md): the two subprotocols
 // json.webpubsub.azure.v1 and json.reliable.webpubsub.azure.v1 as Microsoft's public reference defines them.
 // Owns parsing what a client sends (joinGroup, leaveGroup, sendToGroup, event, invoke, sequenceAck, ping)
 // with errors that say what is wrong and what to send instead, and writing what the gateway sends (ack,

@@ -1,4 +1,4 @@
-// Azure Web PubSub's data-plane REST API (SPEC section 12) as a pure router: a request's method, target
+// Azure Web PubSub's data-plane REST API (docs/webpubsub.md) as a pure router: a request's method, target
 // (path and query as sent), Content-Type and body become one operation with its decoded parameters and the
 // status the server SDK (@azure/web-pubsub 1.2, api-version 2024-12-01) expects on success, or an error
 // with the status, Azure's error code and a message saying what to send instead. The caller (the public

@@ -1,8 +1,8 @@
-// The reliable subprotocol's per-connection state (SPEC section 12, json.reliable.webpubsub.azure.v1):
+// The reliable subprotocol's per-connection state (docs/webpubsub.md, json.reliable.webpubsub.azure.v1):
 // - WpsReliableOutbox: every message to the client gets the next sequenceId and is kept until the client's
 //   sequenceAck covers it, so a client that comes back within the recovery window is sent each one again,
 //   in order (the client drops numbers it has seen, so each is delivered once). What it keeps counts against
-//   limits.maxSendQueueBytes (SPEC section 10): over it, append refuses and the caller closes the connection
+//   limits.maxSendQueueBytes (docs/limits.md): over it, append refuses and the caller closes the connection
 //   as a slow consumer (1008, which also tells the client SDK not to recover).
 // - WpsAckIds: the ackIds a client used, so that a request repeated after a recovery is answered
 //   "Duplicate" instead of being done twice (Azure's idempotent publish).

@@ -43,7 +43,7 @@ struct LiveConnection {
     std::unique_ptr<ChosenBackend> chosenBackend;  // rare: allocated only when a handler chose one
     bool hasChosenBackend() const { return chosenBackend && !chosenBackend->url.empty(); }
 
-    // ---- SPEC section 10: what this connection can make the gateway hold ----
+    // ---- docs/limits.md: what this connection can make the gateway hold ----
     // Send side: bytes of frames on their way to this client (commands in flight to the network thread and
     // its send queue) not yet taken by the socket. Any thread reserves before queueing, so that a push that
     // would overflow is refused at once (410) rather than accepted and dropped later.

@@ -16,7 +16,8 @@ namespace wsgw {
 bool isLocal(HostContext &ctx, const std::string &connectionId) { return ctx.registry->find(connectionId) != nullptr; }
 
 int postLocal(HostContext &ctx, const std::string &connectionId, std::string data, bool binary) {
-    // An Azure Web PubSub client on a subprotocol gets the data as a message from the server (SPEC 12).
+    // An Azure Web PubSub client on a subprotocol gets the data as a message from the server
+    // (docs/webpubsub.md).
     if (auto state = ctx.webPubSub.find(connectionId); state && state->subprotocol != WpsSubprotocol::None) {
         if (!wpsSendToClient(ctx, *state, wpsServerMessage(wpsDataFromFrame(data, binary)), true)) return WSGW_GONE;
         RouteMetrics::add(ctx.pushMetrics->messagesOut);
@@ -87,7 +88,7 @@ int leaveLocal(HostContext &ctx, const std::string &group, const std::string &co
 }
 
 int addToGroup(HostContext &ctx, const std::string &group, const std::string &connectionId) {
-    if (isWpsUserGroup(group)) return WSGW_ERROR;  // a user's connections, kept by the gateway (SPEC 12)
+    if (isWpsUserGroup(group)) return WSGW_ERROR;  // a user's connections, kept by the gateway (docs/webpubsub.md)
     int rc = joinLocal(ctx, group, connectionId);
     if (rc == WSGW_GONE && ctx.cluster) return ctx.cluster->joinRemote(group, connectionId);
     return rc;
@@ -104,7 +105,7 @@ size_t deliverLocal(HostContext &ctx, const std::string &group, std::string_view
     // With Azure Web PubSub clients connected, each recipient gets the data in its own protocol.
     if (!ctx.webPubSub.empty()) return wpsDeliverLocal(ctx, group, data, binary, nullptr);
     size_t sent = 0;
-    // One copy of the payload, shared by every recipient's send queue (SPEC section 10).
+    // One copy of the payload, shared by every recipient's send queue (docs/limits.md, "Shared fan-out payloads").
     auto payload = std::make_shared<const std::string>(data);
     auto send = [&](const std::string &id) {
         if (ctx.control->sendShared(id, payload, binary)) ++sent;

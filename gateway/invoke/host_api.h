@@ -20,7 +20,7 @@
 
 namespace wsgw {
 
-// The close of a connection whose send queue went over limits.maxSendQueueBytes (SPEC section 10).
+// The close of a connection whose send queue went over limits.maxSendQueueBytes (docs/limits.md).
 inline constexpr const char *kSlowConsumerReason = "Slow consumer: send queue over maxSendQueueBytes";
 
 // What other threads may ask of the network thread. Implementations queue and wake it; they never block.
@@ -49,13 +49,13 @@ struct HostContext {
     ConnectionRegistry *registry = nullptr;
     ConnectionControl *control = nullptr;
     std::atomic<size_t> maxMessageBytes{131072};
-    std::atomic<size_t> maxSendQueueBytes{1048576}, maxPendingMessages{64}, maxPendingBytes{1048576};  // SPEC section 10
+    std::atomic<size_t> maxSendQueueBytes{1048576}, maxPendingMessages{64}, maxPendingBytes{1048576};  // docs/limits.md
     Metrics metrics;
     RouteMetrics *pushMetrics = metrics.route(Metrics::kPushRoute);  // frames pushed by ID, from any source
     AccessLog *accessLog = nullptr;                             // null: --access-log off
     GroupRegistry groups;                                       // this node's connections' groups
     ClusterBus *cluster = nullptr;                              // null: a single node
-    WebPubSubClients webPubSub;  // this node's Azure Web PubSub clients (SPEC section 12); empty: none
+    WebPubSubClients webPubSub;  // this node's Azure Web PubSub clients (docs/webpubsub.md); empty: none
 };
 
 // The wsgw_event a handler sees is the first member of this, so event_json can find the rest.

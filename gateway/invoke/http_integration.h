@@ -1,4 +1,4 @@
-// A route's "http" integration (AWS's HTTP proxy integration): the event JSON of SPEC section 4 is POSTed
+// A route's "http" integration (AWS's HTTP proxy integration): the event JSON (docs/event.md) is POSTed
 // to a URL and the backend's raw response body is the route response; on $connect its status is the
 // answer (a non-2xx refuses the upgrade with it). Runs on worker threads: a blocking HTTP/1.1 client
 // bounded by the route's deadline, over a pool of keep-alive connections per integration.

@@ -77,8 +77,8 @@ void IntegrationCaller::markBusy(WorkerSlot &slot, const Invocation &inv, const 
     std::lock_guard lock(slot.mutex);
     slot.busy = true;
     slot.timedOut = false;
-    // A lambda function's own timeout is its error ("Internal server error", SPEC 11) and it returns at
-    // the deadline by itself; the watchdog answers only if it somehow does not, a second later.
+    // A lambda function's own timeout is its error ("Internal server error", docs/lambda.md "Errors") and it
+    // returns at the deadline by itself; the watchdog answers only if it somehow does not, a second later.
     slot.deadline = handler && handler->lambda ? deadline + std::chrono::seconds(1) : deadline;
     slot.type = inv.type;
     slot.connectionId = inv.connection->info.connectionId;

@@ -25,14 +25,15 @@ struct Invocation {
     int64_t requestTimeMs = 0;
     int disconnectCode = 0;
     std::string disconnectReason;
-    // A message counted against its connection's pending bounds (SPEC section 10) until its handler returns.
+    // A message counted against its connection's pending bounds (docs/limits.md, maxPendingMessages) until its
+    // handler returns.
     size_t pendingBytes = 0;
     bool pendingCounted = false;
     // $disconnect: the connection's row is deleted once its handler has run, not before, so that a kill -9
     // in between leaves the row for start-up recovery to run $disconnect from (issue 17).
     ConnectionStore *removeRowAfter = nullptr;
     std::chrono::steady_clock::time_point receivedAt = std::chrono::steady_clock::now();  // for end-to-end latency
-    // An Azure Web PubSub client's event (SPEC section 12): answered with its ack (and the route's response
+    // An Azure Web PubSub client's event (docs/webpubsub.md): answered with its ack (and the route's response
     // as a message from the server) instead of AWS's frames.
     std::shared_ptr<WpsClientState> wpsClient;
     std::shared_ptr<const WpsClientMessage> wpsRequest;

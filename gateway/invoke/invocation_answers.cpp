@@ -33,7 +33,7 @@ void observeEndToEnd(RouteMetrics &metrics, const Invocation &inv, std::chrono::
 
 bool InvocationAnswers::settledByAuthorizer(Invocation &inv, const char *routeKey) {
     if (!inv.route->authorizer) return false;
-    // An Azure Web PubSub client was admitted by its access token (SPEC section 12): the route's authorizer,
+    // An Azure Web PubSub client was admitted by its access token (docs/webpubsub.md): the route's authorizer,
     // written for the API's other clients, does not run for it.
     bool admittedByToken = inv.connection->info.admission && inv.connection->info.admission->authorizerType == "webPubSub";
     if (!admittedByToken && !authorizeConnect(inv)) return true;
@@ -80,8 +80,8 @@ void InvocationAnswers::answer(Invocation &inv, const char *routeKey, Integratio
         return;
     }
     const wsgw_response &resp = out.response;
-    // A route response is a message the gateway is asked to send, bounded like a push (SPEC section 10):
-    // over maxMessageBytes it is the handler's error, never a frame of any size.
+    // A route response is a message the gateway is asked to send, bounded like a push (maxMessageBytes,
+    // maxSendQueueBytes): over maxMessageBytes it is the handler's error, never a frame of any size.
     size_t maxMessageBytes = host_.maxMessageBytes.load(std::memory_order_relaxed);
     if (out.rc == 0 && inv.type == WSGW_MESSAGE && inv.route->routeResponse && resp.body && resp.body_len > maxMessageBytes) {
         out.rc = 1;
@@ -141,7 +141,7 @@ void InvocationAnswers::answerMessage(Invocation &inv, IntegrationOutcome &out) 
     } else if (out.rc != 0) {
         control_.sendFrame(connectionId, awsErrorFrame("Internal server error", connectionId, inv.requestId), false);
         RouteMetrics::add(metrics.messagesOut);
-    } else if (inv.route->routeResponse && resp.body) {  // NULL: nothing; length 0: an empty message (SPEC 9)
+    } else if (inv.route->routeResponse && resp.body) {  // NULL: nothing; length 0: an empty message
         // A handler that answers with the message's own bytes (an echo) hands them back without a copy.
         bool ownBody = resp.body == inv.body.data() && resp.body_len == inv.body.size();
         control_.sendFrameTo(inv.connection, ownBody ? std::move(inv.body) : std::string(resp.body, resp.body_len),

@@ -1,4 +1,4 @@
-// Owns: hot reload's view of a lambda function's directory (SPEC section 11): a fingerprint of its files,
+// Owns: hot reload's view of a lambda function's directory (docs/lambda.md): a fingerprint of its files,
 // part of the handler's identity (when it changes, the reload starts new processes and the old ones finish
 // what they run), and the directories to watch for changes.
 #pragma once

@@ -1,4 +1,4 @@
-// Owns: what a lambda function's process is started with (SPEC section 11): its argv (wsgw's runtime client
+// Owns: what a lambda function's process is started with (docs/lambda.md): its argv (wsgw's runtime client
 // for "runtime", or the route's `command`) and Lambda's environment rather than the gateway's (the function's
 // name, memory, region, log stream, Runtime API address, credentials, callback trust, the route's own
 // variables), and the gateway-wide settings that go into it: where wsgw's runtime clients are, the
@@ -20,13 +20,13 @@ const std::string &lambdaRuntimesDir();
 
 // The AWS credentials in every function's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 // AWS_SESSION_TOKEN): made once per gateway process from the CSPRNG, so an SDK that insists on credentials
-// finds some; the management API may accept them for SigV4 (callbacks, a later step of SPEC 11).
+// finds some; the management API may accept them for SigV4 (docs/lambda.md, "Callbacks").
 struct LambdaCredentials {
     std::string accessKeyId, secretAccessKey, sessionToken;
 };
 const LambdaCredentials &lambdaCredentials();
 
-// Callbacks (SPEC 11): what function processes trust and where their events say the management API is.
+// Callbacks (docs/lambda.md): what function processes trust and where their events say the management API is.
 // caFile (NODE_EXTRA_CA_CERTS) holds the certificate(s) of the management API's loopback TLS endpoint;
 // bundleFile (AWS_CA_BUNDLE, SSL_CERT_FILE, which replace a client's trust store) holds them plus the
 // system's CAs, so a function's other HTTPS calls still verify. Set before functions start.

@@ -1,4 +1,4 @@
-// A "lambda" handler instance (SPEC section 11): a pool of up to `concurrency` long-lived function
+// A "lambda" handler instance (docs/lambda.md): a pool of up to `concurrency` long-lived function
 // processes, each running a Lambda Runtime API client (wsgw's own runtimes/nodejs or runtimes/python, or
 // any `command`) against a Runtime API the gateway serves to that process alone on 127.0.0.1, so the
 // gateway always knows which process runs which invocation. Each process serves one invocation at a time.

@@ -187,7 +187,7 @@ void LambdaProcessRun::onInvocationAnswer(RuntimeApiConnection &c, const Runtime
     }
     reply(c, matched ? 202 : 400, matched ? R"({"status":"OK"})" : invalidRequestIdBody());
     if (matched && req.kind == RuntimeApiRequest::Kind::Error) {
-        // SPEC 11: after an error the process is replaced, so no state the failure left behind reaches the
+        // After an error the process is replaced, so no state the failure left behind reaches the
         // next invocation.
         std::lock_guard lock(pool_.mutex);
         slot_.retiring = true;

@@ -1,4 +1,4 @@
-// Owns: one function process's life in a lambda slot (SPEC section 11), run by the slot's supervisor thread:
+// Owns: one function process's life in a lambda slot (docs/lambda.md), run by the slot's supervisor thread:
 // it starts the process (FunctionProcess, with lambda_environment's argv and environment) and polls
 // everything of it: the slot's wake-up from invoke(), the process's exit, its output (each line a log line
 // with the running invocation's request ID) and its Runtime API (RuntimeApiEndpoint). It answers each

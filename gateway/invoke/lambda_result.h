@@ -1,4 +1,4 @@
-// What a Lambda function's result means to the gateway (SPEC section 11), as AWS API Gateway maps a Lambda
+// What a Lambda function's result means to the gateway (docs/lambda.md), as AWS API Gateway maps a Lambda
 // proxy integration's answer: {"statusCode", "body", "isBase64Encoded"} gives the status ($connect: a
 // non-2xx refuses the upgrade) and the route response; a string is the body itself; null sends nothing;
 // any other JSON value is sent as its JSON text. Also the Lambda error body's fields, for the log. Pure.

@@ -1,4 +1,4 @@
-// The Lambda Runtime API as the gateway serves it to one function process (SPEC section 11): a listening
+// The Lambda Runtime API as the gateway serves it to one function process (docs/lambda.md): a listening
 // socket on 127.0.0.1 (an ephemeral port, the process's AWS_LAMBDA_RUNTIME_API), the HTTP/1.1 connections
 // of its runtime client, and what each request asks for. Requests are parsed by the gateway's one HTTP
 // parser (core/http_message). Which invocation a request belongs to, and when `next` is answered, is

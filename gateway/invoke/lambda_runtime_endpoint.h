@@ -1,4 +1,4 @@
-// Owns: the connections side of the Runtime API one function process is served (SPEC section 11): accepting
+// Owns: the connections side of the Runtime API one function process is served (docs/lambda.md): accepting
 // on the slot's listening socket, with the cap on connections (each may buffer a 6 MB body) and the pause
 // while the gateway is out of descriptors (AcceptShortage: the socket is left out of poll() for 100 ms
 // instead of spinning on it), the open connections and which of them waits for its `next` answer.

@@ -137,7 +137,7 @@ std::string lambdaIdentity(const HandlerSpec &spec) {
     for (const auto &a : l.command) id += "arg:" + a + '\n';
     for (const auto &[k, v] : l.environment) id += "env:" + k + '=' + v + '\n';
     id += "stage:" + l.stage + '\n';
-    // Its files too: an edited function starts new processes on the next reload (SPEC 11's hot reload).
+    // Its files too: an edited function starts new processes on the next reload (docs/lambda.md, "Hot reload").
     id += "files:" + lambdaDirectoryFingerprint(l.directory) + '\n';
     return sha256Hex(id);
 }

@@ -48,8 +48,8 @@ private:
     // Apigee's revocation: connections admitted with a key the new table no longer accepts close with 1008.
     size_t revokeWithdrawnCredentials(const RouteTable &table);
     void noteAuthorizerFiles(const RouteTable &table);
-    // The directories of the table's lambda functions (SPEC 11): a change under one reloads, which starts
-    // new processes for that function (its files are part of its identity).
+    // The directories of the table's lambda functions (docs/lambda.md): a change under one reloads, which
+    // starts new processes for that function (its files are part of its identity).
     void watchFunctionDirectories(const RouteTable &table);
 
     std::string routesPath_, handlersDir_, routesDir_, routesName_;

@@ -1,4 +1,4 @@
-// Azure Web PubSub on this node (SPEC section 12), over the state in webpubsub_registry.h: what the gateway
+// Azure Web PubSub on this node (docs/webpubsub.md), over the state in webpubsub_registry.h: what the gateway
 // does for such clients and for the REST API: frames wrapped in the client protocol (and numbered on the
 // reliable one), joinGroup/leaveGroup/sendToGroup/sequenceAck/ping, user IDs, and the data-plane operations. Groups are the GroupRegistry's (an AWS-style handler and an Azure client share them); a user
 // is an internal group "~user.<base64url(id)>" that each of the user's connections joins, so sends to a

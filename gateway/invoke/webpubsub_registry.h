@@ -1,4 +1,4 @@
-// The state of each connection of this node that came in through /client/hubs/{hub} (SPEC section 12): hub,
+// The state of each connection of this node that came in through /client/hubs/{hub} (docs/webpubsub.md): hub,
 // user ID, subprotocol, permissions, ackIds already used, and the reliable subprotocol's outbox. Held by
 // HostContext so that every push path (host API, management API, group delivery from the cluster) can wrap
 // its data in the client protocol; the operations on it are in webpubsub_clients.h. Thread-safe.

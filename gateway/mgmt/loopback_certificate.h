@@ -1,6 +1,6 @@
-// The certificate of the management API's loopback TLS endpoint for lambda functions (SPEC 11): a private
-// CA made by the gateway and a server certificate it signs for 127.0.0.1, ::1 and localhost, kept in the
-// data directory and reused while valid, so an unmodified AWS SDK in a function process (which trusts the
+// The certificate of the management API's loopback TLS endpoint for lambda functions (docs/lambda.md): a
+// private CA made by the gateway and a server certificate it signs for 127.0.0.1, ::1 and localhost, kept in
+// the data directory and reused while valid, so an unmodified AWS SDK in a function process (which trusts the
 // CA through NODE_EXTRA_CA_CERTS, AWS_CA_BUNDLE or SSL_CERT_FILE) verifies https://127.0.0.1:port/.
 // The CA's private key is never written: it signs one server certificate and is dropped, so nobody can
 // mint other certificates the functions would trust.

@@ -1,5 +1,5 @@
-// The management API (SPEC section 6): POST/GET/DELETE /@connections/{id} (also under a stage prefix, so
-// the AWS SDK's ApiGatewayManagementApi client works unchanged) and GET /@connections to list. It is a
+// The management API (docs/management-api.md): POST/GET/DELETE /@connections/{id} (also under a stage prefix,
+// so the AWS SDK's ApiGatewayManagementApi client works unchanged) and GET /@connections to list. It is a
 // small keep-alive HTTP/1.1 server on the network thread's event loop, separate from the public listener;
 // it acts through the same calls as the host API (registry lookups, ConnectionControl commands), so it
 // never blocks. Requests are authenticated by bearer token or AWS SigV4 when credentials are configured.

@@ -97,7 +97,8 @@ ManagementResponse groupRequest(HostContext &host, ManagementTarget target, cons
         ok.body.assign(buf.GetString(), buf.GetSize());
         return ok;
     }
-    // POST /@users/{user}: every connection of an Azure Web PubSub user (SPEC section 12); `group` holds the user.
+    // POST /@users/{user}: every connection of an Azure Web PubSub user (docs/webpubsub.md); `group` holds the
+    // user.
     if (target == ManagementTarget::User) {
         if (sendToUser(host, group, body.data(), body.size(), false) != WSGW_OK)
             return awsError(413, "PayloadTooLargeException", "the data is over the message limit");

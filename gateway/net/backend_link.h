@@ -36,7 +36,7 @@ struct BackendTarget {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string offers;        // the client's Sec-WebSocket-Protocol offers, comma-separated ("" for none)
     // The largest message relayed to the client (limits.maxMessageBytes, as for the client's own messages,
-    // so SPEC section 10's per-connection memory formula holds for proxied connections too); over it, 1009.
+    // so the per-connection memory formula of docs/limits.md holds for proxied connections too); over it, 1009.
     size_t maxMessageBytes = kMaxMessage;
     static constexpr size_t kMaxMessage = 16u << 20;
 };

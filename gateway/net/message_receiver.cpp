@@ -198,7 +198,7 @@ void MessageReceiver::submitMessage(Session *s, const CompiledRoute *route, std:
     }
 }
 
-// SPEC section 10, receive side: the lane is at a bound, so the socket is not read and TCP holds the client
+// The pending bounds, receive side: the lane is at a bound, so the socket is not read and TCP holds the client
 // back. The worker that brings the lane below half asks for the resume (Command::Kind::Resume).
 void MessageReceiver::pauseReading(Session *s, const Limits &limits) {
     if (s->rxFlowOff || !s->wsi) return;

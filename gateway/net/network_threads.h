@@ -40,8 +40,9 @@ public:
 
 private:
     Listener *owner(const std::string &connectionId);
-    // Reserves `len` bytes of the connection's send queue (SPEC section 10); the Listener to queue to, or null
-    // when the connection is gone or the frame overflowed its queue (then it is being closed as a slow consumer).
+    // Reserves `len` bytes of the connection's send queue (limits.maxSendQueueBytes); the Listener to queue to,
+    // or null when the connection is gone or the frame overflowed its queue (then it is being closed as a slow
+    // consumer).
     Listener *reserve(const std::string &connectionId, size_t len);
     Listener *reserve(LiveConnection &conn, size_t len);
     ConnectionRegistry &registry_;

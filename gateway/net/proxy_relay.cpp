@@ -52,9 +52,10 @@ struct ProxyRelay::Events final : BackendEvents {
         if (!s) return;
         RouteMetrics::add(t.defaultMetrics->messagesOut);
         t.writer->queueOwnFrame(s, std::move(payload), binary);
-        // The backend is held back well before the client's send queue reaches its bound (SPEC section 10),
-        // so a slow client of a proxied API slows its backend rather than being closed. Counted as the bound
-        // counts (frame overhead included): a backend of tiny messages must be paused in time as well.
+        // The backend is held back well before the client's send queue reaches its bound
+        // (limits.maxSendQueueBytes), so a slow client of a proxied API slows its backend rather than being
+        // closed. Counted as the bound counts (frame overhead included): a backend of tiny messages must be
+        // paused in time as well.
         size_t pauseAt = std::min<size_t>(BackendLink::kHighWater, t.host.maxSendQueueBytes.load(std::memory_order_relaxed) / 2);
         if (s->out.chargedBytes() > pauseAt && s->backend && !s->backendPaused) {
             s->backendPaused = true;  // the client reads slowly: stop reading the backend

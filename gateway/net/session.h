@@ -78,7 +78,7 @@ struct Session {
     bool rxBinary = false;
     int64_t lastTouchMs = 0;
     bool closeRequested = false;
-    bool rxFlowOff = false;   // reading paused because its pending messages reached a bound (SPEC section 10)
+    bool rxFlowOff = false;   // reading paused because its pending messages reached a bound (limits)
     bool rowStored = false;   // its row is in (or queued for) the connection table
     size_t heldByLws = 0;     // bytes handed to libwebsockets that it has not written yet
     // 1 + its place in SessionWriter's flush list (its queue is written before the loop next sleeps); 0: not listed.
@@ -117,7 +117,7 @@ struct Session {
     double lifetimeEndsAt = 0;  // loop time
     double expiresAt = 0;       // loop time; 0 when the credential does not expire
     std::unique_ptr<std::unordered_map<std::string, TokenBucket>> routeBuckets;  // connectionThrottle, by route key
-    // An Azure Web PubSub client (/client/hubs/{hub}, SPEC section 12; webpubsub_endpoint.h): its state, the
+    // An Azure Web PubSub client (/client/hubs/{hub}, docs/webpubsub.md; webpubsub_endpoint.h): its state, the
     // groups of its token until it is open, and the event being handed to its route.
     std::shared_ptr<WpsClientState> wps;
     std::unique_ptr<std::vector<std::string>> wpsGroups;

@@ -1,7 +1,7 @@
 // Owns: an open connection's one deadline timer. Until it closes, it fires at the earliest of the idle
 // timeout, the end of its lifetime (AWS: 10 minutes, 2 hours; both close with 1001) and its credential's
-// expiry (1008); once a close is requested, it is the close's deadline of SPEC section 10 (5 s, after which
-// the session writer drops the connection).
+// expiry (1008); once a close is requested, it is the close's deadline (5 s, after which the session writer
+// drops the connection: docs/limits.md, "Every close has a deadline").
 #pragma once
 
 #include <ev.h>
@@ -19,7 +19,7 @@ public:
 
     void start(Session *s);  // the connection is open
     void stop(Session *s);
-    // SPEC section 10: a close has 5 s. The deadline timer (idle, lifetime, expiry until now) is set for it.
+    // Every close has a deadline: 5 s. The deadline timer (idle, lifetime, expiry until now) is set for it.
     void armCloseDeadline(Session *s);
 
 private:

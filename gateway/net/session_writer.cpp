@@ -31,8 +31,8 @@ void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
         return;
     }
     s->lastActivity = ev_now(t_.loop);
-    // The gauge sums what the connections' queues are charged (SPEC section 10), frame overhead included,
-    // so an operator sees the same numbers maxSendQueueBytes is checked against.
+    // The gauge sums what the connections' queues are charged (limits.maxSendQueueBytes), frame overhead
+    // included, so an operator sees the same numbers maxSendQueueBytes is checked against.
     t_.host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(queuedFrameCost(len)), std::memory_order_relaxed);
     s->out.push(OutFrame{std::move(payload), binary});
     if (s->state == Session::State::Open && s->out.frames() == 1) scheduleFlush(s);
@@ -104,8 +104,8 @@ void SessionWriter::dropAtDeadline(Session *s) {
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
-// Bytes libwebsockets keeps for a connection still count against its send queue (SPEC section 10) until
-// libwebsockets has written them, which it has when it calls WRITEABLE again with nothing held.
+// Bytes libwebsockets keeps for a connection still count against its send queue (limits.maxSendQueueBytes)
+// until libwebsockets has written them, which it has when it calls WRITEABLE again with nothing held.
 void SessionWriter::holdForLibwebsockets(Session *s, size_t bytes) {
     s->heldByLws += bytes;
     s->live->sendQueueBytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);

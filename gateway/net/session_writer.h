@@ -2,7 +2,7 @@
 // threads reserved in LiveConnection::sendQueueBytes), closing a slow consumer whose queue crosses
 // maxSendQueueBytes (1008), writing the queue onto the socket at WRITEABLE (FrameWriter) with the bytes
 // libwebsockets still holds counted against the queue, sending our close frame once the queue is out, and
-// dropping the connection when its close deadline passes (SPEC section 10).
+// dropping the connection when its close deadline passes (5 s: docs/limits.md, "Every close has a deadline").
 //
 // A frame queued on an idle connection is not written through a WRITEABLE callback: asking libwebsockets
 // for one costs two epoll_ctl calls (POLLOUT on, then off) and a loop turn per message, a fifth of the

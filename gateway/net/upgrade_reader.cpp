@@ -200,7 +200,7 @@ void UpgradeReader::readHead(Session *s) {
     case HeadRead::Wait: return;
     case HeadRead::Received: break;
     }
-    if (wpsRestRequestHandled(t_, s)) return;  // Azure Web PubSub's REST API (SPEC section 12)
+    if (wpsRestRequestHandled(t_, s)) return;  // Azure Web PubSub's REST API (docs/webpubsub.md)
     HeadParse parsed = parseUpgradeHead(up.head, kMaxHeadBytes);
     if (parsed.result == HeadResult::NeedMore) return;
     if (parsed.result == HeadResult::Refuse) {
@@ -228,7 +228,7 @@ void UpgradeReader::readHead(Session *s) {
     }
     up.path = parsed.request.path;
     if (isWpsClientPath(up.path) && !t_.table->proxy) {
-        if (!wpsClientAdmitted(t_, s, parsed)) return;  // its token, hub and subprotocol (SPEC section 12)
+        if (!wpsClientAdmitted(t_, s, parsed)) return;  // its token, hub and subprotocol (docs/webpubsub.md)
     } else if (!subprotocolChosen(s, parsed)) {
         return;
     }

@@ -1,4 +1,4 @@
-// Owns: Azure Web PubSub on the public listener (SPEC section 12), the parts the network thread does itself:
+// Owns: Azure Web PubSub on the public listener (docs/webpubsub.md), the parts the network thread does itself:
 // - the data-plane REST API (/api/hubs/{hub}/..., /api/health): a plain HTTP request read whole, its bearer
 //   token checked, the operation performed (webpubsub_clients.h) and answered with Connection: close. In a
 //   cluster the operation may wait on Redis, so it runs on the cluster's executor and its answer comes back

@@ -48,7 +48,7 @@ public:
     RouteMetrics *route(std::string_view key);
 
     std::atomic<uint64_t> bytesIn{0}, bytesOut{0};
-    // SPEC section 10's bounds. Counters: connections closed because their send queue overflowed, times a
+    // the bounds of docs/limits.md. Counters: connections closed because their send queue overflowed, times a
     // lane paused reading its socket, accept() failures for lack of descriptors or memory (both listeners),
     // sockets closed at accept because their address already had maxConnectionsPerIp not yet upgraded.
     std::atomic<uint64_t> slowConsumerCloses{0}, readsPaused{0}, acceptErrors{0}, pendingPerIpRefusals{0};

@@ -1,4 +1,4 @@
-// wsgw's Lambda runtime client for Node.js (SPEC section 11): loads the handler named by _HANDLER
+// wsgw's Lambda runtime client for Node.js (docs/lambda.md): loads the handler named by _HANDLER
 // ("file.export", the file relative to LAMBDA_TASK_ROOT, .mjs/.js/.cjs) and serves invocations from the
 // Lambda Runtime API at AWS_LAMBDA_RUNTIME_API, one at a time, as Lambda's own Node.js runtime does:
 // async handlers and callback-style handlers, the result serialised as JSON, a thrown error reported as

@@ -1,4 +1,4 @@
-# wsgw's Lambda runtime client for Python (SPEC section 11): imports the handler named by _HANDLER
+# wsgw's Lambda runtime client for Python (docs/lambda.md): imports the handler named by _HANDLER
 # ("file.function", the file relative to LAMBDA_TASK_ROOT; "pkg/mod.fn" and "pkg.mod.fn" both work) and
 # serves invocations from the Lambda Runtime API at AWS_LAMBDA_RUNTIME_API, one at a time, as Lambda's
 # own Python runtime does: the result serialised as JSON, an exception reported as

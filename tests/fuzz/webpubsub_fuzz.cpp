@@ -1,4 +1,4 @@
-// Fuzz target: Azure Web PubSub's client protocol and REST router (SPEC section 12). The whole input is
+// Fuzz target: Azure Web PubSub's client protocol and REST router (docs/webpubsub.md). The whole input is
 // parsed as a client frame; what parses is written back into a group message, a server message and a
 // numbered one, each of which must be JSON that carries the same data. The input is also split at its first
 // newline into a request line ("METHOD TARGET") and a body for the REST router, whose error bodies must be

@@ -1,4 +1,4 @@
-// SPEC section 8 on raw sockets: malformed upgrades get 400/405/426 with a reason, an oversized message
+// Bad input on raw sockets: malformed upgrades get 400/405/426 with a reason, an oversized message
 // closes with 1009, invalid UTF-8 with 1007; none of it stops the gateway, disturbs an open connection or
 // leaves a row behind.
 import { test, before, after } from 'node:test';

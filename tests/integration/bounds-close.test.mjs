@@ -1,4 +1,4 @@
-// SPEC section 10, "every close has a deadline", with a full send queue: a client that stops reading (its
+// "Every close has a deadline" (docs/limits.md), with a full send queue: a client that stops reading (its
 // socket paused, so the kernel's buffers fill and the gateway's own send queue holds the rest) has hundreds
 // of KB queued when its idle timeout, its lifetime, a SIGTERM drain, the revocation of its API key or a
 // handler's delete_connection closes it. Its close frame cannot be written, so each close must end at the

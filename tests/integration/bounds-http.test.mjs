@@ -1,4 +1,4 @@
-// SPEC section 10 on the management listener and at the descriptor limit, with real sockets: request bodies
+// Bounded resources on the management listener and at the descriptor limit, with real sockets: request bodies
 // sent with Transfer-Encoding: chunked (raw, in pieces, and by Node's http), the 131072-decoded-byte limit,
 // malformed chunk sizes, Expect: 100-continue, keep-alive after each; and the real binary under
 // `prlimit --nofile=256:256` with both listeners flooded: no busy loop, rare warnings, the counter, live

@@ -1,6 +1,6 @@
-// SPEC section 10 through the real gateway: what an unfriendly client can make it hold. A client that stops
-// reading (its socket paused, so the kernel buffers fill and the gateway's send queue is all that grows), a
-// management API or handler that pushes to it, a client that pipelines to a slow route, a DELETE of a
+// The limits of docs/limits.md through the real gateway: what an unfriendly client can make it hold. A client
+// that stops reading (its socket paused, so the kernel buffers fill and the gateway's send queue is all that
+// grows), a management API or handler that pushes to it, a client that pipelines to a slow route, a DELETE of a
 // connection whose queue is full, and compressed messages that inflate past the limit, ten and twenty at
 // once (another connection's echoes timed meanwhile); and, with its own gateway, the receive-side byte bound
 // (maxPendingBytes) against a client pipelining 30 KB messages. Each test checks the gateway's resident

@@ -1,7 +1,7 @@
-// permessage-deflate (SPEC section 9): negotiated when the client offers it, off with "compression": false
-// and on proxied APIs (their frames pass through as they are). maxFrameBytes counts bytes on the wire,
-// maxMessageBytes the message after decompression; an oversized or invalid compressed message closes
-// with 1009 or 1007 as an uncompressed one does, and nothing is left behind.
+// permessage-deflate (docs/routes-json.md, `compression`): negotiated when the client offers it, off with
+// "compression": false and on proxied APIs (their frames pass through as they are). maxFrameBytes counts bytes
+// on the wire, maxMessageBytes the message after decompression; an oversized or invalid compressed message
+// closes with 1009 or 1007 as an uncompressed one does, and nothing is left behind.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';

@@ -1,4 +1,4 @@
-// The default routes.json of SPEC section 2 served by the real gateway: echo keeps text as text and binary
+// The repository's default routes.json served by the real gateway: echo keeps text as text and binary
 // as binary, keeps the order of a pipelined stream, and serves concurrent clients without cross-talk.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,7 +50,7 @@ test('1000 pipelined messages on one connection come back complete and in order'
   await c.close(1000);
 });
 
-test('an empty message is echoed as an empty message (SPEC 9, Autobahn 1.1.1) and the next one still echoes', async () => {
+test('an empty message is echoed as an empty message (Autobahn 1.1.1) and the next one still echoes', async () => {
   const c = await Client.open(gw.url);
   c.send('');
   c.send('after-empty');

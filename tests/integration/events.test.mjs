@@ -1,4 +1,4 @@
-// The event JSON of SPEC section 4 as a handler gets it from event_json(), for CONNECT, MESSAGE and
+// The event JSON (docs/event.md) as a handler gets it from event_json(), for CONNECT, MESSAGE and
 // DISCONNECT, read back from the probe's log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

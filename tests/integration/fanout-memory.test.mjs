@@ -1,4 +1,4 @@
-// SPEC section 10, shared fan-out payloads, through the real gateway: a group send holds its payload once,
+// Shared fan-out payloads (docs/limits.md), through the real gateway: a group send holds its payload once,
 // however many members read nothing. What a member that reads nothing holds of its own beside the shared
 // payload is the rest of the one frame its socket took part of (messages over 32 KiB go out as 32 KiB frames,
 // as AWS API Gateway frames them); before, it was the rest of the whole message, a copy per member.

@@ -106,7 +106,7 @@ test('get_connection describes a live connection', async () => {
   const before = Date.now();
   const text = await a.request(act('get', { id: idB }));
   const info = JSON.parse(text);
-  // SPEC section 6: ISO-8601 times with milliseconds, as AWS's GetConnection answers.
+  // ISO-8601 times with milliseconds, as AWS's GetConnection answers.
   const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
   assert.match(info.connectedAt, iso);
   assert.match(info.lastActiveAt, iso);

@@ -7,8 +7,8 @@
 // - SIGTERM exits within --drain-seconds plus a few seconds whatever handlers do, without unloading a
 //   plugin under a thread that still runs its code.
 // - maxWorkerMemoryMb holds during the invocation (RLIMIT_DATA in the worker), and the worker is replaced.
-// - Empty messages: a handler's non-NULL empty body is an empty message, a NULL body sends nothing (SPEC 9).
-// - The API-wide token bucket is exact across two network threads (SPEC 10).
+// - Empty messages: a handler's non-NULL empty body is an empty message, a NULL body sends nothing.
+// - The API-wide token bucket is exact across two network threads.
 // - event_json never reads a wsgw_event the gateway did not make; a proxy-only routes.json needs no routes.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -147,7 +147,7 @@ export function prepareDir({ dir = makeTempDir(), routes, plugins = [] } = {}) {
   return { dir, handlersDir, routesPath, dbPath: path.join(dir, 'wsgw.db'), eventsPath: path.join(dir, 'events.jsonl') };
 }
 
-// The default routes.json of the repository (SPEC section 2), as the README runs it.
+// The default routes.json of the repository, as the README runs it.
 export function defaultRoutes() {
   return fs.readFileSync(path.join(REPO_ROOT, 'routes.json'), 'utf8');
 }

@@ -1,5 +1,5 @@
 // A route's "http" integration against a real HTTP backend started here (Node's http server): the event
-// JSON of SPEC section 4 is POSTed with keep-alive; a two-way route sends the backend's raw body back;
+// JSON (docs/event.md) is POSTed with keep-alive; a two-way route sends the backend's raw body back;
 // $connect's status is the upgrade's answer; a backend that is down, slow, or answering 500 is handled as
 // AWS handles its HTTP integrations, and the gateway carries on.
 import { test, before, after } from 'node:test';

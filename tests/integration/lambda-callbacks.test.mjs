@@ -1,4 +1,4 @@
-// Callbacks from lambda functions, unmodified (SPEC section 11, docs/lambda.md "Callbacks"): the AWS chat
+// Callbacks from lambda functions, unmodified (docs/lambda.md "Callbacks"): the AWS chat
 // sample (functions/chat/app.mjs, as it is in the repository) builds its ApiGatewayManagementApiClient from
 // `https://${domainName}/${stage}` of its event and posts with the real AWS SDK; a Python function does the
 // same with boto3's apigatewaymanagementapi client (Debian's python3-boto3). Both reach the gateway's

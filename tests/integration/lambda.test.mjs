@@ -1,4 +1,4 @@
-// "lambda" handlers (SPEC section 11, docs/lambda.md): real node and python3 function processes behind the
+// "lambda" handlers (docs/lambda.md): real node and python3 function processes behind the
 // real gateway, through the Lambda Runtime API it serves (the AWS chat sample, whose callbacks use the
 // AWS SDK, is in lambda-callbacks.test.mjs). A Python function; a function that throws, one that exits
 // mid-invocation, one past its timeout and one over its memoryMb (each an Internal server error, the next invocation served by a

@@ -1,4 +1,4 @@
-// The management API of SPEC section 6 over real HTTP: POST/GET/DELETE /@connections/{id}, with and
+// The management API (docs/management-api.md) over real HTTP: POST/GET/DELETE /@connections/{id}, with and
 // without a stage prefix, AWS's status codes, JSON error bodies and x-amzn-ErrorType, bearer tokens,
 // the connection list, and bad requests that must not disturb the gateway or its connections.
 import { test, before, after } from 'node:test';
@@ -194,7 +194,8 @@ test('malformed, truncated and pipelined raw requests get clear answers and dist
   assert.match(await raw('GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400 /);
   assert.match(await raw('GET /@connections HTTP/2.0\r\n\r\n'), /^HTTP\/1\.1 505 /);
   assert.match(await raw('POST /@connections/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n'), /^HTTP\/1\.1 501 /);
-  // A chunked body is decoded (SPEC section 10): an empty one is an empty push to a connection that is gone.
+  // A chunked body is decoded (docs/management-api.md, "Request bodies"): an empty one is an empty push to a
+  // connection that is gone.
   assert.match(await raw('POST /@connections/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n'), /^HTTP\/1\.1 410 /);
   assert.match(await raw('POST /@connections/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n'), /^HTTP\/1\.1 413 /);
   const two = await raw('GET /@connections HTTP/1.1\r\nHost: x\r\n\r\nGET /@connections/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');

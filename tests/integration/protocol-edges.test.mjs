@@ -1,5 +1,5 @@
-// What libwebsockets would refuse is refused before $connect, with our own status and reason (SPEC section 8);
-// and a client's malformed close frame fails the connection (SPEC section 9, Autobahn|Testsuite 7.5.1 and
+// What libwebsockets would refuse is refused before $connect, with our own status and reason;
+// and a client's malformed close frame fails the connection (Autobahn|Testsuite 7.5.1 and
 // 7.9.x) instead of being echoed, while a valid one is echoed with its code and reason.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';

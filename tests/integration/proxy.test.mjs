@@ -297,7 +297,7 @@ test('a backend of tiny messages to a client that reads late: paused, not closed
 });
 
 // limits.maxMessageBytes bounds what the backend sends the client as it bounds what the client sends
-// (SPEC section 10's per-connection memory formula): over it, the client hears 1009 with the limit named.
+// (the per-connection memory formula of docs/limits.md): over it, the client hears 1009 with the limit named.
 test('a backend message over limits.maxMessageBytes closes the client with 1009; one at the limit passes', async () => {
   const sizes = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((resolve) => sizes.on('listening', resolve));

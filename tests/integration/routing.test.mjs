@@ -1,5 +1,5 @@
-// Route selection as SPEC section 2 and 9 define it, observed from outside: which route ran is read from
-// the probe's event log (requestContext.routeKey of the MESSAGE event carrying the body we sent).
+// Route selection as docs/routes-json.md ("Route selection") defines it, observed from outside: which route ran
+// is read from the probe's event log (requestContext.routeKey of the MESSAGE event carrying the body we sent).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gateway, Client, probeRoutes, waitForEvent, ctx, whoami, errorFrameRegex, readEvents } from './harness.mjs';

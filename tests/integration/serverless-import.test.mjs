@@ -1,4 +1,4 @@
-// `wsgw import serverless.yml` (SPEC 11, docs/lambda.md "Importing a Serverless Framework project"): a
+// `wsgw import serverless.yml` (docs/lambda.md "Importing a Serverless Framework project"): a
 // project with $connect, $disconnect, $default and a two-way custom route is imported by the real binary,
 // the printed routes.json is written beside serverless.yml, and the real gateway serves it with the
 // project's own Node handler file; bad input is refused with exit 2 and file:line:column.

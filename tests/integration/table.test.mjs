@@ -1,6 +1,6 @@
-// The connection table of SPEC section 5 read with the sqlite3 CLI while wsgw runs (WAL): a row per live
-// connection, gone after close; SIGTERM drains (clients see 1001, every $disconnect runs, the table is
-// empty, exit 0) and every log line is one JSON object.
+// The connection table (docs/operations.md, "The connection table") read with the sqlite3 CLI while wsgw runs
+// (WAL): a row per live connection, gone after close; SIGTERM drains (clients see 1001, every $disconnect runs,
+// the table is empty, exit 0) and every log line is one JSON object.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gateway, Client, probeRoutes, whoami, sqliteRows, waitFor, readEvents, ctx } from './harness.mjs';

@@ -1,5 +1,5 @@
-// A client frame without a mask fails the connection with 1002 (RFC 6455 5.1; issue 18, SPEC sections 8 and
-// 9): the server's close frame says 1002, the frame is never routed or echoed, the socket is closed,
+// A client frame without a mask fails the connection with 1002 (RFC 6455 5.1; issue 18):
+// the server's close frame says 1002, the frame is never routed or echoed, the socket is closed,
 // $disconnect runs once with 1002 and the row is gone. Frames before it are still answered; over plain
 // TCP, wss:// and a proxy route alike, and when it comes in the same TCP write as the upgrade request.
 // Other connections go on being served.

@@ -1,6 +1,6 @@
 // Upgrades that the gateway's own checks once passed, that ran $connect and that libwebsockets 4.1.6 then
 // refused (an HTML 403, or a silent close and $disconnect with 1006): each now gets our 400 or 431 with a
-// reason before $connect (SPEC section 8; gateway/core/lws_upgrade_rules.h), and the request just inside
+// reason before $connect (gateway/core/lws_upgrade_rules.h), and the request just inside
 // each limit still upgrades. Raw TCP: no client library sends these heads.
 //
 // Fragment arithmetic (libwebsockets keeps at most 94): 2 for the request line, 1 per query parameter (the

@@ -1,12 +1,13 @@
-// Azure Web PubSub's server REST API on a two-node cluster sharing a Redis this file starts (SPEC sections 12
-// and 3): @azure/web-pubsub's WebPubSubServiceClient against one node reaches clients on the other; a REST
-// call that needs Redis does not hold its network thread while Redis is stopped (SIGSTOP of the redis-server
-// started here): an echo on the same thread (--network-threads 1) is answered first, and the REST call gets
-// Redis's answer once Redis runs again; a REST call still waiting at the handshake timeout is answered 503
-// with a JSON reason, and its late result is dropped safely. A send's data type (json, text, binary) and a
-// client's publish ("from":"group", its user ID) arrive on the other node as a client on the sending node gets them.
-// A REST call's `excluded` connections are left out on every node, and closes (all, a group's, a user's, one
-// connection) reach the other node's clients with their reason; closeAllConnections closes both nodes'.
+// Azure Web PubSub's server REST API on a two-node cluster sharing a Redis this file starts (docs/webpubsub.md,
+// "Hubs, groups and a cluster"): @azure/web-pubsub's WebPubSubServiceClient against one node reaches clients on
+// the other; a REST call that needs Redis does not hold its network thread while Redis is stopped (SIGSTOP of
+// the redis-server started here): an echo on the same thread (--network-threads 1) is answered first, and the
+// REST call gets Redis's answer once Redis runs again; a REST call still waiting at the handshake timeout is
+// answered 503 with a JSON reason, and its late result is dropped safely. A send's data type (json, text,
+// binary) and a client's publish ("from":"group", its user ID) arrive on the other node as a client on the
+// sending node gets them. A REST call's `excluded` connections are left out on every node, and closes (all, a
+// group's, a user's, one connection) reach the other node's clients with their reason; closeAllConnections
+// closes both nodes'.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';

@@ -1,4 +1,4 @@
-// Azure Web PubSub clients and servers against wsgw (SPEC section 12), with Microsoft's own packages from
+// Azure Web PubSub clients and servers against wsgw (docs/webpubsub.md), with Microsoft's own packages from
 // npm, unmodified: @azure/web-pubsub (WebPubSubServiceClient: tokens and the REST API) and
 // @azure/web-pubsub-client (WebPubSubClient on both JSON subprotocols). AWS-style clients of the same API
 // share the groups. The reliable subprotocol's recovery is tested through a TCP relay that the test cuts.

@@ -1,6 +1,6 @@
 // The soak benchmark of issue 16 (run through tools/bench/soak): starts its own wsgw on 127.0.0.1 (a temp
 // dir with routes.json, the probe test plugin and the echo handler, limits at their defaults) and drives it
-// for N minutes with every kind of traffic SPEC section 10 bounds, all at once: pipelined echoes,
+// for N minutes with every kind of traffic the limits of docs/limits.md bound, all at once: pipelined echoes,
 // connect/close churn, POST /@connections, group sends, clients that stop reading (which must be closed with
 // 1008), clients that flood a slow route (which must only be held back), and a routes.json rewrite every
 // 30 s (a hot reload). Every --sample-seconds it prints one JSON line (RSS, CPU of one core, the section 10
@@ -46,7 +46,8 @@ const MIX = {
   connectTimeoutMs: 10000,
   drainMs: 5000,              // after the traffic stops: time for answers still on their way
 };
-// SPEC section 10 defaults, which the soak's routes.json leaves in force (--max-send-queue-bytes sets the first).
+// The limits' defaults (docs/limits.md), which the soak's routes.json leaves in force (--max-send-queue-bytes
+// sets the first).
 const LIMITS = { maxSendQueueBytes: 1048576, maxPendingMessages: 64, maxPendingBytes: 1048576, maxMessageBytes: 131072 };
 const METRICS = ['wsgw_send_queue_bytes', 'wsgw_pending_bytes', 'wsgw_slow_consumer_closes_total', 'wsgw_reads_paused_total',
   'wsgw_accept_errors_total', 'wsgw_connections'];

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Group fan-out of Azure Web PubSub clients (SPEC section 12, issue 21): N subscribers on one subprotocol
+// Group fan-out of Azure Web PubSub clients (docs/webpubsub.md, issue 21): N subscribers on one subprotocol
 // join a group, one publisher sends M messages to it with acks (a window of 64 in flight), and the time until
 // every subscriber has every message gives the messages delivered per second. On the reliable subprotocol
 // the subscribers send sequenceAck as the client SDK does (after every 300 messages, and at the end), so

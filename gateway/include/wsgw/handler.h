@@ -85,7 +85,7 @@ typedef struct wsgw_host_api {
     int (*send_to_all)(wsgw_host *, const void *data, size_t len, int is_binary);
 
     /* Since wsgw 0.4 (check WSGW_HOST_API_HAS_USERS first): every connection of a user, on every node. A
-     * user ID is the "sub" of an Azure Web PubSub client's access token (SPEC section 12). Returns WSGW_OK
+     * user ID is the "sub" of an Azure Web PubSub client's access token (docs/webpubsub.md). Returns WSGW_OK
      * (also when the user has no connection), WSGW_TOO_LARGE over the message limit, WSGW_ERROR for an empty
      * user ID. Subprotocol clients get the data as a message from the server. */
     int (*send_to_user)(wsgw_host *, const char *user_id, const void *data, size_t len, int is_binary);

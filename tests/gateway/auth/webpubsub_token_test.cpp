@@ -1,4 +1,4 @@
-// Azure Web PubSub access tokens (SPEC section 12): tokens exactly as @azure/web-pubsub 1.2.0 made them
+// Azure Web PubSub access tokens (docs/webpubsub.md): tokens exactly as @azure/web-pubsub 1.2.0 made them
 // (getClientAccessToken, and the REST pipeline's bearer token; captured once, checked at a fixed "now"),
 // the audience rules, 401 for no token and 403 for any refused one, and our own signer.
 #include "webpubsub_token.h"

@@ -1,4 +1,4 @@
-// routes.json "lambda" handlers (SPEC section 11): what is read, the defaults, and the message for each
+// routes.json "lambda" handlers (docs/lambda.md): what is read, the defaults, and the message for each
 // mistake (file, JSON path, what to do).
 #include "config.h"
 

@@ -15,7 +15,7 @@ ConfigError errorOf(const std::string &text) {
     return std::get<ConfigError>(r);
 }
 
-const char kSpecExample[] = R"({
+const char kFullExample[] = R"({
   "routeSelectionExpression": "$request.body.action",
   "handlers": {
     "auth": { "config": { "apiKeys": ["demo-key"] } },
@@ -32,8 +32,8 @@ const char kSpecExample[] = R"({
 }  // namespace
 
 TEST_SUITE("config") {
-    TEST_CASE("the SPEC's example parses with every default filled") {
-        auto r = parseApiConfig(kSpecExample, "routes.json");
+    TEST_CASE("the full example routes.json parses with every default filled") {
+        auto r = parseApiConfig(kFullExample, "routes.json");
         REQUIRE(std::holds_alternative<ApiConfig>(r));
         const ApiConfig &c = std::get<ApiConfig>(r);
         CHECK(c.routeSelectionExpression == "$request.body.action");
@@ -185,7 +185,7 @@ TEST_SUITE("config") {
         char dir[] = "/tmp/wsgw-config-test-XXXXXX";
         REQUIRE(mkdtemp(dir));
         std::string path = std::string(dir) + "/routes.json";
-        std::ofstream(path) << kSpecExample;
+        std::ofstream(path) << kFullExample;
         CHECK(std::holds_alternative<ApiConfig>(loadApiConfig(path)));
         auto missing = loadApiConfig(std::string(dir) + "/nope.json");
         REQUIRE(std::holds_alternative<ConfigError>(missing));

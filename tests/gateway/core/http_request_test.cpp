@@ -247,7 +247,7 @@ TEST_SUITE("management_path") {
         CHECK(parseManagementPath("/@groups/no%20spaces").group == "no spaces");
     }
 
-    TEST_CASE("user paths (Azure Web PubSub user IDs, SPEC section 12), with and without a stage") {
+    TEST_CASE("user paths (Azure Web PubSub user IDs, docs/webpubsub.md, Users), with and without a stage") {
         ManagementPath u = parseManagementPath("/@users/alice%40example.com");
         CHECK(u.target == ManagementTarget::User);
         CHECK(u.user == "alice@example.com");

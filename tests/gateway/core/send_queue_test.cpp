@@ -1,5 +1,6 @@
-// SendQueue's framing (what a client's parser reads back from one gathered send) and SPEC section 10's
-// per-connection accounting in LiveConnection: the send-queue reservation and the pending-message bounds.
+// SendQueue's framing (what a client's parser reads back from one gathered send) and the
+// per-connection accounting of docs/limits.md in LiveConnection: the send-queue reservation and the
+// pending-message bounds.
 #include "connection_registry.h"
 #include "send_queue.h"
 

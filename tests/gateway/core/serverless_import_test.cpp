@@ -1,4 +1,4 @@
-// `wsgw import serverless.yml` (SPEC 11): what a Serverless Framework project's WebSocket API becomes in
+// `wsgw import serverless.yml` (docs/lambda.md): what a Serverless Framework project's WebSocket API becomes in
 // routes.json, and the message (file:line:column, what, what to do) for each thing it cannot import.
 #include "serverless_import.h"
 

@@ -1,4 +1,4 @@
-// routes.json "webPubSub" (SPEC section 12): what is read, the default window, and the message for each
+// routes.json "webPubSub" (docs/webpubsub.md): what is read, the default window, and the message for each
 // mistake (file, JSON path, what to do).
 #include "config.h"
 

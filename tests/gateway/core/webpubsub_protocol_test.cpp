@@ -1,4 +1,4 @@
-// Azure Web PubSub's JSON client protocol (SPEC section 12): each client message as the client SDK
+// Azure Web PubSub's JSON client protocol (docs/webpubsub.md): each client message as the client SDK
 // (@azure/web-pubsub-client 1.1.0) writes it, the errors for what it must not send, and the server
 // messages in the shape the SDK parses.
 #include "webpubsub_permissions.h"

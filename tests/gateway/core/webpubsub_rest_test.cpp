@@ -1,4 +1,4 @@
-// Azure Web PubSub's data-plane REST API as a pure router (SPEC section 12): every path the server SDK
+// Azure Web PubSub's data-plane REST API as a pure router (docs/webpubsub.md): every path the server SDK
 // (@azure/web-pubsub 1.2.0) calls, as it writes them (captured from the SDK), with the status it expects,
 // and the errors for what it does not send.
 #include "webpubsub_rest.h"

@@ -1,4 +1,4 @@
-// The reliable subprotocol's per-connection state (SPEC section 12): numbering and keeping messages until
+// The reliable subprotocol's per-connection state (docs/webpubsub.md): numbering and keeping messages until
 // the client's sequenceAck, the maxSendQueueBytes bound on what is kept, repeated ackIds, and the recovery
 // window's tokens and deadlines.
 #include "webpubsub_protocol.h"

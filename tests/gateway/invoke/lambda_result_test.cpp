@@ -1,4 +1,4 @@
-// A Lambda function's result as AWS API Gateway maps it (SPEC section 11), and its error body.
+// A Lambda function's result as AWS API Gateway maps it (docs/lambda.md), and its error body.
 #include "lambda_result.h"
 
 #include <doctest/doctest.h>
@@ -32,7 +32,7 @@ TEST_SUITE("lambda result") {
         CHECK(s.hasBody);
         CHECK(s.body == "hello");
         LambdaResult e = mapLambdaResult(R"("")");
-        CHECK(e.hasBody);  // an empty message is still a message (SPEC 9)
+        CHECK(e.hasBody);  // an empty message is still a message (a non-NULL empty body is sent)
         CHECK(e.body.empty());
         LambdaResult n = mapLambdaResult("null");
         CHECK(n.ok);

@@ -1,4 +1,4 @@
-// Azure Web PubSub on one node (SPEC section 12) against a recording ConnectionControl: what an Azure client,
+// Azure Web PubSub on one node (docs/webpubsub.md) against a recording ConnectionControl: what an Azure client,
 // a reliable one and a plain AWS-style connection each receive from group sends, pushes and user sends;
 // client requests with their acks (permissions, Duplicate, noEcho); the outbox bound; and the REST
 // operations' effects and statuses.

@@ -1,4 +1,4 @@
-// The management API's loopback certificate for lambda callbacks (SPEC 11): made once, verifiable for
+// The management API's loopback certificate for lambda callbacks (docs/lambda.md): made once, verifiable for
 // 127.0.0.1 against its CA, reused while valid, made again when a file is damaged; the bundle is the CA then
 // the system's CAs.
 #include "loopback_certificate.h"
