@@ -1,6 +1,7 @@
 // Azure Web PubSub access tokens: verification of client and REST tokens, and signing (see the header).
 #include "webpubsub_token.h"
 
+#include "backend_url.h"
 #include "json_text.h"
 
 #include "jwt.h"
@@ -12,39 +13,37 @@
 
 #include <rapidjson/document.h>
 
+#include <optional>
+
 
 namespace wsgw {
 
 namespace {
 
-// "host:port" without the scheme's default port, lower-cased, for comparing an audience with a Host header.
-std::string normalHost(std::string_view host, std::string_view scheme) {
-    std::string h = toLowerAscii(host);
-    bool secure = scheme == "https" || scheme == "wss";
-    std::string_view defaultPort = secure ? ":443" : ":80";
-    // The port is what follows the last ':' (after ']' for an IPv6 literal, which ends with its port too).
-    if (h.size() > defaultPort.size() && h.compare(h.size() - defaultPort.size(), defaultPort.size(), defaultPort) == 0)
-        h.resize(h.size() - defaultPort.size());
-    return h;
+constexpr UrlScheme kHttp{"http", 80}, kHttps{"https", 443}, kWs{"ws", 80}, kWss{"wss", 443};
+
+// An audience URL (any scheme case, a query or fragment ignored) by the one URL parser (backend_url.h): the
+// scheme, the host without an IPv6 literal's brackets, the port (the scheme's default when absent) and the
+// path without its query. Empty when it is not an http(s) or ws(s) URL with a host.
+std::optional<BackendUrl> parseAudience(std::string_view audience) {
+    size_t sep = audience.find("://");
+    if (sep == std::string_view::npos) return std::nullopt;
+    size_t end = audience.find_first_of("?#", sep + 3);
+    std::string url = toLowerAscii(audience.substr(0, sep)) + std::string(audience.substr(sep, end == std::string_view::npos ? end : end - sep));
+    auto parsed = parseBackendUrl(url, {kHttp, kHttps, kWs, kWss}, "is not an http(s) or ws(s) URL");
+    if (auto *u = std::get_if<BackendUrl>(&parsed)) return std::move(*u);
+    return std::nullopt;
 }
 
-struct Url {
-    std::string scheme, host, path;  // path without the query
-};
-
-bool parseUrl(std::string_view text, Url &out) {
-    size_t sep = text.find("://");
-    if (sep == std::string_view::npos) return false;
-    out.scheme = toLowerAscii(text.substr(0, sep));
-    if (out.scheme != "http" && out.scheme != "https" && out.scheme != "ws" && out.scheme != "wss") return false;
-    std::string_view rest = text.substr(sep + 3);
-    size_t slash = rest.find_first_of("/?#");
-    out.host = std::string(rest.substr(0, slash));
-    std::string_view path = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-    path = path.substr(0, path.find_first_of("?#"));
-    if (path.empty()) path = "/";
-    out.path = std::string(path);
-    return !out.host.empty();
+// The audience's host and port are those the request came to (the Host header, read by the audience's
+// scheme, so that a default port written or left out compares equal); host names compare case-insensitively.
+bool sameHost(const BackendUrl &audience, std::string_view hostHeader) {
+    if (hostHeader.find('/') != std::string_view::npos) return false;
+    const bool secure = audience.scheme == kHttps.name || audience.scheme == kWss.name;
+    auto parsed = parseBackendUrl(std::string(audience.scheme) + "://" + std::string(hostHeader),
+                                  {{audience.scheme, secure ? 443 : 80}}, "is not a Host header");
+    const auto *host = std::get_if<BackendUrl>(&parsed);
+    return host && host->port == audience.port && toLowerAscii(host->host) == toLowerAscii(audience.host);
 }
 
 std::vector<std::string> stringOrStrings(const rapidjson::Value *v) {
@@ -120,11 +119,11 @@ WpsTokenCheck verifyWpsClientToken(std::string_view token, const std::vector<std
                                    std::string_view hub, std::string_view host, int64_t nowSeconds) {
     std::string expectedPath = "/client/hubs/" + toLowerAscii(hub);
     auto matches = [&](const std::string &aud) {
-        Url u;
-        if (!parseUrl(aud, u)) return false;
+        std::optional<BackendUrl> u = parseAudience(aud);
+        if (!u) return false;
         // Hub names compare case-insensitively, as Azure compares them; paths percent-decoded, so that "%3A" and
         // ":" compare equal (the SDK and the HTTP stack may differ in escaping).
-        return normalHost(u.host, u.scheme) == normalHost(host, u.scheme) && toLowerAscii(percentDecodeLenient(u.path)) == expectedPath;
+        return sameHost(*u, host) && toLowerAscii(percentDecodeLenient(u->path)) == expectedPath;
     };
     return verify(token, accessKeys, nowSeconds, matches,
                   "this hub's client URL (http://" + std::string(host).substr(0, 80) + expectedPath +
@@ -135,9 +134,8 @@ WpsTokenCheck verifyWpsServerToken(std::string_view token, const std::vector<std
                                    std::string_view host, std::string_view target, int64_t nowSeconds) {
     std::string path = percentDecodeLenient(target.substr(0, target.find('?')));  // as the audience's, below
     auto matches = [&](const std::string &aud) {
-        Url u;
-        if (!parseUrl(aud, u)) return false;
-        return normalHost(u.host, u.scheme) == normalHost(host, u.scheme) && percentDecodeLenient(u.path) == path;
+        std::optional<BackendUrl> u = parseAudience(aud);
+        return u && sameHost(*u, host) && percentDecodeLenient(u->path) == path;
     };
     return verify(token, accessKeys, nowSeconds, matches,
                   "this request's URL (" + path.substr(0, 120) + " at " + std::string(host).substr(0, 80) +

@@ -70,6 +70,46 @@ TEST_SUITE("webpubsub token") {
         CHECK_FALSE(verifyWpsClientToken(make("http://example.com/api/hubs/chat"), {kAccessKey}, "chat", "example.com", kIssued).ok());
     }
 
+    TEST_CASE("audience read by the shared URL parser: ports, a trailing slash, IPv6 hosts, a query, the scheme's case") {
+        auto client = [](const std::string &aud, std::string_view host) {
+            return verifyWpsClientToken(signWpsToken(kAccessKey, {aud, "u", {}, {}, kIssued, 3600}), {kAccessKey}, "chat", host, kIssued).ok();
+        };
+        // A port other than the scheme's default must be the Host header's; the default may be written or not.
+        CHECK(client("http://example.com:8080/client/hubs/chat", "example.com:8080"));
+        CHECK_FALSE(client("http://example.com:8080/client/hubs/chat", "example.com"));
+        CHECK_FALSE(client("http://example.com/client/hubs/chat", "example.com:8080"));
+        CHECK(client("http://example.com:80/client/hubs/chat", "example.com"));
+        CHECK(client("wss://example.com/client/hubs/chat", "example.com:443"));
+        CHECK_FALSE(client("https://example.com/client/hubs/chat", "example.com:80"));  // 80 is not https's default
+        CHECK(client("http://example.com:443/client/hubs/chat", "example.com:443"));    // nor 443 http's
+        CHECK_FALSE(client("http://example.com:443/client/hubs/chat", "example.com"));
+        CHECK_FALSE(client("http://example.com:99999/client/hubs/chat", "example.com:99999"));  // not a port
+        CHECK_FALSE(client("http://example.com:/client/hubs/chat", "example.com:"));
+        // The path is the hub's, exactly: a trailing slash is another path; a query or fragment is not part of it.
+        CHECK_FALSE(client("http://example.com/client/hubs/chat/", "example.com"));
+        CHECK(client("http://example.com/client/hubs/chat?x=1", "example.com"));
+        CHECK(client("http://example.com/client/hubs/chat#f", "example.com"));
+        CHECK_FALSE(client("http://example.com?/client/hubs/chat", "example.com"));
+        // IPv6 literals: in brackets on both sides, their own port, the default port dropped, hex case ignored.
+        CHECK(client("http://[::1]:8080/client/hubs/chat", "[::1]:8080"));
+        CHECK_FALSE(client("http://[::1]:8080/client/hubs/chat", "[::1]:8081"));
+        CHECK(client("https://[2001:DB8::1]:443/client/hubs/chat", "[2001:db8::1]"));
+        CHECK_FALSE(client("http://[::1/client/hubs/chat", "[::1"));  // unterminated
+        CHECK_FALSE(client("http://[::2]/client/hubs/chat", "[::1]"));
+        // The scheme in any case; no host, no scheme, or a Host header with a path: refused.
+        CHECK(client("HTTP://example.com/client/hubs/chat", "example.com"));
+        CHECK_FALSE(client("http:///client/hubs/chat", ""));
+        CHECK_FALSE(client("example.com/client/hubs/chat", "example.com"));
+        CHECK_FALSE(client("http://example.com/client/hubs/chat", "example.com/x"));
+        // A REST token's audience with a port and a query: the query is not compared, the path is.
+        auto server = [](const std::string &aud, std::string_view host, std::string_view target) {
+            return verifyWpsServerToken(signWpsToken(kAccessKey, {aud, "", {}, {}, kIssued, 3600}), {kAccessKey}, host, target, kIssued).ok();
+        };
+        CHECK(server("https://[::1]:8443/api/hubs/chat/:send?api-version=2024-12-01", "[::1]:8443", "/api/hubs/chat/:send?api-version=1"));
+        CHECK_FALSE(server("https://[::1]:8443/api/hubs/chat/:send/", "[::1]:8443", "/api/hubs/chat/:send"));
+        CHECK_FALSE(server("https://[::1]:8443/api/hubs/chat/:send", "[::1]", "/api/hubs/chat/:send"));
+    }
+
     TEST_CASE("the SDK's REST token: audience is the request URL") {
         auto ok = verifyWpsServerToken(kSdkRestToken, {kAccessKey}, "127.0.0.1:45443", "/api/hubs/chat/:send?api-version=2024-12-01",
                                        kIssued + 20);
