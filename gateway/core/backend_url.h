@@ -1,5 +1,6 @@
-// The one parser of a backend's URL, scheme://host[:port][/path], shared by the proxy's WebSocket backends
-// (ws_url.h) and the HTTP integration's (invoke/http_integration.h); each caller keeps its own schemes,
+// The one parser of a URL, scheme://host[:port][/path], shared by the proxy's WebSocket backends (ws_url.h),
+// the HTTP integration's (invoke/http_integration.h) and Azure Web PubSub token audiences and the Host header
+// they are compared with (auth/webpubsub_token.cpp); each caller keeps its own schemes,
 // their default ports and its error for a scheme it does not speak. The rules: a host is required, an IPv6
 // host is written in brackets and only ":port" may follow the ']', a port is 1 to 65535 in digits, and the
 // path (the rest, query included, "/" when absent) holds no space or control character.
