@@ -36,8 +36,10 @@ public:
     Gateway(const Gateway &) = delete;
     Gateway &operator=(const Gateway &) = delete;
 
-    // Every start-up step in order; the first that fails ends it with its error (nothing is served).
+    // Every start-up step in order; the first that fails ends it with its error (nothing is served). A
+    // SIGTERM or SIGINT during the start ends it too (startStoppedBy() names the signal).
     std::string start();
+    int startStoppedBy() const { return startStoppedBy_; }
     // Serves until a stop is asked for, then drains and stops. May end the process itself (_Exit(0)) when a
     // thread is still inside a handler whose plugin cannot be unloaded under it.
     void serveUntilStopped();
@@ -89,6 +91,7 @@ private:
     std::unique_ptr<ManagementApi> management_, functionEndpoint_;
     std::string handlerNames_;
     std::unique_ptr<RouteReloader> reloader_;
+    int startStoppedBy_ = 0;
 };
 
 }  // namespace wsgw

@@ -9,11 +9,14 @@
 #include "loopback_certificate.h"
 #include "lost_connections.h"
 #include "plugin_registry.h"
+#include "startup_signals.h"
 #include "tls_credentials.h"
 
 #include <libwebsockets.h>
 
+#include <pthread.h>
 #include <sched.h>
+#include <csignal>
 #include <algorithm>
 #include <thread>
 
@@ -38,17 +41,38 @@ unsigned availableCores() {
 
 Gateway::Gateway(const Options &opt) : opt_(opt) { hostContext_.registry = &registry_; }
 
+// SIGTERM or SIGINT during the start ends it after the step under way (a wait for another process's lock
+// on the database, or the clean-up's wait for a table it cannot read, is cut short): startStoppedBy() then
+// says which signal, and nothing that was not claimed has been touched.
 std::string Gateway::start() {
-    if (std::string err = lockDatabase(); !err.empty()) return err;
-    if (std::string err = readListenAddressAndRoutes(); !err.empty()) return err;
-    if (std::string err = openConnectionTable(); !err.empty()) return err;
-    if (std::string err = claimClusterNodeId(); !err.empty()) return err;
-    if (std::string err = openAccessLog(); !err.empty()) return err;
-    if (std::string err = makeNetworkThreadsAndWorkers(); !err.empty()) return err;
-    if (std::string err = prepareFunctionCallbackTls(); !err.empty()) return err;
-    if (std::string err = buildRoutes(); !err.empty()) return err;
-    if (std::string err = bindListeners(); !err.empty()) return err;
-    recoverStaleConnections(*store_, opt_.nodeId, table_, *invoker_);
+    StartupSignals signals;
+    using Step = std::string (Gateway::*)();
+    static constexpr Step kUntilBound[] = {&Gateway::lockDatabase, &Gateway::readListenAddressAndRoutes,
+                                           &Gateway::openConnectionTable, &Gateway::claimClusterNodeId,
+                                           &Gateway::openAccessLog, &Gateway::makeNetworkThreadsAndWorkers,
+                                           &Gateway::prepareFunctionCallbackTls, &Gateway::buildRoutes};
+    for (Step step : kUntilBound) {
+        std::string err = (this->*step)();
+        if ((startStoppedBy_ = StartupSignals::stopSignal()) != 0) return err.empty() ? "stopped by a signal" : err;
+        if (!err.empty()) return err;
+    }
+    // Binding installs the network loop's signal handlers (the drain's): ours goes back in front of them, the
+    // signals held meanwhile, so that none reaches only the loop, which does not run before serving.
+    sigset_t stopSignals, previousMask;
+    sigemptyset(&stopSignals);
+    sigaddset(&stopSignals, SIGTERM);
+    sigaddset(&stopSignals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stopSignals, &previousMask);
+    std::string bindError = bindListeners();
+    signals.takeOverAgain();
+    pthread_sigmask(SIG_SETMASK, &previousMask, nullptr);
+    if ((startStoppedBy_ = StartupSignals::stopSignal()) != 0) return bindError.empty() ? "stopped by a signal" : bindError;
+    if (!bindError.empty()) return bindError;
+    // A signal from here on also reaches the loop's handler: once the rows are read it drains as usual.
+    if (!recoverStaleConnections(*store_, opt_.nodeId, table_, *invoker_, &StartupSignals::waitFor)) {
+        startStoppedBy_ = StartupSignals::stopSignal();
+        return "stopped during the clean-up of an unclean stop";
+    }
     startReloader();
     giveManagementApiItsHooks();
     if (std::string err = joinCluster(); !err.empty()) return err;
@@ -88,7 +112,7 @@ std::string Gateway::openConnectionTable() {
         redisStore_ = opened.get();
         store_ = std::move(opened);
     } else {
-        store_ = openSqliteStore(opt_.dbPath, &storeError, databaseLock_.get());
+        store_ = openSqliteStore(opt_.dbPath, &storeError, databaseLock_.get(), [] { return StartupSignals::stopped(); });
         if (!store_) return storeError;
     }
     return {};

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <vector>
 
 namespace wsgw {
@@ -50,9 +49,11 @@ void submitLostDisconnect(const ConnectionRow &row, const std::string &reason,
 // on the workers beside the new traffic (serving does not wait for it: a liveness probe, a SIGTERM and new
 // clients are answered meanwhile). Each row is removed after its $disconnect; what a crash or a stop cuts
 // off is found again by the next start. A table that cannot be read yet is tried again (with backoff, one
-// log line per 10 s) until it can, however long it stays locked.
-void recoverStaleConnections(ConnectionStore &store, const std::string &nodeId,
-                             const std::shared_ptr<const RouteTable> &table, Invoker &invoker) {
+// log line per 10 s) until it can, however long that takes, unless a stop (SIGTERM, SIGINT) is asked for
+// meanwhile: then nothing is submitted (reading claimed no row) and the next start finds every row.
+bool recoverStaleConnections(ConnectionStore &store, const std::string &nodeId,
+                             const std::shared_ptr<const RouteTable> &table, Invoker &invoker,
+                             const std::function<bool(std::chrono::milliseconds)> &sleepUnlessStopped) {
     using Clock = std::chrono::steady_clock;
     std::chrono::milliseconds delay{50};
     const Clock::time_point started = Clock::now();
@@ -70,7 +71,12 @@ void recoverStaleConnections(ConnectionStore &store, const std::string &nodeId,
                              {log::Field("node", nodeId), log::Field("error", error),
                               log::Field("attempts", attempts)});
         }
-        std::this_thread::sleep_for(delay);
+        if (sleepUnlessStopped(delay)) {
+            log::warn("cleaning up after an unclean stop: stopped before the connection table could be read; its rows "
+                      "are left for the next start",
+                      {log::Field("node", nodeId), log::Field("attempts", attempts)});
+            return false;
+        }
         delay = std::min(delay * 2, std::chrono::milliseconds(2000));
     }
     if (attempts > 1)
@@ -78,11 +84,13 @@ void recoverStaleConnections(ConnectionStore &store, const std::string &nodeId,
                         {log::Field("attempts", attempts),
                          log::Field("waitedMs", static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                                                 Clock::now() - started).count()))});
-    if (rows.empty()) return;
+    if (rows.empty()) return true;
+    if (sleepUnlessStopped(std::chrono::milliseconds(0))) return false;  // asked to stop: the rows are the next start's
     log::warn("cleaning up connections left by an unclean stop",
                     {log::Field("node", nodeId), log::Field("connections", static_cast<uint64_t>(rows.size()))});
     for (auto &row : rows)
         submitLostDisconnect(row, "Gateway node '" + nodeId + "' stopped uncleanly; connection lost", table, invoker, store);
+    return true;
 }
 
 }  // namespace wsgw

@@ -7,6 +7,8 @@
 #include "invoker.h"
 #include "route_table.h"
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,8 +20,10 @@ void submitLostDisconnect(const ConnectionRow &row, const std::string &reason, c
                           Invoker &invoker, ConnectionStore &store);
 
 // Rows `nodeId` left behind after an unclean stop: their $disconnect is submitted (serving does not wait for
-// it). A table that cannot be read yet is tried again until it can.
-void recoverStaleConnections(ConnectionStore &store, const std::string &nodeId, const std::shared_ptr<const RouteTable> &table,
-                             Invoker &invoker);
+// it). A table that cannot be read yet is tried again until it can, or until a stop is asked for: each
+// pause between attempts is `sleepUnlessStopped(d)`, which returns true when the start is to stop. Returns
+// false when it stopped: then no $disconnect was submitted and every row is left for the next start.
+bool recoverStaleConnections(ConnectionStore &store, const std::string &nodeId, const std::shared_ptr<const RouteTable> &table,
+                             Invoker &invoker, const std::function<bool(std::chrono::milliseconds)> &sleepUnlessStopped);
 
 }  // namespace wsgw

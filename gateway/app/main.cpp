@@ -35,6 +35,17 @@ int fail(const std::string &message) {
     return 2;
 }
 
+// A SIGTERM or SIGINT before serving began: the start ends where it was, what it had not claimed (the rows of
+// an unclean stop, when the table could not be read) left for the next start. Exit 128 + the signal's number,
+// as a shell reports a process the signal ended: 143 for SIGTERM, 130 for SIGINT (docs/operations.md).
+int stoppedDuringStart(int sig, const std::string &where) {
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    std::fprintf(stderr, "wsgw: %s during start-up (%s): stopped before serving\n", name, where.c_str());
+    wsgw::log::warn("start-up stopped by a signal before serving; nothing that was not claimed was touched",
+                    {wsgw::log::Field("signal", name), wsgw::log::Field("at", where)});
+    return 128 + sig;
+}
+
 wsgw::log::Level levelFromName(const std::string &n) {
     if (n == "debug") return wsgw::log::Level::Debug;
     if (n == "warn") return wsgw::log::Level::Warn;
@@ -154,7 +165,10 @@ int main(int argc, char **argv) {
     }
     prepareProcess(opt);
     wsgw::Gateway gateway(opt);
-    if (std::string err = gateway.start(); !err.empty()) return fail(err);
+    if (std::string err = gateway.start(); !err.empty()) {
+        if (int sig = gateway.startStoppedBy()) return stoppedDuringStart(sig, err);
+        return fail(err);
+    }
     gateway.serveUntilStopped();
     return 0;
 }

@@ -323,8 +323,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::string *error, DatabaseLock *lock) {
-    std::unique_ptr<SqliteTable> table = SqliteTable::open(path, error);
+std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::string *error, DatabaseLock *lock,
+                                                 std::function<bool()> giveUp) {
+    std::unique_ptr<SqliteTable> table = SqliteTable::open(path, error, std::move(giveUp));
     if (!table) return nullptr;
     return std::make_unique<SqliteStore>(std::move(table), path, lock);
 }

@@ -8,6 +8,7 @@
 #include "connection_store.h"
 #include "database_lock.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -15,7 +16,9 @@ namespace wsgw {
 
 // Opens (creating parent directories and the file) and starts the writer thread; nullptr and *error
 // naming the path and the SQLite error on failure.
-// `lock`, when given, is checked with the database file once a second (DatabaseLock::keepHeld).
-std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::string *error, DatabaseLock *lock = nullptr);
+// `lock`, when given, is checked with the database file once a second (DatabaseLock::keepHeld). The wait for
+// another process's lock while setting up ends early when `giveUp` says so (a stop asked for at start-up).
+std::unique_ptr<ConnectionStore> openSqliteStore(const std::string &path, std::string *error, DatabaseLock *lock = nullptr,
+                                                 std::function<bool()> giveUp = {});
 
 }  // namespace wsgw

@@ -7,7 +7,9 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 namespace wsgw {
 
@@ -39,6 +41,31 @@ ConnectionRow readRow(sqlite3_stmt *s) {
     return r;
 }
 
+// The set-up's wait for another process's lock: up to 5 s for each statement, in 10 ms steps, so that a
+// stop asked for meanwhile (giveUp) ends it at once; the first wait is logged, as it holds up the start.
+struct SetupLockWait {
+    static constexpr auto kLimit = std::chrono::milliseconds(5000);
+    static constexpr auto kStep = std::chrono::milliseconds(10);
+    std::string path;
+    std::function<bool()> giveUp;
+    std::chrono::steady_clock::time_point until{};
+    bool logged = false;
+
+    static int onBusy(void *self, int attempt) {
+        auto &w = *static_cast<SetupLockWait *>(self);
+        const auto now = std::chrono::steady_clock::now();
+        if (attempt == 0) w.until = now + kLimit;
+        if (now >= w.until || (w.giveUp && w.giveUp())) return 0;
+        if (!w.logged) {
+            w.logged = true;
+            log::warn("connection table: another process holds the database's lock; waiting for it (up to 5 s)",
+                      {log::Field("db", w.path)});
+        }
+        std::this_thread::sleep_for(kStep);
+        return 1;
+    }
+};
+
 bool stepAndReset(sqlite3_stmt *s) {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
@@ -48,7 +75,7 @@ bool stepAndReset(sqlite3_stmt *s) {
 
 }  // namespace
 
-std::unique_ptr<SqliteTable> SqliteTable::open(const std::string &path, std::string *error) {
+std::unique_ptr<SqliteTable> SqliteTable::open(const std::string &path, std::string *error, std::function<bool()> giveUp) {
     auto fail = [&](const std::string &why) -> std::unique_ptr<SqliteTable> {
         if (error) *error = path + ": " + why + " (choose another file with --db)";
         return nullptr;
@@ -65,7 +92,8 @@ std::unique_ptr<SqliteTable> SqliteTable::open(const std::string &path, std::str
     }
     // Setting up may wait for another process's lock a while; the store thread's writes then wait briefly
     // and retry with backoff instead (see kBusyTimeoutMs).
-    sqlite3_busy_timeout(db, 5000);
+    SetupLockWait setupWait{path, std::move(giveUp)};
+    sqlite3_busy_handler(db, SetupLockWait::onBusy, &setupWait);
     // A small page cache: the table is written in batches and read rarely, and its cache would otherwise grow
     // with the number of connections (the 2 MB default is about 100 bytes each at 19,000).
     const char *setup[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-256"};

@@ -6,6 +6,7 @@
 #include "connection_store.h"
 #include "sqlite_write_batch.h"
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,8 +21,9 @@ namespace wsgw {
 class SqliteTable {
 public:
     // Opens (creating parent directories and the file) and sets the table up; nullptr and *error naming the
-    // path and the SQLite error on failure.
-    static std::unique_ptr<SqliteTable> open(const std::string &path, std::string *error);
+    // path and the SQLite error on failure. Another process's lock is waited for up to 5 s per statement (a
+    // warning says so once), less when `giveUp` returns true.
+    static std::unique_ptr<SqliteTable> open(const std::string &path, std::string *error, std::function<bool()> giveUp = {});
     ~SqliteTable();
     SqliteTable(const SqliteTable &) = delete;
     SqliteTable &operator=(const SqliteTable &) = delete;
