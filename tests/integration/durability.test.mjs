@@ -6,11 +6,12 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import {
   Gateway, Client, metricValue, prepareDir, probeRoutes, whoami, sqliteRows, waitFor, readEvents, ctx, runExpectingExit, withTimeout,
 } from './harness.mjs';
-import { holdWriteLock } from './sqlite-write-lock.mjs';
+import { holdWriteLock, holdWholeDatabase } from './sqlite-write-lock.mjs';
 
 const gateways = [];
 const lockHolders = [];
@@ -319,4 +320,73 @@ test('kill -9 under connect load: every $connect that ran is followed by a $disc
   // were closing at that moment can be among them (at most the 32 the load keeps in flight).
   assert.ok(twice.length <= 32, `${twice.length} connections got a second $disconnect`);
   assert.ok(twice.every(([, n]) => n === 2), 'never more than twice');
+});
+
+// A stop asked for while the start waits, after a kill -9 left rows behind: for another process's lock on the
+// database (the set-up's wait), or for a table it cannot read (the clean-up's retries; here the journal of
+// a last stop is a symlink loop, one of the read errors that a lock cannot cause: WAL readers pass a writer's
+// lock, and a lock that stops readers stops the set-up first). SIGTERM ends the start within 2 s, exit 143
+// and a line saying so, no $disconnect, every row kept; the next start runs each $disconnect once.
+async function crashWithRows(nodeId) {
+  const first = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], nodeId });
+  gateways.push(first);
+  const { clients, ids } = await openClients(first, 5);
+  await waitFor(async () => (await rowIds(first.dbPath, nodeId)).length === 5, { what: 'the 5 rows' });
+  await first.stop({ signal: 'SIGKILL', timeoutMs: 5000 });
+  await Promise.all(clients.map((c) => c.waitClosed(3000)));
+  return { first, ids };
+}
+
+async function sigtermWhileWaiting(first, nodeId, waitingLine, what) {
+  const waiting = new Gateway(prepareDir({ dir: first.dir, routes: probeRoutes(), plugins: ['probe'] }), { nodeId, workers: 4, logLevel: 'info' });
+  waiting.spawn([]);
+  gateways.push(waiting);
+  await waiting.waitForLog(waitingLine, 15000, what);
+  const sent = Date.now();
+  waiting.proc.kill('SIGTERM');
+  const exit = await withTimeout(waiting.exited, 5000, 'wsgw to exit after SIGTERM during start-up');
+  const tookMs = Date.now() - sent;
+  assert.ok(tookMs < 2000, `exited ${tookMs} ms after SIGTERM`);
+  assert.deepEqual(exit, { code: 143, signal: null }, `exit status 143: ${JSON.stringify(exit)}; stderr: ${waiting.stderr}`);
+  assert.match(waiting.stderr, /SIGTERM during start-up/);
+  assert.ok(waiting.lines.some((l) => /start-up stopped by a signal before serving/.test(l.msg ?? '') && l.signal === 'SIGTERM'),
+    'a log line says the start was stopped by SIGTERM');
+  assert.ok(!waiting.lines.some((l) => l.msg === 'listening'), 'it never served');
+}
+
+async function nextStartRunsEachDisconnectOnce(first, nodeId, ids) {
+  const next = new Gateway(prepareDir({ dir: first.dir, routes: probeRoutes(), plugins: ['probe'] }), { nodeId, workers: 4, logLevel: 'info' });
+  next.spawn([]);
+  gateways.push(next);
+  await next.waitForLog((l) => l.msg === 'listening', 15000, 'the "listening" line of the next start');
+  await waitFor(async () => (await rowIds(first.dbPath, nodeId)).length === 0, { timeoutMs: 5000, what: 'the left rows to go' });
+  await next.stop();
+  const disconnects = disconnectsOf(first.eventsPath);
+  for (const id of ids) assert.equal(disconnects.filter((e) => ctx(e).connectionId === id).length, 1, `exactly one $disconnect for ${id}`);
+  assert.equal(disconnects.length, ids.length);
+}
+
+test('SIGTERM while the start waits for another process holding the database: exit 143 within 2 s, no $disconnect, rows kept', async () => {
+  const nodeId = 'held-node';
+  const { first, ids } = await crashWithRows(nodeId);
+  const holder = await holdWholeDatabase(first.dbPath, lockHolders);
+  await sigtermWhileWaiting(first, nodeId, (l) => /another process holds the database's lock/.test(l.msg ?? ''),
+    'the line saying the start waits for the lock');
+  assert.equal(disconnectsOf(first.eventsPath).length, 0, 'no $disconnect ran');
+  await holder.release();
+  assert.equal((await rowIds(first.dbPath, nodeId)).length, 5, 'every row is left for the next start');
+  await nextStartRunsEachDisconnectOnce(first, nodeId, ids);
+});
+
+test('SIGTERM while the clean-up retries a table it cannot read: exit 143 within 2 s, no $disconnect, rows kept', async () => {
+  const nodeId = 'unreadable-node';
+  const { first, ids } = await crashWithRows(nodeId);
+  const journal = `${first.dbPath}.disconnected`;
+  fs.symlinkSync(path.basename(journal), journal);  // a symlink to itself: open() fails with ELOOP
+  await sigtermWhileWaiting(first, nodeId, (l) => /connection table cannot be read yet; retrying/.test(l.msg ?? ''),
+    'the clean-up\'s "cannot be read yet; retrying" line');
+  assert.equal(disconnectsOf(first.eventsPath).length, 0, 'no $disconnect ran');
+  assert.equal((await rowIds(first.dbPath, nodeId)).length, 5, 'every row is left for the next start');
+  fs.unlinkSync(journal);
+  await nextStartRunsEachDisconnectOnce(first, nodeId, ids);
 });

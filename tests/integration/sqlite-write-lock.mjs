@@ -27,3 +27,29 @@ export async function holdWriteLock(db, holders) {
   holders.push(holder);
   return holder;
 }
+
+// Takes the database file itself (PRAGMA locking_mode=EXCLUSIVE, then a transaction that reads it): unlike
+// BEGIN EXCLUSIVE alone, which WAL readers pass, no other process can even read or set up the database until
+// release() ends the holder (the lock is kept until its connection closes).
+export async function holdWholeDatabase(db, holders) {
+  const proc = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (c) => { out += c; });
+  proc.stderr.setEncoding('utf8').on('data', (c) => { err += c; });
+  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+  proc.stdin.write(".timeout 5000\nPRAGMA locking_mode=EXCLUSIVE;\nBEGIN EXCLUSIVE;\nSELECT count(*) FROM connections;\nSELECT 'locked-' || 'now';\n");
+  await waitFor(() => out.includes('locked-now') || err, { timeoutMs: 8000, what: 'sqlite3 to hold the database' });
+  assert.equal(err, '', `sqlite3 could not take the database: ${err}`);
+  let released = false;
+  const holder = {
+    async release() {
+      if (released) return;
+      released = true;
+      proc.stdin.end('COMMIT;\n');
+      await withTimeout(exited, 5000, 'sqlite3 to exit (and let go of the database)');
+    },
+  };
+  holders.push(holder);
+  return holder;
+}
