@@ -349,6 +349,7 @@ async function sigtermWhileWaiting(first, nodeId, waitingLine, what) {
   assert.ok(tookMs < 2000, `exited ${tookMs} ms after SIGTERM`);
   assert.deepEqual(exit, { code: 143, signal: null }, `exit status 143: ${JSON.stringify(exit)}; stderr: ${waiting.stderr}`);
   assert.match(waiting.stderr, /SIGTERM during start-up/);
+  assert.doesNotMatch(waiting.stderr, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/, 'no sanitizer report (the ASan build runs this too)');
   assert.ok(waiting.lines.some((l) => /start-up stopped by a signal before serving/.test(l.msg ?? '') && l.signal === 'SIGTERM'),
     'a log line says the start was stopped by SIGTERM');
   assert.ok(!waiting.lines.some((l) => l.msg === 'listening'), 'it never served');
