@@ -98,7 +98,7 @@ async function startGateway(line, { dir, env }) {
     child.on('exit', (code) => reject(new Error(`\`${line}\` exited (${code}) before listening: ${stderr}`)));
   });
   const l = await withTimeout(listening, 30000, `\`${line}\` to listen`);
-  return { child, port: Number(String(l.address).split(':').pop()) };
+  return { child, port: Number(String(l.address).split(':').pop()), management: String(l.management) };
 }
 
 async function stop(child) {
@@ -240,6 +240,48 @@ wsgw-load --url ws://127.0.0.1:PORT/ --mode idle --connections 2000 --seconds 8 
   assert.ok(rss() > before, 'the gateway holds more memory with 2000 connections open');
   assert.equal(await withTimeout(loadDone, 60000, 'wsgw-load to finish'), 0, 'wsgw-load exits 0');
   await stop(child);
+});
+
+const awsCliBlock = `export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY AWS_DEFAULT_REGION=us-east-1
+aws apigatewaymanagementapi post-to-connection --endpoint-url http://127.0.0.1:9001/prod \\
+    --connection-id CONNECTION_ID --data 'hello' --cli-binary-format raw-in-base64-out
+aws apigatewaymanagementapi get-connection --endpoint-url http://127.0.0.1:9001/prod --connection-id CONNECTION_ID
+aws apigatewaymanagementapi delete-connection --endpoint-url http://127.0.0.1:9001/prod --connection-id CONNECTION_ID
+`;
+runners.set(key('docs/management-api.md', awsCliBlock), async (lines, text) => {
+  const co = scratchCheckout();
+  // The credentials file the same page shows, for the key pair the commands export.
+  const page = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'management-api.md'), 'utf8');
+  const creds = /## From the AWS SDK[\s\S]*?```json\n([\s\S]*?)```/.exec(page);
+  assert.ok(creds, 'management-api.md still shows the credentials file');
+  fs.writeFileSync(path.join(co.dir, 'credentials.json'), creds[1]);
+  fs.writeFileSync(path.join(co.dir, 'routes.json'), JSON.stringify({ routeSelectionExpression: '$request.body.action',
+    routes: { $default: { handler: 'echo', routeResponse: true } } }));
+  const handlers = process.env.WSGW_HANDLERS_DIR ?? path.join(path.dirname(WSGW_BIN), 'handlers');
+  const { child, port, management } = await startGateway(
+    `./build/wsgw --routes routes.json --handlers ${handlers} --management-credentials credentials.json`, co);
+  try {
+    const c = await Client.open(`ws://127.0.0.1:${port}`);
+    const db = path.join(co.dir, 'data', 'wsgw.db');
+    const id = await waitFor(() => {
+      try {
+        return execFileSync('sqlite3', [db, 'SELECT connection_id FROM connections'], { encoding: 'utf8' }).trim();
+      } catch { return ''; }
+    }, { what: 'the connection\'s row' });
+    // Debian's CLI v2 (tools/install-deps), ahead of any other `aws` on PATH (a v1 from pip has no
+    // --cli-binary-format).
+    assert.ok(fs.existsSync('/usr/bin/aws'), '/usr/bin/aws is missing: tools/install-deps installs Debian\'s awscli');
+    fs.symlinkSync('/usr/bin/aws', path.join(co.dir, '.bin', 'aws'));
+    // As written, in one shell (the export carries to the commands); the one change is the address and ID.
+    const script = text.replaceAll('127.0.0.1:9001', management).replaceAll('CONNECTION_ID', id);
+    const out = execFileSync('/bin/sh', ['-ec', script], { cwd: co.dir, env: { ...co.env, AWS_PAGER: '', HOME: co.dir },
+      encoding: 'utf8', timeout: 60000 });
+    assert.equal(await c.nextText(), 'hello');
+    assert.equal(JSON.parse(out).Identity.SourceIp, '127.0.0.1', 'get-connection printed the connection');
+    await c.waitClosed(5000);
+  } finally {
+    await stop(child);
+  }
 });
 
 // The exceptions: what cannot run in CI, and why. Keep this list short.
