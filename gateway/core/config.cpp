@@ -94,6 +94,9 @@ std::string schemaReason(const rapidjson::SchemaValidator &v, const rapidjson::D
                                               : std::string();
         if (path.rfind("/handlers/", 0) == 0 && std::count(path.begin(), path.end(), '/') == 2)
             return "handler name '" + name + "' may only use letters, digits, '_', '.' and '-'";
+        if (name == "inline" && path.rfind("/routes/", 0) == 0)
+            return "\"inline\" is a setting of a handler, not of a route: put it on the in-process plugin under "
+                   "\"handlers\" (an \"http\" route's backend is always called from a worker thread)";
         return "unknown property '" + name + "': remove it or check its spelling";
     }
     if (keyword == "minimum" || keyword == "maximum") {
@@ -418,6 +421,17 @@ MaybeProblem readHandler(const std::string &name, const rapidjson::Value &v, con
     h.isolated = v.HasMember("isolation") && std::string_view(v["isolation"].GetString()) == "process";
     if (v.HasMember("workers")) h.workers = v["workers"].GetUint();
     if (v.HasMember("maxWorkerMemoryMb")) h.maxWorkerMemoryMb = v["maxWorkerMemoryMb"].GetUint64();
+    h.runsInline = v.HasMember("inline") && v["inline"].GetBool();
+    // Inline, handle() runs on the network thread, inside the gateway: there is no process to isolate it in,
+    // no Lambda process to wait for and no deadline to answer at without blocking every connection there.
+    if (h.runsInline && h.isolated)
+        return ConfigProblem{path + "/inline", "an inline handler runs on the network thread inside the gateway's own process; "
+                                               "an isolated one (\"isolation\": \"process\") runs in worker processes: remove "
+                                               "\"inline\" or the isolation"};
+    if (h.runsInline && v.HasMember("lambda"))
+        return ConfigProblem{path + "/inline", "only an in-process plugin can run inline: a \"lambda\" handler's invocation "
+                                               "waits for a function process, which must not happen on the network thread; "
+                                               "remove \"inline\""};
     if (!v.HasMember("lambda")) return std::nullopt;
     for (const char *pluginOnly : {"plugin", "config", "isolation", "workers", "maxWorkerMemoryMb"})
         if (v.HasMember(pluginOnly))

@@ -35,6 +35,9 @@ struct HandlerSpec {
     size_t maxWorkerMemoryMb = 0;  // 0: no limit
     bool isLambda = false;         // "lambda": no plugin; `lambda` says what to run
     LambdaSpec lambda;
+    // "inline": true: messages routed to it run on the network thread when their connection has nothing
+    // waiting for or inside a worker (an in-process plugin only; its timeoutMs is not enforced then).
+    bool runsInline = false;
 };
 
 // A token bucket's settings: `rate` tokens a second, at most `burst` saved up.

@@ -65,9 +65,25 @@ void IntegrationCaller::call(WorkerSlot &slot, const Invocation &inv, const char
     bool deadlinePassed = false;  // an out-of-process integration gave up at the deadline
     callBackend(inv, routeKey, ie, deadline, out, deadlinePassed);
 
+    returned(inv, invokedAt, out);
+    out.timedOut = markDone(slot, deadlinePassed);
+}
+
+void IntegrationCaller::callInline(const Invocation &inv, const char *routeKey, IntegrationOutcome &out) {
+    PluginInstance *handler = inv.route->handler;
+    InvocationEvent ie;
+    describeEvent(inv, routeKey, ie);
+    RunningEvent running(ie);
+    out.integrationName = &handler->name;
+    auto invokedAt = std::chrono::steady_clock::now();
+    out.rc = callHandler(handler->descriptor, handler->state, &ie.ev, &out.response, out.failure);
+    returned(inv, invokedAt, out);
+    answers_.countedInline();
+}
+
+void IntegrationCaller::returned(const Invocation &inv, std::chrono::steady_clock::time_point invokedAt, IntegrationOutcome &out) {
     out.returnedAt = std::chrono::steady_clock::now();
     inv.route->metrics->integrationLatency.observeMicros(static_cast<uint64_t>(microsBetween(invokedAt, out.returnedAt)));
-    out.timedOut = markDone(slot, deadlinePassed);
     out.integrationMs = std::chrono::duration_cast<std::chrono::milliseconds>(out.returnedAt - invokedAt).count();
 }
 

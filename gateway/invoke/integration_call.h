@@ -45,11 +45,14 @@ public:
 
     // Runs `inv`'s integration on this worker (`slot`); `out` is filled in.
     void call(WorkerSlot &slot, const Invocation &inv, const char *routeKey, IntegrationOutcome &out);
+    // Calls `inv`'s in-process handler on the calling thread, with no deadline (Invoker::runInline).
+    void callInline(const Invocation &inv, const char *routeKey, IntegrationOutcome &out);
 
 private:
     void markBusy(WorkerSlot &slot, const Invocation &inv, const char *routeKey, const std::string &integrationName,
                   std::chrono::steady_clock::time_point deadline);
     bool markDone(WorkerSlot &slot, bool deadlinePassed);  // true: timed out (answered already)
+    static void returned(const Invocation &inv, std::chrono::steady_clock::time_point invokedAt, IntegrationOutcome &out);
     static void callBackend(const Invocation &inv, const char *routeKey, InvocationEvent &ie,
                             std::chrono::steady_clock::time_point deadline, IntegrationOutcome &out, bool &deadlinePassed);
 

@@ -39,6 +39,8 @@ public:
     // network thread reads the socket again if this brought a paused lane below half.
     void releasePending(const Invocation &inv);
     static void removeRowIfOwed(Invocation &inv);  // a $disconnect has run: its connection's row goes
+    // A handler was called on the network thread (wsgw_inline_invocations_total).
+    void countedInline() { host_.metrics.inlineInvocations.fetch_add(1, std::memory_order_relaxed); }
 
 private:
     bool authorizeConnect(Invocation &inv);  // false: refused (the refusal is sent)

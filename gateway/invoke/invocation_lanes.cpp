@@ -9,6 +9,12 @@ void InvocationLanes::submit(const std::shared_ptr<InvocationLane> &lane, Invoca
     enqueue(lane, std::move(inv), wakeNow);
 }
 
+bool InvocationLanes::idle(const std::shared_ptr<InvocationLane> &lane) {
+    if (!lane) return true;
+    std::lock_guard lock(lane->mutex);
+    return !lane->scheduled && lane->queue.empty();
+}
+
 void InvocationLanes::requeueReleased(std::vector<Invocation> invocations) {
     if (invocations.empty()) return;
     {

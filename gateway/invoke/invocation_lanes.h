@@ -34,6 +34,9 @@ public:
     explicit InvocationLanes(unsigned threads) : threads_(threads) {}
 
     std::shared_ptr<InvocationLane> newLane() const { return std::make_shared<InvocationLane>(); }
+    // Nothing of the lane's is queued or being run by a worker (a lane not yet made counts as idle). Only its
+    // connection's network thread adds to a lane, so for that thread this stays true until it submits again.
+    static bool idle(const std::shared_ptr<InvocationLane> &lane);
     // Queues `inv` on its lane and counts it pending until finished() is called for it.
     void submit(const std::shared_ptr<InvocationLane> &lane, Invocation &&inv, bool wakeNow);
     // $disconnects released by a returning stuck thread: already pending, each queued on a lane of its own

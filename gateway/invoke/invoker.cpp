@@ -94,6 +94,17 @@ bool Invoker::run(WorkerSlot &slot, Invocation &inv) {
     return true;
 }
 
+void Invoker::runInline(Invocation &&inv) {
+    const char *routeKey = routeKeyOf(inv);
+    // The stuck-thread cap holds as on a worker: the route's written-off worker invocations may be at it.
+    if (!(stuck_.anyAtCap() && failFastWhenStuck(inv, routeKey))) {
+        IntegrationOutcome outcome;
+        caller_.callInline(inv, routeKey, outcome);
+        answers_.answer(inv, routeKey, outcome);
+    }
+    if (inv.pendingCounted) answers_.releasePending(inv);
+}
+
 // Under slot.mutex (the watchdog's).
 void Invoker::deadlinePassed(WorkerSlot &slot) {
     answers_.timeout(slot);

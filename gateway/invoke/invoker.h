@@ -54,6 +54,13 @@ public:
         lanes_.submit(lane, std::move(inv), wakeNow);
     }
     void wakeDeferred() { lanes_.wakeDeferred(); }
+    // "inline" handlers (docs/routes-json.md): the network thread may call runInline for a message of a route
+    // whose handler runs inline when laneIdle says its connection has nothing queued or running, so that the
+    // message overtakes none. It runs the handler on the calling thread and answers as a worker would (route
+    // response or error frame, metrics, access log, the pending-bounds release), without the timeout: a
+    // handler cannot be stopped on the thread that would answer for it.
+    static bool laneIdle(const std::shared_ptr<Lane> &lane) { return InvocationLanes::idle(lane); }
+    void runInline(Invocation &&inv);
     // Waits until every submitted invocation has finished; false on timeout.
     bool waitIdle(std::chrono::milliseconds timeout) { return lanes_.waitIdle(timeout); }
     size_t pending() const { return lanes_.pending(); }

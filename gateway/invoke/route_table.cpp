@@ -63,6 +63,8 @@ std::variant<std::shared_ptr<const RouteTable>, std::string> buildRouteTable(Api
             return table->config.sourcePath + ": /routes/" + key + "/handler: handler '" + spec.handler +
                    "' was not loaded";
         }
+        // The configuration refuses "inline" on anything but an in-process plugin; checked again where it counts.
+        r.runsInline = table->config.handlers.at(spec.handler).runsInline && !r.handler->isolated && !r.handler->lambda;
         table->routes.emplace(key, std::move(r));
     }
     auto find = [&](const char *k) -> const CompiledRoute * {

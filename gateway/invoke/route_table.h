@@ -28,6 +28,8 @@ struct CompiledRoute {
     std::shared_ptr<HttpIntegration> http;         // instead of a handler: POST the event to a backend
     SharedTokenBucket throttle;    // this route over all connections, shared by every network thread
     RateSpec connectionThrottle;   // a bucket per connection, kept by the listener
+    // Its handler is "inline" (an in-process plugin): a message may run on the network thread (Invoker::runInline).
+    bool runsInline = false;
 };
 
 struct RouteTable {

@@ -42,14 +42,20 @@ void CommandQueue::stop() {
     }
 }
 
+thread_local CommandQueue *CommandQueue::directHere_ = nullptr;
+
 void CommandQueue::post(Command &&c) {
+    // directHere_ is this queue only on its loop's thread, so runningCommands_ is read there.
+    bool direct = c.kind == Command::Kind::Send && directHere_ == this && !runningCommands_;
     bool wasEmpty;
     {
         std::lock_guard lock(mutex_);
         wasEmpty = commands_.empty();
-        commands_.push_back(std::move(c));
+        direct = direct && wasEmpty;
+        if (!direct) commands_.push_back(std::move(c));
     }
-    if (wasEmpty) ev_async_send(t_.loop, &wakeWatcher_);
+    if (direct) run(c);
+    else if (wasEmpty) ev_async_send(t_.loop, &wakeWatcher_);
 }
 
 std::shared_ptr<const RouteTable> CommandQueue::replaceTable(std::shared_ptr<const RouteTable> table) {
@@ -89,8 +95,10 @@ void CommandQueue::drainCommands() {
         applyLimits(t_.host, t_.table->config.limits);
         swapped->set_value(std::move(swapIn));
     }
+    runningCommands_ = true;
     for (Command &c : inHand_) run(c);
     inHand_.clear();
+    runningCommands_ = false;
 }
 
 void CommandQueue::run(Command &c) {

@@ -78,6 +78,22 @@ public:
     void stop();   // once the loop has returned: a pending or later replaceTable returns its table untaken
     // From any thread.
     void post(Command &&c);
+
+    // While one lives on the loop's thread (around an inline handler, MessageReceiver), a Send that thread
+    // posts here runs at once, onto its connection's send queue, instead of waiting for the wake-up: unless
+    // commands of other threads are waiting, which came first (a worker's answer to the connection's previous
+    // message may be among them), or the loop is running commands already. Other kinds are queued as ever
+    // (a close or a resume from inside a libwebsockets callback would act on the connection being read).
+    class DirectSends {
+    public:
+        explicit DirectSends(CommandQueue &queue) : previous_(directHere_) { directHere_ = &queue; }
+        ~DirectSends() { directHere_ = previous_; }
+        DirectSends(const DirectSends &) = delete;
+        DirectSends &operator=(const DirectSends &) = delete;
+
+    private:
+        CommandQueue *previous_;
+    };
     // From another thread while the loop runs: installs `table` between two events and returns the table it
     // replaced (or `table` itself when the loop did not take it within 10 s, or has stopped).
     std::shared_ptr<const RouteTable> replaceTable(std::shared_ptr<const RouteTable> table);
@@ -88,7 +104,10 @@ private:
     void drainCommands();
     void run(Command &c);
 
+    static thread_local CommandQueue *directHere_;  // DirectSends': the queue whose Sends this thread runs at once
+
     NetworkThreadState &t_;
+    bool runningCommands_ = false;  // drainCommands is running them (the loop's thread only)
     ev_async wakeWatcher_{};
     std::mutex mutex_;
     std::vector<Command> commands_;

@@ -1,6 +1,7 @@
 // Owns: receiving, limits, UTF-8, throttles and dispatch of messages (message_receiver.h).
 #include "message_receiver.h"
 
+#include "command_queue.h"
 #include "connection_id.h"
 #include "network_thread_state.h"
 #include "proxy_relay.h"
@@ -191,7 +192,13 @@ void MessageReceiver::submitMessage(Session *s, const CompiledRoute *route, std:
     }
     s->live->addPending(inv.pendingBytes);
     t_.host.metrics.pendingBytes.fetch_add(static_cast<int64_t>(inv.pendingBytes), std::memory_order_relaxed);
-    t_.invoker().submit(t_.laneOf(s), std::move(inv), false);  // woken once per loop iteration (onPrepare)
+    if (route->runsInline && !inv.wpsClient && Invoker::laneIdle(s->lane)) {
+        // Its handler runs here and now (an "inline" handler), its answer straight onto the send queue.
+        CommandQueue::DirectSends direct(*t_.commands);
+        t_.invoker().runInline(std::move(inv));
+    } else {
+        t_.invoker().submit(t_.laneOf(s), std::move(inv), false);  // woken once per loop iteration (onPrepare)
+    }
     if (t_.table) {
         const Limits &limits = t_.table->config.limits;
         if (s->live->pendingAtBound(limits.maxPendingMessages, limits.maxPendingBytes)) pauseReading(s, limits);

@@ -1,7 +1,8 @@
 // Owns: a message's way in on an open connection. Reassembling frames into messages (LWS_CALLBACK_RECEIVE),
 // the frame and message limits (1009, reading the rest of an oversized message first), UTF-8 of text
 // messages, the API's, route's and connection's throttles (429), route selection and handing the message
-// to the Invoker (or the proxy backend), and pausing and resuming reading at the pending bounds
+// to the Invoker (or the proxy backend; an "inline" handler's message is run here when its connection has
+// nothing with the workers), and pausing and resuming reading at the pending bounds
 // (limits.maxPendingMessages and maxPendingBytes).
 #pragma once
 

@@ -55,6 +55,8 @@ public:
     // Gauges, summed over every connection: bytes queued towards clients and not yet taken by their sockets,
     // and message bytes read from clients that wait for their handler.
     std::atomic<int64_t> sendQueueBytes{0}, pendingBytes{0};
+    // Messages whose "inline" handler was called on the network thread instead of a worker.
+    std::atomic<uint64_t> inlineInvocations{0};
 
     struct Gauges {
         uint64_t connections = 0;

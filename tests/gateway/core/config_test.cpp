@@ -174,6 +174,41 @@ TEST_SUITE("config") {
         CHECK(cfg.handlers.at("implicit").workers == 2);
     }
 
+    TEST_CASE("inline: off by default, on for an in-process plugin") {
+        auto parsed = parseApiConfig(R"({"routeSelectionExpression":"x",
+            "handlers":{"fast":{"plugin":"echo","inline":true},"named":{"plugin":"echo","isolation":"in-process","inline":true},
+                        "off":{"plugin":"echo","inline":false}},
+            "routes":{"a":{"handler":"fast"},"b":{"handler":"named"},"c":{"handler":"off"},"d":{"handler":"implicit"}}})", "routes.json");
+        REQUIRE_MESSAGE(std::holds_alternative<ApiConfig>(parsed), std::get<ConfigError>(parsed).message());
+        const ApiConfig &cfg = std::get<ApiConfig>(parsed);
+        CHECK(cfg.handlers.at("fast").runsInline);
+        CHECK(cfg.handlers.at("named").runsInline);
+        CHECK_FALSE(cfg.handlers.at("off").runsInline);
+        CHECK_FALSE(cfg.handlers.at("implicit").runsInline);
+    }
+
+    TEST_CASE("inline is refused where the handler cannot run on the network thread, naming the JSON path") {
+        struct Case { const char *text, *path, *words; };
+        Case cases[] = {
+            {R"({"routeSelectionExpression":"x","handlers":{"iso":{"plugin":"echo","isolation":"process","inline":true}},"routes":{"a":{"handler":"iso"}}})",
+             "/handlers/iso/inline", "isolation"},
+            {R"({"routeSelectionExpression":"x","handlers":{"fn":{"lambda":{"runtime":"nodejs","handler":"index.handler","directory":"fn"},"inline":true}},"routes":{"a":{"handler":"fn"}}})",
+             "/handlers/fn/inline", "\"lambda\" handler"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"http":"http://127.0.0.1:9/x","inline":true}}})",
+             "/routes/a/inline", "setting of a handler, not of a route"},
+            {R"({"routeSelectionExpression":"x","routes":{"a":{"handler":"echo","inline":true}}})",
+             "/routes/a/inline", "under \"handlers\""},
+            {R"({"routeSelectionExpression":"x","handlers":{"a":{"inline":"yes"}},"routes":{"a":{"handler":"a"}}})",
+             "/handlers/a/inline", "expected boolean"},
+        };
+        for (const auto &c : cases) {
+            CAPTURE(c.text);
+            ConfigError e = errorOf(c.text);
+            CHECK(e.jsonPath == c.path);
+            CHECK_MESSAGE(e.reason.find(c.words) != std::string::npos, e.reason);
+        }
+    }
+
     TEST_CASE("message() is file: path: reason") {
         ConfigError e{"r.json", "/routes/a", "bad"};
         CHECK(e.message() == "r.json: /routes/a: bad");

@@ -2,7 +2,7 @@
 // file named by config {"log": PATH} (one compact JSON object a line, flushed at once), so a test can see
 // which route ran and what the event held; MESSAGE bodies with an "action" make it exercise one part of
 // the host API or misbehave on purpose (sleep, fail, throw, push from a thread it starts itself, and, for
-// isolation tests, segfault, abort, exit, leak, print to stdout, and tell its process ID).
+// isolation tests, segfault, abort, exit, leak, print to stdout, and tell its process and thread IDs).
 #include <wsgw/handler.h>
 
 #include <rapidjson/document.h>
@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <cstdio>
 #include <mutex>
@@ -232,6 +233,9 @@ int onMessage(Probe *probe, const wsgw_event *ev, wsgw_response *resp) {
         setReply(resp, ev->connection_id);
     } else if (action == "pid") {
         setReply(resp, std::to_string(getpid()));
+    } else if (action == "tid") {
+        // The thread handle() runs on: the inline tests compare it with the gateway's network thread.
+        setReply(resp, std::to_string(static_cast<long>(syscall(SYS_gettid))));
     } else if (action == "segfault") {
         std::raise(SIGSEGV);  // a real crash of the process: what isolation is for
     } else if (action == "abort") {
