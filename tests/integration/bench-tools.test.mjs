@@ -205,3 +205,23 @@ test('the suite runs its scenarios against both servers and reports each row', {
   assert.ok(wssHandlers.$connect > 0 && wssHandlers.$disconnect === wssHandlers.$connect, JSON.stringify(wssHandlers));
   assert.match(r.stdout, /\| scenario +\| unit +\| reference \(median of 1\)/);
 });
+
+// --inline: a third server, wsgw with the echo handler "inline", in the echo scenarios; its rows stand beside
+// the workers' against the same reference runs.
+test('the suite with --inline adds an inline row for the echo and latency scenarios', { timeout: 120000 }, async () => {
+  const build = path.dirname(WSGW_BIN);
+  const r = await run(path.join(REPO_ROOT, 'tools', 'bench', 'suite'),
+    ['--no-build', '--build', build, '--runs', '1', '--seconds', '1', '--ref-args=--libev', '--only', 'echo,latency', '--inline'], 110000);
+  assert.equal(r.code, 0, `suite exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+  assert.doesNotMatch(r.stdout, /^problems:/m);
+  const rows = Object.fromEntries(r.stdout.split('\n').filter((l) => l.startsWith('{"scenario"'))
+    .map((l) => JSON.parse(l)).map((row) => [row.scenario, row]));
+  for (const scenario of ['echo', 'echo-inline', 'latency-p50-inline', 'latency-p99-inline']) {
+    assert.ok(rows[scenario], `no ${scenario} row in:\n${r.stdout}`);
+    assert.ok(rows[scenario].reference > 0 && rows[scenario].wsgw > 0, `${scenario}: ${JSON.stringify(rows[scenario])}`);
+  }
+  assert.equal(rows['echo-inline'].reference, rows.echo.reference, 'the same reference runs');
+  assert.notEqual(rows['echo-inline'].wsgw, rows.echo.wsgw, 'its own server runs');
+  assert.deepEqual(rows.echo.errors, { reference: 0, wsgw: 0, 'wsgw-inline': 0 });
+  assert.match(r.stdout, /\| echo 64x16, 91 B, inline +\| msg\/s/);
+});
