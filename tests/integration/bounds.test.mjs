@@ -13,7 +13,7 @@ import http from 'node:http';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import zlib from 'node:zlib';
-import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, probeRoutes, readEvents, rssKb, sanitized, sleep, waitFor, whoami, withTimeout } from './harness.mjs';
+import { Client, Gateway, RawWebSocket, ctx, eventsOf, maskedFrame, metricValue, probeRoutes, readEvents, rssKb, sanitized, sleep, waitFor, whoami, withTimeout } from './harness.mjs';
 
 const SLOW = 'Slow consumer: send queue over maxSendQueueBytes';
 
@@ -69,6 +69,32 @@ function post(gw, agent, id, body) {
   });
 }
 
+// A client that sends 30 KB echoes and never reads: closed with 1008, the gateway's memory bounded, other
+// connections served.
+async function stalledEchoIsClosed(gw) {
+  const probe = await Client.open(gw.url);
+  const before = connectIds(gw);
+  const raw = await stalledClient(gw);
+  const id = await connectionIdOf(gw, before);
+  const rss0 = rssKb(gw.proc.pid);
+  const frame = maskedFrame(1, Buffer.alloc(30000, 'e'));
+  // 1,500 echoes (45 MB): without the bound the gateway would hold all of what the kernel does not take.
+  let written = 0;
+  // (The probe's event log grows with every echo: it is read once per 50 frames, not once per frame.)
+  for (; written < 1500 && !raw.closedSocket && (written % 50 !== 0 || !disconnectOf(gw, id)); written++) {
+    if (!raw.sock.write(frame)) await Promise.race([new Promise((r) => raw.sock.once('drain', r)), new Promise((r) => setTimeout(r, 50))]);
+  }
+  const disc = await waitFor(() => disconnectOf(gw, id), { timeoutMs: 15000, what: '$disconnect of the stalled client' });
+  assert.equal(disc.requestContext.disconnectStatusCode, 1008);
+  assert.equal(disc.requestContext.disconnectReason, SLOW);
+  assertRssGrowth(gw, rss0, 64 * 1024);
+  assert.equal(await probe.request('still-served'), 'still-served', 'other connections are served');
+  const m = await metrics(gw);
+  assert.ok(metric(m, 'wsgw_slow_consumer_closes_total') >= 1);
+  raw.destroy();
+  await probe.close();
+}
+
 describe('send queue, close deadline, receive bound, deflate bombs', () => {
   let gw;
   before(async () => {
@@ -85,27 +111,7 @@ describe('send queue, close deadline, receive bound, deflate bombs', () => {
   });
 
   test('a client that sends 30 KB echoes and never reads is closed with 1008 and the memory stays bounded', async () => {
-    const probe = await Client.open(gw.url);
-    const before = connectIds(gw);
-    const raw = await stalledClient(gw);
-    const id = await connectionIdOf(gw, before);
-    const rss0 = rssKb(gw.proc.pid);
-    const frame = maskedFrame(1, Buffer.alloc(30000, 'e'));
-    // 1,500 echoes (45 MB): without the bound the gateway would hold all of what the kernel does not take.
-    let written = 0;
-    // (The probe's event log grows with every echo: it is read once per 50 frames, not once per frame.)
-    for (; written < 1500 && !raw.closedSocket && (written % 50 !== 0 || !disconnectOf(gw, id)); written++) {
-      if (!raw.sock.write(frame)) await Promise.race([new Promise((r) => raw.sock.once('drain', r)), new Promise((r) => setTimeout(r, 50))]);
-    }
-    const disc = await waitFor(() => disconnectOf(gw, id), { timeoutMs: 15000, what: '$disconnect of the stalled client' });
-    assert.equal(disc.requestContext.disconnectStatusCode, 1008);
-    assert.equal(disc.requestContext.disconnectReason, SLOW);
-    assertRssGrowth(gw, rss0, 64 * 1024);
-    assert.equal(await probe.request('still-served'), 'still-served', 'other connections are served');
-    const m = await metrics(gw);
-    assert.ok(metric(m, 'wsgw_slow_consumer_closes_total') >= 1);
-    raw.destroy();
-    await probe.close();
+    await stalledEchoIsClosed(gw);
   });
 
   test('pushes to a client that reads nothing: 200 until the bound, then 410, and the client is closed with 1008', async () => {
@@ -353,5 +359,24 @@ describe('the receive-side byte bound (maxPendingBytes)', () => {
     console.log(`# byte bound: pending max ${maxPending} B, RSS peak +${maxRss - rss0} kB, ${delays.length} echoes meanwhile, max ${Math.max(...delays)} ms`);
     await flooder.close();
     await probe.close();
+  });
+});
+
+describe('the send queue bound with an "inline" echo (answered on the network thread)', () => {
+  test('a client that sends 30 KB echoes and never reads is closed with 1008 and the memory stays bounded', async () => {
+    const gw = await Gateway.start({
+      routes: (dir) => {
+        const table = probeRoutes({ routes: ['whoami'] })(dir);
+        table.handlers.probe.inline = true;
+        return { ...table, limits: { maxSendQueueBytes: 1048576, maxPendingMessages: 64, maxPendingBytes: 1048576, maxMessageBytes: 131072 } };
+      },
+      plugins: ['probe'],
+    });
+    try {
+      await stalledEchoIsClosed(gw);
+      assert.ok(await metricValue(gw, 'wsgw_inline_invocations_total') > 100, 'the echoes ran inline');
+    } finally {
+      await gw.stop();
+    }
   });
 });
