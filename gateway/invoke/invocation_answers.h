@@ -41,6 +41,8 @@ public:
     static void removeRowIfOwed(Invocation &inv);  // a $disconnect has run: its connection's row goes
     // A handler was called on the network thread (wsgw_inline_invocations_total).
     void countedInline() { host_.metrics.inlineInvocations.fetch_add(1, std::memory_order_relaxed); }
+    // An inline call held its network thread past the route's timeoutMs (wsgw_inline_overruns_total).
+    void countedInlineOverrun() { host_.metrics.inlineOverruns.fetch_add(1, std::memory_order_relaxed); }
 
 private:
     bool authorizeConnect(Invocation &inv);  // false: refused (the refusal is sent)

@@ -100,9 +100,23 @@ void Invoker::runInline(Invocation &&inv) {
     if (!(stuck_.anyAtCap() && failFastWhenStuck(inv, routeKey))) {
         IntegrationOutcome outcome;
         caller_.callInline(inv, routeKey, outcome);
+        if (outcome.integrationMs > static_cast<int64_t>(inv.route->timeoutMs)) inlineOverran(inv, routeKey, outcome.integrationMs);
         answers_.answer(inv, routeKey, outcome);
     }
     if (inv.pendingCounted) answers_.releasePending(inv);
+}
+
+// Nothing can stop an inline call at its deadline (the thread that would answer is the one running it), so
+// the operator learns of it afterwards: a counter, and a warning at most every 10 s. Its answer is sent.
+void Invoker::inlineOverran(const Invocation &inv, const char *routeKey, int64_t ranMs) {
+    answers_.countedInlineOverrun();
+    int64_t nowMs = nowEpochMs();
+    int64_t warnAt = nextInlineWarningMs_.load(std::memory_order_relaxed);
+    if (nowMs < warnAt || !nextInlineWarningMs_.compare_exchange_strong(warnAt, nowMs + 10000)) return;
+    log::warn("an inline handler held its network thread past its route's timeoutMs: every connection of that "
+              "thread waited for it; remove \"inline\" from the handler or make it return at once",
+              {log::Field("handler", inv.route->handler->name), log::Field("routeKey", routeKey),
+               log::Field("ranMs", ranMs), log::Field("timeoutMs", static_cast<uint64_t>(inv.route->timeoutMs))});
 }
 
 // Under slot.mutex (the watchdog's).

@@ -87,6 +87,7 @@ private:
     bool failFastWhenStuck(const Invocation &inv, const char *routeKey);  // true: answered, handler not called
     bool parkWhenStuck(Invocation &inv, const char *routeKey);            // true: a $disconnect parked
     void warnStuck(const char *what, const Invocation &inv, const char *routeKey, size_t stuckHere);
+    void inlineOverran(const Invocation &inv, const char *routeKey, int64_t ranMs);  // past timeoutMs
 
     const unsigned maxStuckThreads_;
     StuckRoutes stuck_;
@@ -95,6 +96,7 @@ private:
     WorkerPool pool_;
     IntegrationCaller caller_;
     std::atomic<int64_t> nextStuckWarningMs_{0};
+    std::atomic<int64_t> nextInlineWarningMs_{0};  // inlineOverran's warnings, at most one per 10 s
 };
 
 }  // namespace wsgw

@@ -132,6 +132,8 @@ std::string Metrics::render(const Gauges &g) const {
     out += "wsgw_reads_paused_total " + std::to_string(readsPaused.load(std::memory_order_relaxed)) + '\n';
     counterHeader(out, "wsgw_inline_invocations_total", "Messages whose inline handler (routes.json \"inline\": true) ran on the network thread instead of a worker.");
     out += "wsgw_inline_invocations_total " + std::to_string(inlineInvocations.load(std::memory_order_relaxed)) + '\n';
+    counterHeader(out, "wsgw_inline_overruns_total", "Inline handler calls that held their network thread longer than their route's timeoutMs.");
+    out += "wsgw_inline_overruns_total " + std::to_string(inlineOverruns.load(std::memory_order_relaxed)) + '\n';
     counterHeader(out, "wsgw_accept_errors_total", "accept() failures for lack of file descriptors or memory, on either listener.");
     out += "wsgw_accept_errors_total " + std::to_string(acceptErrors.load(std::memory_order_relaxed)) + '\n';
     counterHeader(out, "wsgw_pending_per_ip_refusals_total", "Sockets closed at accept: their address already had maxConnectionsPerIp sockets not yet upgraded.");

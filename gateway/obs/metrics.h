@@ -57,6 +57,7 @@ public:
     std::atomic<int64_t> sendQueueBytes{0}, pendingBytes{0};
     // Messages whose "inline" handler was called on the network thread instead of a worker.
     std::atomic<uint64_t> inlineInvocations{0};
+    std::atomic<uint64_t> inlineOverruns{0};  // inline calls that held their network thread past timeoutMs
 
     struct Gauges {
         uint64_t connections = 0;

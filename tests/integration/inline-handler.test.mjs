@@ -109,6 +109,36 @@ test('an inline handler that fails or throws gets the same error frame as a work
   assert.equal(await a.request('still open'), 'still open');
 });
 
+test('an inline call that holds the network thread past its route\'s timeoutMs is answered, counted and warned about', async () => {
+  // The inline route here has timeoutMs 200; the probe sleeps 400 ms on the network thread.
+  const g = await Gateway.start({
+    routes: (dir) => {
+      const table = routesFor(dir);
+      table.routes.inline.timeoutMs = 200;
+      return table;
+    },
+    plugins: ['probe'], workers: 2, extraArgs: ['--network-threads', '1'],
+  });
+  try {
+    const c = await Client.open(g.url);
+    assert.equal(await c.request(inline('sleep', { ms: 50 })), 'slept');
+    assert.equal(await metricValue(g, 'wsgw_inline_overruns_total'), 0, 'a call within timeoutMs is no overrun');
+    const inlineBefore = await metricValue(g, 'wsgw_inline_invocations_total');
+    assert.equal(await c.request(inline('sleep', { ms: 400 })), 'slept', 'its answer is still sent');
+    assert.equal(await metricValue(g, 'wsgw_inline_invocations_total'), inlineBefore + 1, 'it ran inline');
+    assert.equal(await metricValue(g, 'wsgw_inline_overruns_total'), 1);
+    const warning = await waitFor(() => g.lines.find((l) => l.level === 'warn' && /inline handler held its network thread/.test(l.msg)),
+      { what: 'the overrun warning' });
+    assert.equal(warning.handler, 'fast');
+    assert.equal(warning.routeKey, 'inline');
+    assert.equal(warning.timeoutMs, 200);
+    assert.ok(warning.ranMs >= 400, `ranMs ${warning.ranMs}`);
+    await c.close();
+  } finally {
+    await g.stop();
+  }
+});
+
 test('inline is refused at start for an isolated handler, naming the JSON path', async () => {
   const r = await runExpectingExit({ routes: (dir) => routesFor(dir, { isolation: 'process' }), plugins: ['probe'] });
   assert.notEqual(r.code, 0, `exit status ${r.code}`);
