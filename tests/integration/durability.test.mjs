@@ -2,7 +2,7 @@
 // process holding the SQLite write lock, kill -9 and a restart into a locked table, the database file
 // deleted under the gateway, a second gateway started on the same database or the same public port.
 // Every wait is for a condition (a log line, a row count, /readyz, a metric), never a fixed sleep.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,15 +11,9 @@ import net from 'node:net';
 import {
   Gateway, Client, metricValue, prepareDir, probeRoutes, whoami, sqliteRows, waitFor, readEvents, ctx, runExpectingExit, withTimeout,
 } from './harness.mjs';
-import { holdWriteLock, holdWholeDatabase } from './sqlite-write-lock.mjs';
+import { gatewaysAndLocks, holdWriteLock, holdWholeDatabase } from './sqlite-write-lock.mjs';
 
-const gateways = [];
-const lockHolders = [];
-
-after(async () => {
-  for (const h of lockHolders) await h.release();
-  for (const gw of gateways) await gw.stop({ signal: 'SIGKILL', timeoutMs: 5000 }).catch(() => {});
-});
+const { gateways, lockHolders } = gatewaysAndLocks();
 
 async function readyz(gw) {
   const res = await fetch(`${gw.managementUrl}/readyz`);

@@ -7,25 +7,14 @@
 // - The database's filesystem full: an upgrade waiting for its row to be committed had no deadline, so every
 //   client held a socket and a session until the disk had room again; and every upgrade meanwhile queued its
 //   row, headers and all, in memory (62,000 upgrades in 30 s: 800 MB).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { Client, Gateway, RawWebSocket, ctx, eventsOf, probeRoutes, readEvents, rssKb, sanitized, sqliteRows, waitFor, waitForPortClosed, withTimeout } from './harness.mjs';
-import { holdWriteLock } from './sqlite-write-lock.mjs';
+import { Client, RawWebSocket, ctx, eventsOf, probeRoutes, readEvents, rssKb, sanitized, sqliteRows, waitFor, waitForPortClosed, withTimeout } from './harness.mjs';
+import { gatewaysAndLocks, holdWriteLock } from './sqlite-write-lock.mjs';
 
-const started = [];
-const lockHolders = [];
-after(async () => {
-  for (const h of lockHolders) await h.release();
-  for (const gw of started) if (gw.alive()) await gw.stop({ signal: 'SIGKILL' });
-});
-
-async function start(options) {
-  const gw = await Gateway.start(options);
-  started.push(gw);
-  return gw;
-}
+const { lockHolders, start } = gatewaysAndLocks();
 
 // A second SIGTERM (an orchestrator that repeats it) or Ctrl-C during the drain does not cut it short: the
 // $disconnect queued behind a slow handler still runs, and the exit is 0. Before, the second signal took its

@@ -7,25 +7,14 @@
 // - A plugin whose shutdown never returns: the stop is cut off (exit 1, an error line naming the stage) a
 //   bounded time after the drain's deadline.
 // Every wait is for a condition (a log line, a row count, the process's exit), never a fixed sleep.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Gateway, WebSocket, ctx, errorFrameRegex, probeRoutes, sqliteRows, waitFor, waitForEvent, withTimeout } from './harness.mjs';
-import { holdWriteLock } from './sqlite-write-lock.mjs';
+import { Client, WebSocket, ctx, errorFrameRegex, probeRoutes, sqliteRows, waitFor, waitForEvent, withTimeout } from './harness.mjs';
+import { gatewaysAndLocks, holdWriteLock } from './sqlite-write-lock.mjs';
 
-const gateways = [];
-const lockHolders = [];
-after(async () => {
-  for (const h of lockHolders) await h.release();
-  for (const gw of gateways) if (gw.alive()) await gw.stop({ signal: 'SIGKILL' });
-});
-
-async function start(options) {
-  const gw = await Gateway.start(options);
-  gateways.push(gw);
-  return gw;
-}
+const { lockHolders, start } = gatewaysAndLocks();
 
 // Sends SIGTERM and resolves with the exit and the milliseconds it took; SIGKILL (and the exit says so)
 // after `timeoutMs`.

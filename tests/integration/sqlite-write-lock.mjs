@@ -1,9 +1,27 @@
 // A `sqlite3` process holding a database's lock until release(): to the gateway, a connection table it
-// cannot commit to (as a full disk is), or a database it cannot even read. Shared by the durability and
-// fault-audit tests.
+// cannot commit to (as a full disk is), or a database it cannot even read. Shared by the durability,
+// fault-audit and shutdown tests, with the clean-up of the gateways and locks a test file takes.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { waitFor, withTimeout } from './harness.mjs';
+import { after } from 'node:test';
+import { Gateway, waitFor, withTimeout } from './harness.mjs';
+
+// The gateways a test file starts and the locks it takes, all let go of after its tests: the locks first,
+// so that a gateway waiting on one can end, then the gateways still running, killed.
+export function gatewaysAndLocks() {
+  const gateways = [];
+  const lockHolders = [];
+  after(async () => {
+    for (const h of lockHolders) await h.release();
+    for (const gw of gateways) await gw.stop({ signal: 'SIGKILL', timeoutMs: 5000 }).catch(() => {});
+  });
+  const start = async (options) => {
+    const gw = await Gateway.start(options);
+    gateways.push(gw);
+    return gw;
+  };
+  return { gateways, lockHolders, start };
+}
 
 // Runs `sql` in a sqlite3 process on `db` until it prints the marker, and adds the holder to `holders`,
 // whose release() (COMMIT, then the process's exit) the test's after() calls.
