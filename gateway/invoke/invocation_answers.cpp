@@ -195,7 +195,7 @@ void InvocationAnswers::releasePending(const Invocation &inv) {
 
 void InvocationAnswers::removeRowIfOwed(Invocation &inv) {
     if (!inv.removeRowAfter) return;
-    inv.removeRowAfter->remove(inv.connection->info.connectionId);
+    inv.removeRowAfter->removeClosed(inv.connection->info.connectionId);
     inv.removeRowAfter = nullptr;
 }
 

@@ -173,10 +173,12 @@ void UpgradeReader::dropUnaccepted(Session *s, const std::string *response) {
     if (s->live) {
         t_.registry.remove(s->id);
         // A $connect handler may have put it in groups before the refusal; the store forgets those too,
-        // and the row written before $connect ran.
+        // and the row written before $connect ran. No $disconnect is owed for it: journalled (one small
+        // write() into the page cache) so that a kill -9 before the removal commits does not make the next
+        // start run one.
         bool inGroups = !t_.host.groups.groupsOf(s->id).empty();
         if (inGroups) forgetConnectionGroups(t_.host, s->id);
-        if (inGroups || s->rowStored) t_.store.remove(s->id);
+        if (inGroups || s->rowStored) t_.store.removeClosed(s->id);
     }
     t_.releaseIp(s);
     t_.eraseSession(s);

@@ -32,6 +32,10 @@ public:
     }
     virtual void touch(const std::string &connectionId, int64_t lastActiveAtMs) = 0;  // queued, coalesced
     virtual void remove(const std::string &connectionId) = 0;                        // queued
+    // remove() of a connection that is done with $disconnect: it has run, or none is owed (an upgrade
+    // refused after its row was written). The SQLite store journals the ID before queueing the removal, so
+    // that a kill -9 before the removal is committed does not make the next start run $disconnect for it.
+    virtual void removeClosed(const std::string &connectionId) { remove(connectionId); }
     virtual void flush() = 0;  // blocks until everything queued before the call is committed
     // The shutdown's last write, bounded: commits what is queued, or gives it up once the table has stayed
     // unwritable for a few seconds (logged; the SQLite store journals the removals it gave up, so the next
@@ -52,8 +56,8 @@ public:
     // caller runs each one's $disconnect and remove()s the row after it, so a crash or a stop during
     // recovery leaves the rest for the next start. (Deleting them with the read lost every $disconnect not
     // yet run when a second crash came; now one cut off mid-run may run again, and none is lost.) Rows whose
-    // $disconnect ran before the stop but whose removal could not be written (the table stayed locked past
-    // the shutdown's give-up; the SQLite store's journal) are deleted here and not returned. Empty with
+    // $disconnect ran before the stop but whose removal was not committed (removeClosed; the SQLite store's
+    // journal) are deleted here and not returned. Empty with
     // *error set when the table cannot be read or cleaned yet: try again later.
     virtual std::vector<ConnectionRow> rowsLeftByNode(const std::string &nodeId, std::string *error = nullptr) = 0;
     virtual std::optional<ConnectionRow> find(const std::string &connectionId) = 0;

@@ -1,13 +1,14 @@
 // The SQLite store: the ConnectionStore over the SQLite table (sqlite_table), whose writes one store thread
 // commits in batches (everything queued since its last commit, in one transaction), retrying a failed
 // commit with backoff until it succeeds; at a stop, a failing table is given up after kStopRetryTime and
-// its removals journalled (disconnected_journal). The thread also watches the database file once a second
-// (database_file_watch).
+// its removals journalled durably. The removals of closed connections are journalled as they are queued
+// (removal_journal), and each segment of that journal is deleted once a commit covers it. The thread also
+// watches the database file once a second (database_file_watch).
 #include "sqlite_store.h"
 
 #include "database_file_watch.h"
-#include "disconnected_journal.h"
 #include "log.h"
+#include "removal_journal.h"
 #include "sqlite_table.h"
 #include "sqlite_write_batch.h"
 #include "touch_queue.h"
@@ -73,6 +74,10 @@ public:
         enqueue(SqliteInsertOp{std::move(row), std::move(committed)}, true);
     }
     void remove(const std::string &id) override { enqueue(SqliteRemoveOp{id}, false); }
+    // The append is a write() into the page cache under the queue's lock, so the ID and its removal are
+    // queued together: the store thread then deletes a journal segment only after committing every removal
+    // journalled in it (RemovalJournal::seal).
+    void removeClosed(const std::string &id) override { enqueue(SqliteRemoveOp{id, true}, false); }
 
     // No wake-up: the store thread's tick (kTouchCommitInterval) or the next other write takes it.
     void touch(const std::string &id, int64_t ts) override {
@@ -127,21 +132,20 @@ public:
         if (!journal_.read(done, error)) return {};
         std::vector<ConnectionRow> rows;
         if (!table_->rowsOfNode(nodeId, rows, error)) return {};
-        if (!done.empty()) {
-            // Their $disconnect ran before the stop: their rows are deleted like any closed connection's
-            // (queued: a table still locked does not hold up the start), and the journal goes once that is
-            // committed (committed()).
-            std::erase_if(rows, [&](const ConnectionRow &r) { return done.count(r.connectionId) > 0; });
-            for (const auto &id : done) enqueue(SqliteRemoveOp{id}, false);
-            {
-                std::lock_guard lock(mutex_);
-                journalFlushTarget_ = ++requestedFlush_;
-            }
-            wake_.notify_one();
+        // Their $disconnect ran before the stop: their rows are deleted like any closed connection's (queued:
+        // a table still locked does not hold up the start). The journal's segments go once a commit covers
+        // these removals, and not before (adopt()).
+        size_t leftOut = std::erase_if(rows, [&](const ConnectionRow &r) { return done.count(r.connectionId) > 0; });
+        {
+            std::lock_guard lock(mutex_);
+            for (const auto &id : done) ops_.push_back(SqliteRemoveOp{id, true});
+            journal_.adopt();
+        }
+        if (!done.empty()) wake_.notify_one();
+        if (leftOut > 0)
             log::info("connection table: the connections journalled at the last stop had their $disconnect then; their rows "
                       "are deleted without running it again",
-                      {log::Field("journal", journal_.path()), log::Field("connections", static_cast<uint64_t>(done.size()))});
-        }
+                      {log::Field("journal", journal_.path()), log::Field("connections", static_cast<uint64_t>(leftOut))});
         return rows;
     }
 
@@ -158,6 +162,7 @@ private:
         bool wake;
         {
             std::lock_guard lock(mutex_);
+            if (const auto *rm = std::get_if<SqliteRemoveOp>(&op); rm && rm->journalled) journal_.append(rm->id);
             wake = urgent || (ops_.empty() && touches_.empty());
             ops_.push_back(std::move(op));
             if (urgent) ++urgentOps_;
@@ -172,10 +177,12 @@ private:
         std::optional<Clock::time_point> giveUpAt;  // set when a stop finds writes failing
         for (;;) {
             uint64_t flushTarget;
+            unsigned sealedSegments;  // of the removal journal, covered by this batch
             {
                 std::unique_lock lock(mutex_);
                 if (batch.empty() && !waitForWork(lock, ticks)) continue;
                 flushTarget = takeQueued(batch);
+                sealedSegments = journal_.seal();
                 if (batch.empty() && stopping_) {
                     completedFlush_ = flushTarget;
                     stopped_ = true;
@@ -190,7 +197,7 @@ private:
             batch.touches.coalesce();
             std::string error;
             if (table_->commit(batch, &error)) {
-                committed(batch, flushTarget);
+                committed(batch, flushTarget, sealedSegments);
                 retryDelay = kRetryFirst;
                 continue;
             }
@@ -235,21 +242,19 @@ private:
         return requestedFlush_;
     }
 
-    void committed(SqliteWriteBatch &batch, uint64_t flushTarget) {
+    void committed(SqliteWriteBatch &batch, uint64_t flushTarget, unsigned sealedSegments) {
         for (SqliteOp &op : batch.ops)
             if (auto *ins = std::get_if<SqliteInsertOp>(&op); ins && ins->committed) ins->committed(true);
         batch.ops.clear();
         batch.touches.clear();  // its buffers go back to the network thread at the next take
         health_.succeeded();
-        bool journalDone;
+        journal_.deleteSealed(sealedSegments);  // their rows are deleted now
         {
             std::lock_guard lock(mutex_);
+            journal_.markEmpty(sealedSegments);
             inFlight_ = 0;
             completedFlush_ = flushTarget;
-            journalDone = journalFlushTarget_ != 0 && completedFlush_ >= journalFlushTarget_;
-            if (journalDone) journalFlushTarget_ = 0;
         }
-        if (journalDone) journal_.remove();  // its rows are deleted now
         flushed_.notify_all();
     }
 
@@ -293,13 +298,18 @@ private:
         touches_.clear();
         inFlight_ = 0;
         stopped_ = true;
-        lock.unlock();
         // Every queued removal is of a connection whose $disconnect has run (or whose route table has none):
-        // journalled, so that the next start does not run it again.
-        std::vector<std::string> removed;
+        // journalled durably, so that the next start does not run it again. Under the lock: a handler that
+        // returns late appends to the same segment.
+        std::vector<std::string> unjournalled;
+        size_t removals = 0;
         for (const SqliteOp &op : batch.ops)
-            if (const auto *rm = std::get_if<SqliteRemoveOp>(&op)) removed.push_back(rm->id);
-        journal_.write(removed);
+            if (const auto *rm = std::get_if<SqliteRemoveOp>(&op)) {
+                ++removals;
+                if (!rm->journalled) unjournalled.push_back(rm->id);
+            }
+        journal_.makeDurable(unjournalled, removals);
+        lock.unlock();
         for (SqliteOp &op : batch.ops)
             if (auto *ins = std::get_if<SqliteInsertOp>(&op); ins && ins->committed) ins->committed(false);
         flushed_.notify_all();
@@ -307,7 +317,7 @@ private:
 
     const std::unique_ptr<SqliteTable> table_;
     DatabaseFileWatch file_;  // checked by the store thread only
-    const DisconnectedJournal journal_;
+    RemovalJournal journal_;  // append() and seal() under mutex_ (see removeClosed)
     WriteHealth health_;
     mutable std::mutex mutex_;
     std::condition_variable wake_, flushed_;
@@ -316,7 +326,6 @@ private:
     TouchQueue touches_;  // not coalesced: appended to by touch(), taken whole by the store thread
     size_t inFlight_ = 0;  // writes the store thread has taken and not yet committed
     uint64_t requestedFlush_ = 0, completedFlush_ = 0;
-    uint64_t journalFlushTarget_ = 0;  // under mutex_: the flush that deletes the journalled rows (0: none)
     bool stopping_ = false, stopped_ = false;
     std::thread writer_;
 };

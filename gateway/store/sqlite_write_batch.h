@@ -20,7 +20,10 @@ struct SqliteInsertOp {
     ConnectionRow row;
     std::function<void(bool)> committed;  // insertDurable's; such an insert never cancels against its remove
 };
-struct SqliteRemoveOp { std::string id; };
+struct SqliteRemoveOp {
+    std::string id;
+    bool journalled = false;  // removeClosed's: its ID is in the removal journal already
+};
 using SqliteOp = std::variant<SqliteInsertOp, SqliteRemoveOp>;
 
 struct SqliteWriteBatch {

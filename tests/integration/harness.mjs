@@ -751,6 +751,21 @@ export async function sqliteRows(db, sql) {
   return stdout.trim() ? JSON.parse(stdout) : [];
 }
 
+// The IDs in the SQLite store's journal of closed connections whose row's deletion is not committed yet:
+// its two segments, <db>.disconnected and <db>.disconnected-1 (either may be missing).
+export function journalledIds(db) {
+  const ids = [];
+  for (const file of [`${db}.disconnected`, `${db}.disconnected-1`]) {
+    try {
+      ids.push(...fs.readFileSync(file, 'utf8').split('\n').filter(Boolean));
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+  }
+  return ids;
+}
+export const journalExists = (db) => fs.existsSync(`${db}.disconnected`) || fs.existsSync(`${db}.disconnected-1`);
+
 export function readEvents(file) {
   let text;
   try {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -83,6 +84,19 @@ struct WriteLockHolder {
     }
     ~WriteLockHolder() { release(); }
 };
+
+// Both segments of the journal of closed connections, as the next start reads them.
+std::string journalText(const std::string &db) {
+    std::string text;
+    for (const char *suffix : {".disconnected", ".disconnected-1"}) {
+        std::ifstream in(db + suffix);
+        text.append(std::istreambuf_iterator<char>(in), {});
+    }
+    return text;
+}
+bool journalExists(const std::string &db) {
+    return std::filesystem::exists(db + ".disconnected") || std::filesystem::exists(db + ".disconnected-1");
+}
 
 std::unique_ptr<ConnectionStore> open(const std::string &path) {
     std::string error;
@@ -458,6 +472,68 @@ TEST_SUITE("sqlite_store") {
         store->flush();  // the lock is gone: the deletions commit, and the journal goes with them
         CHECK(countRows(db) == 1);
         CHECK_FALSE(std::filesystem::exists(db + ".disconnected"));
+    }
+
+    TEST_CASE("removeClosed journals the ID before its removal commits: the state a kill -9 leaves then spares that $disconnect") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        std::string error;
+        CHECK(store->rowsLeftByNode("n1", &error).empty());  // as at a start: the journal is adopted
+        store->insert(row("a", "n1"));
+        store->insert(row("b", "n1"));
+        store->insert(row("c", "n1"));
+        store->flush();
+        std::string snapshot = dir.path + "/killed";
+        std::filesystem::create_directory(snapshot);
+        {
+            WriteLockHolder lock(db);  // the removals cannot commit
+            store->removeClosed("a");  // its $disconnect ran
+            store->remove("b");        // plain: no journal entry
+            CHECK(journalText(db) == "a\n");
+            // What a kill -9 now would leave on disk: the database with its WAL, and the journal.
+            for (const char *suffix : {"", "-wal", ".disconnected", ".disconnected-1"})
+                if (std::filesystem::exists(db + suffix))
+                    std::filesystem::copy_file(db + suffix, snapshot + "/t.db" + suffix);
+        }
+        store->flush();
+        CHECK(countRows(db) == 1);
+        CHECK_FALSE(journalExists(db));  // the commit covered it
+        store.reset();
+
+        std::string killed = snapshot + "/t.db";
+        auto next = open(killed);
+        error = "not cleared";
+        auto left = next->rowsLeftByNode("n1", &error);
+        CHECK(error.empty());
+        std::vector<std::string> ids;
+        for (const auto &r : left) ids.push_back(r.connectionId);
+        std::sort(ids.begin(), ids.end());
+        CHECK(ids == std::vector<std::string>{"b", "c"});  // b's $disconnect runs again: it was not journalled
+        next->flush();
+        CHECK(countRows(killed) == 2);
+        CHECK_FALSE(journalExists(killed));
+    }
+
+    TEST_CASE("the journal of closed connections holds no more than the removals of the batch being committed") {
+        TempDir dir;
+        std::string db = dir.path + "/t.db";
+        auto store = open(db);
+        std::string error;
+        CHECK(store->rowsLeftByNode("n1", &error).empty());  // as at a start: the journal is adopted
+        for (int i = 0; i < 400; ++i) store->insert(row(name("r", i).c_str(), "n1"));
+        store->flush();
+        size_t largest = 0;
+        for (int round = 0; round < 40; ++round) {
+            for (int i = 0; i < 10; ++i) store->removeClosed(name("r", round * 10 + i));
+            largest = std::max(largest, journalText(db).size());
+            store->flush();
+            // The flush's batch sealed the segment these went to, and its commit deleted it.
+            CHECK_FALSE(journalExists(db));
+        }
+        CHECK(countRows(db) == 0);
+        CHECK(largest > 0);
+        CHECK(largest <= 10 * 8);
     }
 
     TEST_CASE("stopWrites on a table locked for good: gives up in about 5 s, journals the removals, and later calls do not wait") {
