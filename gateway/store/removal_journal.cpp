@@ -1,12 +1,14 @@
-// The journal of removals not yet committed: appending to its segments, sealing and deleting them as
+// The journal of removals not yet committed: appending to its segments, sealing and emptying them as
 // commits cover them, reading them at the next start, and making them durable at a stop that gives up.
 #include "removal_journal.h"
 
 #include "log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -78,13 +80,18 @@ void RemovalJournal::adopt() {
     if (adopted_) return;
     adopted_ = true;
     // Whatever the last run left is sealed at the next take, once the removals read from it are queued.
-    for (int i = 0; i < 2; ++i) hasIds_[i] = hasIds_[i] || ::access(paths_[i].c_str(), F_OK) == 0;
+    for (int i = 0; i < 2; ++i) {
+        struct stat st {};
+        if (::stat(paths_[i].c_str(), &st) == 0 && st.st_size > 0) bytes_[i] = std::max(bytes_[i], static_cast<size_t>(st.st_size));
+    }
+    // Appends go to the empty one if there is one, so the last run's IDs are emptied at the first commit.
+    if (bytes_[current_] > 0 && bytes_[1 - current_] == 0) current_ = 1 - current_;
 }
 
 bool RemovalJournal::appendText(int segment, std::string_view text) {
     if (fds_[segment] < 0) fds_[segment] = ::open(paths_[segment].c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fds_[segment] < 0) return false;
-    hasIds_[segment] = true;
+    bytes_[segment] += text.size();
     return writeAll(fds_[segment], text);
 }
 
@@ -105,26 +112,39 @@ void RemovalJournal::append(std::string_view id) {
 unsigned RemovalJournal::seal() {
     if (!adopted_) return 0;
     int other = 1 - current_;
-    if (hasIds_[other]) sealed_[other] = true;  // left by the last run, or sealed at an earlier take
-    else if (hasIds_[current_]) {
+    if (bytes_[other] > 0) sealed_[other] = true;  // left by the last run, or sealed at an earlier take
+    else if (bytes_[current_] >= kSegmentBytes) {
         sealed_[current_] = true;
         current_ = other;
     }
     return (sealed_[0] ? 1u : 0u) | (sealed_[1] ? 2u : 0u);
 }
 
-void RemovalJournal::deleteSealed(unsigned segments) {
+void RemovalJournal::emptySealed(unsigned segments) {
     for (int i = 0; i < 2; ++i) {
         if (!(segments & (1u << i))) continue;
-        if (fds_[i] >= 0) ::close(fds_[i]);
-        fds_[i] = -1;
-        ::unlink(paths_[i].c_str());
+        // Appends reopen it: O_APPEND writes at the end, wherever that is.
+        if (fds_[i] < 0 || ::ftruncate(fds_[i], 0) != 0) ::truncate(paths_[i].c_str(), 0);
     }
 }
 
 void RemovalJournal::markEmpty(unsigned segments) {
     for (int i = 0; i < 2; ++i)
-        if (segments & (1u << i)) hasIds_[i] = sealed_[i] = false;
+        if (segments & (1u << i)) {
+            bytes_[i] = 0;
+            sealed_[i] = false;
+        }
+}
+
+void RemovalJournal::removeFiles() {
+    if (!adopted_) return;  // the last run's IDs are not read yet (a stop during start-up)
+    for (int i = 0; i < 2; ++i) {
+        if (fds_[i] >= 0) ::close(fds_[i]);
+        fds_[i] = -1;
+        ::unlink(paths_[i].c_str());
+        bytes_[i] = 0;
+        sealed_[i] = false;
+    }
 }
 
 void RemovalJournal::makeDurable(const std::vector<std::string> &ids, size_t removals) {

@@ -6,11 +6,14 @@
 // $disconnect again. Appends are plain write()s into the page cache (they survive the process, not the
 // machine); the store fsyncs the journal only when it gives its writes up at a stop.
 //
-// Two segments so that the journal stays as small as one batch: appends go to the current one; when the
-// store thread takes its queue, a current segment with IDs is sealed (from then on appends go to the
-// other) and deleted once that batch has committed, since every ID in it had its removal queued before the
-// take. Not thread-safe by itself: the store calls append() and seal() under the lock of its queue, so an
-// ID and its removal are queued together, and the rest from its own thread.
+// Two segments so that the journal stays small: appends go to the current one; once it holds
+// kSegmentBytes, the next time the store thread takes its queue it is sealed (from then on appends go to
+// the other, which is empty by then) and emptied once that batch has committed, since every ID in it had
+// its removal queued before the take. Sealing per batch would keep the files smaller, but emptying a file
+// costs a system call or two (creating and deleting one, about 35 us), a batch every few milliseconds
+// under connect/close churn; an ID left in the journal after its row is gone costs the next start one
+// DELETE of nothing. Not thread-safe by itself: the store calls append() and seal() under the lock of its
+// queue, so an ID and its removal are queued together, and the rest from its own thread.
 #pragma once
 
 #include <array>
@@ -42,13 +45,18 @@ public:
     // $disconnect would run again after a kill -9).
     void append(std::string_view id);
 
+    static constexpr size_t kSegmentBytes = 64 * 1024;  // about 2,700 IDs
+
     // When the store thread takes its queue: the segments that the batch's commit will make redundant
     // (a bit per segment; 0 before adopt()).
     unsigned seal();
-    // After that commit: deletes them (file system calls; no append touches a sealed segment) ...
-    void deleteSealed(unsigned segments);
+    // After that commit: empties them (file system calls; no append touches a sealed segment) ...
+    void emptySealed(unsigned segments);
     // ... and then, under the queue's lock, marks them empty.
     void markEmpty(unsigned segments);
+    // At a stop whose last commit succeeded: deletes both segments' files (nothing in them is needed once
+    // adopted; before that they hold the last run's IDs, and stay).
+    void removeFiles();
 
     // At a stop that gives its writes up: appends these IDs (the removals queued without a journal entry),
     // then makes both segments durable (file and directory entry); says in the log what it did.
@@ -59,7 +67,8 @@ private:
 
     std::array<std::string, 2> paths_;
     std::array<int, 2> fds_{-1, -1};
-    std::array<bool, 2> hasIds_{false, false}, sealed_{false, false};
+    std::array<size_t, 2> bytes_{0, 0};  // in each segment (adopted ones: at least 1 while they hold the last run's)
+    std::array<bool, 2> sealed_{false, false};
     int current_ = 0;
     bool adopted_ = false;
     long long lastFailureLogMs_ = 0;

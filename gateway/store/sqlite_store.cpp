@@ -184,6 +184,7 @@ private:
                 flushTarget = takeQueued(batch);
                 sealedSegments = journal_.seal();
                 if (batch.empty() && stopping_) {
+                    journal_.removeFiles();  // every removal journalled so far is committed
                     completedFlush_ = flushTarget;
                     stopped_ = true;
                     flushed_.notify_all();
@@ -248,7 +249,7 @@ private:
         batch.ops.clear();
         batch.touches.clear();  // its buffers go back to the network thread at the next take
         health_.succeeded();
-        journal_.deleteSealed(sealedSegments);  // their rows are deleted now
+        journal_.emptySealed(sealedSegments);  // their rows are deleted now
         {
             std::lock_guard lock(mutex_);
             journal_.markEmpty(sealedSegments);

@@ -186,8 +186,9 @@ test('a stop that cannot delete the rows of the connections it closed: the next 
   // Logged just after the removals are queued: the table's writer can commit them before the line is written.
   await again.waitForLog((l) => /journalled at the last stop had their \$disconnect then/.test(l.msg ?? '') && l.connections === 5,
     5000, 'the line saying the journalled rows are deleted without running their $disconnect');
-  await waitFor(() => !journalExists(gw.dbPath), { timeoutMs: 5000, what: 'the journal to go once its rows are deleted' });
+  await waitFor(() => journalledIds(gw.dbPath).length === 0, { timeoutMs: 5000, what: 'the journal to be emptied once its rows are deleted' });
   await again.stop();
+  assert.ok(!journalExists(gw.dbPath), 'a clean stop deletes the journal');
   for (const id of ids) assert.equal(disconnectsOf(gw.eventsPath).filter((e) => ctx(e).connectionId === id).length, 1, `one $disconnect for ${id}`);
 });
 
@@ -213,8 +214,9 @@ test('kill -9 while another process holds the table: the $disconnects that ran a
   await waitFor(async () => (await rowIds(gw.dbPath, nodeId)).length === 0, { timeoutMs: 5000, what: 'the 5 rows to be deleted' });
   await again.waitForLog((l) => /journalled at the last stop had their \$disconnect then/.test(l.msg ?? '') && l.connections === 5,
     5000, 'the line saying the journalled rows are deleted without running their $disconnect');
-  await waitFor(() => !journalExists(gw.dbPath), { timeoutMs: 5000, what: 'the journal to go once its rows are deleted' });
+  await waitFor(() => journalledIds(gw.dbPath).length === 0, { timeoutMs: 5000, what: 'the journal to be emptied once its rows are deleted' });
   await again.stop();
+  assert.ok(!journalExists(gw.dbPath), 'a clean stop deletes the journal');
   // Before the journal, the restart's clean-up ran each of them a second time.
   for (const id of ids) assert.equal(disconnectsOf(gw.eventsPath).filter((e) => ctx(e).connectionId === id).length, 1, `one $disconnect for ${id}`);
 });

@@ -1,3 +1,4 @@
+#include "removal_journal.h"
 #include "sqlite_store.h"
 #include "store_test_row.h"
 
@@ -469,9 +470,11 @@ TEST_SUITE("sqlite_store") {
             CHECK(countRows(db) == 3);
             CHECK(std::filesystem::exists(db + ".disconnected"));
         }
-        store->flush();  // the lock is gone: the deletions commit, and the journal goes with them
+        store->flush();  // the lock is gone: the deletions commit, and the journal is emptied with them
         CHECK(countRows(db) == 1);
-        CHECK_FALSE(std::filesystem::exists(db + ".disconnected"));
+        CHECK(journalText(db).empty());
+        store.reset();
+        CHECK_FALSE(journalExists(db));
     }
 
     TEST_CASE("removeClosed journals the ID before its removal commits: the state a kill -9 leaves then spares that $disconnect") {
@@ -498,8 +501,8 @@ TEST_SUITE("sqlite_store") {
         }
         store->flush();
         CHECK(countRows(db) == 1);
-        CHECK_FALSE(journalExists(db));  // the commit covered it
         store.reset();
+        CHECK_FALSE(journalExists(db));  // a clean stop: every removal journalled is committed
 
         std::string killed = snapshot + "/t.db";
         auto next = open(killed);
@@ -512,28 +515,36 @@ TEST_SUITE("sqlite_store") {
         CHECK(ids == std::vector<std::string>{"b", "c"});  // b's $disconnect runs again: it was not journalled
         next->flush();
         CHECK(countRows(killed) == 2);
+        next.reset();
         CHECK_FALSE(journalExists(killed));
     }
 
-    TEST_CASE("the journal of closed connections holds no more than the removals of the batch being committed") {
+    TEST_CASE("the journal of closed connections is emptied as commits cover it, and deleted at a clean stop") {
         TempDir dir;
         std::string db = dir.path + "/t.db";
         auto store = open(db);
         std::string error;
         CHECK(store->rowsLeftByNode("n1", &error).empty());  // as at a start: the journal is adopted
-        for (int i = 0; i < 400; ++i) store->insert(row(name("r", i).c_str(), "n1"));
+        const int n = 6000;  // about 170 KB of IDs: more than the two segments' 64 KB each
+        auto id = [](int i) { return name("connection-with-a-long-id-", i); };
+        for (int i = 0; i < n; ++i) store->insert(row(id(i), "n1"));
         store->flush();
-        size_t largest = 0;
-        for (int round = 0; round < 40; ++round) {
-            for (int i = 0; i < 10; ++i) store->removeClosed(name("r", round * 10 + i));
-            largest = std::max(largest, journalText(db).size());
+        size_t largest = 0, emptied = 0, previous = 0;
+        for (int i = 0; i < n; ++i) {
+            store->removeClosed(id(i));
+            if (i % 100 != 99) continue;
             store->flush();
-            // The flush's batch sealed the segment these went to, and its commit deleted it.
-            CHECK_FALSE(journalExists(db));
+            size_t size = journalText(db).size();
+            largest = std::max(largest, size);
+            if (size < previous) ++emptied;
+            previous = size;
         }
         CHECK(countRows(db) == 0);
-        CHECK(largest > 0);
-        CHECK(largest <= 10 * 8);
+        CHECK(emptied >= 1);
+        // A full segment (64 KB) and what came in the batches until the commit that emptied it.
+        CHECK(largest <= RemovalJournal::kSegmentBytes + 4 * 100 * id(n).size());
+        store.reset();
+        CHECK_FALSE(journalExists(db));
     }
 
     TEST_CASE("stopWrites on a table locked for good: gives up in about 5 s, journals the removals, and later calls do not wait") {
