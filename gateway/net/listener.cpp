@@ -9,6 +9,7 @@
 #include "connect_flow.h"
 #include "drain.h"
 #include "log.h"
+#include "lws_log_filter.h"
 #include "message_receiver.h"
 #include "network_thread_state.h"
 #include "permessage_deflate.h"
@@ -228,7 +229,7 @@ std::string Listener::start() {
 }
 
 std::string Listener::Impl::createContext() {
-    lws_set_log_level(LLL_ERR | LLL_WARN, lwsLogEmit);
+    setLwsLogLevel(LLL_ERR | LLL_WARN, lwsLogEmit);
     static const lws_protocols protocols[] = {
         // A 64 KiB receive buffer: a large message arrives in few callbacks. It costs little resident memory
         // per idle connection, as only the pages a message touched are resident.
