@@ -15,6 +15,10 @@
 namespace wsgw {
 
 struct Invocation {
+    Invocation() = default;
+    // A message's: received at `receivedAt`, the network thread's reading for its loop turn (no clock read here).
+    explicit Invocation(std::chrono::steady_clock::time_point received) : receivedAt(received) {}
+
     std::shared_ptr<const RouteTable> table;  // keeps the route and its plugin alive while this runs
     const CompiledRoute *route = nullptr;
     std::shared_ptr<LiveConnection> connection;

@@ -62,6 +62,7 @@ struct Listener::Impl {
 
     static void onPrepare(struct ev_loop *, ev_prepare *w, int) {
         auto *t = static_cast<NetworkThreadState *>(w->data);
+        t->endTurn();
         if (t->hasInvoker()) t->invoker().wakeDeferred();
         t->writer->flushScheduled();
     }

@@ -59,13 +59,13 @@ int MessageReceiver::receive(Session *s, lws *wsi, const char *in, size_t len) {
         // "deflate bomb" of up to 16 MiB) would hold this thread's other connections back.
         return messageEnds || s->deflate ? closeTooBig(s, wsi) : 0;
     }
-    // A message's first chunk reserves its whole frame: one allocation, and no copies while it grows.
-    if (s->rx.empty() && frameLeft) {
-        if (s->rx.capacity() == 0 && !t_.spareBuffers.empty()) {
-            s->rx = std::move(t_.spareBuffers.back());
-            t_.spareBuffers.pop_back();
-        }
-        s->rx.reserve(std::min(limit, len + frameLeft));
+    // A message's first chunk takes a reused buffer when it does not fit the one it has (after a message
+    // the session's buffer is an empty string's inline one), and reserves its whole frame: at most one
+    // allocation, and no copies while it grows.
+    if (s->rx.empty()) {
+        size_t frameBytes = std::min(limit, len + frameLeft);
+        if (frameBytes > s->rx.capacity() && !t_.spareBuffers.empty()) s->rx = t_.takeSpareBuffer();
+        if (frameLeft) s->rx.reserve(frameBytes);
     }
     s->rx.append(in, len);
     t_.host.metrics.bytesIn.fetch_add(len, std::memory_order_relaxed);
@@ -173,7 +173,7 @@ void MessageReceiver::answerNoRoute(Session *s, const std::string &requestId) {
 
 void MessageReceiver::submitMessage(Session *s, const CompiledRoute *route, std::string &&requestId, int64_t now) {
     RouteMetrics::add(route->metrics->messagesIn);
-    Invocation inv;
+    Invocation inv(t_.turnReceivedAt());
     inv.table = t_.table;
     inv.route = route;
     inv.connection = s->live;

@@ -12,6 +12,7 @@
 #include "route_table.h"
 #include "session.h"
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -75,6 +76,19 @@ struct NetworkThreadState {
     ev_timer wpsRecoveryTimer{};
     bool wpsRecoveryTimerOn = false;
 
+    // When this loop turn's messages were received (Invocation::receivedAt): one steady-clock reading per
+    // turn, taken at its first message and dropped before the loop sleeps (Listener's onPrepare). Every
+    // message a turn handles was waiting when the turn began, so a later one's latency includes the earlier
+    // ones' handling, as it did for its client.
+    std::chrono::steady_clock::time_point turnReceivedAt() {
+        if (!turnClockRead_) {
+            turnClock_ = std::chrono::steady_clock::now();
+            turnClockRead_ = true;
+        }
+        return turnClock_;
+    }
+    void endTurn() { turnClockRead_ = false; }
+
     Invoker &invoker() { return *invokerSlot_; }
     bool hasInvoker() const { return invokerSlot_ != nullptr; }
 
@@ -88,14 +102,28 @@ struct NetworkThreadState {
         return s->lane;
     }
 
-    static constexpr size_t kSpareBuffers = 256;         // message buffers kept for reuse per network thread, and
-    static constexpr size_t kSpareMinBytes = 64;         // their sizes: smaller ones cost little to allocate,
-    static constexpr size_t kSpareMaxBytes = 64 * 1024;  // larger ones are not worth holding on to
+    // Message buffers kept for reuse per network thread: as many as one turn's echoes of 64 connections with
+    // 16 messages in flight each (a turn reads them all before it sends), within 1 MiB in all; and their
+    // sizes: smaller ones cost little to allocate, larger ones are not worth holding on to.
+    static constexpr size_t kSpareBuffers = 2048;
+    static constexpr size_t kSpareTotalBytes = 1024 * 1024;
+    static constexpr size_t kSpareMinBytes = 64;
+    static constexpr size_t kSpareMaxBytes = 64 * 1024;
 
     void recycle(std::string &&buffer) {
-        if (buffer.capacity() < kSpareMinBytes || buffer.capacity() > kSpareMaxBytes || spareBuffers.size() >= kSpareBuffers) return;
+        size_t bytes = buffer.capacity();
+        if (bytes < kSpareMinBytes || bytes > kSpareMaxBytes || spareBuffers.size() >= kSpareBuffers ||
+            spareBytes_ + bytes > kSpareTotalBytes)
+            return;
         buffer.clear();
+        spareBytes_ += bytes;
         spareBuffers.push_back(std::move(buffer));
+    }
+    std::string takeSpareBuffer() {  // spareBuffers is not empty
+        std::string buffer = std::move(spareBuffers.back());
+        spareBuffers.pop_back();
+        spareBytes_ -= buffer.capacity();
+        return buffer;
     }
 
     // Frees the session. By iterator, as the key views the id of the session being freed.
@@ -123,7 +151,10 @@ struct NetworkThreadState {
                           std::string_view requestId = {}, int disconnectCode = 0);
 
 private:
-    Invoker *const &invokerSlot_;  // Listener::setInvoker's (set before run())
+    Invoker *const &invokerSlot_;
+    size_t spareBytes_ = 0;  // the capacities of spareBuffers
+    std::chrono::steady_clock::time_point turnClock_{};
+    bool turnClockRead_ = false;  // Listener::setInvoker's (set before run())
 };
 
 }  // namespace wsgw
