@@ -6,9 +6,11 @@
 #include "webpubsub_clients.h"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace wsgw {
@@ -141,9 +143,13 @@ void forgetConnectionGroups(HostContext &ctx, const std::string &connectionId) {
 // The events of invocations running now, by thread. event_json compares the plugin's pointer with these
 // addresses before reading anything: a wsgw_event the gateway did not make (a plugin's own, a copy, a
 // stale pointer) is never read past its public fields, let alone cast.
+// Its thread sets `running` without a lock (one per invocation would be two mutex round trips per message).
+// Another thread that reads an event through it counts itself in `readers` first, and the owner, once it has
+// taken its event off, waits until no reader is left: with both sides sequentially consistent, a reader
+// either sees the event gone or is seen by the owner, which then waits for it to finish.
 struct RunningEvent::Slot {
-    std::mutex mutex;  // its thread writes `running` under it; other threads read it under it
-    InvocationEvent *running = nullptr;
+    std::atomic<InvocationEvent *> running{nullptr};
+    std::atomic<unsigned> readers{0};
 };
 
 namespace {
@@ -186,14 +192,20 @@ const char *ownEventJson(InvocationEvent &ie, size_t *len) {
 }
 
 // An event running on another thread (a plugin's own thread asking during handle()): that thread cannot
-// finish the invocation while we hold its mutex, and the copy built here belongs to the calling thread.
+// finish the invocation while we are counted among its readers, and the copy built here belongs to the
+// calling thread.
 const char *foreignEventJson(const wsgw_event *ev, size_t *len) {
     std::unique_lock threadsLock(g_eventThreadsMutex);
     for (ThreadEvents *te : g_eventThreads) {
-        std::unique_lock lock(te->mutex);
-        if (!te->running || &te->running->ev != ev || !te->running->connection) continue;
+        te->readers.fetch_add(1, std::memory_order_seq_cst);
+        InvocationEvent *running = te->running.load(std::memory_order_seq_cst);
+        if (!running || &running->ev != ev || !running->connection) {
+            te->readers.fetch_sub(1, std::memory_order_release);
+            continue;
+        }
         threadsLock.unlock();
-        t_foreignEventJson = buildEventJson(*te->running->connection, te->running->fields);
+        t_foreignEventJson = buildEventJson(*running->connection, running->fields);
+        te->readers.fetch_sub(1, std::memory_order_release);
         if (len) *len = t_foreignEventJson.size();
         return t_foreignEventJson.c_str();
     }
@@ -203,8 +215,8 @@ const char *foreignEventJson(const wsgw_event *ev, size_t *len) {
 // An event running on this thread or another one; NULL for any event the gateway is not running now.
 const char *runningEventJson(const wsgw_event &ev, size_t *len) {
     ThreadEvents *own = t_events.events;
-    if (own && own->running && &own->running->ev == &ev && own->running->connection)
-        return ownEventJson(*own->running, len);  // only this thread writes `running`: no lock needed
+    InvocationEvent *mine = own ? own->running.load(std::memory_order_relaxed) : nullptr;  // only this thread writes it
+    if (mine && &mine->ev == &ev && mine->connection) return ownEventJson(*mine, len);
     return foreignEventJson(&ev, len);
 }
 
@@ -258,14 +270,14 @@ HostOperations *inProcessOperations(wsgw_host *h) { return h ? h->operations.get
 }  // namespace
 
 RunningEvent::RunningEvent(InvocationEvent &event) : events_(&t_events.get()) {
-    std::lock_guard lock(events_->mutex);
-    previous_ = events_->running;
-    events_->running = &event;
+    previous_ = events_->running.load(std::memory_order_relaxed);
+    events_->running.store(&event, std::memory_order_release);
 }
 
 RunningEvent::~RunningEvent() {
-    std::lock_guard lock(events_->mutex);
-    events_->running = previous_;
+    events_->running.store(previous_, std::memory_order_seq_cst);
+    // A reader that saw the event before it was taken off is still building its JSON from it.
+    while (events_->readers.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
 }
 
 void initHostApi(wsgw_host &host, HostContext *ctx, std::string instanceName) {

@@ -46,7 +46,7 @@ int64_t microsBetween(std::chrono::steady_clock::time_point from, std::chrono::s
 
 }  // namespace
 
-void IntegrationCaller::call(WorkerSlot &slot, const Invocation &inv, const char *routeKey, IntegrationOutcome &out) {
+void IntegrationCaller::call(WorkerSlot &slot, Invocation &inv, const char *routeKey, IntegrationOutcome &out) {
     PluginInstance *handler = inv.route->handler;
     InvocationEvent ie;
     describeEvent(inv, routeKey, ie);
@@ -87,12 +87,14 @@ void IntegrationCaller::returned(const Invocation &inv, std::chrono::steady_cloc
     out.integrationMs = std::chrono::duration_cast<std::chrono::milliseconds>(out.returnedAt - invokedAt).count();
 }
 
-void IntegrationCaller::markBusy(WorkerSlot &slot, const Invocation &inv, const char *routeKey,
+void IntegrationCaller::markBusy(WorkerSlot &slot, Invocation &inv, const char *routeKey,
                                  const std::string &integrationName, std::chrono::steady_clock::time_point deadline) {
     PluginInstance *handler = inv.route->handler;
     std::lock_guard lock(slot.mutex);
     slot.busy = true;
     slot.timedOut = false;
+    slot.invocation = &inv;
+    ++slot.started;
     // A lambda function's own timeout is its error ("Internal server error", docs/lambda.md "Errors") and it
     // returns at the deadline by itself; the watchdog answers only if it somehow does not, a second later.
     slot.deadline = handler && handler->lambda ? deadline + std::chrono::seconds(1) : deadline;
@@ -109,6 +111,7 @@ void IntegrationCaller::markBusy(WorkerSlot &slot, const Invocation &inv, const 
 bool IntegrationCaller::markDone(WorkerSlot &slot, bool deadlinePassed) {
     std::lock_guard lock(slot.mutex);
     slot.busy = false;
+    slot.invocation = nullptr;  // the watchdog looks at it only while the slot is busy
     // An isolated invocation may hit its deadline a moment before the watchdog looks: answer it here.
     if (deadlinePassed && !slot.timedOut) {
         slot.timedOut = true;

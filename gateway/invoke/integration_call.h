@@ -44,12 +44,12 @@ public:
         : pool_(pool), lanes_(lanes), answers_(answers) {}
 
     // Runs `inv`'s integration on this worker (`slot`); `out` is filled in.
-    void call(WorkerSlot &slot, const Invocation &inv, const char *routeKey, IntegrationOutcome &out);
+    void call(WorkerSlot &slot, Invocation &inv, const char *routeKey, IntegrationOutcome &out);
     // Calls `inv`'s in-process handler on the calling thread, with no deadline (Invoker::runInline).
     void callInline(const Invocation &inv, const char *routeKey, IntegrationOutcome &out);
 
 private:
-    void markBusy(WorkerSlot &slot, const Invocation &inv, const char *routeKey, const std::string &integrationName,
+    void markBusy(WorkerSlot &slot, Invocation &inv, const char *routeKey, const std::string &integrationName,
                   std::chrono::steady_clock::time_point deadline);
     bool markDone(WorkerSlot &slot, bool deadlinePassed);  // true: timed out (answered already)
     static void returned(const Invocation &inv, std::chrono::steady_clock::time_point invokedAt, IntegrationOutcome &out);

@@ -53,25 +53,15 @@ bool Invoker::drainLane(WorkerSlot &slot, const std::shared_ptr<Lane> &lane) {
 // Every invocation ends exactly once: here when its worker finishes it, or in deadlinePassed when the
 // watchdog writes its worker off (then the lane has moved on and the late return only frees the thread).
 bool Invoker::runOne(WorkerSlot &slot, Invocation &inv) {
-    {
-        std::lock_guard lock(slot.mutex);
-        slot.invocation = &inv;
-    }
     bool finished = run(slot, inv);  // false: a $disconnect parked, still pending
     if (finished) {
         if (inv.pendingCounted) answers_.releasePending(inv);
         InvocationAnswers::removeRowIfOwed(inv);
     }
-    bool retired;
-    StuckRoutes::Route route;
-    {
-        std::lock_guard lock(slot.mutex);
-        retired = slot.retired;
-        slot.invocation = nullptr;
-        if (retired) route = {slot.handlerId, slot.routeKey};
-    }
-    if (retired) {  // the watchdog ended this invocation; the lane belongs to another worker now
-        lanes_.requeueReleased(stuck_.returned(route));
+    // Read without the slot's mutex: the watchdog writes `retired` only while the slot is busy, and the
+    // integration call marked it done under the mutex (IntegrationCaller::markDone), or never marked it busy.
+    if (slot.retired) {  // the watchdog ended this invocation; the lane belongs to another worker now
+        lanes_.requeueReleased(stuck_.returned({slot.handlerId, slot.routeKey}));
         return false;
     }
     if (finished) lanes_.finished();

@@ -117,7 +117,11 @@ bool WorkerPool::checkDeadlines(std::chrono::steady_clock::time_point now) {
     for (auto &slotPtr : slots_) {
         WorkerSlot &slot = *slotPtr;
         std::lock_guard slock(slot.mutex);
-        if (slot.busy) busy = true;
+        // A slot that ran calls since the last look counts as busy: under a stream of short calls the slots
+        // are rarely busy at the moment of a look, and an idle watchdog would be woken by nearly every call
+        // (wakeIdleWatchdog) only to find nothing busy and sleep again.
+        if (slot.busy || slot.started != slot.startedSeen) busy = true;
+        slot.startedSeen = slot.started;
         if (!slot.busy || slot.timedOut || now < slot.deadline) continue;
         slot.timedOut = true;
         duties_.deadlinePassed(slot);

@@ -2,8 +2,9 @@
 // be created, EAGAIN from a pids cgroup or RLIMIT_NPROC, is logged and retried, never fatal), keeping the
 // pool at its size when a worker is written off, joining a written-off worker once its handler returns,
 // and at stop() joining the workers or, past the grace, abandoning those still inside a handler. The
-// watchdog looks at each worker's slot every 5 ms while any is busy (every 500 ms when idle) and hands
-// a passed deadline to its Duties. What a worker does and what a deadline means are the Invoker's.
+// watchdog looks at each worker's slot every 5 ms while any is busy or has begun a call since its last look
+// (every 500 ms when idle) and hands a passed deadline to its Duties. What a worker does and what a deadline
+// means are the Invoker's.
 #pragma once
 
 #include "host_api.h"
@@ -33,7 +34,9 @@ struct WorkerSlot {
     bool retired = false;  // timed out: its lane went to another worker; it ends when the handler returns
     std::atomic<bool> exited{false};  // the worker has returned (read by stop() without the mutex)
     const void *handlerId = nullptr;  // the in-process PluginInstance running, for the stuck count
-    Invocation *invocation = nullptr; // the one being run (the worker's), for the write-off
+    Invocation *invocation = nullptr; // the one being run (the worker's), for the write-off, while busy
+    uint64_t started = 0;             // integration calls begun: the watchdog stays awake while these move
+    uint64_t startedSeen = 0;         // the watchdog's: `started` when it last looked
     std::chrono::steady_clock::time_point deadline;
     wsgw_event_type type = WSGW_MESSAGE;
     std::string connectionId, requestId, routeKey, handler;
@@ -69,7 +72,7 @@ private:
     bool startWorker();  // false (logged) when no thread could be created
     void workerLoop(WorkerSlot &slot);
     void watchdogLoop();
-    bool checkDeadlines(std::chrono::steady_clock::time_point now);  // true: a slot is busy
+    bool checkDeadlines(std::chrono::steady_clock::time_point now);  // true: a slot is busy or was since the last look
     size_t reapWrittenOff();                                          // the workers not written off
 
     static constexpr std::chrono::milliseconds kWatchdogIdleSleep{500};

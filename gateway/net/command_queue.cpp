@@ -45,17 +45,22 @@ void CommandQueue::stop() {
 thread_local CommandQueue *CommandQueue::directHere_ = nullptr;
 
 void CommandQueue::post(Command &&c) {
-    // directHere_ is this queue only on its loop's thread, so runningCommands_ is read there.
-    bool direct = c.kind == Command::Kind::Send && directHere_ == this && !runningCommands_;
+    // directHere_ is this queue only on its loop's thread, so runningCommands_ is read there. `queued_` is
+    // written under the mutex: a worker's answer to a connection's previous message was posted before that
+    // worker let go of the connection's lane, and the inline call was made only after its lane was seen idle,
+    // so that answer is seen here without taking the mutex.
+    if (c.kind == Command::Kind::Send && directHere_ == this && !runningCommands_ && !queued_.load(std::memory_order_acquire)) {
+        run(c);
+        return;
+    }
     bool wasEmpty;
     {
         std::lock_guard lock(mutex_);
         wasEmpty = commands_.empty();
-        direct = direct && wasEmpty;
-        if (!direct) commands_.push_back(std::move(c));
+        commands_.push_back(std::move(c));
+        queued_.store(true, std::memory_order_release);
     }
-    if (direct) run(c);
-    else if (wasEmpty) ev_async_send(t_.loop, &wakeWatcher_);
+    if (wasEmpty) ev_async_send(t_.loop, &wakeWatcher_);
 }
 
 std::shared_ptr<const RouteTable> CommandQueue::replaceTable(std::shared_ptr<const RouteTable> table) {
@@ -87,6 +92,7 @@ void CommandQueue::drainCommands() {
     {
         std::lock_guard lock(mutex_);
         inHand_.swap(commands_);
+        queued_.store(false, std::memory_order_relaxed);
         swapIn = std::move(incomingTable_);
         std::swap(swapped, tableSwapped_);
     }

@@ -8,6 +8,7 @@
 
 #include <ev.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <future>
@@ -111,6 +112,7 @@ private:
     ev_async wakeWatcher_{};
     std::mutex mutex_;
     std::vector<Command> commands_;
+    std::atomic<bool> queued_{false};  // commands_ is not empty (written under mutex_; read without it by post)
     std::vector<Command> inHand_;
     // A reload's new table, handed over with the command queue; the old one goes back to the reloader so
     // that plugin shutdown never runs on this thread.
