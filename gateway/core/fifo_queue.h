@@ -21,13 +21,14 @@ public:
         // Moved out and destroyed here, so its buffers are freed now: assigning T() would not do, as a
         // std::string assigned an empty one keeps its allocation.
         { [[maybe_unused]] T gone = std::move(items_[head_]); }
-        if (++head_ == items_.size()) {
-            clear();
-        } else if (head_ >= kCompactAfter && head_ * 2 >= items_.size()) {
-            // A queue that never quite drains (steady pipelining) must not grow: drop the consumed front.
-            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
-            head_ = 0;
-        }
+        advance();
+    }
+    // The front, moved out (its slot keeps only a moved-from shell, which holds no buffers), then popped: one
+    // move where front() and pop_front() make two and destroy a shell.
+    T take_front() {
+        T taken = std::move(items_[head_]);
+        advance();
+        return taken;
     }
     void clear() {
         items_.clear();
@@ -42,6 +43,16 @@ public:
     auto end() const { return items_.end(); }
 
 private:
+    void advance() {
+        if (++head_ == items_.size()) {
+            clear();
+        } else if (head_ >= kCompactAfter && head_ * 2 >= items_.size()) {
+            // A queue that never quite drains (steady pipelining) must not grow: drop the consumed front.
+            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = 0;
+        }
+    }
+
     static constexpr size_t kKeptCapacity = 64;
     static constexpr size_t kCompactAfter = 32;
     std::vector<T> items_;

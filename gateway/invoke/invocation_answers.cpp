@@ -153,10 +153,11 @@ void InvocationAnswers::answerMessage(Invocation &inv, IntegrationOutcome &out) 
 void InvocationAnswers::timeout(const WorkerSlot &slot) {
     log::warn("integration timeout", {log::Field("connectionId", slot.connectionId), log::Field("requestId", slot.requestId),
                                       log::Field("routeKey", slot.routeKey), log::Field("handler", slot.handler)});
+    std::string connectionId(slot.connectionId);
     if (slot.type == WSGW_CONNECT) {
-        control_.connectDecided(slot.connectionId, 504, {});
+        control_.connectDecided(connectionId, 504, {});
     } else if (slot.type == WSGW_MESSAGE) {
-        control_.sendFrame(slot.connectionId, awsErrorFrame("Endpoint request timed out", slot.connectionId, slot.requestId), false);
+        control_.sendFrame(connectionId, awsErrorFrame("Endpoint request timed out", connectionId, slot.requestId), false);
         if (slot.metrics) RouteMetrics::add(slot.metrics->messagesOut);
     }
 }

@@ -97,8 +97,12 @@ std::optional<Invocation> InvocationLanes::next(const std::shared_ptr<Invocation
         readyCv_.notify_one();
         return next;
     }
-    next.emplace(std::move(lane->queue.front()));
-    lane->queue.pop_front();
+    // Built in place from take_front()'s result: the invocation is moved once, out of the queue.
+    struct TakeFront {
+        FifoQueue<Invocation> &queue;
+        operator Invocation() { return queue.take_front(); }
+    };
+    next.emplace(TakeFront{lane->queue});
     return next;
 }
 

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -39,7 +40,10 @@ struct WorkerSlot {
     uint64_t startedSeen = 0;         // the watchdog's: `started` when it last looked
     std::chrono::steady_clock::time_point deadline;
     wsgw_event_type type = WSGW_MESSAGE;
-    std::string connectionId, requestId, routeKey, handler;
+    // Views of the invocation's IDs, its route's key and its integration's name, set at each call (no copy per
+    // message): valid while the slot is busy, and routeKey while the worker still holds the invocation.
+    std::string_view connectionId, requestId, handler;
+    const char *routeKey = "";
 };
 
 class WorkerPool {

@@ -33,6 +33,39 @@ TEST_SUITE("fifo_queue") {
         CHECK(*q.front() == 1);
     }
 
+    TEST_CASE("take_front hands the front over with one move and leaves nothing of it behind") {
+        struct Counted {
+            std::shared_ptr<int> value;
+            int *moves;
+            Counted(std::shared_ptr<int> v, int *m) : value(std::move(v)), moves(m) {}
+            Counted(Counted &&o) noexcept : value(std::move(o.value)), moves(o.moves) { ++*moves; }
+            Counted &operator=(Counted &&o) noexcept {
+                value = std::move(o.value);
+                moves = o.moves;
+                ++*moves;
+                return *this;
+            }
+        };
+        int moves = 0;
+        FifoQueue<Counted> q;
+        auto first = std::make_shared<int>(1);
+        std::weak_ptr<int> watch = first;
+        q.push_back(Counted(std::move(first), &moves));
+        q.push_back(Counted(std::make_shared<int>(2), &moves));
+        moves = 0;
+        {
+            Counted taken = q.take_front();
+            CHECK(moves == 1);
+            CHECK(*taken.value == 1);
+            CHECK(q.size() == 1);
+            CHECK(*q.front().value == 2);
+        }
+        CHECK(watch.expired());  // the queue's slot kept only a moved-from shell
+        Counted last = q.take_front();
+        CHECK(*last.value == 2);
+        CHECK(q.empty());
+    }
+
     TEST_CASE("steady pipelining (never empty) keeps the storage bounded and the order right") {
         FifoQueue<std::string> q;
         int next = 0, expect = 0;
