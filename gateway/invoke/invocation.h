@@ -19,7 +19,7 @@ struct Invocation {
     // A message's: received at `receivedAt`, the network thread's reading for its loop turn (no clock read here).
     explicit Invocation(std::chrono::steady_clock::time_point received) : receivedAt(received) {}
 
-    std::shared_ptr<const RouteTable> table;  // keeps the route and its plugin alive while this runs
+    std::shared_ptr<const RouteTable> table;  // keeps the route and its plugin alive on a worker (inline: unset)
     const CompiledRoute *route = nullptr;
     std::shared_ptr<LiveConnection> connection;
     wsgw_event_type type = WSGW_MESSAGE;

@@ -44,12 +44,22 @@ void CommandQueue::stop() {
 
 thread_local CommandQueue *CommandQueue::directHere_ = nullptr;
 
+// directHere_ is this queue only on its loop's thread, so runningCommands_ is read there. `queued_` is
+// written under the mutex: a worker's answer to a connection's previous message was posted before that worker
+// let go of the connection's lane, and the inline call was made only after its lane was seen idle, so that
+// answer is seen here without taking the mutex.
+bool CommandQueue::directHere() const {
+    return directHere_ == this && !runningCommands_ && !queued_.load(std::memory_order_acquire);
+}
+
+bool CommandQueue::sendDirect(LiveConnection &conn, std::string &data, bool binary) {
+    if (!directHere()) return false;
+    send(conn.networkSession, Payload(std::move(data)), binary);
+    return true;
+}
+
 void CommandQueue::post(Command &&c) {
-    // directHere_ is this queue only on its loop's thread, so runningCommands_ is read there. `queued_` is
-    // written under the mutex: a worker's answer to a connection's previous message was posted before that
-    // worker let go of the connection's lane, and the inline call was made only after its lane was seen idle,
-    // so that answer is seen here without taking the mutex.
-    if (c.kind == Command::Kind::Send && directHere_ == this && !runningCommands_ && !queued_.load(std::memory_order_acquire)) {
+    if (c.kind == Command::Kind::Send && directHere()) {
         run(c);
         return;
     }
@@ -127,17 +137,25 @@ void CommandQueue::run(Command &c) {
     // A command that carries its connection reaches that connection's session or none: by ID it could find a
     // later session of the same ID (a Web PubSub client that resumed), whose queue this was not reserved on.
     Session *s = c.live ? c.live->networkSession : t_.find(c.connectionId.view());
-    if (!s) return;  // closed meanwhile: the push is dropped, as GONE would say (its reservation went with the connection)
-    if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) return;
     if (c.kind == Command::Kind::Send) {
-        t_.writer->queueReserved(s, c.shared ? Payload(std::move(c.shared)) : Payload(std::move(c.data)), c.binary);
-    } else if (c.kind == Command::Kind::Resume) {
+        send(s, c.shared ? Payload(std::move(c.shared)) : Payload(std::move(c.data)), c.binary);
+        return;
+    }
+    if (!s) return;
+    if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) return;
+    if (c.kind == Command::Kind::Resume) {
         t_.receiver->resumeReading(s);
     } else if (c.code == kDropTransportCode) {
         t_.closer->dropTransport(s);
     } else {
         t_.closer->requestClose(s, c.code, std::move(c.data));
     }
+}
+
+void CommandQueue::send(Session *s, Payload &&payload, bool binary) {
+    if (!s) return;  // closed meanwhile: the push is dropped, as GONE would say (its reservation went with the connection)
+    if (s->state == Session::State::Finished || s->state == Session::State::ReadingHead) return;
+    t_.writer->queueReserved(s, std::move(payload), binary);
 }
 
 }  // namespace wsgw

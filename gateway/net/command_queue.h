@@ -22,6 +22,8 @@ namespace wsgw {
 
 struct LiveConnection;
 struct NetworkThreadState;
+struct Session;
+struct Payload;
 
 // A connection ID held by value without a heap allocation: every push or close queued to a network thread
 // carries one. IDs the gateway issues are 22 characters; a longer one (which no session has) is kept as
@@ -79,6 +81,9 @@ public:
     void stop();   // once the loop has returned: a pending or later replaceTable returns its table untaken
     // From any thread.
     void post(Command &&c);
+    // A Send to `conn` made while a DirectSends lives on this queue's thread and nothing is queued: run at
+    // once, without making a Command (true); otherwise false, and the caller posts it.
+    bool sendDirect(LiveConnection &conn, std::string &data, bool binary);
 
     // While one lives on the loop's thread (around an inline handler, MessageReceiver), a Send that thread
     // posts here runs at once, onto its connection's send queue, instead of waiting for the wake-up: unless
@@ -104,6 +109,8 @@ private:
     static void onWake(struct ev_loop *, ev_async *w, int);
     void drainCommands();
     void run(Command &c);
+    bool directHere() const;
+    void send(Session *s, Payload &&payload, bool binary);
 
     static thread_local CommandQueue *directHere_;  // DirectSends': the queue whose Sends this thread runs at once
 

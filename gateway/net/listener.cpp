@@ -322,6 +322,7 @@ void Listener::sendFrame(const std::string &connectionId, std::string data, bool
 }
 
 void Listener::sendFrame(const std::shared_ptr<LiveConnection> &conn, std::string data, bool binary) {
+    if (impl_->commands.sendDirect(*conn, data, binary)) return;  // an inline handler's answer
     Command c{Command::Kind::Send, InlineId(conn->info.connectionId), std::move(data), binary, 0};
     c.live = conn;
     impl_->commands.post(std::move(c));

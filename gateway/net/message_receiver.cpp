@@ -173,8 +173,10 @@ void MessageReceiver::answerNoRoute(Session *s, const std::string &requestId) {
 
 void MessageReceiver::submitMessage(Session *s, const CompiledRoute *route, std::string &&requestId, int64_t now) {
     RouteMetrics::add(route->metrics->messagesIn);
+    // An "inline" handler runs here and now when its connection has nothing with the workers, its answer
+    // straight onto the send queue. Web PubSub events are answered with their ack (webpubsub_clients.h) on a worker.
+    bool runsHere = route->runsInline && !s->wpsRequest && Invoker::laneIdle(s->lane);
     Invocation inv(t_.turnReceivedAt());
-    inv.table = t_.table;
     inv.route = route;
     inv.connection = s->live;
     inv.type = WSGW_MESSAGE;
@@ -184,21 +186,23 @@ void MessageReceiver::submitMessage(Session *s, const CompiledRoute *route, std:
     inv.requestId = std::move(requestId);
     inv.messageId = newRequestId();
     inv.requestTimeMs = now;
+    if (runsHere) {
+        // Not counted against the pending bounds (it is handled before anything more is read) and not holding
+        // the route table: this thread's holds it, and a reload swaps that only between events of the loop.
+        CommandQueue::DirectSends direct(*t_.commands);
+        t_.invoker().runInline(std::move(inv));
+        return;
+    }
+    inv.table = t_.table;  // keeps the route and its plugin alive on the worker
     inv.pendingBytes = inv.body.size();
     inv.pendingCounted = true;
-    if (s->wpsRequest) {  // an Azure Web PubSub event: answered with its ack (webpubsub_clients.h)
+    if (s->wpsRequest) {
         inv.wpsClient = s->wps;
         inv.wpsRequest = std::move(s->wpsRequest);
     }
     s->live->addPending(inv.pendingBytes);
     t_.host.metrics.pendingBytes.fetch_add(static_cast<int64_t>(inv.pendingBytes), std::memory_order_relaxed);
-    if (route->runsInline && !inv.wpsClient && Invoker::laneIdle(s->lane)) {
-        // Its handler runs here and now (an "inline" handler), its answer straight onto the send queue.
-        CommandQueue::DirectSends direct(*t_.commands);
-        t_.invoker().runInline(std::move(inv));
-    } else {
-        t_.invoker().submit(t_.laneOf(s), std::move(inv), false);  // woken once per loop iteration (onPrepare)
-    }
+    t_.invoker().submit(t_.laneOf(s), std::move(inv), false);  // woken once per loop iteration (onPrepare)
     if (t_.table) {
         const Limits &limits = t_.table->config.limits;
         if (s->live->pendingAtBound(limits.maxPendingMessages, limits.maxPendingBytes)) pauseReading(s, limits);
