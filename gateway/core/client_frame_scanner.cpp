@@ -73,6 +73,22 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
             if (payloadLeft_ == 0 && endsMessage_) ++messagesEnded_;
             continue;
         }
+        // A whole short header (7-bit length, then the masking key) in this piece: read at once, as the
+        // byte-by-byte steps below would (a small message's frame, the common case).
+        if (headerRead_ == 0 && len - i >= 2 + kMaskKeyBytes && (data[i + 1] & 0x7f) < kLength16) {
+            uint8_t first = data[i], second = data[i + 1];
+            firstByte_ = first;
+            endsMessage_ = (first & kFinBit) && (first & kOpcodeBits) < kFirstControlOpcode;
+            if (ClientFrameFault fault = faultOf(first, second); fault != ClientFrameFault::None) {
+                headerRead_ = 1;
+                return fail(fault, i + 1);
+            }
+            if ((first & kOpcodeBits) < kFirstControlOpcode) inMessage_ = !(first & kFinBit);
+            payloadLeft_ = second & 0x7f;
+            i += 2 + kMaskKeyBytes;
+            if (payloadLeft_ == 0 && endsMessage_) ++messagesEnded_;
+            continue;
+        }
         uint8_t b = data[i];
         if (headerRead_ == 0) {  // FIN, RSV and opcode: checked with the next byte
             firstByte_ = b;
