@@ -210,6 +210,7 @@ std::string Gateway::startManagementApi() {
     functionCredentials.sigv4.push_back({lambdaCreds.accessKeyId, lambdaCreds.secretAccessKey});
     management_ = std::make_unique<ManagementApi>(std::get<HostPort>(hp), std::move(credentials), hostContext_, opt_.managementRate);
     if (!opt_.managementTlsCert.empty()) management_->setTls(opt_.managementTlsCert, opt_.managementTlsKey);
+    management_->setRequestTimeout(opt_.managementRequestTimeout);
     if (std::string err = management_->start(listener_->loop()); !err.empty()) return err;
     functionEndpoint_ = std::make_unique<ManagementApi>(HostPort{"127.0.0.1", 0}, std::move(functionCredentials), hostContext_,
                                                         opt_.managementRate);

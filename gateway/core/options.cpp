@@ -31,6 +31,8 @@ constexpr FlagSpec kFlags[] = {
      "FILE  {\"tokens\": [...], \"sigv4\": [{\"accessKeyId\", \"secretAccessKey\"}]}; required off loopback"},
     {"--management-rate", "WSGW_MANAGEMENT_RATE",
      "N     management requests per second (burst N) before 429 LimitExceededException (default 0: no limit)"},
+    {"--management-request-timeout", "WSGW_MANAGEMENT_REQUEST_TIMEOUT",
+     "N     seconds a management request may take to arrive whole before 408, and an idle management connection stays open (default 15)"},
     {"--node-id", "WSGW_NODE_ID", "ID    this node's name in the connection table and the cluster (default: the host name)"},
     {"--cluster", "WSGW_CLUSTER",
      "redis://HOST:PORT[/DB]  join a cluster of nodes: the connection table, groups and pushes go through Redis"},
@@ -108,6 +110,9 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
         o.accessLog = value;
     } else if (flag == "--max-stuck-threads") {
         if (!parseInt(value, 0, 4096, o.maxStuckThreads)) return "--max-stuck-threads: expected 0 to 4096, got '" + value + "'";
+    } else if (flag == "--management-request-timeout") {
+        if (!parseInt(value, 1, 3600, o.managementRequestTimeout))
+            return "--management-request-timeout: expected 1 to 3600 seconds, got '" + value + "'";
     } else if (flag == "--drain-seconds") {
         if (!parseInt(value, 0, 3600, o.drainSeconds)) return "--drain-seconds: expected 0 to 3600, got '" + value + "'";
     }

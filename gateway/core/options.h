@@ -16,6 +16,7 @@ struct Options {
     std::string managementListen = "127.0.0.1:9001";
     std::string managementCredentials;  // a JSON file of bearer tokens and SigV4 keys
     int managementRate = 0;             // requests per second over all management clients; 0: unlimited
+    int managementRequestTimeout = 15;  // seconds a management request may take to arrive (then 408)
     std::string nodeId;               // default: the host name
     std::string cluster;              // redis://HOST:PORT[/DB]: join a cluster (the table lives in Redis)
     std::string logLevel = "info";

@@ -47,6 +47,7 @@ std::string ManagementApi::boundAddress() const { return impl_->server.boundAddr
 void ManagementApi::setOperationsHooks(OperationsHooks hooks) { impl_->ops = std::move(hooks); }
 
 void ManagementApi::setTls(std::string certFile, std::string keyFile) { impl_->server.setTls(std::move(certFile), std::move(keyFile)); }
+void ManagementApi::setRequestTimeout(int seconds) { impl_->server.setRequestTimeout(seconds); }
 
 void ManagementApi::stop() { impl_->server.stop(); }
 

@@ -55,6 +55,8 @@ public:
     void setOperationsHooks(OperationsHooks hooks);
     // Before start(): serve https:// with this PEM certificate chain and key.
     void setTls(std::string certFile, std::string keyFile);
+    // Before start(): seconds a request may take to arrive whole, and a connection may stay idle (default 15).
+    void setRequestTimeout(int seconds);
     std::string boundAddress() const;
     // Stops accepting and closes every management connection (drain).
     void stop();

@@ -25,7 +25,6 @@ namespace {
 // Open management connections at most: each holds up to kMaxPendingOutput of answers plus a request, so
 // this bounds the listener's memory whoever connects (backends keep a few kept-alive connections each).
 constexpr size_t kMaxConnections = 1024;
-constexpr double kIdleSeconds = 15.0;          // a connection with no complete request for this long is closed
 constexpr std::chrono::seconds kTlsHandshakeTime{10};  // an https:// client's TLS handshake
 constexpr double kLingerSeconds = 2.0;         // after the last answer, input is read and dropped this long at most
 constexpr size_t kMaxLingerBytes = 1 << 20;    // ... and this much
@@ -169,7 +168,7 @@ void ManagementServer::serve(int fd, const std::string &peer) {
         c->readWatcher.data = c.get();
         ev_io_init(&c->writeWatcher, onWritable, fd, EV_WRITE);
         c->writeWatcher.data = c.get();
-        ev_timer_init(&c->idleTimer, onIdle, kIdleSeconds, kIdleSeconds);
+        ev_timer_init(&c->idleTimer, onIdle, requestTimeoutSeconds_, requestTimeoutSeconds_);
         c->idleTimer.data = c.get();
         ev_io_start(loop_, &c->readWatcher);
         ev_timer_start(loop_, &c->idleTimer);
@@ -194,17 +193,18 @@ void ManagementServer::onIdle(struct ev_loop *, ev_timer *w, int) {
     c->owner->timedOut(c);
 }
 
-// A request begun and not finished within kIdleSeconds (a head or a chunked body that never ends) is
+// A request begun and not finished within requestTimeoutSeconds_ (a head or a chunked body that never ends) is
 // told why before the connection goes, as nginx and AWS answer 408; an idle connection just closes.
 void ManagementServer::timedOut(ManagementConnection *c) {
     if (c->lingering || c->waiting || c->closeAfterWrite || c->in.empty() || !c->out.empty()) {
         closeConnection(c);
         return;
     }
+    const std::string within = "not complete within " + std::to_string(requestTimeoutSeconds_) + " s";
     refuse(c, awsError(408, "RequestTimeoutException",
-                       "Request timeout: the request was not complete within 15 s; send the whole head and body "
+                       "Request timeout: the request was " + within + "; send the whole head and body "
                        "without pausing, and end a chunked body with its zero-length chunk"),
-           "request not complete within 15 s");
+           "request " + within);
     flush(c);
 }
 

@@ -35,6 +35,9 @@ public:
 
     // Before start(): serve https:// with this PEM certificate chain and key.
     void setTls(std::string certFile, std::string keyFile);
+    // Before start(): how long a request may take to arrive whole (then 408), and a connection may stay open
+    // without one (then it is closed). 15 s unless set (--management-request-timeout).
+    void setRequestTimeout(int seconds) { requestTimeoutSeconds_ = seconds; }
     // Binds `listen` and starts serving on `loop`. Returns "" or what went wrong.
     std::string start(struct ev_loop *loop, const HostPort &listen);
     const std::string &boundAddress() const { return boundAddress_; }
@@ -78,6 +81,7 @@ private:
     ev_async deferredWake_{};
     std::string tlsCert_, tlsKey_;
     std::unique_ptr<TlsTerminator> tls_;
+    int requestTimeoutSeconds_ = 15;
     ev_tstamp refusedLoggedAt_ = -1e9;  // the last "too many open" warning (one per 10 s)
 };
 

@@ -68,4 +68,16 @@ TEST_SUITE("options") {
         CHECK(errorOfArgs({"--management-listen", "127.0.0.1:8080"}).find(clash) != std::string::npos);
         CHECK(errorOfArgs({"--listen", "127.0.0.1:9001", "--management-listen", "off"}) == "");
     }
+
+    TEST_CASE("--management-request-timeout: 15 s unless given, 1 to 3600 seconds") {
+        const char *argv[] = {"wsgw"};
+        CHECK(std::get<Options>(parseOptions(1, argv, "handlers")).managementRequestTimeout == 15);
+        const char *shorter[] = {"wsgw", "--management-request-timeout", "3"};
+        CHECK(std::get<Options>(parseOptions(3, shorter, "handlers")).managementRequestTimeout == 3);
+        for (const char *bad : {"0", "3601", "", "2s", "-1"}) {
+            CAPTURE(bad);
+            CHECK(errorOfArgs({"--management-request-timeout", bad}) ==
+                  std::string("--management-request-timeout: expected 1 to 3600 seconds, got '") + bad + "'");
+        }
+    }
 }
