@@ -72,8 +72,8 @@ test('a 20-second soak: samples, a summary, every stalled client closed with 100
 });
 
 test('a soak whose stalled clients cannot reach the send-queue bound fails that target and exits 1', async () => {
-  // 1 GiB: in 12 s a stalled client gets a few MiB, so none is closed and the target cannot be met.
-  const r = await runSoak(['--minutes', '0.2', '--sample-seconds', '2', '--max-send-queue-bytes', '1073741824'], 120000);
+  // 1 GiB: in 6 s a stalled client gets a few MiB, so none is closed and the target cannot be met.
+  const r = await runSoak(['--minutes', '0.1', '--sample-seconds', '2', '--max-send-queue-bytes', '1073741824'], 120000);
   const context = `exit ${r.code}\n--- summary ---\n${JSON.stringify(r.summary, null, 1)}\n--- stderr ---\n${r.stderr.slice(-3000)}`;
   assert.ok(r.summary, `a summary line: ${context}`);
   assert.equal(r.summary.stalledClosed1008, 0, context);
