@@ -1,5 +1,6 @@
 #include "fatal_exception.h"
 
+#include "background_log.h"
 #include "log.h"
 #include "thread_shortage.h"
 
@@ -35,6 +36,7 @@ std::string describeCurrentException() {
 [[noreturn]] void onTerminate() {
     std::string why = describeCurrentException();
     log::error("fatal: the gateway cannot go on", {log::Field("error", why)});
+    BackgroundLog::flushFor(std::chrono::seconds(1));  // out if stdout takes it; a stalled one does not hold the exit
     std::fprintf(stderr, "wsgw: fatal: %s\n", why.c_str());
     std::fflush(stderr);
     ::_exit(1);

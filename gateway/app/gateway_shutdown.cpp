@@ -4,6 +4,7 @@
 // the last bound on all of it.
 #include "gateway.h"
 
+#include "background_log.h"
 #include "log.h"
 
 #include <algorithm>
@@ -37,7 +38,13 @@ void Gateway::serveUntilStopped() {
     leaveCluster(shutdownWatchdog, drained);
     const size_t stillInHandlers = stopWorkersAndCommitTable(shutdownWatchdog);
     // A thread still stuck in a handler runs plugin code: unloading the plugins under it would crash, so leave.
-    if (stillInHandlers > 0) { accessLog_.reset(); log::info("stopped"); std::fflush(nullptr); std::_Exit(0); }
+    if (stillInHandlers > 0) {
+        accessLog_.reset();
+        log::info("stopped");
+        BackgroundLog::stop(std::chrono::seconds(2));
+        std::fflush(nullptr);
+        std::_Exit(0);
+    }
     shutDownHandlersAndListeners(shutdownWatchdog);
     log::info("stopped");
 }

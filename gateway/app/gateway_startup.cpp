@@ -2,6 +2,8 @@
 // ends the start with its message (main prints it and exits 2); nothing is served before the last step.
 #include "gateway.h"
 
+#include "access_log.h"
+#include "background_log.h"
 #include "config_file.h"
 #include "console_json.h"
 #include "lambda_environment.h"
@@ -253,6 +255,8 @@ void Gateway::giveManagementApiItsHooks() {
         g.tableWriteQueue = st->queueDepth();
         g.reloads = r->reloads();
         g.reloadFailures = r->failures();
+        g.logLinesDropped = BackgroundLog::droppedLines();
+        if (hostContext->accessLog) g.accessLogLinesLost = hostContext->accessLog->linesLost();
         return hostContext->metrics.render(g);
     };
     hooks.readinessProblems = [r, st, l, c = cluster_.get()] {

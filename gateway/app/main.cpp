@@ -1,5 +1,6 @@
 // wsgw: the flags, the process's settings, `wsgw import` and the --plugin-host entry point; the wiring and
 // the order of start-up and shutdown are Gateway's (gateway.h). Everything else lives in one file per concern.
+#include "background_log.h"
 #include "fatal_exception.h"
 #include "gateway.h"
 #include "lambda_environment.h"
@@ -164,6 +165,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     prepareProcess(opt);
+    // Log lines go to stdout from a writer thread from here on, and a stop waits for them a bounded time.
+    wsgw::BackgroundLog::Scope logWriter;
     wsgw::Gateway gateway(opt);
     if (std::string err = gateway.start(); !err.empty()) {
         if (int sig = gateway.startStoppedBy()) return stoppedDuringStart(sig, err);

@@ -1,6 +1,7 @@
 // Owns: the last bound on a shutdown (shutdown_watchdog.h).
 #include "shutdown_watchdog.h"
 
+#include "background_log.h"
 #include "log.h"
 
 #include <cstdio>
@@ -38,6 +39,7 @@ void ShutdownWatchdog::watch() {
                "start cleans up what is left, as after an unclean stop)",
                {log::Field("stage", stage_.load(std::memory_order_acquire)),
                 log::Field("secondsAfterDrainDeadline", static_cast<uint64_t>(margin_.count()))});
+    BackgroundLog::flushFor(std::chrono::seconds(1));
     std::fflush(nullptr);
     std::_Exit(1);
 }

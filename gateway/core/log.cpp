@@ -11,6 +11,7 @@ namespace wsgw::log {
 
 namespace {
 std::atomic<int> minLevel{static_cast<int>(Level::Info)};
+std::atomic<LineSink *> sink{nullptr};
 const char *kLevelNames[] = {"debug", "info", "warn", "error"};
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not valid.
@@ -22,6 +23,7 @@ size_t utf8SequenceLength(std::string_view s, size_t i) {
 }
 }  // namespace
 
+void setSink(LineSink *s) { sink.store(s, std::memory_order_release); }
 void setMinLevel(Level level) { minLevel.store(static_cast<int>(level)); }
 bool enabled(Level level) { return static_cast<int>(level) >= minLevel.load(std::memory_order_relaxed); }
 
@@ -102,6 +104,10 @@ std::string formatLine(Level level, std::string_view msg, std::initializer_list<
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
     if (!enabled(level)) return;
     std::string line = formatLine(level, msg, fields);
+    if (LineSink *s = sink.load(std::memory_order_acquire)) {
+        s->take(std::move(line));
+        return;
+    }
     size_t off = 0;
     while (off < line.size()) {
         ssize_t n = ::write(STDOUT_FILENO, line.data() + off, line.size() - off);

@@ -1,5 +1,8 @@
 // JSON-lines logging: one object per line on stdout, written with a single write(2) so lines from
-// different threads never interleave. Every component logs through this.
+// different threads never interleave. Every component logs through this. The gateway installs a LineSink
+// (obs/background_log.h) that hands lines to a writer thread: a stdout nobody reads (a full pipe, a stalled
+// log collector) must not stop the thread that logs. Without one (tools, tests, the plugin host), a line is
+// written at once by the thread that logs it.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +40,16 @@ struct Field {
         return f;
     }
 };
+
+// Where lines go instead of straight to stdout. take() must not block; it is called from any thread.
+class LineSink {
+public:
+    virtual ~LineSink() = default;
+    virtual void take(std::string &&line) = 0;  // one whole line, its newline included
+};
+// Installs `sink` (nullptr: write to stdout directly again). A sink installed once must outlive every
+// thread that may still log: the gateway's lives as long as the process.
+void setSink(LineSink *sink);
 
 std::string formatLine(Level level, std::string_view msg, std::initializer_list<Field> fields);
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields = {});

@@ -2,6 +2,7 @@
 
 #include "event.h"
 
+#include "line_output.h"
 #include "log.h"
 
 #include <cerrno>
@@ -14,10 +15,11 @@ namespace wsgw {
 
 namespace {
 
-constexpr size_t kAtomicWrite = 4096;  // PIPE_BUF: a write this small is never interleaved with a log line
 constexpr size_t kMaxPending = 8u << 20;  // beyond this (a stuck stdout), lines are dropped, not hoarded
 constexpr size_t kWakeAt = 256u << 10;    // producers wake the writer only for this much; else it polls
 constexpr auto kWriteInterval = std::chrono::milliseconds(10);
+constexpr auto kStopWait = std::chrono::seconds(2);          // a stop waits this long for the last lines
+constexpr auto kLostWarningInterval = std::chrono::seconds(10);
 
 // The values come from clients (User-Agent, the source address a proxy forwarded): appendJsonString
 // replaces bytes that are not UTF-8 with U+FFFD, so every line stays valid JSON and valid UTF-8.
@@ -83,6 +85,7 @@ AccessLog::~AccessLog() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
+        giveUpAt_ = std::chrono::steady_clock::now() + kStopWait;
     }
     wake_.notify_one();
     writer_.join();
@@ -95,7 +98,10 @@ void AccessLog::write(const AccessEntry &entry) {
     bool wake;
     {
         std::lock_guard lock(mutex_);
-        if (pending_.size() + line.size() > kMaxPending) return;
+        if (pending_.size() + line.size() > kMaxPending) {
+            linesLost_.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
         pending_ += line;
         ++queued_;
         // Waking the writer for every line would cost a context switch per message: it is woken for the
@@ -137,26 +143,12 @@ void AccessLog::writerLoop() {
             upTo = queued_;
         }
         // Whole lines, at most PIPE_BUF at a time, so that stdout stays one JSON object a line even with
-        // the application log writing to it too.
-        size_t off = 0;
-        while (off < batch.size()) {
-            size_t end = std::min(batch.size(), off + kAtomicWrite);
-            if (end < batch.size()) {
-                size_t nl = batch.rfind('\n', end - 1);
-                end = nl != std::string::npos && nl >= off ? nl + 1 : batch.find('\n', off) + 1;
-            }
-            size_t pos = off;
-            while (pos < end) {
-                ssize_t n = ::write(fd_, batch.data() + pos, end - pos);
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) {
-                    pos = end;  // stdout closed or the disk full: these lines are lost, the gateway goes on
-                    break;
-                }
-                pos += static_cast<size_t>(n);
-            }
-            off = end;
-        }
+        // the application log writing to it too. A stop gives up on a descriptor that takes nothing.
+        LineOutcome outcome = writeLines(fd_, batch, [this] {
+            std::lock_guard lock(mutex_);
+            return std::chrono::steady_clock::now() >= giveUpAt_;
+        });
+        noteLost(outcome);
         batch.clear();
         {
             std::lock_guard lock(mutex_);
@@ -164,6 +156,24 @@ void AccessLog::writerLoop() {
         }
         flushed_.notify_all();
     }
+}
+
+// Lines the file or stdout did not take (a full disk, a closed stdout), that a stop gave up on, or that were
+// dropped while the queue was full: counted, and a warning at most every 10 s says how many and why, so
+// that a full disk does not go unnoticed.
+void AccessLog::noteLost(const LineOutcome &outcome) {
+    if (outcome.linesLost) linesLost_.fetch_add(outcome.linesLost, std::memory_order_relaxed);
+    uint64_t lost = linesLost_.load(std::memory_order_relaxed);
+    if (lost == lostWarned_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (lostWarnedAt_ != std::chrono::steady_clock::time_point{} && now - lostWarnedAt_ < kLostWarningInterval) return;
+    lostWarnedAt_ = now;
+    const char *why = outcome.error ? std::strerror(outcome.error)
+                      : outcome.linesLost ? "the stop's deadline passed with lines unwritten"
+                                          : "the queue was full: the file or stdout took nothing for a while";
+    log::warn("access log: lines could not be written and are lost",
+              {log::Field("error", why), log::Field("lost", lost - lostWarned_), log::Field("lostTotal", lost)});
+    lostWarned_ = lost;
 }
 
 }  // namespace wsgw

@@ -4,6 +4,8 @@
 // written in batches by a writer thread, to stdout (default) or a file; `--access-log off` disables them.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -14,6 +16,8 @@
 #include <variant>
 
 namespace wsgw {
+
+struct LineOutcome;
 
 struct AccessEntry {
     const char *eventType = "MESSAGE";  // CONNECT, MESSAGE or DISCONNECT
@@ -37,10 +41,14 @@ public:
 
     void write(const AccessEntry &entry);
     void flush();  // blocks until every line written so far is out
+    // Lines lost: dropped while kMaxPending bytes waited (stdout or the file took nothing), or not taken by
+    // the descriptor (a full disk, a closed stdout). A warning in the application log says so too.
+    uint64_t linesLost() const { return linesLost_.load(std::memory_order_relaxed); }
 
 private:
     explicit AccessLog(int fd, bool ownsFd);
     void writerLoop();
+    void noteLost(const LineOutcome &outcome);
 
     int fd_;
     bool ownsFd_;
@@ -51,6 +59,10 @@ private:
     bool stopping_ = false;
     bool flushRequested_ = false;
     bool idle_ = false;
+    std::chrono::steady_clock::time_point giveUpAt_ = std::chrono::steady_clock::time_point::max();  // set by a stop
+    std::atomic<uint64_t> linesLost_{0};
+    uint64_t lostWarned_ = 0;                               // writer thread only
+    std::chrono::steady_clock::time_point lostWarnedAt_{};  // writer thread only
     std::thread writer_;
 };
 

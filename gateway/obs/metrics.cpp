@@ -154,6 +154,10 @@ std::string Metrics::render(const Gauges &g) const {
     out += "wsgw_reloads_total " + std::to_string(g.reloads) + '\n';
     counterHeader(out, "wsgw_reload_failures_total", "Reloads refused (invalid routes.json or plugin); the running table stayed.");
     out += "wsgw_reload_failures_total " + std::to_string(g.reloadFailures) + '\n';
+    counterHeader(out, "wsgw_log_lines_dropped_total",
+                  "Log lines lost because stdout (or the access log's file) did not take them: its reader stopped, or a full disk.");
+    out += "wsgw_log_lines_dropped_total{log=\"application\"} " + std::to_string(g.logLinesDropped) + '\n';
+    out += "wsgw_log_lines_dropped_total{log=\"access\"} " + std::to_string(g.accessLogLinesLost) + '\n';
     return out;
 }
 

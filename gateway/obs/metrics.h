@@ -65,6 +65,8 @@ public:
         uint64_t reloads = 0;
         uint64_t reloadFailures = 0;
         std::vector<uint64_t> connectionsByThread;  // live connections of each network thread
+        uint64_t logLinesDropped = 0;     // application log (BackgroundLog::droppedLines)
+        uint64_t accessLogLinesLost = 0;  // access log (AccessLog::linesLost)
     };
     std::string render(const Gauges &gauges) const;
 
