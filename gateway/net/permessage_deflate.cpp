@@ -31,15 +31,61 @@ thread_local std::jmp_buf *t_inflateEscape = nullptr;
 // PMDR_NOTHING_WE_SHOULD_DO of libwebsockets' private enum pmd_return (lib/core-net/private-lib-core-net.h,
 // the same from 4.0 to 4.3).
 constexpr int kDidNothing = 1;
+constexpr int kHasPending = 2;
+constexpr int kEmptyFinal = 4;
 constexpr int kNothingWeShouldDo = 5;
 
 // Buffers above this are freed when their message ends, so an idle connection does not keep a large one.
 constexpr size_t kKeptCapacity = 4096;
 
+// True when zlib stopped at the end of its deflate stream (a final block was decoded): inflate() reports
+// Z_STREAM_END again, without input or room for output, only then. A call with neither changes nothing zlib
+// would not do the same way on its next call (its decoding resumes at any bit), and what the fields say is
+// put back.
+bool atStreamEnd(z_stream *z) {
+    const z_stream kept = *z;
+    unsigned char none = 0;
+    z->next_in = &none;
+    z->avail_in = 0;
+    z->next_out = &none;
+    z->avail_out = 0;
+    int rc = inflate(z, Z_NO_FLUSH);
+    z->next_in = kept.next_in;
+    z->avail_in = kept.avail_in;
+    z->next_out = kept.next_out;
+    z->avail_out = kept.avail_out;
+    z->total_in = kept.total_in;
+    z->total_out = kept.total_out;
+    z->data_type = kept.data_type;
+    z->msg = kept.msg;
+    return rc == Z_STREAM_END;
+}
+
+// Change 4: the message ended its stream with a final block. The inflater starts a new stream that keeps the
+// window (a raw inflater takes a dictionary right after a reset), and what is left of the tail is dropped.
+bool restartAfterFinalBlock(z_stream *z) {
+    std::unique_ptr<unsigned char[]> window(new unsigned char[32768]);
+    uInt windowLen = 32768;
+    if (inflateGetDictionary(z, window.get(), &windowLen) != Z_OK || inflateReset(z) != Z_OK) return false;
+    if (windowLen && inflateSetDictionary(z, window.get(), windowLen) != Z_OK) return false;
+    z->avail_in = 0;
+    return true;
+}
+
+// Drops a connection from inside the extension: libwebsockets closes a connection whose extension failed
+// only at its next event, and the socket's shutdown is that event, now, so its $disconnect runs at once.
+int dropConnection(lws *wsi, const char *detail) {
+    log::info("a client sent compressed data that does not end as a message must; its connection is dropped",
+              {log::Field("detail", detail)});
+    if (lws_sockfd_type fd = lws_get_socket_fd(wsi); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+    return -1;
+}
+
 }  // namespace
 
 unsigned char *CompressedInput::keep(const unsigned char *data, size_t len, const unsigned char *tail, size_t tailLen) {
     current_ ^= 1;
+    endsMessage_ = tail != nullptr;
     std::string &buffer = buffers_[current_];
     buffer.assign(reinterpret_cast<const char *>(data), len);
     if (tail) buffer.append(reinterpret_cast<const char *>(tail), tailLen);
@@ -66,7 +112,15 @@ int permessageDeflateExtension(lws_context *context, const lws_extension *ext, l
     // libwebsockets' private state for this connection begins with its inflater (`z_stream rx`, the first
     // member of struct lws_ext_pm_deflate_priv in 4.1 to 4.3): new input is taken only once zlib has
     // consumed the last (libwebsockets drains it before it reads on).
-    const auto *inflater = static_cast<const z_stream *>(user);
+    auto *inflater = static_cast<z_stream *>(user);
+    if (input.restartedAfterFinalBlock) {
+        input.restartedAfterFinalBlock = false;
+        if ((!buffers->in.token || buffers->in.len == 0) && inflater->avail_in == 0) {
+            buffers->out.token = buffers->in.token ? buffers->in.token : inflater->next_out;
+            buffers->out.len = 0;
+            return kEmptyFinal;  // what libwebsockets' own call answers once its tail is inflated
+        }
+    }
     const auto original = buffers->in;
     bool tailed = false;
     if (buffers->in.token && buffers->in.len > 0 && inflater->avail_in == 0) {
@@ -89,12 +143,18 @@ int permessageDeflateExtension(lws_context *context, const lws_extension *ext, l
         // Its assertion failed (the tail inflated to output: data no deflate stream ends with). The frame
         // it left is not returned to; the connection is dropped, as for any data that does not inflate.
         t_inflateEscape = nullptr;
-        log::info("a client sent compressed data that does not end as a message must; its connection is dropped",
-                  {log::Field("detail", "libwebsockets' inflater ran out of output space at the message's end")});
-        // libwebsockets closes a connection whose extension failed only at its next event: the socket's
-        // shutdown is that event, now, so its $disconnect runs at once.
-        if (lws_sockfd_type fd = lws_get_socket_fd(wsi); fd >= 0) ::shutdown(fd, SHUT_RDWR);
-        return -1;
+        return dropConnection(wsi, "libwebsockets' inflater ran out of output space at the message's end");
+    }
+    // Change 4: zlib reached the end of the deflate stream and libwebsockets waits for input it will never take.
+    // zlib leaves input and output space both unused only at a stream's end (or an error, failed above).
+    if (n == kHasPending && inflater->avail_in && inflater->avail_out && atStreamEnd(inflater)) {
+        // Only the tail may be left: anything more is the client's data after its stream's end.
+        if (!input.endsMessage() || inflater->avail_in != sizeof CompressedInput::kMessageEnd)
+            return dropConnection(wsi, "data after the final deflate block of a message");
+        if (!restartAfterFinalBlock(inflater)) return dropConnection(wsi, "the inflater could not be restarted");
+        buffers->in.len = 0;  // the tail's rest: nothing more to inflate for this message
+        input.restartedAfterFinalBlock = true;
+        return kEmptyFinal;
     }
     // Not inflated (an uncompressed message, a PONG between the fragments of a compressed one, a message
     // whose tail was applied already): the caller goes on with the input as it gave it, which it takes as

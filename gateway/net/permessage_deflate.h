@@ -25,6 +25,17 @@
 //    libwebsockets' __assert_fail lookup finds the executable's own (permessage_deflate.cpp), which, inside
 //    this extension's call and for that assertion only, returns to it with longjmp (only C frames of the
 //    inflater lie between), and the connection is dropped as for data that does not inflate.
+// 4. A message may end its deflate stream with a final block (BFINAL set) instead of a sync flush (RFC 7692
+//    7.2.3.3 allows it). zlib then stops at the stream's end with the tail unconsumed, and libwebsockets,
+//    which knows only the sync flush, kept asking for more: the message was never delivered, and every
+//    message after it was lost too, on a connection that stayed open. Here, once the last input of a
+//    message leaves zlib at its stream's end, the message ends there: the inflater is reset with the window
+//    it had (the next message may refer to it, as with context takeover) and the rest of the tail dropped.
+//    libwebsockets then calls once more, without input, to append its own tail (00 00 FF FF) to what it
+//    takes for the same stream: that call is answered as it answers it (the message's end, no output)
+//    without giving the new stream those bytes, which would start it with half a block.
+//    A stream that ends before the message does (data after the final block) is not a message: the
+//    connection is dropped.
 #pragma once
 
 #include <libwebsockets.h>
@@ -45,11 +56,16 @@ public:
     unsigned char *keep(const unsigned char *data, size_t len, const unsigned char *tail = nullptr, size_t tailLen = 0);
     // Frees large buffers; call only when no message is being inflated (at a message's end).
     void trim();
+    // Whether the input given last ends its message (it carries the tail): set by keep().
+    bool endsMessage() const { return endsMessage_; }
+    // Change 4: the inflater was restarted after a final block; libwebsockets' next call without input is its tail's.
+    bool restartedAfterFinalBlock = false;
     size_t capacity() const { return buffers_[0].capacity() + buffers_[1].capacity(); }
 
 private:
     std::string buffers_[2];
     int current_ = 0;
+    bool endsMessage_ = false;
 };
 
 // Where a connection's CompressedInput lives (made on first use); nullptr for a connection that has none.

@@ -184,6 +184,58 @@ describe('compression on (the default)', () => {
     assert.equal(closed.code, 1007);
   });
 
+  // A compressed message's frames as a client sends them: RSV1 on the first, the payload split across
+  // `frames` frames. `finalBlock`: the deflate stream ends with a final block (BFINAL, RFC 7692 7.2.3.3)
+  // instead of a sync flush whose 00 00 FF FF is stripped.
+  function compressedFrames(text, { finalBlock = false, dictionary, frames = 1, extra } = {}) {
+    const options = finalBlock ? {} : { finishFlush: zlib.constants.Z_SYNC_FLUSH };
+    if (dictionary) options.dictionary = Buffer.from(dictionary);
+    let payload = zlib.deflateRawSync(Buffer.from(text), options);
+    if (!finalBlock) payload = payload.subarray(0, payload.length - 4);
+    if (extra) payload = Buffer.concat([payload, extra]);
+    const size = Math.ceil(payload.length / frames);
+    const out = [];
+    for (let i = 0; i < frames; i++) {
+      const f = maskedFrame(i === 0 ? 1 : 0, payload.subarray(i * size, (i + 1) * size), i === frames - 1);
+      if (i === 0) f[0] |= 0x40;
+      out.push(f);
+    }
+    return Buffer.concat(out);
+  }
+
+  test('a message that ends its deflate stream with a final block is delivered, and so is every message after it', async () => {
+    // Before, zlib stopped at the stream's end with the tail unread and libwebsockets waited for more: that
+    // message was never delivered and every later one was lost too, on a connection that stayed open.
+    const raw = await RawWebSocket.open(gw.port, { headers: ['Sec-WebSocket-Extensions: permessage-deflate'] });
+    assert.match(raw.response.headers['sec-websocket-extensions'], /permessage-deflate/);
+    const texts = [
+      Array.from({ length: 400 }, (_, i) => `first ${i} ${crypto.randomBytes(3).toString('hex')}`).join(' '),  // many 1 KiB inflate steps
+      'second, sync-flushed as usual',
+      'second, sync-flushed as usual, and again: second, sync-flushed as usual',  // refers back into the window
+      'fourth, in three frames ' + 'abc'.repeat(300),
+      'fifth, sync-flushed',
+    ];
+    raw.write(compressedFrames(texts[0], { finalBlock: true }));
+    raw.write(compressedFrames(texts[1]));
+    // Context takeover across a final block: compressed against the text before it, as a client that keeps
+    // its window does; the gateway's inflater kept that window when it started the new stream.
+    raw.write(compressedFrames(texts[2], { finalBlock: true, dictionary: texts[1] }));
+    raw.write(compressedFrames(texts[3], { finalBlock: true, frames: 3 }));
+    raw.write(compressedFrames(texts[4]));
+    await raw.until(() => raw.messages().length === texts.length, 5000, 'the five echoes');
+    assert.deepEqual(raw.messages().map((m) => m.payload.toString()), texts);
+    assert.equal(raw.closedSocket, false);
+    raw.destroy();
+  });
+
+  test('data after a final deflate block drops the connection instead of leaving it stuck', async () => {
+    const raw = await RawWebSocket.open(gw.port, { headers: ['Sec-WebSocket-Extensions: permessage-deflate'] });
+    raw.write(compressedFrames('complete', { finalBlock: true, extra: Buffer.from([1, 2, 3, 4]) }));
+    await raw.until(() => raw.closedSocket, 5000, 'the connection to be dropped');
+    assert.deepEqual(raw.messages(), []);
+    await gw.waitForLog((l) => l.detail === 'data after the final deflate block of a message', 5000, 'the log line saying why');
+  });
+
   test('afterwards the gateway serves a fresh client and no row is left behind', async () => {
     const c = await Client.open(gw.url, deflate);
     assert.equal(await c.request('still here'), 'still here');
