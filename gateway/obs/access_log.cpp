@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace wsgw {
@@ -20,6 +21,7 @@ constexpr size_t kWakeAt = 256u << 10;    // producers wake the writer only for 
 constexpr auto kWriteInterval = std::chrono::milliseconds(10);
 constexpr auto kStopWait = std::chrono::seconds(2);          // a stop waits this long for the last lines
 constexpr auto kLostWarningInterval = std::chrono::seconds(10);
+constexpr auto kPathCheckInterval = std::chrono::seconds(1);
 
 // The values come from clients (User-Agent, the source address a proxy forwarded): appendJsonString
 // replaces bytes that are not UTF-8 with U+FFFD, so every line stays valid JSON and valid UTF-8.
@@ -68,16 +70,16 @@ std::string accessLogLine(const AccessEntry &e) {
 }
 
 std::variant<std::unique_ptr<AccessLog>, std::string> AccessLog::open(const std::string &where) {
-    if (where == "stdout") return std::unique_ptr<AccessLog>(new AccessLog(STDOUT_FILENO, false));
+    if (where == "stdout") return std::unique_ptr<AccessLog>(new AccessLog(STDOUT_FILENO, false, {}));
     int fd = ::open(where.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         return "--access-log " + where + ": cannot open for appending: " + std::strerror(errno) +
                " (give a writable file, 'stdout' or 'off')";
     }
-    return std::unique_ptr<AccessLog>(new AccessLog(fd, true));
+    return std::unique_ptr<AccessLog>(new AccessLog(fd, true, where));
 }
 
-AccessLog::AccessLog(int fd, bool ownsFd) : fd_(fd), ownsFd_(ownsFd) {
+AccessLog::AccessLog(int fd, bool ownsFd, std::string path) : fd_(fd), ownsFd_(ownsFd), path_(std::move(path)) {
     writer_ = std::thread([this] { writerLoop(); });
 }
 
@@ -142,6 +144,7 @@ void AccessLog::writerLoop() {
             pending_.clear();
             upTo = queued_;
         }
+        reopenIfMoved();
         // Whole lines, at most PIPE_BUF at a time, so that stdout stays one JSON object a line even with
         // the application log writing to it too. A stop gives up on a descriptor that takes nothing.
         LineOutcome outcome = writeLines(fd_, batch, [this] {
@@ -156,6 +159,31 @@ void AccessLog::writerLoop() {
         }
         flushed_.notify_all();
     }
+}
+
+// A log file renamed or deleted by log rotation (logrotate's default: rename, then a new file) is reopened
+// under its name: otherwise lines went on into the renamed file, or into a deleted one whose space the disk
+// never got back. Checked at most once a second, before a batch is written.
+void AccessLog::reopenIfMoved() {
+    if (path_.empty()) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - checkedPathAt_ < kPathCheckInterval) return;
+    checkedPathAt_ = now;
+    struct stat named {}, opened {};
+    bool same = ::stat(path_.c_str(), &named) == 0 && ::fstat(fd_, &opened) == 0 && named.st_ino == opened.st_ino &&
+                named.st_dev == opened.st_dev;
+    if (same) return;
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (now - reopenWarnedAt_ >= kLostWarningInterval) {
+            reopenWarnedAt_ = now;
+            log::warn("access log: the file was moved or deleted and cannot be created again; lines go on to the old one",
+                      {log::Field("path", path_), log::Field("error", std::strerror(errno))});
+        }
+        return;
+    }
+    ::close(fd_);
+    fd_ = fd;
 }
 
 // Lines the file or stdout did not take (a full disk, a closed stdout), that a stop gave up on, or that were

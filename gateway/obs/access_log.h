@@ -2,6 +2,7 @@
 // fields named after AWS's $context variables (requestId, connectionId, eventType, routeKey, status,
 // integrationLatency, sourceIp, userAgent, error, ...). Lines are formatted on the calling thread and
 // written in batches by a writer thread, to stdout (default) or a file; `--access-log off` disables them.
+// A file renamed or deleted by log rotation is created again under its name within a second.
 #pragma once
 
 #include <atomic>
@@ -46,12 +47,15 @@ public:
     uint64_t linesLost() const { return linesLost_.load(std::memory_order_relaxed); }
 
 private:
-    explicit AccessLog(int fd, bool ownsFd);
+    AccessLog(int fd, bool ownsFd, std::string path);
     void writerLoop();
     void noteLost(const LineOutcome &outcome);
+    void reopenIfMoved();
 
-    int fd_;
+    int fd_;  // written by the writer thread only (reopenIfMoved), after the constructor
     bool ownsFd_;
+    std::string path_;  // the file's name; empty for stdout
+    std::chrono::steady_clock::time_point checkedPathAt_{}, reopenWarnedAt_{};  // writer thread only
     std::mutex mutex_;
     std::condition_variable wake_, flushed_;
     std::string pending_;

@@ -5,6 +5,8 @@
 // stream stops reading it, and the kernel's buffer fills as it would for any stalled reader.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Gateway, WebSocket, rawHttp, waitFor, withTimeout } from './harness.mjs';
 
 const echoRoutes = { routeSelectionExpression: '$request.body.action', routes: { $default: { handler: 'echo', routeResponse: true } } };
@@ -131,6 +133,42 @@ test('an access log on a full disk loses its lines and says so, once per 10 s, i
     await waitFor(async () => (await droppedMetric(gw, 'access')) >= counted + 40, { what: 'the 40 later lines to be counted' });
     assert.equal(gw.lines.filter((l) => l.msg === warning.msg).length, 1);
     assert.equal(await droppedMetric(gw, 'application'), 0);
+  } finally {
+    for (const ws of clients) ws.terminate();
+    await gw.stop();
+  }
+});
+
+// Descriptors of process `pid` open on files that no longer exist (their space is not given back).
+function deletedFilesOpen(pid) {
+  return fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`).endsWith('(deleted)'); } catch { return false; }
+  }).length;
+}
+
+test('an access log file renamed or deleted by log rotation is created again under its name', async () => {
+  const gw = await Gateway.start({ routes: echoRoutes, plugins: ['echo'], extraArgs: ['--access-log', 'access.log'] });
+  const file = path.join(gw.dir, 'access.log');
+  let clients = [];
+  try {
+    clients = await openClients(gw, 1);
+    await echoAll(clients);
+    await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('"eventType":"MESSAGE"'), { what: 'the first lines' });
+    // logrotate's default: rename, then the program is expected to write to a new file of the old name.
+    // Before, lines went on into access.log.1 and no access.log came back.
+    fs.renameSync(file, `${file}.1`);
+    await waitFor(async () => { await echoAll(clients); return fs.existsSync(file); }, { what: 'access.log to be created again' });
+    await echoAll(clients);
+    await waitFor(() => fs.readFileSync(file, 'utf8').includes('"eventType":"MESSAGE"'), { what: 'new lines in the new file' });
+    const rotated = fs.readFileSync(`${file}.1`, 'utf8').split('\n').filter(Boolean).length;
+    await echoAll(clients);
+    await waitFor(() => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length >= 2, { what: 'the next line in the new file' });
+    assert.equal(fs.readFileSync(`${file}.1`, 'utf8').split('\n').filter(Boolean).length, rotated, 'nothing more goes to the rotated file');
+    // Deleted (the rotated file compressed and removed, or the log deleted by hand): the gateway lets go of it.
+    fs.unlinkSync(`${file}.1`);
+    fs.unlinkSync(file);
+    await waitFor(async () => { await echoAll(clients); return fs.existsSync(file); }, { what: 'access.log to be created again after its deletion' });
+    assert.equal(deletedFilesOpen(gw.proc.pid), 0, 'no deleted log file is held open');
   } finally {
     for (const ws of clients) ws.terminate();
     await gw.stop();
