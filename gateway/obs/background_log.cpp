@@ -39,6 +39,9 @@ void BackgroundLog::take(std::string &&line) {
             dropped_.fetch_add(1, std::memory_order_relaxed);
             return;
         }
+        // Nothing waits before it and stdout takes it now: written at once, by this thread, so that a line
+        // is out before what follows it happens (as without the writer thread), as long as stdout is read.
+        if (queued_.empty() && !writing_ && writeLinesIfReady(STDOUT_FILENO, line)) return;
         wasEmpty = queued_.empty();
         queued_ += line;
         ++queuedLines_;
@@ -59,6 +62,7 @@ void BackgroundLog::run() {
         batch.swap(queued_);
         queued_.clear();
         uint64_t upTo = queuedLines_;
+        writing_ = true;
         lock.unlock();
         LineOutcome outcome = writeLines(STDOUT_FILENO, batch, giveUp);
         batch.clear();
@@ -66,6 +70,7 @@ void BackgroundLog::run() {
         uint64_t dropped = dropped_.load(std::memory_order_relaxed);
         if (!outcome.linesLost && dropped > reported_) reportDropped(dropped);  // stdout takes lines again: say what was lost
         lock.lock();
+        writing_ = false;
         writtenLines_ = upTo;
         written_.notify_all();
     }

@@ -1,5 +1,6 @@
-// The application log's writer thread (the LineSink of core/log.h that the gateway installs): lines are
-// queued by whoever logs, a network thread included, and written to stdout by this thread. The queue is
+// The application log's writer thread (the LineSink of core/log.h that the gateway installs): a line is
+// written at once by whoever logs it while stdout takes it without waiting and no line waits before it;
+// otherwise it is queued, and written to stdout by this thread. The queue is
 // bounded (kMaxQueuedBytes): while stdout takes nothing (its reader stopped), further lines are dropped and
 // counted, and once it takes lines again a warning says how many were lost. So no client that makes the
 // gateway log (a refused upgrade is one line) and no stalled log collector can stop a network thread, and
@@ -52,6 +53,7 @@ private:
     std::string queued_;
     uint64_t queuedLines_ = 0, writtenLines_ = 0;  // lines handed to the writer, and lines it is done with
     bool stopping_ = false, finished_ = false;
+    bool writing_ = false;  // the writer has a batch out of the queue: a new line must not pass it
     std::chrono::steady_clock::time_point giveUpAt_ = std::chrono::steady_clock::time_point::max();
     std::atomic<uint64_t> dropped_{0};
     uint64_t reported_ = 0;  // of dropped_, what a warning has told
