@@ -143,7 +143,7 @@ void ManagementServer::onAccept(struct ev_loop *, ev_io *w, int) {
 }
 
 void ManagementServer::serve(int fd, const std::string &peer) {
-    if (connections_.size() >= kMaxConnections) {
+    if (connections_.size() >= kMaxConnections && !closeLongestIdle()) {
         static constexpr std::string_view kBusy =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nx-amzn-ErrorType: LimitExceededException\r\n"
             "Retry-After: 1\r\nContent-Length: 113\r\nConnection: close\r\n\r\n"
@@ -177,6 +177,36 @@ void ManagementServer::serve(int fd, const std::string &peer) {
         bySerial_.emplace(raw->serial, raw);
         connections_.emplace(raw, std::move(c));
     }
+}
+
+// At the most open connections, a new one takes the place of the connection that has been idle the longest
+// (kept alive after its last answer, or never sent a byte): otherwise sockets that send nothing, or a client
+// that leaks kept-alive connections, held every place, and /healthz and the backends' pushes got 503 until
+// they idled out (15 s), again and again. A connection with a request under way keeps its place: if every
+// one has, the new one gets 503.
+bool ManagementServer::closeLongestIdle() {
+    ManagementConnection *idlest = nullptr;
+    ev_tstamp leastLeft = 0;
+    for (auto &[p, c] : connections_) {
+        if (p == current_ || c->waiting || c->lingering || c->closeAfterWrite || c->inputPending || !c->in.empty() || !c->out.empty())
+            continue;
+        ev_tstamp left = ev_timer_remaining(loop_, &c->idleTimer);  // the idle timer restarts at each answer
+        if (!idlest || left < leastLeft) {
+            idlest = p;
+            leastLeft = left;
+        }
+    }
+    if (!idlest) return false;
+    closeConnection(idlest);
+    ++evictedSinceLogged_;
+    ev_tstamp now = ev_now(loop_);
+    if (now - evictedLoggedAt_ >= 10) {
+        evictedLoggedAt_ = now;
+        log::warn("management connections at their most: the longest idle ones were closed to admit new ones",
+                  {log::Field("limit", static_cast<int64_t>(kMaxConnections)), log::Field("closed", evictedSinceLogged_)});
+        evictedSinceLogged_ = 0;
+    }
+    return true;
 }
 
 void ManagementServer::closeConnection(ManagementConnection *c) {

@@ -1,6 +1,6 @@
 // Owns: the management listener on the network thread's event loop. Its accept loop (paused by AcceptBackoff
 // when descriptors run out; handed to the TlsTerminator first for https://), at most kMaxConnections open
-// connections, and each keep-alive HTTP/1.1 connection: requests read by HttpRequestReader (Content-Length or
+// connections (at the most, a new one takes the place of the one idle the longest), and each keep-alive HTTP/1.1 connection: requests read by HttpRequestReader (Content-Length or
 // chunked bodies, Expect: 100-continue), answered in order, the bound on answers the client has not read,
 // the idle and request timeouts, the linger after the last answer; and answers that wait on the cluster
 // (defer), brought back to their connection. What a request is answered is ManagementRoutes' business.
@@ -57,6 +57,7 @@ private:
 
     void serve(int fd, const std::string &peer);
     void closeConnection(ManagementConnection *c);
+    bool closeLongestIdle();
     void timedOut(ManagementConnection *c);
     void readFrom(ManagementConnection *c);
     void refuse(ManagementConnection *c, const ManagementResponse &r, const std::string &reason);
@@ -83,6 +84,8 @@ private:
     std::unique_ptr<TlsTerminator> tls_;
     int requestTimeoutSeconds_ = 15;
     ev_tstamp refusedLoggedAt_ = -1e9;  // the last "too many open" warning (one per 10 s)
+    ev_tstamp evictedLoggedAt_ = -1e9;  // the last "closed the longest idle" warning (one per 10 s)
+    uint64_t evictedSinceLogged_ = 0;
 };
 
 }  // namespace wsgw
