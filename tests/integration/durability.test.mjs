@@ -120,6 +120,25 @@ test('kill -9 with 20 connections; a restart on a busy port touches nothing; a r
   assert.equal(disconnects.length, 20);
 });
 
+// The restart after a stop that left journalled rows (their $disconnect ran, their deletion was not
+// committed): it deletes them without running $disconnect, says so, empties the journal, and a clean stop
+// deletes it; each connection had exactly one $disconnect.
+async function restartDeletesJournalledRows(gw, nodeId, ids) {
+  const again = new Gateway(prepareDir({ dir: gw.dir, routes: probeRoutes(), plugins: ['probe'] }), { nodeId, workers: 4, logLevel: 'info' });
+  again.spawn([]);
+  gateways.push(again);
+  await again.waitForLog((l) => l.msg === 'listening', 15000, 'the restart');
+  again.managementUrl = `http://${again.lines.find((l) => l.msg === 'listening').management}`;
+  await waitFor(async () => (await rowIds(gw.dbPath, nodeId)).length === 0, { timeoutMs: 5000, what: 'the journalled rows to be deleted' });
+  // Logged just after the removals are queued: the table's writer can commit them before the line is written.
+  await again.waitForLog((l) => /journalled at the last stop had their \$disconnect then/.test(l.msg ?? '') && l.connections === ids.length,
+    5000, 'the line saying the journalled rows are deleted without running their $disconnect');
+  await waitFor(() => journalledIds(gw.dbPath).length === 0, { timeoutMs: 5000, what: 'the journal to be emptied once its rows are deleted' });
+  await again.stop();
+  assert.ok(!journalExists(gw.dbPath), 'a clean stop deletes the journal');
+  for (const id of ids) assert.equal(disconnectsOf(gw.eventsPath).filter((e) => ctx(e).connectionId === id).length, 1, `one $disconnect for ${id}`);
+}
+
 // The two restarts after a stop that could not finish run at once, each on its own gateway and database: each
 // waits on its own timers (a clean-up of 5 s, a 5 s give-up on a locked table), and together they take 6 s, not 12.
 describe('restarts after an unfinished stop', { concurrency: true }, () => {
@@ -180,19 +199,7 @@ describe('restarts after an unfinished stop', { concurrency: true }, () => {
     assert.ok(gw.lines.some((l) => /journalled/.test(l.msg ?? '') && l.connections === 5), 'the 5 removals are journalled');
     assert.equal((await rowIds(gw.dbPath, 'journal-node')).length, 5, 'the rows are still there');
     await lock.release();
-    const again = new Gateway(prepareDir({ dir: gw.dir, routes: probeRoutes(), plugins: ['probe'] }), { nodeId: 'journal-node', workers: 4, logLevel: 'info' });
-    again.spawn([]);
-    gateways.push(again);
-    await again.waitForLog((l) => l.msg === 'listening', 15000, 'the restart');
-    again.managementUrl = `http://${again.lines.find((l) => l.msg === 'listening').management}`;
-    await waitFor(async () => (await rowIds(gw.dbPath, 'journal-node')).length === 0, { timeoutMs: 5000, what: 'the journalled rows to be deleted' });
-    // Logged just after the removals are queued: the table's writer can commit them before the line is written.
-    await again.waitForLog((l) => /journalled at the last stop had their \$disconnect then/.test(l.msg ?? '') && l.connections === 5,
-      5000, 'the line saying the journalled rows are deleted without running their $disconnect');
-    await waitFor(() => journalledIds(gw.dbPath).length === 0, { timeoutMs: 5000, what: 'the journal to be emptied once its rows are deleted' });
-    await again.stop();
-    assert.ok(!journalExists(gw.dbPath), 'a clean stop deletes the journal');
-    for (const id of ids) assert.equal(disconnectsOf(gw.eventsPath).filter((e) => ctx(e).connectionId === id).length, 1, `one $disconnect for ${id}`);
+    await restartDeletesJournalledRows(gw, 'journal-node', ids);
   });
 });
 
@@ -211,18 +218,8 @@ test('kill -9 while another process holds the table: the $disconnects that ran a
   await gw.stop({ signal: 'SIGKILL', timeoutMs: 5000 });
   assert.equal((await rowIds(gw.dbPath, nodeId)).length, 5, 'the rows are still there after the kill');
   await lock.release();
-  const again = new Gateway(prepareDir({ dir: gw.dir, routes: probeRoutes(), plugins: ['probe'] }), { nodeId, workers: 4, logLevel: 'info' });
-  again.spawn([]);
-  gateways.push(again);
-  await again.waitForLog((l) => l.msg === 'listening', 15000, 'the restart');
-  await waitFor(async () => (await rowIds(gw.dbPath, nodeId)).length === 0, { timeoutMs: 5000, what: 'the 5 rows to be deleted' });
-  await again.waitForLog((l) => /journalled at the last stop had their \$disconnect then/.test(l.msg ?? '') && l.connections === 5,
-    5000, 'the line saying the journalled rows are deleted without running their $disconnect');
-  await waitFor(() => journalledIds(gw.dbPath).length === 0, { timeoutMs: 5000, what: 'the journal to be emptied once its rows are deleted' });
-  await again.stop();
-  assert.ok(!journalExists(gw.dbPath), 'a clean stop deletes the journal');
   // Before the journal, the restart's clean-up ran each of them a second time.
-  for (const id of ids) assert.equal(disconnectsOf(gw.eventsPath).filter((e) => ctx(e).connectionId === id).length, 1, `one $disconnect for ${id}`);
+  await restartDeletesJournalledRows(gw, nodeId, ids);
 });
 
 test('the database file deleted while running: /readyz 503 and an error line, within seconds', async () => {
