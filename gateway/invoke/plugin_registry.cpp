@@ -265,6 +265,9 @@ LoadedHandler loadPluginHandler(const ApiConfig &config, const std::string &name
     std::string path = handlersDir + "/" + spec.plugin + ".so";
     struct stat st{};
     if (stat(path.c_str(), &st) != 0) {
+        if (errno != ENOENT)  // a symlink loop, a directory we may not enter: saying "does not exist" misleads
+            return where + "handler '" + name + "' needs plugin '" + spec.plugin + "', but " + path +
+                   " cannot be opened: " + std::strerror(errno) + " (fix the file or the link it names)";
         return where + "handler '" + name + "' needs plugin '" + spec.plugin + "', but " + path +
                " does not exist: build it into the handlers directory (--handlers) or fix the name";
     }

@@ -3,6 +3,7 @@
 // proves the failures come from the defect, not from the set-up.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Gateway, runExpectingExit } from './harness.mjs';
 
@@ -88,6 +89,19 @@ test('a .so without wsgw_handler_v1: the message names the symbol', async () => 
   assertRefused(r);
   assert.match(r.stderr, /wsgw_handler_v1/);
   assert.match(r.stderr, /nosymbol/);
+});
+
+test('a handler .so that is a symlink loop: the message says it cannot be opened and why, not that it does not exist', async () => {
+  const r = await runExpectingExit({
+    routes: (dir) => {
+      const loop = path.join(dir, 'handlers', 'looped.so');
+      fs.symlinkSync('looped.so', loop);  // open() and stat() fail with ELOOP
+      return { routeSelectionExpression: '$request.body.action', routes: { $default: { handler: 'looped' } } };
+    },
+  });
+  assertRefused(r);
+  assert.match(r.stderr, /looped\.so cannot be opened: Too many levels of symbolic links/);
+  assert.doesNotMatch(r.stderr, /does not exist/);
 });
 
 test('a routes.json that does not exist: the message names it', async () => {
