@@ -46,8 +46,12 @@ void fillRandom(void *buf, size_t len) {
 std::string base64UrlEncode(const unsigned char *b, size_t len) { return encodeBase64(b, len, kBase64Url, false); }
 
 std::string newConnectionId() {
+    // Never a leading '-': command-line parsers take such an argument for an option (the AWS CLI's
+    // `--connection-id -Bxm...` fails with "expected one argument"), one ID in 64 otherwise. Drawn again
+    // rather than changed, so every other ID stays equally likely (127.98 bits instead of 128).
     unsigned char b[16];
-    fillRandom(b, sizeof b);
+    do fillRandom(b, sizeof b);
+    while ((b[0] >> 2) == 62);  // the first character is the first byte's top 6 bits; 62 is '-'
     return base64UrlEncode(b, sizeof b);
 }
 

@@ -30,6 +30,18 @@ TEST_SUITE("connection_id") {
         CHECK(seen.size() == 100000);
     }
 
+    TEST_CASE("no connection ID starts with '-', which command lines take for an option; the other first characters all occur") {
+        std::set<char> first;
+        size_t dashes = 0;
+        for (int i = 0; i < 20000; ++i) {  // one in 64 would start with '-' otherwise: about 312 here
+            std::string id = newConnectionId();
+            first.insert(id[0]);
+            if (id[0] == '-') ++dashes;
+        }
+        CHECK(dashes == 0);
+        CHECK(first.size() == 63);
+    }
+
     TEST_CASE("isWellFormedConnectionId rejects what the gateway could never issue") {
         CHECK(isWellFormedConnectionId("k3Jd9xQpS2uYb7vT1mWz0A"));
         CHECK_FALSE(isWellFormedConnectionId(""));
