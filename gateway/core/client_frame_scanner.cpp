@@ -34,8 +34,57 @@ const char *clientFrameFaultReason(ClientFrameFault fault) {
         return "Protocol error: continuation frame with no message to continue (RFC 6455 5.4)";
     case ClientFrameFault::MessageInsideMessage:
         return "Protocol error: new message before the fragmented one ended (RFC 6455 5.4)";
+    case ClientFrameFault::FrameTooBig:
+    case ClientFrameFault::MessageTooBig: return "Message too big";
+    case ClientFrameFault::ControlFrameFlood: return "Too many control frames: over 256 at once or 64 per second";
     }
     return "Protocol error";
+}
+
+int clientFrameFaultCloseCode(ClientFrameFault fault) {
+    switch (fault) {
+    case ClientFrameFault::FrameTooBig:
+    case ClientFrameFault::MessageTooBig: return 1009;
+    case ClientFrameFault::ControlFrameFlood: return 1008;
+    default: return 1002;
+    }
+}
+
+ClientFrameFault ClientFrameScanner::controlFrameFault() {
+    if (!limits_ || limits_->controlFrameBurst == 0 || !limits_->nowMs) return ClientFrameFault::None;
+    const uint64_t full = uint64_t{limits_->controlFrameBurst} * 1000;
+    int64_t now = limits_->nowMs();
+    if (controlRefilledAtMs_ < 0) {
+        controlMilliTokens_ = static_cast<uint32_t>(full);
+    } else if (now > controlRefilledAtMs_) {
+        // A thousandth of a frame per millisecond per frame-per-second of rate.
+        uint64_t refill = static_cast<uint64_t>(now - controlRefilledAtMs_) * limits_->controlFramesPerSecond;
+        controlMilliTokens_ = static_cast<uint32_t>(std::min<uint64_t>(full, controlMilliTokens_ + refill));
+    }
+    if (now > controlRefilledAtMs_) controlRefilledAtMs_ = now;
+    if (controlMilliTokens_ < 1000) return ClientFrameFault::ControlFrameFlood;
+    controlMilliTokens_ -= 1000;
+    return ClientFrameFault::None;
+}
+
+ClientFrameFault ClientFrameScanner::limitFault() {
+    uint8_t opcode = firstByte_ & kOpcodeBits;
+    if (opcode == kPing || opcode == kPong) return controlFrameFault();
+    if (opcode >= kFirstControlOpcode || !limits_) return ClientFrameFault::None;  // a close ends it all anyway
+    if (limits_->maxFrameBytes && payloadLeft_ > limits_->maxFrameBytes) return ClientFrameFault::FrameTooBig;
+    if (opcode != kContinuation) {
+        messageWireBytes_ = 0;
+        messageCompressed_ = firstByte_ & kRsv1Bit;
+    }
+    bool fin = firstByte_ & kFinBit;
+    // Saturating: a 64-bit length may be up to 2^63 - 1.
+    uint64_t counted = fin ? payloadLeft_ : std::max(payloadLeft_, ClientFrameLimits::kFragmentFloorBytes);
+    messageWireBytes_ = counted > UINT64_MAX - messageWireBytes_ ? UINT64_MAX : messageWireBytes_ + counted;
+    uint64_t limit = limits_->maxMessageBytes;
+    if (limit == 0) return ClientFrameFault::None;
+    // Deflate may grow incompressible data: 5 bytes per 64 KiB stored block, and a block's end.
+    if (messageCompressed_) limit += limit / 1024 + 64;
+    return messageWireBytes_ > limit ? ClientFrameFault::MessageTooBig : ClientFrameFault::None;
 }
 
 ClientFrameFault ClientFrameScanner::faultOf(uint8_t first, uint8_t second) const {
@@ -85,6 +134,10 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
             }
             if ((first & kOpcodeBits) < kFirstControlOpcode) inMessage_ = !(first & kFinBit);
             payloadLeft_ = second & 0x7f;
+            if (ClientFrameFault fault = limitFault(); fault != ClientFrameFault::None) {
+                headerRead_ = 1;
+                return fail(fault, i + 1);
+            }
             i += 2 + kMaskKeyBytes;
             if (payloadLeft_ == 0 && endsMessage_) ++messagesEnded_;
             continue;
@@ -104,6 +157,9 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
             uint8_t extended = length7 == kLength16 ? 2 : length7 == kLength64 ? 8 : 0;
             headerLength_ = static_cast<uint8_t>(2 + extended + kMaskKeyBytes);
             payloadLeft_ = extended ? 0 : length7;
+            if (!extended) {
+                if (ClientFrameFault fault = limitFault(); fault != ClientFrameFault::None) return fail(fault, i);
+            }
             headerRead_ = 2;
             ++i;
             continue;
@@ -112,7 +168,12 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
         // libwebsockets drops such a frame's connection without a close frame (and $disconnect saw 1006).
         if (headerRead_ == 2 && headerLength_ == kLongHeaderLength && (b & kLengthTopBit))
             return fail(ClientFrameFault::LengthTopBitSet, i);
-        if (headerRead_ < headerLength_ - kMaskKeyBytes) payloadLeft_ = payloadLeft_ << 8 | b;
+        if (headerRead_ < headerLength_ - kMaskKeyBytes) {
+            payloadLeft_ = payloadLeft_ << 8 | b;
+            if (headerRead_ + 1 == headerLength_ - kMaskKeyBytes) {  // the length is complete
+                if (ClientFrameFault fault = limitFault(); fault != ClientFrameFault::None) return fail(fault, i);
+            }
+        }
         ++headerRead_;
         ++i;
         if (headerRead_ == headerLength_) {  // the payload (if any) follows

@@ -26,10 +26,36 @@ enum class ClientFrameFault : uint8_t {
     LongControl,                 // 5.5: a control frame's payload over 125 bytes
     ContinuationWithoutMessage,  // 5.4
     MessageInsideMessage,        // 5.4: a text or binary frame while a fragmented message is open
+    // The gateway's limits (ClientFrameLimits), not RFC 6455's rules:
+    FrameTooBig,        // a data frame's announced payload over maxFrameBytes
+    MessageTooBig,      // a message's frames announce more than maxMessageBytes (fragments count at least 64)
+    ControlFrameFlood,  // pings and pongs faster than the control frame budget allows
 };
 
 // The close reason (under 123 bytes, as a close frame allows) a connection fails with for `fault`.
 const char *clientFrameFaultReason(ClientFrameFault fault);
+// The close code: 1002 for RFC 6455's faults, 1009 for the size limits, 1008 for a control frame flood.
+int clientFrameFaultCloseCode(ClientFrameFault fault);
+
+// What the gateway allows a client beyond RFC 6455 (0: not checked). Sizes count the wire: a compressed
+// message's inflated size is checked where it is inflated, and here its wire bytes may exceed
+// maxMessageBytes by deflate's worst-case growth (kCompressedSlack).
+struct ClientFrameLimits {
+    // A fragment that does not end its message counts at least this much towards maxMessageBytes: a message
+    // of empty fragments would otherwise never end and never count (2,048 fragments with the defaults).
+    static constexpr uint64_t kFragmentFloorBytes = 64;
+    // Pings and pongs: a burst of this many, then this many per second (a heartbeat needs one in tens of
+    // seconds; a client may measure round trips a few times a second).
+    static constexpr uint32_t kControlFrameBurst = 256;
+    static constexpr uint32_t kControlFramesPerSecond = 64;
+
+    uint64_t maxFrameBytes = 0;
+    uint64_t maxMessageBytes = 0;
+    uint32_t controlFrameBurst = 0;
+    uint32_t controlFramesPerSecond = 0;
+    // Milliseconds on a monotonic clock, read only when a control frame arrives (the budget's refill).
+    int64_t (*nowMs)() = nullptr;
+};
 
 // Whether the connection's handshake negotiated permessage-deflate, the only extension that may set RSV1.
 enum class DeflateNegotiation : uint8_t {
@@ -47,6 +73,9 @@ public:
     explicit ClientFrameScanner(DeflateNegotiation deflate = DeflateNegotiation::Undecided) : deflate_(deflate) {}
     // Once the handshake is answered: applies to the frames scanned from then on.
     void setDeflateNegotiation(DeflateNegotiation deflate) { deflate_ = deflate; }
+    // The limits checked from here on (nullptr: RFC 6455's rules only). Not owned: the network thread's,
+    // which a routes.json reload updates in place.
+    void setLimits(const ClientFrameLimits *limits) { limits_ = limits; }
 
     // The next `len` bytes from the client, in order. Returns kAllMasked while every frame header so far is
     // well-formed; else the offset in `data` where the first faulty frame's header begins (0 when that header
@@ -70,9 +99,17 @@ private:
     DeflateNegotiation deflate_;
     ClientFrameFault fault_ = ClientFrameFault::None;
     uint32_t messagesEnded_ = 0;
+    const ClientFrameLimits *limits_ = nullptr;
+    uint64_t messageWireBytes_ = 0;  // the open message's frames so far, fragments at their floor
+    bool messageCompressed_ = false;  // its first frame had RSV1
+    uint32_t controlMilliTokens_ = 0;  // the control frame budget, in thousandths of a frame
+    int64_t controlRefilledAtMs_ = -1;  // -1: no control frame yet (the budget starts full)
 
     // The fault of a frame whose first two header bytes are `first` and `second`, given the frames before it.
     ClientFrameFault faultOf(uint8_t first, uint8_t second) const;
+    // The limits' verdict on the current frame once its payload length (payloadLeft_) is known.
+    ClientFrameFault limitFault();
+    ClientFrameFault controlFrameFault();
     // Records `fault` for the frame whose header byte headerRead_ is data[at]; returns where that header
     // began in `data` (0 when it began in an earlier piece), as scan() does.
     size_t fail(ClientFrameFault fault, size_t at);

@@ -8,8 +8,30 @@
 #include <atomic>
 #include <cerrno>
 #include <sys/socket.h>
+#include <time.h>
 
 namespace wsgw {
+
+namespace {
+
+// Coarse is enough for a budget of frames per second, and costs no system call.
+int64_t coarseMonotonicMs() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+ClientFrameLimits clientFrameLimitsOf(const Limits &limits) {
+    ClientFrameLimits l;
+    l.maxFrameBytes = limits.maxFrameBytes;
+    l.maxMessageBytes = limits.maxMessageBytes;
+    l.controlFrameBurst = ClientFrameLimits::kControlFrameBurst;
+    l.controlFramesPerSecond = ClientFrameLimits::kControlFramesPerSecond;
+    l.nowMs = coarseMonotonicMs;
+    return l;
+}
 
 bool ClientFrameGuard::watch(int fd, Session *s) {
     unwatch();

@@ -6,13 +6,14 @@
 // closed — has what each read returned (plaintext: below the screen, TLS is already taken off) run through
 // a ClientFrameScanner: the bytes before an unmasked frame's header are returned (EAGAIN when there are
 // none) and libwebsockets never sees that frame or anything after it; onBadClientFrame() is told, to fail
-// the connection with 1002 from the loop.
+// the connection from the loop (1002; 1009 or 1008 for the limits: client_frame_scanner.h).
 // From then on a read of that descriptor drains what the client sent and discards it (EAGAIN), or reports
 // its end (0): the socket does not stay readable (a level-triggered watcher would spin), the client's close
 // and FIN still end the connection at once, and no unread bytes turn our close into a reset.
 #pragma once
 
 #include "client_frame_scanner.h"
+#include "config.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +21,9 @@
 namespace wsgw {
 
 struct Session;
+
+// The limits a network thread's screen checks, from the route table's (control frames: fixed budget).
+ClientFrameLimits clientFrameLimitsOf(const Limits &limits);
 
 // Called on the network thread inside libwebsockets' read, the first time a session's client sends an
 // unmasked frame (or when its pipelined bytes hold one): it must not call libwebsockets (session_closer.cpp).
@@ -46,8 +50,11 @@ public:
     void handshakeDone(bool deflate) {
         scanner_.setDeflateNegotiation(deflate ? DeflateNegotiation::Negotiated : DeflateNegotiation::NotNegotiated);
     }
+    // The network thread's limits (NetworkThreadState::clientFrameLimits), from before the first bytes.
+    void setLimits(const ClientFrameLimits *limits) { scanner_.setLimits(limits); }
     bool failed() const { return scanner_.failed(); }
-    // The close reason of the frame it failed on ("" while not failed).
+    // The close code and reason of the frame it failed on ("" while not failed).
+    int faultCloseCode() const { return clientFrameFaultCloseCode(scanner_.fault()); }
     const char *faultReason() const { return clientFrameFaultReason(scanner_.fault()); }
     // A message reached the receiver (MessageReceiver::messageEnded). Once failed, all the messages before
     // the unmasked frame have when this equals what the scanner saw end: libwebsockets may hold some back

@@ -109,6 +109,7 @@ void CommandQueue::drainCommands() {
     if (swapped) {
         std::swap(t_.table, swapIn);
         applyLimits(t_.host, t_.table->config.limits);
+        t_.clientFrameLimits = clientFrameLimitsOf(t_.table->config.limits);
         swapped->set_value(std::move(swapIn));
     }
     runningCommands_ = true;

@@ -164,6 +164,7 @@ void ConnectFlow::adopt(Session *s) {
     std::string &head = s->upgrade->head;
     size_t headEnd = head.find("\r\n\r\n");
     headEnd = headEnd == std::string::npos ? head.size() : headEnd + 4;
+    s->clientFrames.setLimits(&t_.clientFrameLimits);
     head.resize(headEnd + s->clientFrames.screenPreloaded(s, head.data() + headEnd, head.size() - headEnd));
     s->clientFrames.watch(fd, s);
     t_.adopting = s;

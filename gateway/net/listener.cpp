@@ -208,7 +208,9 @@ std::shared_ptr<const RouteTable> Listener::replaceRouteTable(std::shared_ptr<co
 
 void Listener::setRouteTable(std::shared_ptr<const RouteTable> table) {
     impl_->thread.table = std::move(table);
-    if (impl_->thread.table) applyLimits(impl_->thread.host, impl_->thread.table->config.limits);
+    if (!impl_->thread.table) return;
+    applyLimits(impl_->thread.host, impl_->thread.table->config.limits);
+    impl_->thread.clientFrameLimits = clientFrameLimitsOf(impl_->thread.table->config.limits);
 }
 
 std::string Listener::boundAddress() const { return impl_->thread.boundAddress; }

@@ -44,6 +44,9 @@ struct NetworkThreadState {
     ConnectionStore &store;
     HostContext &host;
     std::shared_ptr<const RouteTable> table;
+    // The table's frame and message limits as every session's client frame screen checks them, updated in
+    // place when a table is installed (the listener's and the command queue's swaps).
+    ClientFrameLimits clientFrameLimits;
     std::string boundAddress;
 
     struct ev_loop *loop = nullptr;

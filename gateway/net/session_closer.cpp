@@ -27,7 +27,7 @@ std::pair<int, std::string> closeCodeOf(Session *s) {
     }
     if (s->closeRequested) return {s->closingInfo().code, s->closingInfo().reason};
     // Failed for a bad client frame, but gone before our close was asked for (the client hung up meanwhile).
-    if (s->clientFrames.failed()) return {SessionCloser::kBadClientFrameCode, s->clientFrames.faultReason()};
+    if (s->clientFrames.failed()) return {s->clientFrames.faultCloseCode(), s->clientFrames.faultReason()};
     return {1006, "Connection closed abnormally"};
 }
 
@@ -52,8 +52,9 @@ void SessionCloser::onBadClientFrames(struct ev_loop *, ev_timer *w, int) {
     for (const std::string &id : found) {
         Session *s = closer->t_.find(id);
         if (!s || s->state != Session::State::Open) continue;  // not open yet: established() notes it again
-        log::info("client frame fails the connection: closing with 1002",
+        log::info("client frame fails the connection",
                   {log::Field("connectionId", id), log::Field("sourceIp", s->peer),
+                   log::Field("code", static_cast<int64_t>(s->clientFrames.faultCloseCode())),
                    log::Field("reason", s->clientFrames.faultReason())});
         closer->failBadClientFrame(s);
     }
@@ -69,7 +70,8 @@ void SessionCloser::failBadClientFrame(Session *s) {
     if (live.pendingMessages.load(std::memory_order_acquire) != 0) return;
     if (!live.readPaused.exchange(false, std::memory_order_acq_rel)) return;  // a worker's Resume is on its way
     // Through the command queue, so that the close comes after every answer a worker posted before.
-    t_.commands->post(Command{Command::Kind::Close, InlineId(s->id), s->clientFrames.faultReason(), false, kBadClientFrameCode});
+    t_.commands->post(Command{Command::Kind::Close, InlineId(s->id), s->clientFrames.faultReason(), false,
+                              s->clientFrames.faultCloseCode()});
 }
 
 void SessionCloser::requestClose(Session *s, int code, std::string reason) {

@@ -22,8 +22,6 @@ class SessionCloser {
 public:
     explicit SessionCloser(NetworkThreadState &thread);
 
-    static constexpr int kBadClientFrameCode = 1002;
-
     // Closes after the frames already queued have been written, or drops the connection when they have not
     // been within SessionTimers::kCloseDeadlineSeconds.
     void requestClose(Session *s, int code, std::string reason);

@@ -2,7 +2,9 @@
 // after its upgrade: fed the input whole, a byte at a time and in uneven pieces (chosen by the first byte),
 // it must find the same first faulty frame (and the same fault) as a plain whole-buffer walk written here
 // from RFC 6455's rules, at the right offset of the right piece, count the same completed messages before it,
-// and never read past a piece. Each input is tried with permessage-deflate undecided, negotiated and not.
+// and never read past a piece. Each input is tried with permessage-deflate undecided, negotiated and not, and
+// without and with limits (sizes and a control frame budget chosen by the first byte, on a clock that stands
+// still), which the walk applies as written here.
 #include "client_frame_scanner.h"
 
 #include <algorithm>
@@ -47,11 +49,36 @@ ClientFrameFault ruleFault(uint8_t b0, uint8_t b1, bool fragmentOpen, DeflateNeg
     return ClientFrameFault::None;
 }
 
+int64_t clockStandingStill() { return 1000; }
+
+// The limits' verdict on a frame whose length is known (`messageBytes`: the open message's count so far).
+ClientFrameFault limitsFault(const ClientFrameLimits &l, uint8_t b0, uint64_t length, uint64_t &messageBytes,
+                             bool &compressed, uint32_t &controlFrames) {
+    unsigned opcode = b0 & 0x0f;
+    if (opcode == 9 || opcode == 10) {
+        if (l.controlFrameBurst && ++controlFrames > l.controlFrameBurst) return ClientFrameFault::ControlFrameFlood;
+        return ClientFrameFault::None;
+    }
+    if (opcode >= 8) return ClientFrameFault::None;
+    if (l.maxFrameBytes && length > l.maxFrameBytes) return ClientFrameFault::FrameTooBig;
+    if (opcode != 0) {
+        messageBytes = 0;
+        compressed = b0 & 0x40;
+    }
+    uint64_t counted = (b0 & 0x80) ? length : std::max<uint64_t>(length, 64);
+    messageBytes = counted > UINT64_MAX - messageBytes ? UINT64_MAX : messageBytes + counted;
+    uint64_t limit = l.maxMessageBytes + (compressed ? l.maxMessageBytes / 1024 + 64 : 0);
+    return l.maxMessageBytes && messageBytes > limit ? ClientFrameFault::MessageTooBig : ClientFrameFault::None;
+}
+
 // The frames one after another, from the whole buffer: the reference the scanner must agree with.
-Walk walk(const uint8_t *d, size_t n, DeflateNegotiation deflate) {
+Walk walk(const uint8_t *d, size_t n, DeflateNegotiation deflate, const ClientFrameLimits *limits) {
     Walk w;
     size_t pos = 0;
     bool fragmentOpen = false;
+    uint64_t messageBytes = 0;
+    bool compressed = false;
+    uint32_t controlFrames = 0;
     while (pos < n) {
         w.atBoundary = false;
         if (n - pos < 2) return w;
@@ -74,11 +101,20 @@ Walk walk(const uint8_t *d, size_t n, DeflateNegotiation deflate) {
         }
         size_t extended = length == 126 ? 2 : length == 127 ? 8 : 0;
         size_t header = 2 + extended + 4;
-        if (n - pos < header) return w;
+        if (n - pos < 2 + extended) return w;
         if (extended) {
             length = 0;
             for (size_t i = 0; i < extended; ++i) length = length << 8 | d[pos + 2 + i];
         }
+        if (limits) {
+            w.fault = limitsFault(*limits, d[pos], length, messageBytes, compressed, controlFrames);
+            if (w.fault != ClientFrameFault::None) {
+                w.faultAt = pos;
+                w.decidedAt = pos + 1 + extended;
+                return w;
+            }
+        }
+        if (n - pos < header) return w;
         if (length > n - pos - header) return w;
         bool endsMessage = (d[pos] & 0x80) && (d[pos] & 0x0f) < 0x8;
         if (endsMessage) ++w.messagesEnded;
@@ -89,8 +125,10 @@ Walk walk(const uint8_t *d, size_t n, DeflateNegotiation deflate) {
 }
 
 // Feeds `d` in pieces of the given sizes (cycled); checks each answer against the reference walk.
-void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Walk &ref, DeflateNegotiation deflate) {
+void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Walk &ref, DeflateNegotiation deflate,
+          const ClientFrameLimits *limits) {
     ClientFrameScanner scanner(deflate);
+    scanner.setLimits(limits);
     size_t base = 0, k = 0;
     bool found = false;
     while (base < n) {
@@ -106,6 +144,8 @@ void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Wa
             require(at == (ref.faultAt >= base ? ref.faultAt - base : 0));
             require(scanner.failed() && scanner.fault() == ref.fault);
             require(clientFrameFaultReason(scanner.fault())[0] != '\0');
+            int code = clientFrameFaultCloseCode(scanner.fault());
+            require(code == 1002 || code == 1008 || code == 1009);
             found = true;
         }
         base += len;
@@ -123,13 +163,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t mode = data[0];
     const uint8_t *d = data + 1;
     size_t n = size - 1;
-    for (DeflateNegotiation deflate :
-         {DeflateNegotiation::Undecided, DeflateNegotiation::Negotiated, DeflateNegotiation::NotNegotiated}) {
-        Walk ref = walk(d, n, deflate);
-        feed(d, n, {n ? n : 1}, ref, deflate);
-        if (n <= 4096) feed(d, n, {1}, ref, deflate);
-        feed(d, n, {static_cast<size_t>(mode % 7) + 1, static_cast<size_t>(mode % 13) + 2, static_cast<size_t>(mode) + 1},
-             ref, deflate);
+    ClientFrameLimits limits;
+    limits.maxFrameBytes = 1 + (mode % 61) * 7u;
+    limits.maxMessageBytes = 1 + (mode % 37) * 23u;
+    limits.controlFrameBurst = mode % 5;  // 0: no budget
+    limits.controlFramesPerSecond = 64;
+    limits.nowMs = clockStandingStill;
+    const ClientFrameLimits *variants[] = {nullptr, &limits};
+    for (const ClientFrameLimits *l : variants) {
+        for (DeflateNegotiation deflate :
+             {DeflateNegotiation::Undecided, DeflateNegotiation::Negotiated, DeflateNegotiation::NotNegotiated}) {
+            Walk ref = walk(d, n, deflate, l);
+            feed(d, n, {n ? n : 1}, ref, deflate, l);
+            if (n <= 4096) feed(d, n, {1}, ref, deflate, l);
+            feed(d, n, {static_cast<size_t>(mode % 7) + 1, static_cast<size_t>(mode % 13) + 2, static_cast<size_t>(mode) + 1},
+                 ref, deflate, l);
+        }
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -241,4 +242,169 @@ TEST_CASE("the negotiation applies from when it is known: RSV1 passed before, fa
     CHECK(scanner.messagesEnded() == 1);
     CHECK(std::string(clientFrameFaultReason(scanner.fault())).find("RSV1 set but no extension was negotiated") !=
           std::string::npos);
+}
+
+// ---- the gateway's limits ---------------------------------------------------------------------------------
+
+namespace {
+
+int64_t g_nowMs = 0;
+int64_t testClock() { return g_nowMs; }
+
+ClientFrameLimits testLimits(uint64_t maxFrame = 32768, uint64_t maxMessage = 131072) {
+    ClientFrameLimits l;
+    l.maxFrameBytes = maxFrame;
+    l.maxMessageBytes = maxMessage;
+    l.controlFrameBurst = ClientFrameLimits::kControlFrameBurst;
+    l.controlFramesPerSecond = ClientFrameLimits::kControlFramesPerSecond;
+    l.nowMs = testClock;
+    return l;
+}
+
+// A frame's header alone (masked, 64-bit length), as a client that announces more than it sends.
+Bytes headerOnly(uint8_t opcode, uint64_t length) {
+    Bytes f{static_cast<uint8_t>(0x80 | opcode), 0x80 | 127};
+    for (int shift = 56; shift >= 0; shift -= 8) f.push_back(static_cast<uint8_t>(length >> shift));
+    f.insert(f.end(), {1, 2, 3, 4});
+    return f;
+}
+
+}  // namespace
+
+TEST_CASE("a data frame announced over maxFrameBytes fails at its header, before any of its payload") {
+    ClientFrameLimits limits = testLimits();
+    Bytes ok = frame(0x1, 32768);
+    for (uint64_t length : {uint64_t{32769}, uint64_t{1} << 40, (uint64_t{1} << 63) - 1}) {
+        CAPTURE(length);
+        Bytes stream = concat({ok, headerOnly(0x2, length)});
+        ClientFrameScanner whole;
+        whole.setLimits(&limits);
+        CHECK(whole.scan(stream.data(), stream.size()) == ok.size());
+        CHECK(whole.fault() == ClientFrameFault::FrameTooBig);
+        CHECK(clientFrameFaultCloseCode(whole.fault()) == 1009);
+        CHECK(std::string(clientFrameFaultReason(whole.fault())) == "Message too big");
+        CHECK(whole.messagesEnded() == 1);
+        // Read a byte at a time, it fails on the header's last length byte: the masking key is not waited for.
+        ClientFrameScanner bytewise;
+        bytewise.setLimits(&limits);
+        size_t failedOn = ClientFrameScanner::kAllMasked;
+        for (size_t i = 0; i < stream.size() && failedOn == ClientFrameScanner::kAllMasked; ++i)
+            if (bytewise.scan(&stream[i], 1) != ClientFrameScanner::kAllMasked) failedOn = i;
+        CHECK(failedOn == ok.size() + 9);
+    }
+    SUBCASE("16-bit lengths and a 7-bit one over a small limit") {
+        ClientFrameLimits small = testLimits(100, 1000);
+        ClientFrameScanner s16;
+        s16.setLimits(&small);
+        Bytes f16 = frame(0x2, 200);
+        CHECK(s16.scan(f16.data(), f16.size()) == 0);
+        CHECK(s16.fault() == ClientFrameFault::FrameTooBig);
+        ClientFrameLimits tiny = testLimits(10, 1000);
+        ClientFrameScanner s7;
+        s7.setLimits(&tiny);
+        Bytes f7 = concat({frame(0x1, 10), frame(0x1, 11)});
+        CHECK(s7.scan(f7.data(), f7.size()) == 16);
+    }
+    SUBCASE("without limits the same frame passes (only RFC 6455's rules)") {
+        ClientFrameScanner scanner;
+        Bytes stream = headerOnly(0x2, uint64_t{1} << 40);
+        CHECK(scanner.scan(stream.data(), stream.size()) == ClientFrameScanner::kAllMasked);
+    }
+}
+
+TEST_CASE("a message's frames count towards maxMessageBytes; fragments before the last count at least 64") {
+    ClientFrameLimits limits = testLimits(32768, 131072);
+    SUBCASE("four full frames are the limit; a fifth byte is over") {
+        Bytes stream = concat({frame(0x1, 32768, true, false), frame(0x0, 32768, true, false), frame(0x0, 32768, true, false),
+                               frame(0x0, 32768)});
+        ClientFrameScanner scanner;
+        scanner.setLimits(&limits);
+        CHECK(scanner.scan(stream.data(), stream.size()) == ClientFrameScanner::kAllMasked);
+        CHECK(scanner.messagesEnded() == 1);
+        Bytes over = concat({frame(0x1, 32768, true, false), frame(0x0, 32768, true, false), frame(0x0, 32768, true, false),
+                             frame(0x0, 32768, true, false), frame(0x0, 1)});
+        ClientFrameScanner overScanner;
+        overScanner.setLimits(&limits);
+        CHECK(overScanner.scan(over.data(), over.size()) == 4 * (32768 + 8));
+        CHECK(overScanner.fault() == ClientFrameFault::MessageTooBig);
+        CHECK(clientFrameFaultCloseCode(overScanner.fault()) == 1009);
+    }
+    SUBCASE("2,048 empty fragments are the limit, the 2,049th is over; the last frame counts what it holds") {
+        Bytes within = frame(0x1, 0, true, false);
+        for (int i = 1; i < 2048; ++i) within = concat({within, frame(0x0, 0, true, false)});
+        Bytes ended = concat({within, frame(0x0, 0)});  // 2,048 fragments at 64 and a last one of 0
+        ClientFrameScanner scanner;
+        scanner.setLimits(&limits);
+        CHECK(scanner.scan(ended.data(), ended.size()) == ClientFrameScanner::kAllMasked);
+        CHECK(scanner.messagesEnded() == 1);
+        Bytes over = concat({within, frame(0x0, 0, true, false)});
+        ClientFrameScanner overScanner;
+        overScanner.setLimits(&limits);
+        CHECK(overScanner.scan(over.data(), over.size()) == within.size());
+        CHECK(overScanner.fault() == ClientFrameFault::MessageTooBig);
+    }
+    SUBCASE("each message starts again from 0") {
+        Bytes stream;
+        for (int i = 0; i < 10; ++i) stream = concat({stream, frame(0x2, 30000, true, false), frame(0x0, 30000)});
+        ClientFrameScanner scanner;
+        scanner.setLimits(&limits);
+        CHECK(scanner.scan(stream.data(), stream.size()) == ClientFrameScanner::kAllMasked);
+        CHECK(scanner.messagesEnded() == 10);
+    }
+    SUBCASE("a compressed message's wire bytes may exceed the limit by deflate's growth") {
+        ClientFrameLimits l = testLimits(0, 102400);  // no frame limit: one 100 KiB frame
+        Bytes compressed = frame(0x1, 102400 + 100);
+        compressed[0] |= 0x40;
+        ClientFrameScanner scanner(DeflateNegotiation::Negotiated);
+        scanner.setLimits(&l);
+        CHECK(scanner.scan(compressed.data(), compressed.size()) == ClientFrameScanner::kAllMasked);
+        Bytes plain = frame(0x1, 102400 + 100);
+        ClientFrameScanner plainScanner(DeflateNegotiation::Negotiated);
+        plainScanner.setLimits(&l);
+        CHECK(plainScanner.scan(plain.data(), plain.size()) == 0);
+        Bytes tooMuch = frame(0x1, 102400 + 100 + 64 + 1);
+        tooMuch[0] |= 0x40;
+        ClientFrameScanner overScanner(DeflateNegotiation::Negotiated);
+        overScanner.setLimits(&l);
+        CHECK(overScanner.scan(tooMuch.data(), tooMuch.size()) == 0);
+        CHECK(overScanner.fault() == ClientFrameFault::MessageTooBig);
+    }
+}
+
+TEST_CASE("pings and pongs: a burst of 256, then 64 a second; a close is not counted") {
+    ClientFrameLimits limits = testLimits();
+    g_nowMs = 5000;
+    ClientFrameScanner scanner;
+    scanner.setLimits(&limits);
+    Bytes ping = frame(0x9, 4), pong = frame(0xa, 0);
+    for (int i = 0; i < 256; ++i) {
+        const Bytes &f = i % 2 ? pong : ping;
+        REQUIRE(scanner.scan(f.data(), f.size()) == ClientFrameScanner::kAllMasked);
+    }
+    Bytes text = frame(0x1, 10);
+    CHECK(scanner.scan(text.data(), text.size()) == ClientFrameScanner::kAllMasked);  // data frames do not count
+    // The budget is spent; half a second refills 32.
+    g_nowMs += 500;
+    for (int i = 0; i < 32; ++i) REQUIRE(scanner.scan(ping.data(), ping.size()) == ClientFrameScanner::kAllMasked);
+    CHECK(scanner.scan(ping.data(), ping.size()) == 0);
+    CHECK(scanner.fault() == ClientFrameFault::ControlFrameFlood);
+    CHECK(clientFrameFaultCloseCode(scanner.fault()) == 1008);
+    CHECK(std::string(clientFrameFaultReason(scanner.fault())).rfind("Too many control frames", 0) == 0);
+    CHECK(std::strlen(clientFrameFaultReason(scanner.fault())) <= 123);
+
+    SUBCASE("an idle hour refills no more than the burst") {
+        ClientFrameScanner idle;
+        idle.setLimits(&limits);
+        g_nowMs = 10000;
+        REQUIRE(idle.scan(ping.data(), ping.size()) == ClientFrameScanner::kAllMasked);
+        g_nowMs += 3600 * 1000;
+        for (int i = 0; i < 256; ++i) REQUIRE(idle.scan(ping.data(), ping.size()) == ClientFrameScanner::kAllMasked);
+        CHECK(idle.scan(ping.data(), ping.size()) == 0);
+    }
+    SUBCASE("close frames are not counted") {
+        ClientFrameScanner closes;
+        closes.setLimits(&limits);
+        Bytes close = frame(0x8, 2);
+        for (int i = 0; i < 300; ++i) REQUIRE(closes.scan(close.data(), close.size()) == ClientFrameScanner::kAllMasked);
+    }
 }
