@@ -6,6 +6,7 @@
 #include "utf8.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace wsgw {
 
@@ -50,111 +51,115 @@ bool isValidWebSocketKey(std::string_view key) {
     return true;
 }
 
-// The header checks of RFC 6455 4.2.1, in the order that gives the most useful answer first: a plain HTTP
-// request learns that this is a WebSocket endpoint before it learns anything about WebSocket headers.
-bool checkUpgradeHeaders(const HttpMessageHead &head, HeadParse &out) {
+// The headers the upgrade checks look at, gathered in one pass over the request.
+struct UpgradeHeaders {
     Seen upgrade, version, key, host;
     size_t connectionCount = 0;
     bool connectionHasUpgrade = false;
     std::string_view firstConnection;
-    for (const auto &[name, value] : head.headers) {
-        std::string_view n = name, v = value;
-        if (equalsIgnoreCase(n, "Upgrade")) upgrade.add(v);
-        else if (equalsIgnoreCase(n, "Sec-WebSocket-Version")) version.add(v);
-        else if (equalsIgnoreCase(n, "Sec-WebSocket-Key")) key.add(v);
-        else if (equalsIgnoreCase(n, "Host")) host.add(v);
-        else if (equalsIgnoreCase(n, "Connection")) {
-            if (connectionCount++ == 0) firstConnection = v;
-            connectionHasUpgrade = connectionHasUpgrade || listHasToken(v, "upgrade");
+
+    explicit UpgradeHeaders(const HttpMessageHead &head) {
+        for (const auto &[name, value] : head.headers) {
+            std::string_view n = name, v = value;
+            if (equalsIgnoreCase(n, "Upgrade")) upgrade.add(v);
+            else if (equalsIgnoreCase(n, "Sec-WebSocket-Version")) version.add(v);
+            else if (equalsIgnoreCase(n, "Sec-WebSocket-Key")) key.add(v);
+            else if (equalsIgnoreCase(n, "Host")) host.add(v);
+            else if (equalsIgnoreCase(n, "Connection")) {
+                if (connectionCount++ == 0) firstConnection = v;
+                connectionHasUpgrade = connectionHasUpgrade || listHasToken(v, "upgrade");
+            }
         }
     }
+};
 
-    if (upgrade.count == 0) {
+// Each check below returns the refusal of the first rule broken, or nothing.
+using Verdict = std::optional<HeadParse>;
+
+// Upgrade: websocket, on a GET.
+Verdict checkUpgradeAndMethod(const UpgradeHeaders &h, const HttpMessageHead &head) {
+    if (h.upgrade.count == 0) {
         std::string r = "this is a WebSocket endpoint: connect with a WebSocket client, e.g. wscat -c ws://";
-        if (host.count > 0 && !host.value.empty()) appendPrintable(r, host.value, kHostHintMax);
+        if (h.host.count > 0 && !h.host.value.empty()) appendPrintable(r, h.host.value, kHostHintMax);
         else r += "HOST";
         r += "/";
-        out = refuse(426, std::move(r),
-                     {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Version", "13"}});
-        return false;
+        return refuse(426, std::move(r), {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Version", "13"}});
     }
-    if (upgrade.count > 1) {
-        out = duplicate("Upgrade");
-        return false;
-    }
+    if (h.upgrade.count > 1) return duplicate("Upgrade");
     // Only "websocket" itself: libwebsockets refuses a list such as "h2c, websocket" after $connect would
     // have run, with a page of its own, so the gateway refuses it here with a reason.
-    if (!equalsIgnoreCase(trimOws(upgrade.value), "websocket")) {
+    if (!equalsIgnoreCase(trimOws(h.upgrade.value), "websocket")) {
         std::string r = "Upgrade header is ";
-        appendQuoted(r, upgrade.value);
+        appendQuoted(r, h.upgrade.value);
         r += " but this endpoint only upgrades to WebSocket: send Upgrade: websocket, and nothing else (RFC 6455 4.1)";
-        out = refuse(400, std::move(r));
-        return false;
+        return refuse(400, std::move(r));
     }
     if (head.method != "GET") {
         std::string r = "method ";
         appendQuoted(r, head.method);
         r += " cannot open a WebSocket: the upgrade request must be GET (RFC 6455 4.1)";
-        out = refuse(405, std::move(r), {{"Allow", "GET"}});
-        return false;
+        return refuse(405, std::move(r), {{"Allow", "GET"}});
     }
-    if (connectionCount == 0) {
-        out = refuse(400, "missing Connection header: a WebSocket client must send Connection: Upgrade (RFC 6455 4.1)");
-        return false;
-    }
-    if (!connectionHasUpgrade) {
+    return std::nullopt;
+}
+
+Verdict checkConnection(const UpgradeHeaders &h) {
+    if (h.connectionCount == 0)
+        return refuse(400, "missing Connection header: a WebSocket client must send Connection: Upgrade (RFC 6455 4.1)");
+    if (!h.connectionHasUpgrade) {
         std::string r = "Connection header ";
-        appendQuoted(r, firstConnection);
+        appendQuoted(r, h.firstConnection);
         r += " lacks the token \"Upgrade\": a WebSocket client must send Connection: Upgrade (RFC 6455 4.1)";
-        out = refuse(400, std::move(r));
-        return false;
+        return refuse(400, std::move(r));
     }
-    if (version.count > 1) {
-        out = duplicate("Sec-WebSocket-Version");
-        return false;
-    }
-    if (version.count == 0 || version.value != "13") {
+    return std::nullopt;
+}
+
+Verdict checkVersionAndKey(const UpgradeHeaders &h) {
+    if (h.version.count > 1) return duplicate("Sec-WebSocket-Version");
+    if (h.version.count == 0 || h.version.value != "13") {
         std::string r;
-        if (version.count == 0) {
+        if (h.version.count == 0) {
             r = "missing Sec-WebSocket-Version header: this gateway speaks WebSocket version 13, send "
                 "Sec-WebSocket-Version: 13 (RFC 6455 4.1)";
         } else {
             r = "unsupported Sec-WebSocket-Version ";
-            appendQuoted(r, version.value);
+            appendQuoted(r, h.version.value);
             r += ": this gateway speaks only version 13 (RFC 6455), use a client that sends Sec-WebSocket-Version: 13";
         }
-        out = refuse(426, std::move(r), {{"Sec-WebSocket-Version", "13"}});
-        return false;
+        return refuse(426, std::move(r), {{"Sec-WebSocket-Version", "13"}});
     }
-    if (key.count > 1) {
-        out = duplicate("Sec-WebSocket-Key");
-        return false;
-    }
-    if (key.count == 0) {
-        out = refuse(400, "missing Sec-WebSocket-Key header: a WebSocket client must send it (RFC 6455 4.1)");
-        return false;
-    }
-    if (!isValidWebSocketKey(key.value)) {
+    if (h.key.count > 1) return duplicate("Sec-WebSocket-Key");
+    if (h.key.count == 0) return refuse(400, "missing Sec-WebSocket-Key header: a WebSocket client must send it (RFC 6455 4.1)");
+    if (!isValidWebSocketKey(h.key.value)) {
         std::string r = "invalid Sec-WebSocket-Key ";
-        appendQuoted(r, key.value);
+        appendQuoted(r, h.key.value);
         r += ": it must be the base64 of 16 random bytes, 24 characters ending in \"==\" (RFC 6455 4.1)";
-        out = refuse(400, std::move(r));
-        return false;
+        return refuse(400, std::move(r));
     }
-    if (host.count == 0) {
-        out = refuse(400, "missing Host header: HTTP/1.1 requires it (RFC 7230 5.4), send Host: <host>:<port>");
-        return false;
-    }
-    if (host.count > 1) {
-        out = refuse(400, "more than one Host header: send it once (RFC 7230 5.4)");
-        return false;
-    }
+    return std::nullopt;
+}
+
+Verdict checkHost(const UpgradeHeaders &h) {
+    if (h.host.count == 0) return refuse(400, "missing Host header: HTTP/1.1 requires it (RFC 7230 5.4), send Host: <host>:<port>");
+    if (h.host.count > 1) return refuse(400, "more than one Host header: send it once (RFC 7230 5.4)");
     // libwebsockets closes an upgrade with an empty Host without an answer.
-    if (host.value.empty()) {
-        out = refuse(400, "empty Host header: HTTP/1.1 requires the server's host in it (RFC 7230 5.4), send Host: <host>:<port>");
-        return false;
-    }
-    return true;
+    if (h.host.value.empty())
+        return refuse(400, "empty Host header: HTTP/1.1 requires the server's host in it (RFC 7230 5.4), send Host: <host>:<port>");
+    return std::nullopt;
+}
+
+// The header checks of RFC 6455 4.2.1, in the order that gives the most useful answer first: a plain HTTP
+// request learns that this is a WebSocket endpoint before it learns anything about WebSocket headers.
+bool checkUpgradeHeaders(const HttpMessageHead &head, HeadParse &out) {
+    UpgradeHeaders h(head);
+    Verdict v = checkUpgradeAndMethod(h, head);
+    if (!v) v = checkConnection(h);
+    if (!v) v = checkVersionAndKey(h);
+    if (!v) v = checkHost(h);
+    if (!v) return true;
+    out = std::move(*v);
+    return false;
 }
 
 }  // namespace
