@@ -112,6 +112,8 @@ static struct {
     long long rr;     // post: round-robin index
     uint64_t rng;
     int error_prints;
+    int nws;              // WebSocket slots (the rest of conns are HTTP, post mode)
+    int http_started, ids_learned;  // post mode's setup steps done
 } g;
 
 static volatile sig_atomic_t stop_requested;  // SIGTERM / SIGINT: end the measured window now
@@ -1179,7 +1181,8 @@ static void print_pcts(FILE *f) {
             hist_pct(0.90), hist_pct(0.99), hist_max_us);
 }
 
-int main(int argc, char **argv) {
+// The command line into cfg (usage() and exit on a mistake).
+static void parse_args(int argc, char **argv) {
     int mode_set = 0, conns_set = 0, inflight_set = 0;
     cfg.inflight = 16;
     cfg.body_bytes = 91;
@@ -1237,7 +1240,10 @@ int main(int argc, char **argv) {
         if (!cfg.mgmt_url) die("post mode needs --management-url http://127.0.0.1:PORT");
         parse_url(cfg.mgmt_url, "http://", &cfg.http_addr, cfg.http_hostport, sizeof cfg.http_hostport, NULL, 0);
     }
+}
 
+// Signals, the clock, epoll, the bodies and the connection slots.
+static void prepare_run(void) {
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1268,14 +1274,14 @@ int main(int argc, char **argv) {
         g.body_len = strlen(g.body);
     }
 
-    int nws = g.mode == M_POST ? cfg.targets : cfg.connections;
-    g.nconns = nws + (g.mode == M_POST ? cfg.connections : 0);
+    g.nws = g.mode == M_POST ? cfg.targets : cfg.connections;
+    g.nconns = g.nws + (g.mode == M_POST ? cfg.connections : 0);
     g.conns = calloc((size_t)g.nconns, sizeof *g.conns);
     if (!g.conns) die("out of memory");
     for (int i = 0; i < g.nconns; i++) {
         g.conns[i].fd = -1;
         g.conns[i].st = CS_FREE;
-        g.conns[i].kind = i < nws ? CK_WS : CK_HTTP;
+        g.conns[i].kind = i < g.nws ? CK_WS : CK_HTTP;
         if (g.mode == M_ECHO || g.mode == M_LATENCY) {
             g.conns[i].ring = calloc((size_t)cfg.inflight, sizeof(uint64_t));
             if (!g.conns[i].ring) die("out of memory");
@@ -1288,161 +1294,147 @@ int main(int argc, char **argv) {
         g.t_stop = g.t0 + (uint64_t)(cfg.seconds * 1e9);
         signal_ready();
     }
-    int http_started = 0, ids_learned = 0;
-    struct epoll_event evs[512];
+}
 
-    while (g.phase != PH_END) {
-        uint64_t t = now_ns();
-        if (t >= g.hard_deadline) {
-            g.hard_stop = 1;
-            error_note("hard stop after %.0f s", cfg.seconds + HARD_EXTRA_S);
-            break;
+// PH_SETUP: open the connections; once all are settled, start the measured window.
+static void phase_setup(uint64_t t) {
+    if (stop_requested) {
+        error_note("stopped by a signal before the connections were set up");
+        g.t0 = g.t_stop = t;
+        begin_close();
+        return;
+    }
+    open_more_ws(g.nws, CONNECT_PARALLEL);
+    int settled = (int)(g.established + g.failed);
+    if (settled < g.nws) return;
+    if (g.mode == M_IDLE) {
+        g.phase = PH_RUN;
+        g.t0 = t;
+        g.t_stop = t + (uint64_t)(cfg.seconds * 1e9);
+        signal_ready();
+        return;
+    }
+    if (g.failed > 0) {  // echo/post need every connection
+        g.t0 = g.t_stop = t;
+        begin_close();
+        return;
+    }
+    if (g.mode == M_POST) {
+        if (!g.ids_learned) {
+            g.ids_learned = 1;
+            if (learn_ids() < 0 || g.nids < cfg.targets) {
+                if (g.nids < cfg.targets)
+                    error_note("listed %d connections, expected at least %d", g.nids, cfg.targets);
+                g.t0 = g.t_stop = t;
+                begin_close();
+                return;
+            }
         }
-        // Phase transitions and new connections, outside of event handling (slots may be reused).
-        switch (g.phase) {
-        case PH_SETUP: {
-            if (stop_requested) {
-                error_note("stopped by a signal before the connections were set up");
+        if (!g.http_started) {
+            g.http_started = 1;
+            for (int i = g.nws; i < g.nconns; i++) conn_start(&g.conns[i], CK_HTTP, &cfg.http_addr);
+        }
+        if (count_state(CK_HTTP, 1) < cfg.connections) {
+            if (count_state(CK_HTTP, 0) < cfg.connections) {  // one failed to connect
                 g.t0 = g.t_stop = t;
                 begin_close();
-                break;
             }
-            open_more_ws(nws, CONNECT_PARALLEL);
-            int settled = (int)(g.established + g.failed);
-            if (settled < nws) break;
-            if (g.mode == M_IDLE) {
-                g.phase = PH_RUN;
-                g.t0 = t;
-                g.t_stop = t + (uint64_t)(cfg.seconds * 1e9);
-                signal_ready();
-                break;
-            }
-            if (g.failed > 0) {  // echo/post need every connection
-                g.t0 = g.t_stop = t;
-                begin_close();
-                break;
-            }
-            if (g.mode == M_POST) {
-                if (!ids_learned) {
-                    ids_learned = 1;
-                    if (learn_ids() < 0 || g.nids < cfg.targets) {
-                        if (g.nids < cfg.targets)
-                            error_note("listed %d connections, expected at least %d", g.nids, cfg.targets);
-                        g.t0 = g.t_stop = t;
-                        begin_close();
-                        break;
-                    }
-                }
-                if (!http_started) {
-                    http_started = 1;
-                    for (int i = nws; i < g.nconns; i++) conn_start(&g.conns[i], CK_HTTP, &cfg.http_addr);
-                }
-                if (count_state(CK_HTTP, 1) < cfg.connections) {
-                    if (count_state(CK_HTTP, 0) < cfg.connections) {  // one failed to connect
-                        g.t0 = g.t_stop = t;
-                        begin_close();
-                    }
-                    break;
-                }
-                g.phase = PH_RUN;
-                g.t0 = now_ns();
-                g.t_stop = g.t0 + (uint64_t)(cfg.seconds * 1e9);
-                signal_ready();
-                for (int i = nws; i < g.nconns; i++)
-                    if (post_may_send()) {
-                        http_send_post(&g.conns[i]);
-                        conn_flush(&g.conns[i]);
-                    }
-                break;
-            }
-            // echo / latency: start the clock and fill the pipelines
-            g.phase = PH_RUN;
-            g.t0 = now_ns();
-            g.t_stop = g.t0 + (uint64_t)(cfg.seconds * 1e9);
-            signal_ready();
-            for (int i = 0; i < nws; i++) {
-                for (int k = 0; k < cfg.inflight && echo_may_send(); k++) echo_send_one(&g.conns[i]);
+            return;
+        }
+        g.phase = PH_RUN;
+        g.t0 = now_ns();
+        g.t_stop = g.t0 + (uint64_t)(cfg.seconds * 1e9);
+        signal_ready();
+        for (int i = g.nws; i < g.nconns; i++)
+            if (post_may_send()) {
+                http_send_post(&g.conns[i]);
                 conn_flush(&g.conns[i]);
             }
-            break;
-        }
-        case PH_RUN:
-            if (stop_requested && t < g.t_stop) g.t_stop = t;
-            if (t >= g.t_stop) {
-                if (g.mode == M_IDLE) {
-                    g.t_stop = t;
-                    begin_close();
-                } else {
-                    enter_drain(t);
-                }
-                break;
-            }
-            if (g.mode == M_CONNECT) {
-                for (int i = 0; i < g.nconns; i++) {
-                    struct conn *c = &g.conns[i];
-                    if (c->st != CS_FREE && c->st != CS_DONE) continue;
-                    if (cfg.max_messages > 0 && g.started >= cfg.max_messages) break;
-                    g.started++;
-                    conn_start(c, CK_WS, &cfg.ws_addr);
-                }
-                if (cfg.max_messages > 0 && g.started >= cfg.max_messages && count_state(CK_WS, 0) == 0) enter_drain(t);
-            }
-            if (g.mode == M_POST) {  // reopen HTTP connections the server closed (Connection: close)
-                for (int i = nws; i < g.nconns; i++)
-                    if (g.conns[i].st == CS_DONE) conn_start(&g.conns[i], CK_HTTP, &cfg.http_addr);
-            }
-            if (g.mode == M_IDLE && count_state(CK_WS, 0) == 0) {
-                g.t_stop = t;
-                begin_close();
-            }
-            break;
-        case PH_DRAIN: {
-            int busy = 0;
-            for (int i = 0; i < g.nconns && !busy; i++) {
-                struct conn *c = &g.conns[i];
-                if (c->st == CS_DONE || c->st == CS_FREE) continue;
-                if (g.mode == M_CONNECT) busy = 1;
-                else if (c->kind == CK_WS && c->ring_count) busy = 1;
-                else if (c->kind == CK_HTTP && c->http_busy) busy = 1;
-            }
-            if (g.mode == M_POST && g.delivered_total < g.ok_total) busy = 1;
-            if (busy && t < g.drain_deadline) break;
-            if (busy) {
-                for (int i = 0; i < g.nconns; i++) {
-                    struct conn *c = &g.conns[i];
-                    if (c->st == CS_DONE || c->st == CS_FREE) continue;
-                    if (c->kind == CK_WS && c->ring_count) {
-                        g.lost += c->ring_count;
-                        error_note("%d replies still missing after the drain", c->ring_count);
-                    }
-                    if (c->kind == CK_HTTP && c->http_busy) error_note("a POST still unanswered after the drain");
-                    if (g.mode == M_CONNECT) error_note("a connect attempt still unfinished after the drain");
-                }
-                if (g.mode == M_POST && g.delivered_total < g.ok_total)
-                    error_note("%lld of %lld accepted POSTs never arrived on a WebSocket", g.ok_total - g.delivered_total,
-                               g.ok_total);
-            }
-            begin_close();
-            break;
-        }
-        case PH_CLOSE:
-            if (count_state(CK_WS, 0) + count_state(CK_HTTP, 0) == 0 || t >= g.drain_deadline) {
-                for (int i = 0; i < g.nconns; i++) conn_close(&g.conns[i], 1);
-                g.phase = PH_END;
-            }
-            break;
-        case PH_END:
-            break;
-        }
-        if (g.phase == PH_END) break;
-
-        int n = epoll_wait(g.ep, evs, 512, 20);
-        if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
-        for (int i = 0; i < n; i++) handle_event(evs[i].data.ptr, evs[i].events);
-        sweep(now_ns());
+        return;
     }
-    for (int i = 0; i < g.nconns; i++) conn_close(&g.conns[i], 1);
+    // echo / latency: start the clock and fill the pipelines
+    g.phase = PH_RUN;
+    g.t0 = now_ns();
+    g.t_stop = g.t0 + (uint64_t)(cfg.seconds * 1e9);
+    signal_ready();
+    for (int i = 0; i < g.nws; i++) {
+        for (int k = 0; k < cfg.inflight && echo_may_send(); k++) echo_send_one(&g.conns[i]);
+        conn_flush(&g.conns[i]);
+    }
+}
 
+// PH_RUN: end the window when due; connect mode opens the next connections, post mode reopens closed ones.
+static void phase_run(uint64_t t) {
+    if (stop_requested && t < g.t_stop) g.t_stop = t;
+    if (t >= g.t_stop) {
+        if (g.mode == M_IDLE) {
+            g.t_stop = t;
+            begin_close();
+        } else {
+            enter_drain(t);
+        }
+        return;
+    }
+    if (g.mode == M_CONNECT) {
+        for (int i = 0; i < g.nconns; i++) {
+            struct conn *c = &g.conns[i];
+            if (c->st != CS_FREE && c->st != CS_DONE) continue;
+            if (cfg.max_messages > 0 && g.started >= cfg.max_messages) break;
+            g.started++;
+            conn_start(c, CK_WS, &cfg.ws_addr);
+        }
+        if (cfg.max_messages > 0 && g.started >= cfg.max_messages && count_state(CK_WS, 0) == 0) enter_drain(t);
+    }
+    if (g.mode == M_POST) {  // reopen HTTP connections the server closed (Connection: close)
+        for (int i = g.nws; i < g.nconns; i++)
+            if (g.conns[i].st == CS_DONE) conn_start(&g.conns[i], CK_HTTP, &cfg.http_addr);
+    }
+    if (g.mode == M_IDLE && count_state(CK_WS, 0) == 0) {
+        g.t_stop = t;
+        begin_close();
+    }
+}
+
+// PH_DRAIN: wait (until the drain deadline) for the replies still owed, then note what never came.
+static void phase_drain(uint64_t t) {
+    int busy = 0;
+    for (int i = 0; i < g.nconns && !busy; i++) {
+        struct conn *c = &g.conns[i];
+        if (c->st == CS_DONE || c->st == CS_FREE) continue;
+        if (g.mode == M_CONNECT) busy = 1;
+        else if (c->kind == CK_WS && c->ring_count) busy = 1;
+        else if (c->kind == CK_HTTP && c->http_busy) busy = 1;
+    }
+    if (g.mode == M_POST && g.delivered_total < g.ok_total) busy = 1;
+    if (busy && t < g.drain_deadline) return;
+    if (busy) {
+        for (int i = 0; i < g.nconns; i++) {
+            struct conn *c = &g.conns[i];
+            if (c->st == CS_DONE || c->st == CS_FREE) continue;
+            if (c->kind == CK_WS && c->ring_count) {
+                g.lost += c->ring_count;
+                error_note("%d replies still missing after the drain", c->ring_count);
+            }
+            if (c->kind == CK_HTTP && c->http_busy) error_note("a POST still unanswered after the drain");
+            if (g.mode == M_CONNECT) error_note("a connect attempt still unfinished after the drain");
+        }
+        if (g.mode == M_POST && g.delivered_total < g.ok_total)
+            error_note("%lld of %lld accepted POSTs never arrived on a WebSocket", g.ok_total - g.delivered_total,
+                       g.ok_total);
+    }
+    begin_close();
+}
+
+// PH_CLOSE: every connection closed, or the deadline: the end.
+static void phase_close(uint64_t t) {
+    if (count_state(CK_WS, 0) + count_state(CK_HTTP, 0) == 0 || t >= g.drain_deadline) {
+        for (int i = 0; i < g.nconns; i++) conn_close(&g.conns[i], 1);
+        g.phase = PH_END;
+    }
+}
+
+// The result line (one JSON object on stdout).
+static void print_result(void) {
     double secs = g.t_stop > g.t0 ? (double)(g.t_stop - g.t0) / 1e9 : 0;
     double rate = secs > 0 ? (double)g.completed / secs : 0;
     FILE *o = stdout;
@@ -1479,6 +1471,36 @@ int main(int argc, char **argv) {
     if (g.hard_stop) fprintf(o, ",\"hardStop\":true");
     fprintf(o, "}\n");
     fflush(o);
+}
+
+int main(int argc, char **argv) {
+    parse_args(argc, argv);
+    prepare_run();
+    struct epoll_event evs[512];
+    while (g.phase != PH_END) {
+        uint64_t t = now_ns();
+        if (t >= g.hard_deadline) {
+            g.hard_stop = 1;
+            error_note("hard stop after %.0f s", cfg.seconds + HARD_EXTRA_S);
+            break;
+        }
+        // Phase transitions and new connections, outside of event handling (slots may be reused).
+        switch (g.phase) {
+        case PH_SETUP: phase_setup(t); break;
+        case PH_RUN: phase_run(t); break;
+        case PH_DRAIN: phase_drain(t); break;
+        case PH_CLOSE: phase_close(t); break;
+        case PH_END: break;
+        }
+        if (g.phase == PH_END) break;
+
+        int n = epoll_wait(g.ep, evs, 512, 20);
+        if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
+        for (int i = 0; i < n; i++) handle_event(evs[i].data.ptr, evs[i].events);
+        sweep(now_ns());
+    }
+    for (int i = 0; i < g.nconns; i++) conn_close(&g.conns[i], 1);
+    print_result();
     long long done = g.mode == M_IDLE ? g.established : g.completed;
     return (g.errors > 0 || done == 0) ? 1 : 0;
 }
