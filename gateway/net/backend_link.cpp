@@ -31,7 +31,8 @@ BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const Bac
     lws_client_connect_info info{};
     info.context = context;
     info.vhost = vhost;
-    info.address = link->target_.url.host.c_str();
+    // Never a name here: libwebsockets would look it up with a blocking getaddrinfo on this thread.
+    info.address = link->target_.address.empty() ? link->target_.url.host.c_str() : link->target_.address.c_str();
     info.port = link->target_.url.port;
     info.path = link->target_.url.path.c_str();
     info.host = link->target_.url.host.c_str();
@@ -47,7 +48,8 @@ BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const Bac
     g_starting = nullptr;
     if (!wsi || link->failed_) {
         if (events) {
-            events->backendFailed(link->failure_.empty() ? "cannot start a connection to " + target.url.host + ":" +
+            std::string where = target.url.host + (target.address.empty() ? "" : " (" + target.address + ")");
+            events->backendFailed(link->failure_.empty() ? "cannot start a connection to " + where + ":" +
                                                                std::to_string(target.url.port)
                                                          : link->failure_);
         }

@@ -33,6 +33,10 @@ public:
 
 struct BackendTarget {
     WsUrl url;                 // path already joined with the client's suffix and query
+    // The numeric address to connect to, looked up off the network thread (host_resolver.h); empty for a
+    // URL whose host is an address already. url.host stays the Host header, the TLS server name and the
+    // name the backend's certificate is checked against.
+    std::string address;
     std::vector<std::pair<std::string, std::string>> headers;
     std::string offers;        // the client's Sec-WebSocket-Protocol offers, comma-separated ("" for none)
     // The largest message relayed to the client (limits.maxMessageBytes, as for the client's own messages,

@@ -131,6 +131,10 @@ void CommandQueue::run(Command &c) {
         t_.connectFlow->rowNotDurable(c.connectionId.view());
         return;
     }
+    if (c.kind == Command::Kind::BackendResolved) {
+        t_.proxyRelay->backendResolved(c.connectionId.view(), c.code == 0, std::move(c.data));
+        return;
+    }
     if (c.kind == Command::Kind::WpsRestAnswered) {
         wpsRestAnswered(t_, c.connectionId.view(), c.data);
         return;

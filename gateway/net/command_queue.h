@@ -48,11 +48,13 @@ private:
 inline constexpr int kDropTransportCode = -1;
 
 struct Command {
-    enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable, WpsRestAnswered } kind;
+    enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable, WpsRestAnswered, BackendResolved } kind;
     InlineId connectionId;
-    std::string data;  // Send: the payload; Close: reason; ConnectDecided: body; WpsRestAnswered: the HTTP response
+    // Send: the payload; Close: reason; ConnectDecided: body; WpsRestAnswered: the HTTP response;
+    // BackendResolved: the proxy backend's numeric address, or why its lookup failed
+    std::string data;
     bool binary = false;
-    int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts)
+    int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts); BackendResolved: 0 found, 1 failed
     std::shared_ptr<const std::string> shared = {};  // Send: a fan-out payload instead of `data`
     std::shared_ptr<LiveConnection> live = {};  // when set, its session is found through it, not by the ID
 };

@@ -1,6 +1,7 @@
 // Owns: the relay between a client and its proxy backend (proxy_relay.h).
 #include "proxy_relay.h"
 
+#include "command_queue.h"
 #include "connect_flow.h"
 #include "log.h"
 #include "network_thread_state.h"
@@ -9,6 +10,7 @@
 #include "upgrade_reader.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <strings.h>
 
 namespace wsgw {
@@ -16,6 +18,13 @@ namespace wsgw {
 namespace {
 
 constexpr double kBackendConnectSeconds = 10.0;  // a proxy backend's upgrade must complete within this
+// Of which the lookup of a backend's host name may take this much (glibc's own timeout is 5 s a try, two
+// tries a server, before it gives up).
+constexpr double kDnsLookupSeconds = 5.0;
+
+std::string dnsFailure(const std::string &host, const std::string &why) {
+    return "the backend is unreachable: DNS lookup of '" + host + "' " + why;
+}
 
 std::string withHeadroom(std::string_view payload) {
     std::string s;
@@ -130,9 +139,57 @@ void ProxyRelay::connectBackend(Session *s, BackendTarget target) {
     s->awaitingBackend = true;
     s->backendConnect = std::make_unique<Session::BackendConnect>();
     s->backendConnect->events = std::make_unique<Events>(t_, s->id);
+    s->backendConnect->startedAt = ev_now(t_.loop);
     ev_timer_init(&s->backendConnect->timer, onBackendTimeout, kBackendConnectSeconds, 0.);
     s->backendConnect->timer.data = s;
+    if (HostResolver::needsLookup(target.url.host)) {
+        lookUpBackend(s, std::move(target));
+        return;
+    }
     ev_timer_start(t_.loop, &s->backendConnect->timer);
+    openLink(s, target);
+}
+
+// A host name: looked up on the resolver's threads (libwebsockets would block this one in getaddrinfo), the
+// answer comes back as a command (backendResolved). The deadline is the lookup's until then.
+void ProxyRelay::lookUpBackend(Session *s, BackendTarget target) {
+    Session::BackendConnect &connect = *s->backendConnect;
+    std::string host = target.url.host;
+    connect.resolving = std::make_unique<BackendTarget>(std::move(target));
+    connect.lookup = HostResolver::shared().resolve(host, [sink = t_.commands->sink(), id = s->id](HostResolver::Answer answer) {
+        bool found = answer.error.empty();
+        sink->post(Command{Command::Kind::BackendResolved, InlineId(id), found ? std::move(answer.address) : std::move(answer.error),
+                           false, found ? 0 : 1});
+    });
+    if (!connect.lookup) {  // at the resolver's bound: this connection fails now rather than queueing
+        refuseBackend(s, 502, dnsFailure(host, "not started: too many lookups are waiting (the gateway's resolver is at its bound)"));
+        return;
+    }
+    ev_timer_set(&connect.timer, kDnsLookupSeconds, 0.);
+    ev_timer_start(t_.loop, &connect.timer);
+}
+
+void ProxyRelay::backendResolved(std::string_view connectionId, bool found, std::string addressOrError) {
+    Session *s = t_.find(connectionId);
+    if (!s || !s->awaitingBackend || !s->backendConnect || !s->backendConnect->resolving) return;  // gone, or timed out
+    Session::BackendConnect &connect = *s->backendConnect;
+    BackendTarget target = std::move(*connect.resolving);
+    connect.resolving.reset();
+    connect.lookup = HostResolver::Ticket();
+    ev_timer_stop(t_.loop, &connect.timer);
+    if (!found) {
+        refuseBackend(s, 502, dnsFailure(target.url.host, "failed: " + addressOrError));
+        return;
+    }
+    // The upgrade gets what is left of kBackendConnectSeconds.
+    double left = kBackendConnectSeconds - (ev_now(t_.loop) - connect.startedAt);
+    ev_timer_set(&connect.timer, std::max(left, 0.001), 0.);
+    ev_timer_start(t_.loop, &connect.timer);
+    target.address = std::move(addressOrError);
+    openLink(s, target);
+}
+
+void ProxyRelay::openLink(Session *s, const BackendTarget &target) {
     std::string id = s->id;
     BackendLink *link = BackendLink::open(t_.context, t_.vhost, target, s->backendConnect->events.get());
     if (Session *still = t_.find(id)) still->backend = link;  // a failure inside open() may have refused (and dropped) the session
@@ -140,12 +197,22 @@ void ProxyRelay::connectBackend(Session *s, BackendTarget target) {
 
 void ProxyRelay::onBackendTimeout(struct ev_loop *, ev_timer *w, int) {
     auto *s = static_cast<Session *>(w->data);
-    if (s->awaitingBackend) s->thread->proxyRelay->refuseBackend(s, 504, "the backend did not answer the upgrade in time");
+    if (!s->awaitingBackend) return;
+    if (const auto &resolving = s->backendConnect->resolving) {
+        char seconds[16];
+        snprintf(seconds, sizeof seconds, "%g", kDnsLookupSeconds);
+        s->thread->proxyRelay->refuseBackend(s, 502, dnsFailure(resolving->url.host, std::string("did not finish within ") + seconds + " s"));
+        return;
+    }
+    s->thread->proxyRelay->refuseBackend(s, 504, "the backend did not answer the upgrade in time");
 }
 
 void ProxyRelay::refuseBackend(Session *s, int status, const std::string &reason) {
     s->awaitingBackend = false;
-    if (s->backendConnect) ev_timer_stop(t_.loop, &s->backendConnect->timer);
+    if (s->backendConnect) {
+        ev_timer_stop(t_.loop, &s->backendConnect->timer);
+        s->backendConnect->lookup.reset();
+    }
     if (s->backend) closeBackend(s, 1001, "Going away");
     RouteMetrics::add(t_.connectMetrics->executionErrors);
     t_.logGatewayAnswer("CONNECT", s->id, "$connect", status, s->peer, s->live ? std::string_view(s->live->info.userAgent) : "", reason);

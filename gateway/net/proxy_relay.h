@@ -1,5 +1,6 @@
 // Owns: the proxy relay. For a proxied API (or a connection whose $connect handler chose a backend) it reaches
-// the backend first (within kBackendConnectSeconds, refusing the upgrade with 502/504 when it cannot), then
+// the backend first (within kBackendConnectSeconds, refusing the upgrade with 502/504 when it cannot; a host
+// name is looked up off this thread first, by host_resolver, within kDnsLookupSeconds), then
 // relays messages both ways, holding back whichever side reads slowly, and carries a close from either side
 // to the other. The backend's WebSocket client is BackendLink (backend_link.h).
 #pragma once
@@ -9,6 +10,7 @@
 #include <ev.h>
 
 #include <string>
+#include <string_view>
 
 namespace wsgw {
 
@@ -25,6 +27,8 @@ public:
     void forwardToBackend(Session *s);
     // The client's send queue has gone down: a backend held back for it is read again.
     void resumeBackendIfDrained(Session *s);
+    // The resolver's answer for a session's backend host (a command from its thread): connect, or refuse with 502.
+    void backendResolved(std::string_view connectionId, bool found, std::string addressOrError);
     // Detaches the backend from the session and closes it with `code`.
     void closeBackend(Session *s, int code, const std::string &reason);
 
@@ -32,6 +36,8 @@ private:
     struct Events;
     static void onBackendTimeout(struct ev_loop *, ev_timer *w, int);
     void connectBackend(Session *s, BackendTarget target);
+    void lookUpBackend(Session *s, BackendTarget target);
+    void openLink(Session *s, const BackendTarget &target);
     void refuseBackend(Session *s, int status, const std::string &reason);
 
     NetworkThreadState &t_;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "backend_link.h"
+#include "host_resolver.h"
 #include "client_frame_guard.h"
 #include "connection_registry.h"
 #include "invoker.h"
@@ -67,6 +68,11 @@ struct Session {
     struct BackendConnect {  // while a proxy backend is being reached, and its event sink for the link's life
         std::unique_ptr<BackendEvents> events;
         ev_timer timer{};
+        ev_tstamp startedAt = 0;
+        // While the backend's host name is looked up (host_resolver.h): the request (dropped with the
+        // session, which cancels it) and the target that waits for its address.
+        HostResolver::Ticket lookup;
+        std::unique_ptr<BackendTarget> resolving;
     };
     std::unique_ptr<BackendConnect> backendConnect;
     std::shared_ptr<LiveConnection> live;  // set by attach()
