@@ -51,7 +51,7 @@ struct Command {
     enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable, WpsRestAnswered, BackendResolved } kind;
     InlineId connectionId;
     // Send: the payload; Close: reason; ConnectDecided: body; WpsRestAnswered: the HTTP response;
-    // BackendResolved: the proxy backend's numeric address, or why its lookup failed
+    // BackendResolved: the proxy backend's numeric addresses (one a line), or why its lookup failed
     std::string data;
     bool binary = false;
     int code = 0;      // Close: close code; ConnectDecided: HTTP status (0 accepts); BackendResolved: 0 found, 1 failed

@@ -61,11 +61,12 @@ HostResolver::Answer HostResolver::systemLookup(const std::string &host) {
     if (rc != 0) return Answer{{}, rc == EAI_SYSTEM ? "system error" : gai_strerror(rc)};
     Answer answer;
     char text[NI_MAXHOST];
-    // The first address, in the order the system prefers (RFC 6724, gai.conf), as libwebsockets took it.
-    if (res && getnameinfo(res->ai_addr, res->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) == 0)
-        answer.address = text;
-    else
-        answer.error = "no usable address";
+    for (const addrinfo *r = res; r; r = r->ai_next) {
+        if (getnameinfo(r->ai_addr, r->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) != 0) continue;
+        if (std::find(answer.addresses.begin(), answer.addresses.end(), text) == answer.addresses.end())
+            answer.addresses.emplace_back(text);
+    }
+    if (answer.addresses.empty()) answer.error = "no usable address";
     freeaddrinfo(res);
     return answer;
 }

@@ -30,7 +30,9 @@ namespace wsgw {
 class HostResolver {
 public:
     struct Answer {
-        std::string address;  // numeric (IPv4 or IPv6, without brackets) when the lookup succeeded
+        // Numeric (IPv4 or IPv6, without brackets), in the order the system prefers (RFC 6724, gai.conf),
+        // each once, when the lookup succeeded: a connection tries them in turn, as libwebsockets did.
+        std::vector<std::string> addresses;
         std::string error;    // otherwise why not ("Name or service not known")
     };
     using Lookup = std::function<Answer(const std::string &host)>;
@@ -72,7 +74,7 @@ public:
     // Whether connecting to `host` needs a lookup: not for a numeric IPv4 or IPv6 address, nor for
     // "localhost" (the system resolver answers that from /etc/hosts, without a DNS server).
     static bool needsLookup(std::string_view host);
-    // getaddrinfo (as libwebsockets asks it: any family, stream sockets), the first address as text.
+    // getaddrinfo (as libwebsockets asks it: any family, stream sockets), every address as text.
     static Answer systemLookup(const std::string &host);
 
     // Looks `host` up and calls `done` with the answer. An empty Ticket when at a bound (done is not called).

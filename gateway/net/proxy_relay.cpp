@@ -54,7 +54,12 @@ struct ProxyRelay::Events final : BackendEvents {
         Session *s = session();
         if (!s) return;
         s->backend = nullptr;
-        if (s->awaitingBackend) t.proxyRelay->refuseBackend(s, 502, "the backend is unreachable: " + reason);
+        if (!s->awaitingBackend) return;
+        if (t.proxyRelay->nextBackendAddress(s)) return;  // another of its name's addresses
+        std::string tried;
+        if (s->backendConnect && s->backendConnect->addressesTried > 1)
+            tried = " (tried " + std::to_string(s->backendConnect->addressesTried) + " addresses)";
+        t.proxyRelay->refuseBackend(s, 502, "the backend is unreachable: " + reason + tried);
     }
     void backendMessage(std::string payload, bool binary) override {
         Session *s = session();
@@ -158,7 +163,9 @@ void ProxyRelay::lookUpBackend(Session *s, BackendTarget target) {
     connect.resolving = std::make_unique<BackendTarget>(std::move(target));
     connect.lookup = HostResolver::shared().resolve(host, [sink = t_.commands->sink(), id = s->id](HostResolver::Answer answer) {
         bool found = answer.error.empty();
-        sink->post(Command{Command::Kind::BackendResolved, InlineId(id), found ? std::move(answer.address) : std::move(answer.error),
+        std::string addresses;  // one a line (no address holds a newline)
+        for (const std::string &a : answer.addresses) addresses += (addresses.empty() ? "" : "\n") + a;
+        sink->post(Command{Command::Kind::BackendResolved, InlineId(id), found ? std::move(addresses) : std::move(answer.error),
                            false, found ? 0 : 1});
     });
     if (!connect.lookup) {  // at the resolver's bound: this connection fails now rather than queueing
@@ -169,7 +176,7 @@ void ProxyRelay::lookUpBackend(Session *s, BackendTarget target) {
     ev_timer_start(t_.loop, &connect.timer);
 }
 
-void ProxyRelay::backendResolved(std::string_view connectionId, bool found, std::string addressOrError) {
+void ProxyRelay::backendResolved(std::string_view connectionId, bool found, std::string addressesOrError) {
     Session *s = t_.find(connectionId);
     if (!s || !s->awaitingBackend || !s->backendConnect || !s->backendConnect->resolving) return;  // gone, or timed out
     Session::BackendConnect &connect = *s->backendConnect;
@@ -178,21 +185,47 @@ void ProxyRelay::backendResolved(std::string_view connectionId, bool found, std:
     connect.lookup = HostResolver::Ticket();
     ev_timer_stop(t_.loop, &connect.timer);
     if (!found) {
-        refuseBackend(s, 502, dnsFailure(target.url.host, "failed: " + addressOrError));
+        refuseBackend(s, 502, dnsFailure(target.url.host, "failed: " + addressesOrError));
         return;
     }
+    // The first address now; the others, in order, if it cannot be reached (nextBackendAddress).
+    for (size_t at = 0; at <= addressesOrError.size();) {
+        size_t end = std::min(addressesOrError.find('\n', at), addressesOrError.size());
+        if (end > at) connect.moreAddresses.emplace_back(addressesOrError.substr(at, end - at));
+        at = end + 1;
+    }
+    if (connect.moreAddresses.empty()) {
+        refuseBackend(s, 502, dnsFailure(target.url.host, "failed: no usable address"));
+        return;
+    }
+    target.address = std::move(connect.moreAddresses.front());
+    connect.moreAddresses.erase(connect.moreAddresses.begin());
+    if (!connect.moreAddresses.empty()) connect.target = std::make_unique<BackendTarget>(target);
     // The upgrade gets what is left of kBackendConnectSeconds.
     double left = kBackendConnectSeconds - (ev_now(t_.loop) - connect.startedAt);
     ev_timer_set(&connect.timer, std::max(left, 0.001), 0.);
     ev_timer_start(t_.loop, &connect.timer);
-    target.address = std::move(addressOrError);
     openLink(s, target);
+}
+
+bool ProxyRelay::nextBackendAddress(Session *s) {
+    if (!s->backendConnect || !s->backendConnect->target || s->backendConnect->moreAddresses.empty()) return false;
+    Session::BackendConnect &connect = *s->backendConnect;
+    if (!ev_is_active(&connect.timer)) return false;  // the deadline has passed
+    connect.target->address = std::move(connect.moreAddresses.front());
+    connect.moreAddresses.erase(connect.moreAddresses.begin());
+    ++connect.addressesTried;
+    openLink(s, *connect.target);
+    return true;
 }
 
 void ProxyRelay::openLink(Session *s, const BackendTarget &target) {
     std::string id = s->id;
     BackendLink *link = BackendLink::open(t_.context, t_.vhost, target, s->backendConnect->events.get());
-    if (Session *still = t_.find(id)) still->backend = link;  // a failure inside open() may have refused (and dropped) the session
+    // A failure inside open() has been reported already: it may have refused (and dropped) the session, or
+    // opened a link to the next address.
+    if (!link) return;
+    if (Session *still = t_.find(id)) still->backend = link;
 }
 
 void ProxyRelay::onBackendTimeout(struct ev_loop *, ev_timer *w, int) {

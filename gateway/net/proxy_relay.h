@@ -28,7 +28,10 @@ public:
     // The client's send queue has gone down: a backend held back for it is read again.
     void resumeBackendIfDrained(Session *s);
     // The resolver's answer for a session's backend host (a command from its thread): connect, or refuse with 502.
-    void backendResolved(std::string_view connectionId, bool found, std::string addressOrError);
+    void backendResolved(std::string_view connectionId, bool found, std::string addressesOrError);
+    // After a failed attempt: connects to the next address of the backend's name, if any is left and the
+    // deadline has not passed. False: none is left.
+    bool nextBackendAddress(Session *s);
     // Detaches the backend from the session and closes it with `code`.
     void closeBackend(Session *s, int code, const std::string &reason);
 

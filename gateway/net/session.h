@@ -73,6 +73,11 @@ struct Session {
         // session, which cancels it) and the target that waits for its address.
         HostResolver::Ticket lookup;
         std::unique_ptr<BackendTarget> resolving;
+        // Once looked up: the name's other addresses, tried in order when one cannot be reached, and the
+        // target they are tried for.
+        std::vector<std::string> moreAddresses;
+        std::unique_ptr<BackendTarget> target;
+        int addressesTried = 1;
     };
     std::unique_ptr<BackendConnect> backendConnect;
     std::shared_ptr<LiveConnection> live;  // set by attach()

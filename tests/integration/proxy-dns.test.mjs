@@ -16,6 +16,11 @@ import { WebSocketServer } from 'ws';
 import { Client, Gateway, eventsOf, makeTempDir, openExpectingRefusal, probeRoutes, sqliteRows, waitFor, withTimeout } from './harness.mjs';
 
 const ANSWERED = 'backend.wsgw-dns.test';  // A 127.0.0.1
+// Two addresses each: the first one refuses connections (nothing listens on 127.0.0.2), then the backend's;
+// and two that both refuse.
+const SECOND_WORKS = 'second.wsgw-dns.test';  // A 127.0.0.2, A 127.0.0.1
+const NONE_WORKS = 'none.wsgw-dns.test';      // A 127.0.0.2, A 127.0.0.3
+const ADDRESSES = { [ANSWERED]: [[127, 0, 0, 1]], [SECOND_WORKS]: [[127, 0, 0, 2], [127, 0, 0, 1]], [NONE_WORKS]: [[127, 0, 0, 2], [127, 0, 0, 3]] };
 const MISSING = 'missing.wsgw-dns.test';   // NXDOMAIN
 const HUNG = 'hung.wsgw-dns.test';         // never answered
 const HUNG_TOO = 'hung-too.wsgw-dns.test'; // never answered either (counted apart from HUNG's late retries)
@@ -38,14 +43,14 @@ function questionOf(msg) {
 function answerFor(msg, q) {
   const header = Buffer.alloc(12);
   msg.copy(header, 0, 0, 2);  // the query's ID
-  const known = q.name === ANSWERED;
-  const withAddress = known && q.type === 1;  // A: 127.0.0.1; AAAA: no address (NOERROR, no answer)
+  const known = q.name in ADDRESSES;
+  const addresses = known && q.type === 1 ? ADDRESSES[q.name] : [];  // A records; AAAA: none (NOERROR, no answer)
   header.writeUInt16BE(0x8180 | (known ? 0 : 3), 2);  // response, recursion desired+available; NXDOMAIN if unknown
   header.writeUInt16BE(1, 4);
-  header.writeUInt16BE(withAddress ? 1 : 0, 6);
+  header.writeUInt16BE(addresses.length, 6);
   const question = msg.subarray(12, q.end);
-  const answer = withAddress ? Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 127, 0, 0, 1]) : Buffer.alloc(0);
-  return Buffer.concat([header, question, answer]);
+  const answers = addresses.map((ip) => Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, ...ip]));
+  return Buffer.concat([header, question, ...answers]);
 }
 
 async function startDns() {
@@ -122,6 +127,20 @@ test('a backend named by a host name is looked up and relayed; it sees that name
   assert.equal(seen.at(-1).headers.host.split(':')[0], ANSWERED, 'the Host header is the configured name, not the address');
   assert.ok(queries.some((q) => q.name === ANSWERED), 'the name went to the fake DNS server');
   await c.close();
+});
+
+// libwebsockets tried a name's addresses in turn; so does the gateway, within the same connect deadline.
+test('a name with several addresses: the next is tried when one refuses; 502 naming how many when none answers', { skip }, async () => {
+  const before = seen.length;
+  const c = await Client.open(via(SECOND_WORKS, '/second'));
+  assert.equal(await c.request('via the second address'), 'via the second address');
+  assert.equal(seen.length, before + 1);
+  assert.equal(seen.at(-1).url, '/second');
+  assert.equal(seen.at(-1).headers.host.split(':')[0], SECOND_WORKS);
+  await c.close();
+  const refused = await openExpectingRefusal(via(NONE_WORKS), {}, 10000);
+  assert.equal(refused.status, 502);
+  assert.match(JSON.parse(refused.body).message, /^the backend is unreachable: .*\(tried 2 addresses\)$/);
 });
 
 test('while a backend lookup hangs, other clients of the network thread are answered at once; the waiting one gets 502 naming DNS', { skip }, async () => {
