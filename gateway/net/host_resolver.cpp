@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <system_error>
 
 namespace wsgw {
 
@@ -77,9 +78,10 @@ HostResolver::Ticket HostResolver::resolve(const std::string &host, Done done) {
     auto it = byHost_.find(host);
     if (it == byHost_.end()) {
         if (byHost_.size() >= limits_.maxHosts) return {};
+        // No thread to run it (the process is at its thread limit): refused like a lookup past the bounds.
+        if (!startThreadsLocked()) return {};
         it = byHost_.emplace(host, Pending()).first;
         queue_.push_back(host);
-        startThreadsLocked();
         wake_.notify_one();
     }
     uint64_t id = nextId_++;
@@ -113,12 +115,17 @@ HostResolver::Counts HostResolver::counts() {
     return Counts{byHost_.size(), waiters_, running};
 }
 
-void HostResolver::startThreadsLocked() {
-    if (!threads_.empty()) return;
-    for (int i = 0; i < limits_.threads; ++i) {
-        threads_.emplace_back([this] { runLookups(); });
+bool HostResolver::startThreadsLocked() {
+    // Started on first use, and again later if the process could not give them all then.
+    while (threads_.size() < static_cast<size_t>(limits_.threads)) {
+        try {
+            threads_.emplace_back([this] { runLookups(); });
+        } catch (const std::system_error &) {  // EAGAIN: RLIMIT_NPROC or the cgroup's pids.max
+            break;
+        }
         pthread_setname_np(threads_.back().native_handle(), "wsgw-dns");
     }
+    return !threads_.empty();
 }
 
 void HostResolver::runLookups() {

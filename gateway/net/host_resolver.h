@@ -96,7 +96,7 @@ private:
     };
     void cancel(uint64_t id);
     void runLookups();
-    void startThreadsLocked();
+    bool startThreadsLocked();  // false: not one lookup thread could be started
 
     const Limits limits_;
     const Lookup lookup_;

@@ -169,7 +169,7 @@ void ProxyRelay::lookUpBackend(Session *s, BackendTarget target) {
                            false, found ? 0 : 1});
     });
     if (!connect.lookup) {  // at the resolver's bound: this connection fails now rather than queueing
-        refuseBackend(s, 502, dnsFailure(host, "not started: too many lookups are waiting (the gateway's resolver is at its bound)"));
+        refuseBackend(s, 502, dnsFailure(host, "not started: too many lookups are waiting, or no thread for one (the gateway's resolver is at its bound)"));
         return;
     }
     ev_timer_set(&connect.timer, kDnsLookupSeconds, 0.);
