@@ -54,8 +54,10 @@ ClientFrameFault ClientFrameScanner::controlFrameFault() {
     if (!limits_ || limits_->controlFrameBurst == 0 || !limits_->nowMs) return ClientFrameFault::None;
     const uint64_t full = uint64_t{limits_->controlFrameBurst} * 1000;
     int64_t now = limits_->nowMs();
-    if (controlRefilledAtMs_ < 0) {
+    if (!controlBudgetStarted_) {
+        controlBudgetStarted_ = true;
         controlMilliTokens_ = static_cast<uint32_t>(full);
+        controlRefilledAtMs_ = now;
     } else if (now > controlRefilledAtMs_) {
         // A thousandth of a frame per millisecond per frame-per-second of rate.
         uint64_t refill = static_cast<uint64_t>(now - controlRefilledAtMs_) * limits_->controlFramesPerSecond;

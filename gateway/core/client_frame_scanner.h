@@ -103,7 +103,8 @@ private:
     uint64_t messageWireBytes_ = 0;  // the open message's frames so far, fragments at their floor
     bool messageCompressed_ = false;  // its first frame had RSV1
     uint32_t controlMilliTokens_ = 0;  // the control frame budget, in thousandths of a frame
-    int64_t controlRefilledAtMs_ = -1;  // -1: no control frame yet (the budget starts full)
+    int64_t controlRefilledAtMs_ = 0;
+    bool controlBudgetStarted_ = false;  // at the first control frame, full
 
     // The fault of a frame whose first two header bytes are `first` and `second`, given the frames before it.
     ClientFrameFault faultOf(uint8_t first, uint8_t second) const;

@@ -51,7 +51,8 @@ BackendLink *BackendLink::open(lws_context *context, lws_vhost *vhost, const Bac
             std::string where = target.url.host + (target.address.empty() ? "" : " (" + target.address + ")");
             events->backendFailed(link->failure_.empty() ? "cannot start a connection to " + where + ":" +
                                                                std::to_string(target.url.port)
-                                                         : link->failure_);
+                                                         : link->failure_,
+                                  link->reached_);
         }
         if (wsi) lws_set_opaque_user_data(wsi, nullptr);
         delete link;
@@ -189,7 +190,7 @@ void BackendLink::onConnectionError(lws *wsi, const void *in) {
     }
     if (events_) {
         if (open_) events_->backendClosed(1006, why);
-        else events_->backendFailed(why.empty() ? "connection failed" : why);
+        else events_->backendFailed(why.empty() ? "connection failed" : why, reached_);
     }
     lws_set_opaque_user_data(wsi, nullptr);
     delete this;
@@ -203,7 +204,7 @@ void BackendLink::onClosed(lws *wsi) {
     }
     if (events_) {
         if (open_) events_->backendClosed(peerCode_ ? peerCode_ : 1006, peerReason_);
-        else events_->backendFailed("the backend closed the connection during the handshake");
+        else events_->backendFailed("the backend closed the connection during the handshake", reached_);
     }
     lws_set_opaque_user_data(wsi, nullptr);
     delete this;
@@ -214,7 +215,8 @@ int BackendLink::callback(lws *wsi, int reason, void *, void *in, size_t len) {
     if (reason == LWS_CALLBACK_CLIENT_CONFIRM_EXTENSION_SUPPORTED) return 1;  // frames pass through as they are
     if (!link) return 0;
     switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:  // made once the connection (and its TLS) is up
+        link->reached_ = true;
         return link->appendHandshakeHeaders(static_cast<char **>(in), len);
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
         // The response headers are still there: the subprotocol the backend chose goes back to the client.

@@ -25,7 +25,9 @@ class BackendEvents {
 public:
     virtual ~BackendEvents() = default;
     virtual void backendOpen(const std::string &subprotocol) = 0;
-    virtual void backendFailed(const std::string &reason) = 0;  // before it opened
+    // Before it opened. `reached`: the connection (TCP, and TLS) was made and the upgrade request was on its
+    // way, so the backend itself refused or dropped it; otherwise it could not be reached at that address.
+    virtual void backendFailed(const std::string &reason, bool reached) = 0;
     virtual void backendMessage(std::string payload, bool binary) = 0;
     virtual void backendClosed(int code, const std::string &reason) = 0;  // after it opened
     virtual void backendDrained() = 0;  // its send queue fell below the low-water mark
@@ -88,6 +90,7 @@ private:
     BackendEvents *events_;
     lws *wsi_ = nullptr;
     bool open_ = false, closing_ = false, failed_ = false;
+    bool reached_ = false;  // the upgrade request is being written: the connection itself was made
     std::deque<Frame> out_;
     size_t queuedBytes_ = 0;
     std::string rx_;

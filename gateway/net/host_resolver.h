@@ -44,7 +44,9 @@ public:
         size_t maxWaiters = 4096;  // requests waiting, over all hosts
     };
 
-    // A request in flight; destroying (or reset()) cancels it: its Done is then never called.
+    // A request in flight; destroying (or reset()) cancels it: its Done is not called after that, except once
+    // if the lookup was answering that very moment (Done runs outside the resolver's lock). So a Done must not
+    // capture what the ticket's owner frees: the proxy's posts a command by connection ID.
     class Ticket {
     public:
         Ticket() = default;

@@ -50,12 +50,14 @@ struct ProxyRelay::Events final : BackendEvents {
         if (!subprotocol.empty() || !s->live->hasChosenBackend()) s->upgrade->subprotocol = subprotocol;
         t.connectFlow->adopt(s);
     }
-    void backendFailed(const std::string &reason) override {
+    void backendFailed(const std::string &reason, bool reached) override {
         Session *s = session();
         if (!s) return;
         s->backend = nullptr;
         if (!s->awaitingBackend) return;
-        if (t.proxyRelay->nextBackendAddress(s)) return;  // another of its name's addresses
+        // Another of its name's addresses, if this one could not be reached (as libwebsockets did): a backend
+        // that refused the upgrade itself is not asked again, with the client's credentials, at every address.
+        if (!reached && t.proxyRelay->nextBackendAddress(s)) return;
         std::string tried;
         if (s->backendConnect && s->backendConnect->addressesTried > 1)
             tried = " (tried " + std::to_string(s->backendConnect->addressesTried) + " addresses)";

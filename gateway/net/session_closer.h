@@ -1,9 +1,9 @@
 // Owns: the end of an accepted connection. Asking for a close (after the queued frames, or at once from the
 // receive side), the client's close frame (echoed when valid, failed with 1002/1007 when not), and finishing
 // a connection that is gone: forgetting it everywhere, telling a proxy backend, and running its
-// $disconnect with the close code that wins (the peer's, then ours, then 1002 for a client frame that
-// fails the connection, else 1006). And failing a connection whose client sent such a frame (client_frame_guard.h)
-// with 1002, once the messages before that frame are answered.
+// $disconnect with the close code that wins (the peer's, then ours, then the code of a client frame that
+// fails the connection, else 1006). And failing a connection whose client sent such a frame (client_frame_guard.h:
+// 1002, or 1009/1008 for the size limits and the control frame budget), once the messages before it are answered.
 #pragma once
 
 #include <ev.h>
@@ -38,7 +38,7 @@ public:
     // only notes it: the loop's next iteration, once the frames read before it have been dispatched, goes on
     // (if the connection is open by then; else established() calls this again).
     void badClientFrameFound(Session *s);
-    // Outside libwebsockets' read: closes with 1002 once the messages before the frame are delivered and
+    // Outside libwebsockets' read: closes with the frame's code once the messages before the frame are delivered and
     // answered (their answers are queued first), or now when none is pending. Called again as each of them
     // is delivered (MessageReceiver::messageEnded) and by each Resume a worker posts on answering one
     // (MessageReceiver::resumeReading).

@@ -164,8 +164,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *d = data + 1;
     size_t n = size - 1;
     ClientFrameLimits limits;
-    limits.maxFrameBytes = 1 + (mode % 61) * 7u;
-    limits.maxMessageBytes = 1 + (mode % 37) * 23u;
+    limits.maxFrameBytes = (mode & 0x80) ? 0 : 1 + (mode % 61) * 7u;  // 0: that limit unchecked
+    limits.maxMessageBytes = (mode & 0x40) ? 0 : 1 + (mode % 37) * 23u;
     limits.controlFrameBurst = mode % 5;  // 0: no budget
     limits.controlFramesPerSecond = 64;
     limits.nowMs = clockStandingStill;

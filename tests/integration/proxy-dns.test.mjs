@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
@@ -20,7 +21,13 @@ const ANSWERED = 'backend.wsgw-dns.test';  // A 127.0.0.1
 // and two that both refuse.
 const SECOND_WORKS = 'second.wsgw-dns.test';  // A 127.0.0.2, A 127.0.0.1
 const NONE_WORKS = 'none.wsgw-dns.test';      // A 127.0.0.2, A 127.0.0.3
-const ADDRESSES = { [ANSWERED]: [[127, 0, 0, 1]], [SECOND_WORKS]: [[127, 0, 0, 2], [127, 0, 0, 1]], [NONE_WORKS]: [[127, 0, 0, 2], [127, 0, 0, 3]] };
+const REFUSING = 'refusing.wsgw-dns.test';    // A 127.0.0.4, A 127.0.0.1: both reach a server that answers 403
+const ADDRESSES = {
+  [ANSWERED]: [[127, 0, 0, 1]],
+  [SECOND_WORKS]: [[127, 0, 0, 2], [127, 0, 0, 1]],
+  [NONE_WORKS]: [[127, 0, 0, 2], [127, 0, 0, 3]],
+  [REFUSING]: [[127, 0, 0, 4], [127, 0, 0, 1]],
+};
 const MISSING = 'missing.wsgw-dns.test';   // NXDOMAIN
 const HUNG = 'hung.wsgw-dns.test';         // never answered
 const HUNG_TOO = 'hung-too.wsgw-dns.test'; // never answered either (counted apart from HUNG's late retries)
@@ -141,6 +148,25 @@ test('a name with several addresses: the next is tried when one refuses; 502 nam
   const refused = await openExpectingRefusal(via(NONE_WORKS), {}, 10000);
   assert.equal(refused.status, 502);
   assert.match(JSON.parse(refused.body).message, /^the backend is unreachable: .*\(tried 2 addresses\)$/);
+});
+
+test('a backend that refuses the upgrade itself is not asked again at the name\'s next address', { skip }, async () => {
+  const upgrades = [];
+  const refuser = http.createServer((req, res) => { res.writeHead(404); res.end(); });
+  refuser.on('upgrade', (req, sock) => {
+    upgrades.push(req.headers.host);
+    sock.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  await new Promise((resolve) => refuser.listen(0, '0.0.0.0', resolve));  // reached at 127.0.0.4 and 127.0.0.1 alike
+  try {
+    const url = `${gw.url}/?backend=${encodeURIComponent(`ws://${REFUSING}:${refuser.address().port}/`)}`;
+    const refused = await openExpectingRefusal(url, {}, 10000);
+    assert.equal(refused.status, 502);
+    assert.doesNotMatch(JSON.parse(refused.body).message, /tried 2 addresses/);
+    assert.equal(upgrades.length, 1, 'one upgrade request, at the first address');
+  } finally {
+    await new Promise((resolve) => refuser.close(resolve));
+  }
 });
 
 test('while a backend lookup hangs, other clients of the network thread are answered at once; the waiting one gets 502 naming DNS', { skip }, async () => {
