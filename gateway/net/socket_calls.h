@@ -20,7 +20,8 @@ namespace wsgw {
 
 // Below the frame screen: TLS if `fd` carries it, else the system's recv.
 long transportRecv(int fd, void *buf, size_t len, int flags);
-// sendmsg(2) for our own frame writer: a descriptor carrying TLS gets the gathered bytes as TLS records.
+// sendmsg(2) for our own frame writer: a descriptor carrying TLS gets the gathered bytes as TLS records;
+// a plain one gets send(2) when there is one piece.
 long transportSendmsg(int fd, const msghdr *msg, int flags);
 
 }  // namespace wsgw
