@@ -4,7 +4,7 @@
 // every other node; a node killed with SIGKILL is reaped (rows gone, $disconnect exactly once, pushes 410)
 // within 10 s (docs/cluster.md says 6) while the others carry on; a Redis restart in the middle of traffic is
 // survived.
-import { describe, test, before, after } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -353,102 +353,96 @@ test('a Redis restart in the middle of traffic: nodes reconnect, re-register the
   }
 });
 
-// The four tests below each start nodes of their own (n4, n5, "twin", and the ones refused) and look only at
-// their own connections' rows and events, so they run at once: the drained and the paused node wait out the
-// same heartbeat TTL side by side rather than one after the other (the file took 24 s, now 19 s; under a
-// sanitizer each of the two takes about 10 s). The nodes n1 and n3 reap both.
-describe('nodes that leave, join twice, or cannot start', { concurrency: true }, () => {
-  // A drain that ends with $disconnects not run (handlers still running at --drain-seconds) must not leave
-  // the cluster: the node stops heartbeating, a live node reaps it and runs each of them once. Before, it left
-  // the cluster anyway, and its rows, group memberships and $disconnects were left for no one.
-  test('a SIGTERM drain that ends before the handlers do leaves its connections to be reaped: each $disconnect runs once', async () => {
-    const node = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'n4', workers: 8,
-      extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off', '--drain-seconds', '1'] });
-    nodes.set('n4', node);
-    const victims = [];
-    for (let i = 0; i < 4; ++i) {
-      const client = await Client.open(node.url);
-      victims.push({ client, id: await whoami(client) });
-    }
-    for (const v of victims) v.client.send(JSON.stringify({ action: 'sleep', ms: 4000 }));
-    await waitFor(() => readEvents(node.eventsPath).filter((e) => ctx(e).eventType === 'MESSAGE' && /sleep/.test(e.body ?? '')).length === 4,
-      { timeoutMs: 10000, what: 'the four sleeps to be running (8 workers)' });
-    await node.stop();
-    assert.ok(node.lines.some((l) => /another node will reap them/.test(l.msg ?? '')), 'the node said it left them to a reaper');
+// A drain that ends with $disconnects not run (handlers still running at --drain-seconds) must not leave
+// the cluster: the node stops heartbeating, a live node reaps it and runs each of them once. Before, it left
+// the cluster anyway, and its rows, group memberships and $disconnects were left for no one.
+test('a SIGTERM drain that ends before the handlers do leaves its connections to be reaped: each $disconnect runs once', async () => {
+  const node = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'n4', workers: 8,
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off', '--drain-seconds', '1'] });
+  nodes.set('n4', node);
+  const victims = [];
+  for (let i = 0; i < 4; ++i) {
+    const client = await Client.open(node.url);
+    victims.push({ client, id: await whoami(client) });
+  }
+  for (const v of victims) v.client.send(JSON.stringify({ action: 'sleep', ms: 4000 }));
+  await waitFor(() => readEvents(node.eventsPath).filter((e) => ctx(e).eventType === 'MESSAGE' && /sleep/.test(e.body ?? '')).length === 4,
+    { timeoutMs: 10000, what: 'the four sleeps to be running (8 workers)' });
+  await node.stop();
+  assert.ok(node.lines.some((l) => /another node will reap them/.test(l.msg ?? '')), 'the node said it left them to a reaper');
+  await waitFor(async () => (await redis.cli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
+    { timeoutMs: 15000, intervalMs: 100, what: 'the drained node\'s rows to be reaped' });
+  await waitFor(() => {
+    const ids = ['n1', 'n3', 'n4'].flatMap((n) => readEvents(nodes.get(n).eventsPath))
+      .filter((e) => ctx(e).eventType === 'DISCONNECT').map((e) => ctx(e).connectionId);
+    return victims.every((v) => ids.includes(v.id));
+  }, { timeoutMs: 5000, what: 'the victims\' $disconnect events' });
+  const disconnects = ['n1', 'n3', 'n4'].flatMap((n) => readEvents(nodes.get(n).eventsPath)).filter((e) => ctx(e).eventType === 'DISCONNECT');
+  for (const v of victims) assert.equal(disconnects.filter((e) => ctx(e).connectionId === v.id).length, 1, `${v.id}: one $disconnect`);
+  nodes.delete('n4');
+});
+
+// A node paused (SIGSTOP) past the node TTL is reaped by another, which runs its connections' $disconnect.
+// When it comes back it must not register them again (their $disconnect would then run a second time when
+// they close): it closes them with 1012, without $disconnect, and goes on serving new clients.
+test('a node paused past its TTL and reaped closes its reaped connections when it wakes, and no $disconnect runs twice', async () => {
+  const node = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'n5',
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'] });
+  nodes.set('n5', node);
+  const victims = [];
+  for (let i = 0; i < 3; ++i) {
+    const client = await Client.open(node.url);
+    victims.push({ client, id: await whoami(client) });
+  }
+  await new Promise((r) => setTimeout(r, 2100));  // older than the 2 s a fresh row is given to be written
+  node.proc.kill('SIGSTOP');
+  try {
     await waitFor(async () => (await redis.cli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
-      { timeoutMs: 15000, intervalMs: 100, what: 'the drained node\'s rows to be reaped' });
-    await waitFor(() => {
-      const ids = ['n1', 'n3', 'n4'].flatMap((n) => readEvents(nodes.get(n).eventsPath))
-        .filter((e) => ctx(e).eventType === 'DISCONNECT').map((e) => ctx(e).connectionId);
-      return victims.every((v) => ids.includes(v.id));
-    }, { timeoutMs: 5000, what: 'the victims\' $disconnect events' });
-    const disconnects = ['n1', 'n3', 'n4'].flatMap((n) => readEvents(nodes.get(n).eventsPath)).filter((e) => ctx(e).eventType === 'DISCONNECT');
-    for (const v of victims) assert.equal(disconnects.filter((e) => ctx(e).connectionId === v.id).length, 1, `${v.id}: one $disconnect`);
-    nodes.delete('n4');
-  });
+      { timeoutMs: 15000, intervalMs: 100, what: 'the paused node\'s rows to be reaped' });
+  } finally {
+    node.proc.kill('SIGCONT');
+  }
+  for (const v of victims) {
+    const info = await withTimeout(v.client.closed, 10000, 'the woken node to close its reaped connection');
+    assert.equal(info.code, 1012, JSON.stringify(info));
+  }
+  const c = await Client.open(node.url);
+  assert.match(await whoami(c), /^[A-Za-z0-9_-]{22}$/, 'the woken node serves new clients');
+  await c.close();
+  await new Promise((r) => setTimeout(r, 1000));  // a second $disconnect, if any, would have run by now
+  const disconnects = ['n1', 'n3', 'n5'].flatMap((n) => readEvents(nodes.get(n).eventsPath)).filter((e) => ctx(e).eventType === 'DISCONNECT');
+  for (const v of victims) assert.equal(disconnects.filter((e) => ctx(e).connectionId === v.id).length, 1, `${v.id}: one $disconnect`);
+  await node.stop();
+  nodes.delete('n5');
+});
 
-  // A node paused (SIGSTOP) past the node TTL is reaped by another, which runs its connections' $disconnect.
-  // When it comes back it must not register them again (their $disconnect would then run a second time when
-  // they close): it closes them with 1012, without $disconnect, and goes on serving new clients.
-  test('a node paused past its TTL and reaped closes its reaped connections when it wakes, and no $disconnect runs twice', async () => {
-    const node = await Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'n5',
-      extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'] });
-    nodes.set('n5', node);
-    const victims = [];
-    for (let i = 0; i < 3; ++i) {
-      const client = await Client.open(node.url);
-      victims.push({ client, id: await whoami(client) });
-    }
-    await new Promise((r) => setTimeout(r, 2100));  // older than the 2 s a fresh row is given to be written
-    node.proc.kill('SIGSTOP');
-    try {
-      await waitFor(async () => (await redis.cli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',
-        { timeoutMs: 15000, intervalMs: 100, what: 'the paused node\'s rows to be reaped' });
-    } finally {
-      node.proc.kill('SIGCONT');
-    }
-    for (const v of victims) {
-      const info = await withTimeout(v.client.closed, 10000, 'the woken node to close its reaped connection');
-      assert.equal(info.code, 1012, JSON.stringify(info));
-    }
-    const c = await Client.open(node.url);
-    assert.match(await whoami(c), /^[A-Za-z0-9_-]{22}$/, 'the woken node serves new clients');
-    await c.close();
-    await new Promise((r) => setTimeout(r, 1000));  // a second $disconnect, if any, would have run by now
-    const disconnects = ['n1', 'n3', 'n5'].flatMap((n) => readEvents(nodes.get(n).eventsPath)).filter((e) => ctx(e).eventType === 'DISCONNECT');
-    for (const v of victims) assert.equal(disconnects.filter((e) => ctx(e).connectionId === v.id).length, 1, `${v.id}: one $disconnect`);
-    await node.stop();
-    nodes.delete('n5');
-  });
+// Two nodes started at the same moment with one --node-id: the claim is atomic, so one runs and the other
+// is refused (before, both could pass the check and run, and pushes to one's connections got 410).
+test('two nodes started at once with the same --node-id: exactly one runs', async () => {
+  const startTwin = () => Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'twin',
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'] });
+  const results = await Promise.allSettled([startTwin(), startTwin()]);
+  const running = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  try {
+    assert.equal(running.length, 1, results.map((r) => (r.status === 'rejected' ? String(r.reason).slice(0, 300) : 'running')).join(' | '));
+    assert.match(String(results.find((r) => r.status === 'rejected').reason), /already uses this ID/);
+  } finally {
+    for (const g of running) await g.stop();
+  }
+});
 
-  // Two nodes started at the same moment with one --node-id: the claim is atomic, so one runs and the other
-  // is refused (before, both could pass the check and run, and pushes to one's connections got 410).
-  test('two nodes started at once with the same --node-id: exactly one runs', async () => {
-    const startTwin = () => Gateway.start({ routes: clusterRoutes, plugins: ['chat', 'echo', 'probe'], nodeId: 'twin',
-      extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'] });
-    const results = await Promise.allSettled([startTwin(), startTwin()]);
-    const running = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
-    try {
-      assert.equal(running.length, 1, results.map((r) => (r.status === 'rejected' ? String(r.reason).slice(0, 300) : 'running')).join(' | '));
-      assert.match(String(results.find((r) => r.status === 'rejected').reason), /already uses this ID/);
-    } finally {
-      for (const g of running) await g.stop();
-    }
-  });
-
-  test('bad cluster settings stop the start with a clear message', async () => {
-    const dir = makeTempDir();
-    const unreachable = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat', 'echo', 'probe'],
-      extraArgs: ['--cluster', 'redis://127.0.0.1:1'] });
-    assert.notEqual(unreachable.code, 0);
-    assert.match(unreachable.stderr, /--cluster redis:\/\/127\.0\.0\.1:1: cannot reach Redis/);
-    const malformed = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat'], extraArgs: ['--cluster', 'http://x'] });
-    assert.notEqual(malformed.code, 0);
-    assert.match(malformed.stderr, /--cluster: expected redis:\/\/HOST:PORT/);
-    // A second node with the ID of a live one is refused (after waiting out the heartbeat's TTL).
-    const clash = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat', 'echo', 'probe'], timeoutMs: 15000,
-      extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--node-id', 'n1'] });
-    assert.notEqual(clash.code, 0);
-    assert.match(clash.stderr, /--node-id n1: a live node of this cluster already uses this ID/);
-  });
+test('bad cluster settings stop the start with a clear message', async () => {
+  const dir = makeTempDir();
+  const unreachable = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat', 'echo', 'probe'],
+    extraArgs: ['--cluster', 'redis://127.0.0.1:1'] });
+  assert.notEqual(unreachable.code, 0);
+  assert.match(unreachable.stderr, /--cluster redis:\/\/127\.0\.0\.1:1: cannot reach Redis/);
+  const malformed = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat'], extraArgs: ['--cluster', 'http://x'] });
+  assert.notEqual(malformed.code, 0);
+  assert.match(malformed.stderr, /--cluster: expected redis:\/\/HOST:PORT/);
+  // A second node with the ID of a live one is refused (after waiting out the heartbeat's TTL).
+  const clash = await runExpectingExit({ routes: clusterRoutes(dir), plugins: ['chat', 'echo', 'probe'], timeoutMs: 15000,
+    extraArgs: ['--cluster', `redis://127.0.0.1:${redis.port}`, '--node-id', 'n1'] });
+  assert.notEqual(clash.code, 0);
+  assert.match(clash.stderr, /--node-id n1: a live node of this cluster already uses this ID/);
 });
