@@ -4,11 +4,10 @@
 // (each fragment before the last counts at least 64 bytes); a flood of pings gets 1008 once it is past the
 // control frame budget (256 at once, then 64 a second). Well-behaved fragmentation and pinging are untouched,
 // and other connections are served throughout.
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Client, Gateway, RawWebSocket, cpuSeconds, ctx, maskedFrame, probeRoutes, readEvents, sqliteRows, waitFor,
-  waitForCpuQuiet, whoami,
+  RawWebSocket, cpuSeconds, ctx, maskedFrame, probeGatewayWithBystander, readEvents, sqliteRows, waitFor, waitForCpuQuiet,
 } from './harness.mjs';
 
 // A masked frame's header announcing `length` payload bytes, with no payload after it.
@@ -40,27 +39,17 @@ async function openRaw(gw) {
 }
 
 describe('client frames past the limits', () => {
-  let gw;
-  let bystander;
-  before(async () => {
-    gw = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'] });
-    bystander = await Client.open(gw.url);
-    await whoami(bystander);
-  });
-  after(async () => {
-    bystander?.ws.terminate();
-    await gw?.stop();
-  });
+  const env = probeGatewayWithBystander();
 
   const bystanderAnswers = async () => {
     const t0 = Date.now();
-    assert.equal(await bystander.request('still here', 5000), 'still here');
+    assert.equal(await env.bystander.request('still here', 5000), 'still here');
     return Date.now() - t0;
   };
 
   for (const [what, length] of [['2^62 bytes', 2n ** 62n], ['32,769 bytes (maxFrameBytes + 1)', 32769n]]) {
     test(`a frame header announcing ${what}, then nothing: 1009 at once, not at the idle timeout`, async () => {
-      const { raw, id } = await openRaw(gw);
+      const { raw, id } = await openRaw(env.gw);
       const t0 = Date.now();
       raw.write(headerOnly(2, length));
       const close = await raw.closeFrame(3000);
@@ -68,7 +57,7 @@ describe('client frames past the limits', () => {
       assert.equal(close.reason, 'Message too big');
       assert.ok(Date.now() - t0 < 3000);
       await waitFor(() => raw.closedSocket, { timeoutMs: 10000, what: 'the server to close the socket' });
-      const disc = await theirDisconnect(gw, id);
+      const disc = await theirDisconnect(env.gw, id);
       assert.equal(disc.disconnectStatusCode, 1009);
       assert.equal(disc.disconnectReason, 'Message too big');
       await bystanderAnswers();
@@ -76,7 +65,7 @@ describe('client frames past the limits', () => {
   }
 
   test('a frame of maxFrameBytes, fragmented messages and empty fragments within the limit are answered', async () => {
-    const { raw } = await openRaw(gw);
+    const { raw } = await openRaw(env.gw);
     raw.write(maskedFrame(1, 'x'.repeat(32768)));
     // 1,000 empty fragments (64,000 counted bytes) before the last: within the 131,072 limit.
     const parts = [maskedFrame(1, '', false)];
@@ -91,7 +80,7 @@ describe('client frames past the limits', () => {
   });
 
   test('a message of ever more empty fragments: 1009 after 2,048 of them, and nothing is delivered', async () => {
-    const { raw, id } = await openRaw(gw);
+    const { raw, id } = await openRaw(env.gw);
     const parts = [maskedFrame(1, '', false)];
     for (let i = 0; i < 5000; ++i) parts.push(maskedFrame(0, '', false));
     raw.write(Buffer.concat(parts));
@@ -99,7 +88,7 @@ describe('client frames past the limits', () => {
     assert.equal(close.code, 1009);
     assert.equal(close.reason, 'Message too big');
     assert.equal(texts(raw).length, 1, 'only the whoami answer');
-    const disc = await theirDisconnect(gw, id);
+    const disc = await theirDisconnect(env.gw, id);
     assert.equal(disc.disconnectStatusCode, 1009);
     await bystanderAnswers();
   });
@@ -108,7 +97,7 @@ describe('client frames past the limits', () => {
   // drops the rest (RFC 6455 5.5.3 lets a server skip pings it has not answered yet): a lone ping after each
   // batch shows that the connection is alive and answering.
   test('pings: 250 at once and 60 more a second later are answered, and the connection stays open', async () => {
-    const { raw } = await openRaw(gw);
+    const { raw } = await openRaw(env.gw);
     const ponged = (payload) => raw.frames.some((f) => f.opcode === 0xa && f.payload.toString() === payload);
     raw.write(Buffer.concat(Array.from({ length: 250 }, (_, i) => maskedFrame(9, `p${i}`))));
     await raw.until(() => ponged('p0'), 5000, 'the pong of the first ping');
@@ -126,25 +115,25 @@ describe('client frames past the limits', () => {
   });
 
   test('a ping flood from a client that does not read: 1008 and $disconnect, and the gateway goes quiet', async () => {
-    const { raw, id } = await openRaw(gw);
+    const { raw, id } = await openRaw(env.gw);
     raw.sock.pause();  // reads nothing from here: the pongs pile up on its side
-    const cpuBefore = cpuSeconds(gw.proc.pid);
+    const cpuBefore = cpuSeconds(env.gw.proc.pid);
     const ping = maskedFrame(9, 'flood');
     const burst = Buffer.concat(Array.from({ length: 10000 }, () => ping));
     // Up to 100 bursts of 10,000 pings while the socket takes them, until the gateway hangs up.
     for (let i = 0; i < 100 && !raw.closedSocket && !raw.sock.destroyed; ++i) {
       if (!raw.sock.write(burst)) await Promise.race([new Promise((r) => raw.sock.once('drain', r)), new Promise((r) => setTimeout(r, 200))]);
-      const seen = readEvents(gw.eventsPath).some((e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).connectionId === id);
+      const seen = readEvents(env.gw.eventsPath).some((e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).connectionId === id);
       if (seen) break;
     }
-    const disc = await theirDisconnect(gw, id);
+    const disc = await theirDisconnect(env.gw, id);
     assert.equal(disc.disconnectStatusCode, 1008);
     assert.match(disc.disconnectReason, /^Too many control frames/);
-    await waitForCpuQuiet(gw.proc.pid, { timeoutMs: 10000, what: 'the gateway to go quiet after the flood' });
-    const used = cpuSeconds(gw.proc.pid) - cpuBefore;
+    await waitForCpuQuiet(env.gw.proc.pid, { timeoutMs: 10000, what: 'the gateway to go quiet after the flood' });
+    const used = cpuSeconds(env.gw.proc.pid) - cpuBefore;
     assert.ok(used < 3, `the flood cost the gateway ${used.toFixed(2)} s of CPU`);
     const ms = await bystanderAnswers();
-    assert.ok(ms < 1000, `the bystander's echo took ${ms} ms`);
+    assert.ok(ms < 1000, `the env.bystander's echo took ${ms} ms`);
     raw.destroy();
   });
 });

@@ -3,6 +3,7 @@
 // tests talk to it with (a queued `ws` client, HTTP refusals, raw sockets, the sqlite3 CLI, the probe's
 // event log). Every wait has a timeout and every loop a bound, so a broken gateway fails a test instead of
 // hanging the suite.
+import { before, after } from 'node:test';
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -802,6 +803,22 @@ export async function whoami(client) {
   const id = await client.request(JSON.stringify({ action: 'whoami' }));
   if (!/^[A-Za-z0-9_-]{16,}$/.test(id)) throw new Error(`whoami answered ${JSON.stringify(id)}, not a connection id`);
   return id;
+}
+
+// A probe gateway for a describe block, with one client connected to it that a test can check is still
+// served: registers the block's before and after hooks; `gw` and `bystander` are set once before() has run.
+export function probeGatewayWithBystander(options = {}) {
+  const env = { gw: null, bystander: null };
+  before(async () => {
+    env.gw = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'], ...options });
+    env.bystander = await Client.open(env.gw.url);
+    await whoami(env.bystander);
+  });
+  after(async () => {
+    env.bystander?.ws.terminate();
+    await env.gw?.stop();
+  });
+  return env;
 }
 
 // AWS's error frame, spaced exactly as AWS spaces it.

@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { WebSocketServer } from 'ws';
 import {
-  Client, Gateway, RawWebSocket, ctx, makeTempDir, maskedFrame, newWebSocketKey, parseHttpResponse,
+  Client, Gateway, RawWebSocket, probeGatewayWithBystander, ctx, makeTempDir, maskedFrame, newWebSocketKey, parseHttpResponse,
   parseServerFrames, probeRoutes, readEvents, sqliteRows, waitFor, whoami, withTimeout,
 } from './harness.mjs';
 
@@ -79,22 +79,12 @@ async function assertFailedWith1002(gw, id, reason = REASON) {
 }
 
 describe('plain ws://', () => {
-  let gw;
-  let bystander;
-  before(async () => {
-    gw = await Gateway.start({ routes: probeRoutes(), plugins: ['probe'] });
-    bystander = await Client.open(gw.url);
-    await whoami(bystander);
-  });
-  after(async () => {
-    bystander?.ws.terminate();
-    await gw?.stop();
-  });
+  const env = probeGatewayWithBystander();
 
   test('an unmasked text frame alone: close 1002 from the server, no echo, the socket closed', async () => {
-    const known = connectedIds(gw);
-    const raw = await RawWebSocket.open(gw.port);
-    const id = await waitFor(() => newConnectionId(gw, known), { what: 'its $connect' });
+    const known = connectedIds(env.gw);
+    const raw = await RawWebSocket.open(env.gw.port);
+    const id = await waitFor(() => newConnectionId(env.gw, known), { what: 'its $connect' });
     raw.write(unmaskedFrame(1, 'never echoed'));
     const close = await raw.closeFrame();
     assert.equal(close.code, 1002);
@@ -102,11 +92,11 @@ describe('plain ws://', () => {
     // This client neither answers the close nor hangs up: the server closes the socket by itself.
     await waitFor(() => raw.closedSocket, { timeoutMs: 15000, what: 'the server to close the socket' });
     assert.deepEqual(texts(raw.frames), [], 'nothing was echoed');
-    await assertFailedWith1002(gw, id);
+    await assertFailedWith1002(env.gw, id);
   });
 
   test('a masked frame then an unmasked one in the same write: the first is echoed, then 1002', async () => {
-    const raw = await RawWebSocket.open(gw.port);
+    const raw = await RawWebSocket.open(env.gw.port);
     raw.write(maskedFrame(1, JSON.stringify({ action: 'whoami' })));
     await raw.until(() => texts(raw.frames).length === 1, 5000, 'the whoami answer');
     const id = texts(raw.frames)[0];
@@ -119,42 +109,42 @@ describe('plain ws://', () => {
     raw.write(maskedFrame(8, Buffer.from([0x03, 0xea])));  // a client's answer to the close, then its FIN
     raw.sock.end();
     await waitFor(() => raw.closedSocket, { timeoutMs: 15000, what: 'the socket to close' });
-    await assertFailedWith1002(gw, id);
+    await assertFailedWith1002(env.gw, id);
   });
 
   test('an unmasked frame in the same TCP write as the upgrade request', async () => {
-    const known = connectedIds(gw);
-    const got = await pipelined(() => net.connect({ host: '127.0.0.1', port: gw.port }), unmaskedFrame(1, 'pipelined'));
+    const known = connectedIds(env.gw);
+    const got = await pipelined(() => net.connect({ host: '127.0.0.1', port: env.gw.port }), unmaskedFrame(1, 'pipelined'));
     assert.equal(got.status, 101);
     assert.equal(closeOf(got.frames)?.code, 1002);
     assert.deepEqual(texts(got.frames), []);
-    await assertFailedWith1002(gw, await waitFor(() => newConnectionId(gw, known), { what: 'its $connect' }));
+    await assertFailedWith1002(env.gw, await waitFor(() => newConnectionId(env.gw, known), { what: 'its $connect' }));
   });
 
   test('masked then unmasked, both pipelined after the upgrade request: the first is echoed, then 1002', async () => {
-    const known = connectedIds(gw);
-    const got = await pipelined(() => net.connect({ host: '127.0.0.1', port: gw.port }),
+    const known = connectedIds(env.gw);
+    const got = await pipelined(() => net.connect({ host: '127.0.0.1', port: env.gw.port }),
       Buffer.concat([maskedFrame(1, 'early'), unmaskedFrame(2, Buffer.alloc(300, 7))]));
     assert.equal(got.status, 101);
     assert.deepEqual(texts(got.frames), ['early']);
     assert.equal(got.frames.at(-1).opcode, 8);
     assert.equal(closeOf(got.frames).code, 1002);
-    await assertFailedWith1002(gw, await waitFor(() => newConnectionId(gw, known), { what: 'its $connect' }));
+    await assertFailedWith1002(env.gw, await waitFor(() => newConnectionId(env.gw, known), { what: 'its $connect' }));
   });
 
   test('an unmasked close frame fails the connection too (it is not echoed as a close)', async () => {
-    const raw = await RawWebSocket.open(gw.port);
+    const raw = await RawWebSocket.open(env.gw.port);
     raw.write(unmaskedFrame(8, Buffer.from([0x03, 0xe8])));
     assert.equal((await raw.closeFrame()).code, 1002);
     raw.destroy();
   });
 
   test('other connections keep being served, and new ones open', async () => {
-    assert.equal(await bystander.request('still here'), 'still here');
-    const fresh = await Client.open(gw.url);
+    assert.equal(await env.bystander.request('still here'), 'still here');
+    const fresh = await Client.open(env.gw.url);
     assert.equal(await fresh.request('hello'), 'hello');
     await fresh.close(1000);
-    assert.ok(gw.alive());
+    assert.ok(env.gw.alive());
   });
 });
 
