@@ -5,6 +5,7 @@
 #include "drain.h"
 #include "message_receiver.h"
 #include "network_thread_state.h"
+#include "proxy_relay.h"
 #include "session_closer.h"
 #include "session_writer.h"
 #include "webpubsub_endpoint.h"
