@@ -10,8 +10,10 @@
 namespace wsgw {
 
 namespace {
-// What libwebsockets logs until setLwsLogLevel: its own default (errors, warnings and notices).
-std::atomic<int> gLwsLogLevels{LLL_ERR | LLL_WARN | LLL_NOTICE};
+// What libwebsockets logs until setLwsLogLevel: its own default (errors, warnings and notices). Named for
+// the assembly of _lws_log below, which reads it as the plain int it is on x86-64.
+__attribute__((used)) std::atomic<int> gLwsLogLevels asm("wsgw_lws_log_levels"){LLL_ERR | LLL_WARN | LLL_NOTICE};
+static_assert(sizeof(std::atomic<int>) == sizeof(int) && std::atomic<int>::is_always_lock_free);
 // libwebsockets 4.1.6 formats every line into one process-wide buffer (_lws_logv's `static char buf[256]`)
 // and hands it to the emit callback: two network threads logging at once would garble each other's line.
 // Every lwsl_* call comes through _lws_log below, so one lock here serializes them all.
@@ -23,17 +25,42 @@ void setLwsLogLevel(int levels, void (*emit)(int level, const char *line)) {
     lws_set_log_level(levels, emit);
 }
 
+static void formatLwsLine(int filter, const char *format, va_list ap) {
+    std::lock_guard lock(gLwsLogLock);
+    _lws_logv(filter, format, ap);
+}
+
 }  // namespace wsgw
 
+// An enabled line (x86-64: the jump target of _lws_log below).
+extern "C" __attribute__((visibility("hidden"), used)) void wsgw_lws_log_line(int filter, const char *format, ...) {
+    va_list ap;
+    va_start(ap, format);
+    wsgw::formatLwsLine(filter, format, ap);
+    va_end(ap);
+}
+
 // libwebsockets' own _lws_log does the same after va_start; this one returns first for a disabled level.
+#if defined(__x86_64__) && defined(__GNUC__)
+// A variadic C++ function saves its argument registers (up to eight vector registers too) before its first
+// statement, 17 instructions for a line that is off, and the frame parser makes about a dozen such calls
+// per message. Four here: test the level, return, or jump to wsgw_lws_log_line with every argument
+// register (and %al, the count of vector arguments) untouched.
+extern "C" __attribute__((naked)) void _lws_log(int, const char *, ...) {
+    __asm__(
+        "testl %edi, wsgw_lws_log_levels(%rip)\n\t"
+        "jnz 1f\n\t"
+        "ret\n"
+        "1:\n\t"
+        "jmp wsgw_lws_log_line\n\t");
+}
+#else
 extern "C" void _lws_log(int filter, const char *format, ...) {
     if (!(filter & wsgw::gLwsLogLevels.load(std::memory_order_relaxed))) [[likely]]
         return;
     va_list ap;
     va_start(ap, format);
-    {
-        std::lock_guard lock(wsgw::gLwsLogLock);
-        _lws_logv(filter, format, ap);
-    }
+    wsgw::formatLwsLine(filter, format, ap);
     va_end(ap);
 }
+#endif

@@ -236,6 +236,21 @@ describe('compression on (the default)', () => {
     await gw.waitForLog((l) => l.detail === 'data after the final deflate block of a message', 5000, 'the log line saying why');
   });
 
+  test('compressed data that does not inflate drops the connection, and libwebsockets\' line is logged whole', async () => {
+    // The line comes through the executable's own _lws_log (gateway/net/lws_log_filter.cpp), which on x86-64
+    // jumps on to the formatting with the caller's argument registers untouched: the %d must arrive.
+    const raw = await RawWebSocket.open(gw.port, { headers: ['Sec-WebSocket-Extensions: permessage-deflate'] });
+    const frame = maskedFrame(1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff]));
+    frame[0] |= 0x40;  // RSV1: compressed, but a block type 3 that deflate does not have
+    raw.write(frame);
+    await raw.until(() => raw.closedSocket, 5000, 'the connection to be dropped');
+    assert.deepEqual(raw.messages(), []);
+    const line = await gw.waitForLog((l) => /does not inflate/.test(l.msg ?? ''), 5000, 'the log line');
+    assert.equal(line.level, 'info');
+    // Three arguments: the function's name, Z_DATA_ERROR and zlib's message.
+    assert.match(line.detail, /^lws_\w+: zlib error inflate -3: "invalid block type"$/);
+  });
+
   test('afterwards the gateway serves a fresh client and no row is left behind', async () => {
     const c = await Client.open(gw.url, deflate);
     assert.equal(await c.request('still here'), 'still here');
