@@ -233,5 +233,15 @@ describe('the benchmark tools', { concurrency: true }, () => {
     assert.notEqual(rows['echo-inline'].wsgw, rows.echo.wsgw, 'its own server runs');
     assert.deepEqual(rows.echo.errors, { reference: 0, wsgw: 0, 'wsgw-inline': 0 });
     assert.match(r.stdout, /\| echo 64x16, 91 B, inline +\| msg\/s/);
+    // The server's CPU time per echoed message in the client's measured window, for each server: a number of
+    // microseconds a server on a loopback echo really takes (not zero, not seconds), and its ratio row.
+    for (const scenario of ['echo-cpu-reference', 'echo-cpu-reference-inline']) {
+      const row = rows[scenario];
+      assert.ok(row, `no ${scenario} row in:\n${r.stdout}`);
+      for (const v of [row.reference, row.wsgw]) assert.ok(v > 0.05 && v < 5000, `${scenario}: ${JSON.stringify(row)}`);
+      assert.ok(Math.abs(row.value / (row.reference / row.wsgw) - 1) < 0.01, JSON.stringify(row));  // rounded in the JSON
+      assert.equal(row.ok, null, 'no target: the throughput rows have the targets');
+    }
+    assert.match(r.stdout, /\| echo 64x16: server CPU\/msg, inline +\| us/);
   });
 });
