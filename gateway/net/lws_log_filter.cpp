@@ -45,15 +45,19 @@ extern "C" __attribute__((visibility("hidden"), used)) void wsgw_lws_log_line(in
 // A variadic C++ function saves its argument registers (up to eight vector registers too) before its first
 // statement, 17 instructions for a line that is off, and the frame parser makes about a dozen such calls
 // per message. Four here: test the level, return, or jump to wsgw_lws_log_line with every argument
-// register (and %al, the count of vector arguments) untouched.
-extern "C" __attribute__((naked)) void _lws_log(int, const char *, ...) {
-    __asm__(
-        "testl %edi, wsgw_lws_log_levels(%rip)\n\t"
-        "jnz 1f\n\t"
-        "ret\n"
-        "1:\n\t"
-        "jmp wsgw_lws_log_line\n\t");
-}
+// register (and %al, the count of vector arguments) untouched. Written at file scope, not as a naked
+// function: without optimisation GCC still saves the variadic registers in a naked one's (missing) frame.
+asm(".text\n"
+    ".p2align 4\n"
+    ".globl _lws_log\n"
+    ".type _lws_log, @function\n"
+    "_lws_log:\n"
+    "    endbr64\n"  // a no-op unless indirect-branch tracking is on, where a call through the PLT needs it
+    "    testl %edi, wsgw_lws_log_levels(%rip)\n"
+    "    jnz 1f\n"
+    "    ret\n"
+    "1:  jmp wsgw_lws_log_line\n"
+    ".size _lws_log, .-_lws_log\n");
 #else
 extern "C" void _lws_log(int filter, const char *format, ...) {
     if (!(filter & wsgw::gLwsLogLevels.load(std::memory_order_relaxed))) [[likely]]
