@@ -1,6 +1,7 @@
 #include "invoker.h"
 
 #include "log.h"
+#include "monotonic_clock.h"
 
 #include <optional>
 
@@ -100,7 +101,7 @@ void Invoker::runInline(Invocation &&inv) {
 // the operator learns of it afterwards: a counter, and a warning at most every 10 s. Its answer is sent.
 void Invoker::inlineOverran(const Invocation &inv, const char *routeKey, int64_t ranMs) {
     answers_.countedInlineOverrun();
-    int64_t nowMs = nowEpochMs();
+    int64_t nowMs = monotonicMs();  // the spacing of warnings: a duration (monotonic_clock.h)
     int64_t warnAt = nextInlineWarningMs_.load(std::memory_order_relaxed);
     if (nowMs < warnAt || !nextInlineWarningMs_.compare_exchange_strong(warnAt, nowMs + 10000)) return;
     log::warn("an inline handler held its network thread past its route's timeoutMs: every connection of that "
@@ -141,7 +142,7 @@ void Invoker::noWorkerLeft() {
 }
 
 void Invoker::warnStuck(const char *what, const Invocation &inv, const char *routeKey, size_t stuckHere) {
-    int64_t nowMs = nowEpochMs();
+    int64_t nowMs = monotonicMs();  // the spacing of warnings: a duration (monotonic_clock.h)
     int64_t warnAt = nextStuckWarningMs_.load(std::memory_order_relaxed);
     if (nowMs < warnAt || !nextStuckWarningMs_.compare_exchange_strong(warnAt, nowMs + 10000)) return;
     log::warn(what, {log::Field("handler", inv.route->handler->name), log::Field("routeKey", routeKey),

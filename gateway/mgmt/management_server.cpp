@@ -6,6 +6,7 @@
 #include "http_request.h"
 #include "listen_socket.h"
 #include "log.h"
+#include "monotonic_clock.h"
 
 #include <cerrno>
 #include <chrono>
@@ -151,7 +152,7 @@ void ManagementServer::serve(int fd, const std::string &peer) {
         static_assert(kBusy.size() - kBusy.find("\r\n\r\n") - 4 == 113, "Content-Length matches the body");
         if (!tls_) (void)!::send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);  // best effort
         ::close(fd);
-        ev_tstamp now = ev_now(loop_);
+        double now = monotonicSeconds();
         if (now - refusedLoggedAt_ >= 10) {
             refusedLoggedAt_ = now;
             log::warn("management connection refused: too many open", {log::Field("limit", static_cast<int64_t>(kMaxConnections)),
@@ -199,7 +200,7 @@ bool ManagementServer::closeLongestIdle() {
     if (!idlest) return false;
     closeConnection(idlest);
     ++evictedSinceLogged_;
-    ev_tstamp now = ev_now(loop_);
+    double now = monotonicSeconds();
     if (now - evictedLoggedAt_ >= 10) {
         evictedLoggedAt_ = now;
         log::warn("management connections at their most: the longest idle ones were closed to admit new ones",
@@ -311,7 +312,7 @@ void ManagementServer::processInput(ManagementConnection *c) {
         c->reader.reset();
         c->continueAnswered = false;
         current_ = c;
-        ManagementResponse r = routes_.handle(request, c->peer, ev_now(loop_));
+        ManagementResponse r = routes_.handle(request, c->peer, monotonicSeconds());
         current_ = nullptr;
         if (r.deferred) {
             // Keep HTTP/1.1's order: nothing more is read or answered on this connection until it comes.

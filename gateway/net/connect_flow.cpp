@@ -203,7 +203,7 @@ void ConnectFlow::established(Session *s, lws *wsi) {
     t_.upgradeReader->stopHandshakeWatchers(s);
     s->upgrade.reset();  // the 101 has its subprotocol header by now
     s->live->upgraded.store(true);
-    s->lastTouchMs = s->live->info.connectedAtMs;
+    s->lastTouchAt = t_.loopSeconds();  // the row was written with lastActiveAt = connectedAt
     if (s->rowStored) {
         // Written before $connect ran; what the authorizer or $connect added is written now. As a durable
         // write: a plain insert followed by this connection's DELETE in the same batch would cancel out with

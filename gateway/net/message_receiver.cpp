@@ -18,7 +18,7 @@ namespace wsgw {
 
 namespace {
 
-constexpr int64_t kTouchIntervalMs = 1000;      // lastActiveAt is written at most this often per connection
+constexpr double kTouchIntervalSeconds = 1;      // lastActiveAt is written at most this often per connection
 constexpr size_t kMaxDiscardBytes = 16u << 20;  // of an oversized message, before closing regardless
 
 }  // namespace
@@ -123,16 +123,18 @@ int MessageReceiver::closeFromReceive(Session *s, lws *wsi, lws_close_status cod
 
 // `route` is what the table selected (nullptr for a proxied connection, or no route and no $default).
 void MessageReceiver::dispatchMessage(Session *s, const CompiledRoute *route) {
-    // The loop's time (wall clock, taken once per iteration): no clock read per message.
+    // The loop's times, each read once per iteration, not per message: the wall clock (ev_now) for the
+    // lastActiveAt timestamp, the monotonic one for how long since the last write and the idle timeout.
     auto now = static_cast<int64_t>(ev_now(t_.loop) * 1000.0);
+    double loopNow = t_.loopSeconds();
     s->live->lastActiveAtMs.store(now, std::memory_order_relaxed);
-    if (now - s->lastTouchMs >= kTouchIntervalMs) {
-        s->lastTouchMs = now;
+    if (loopNow - s->lastTouchAt >= kTouchIntervalSeconds) {
+        s->lastTouchAt = loopNow;
         t_.store.touch(s->id, now);
     }
     bool proxied = s->backend != nullptr;
     std::string requestId = newRequestId();
-    s->lastActivity = ev_now(t_.loop);
+    s->lastActivity = loopNow;
     if (t_.table && !withinThrottles(s, route)) {
         if (s->wpsRequest) wpsAnswerRefused(t_, s, "Too Many Requests: over the API's, the route's or this connection's throttle");
         else answerThrottled(s, route, requestId);
@@ -233,7 +235,7 @@ void MessageReceiver::resumeReading(Session *s) {
 
 // The API's, the route's and this connection's token buckets, in that order; false: over a limit.
 bool MessageReceiver::withinThrottles(Session *s, const CompiledRoute *route) {
-    double now = ev_now(t_.loop);
+    double now = t_.loopSeconds();
     if (!t_.table->throttle.take(now)) return false;
     if (!route) return true;
     if (!route->throttle.take(now)) return false;

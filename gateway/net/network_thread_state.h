@@ -9,6 +9,7 @@
 #include "host_api.h"
 #include "invoker.h"
 #include "listener.h"
+#include "monotonic_clock.h"
 #include "route_table.h"
 #include "session.h"
 
@@ -91,6 +92,9 @@ struct NetworkThreadState {
         return turnClock_;
     }
     void endTurn() { turnClockRead_ = false; }
+    // The same reading in seconds: the loop's clock for idle, lifetime and close deadlines and throttles
+    // (monotonic_clock.h says why not ev_now).
+    double loopSeconds() { return monotonicSeconds(turnReceivedAt()); }
 
     Invoker &invoker() { return *invokerSlot_; }
     bool hasInvoker() const { return invokerSlot_ != nullptr; }

@@ -146,7 +146,7 @@ void ProxyRelay::connectBackend(Session *s, BackendTarget target) {
     s->awaitingBackend = true;
     s->backendConnect = std::make_unique<Session::BackendConnect>();
     s->backendConnect->events = std::make_unique<Events>(t_, s->id);
-    s->backendConnect->startedAt = ev_now(t_.loop);
+    s->backendConnect->startedAt = t_.loopSeconds();
     ev_timer_init(&s->backendConnect->timer, onBackendTimeout, kBackendConnectSeconds, 0.);
     s->backendConnect->timer.data = s;
     if (HostResolver::needsLookup(target.url.host)) {
@@ -204,7 +204,7 @@ void ProxyRelay::backendResolved(std::string_view connectionId, bool found, std:
     connect.moreAddresses.erase(connect.moreAddresses.begin());
     if (!connect.moreAddresses.empty()) connect.target = std::make_unique<BackendTarget>(target);
     // The upgrade gets what is left of kBackendConnectSeconds.
-    double left = kBackendConnectSeconds - (ev_now(t_.loop) - connect.startedAt);
+    double left = kBackendConnectSeconds - (t_.loopSeconds() - connect.startedAt);
     ev_timer_set(&connect.timer, std::max(left, 0.001), 0.);
     ev_timer_start(t_.loop, &connect.timer);
     openLink(s, target);

@@ -87,7 +87,7 @@ struct Session {
     std::string rx;
     std::unique_ptr<CompressedInput> inflateInput;  // permessage-deflate: compressed bytes zlib reads from
     bool rxBinary = false;
-    int64_t lastTouchMs = 0;
+    double lastTouchAt = 0;   // loop time (monotonic) of the last lastActiveAt write queued
     bool closeRequested = false;
     bool rxFlowOff = false;   // reading paused because its pending messages reached a bound (limits)
     bool rowStored = false;   // its row is in (or queued for) the connection table

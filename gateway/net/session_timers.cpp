@@ -11,7 +11,7 @@
 namespace wsgw {
 
 void SessionTimers::start(Session *s) {
-    double now = ev_now(t_.loop);
+    double now = t_.loopSeconds();
     s->lastActivity = now;
     if (!t_.table) return;
     const Limits &limits = t_.table->config.limits;
@@ -48,7 +48,7 @@ void SessionTimers::onDeadline(struct ev_loop *l, ev_timer *w, int) {
         t.writer->dropAtDeadline(s);
         return;
     }
-    double now = ev_now(l) + 0.001;
+    double now = t.loopSeconds() + 0.001;
     double idleLimit = t.table ? t.table->config.limits.idleTimeoutSeconds : 600;
     if (s->expiresAt > 0 && now >= s->expiresAt) {
         log::info("credential expired", {log::Field("connectionId", s->id)});
@@ -60,7 +60,7 @@ void SessionTimers::onDeadline(struct ev_loop *l, ev_timer *w, int) {
         log::info("idle timeout", {log::Field("connectionId", s->id)});
         t.closer->requestClose(s, 1001, "Going away");
     } else {
-        ev_timer_set(w, nextDeadline(s, idleLimit) - ev_now(l), 0.);
+        ev_timer_set(w, nextDeadline(s, idleLimit) - (now - 0.001), 0.);
         ev_timer_start(l, w);
     }
 }

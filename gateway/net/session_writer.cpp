@@ -30,7 +30,7 @@ void SessionWriter::queueReserved(Session *s, Payload &&payload, bool binary) {
         s->live->releaseSend(queuedFrameCost(len));
         return;
     }
-    s->lastActivity = ev_now(t_.loop);
+    s->lastActivity = t_.loopSeconds();
     // The gauge sums what the connections' queues are charged (limits.maxSendQueueBytes), frame overhead
     // included, so an operator sees the same numbers maxSendQueueBytes is checked against.
     t_.host.metrics.sendQueueBytes.fetch_add(static_cast<int64_t>(queuedFrameCost(len)), std::memory_order_relaxed);

@@ -28,7 +28,8 @@ const WebPubSubSpec *specOf(NetworkThreadState &t) {
 }
 
 int64_t nowSeconds() { return static_cast<int64_t>(std::time(nullptr)); }
-int64_t nowMs() { return nowEpochMs(); }
+// Recovery windows and warning spacing: durations, on the monotonic clock (monotonic_clock.h).
+int64_t nowMs() { return monotonicMs(); }
 
 std::string restResponse(int status, const std::string &body, const std::string &errorCode, bool head) {
     std::string r = "HTTP/1.1 " + std::to_string(status) + " " + httpReasonPhrase(status) + "\r\n";
@@ -555,7 +556,7 @@ WpsReceive wpsReceive(NetworkThreadState &t, Session *s, const CompiledRoute **r
     // Joining, leaving and sending are messages of the API as events are: its throttle holds for them too
     // (events meet it, with their route's, in dispatchMessage). A client with the send role went past it at
     // wire speed to a whole group.
-    if (mayWait && t.table && !t.table->throttle.take(ev_now(t.loop))) {
+    if (mayWait && t.table && !t.table->throttle.take(t.loopSeconds())) {
         wpsAnswerThrottled(t.host, state, msg->ackId);
         return WpsReceive::Handled;
     }
