@@ -3,6 +3,7 @@
 
 #include "proc_status.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -98,6 +99,12 @@ bool FunctionProcess::exitedWithoutPidFd() const {
 }
 
 size_t FunctionProcess::residentBytes() const { return processTreeResidentBytes(pid_); }
+
+int FunctionProcess::outputPauseLeftMs() const {
+    int a = out_.pauseLeftMs(), b = err_.pauseLeftMs();
+    if (!a || !b) return a ? a : b;
+    return std::min(a, b);
+}
 
 void FunctionProcess::drainOutput(const std::string &function, const std::string &requestId) {
     out_.drain("function", function, requestId);

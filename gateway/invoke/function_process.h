@@ -28,8 +28,11 @@ public:
 
     pid_t pid() const { return pid_; }
     int pidFd() const { return pidFd_; }  // for poll; -1 without pidfd_open: see exitedWithoutPidFd
-    int stdoutFd() const { return out_.fd(); }
-    int stderrFd() const { return err_.fd(); }
+    // For poll: -1 once the stream ended or while its reading is paused (ProcessOutput::pollFd).
+    int stdoutFd() const { return out_.pollFd(); }
+    int stderrFd() const { return err_.pollFd(); }
+    // Milliseconds until a paused output is read again (0: neither is paused).
+    int outputPauseLeftMs() const;
 
     // Sends `sig` to its process group (to the process alone if the group cannot be signalled).
     void killGroup(int sig) const;

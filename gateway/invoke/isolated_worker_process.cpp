@@ -138,8 +138,9 @@ std::unique_ptr<IsolatedWorkerProcess> IsolatedWorkerProcess::spawn(const std::s
 
 bool IsolatedWorkerProcess::awaitFrame() {
     for (;;) {
-        pollfd fds[3] = {{socket_, POLLIN, 0}, {pidFd_, POLLIN, 0}, {output_.fd(), POLLIN, 0}};
-        if (poll(fds, 3, -1) < 0) {
+        pollfd fds[3] = {{socket_, POLLIN, 0}, {pidFd_, POLLIN, 0}, {output_.pollFd(), POLLIN, 0}};
+        int pauseMs = output_.pauseLeftMs();  // its output is read again then
+        if (poll(fds, 3, pauseMs ? pauseMs : -1) < 0) {
             if (errno == EINTR) continue;
             return false;
         }

@@ -119,7 +119,7 @@ int LambdaProcessRun::pollOnce(bool &watchMemory) {
     fds_.clear();
     fds_.push_back({slot_.wakeFd, POLLIN, 0});
     fds_.push_back({process_->pidFd(), POLLIN, 0});
-    fds_.push_back({process_->stdoutFd(), POLLIN, 0});
+    fds_.push_back({process_->stdoutFd(), POLLIN, 0});  // -1 while its read rate is over the bound
     fds_.push_back({process_->stderrFd(), POLLIN, 0});
     int acceptPauseMs = endpoint_.addPollEntries(fds_);
     int timeoutMs = -1;
@@ -131,6 +131,7 @@ int LambdaProcessRun::pollOnce(bool &watchMemory) {
     if (stopSent_) timeoutMs = 50;
     if (process_->pidFd() < 0) timeoutMs = timeoutMs < 0 ? 50 : std::min(timeoutMs, 50);  // no pidfd: poll waitpid
     if (acceptPauseMs >= 0) timeoutMs = timeoutMs < 0 ? acceptPauseMs : std::min(timeoutMs, acceptPauseMs);
+    if (int outputPauseMs = process_->outputPauseLeftMs()) timeoutMs = timeoutMs < 0 ? outputPauseMs : std::min(timeoutMs, outputPauseMs);
     return poll(fds_.data(), fds_.size(), timeoutMs);
 }
 
