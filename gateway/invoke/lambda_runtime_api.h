@@ -72,15 +72,26 @@ public:
     RuntimeApiConnection &operator=(const RuntimeApiConnection &) = delete;
 
     int fd() const { return fd_; }
+    // Requests one read appends at most (moreRequests() then says that complete ones may be left).
+    static constexpr size_t kMaxRequestsPerRead = 64;
+
     // Reads what has arrived and appends each complete request to `out`. false: the peer closed or sent
     // bytes that are not HTTP (a Malformed request is appended first, for its answer); close it then.
     bool readRequests(std::vector<RuntimeApiRequest> &out);
-    // Writes all of `bytes` (blocking with a bound: a client that does not read for 5 s is dropped).
+    // The last readRequests stopped at kMaxRequestsPerRead: call it again without waiting for the socket.
+    bool moreRequests() const { return moreParsed_; }
+    // Writes all of `bytes` (blocking with a bound: a client that does not read for 5 s is dropped). After
+    // one failed send every later one fails at once (broken()): a client that pipelines requests and reads no
+    // answer costs the supervisor one wait, not one per request.
     bool send(std::string_view bytes);
+    bool broken() const { return broken_; }
 
 private:
     int fd_;
+    bool broken_ = false;
+    bool moreParsed_ = false;
     std::string buffer_;
+    size_t parsed_ = 0;  // bytes of buffer_ already parsed into requests
     HttpMessageParser parser_;
 };
 

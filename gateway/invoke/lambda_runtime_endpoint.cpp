@@ -17,7 +17,12 @@ int RuntimeApiEndpoint::addPollEntries(std::vector<pollfd> &fds) {
     auto now = std::chrono::steady_clock::now();
     bool acceptPaused = now < acceptPausedUntil_;
     fds.push_back({acceptPaused ? -1 : listenFd_, POLLIN, 0});  // poll ignores a negative fd
-    for (auto &c : conns_) fds.push_back({c->fd(), POLLIN, 0});
+    bool moreRequests = false;
+    for (auto &c : conns_) {
+        fds.push_back({c->fd(), POLLIN, 0});
+        moreRequests = moreRequests || c->moreRequests();
+    }
+    if (moreRequests) return 0;  // complete requests are buffered: serve them without waiting
     if (!acceptPaused) return -1;
     return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(acceptPausedUntil_ - now).count());
 }
@@ -52,15 +57,18 @@ void RuntimeApiEndpoint::serve(const std::vector<pollfd> &fds, size_t first,
     // Connections accepted just now were not polled: they come after the polled ones and wait for the next round.
     size_t polled = fds.size() > first ? fds.size() - first - 1 : 0;
     for (size_t entry = 0, i = 0; entry < polled && i < conns_.size(); ++entry) {
-        if (!fds[first + 1 + entry].revents) {
+        if (!fds[first + 1 + entry].revents && !conns_[i]->moreRequests()) {
             ++i;
             continue;
         }
         RuntimeApiConnection &c = *conns_[i];
         requests_.clear();
         bool open = c.readRequests(requests_);
-        for (RuntimeApiRequest &req : requests_) onRequest(c, req);
-        if (open) {
+        for (RuntimeApiRequest &req : requests_) {
+            if (c.broken()) break;  // it reads no answer: the rest of its requests are not answered either
+            onRequest(c, req);
+        }
+        if (open && !c.broken()) {
             ++i;
             continue;
         }

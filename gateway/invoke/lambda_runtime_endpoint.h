@@ -24,7 +24,8 @@ public:
     RuntimeApiEndpoint(const std::string &function, int listenFd, std::mutex &shortageMutex, AcceptShortage &shortage);
 
     // Appends the listening socket (left out, fd -1, while accepting is paused) and then each connection to
-    // `fds`; returns the milliseconds until the pause ends, -1 when not paused.
+    // `fds`; returns the milliseconds until the pause ends, -1 when not paused, 0 when a connection has
+    // complete requests buffered that its last read left for the next round.
     int addPollEntries(std::vector<pollfd> &fds);
     // After poll: accepts when the listener's entry (at `first`) was readable, then reads the connections
     // polled after it and hands each request, with its connection, to `onRequest`; closes the ended ones.

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 import { Client, cpuSeconds, waitFor } from './harness.mjs';
@@ -89,3 +90,44 @@ test('a function whose stdout never stops: its next invocations are served, its 
   await c.close().catch(() => {});
 });
 
+// Any local process can reach a function's Runtime API port. One that pipelines a hundred thousand requests
+// and reads no answer must not keep the function's supervisor answering them (before: a copy of the whole
+// 12 MB buffer per request parsed, then up to 5 s of waiting per answer the client did not read; the
+// function's invocations timed out meanwhile).
+test('a local client pipelining requests to a Runtime API without reading the answers does not stop the function', async (t) => {
+  const gw = await startGateway({
+    routes: (dir) => ({
+      routeSelectionExpression: '$request.body.action',
+      handlers: { quiet: { lambda: { runtime: 'nodejs', handler: 'index.handler', directory: writeFunction(dir, 'quiet', { 'index.mjs': FLOODING_FUNCTION }), concurrency: 1 } } },
+      routes: { $default: { handler: 'quiet', routeResponse: true, timeoutMs: 3000 } },
+    }),
+  });
+  const started = gw.lines.find((l) => l.msg === 'lambda function process started' && l.function === 'quiet');
+  const [host, port] = started.runtimeApi.split(':');
+  const c = await Client.open(gw.url);
+  assert.match(await c.request(JSON.stringify({ what: 'pid' }), 5000), /^\d+$/);
+
+  const rogue = net.connect({ host, port: Number(port) });
+  rogue.on('error', () => {});
+  await new Promise((resolve) => rogue.once('connect', resolve));
+  rogue.pause();  // reads nothing: the answers fill its receive buffer, then the gateway's send buffer
+  const request = Buffer.from('GET /2018-06-01/runtime/nothing-here HTTP/1.1\r\nHost: x\r\n\r\n');
+  const batch = Buffer.concat(Array(1000).fill(request));
+  let written = 0;
+  for (let i = 0; i < 200 && !rogue.destroyed; ++i) {
+    written += batch.length;
+    if (!rogue.write(batch)) await Promise.race([new Promise((r) => rogue.once('drain', r)), new Promise((r) => setTimeout(r, 200))]);
+  }
+  t.diagnostic(`${written} bytes of pipelined requests written`);
+  const cpuBefore = cpuSeconds(gw.proc.pid);
+  for (let i = 0; i < 3; ++i) {
+    const began = Date.now();
+    const answer = await c.request(JSON.stringify({ what: 'pid' }), 8000);
+    assert.match(answer, /^\d+$/, `invocation ${i} while the client pipelines: ${answer}`);
+    assert.ok(Date.now() - began < 2000, `invocation ${i} took ${Date.now() - began} ms`);
+  }
+  const cpu = cpuSeconds(gw.proc.pid) - cpuBefore;
+  assert.ok(cpu < 1.5, `the gateway used ${cpu.toFixed(2)} s of CPU for three invocations`);
+  rogue.destroy();
+  await c.close();
+});
