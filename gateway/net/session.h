@@ -7,6 +7,7 @@
 #include "host_resolver.h"
 #include "client_frame_guard.h"
 #include "connection_registry.h"
+#include "http_message.h"
 #include "invoker.h"
 #include "permessage_deflate.h"
 #include "send_queue.h"
@@ -38,6 +39,9 @@ struct PendingUpgrade {
     // socket is not read meanwhile, and it is answered when the result comes back, or 503 if it is dropped first.
     bool restPending = false;
     bool restHead = false;    // the request was HEAD: the answer has no body
+    // A Web PubSub REST request being read: its parser, kept from read to read (it goes on where it stopped,
+    // so a body that arrives in many small reads is parsed once, not again at each).
+    std::unique_ptr<HttpMessageParser> restParser;
 };
 
 struct Session {

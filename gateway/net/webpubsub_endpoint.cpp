@@ -130,6 +130,7 @@ void performOnClusterExecutor(NetworkThreadState &t, Session *s, const WebPubSub
     up.restPending = true;
     up.restHead = req.head;
     std::string().swap(up.head);  // the operation holds all it needs of the request
+    up.restParser.reset();
     log::debug("webpubsub REST request waits on the cluster", {log::Field("connectionId", s->id)});
     // The spec is copied: a reload may free this table while the operation runs.
     t.host.cluster->runBlocking([host = &t.host, sink = t.commands->sink(), id = s->id, spec = spec, op = std::move(*req.op),
@@ -169,12 +170,18 @@ bool wpsRestRequestHandled(NetworkThreadState &t, Session *s) {
     std::string_view rest = line.substr(sp + 1);
     if (!isWpsRestPath(rest.substr(0, rest.find(' ')))) return false;
 
-    HttpParserOptions options;
-    options.maxBodyBytes = t.table->config.limits.maxMessageBytes;  // over it: the parser's 413, naming this limit
-    HttpMessageParser parser(options);
-    HttpParseState state = parser.feed(head);
+    std::unique_ptr<HttpMessageParser> &parser = s->upgrade->restParser;
+    if (!parser) {
+        HttpParserOptions options;
+        options.maxBodyBytes = t.table->config.limits.maxMessageBytes;  // over it: the parser's 413, naming this limit
+        // A chunked body with its framing: one-byte chunks with long extensions grew the request without
+        // bound (4 KB on the wire per byte of body) until the handshake timeout, all of it held here.
+        options.maxChunkedWireBytes = 2 * options.maxBodyBytes + 65536;
+        parser = std::make_unique<HttpMessageParser>(options);
+    }
+    HttpParseState state = parser->feed(head);
     if (state == HttpParseState::NeedMore) return true;  // wait for more (readHead calls again)
-    CheckedRestRequest req = checkRestRequest(*spec, parser, state);
+    CheckedRestRequest req = checkRestRequest(*spec, *parser, state);
     if (req.op && t.host.cluster) {
         performOnClusterExecutor(t, s, *spec, std::move(req));
         return true;

@@ -1,0 +1,78 @@
+// What an unfriendly Azure Web PubSub client or REST caller can make the gateway hold or spend
+// (docs/webpubsub.md, docs/limits.md): the real gateway, raw sockets and the `ws` client on Microsoft's JSON
+// subprotocol, tokens from @azure/web-pubsub. A REST request whose chunked body never ends (chunk extensions
+// of 4,000 bytes around one-byte chunks, sent before any token is checked) is refused with 413 at a bound,
+// without a core spent re-reading it.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import path from 'node:path';
+import { Gateway, WebSocket, cpuSeconds, rssKb, withTimeout } from './harness.mjs';
+import { WebPubSubServiceClient } from '@azure/web-pubsub';
+
+const KEY = 'wsgw-bounds-access-key-0123456789abcdefghij';
+const started = [];
+after(async () => {
+  for (const stop of started.reverse()) await stop().catch(() => {});
+});
+
+function routes(dir) {
+  return {
+    routeSelectionExpression: '$request.body.action',
+    webPubSub: { hubs: ['chat'], accessKeys: [KEY], recoveryWindowSeconds: 0 },
+    limits: { maxFrameBytes: 131072 },  // the publishes below are one frame each
+    handlers: { probe: { config: { log: path.join(dir, 'events.jsonl') } } },
+    routes: { $default: { handler: 'echo', routeResponse: true } },
+  };
+}
+
+async function startGateway(extraArgs = []) {
+  const gw = await Gateway.start({ routes, plugins: ['echo', 'probe'], extraArgs: ['--access-log', 'off', ...extraArgs] });
+  started.push(() => gw.stop());
+  return gw;
+}
+
+function service(gw) {
+  return new WebPubSubServiceClient(`Endpoint=http://127.0.0.1:${gw.port};AccessKey=${KEY};Version=1.0;`, 'chat',
+                                    { allowInsecureConnection: true });
+}
+
+test('a REST request whose chunked body never ends is refused with 413 at once, without a core spent on it', async (t) => {
+  const gw = await startGateway();
+  const cpuBefore = cpuSeconds(gw.proc.pid);
+  const rssBefore = rssKb(gw.proc.pid);
+  const sock = net.connect({ host: '127.0.0.1', port: gw.port });
+  let received = '';
+  let sent = 0;
+  const ended = new Promise((resolve) => {
+    sock.on('data', (d) => { received += d.toString('latin1'); });
+    sock.on('error', () => resolve('error'));
+    sock.on('close', () => resolve('close'));
+  });
+  await new Promise((resolve) => sock.once('connect', resolve));
+  sock.write(`POST /api/hubs/chat/:send?api-version=2024-12-01 HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\n` +
+             'Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n');
+  // One-byte chunks, each with a 4,000-byte extension: 4 KB on the wire per byte of body. Up to 64 MB, as fast
+  // as the socket takes them, until the gateway answers or closes.
+  const chunk = Buffer.from(`1;${'e'.repeat(4000)}\r\nx\r\n`);
+  const pump = (async () => {
+    const started = Date.now();
+    while (!sock.destroyed && received === '' && sent < (64 << 20) && Date.now() - started < 8000) {
+      const piece = Buffer.concat(Array(64).fill(chunk));
+      sent += piece.length;
+      if (!sock.write(piece)) await new Promise((resolve) => { sock.once('drain', resolve); sock.once('close', resolve); });
+    }
+  })();
+  const how = await withTimeout(ended, 12000, 'the gateway to end the request');
+  await pump;
+  const cpu = cpuSeconds(gw.proc.pid) - cpuBefore;
+  const grewKb = rssKb(gw.proc.pid) - rssBefore;
+  t.diagnostic(`${sent} bytes sent before the gateway ended the request (${how}); CPU ${cpu.toFixed(2)} s; grew ${grewKb} kB; answer ${received.slice(0, 12) || 'none'}`);
+  // The answer may be lost to the reset of the bytes it did not read; when it arrives, it is the 413.
+  if (received) assert.match(received, /^HTTP\/1\.1 413 /, received.slice(0, 300));
+  assert.ok(sent < (24 << 20), `the gateway took ${sent} bytes of one request (${how})`);
+  assert.ok(cpu < 1.0, `the gateway spent ${cpu.toFixed(2)} s of CPU on one request`);
+  assert.ok(grewKb < 16 * 1024, `the gateway grew by ${grewKb} kB`);
+  sock.destroy();
+});
+
