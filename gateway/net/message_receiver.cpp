@@ -84,7 +84,12 @@ int MessageReceiver::messageEnded(Session *s, lws *wsi) {
     if (s->wps && s->wps->subprotocol != WpsSubprotocol::None && !proxied) {  // Azure Web PubSub's protocol
         if (!s->rxBinary && !isValidUtf8(s->rx.data(), s->rx.size())) return closeInvalidUtf8(s, wsi);
         const CompiledRoute *eventRoute = nullptr;
-        if (wpsReceive(t_, s, &eventRoute) == WpsReceive::Dispatch) dispatchMessage(s, eventRoute);
+        WpsReceive received = wpsReceive(t_, s, &eventRoute);
+        if (received == WpsReceive::Dispatch) dispatchMessage(s, eventRoute);
+        if (received == WpsReceive::Queued && table) {
+            const Limits &limits = table->config.limits;
+            if (s->live->pendingAtBound(limits.maxPendingMessages, limits.maxPendingBytes)) pauseReading(s, limits);
+        }
         if (s->clientFrames.failed()) t_.closer->failBadClientFrame(s);  // this may have been the last before it
         return 0;
     }

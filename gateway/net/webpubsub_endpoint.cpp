@@ -568,8 +568,21 @@ WpsReceive wpsReceive(NetworkThreadState &t, Session *s, const CompiledRoute **r
         return WpsReceive::Handled;
     }
     if (mayWait && t.host.cluster) {
-        t.host.cluster->runBlocking([host = &t.host, client = s->wps, msg] { wpsHandleClientMessage(*host, *client, *msg); });
-        return WpsReceive::Handled;
+        // Counted against the connection's pending bounds until the executor has done it, as a message waiting
+        // for its handler is: a client publishing faster than Redis answers (or while it does not answer) is
+        // held back by TCP, instead of its messages queueing for the executor without end (found by the
+        // bounds audit: 100 kB publishes read at wire speed while Redis was stopped grew the gateway by each).
+        size_t bytes = msg->data.bytes.size() + msg->group.size();
+        s->live->addPending(bytes);
+        t.host.metrics.pendingBytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+        t.host.cluster->runBlocking([host = &t.host, client = s->wps, live = s->live, msg, bytes] {
+            wpsHandleClientMessage(*host, *client, *msg);
+            host->metrics.pendingBytes.fetch_sub(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+            if (live->donePending(bytes, host->maxPendingMessages.load(std::memory_order_relaxed),
+                                  host->maxPendingBytes.load(std::memory_order_relaxed)))
+                host->control->resumeReading(live->info.connectionId);
+        });
+        return WpsReceive::Queued;
     }
     if (wpsHandleClientMessage(t.host, state, *msg) != WpsNext::Route) return WpsReceive::Handled;
     const RouteTable *table = t.table.get();

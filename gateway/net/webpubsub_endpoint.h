@@ -56,10 +56,12 @@ bool wpsResumeConnect(NetworkThreadState &t, Session *s);
 // Drain: every connection waiting in a recovery window ends now.
 void wpsEndRecoveryWindows(NetworkThreadState &t);
 
-// A whole message of a subprotocol client, in s->rx. Handled: answered here (s->rx cleared). Dispatch: an
-// event; s->rx holds its data, s->rxBinary its kind, `route` the event's route (or $default, or nullptr:
-// then the caller leaves it to wpsAnswerNoRoute) and s->wpsRequest the request to answer when it has run.
-enum class WpsReceive { Handled, Dispatch };
+// A whole message of a subprotocol client, in s->rx. Handled: answered here (s->rx cleared). Queued: handed to
+// the cluster's executor and counted against the connection's pending bounds until it has run (s->rx
+// cleared): the caller pauses reading at the bounds. Dispatch: an event; s->rx holds its data, s->rxBinary its
+// kind, `route` the event's route (or $default, or nullptr: then the caller leaves it to wpsAnswerNoRoute) and
+// s->wpsRequest the request to answer when it has run.
+enum class WpsReceive { Handled, Queued, Dispatch };
 WpsReceive wpsReceive(NetworkThreadState &t, Session *s, const CompiledRoute **route);
 // An event that will not reach a route (no route, throttled): its ack says why.
 void wpsAnswerRefused(NetworkThreadState &t, Session *s, const std::string &why);

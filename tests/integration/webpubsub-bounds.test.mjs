@@ -2,13 +2,16 @@
 // (docs/webpubsub.md, docs/limits.md): the real gateway, raw sockets and the `ws` client on Microsoft's JSON
 // subprotocol, tokens from @azure/web-pubsub. A REST request whose chunked body never ends (chunk extensions
 // of 4,000 bytes around one-byte chunks, sent before any token is checked) is refused with 413 at a bound,
-// without a core spent re-reading it.
+// without a core spent re-reading it; a subprotocol client of a cluster node that publishes while Redis does
+// not answer is held back by TCP at its pending bounds instead of queueing its messages in the gateway.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Gateway, WebSocket, cpuSeconds, rssKb, withTimeout } from './harness.mjs';
+import { Gateway, WebSocket, cpuSeconds, rssKb, waitFor, waitForCpuQuiet, withTimeout } from './harness.mjs';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
+import { RedisServer } from './redis-server.mjs';
 
 const KEY = 'wsgw-bounds-access-key-0123456789abcdefghij';
 const started = [];
@@ -76,3 +79,46 @@ test('a REST request whose chunked body never ends is refused with 413 at once, 
   sock.destroy();
 });
 
+test('a cluster client publishing while Redis does not answer is held back by TCP at its pending bounds', async (t) => {
+  const redis = await RedisServer.start();
+  started.push(() => redis.stop());
+  const gw = await startGateway(['--cluster', redis.url, '--network-threads', '1']);
+  const { url } = await service(gw).getClientAccessToken({ userId: 'flooder', roles: ['webpubsub.sendToGroup', 'webpubsub.joinLeaveGroup'] });
+  const ws = new WebSocket(url, 'json.webpubsub.azure.v1', { perMessageDeflate: false });  // 100 kB on the wire each
+  const acks = [];
+  ws.on('message', (d) => {
+    const m = JSON.parse(d.toString());
+    if (m.type === 'ack') acks.push(m);
+  });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  // Redis stopped: every publish waits on it.
+  redis.proc.kill('SIGSTOP');
+  let continued = false;
+  const cont = () => { if (!continued) { continued = true; redis.proc.kill('SIGCONT'); } };
+  t.after(cont);
+  await waitFor(() => fs.readFileSync(`/proc/${redis.proc.pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] === 'T', { what: 'redis-server to be stopped' });
+
+  const rssBefore = rssKb(gw.proc.pid);
+  const data = 'd'.repeat(100000);
+  let sent = 0;
+  const startedAt = Date.now();
+  // Publishes of 100 kB, as fast as the socket takes them (the client's own buffer kept under 1 MB), for 4 s or 96 MB.
+  while (Date.now() - startedAt < 4000 && sent < 960) {
+    if (ws.bufferedAmount > (1 << 20)) {
+      await new Promise((r) => setTimeout(r, 5));
+      continue;
+    }
+    ws.send(JSON.stringify({ type: 'sendToGroup', group: 'lobby', ackId: sent + 1, dataType: 'text', data }));
+    ++sent;
+  }
+  await waitForCpuQuiet(gw.proc.pid, { what: 'the gateway to have read what it will read' });
+  const grewKb = rssKb(gw.proc.pid) - rssBefore;
+  t.diagnostic(`${sent} publishes of 100 kB taken from the client's buffer in 4 s; the gateway grew by ${grewKb} kB; ${acks.length} acks; ${gw.lines.filter((l) => l.level === 'warn').map((l) => l.msg).slice(0, 5).join(' | ')}`);
+  // Before: every message read was queued for the cluster's executor, so the gateway held all of them.
+  assert.ok(grewKb < 32 * 1024, `the gateway grew by ${grewKb} kB while Redis was stopped (${sent} publishes sent)`);
+  cont();
+  // Once Redis answers, every publish is done and acknowledged, in the end.
+  await waitFor(() => acks.length === sent, { timeoutMs: 30000, what: `${sent} acks (have ${acks.length})` });
+  assert.ok(acks.every((a) => a.success === true), JSON.stringify(acks.find((a) => a.success !== true)));
+  ws.close();
+});
