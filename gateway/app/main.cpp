@@ -1,6 +1,7 @@
 // wsgw: the flags, the process's settings, `wsgw import` and the --plugin-host entry point; the wiring and
 // the order of start-up and shutdown are Gateway's (gateway.h). Everything else lives in one file per concern.
 #include "background_log.h"
+#include "config_file.h"
 #include "fatal_exception.h"
 #include "gateway.h"
 #include "lambda_environment.h"
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string_view>
 #include <unistd.h>
 
@@ -104,15 +106,16 @@ static int runImport(int argc, char **argv) {
         return 2;
     }
     std::string path = argv[2];
-    std::FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f) {
-        std::fprintf(stderr, "wsgw import: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
+    // A regular file of at most 4 MiB (a big project's serverless.yml is tens of KB): `wsgw import /dev/zero`
+    // read until memory ran out, and YAML takes about 11 bytes of memory per byte of file to parse.
+    std::string error;
+    std::optional<std::string> read = wsgw::readConfigFile(path, path.c_str(), &error, 4 * 1024 * 1024);
+    if (!read) {
+        std::fprintf(stderr, "wsgw import: %s%s%s\n", error.rfind("cannot read", 0) == 0 ? "" : path.c_str(),
+                     error.rfind("cannot read", 0) == 0 ? "" : " ", error.c_str());
         return 2;
     }
-    std::string text;
-    char buf[65536];
-    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
-    std::fclose(f);
+    std::string text = std::move(*read);
     std::map<std::string, std::string> environment;
     for (char **e = environ; *e; ++e) {
         std::string_view kv = *e;

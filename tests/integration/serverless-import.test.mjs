@@ -106,7 +106,7 @@ test('a serverless.yml imported and served: $connect (401 refusal), $default and
   await gw.waitForLog((l) => l.function === 'disconnectHandler' && /^disconnected /.test(l.msg ?? ''), 10000, "the $disconnect function's line");
 });
 
-test('wsgw import: a missing file, bad YAML and an unsupported runtime exit 2 with where and what', () => {
+test('wsgw import: a missing file, not a regular file, over 4 MiB, bad YAML and an unsupported runtime exit 2 with where and what', () => {
   const dir = makeTempDir('wsgw-sls-bad-');
   const missing = runImport(['nope.yml'], dir);
   assert.equal(missing.status, 2);
@@ -122,6 +122,15 @@ test('wsgw import: a missing file, bad YAML and an unsupported runtime exit 2 wi
   const java = runImport(['java.yml'], dir);
   assert.equal(java.status, 2);
   assert.match(java.stderr, /java\.yml:2:12: runtime 'java17' of functions\.f: .*"command"/);
+
+  // Only a regular file of at most 4 MiB is read (before: /dev/zero was read until memory ran out).
+  const device = runImport(['/dev/zero'], dir);
+  assert.equal(device.status, 2, `${device.error ?? ''} ${device.signal ?? ''}`);
+  assert.match(device.stderr, /^wsgw import: \/dev\/zero is a character device, not a regular file/);
+  fs.writeFileSync(path.join(dir, 'big.yml'), `service: big\n${'#'.repeat(5 << 20)}\n`);
+  const big = runImport(['big.yml'], dir);
+  assert.equal(big.status, 2);
+  assert.match(big.stderr, /^wsgw import: big\.yml is larger than 4 MiB/);
 
   const usage = runImport([], dir);
   assert.equal(usage.status, 2);
