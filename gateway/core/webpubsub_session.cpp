@@ -4,6 +4,8 @@
 #include "connection_id.h"
 #include "webpubsub_protocol.h"
 
+#include <algorithm>
+
 namespace wsgw {
 
 std::shared_ptr<const std::string> WpsReliableOutbox::append(std::string_view message) {
@@ -32,11 +34,17 @@ std::vector<std::shared_ptr<const std::string>> WpsReliableOutbox::unacknowledge
 }
 
 bool WpsAckIds::firstUse(uint64_t ackId) {
-    if (!seen_.insert(ackId).second) return false;
-    order_.push_back(ackId);
-    if (order_.size() > kRemembered) {
-        seen_.erase(order_.front());
-        order_.pop_front();
+    bool aboveAll = !any_ || ackId > highest_;
+    if (!aboveAll && std::find(ring_.begin(), ring_.end(), ackId) != ring_.end()) return false;
+    if (ring_.size() < kRemembered) {
+        ring_.push_back(ackId);
+    } else {
+        ring_[next_] = ackId;
+        next_ = (next_ + 1) % kRemembered;
+    }
+    if (aboveAll) {
+        highest_ = ackId;
+        any_ = true;
     }
     return true;
 }

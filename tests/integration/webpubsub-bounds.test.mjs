@@ -122,3 +122,35 @@ test('a cluster client publishing while Redis does not answer is held back by TC
   assert.ok(acks.every((a) => a.success === true), JSON.stringify(acks.find((a) => a.success !== true)));
   ws.close();
 });
+
+// A client may send each of 4,096 requests with an ackId of its own; the gateway remembers that many per
+// connection (to answer a repeat "Duplicate"). Before: 286 kB a connection in a hash set and a queue.
+test('the ackIds a connection used are remembered in bounded, small memory', async (t) => {
+  const gw = await startGateway();
+  const { url } = await service(gw).getClientAccessToken({ roles: ['webpubsub.joinLeaveGroup'] });
+  const socks = [];
+  for (let i = 0; i < 40; ++i) {
+    const ws = new WebSocket(url, 'json.webpubsub.azure.v1', { perMessageDeflate: false });
+    ws.acks = 0;
+    ws.on('message', (d) => { if (JSON.parse(d.toString()).type === 'ack') ws.acks++; });
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    socks.push(ws);
+  }
+  await waitForCpuQuiet(gw.proc.pid);
+  const before = rssKb(gw.proc.pid);
+  // Leaving a group one is not in is acknowledged with success: each request costs only its ackId.
+  for (const ws of socks) for (let a = 1; a <= 4096; ++a) ws.send(JSON.stringify({ type: 'leaveGroup', group: 'g', ackId: a * 7919 }));
+  await waitFor(() => socks.every((w) => w.acks === 4096), { timeoutMs: 60000, what: 'every ack' });
+  await waitForCpuQuiet(gw.proc.pid);
+  const perConnectionKb = (rssKb(gw.proc.pid) - before) / socks.length;
+  t.diagnostic(`${perConnectionKb.toFixed(0)} kB per connection after 4,096 ackIds each`);
+  assert.ok(perConnectionKb < 100, `${perConnectionKb.toFixed(0)} kB per connection`);
+  // A repeat is still recognised.
+  const ws = socks[0];
+  const reply = new Promise((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString()))));
+  ws.send(JSON.stringify({ type: 'leaveGroup', group: 'g', ackId: 7919 * 4096 }));
+  const ack = await reply;
+  assert.equal(ack.success, false);
+  assert.equal(ack.error?.name, 'Duplicate');
+  for (const s of socks) s.close();
+});
