@@ -34,7 +34,7 @@ void Reaper::reap(RedisConnection &redis, const std::string &node) {
     const RedisKeys &keys = settings_.keys;
     const std::string &me = settings_.nodeId;
     std::string error;
-    auto rows = store_.adoptRowsOfNode(node, me, &error);
+    auto rows = store_.adoptRowsOfNode(node, me, kReapedMarkerMs, &error);
     std::string reason = "Gateway node '" + node + "' stopped heartbeating; connection lost";
     if (!error.empty()) {  // Redis went away mid-way: the node stays listed, and the next heartbeat goes on
         log::warn("cluster: reaping a node was interrupted; retrying", {log::Field("node", node), log::Field("error", error)});

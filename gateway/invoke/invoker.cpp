@@ -21,6 +21,10 @@ Invoker::~Invoker() { stop(); }
 
 size_t Invoker::stop(std::chrono::milliseconds grace) {
     if (!lanes_.stop()) return pool_.abandoned();
+    if (size_t waiting = awaitingStore_->close())
+        log::warn("stop: $disconnects not run (the connection table could not confirm they were still this node's); "
+                  "their rows stay for the node that reaps this one, or the next start",
+                  {log::Field("disconnects", static_cast<uint64_t>(waiting))});
     size_t abandoned = pool_.stop(grace);
     // Never run: their rows stay, so the next start's clean-up runs them (a stuck thread returning from
     // now on finds the lanes stopped and drops what it would have released).
@@ -79,6 +83,7 @@ bool Invoker::run(WorkerSlot &slot, Invocation &inv) {
         if (inv.type == WSGW_DISCONNECT ? parkWhenStuck(inv, routeKey) : failFastWhenStuck(inv, routeKey))
             return inv.type != WSGW_DISCONNECT;
     }
+    if (bool finished = true; inv.type == WSGW_DISCONNECT && !disconnectIsOurs(inv, finished)) return finished;
     IntegrationOutcome outcome;
     caller_.call(slot, inv, routeKey, outcome);
     answers_.answer(inv, routeKey, outcome);
@@ -108,6 +113,27 @@ void Invoker::inlineOverran(const Invocation &inv, const char *routeKey, int64_t
               "thread waited for it; remove \"inline\" from the handler or make it return at once",
               {log::Field("handler", inv.route->handler->name), log::Field("routeKey", routeKey),
                log::Field("ranMs", ranMs), log::Field("timeoutMs", static_cast<uint64_t>(inv.route->timeoutMs))});
+}
+
+// A $disconnect that waited (queued behind a paused process, or adopted by a reaper that was paused in turn)
+// may have been run by the node that reaped this one: the table says whose it is now (atomically in Redis)
+// before the handler runs. Another node's: not run, and its row left to that node. Unknown: awaits the store.
+bool Invoker::disconnectIsOurs(Invocation &inv, bool &finished) {
+    if (!inv.removeRowAfter) return true;
+    const std::string &id = inv.connection->info.connectionId;
+    switch (inv.removeRowAfter->disconnectOwner(id)) {
+        case ConnectionStore::DisconnectOwner::Ours: return true;
+        case ConnectionStore::DisconnectOwner::Elsewhere:
+            log::warn("$disconnect not run here: another node reaped this one (it did not heartbeat) and runs it",
+                      {log::Field("connectionId", id)});
+            inv.removeRowAfter = nullptr;
+            finished = true;
+            return false;
+        case ConnectionStore::DisconnectOwner::Unknown: break;
+    }
+    awaitingStore_->await(std::move(inv));
+    finished = false;
+    return false;
 }
 
 // Under slot.mutex (the watchdog's).

@@ -21,6 +21,7 @@
 // IntegrationCaller (calling one integration) and InvocationAnswers (what the client is sent).
 #pragma once
 
+#include "disconnects_awaiting_store.h"
 #include "integration_call.h"
 #include "invocation.h"
 #include "invocation_answers.h"
@@ -86,6 +87,7 @@ private:
     bool run(WorkerSlot &slot, Invocation &inv);  // false: a $disconnect parked (moved from), not finished
     bool failFastWhenStuck(const Invocation &inv, const char *routeKey);  // true: answered, handler not called
     bool parkWhenStuck(Invocation &inv, const char *routeKey);            // true: a $disconnect parked
+    bool disconnectIsOurs(Invocation &inv, bool &finished);  // false: not run here (finished, or awaiting the store)
     void warnStuck(const char *what, const Invocation &inv, const char *routeKey, size_t stuckHere);
     void inlineOverran(const Invocation &inv, const char *routeKey, int64_t ranMs);  // past timeoutMs
 
@@ -95,6 +97,7 @@ private:
     InvocationAnswers answers_;
     WorkerPool pool_;
     IntegrationCaller caller_;
+    std::shared_ptr<DisconnectsAwaitingStore> awaitingStore_ = std::make_shared<DisconnectsAwaitingStore>(lanes_);
     std::atomic<int64_t> nextStuckWarningMs_{0};
     std::atomic<int64_t> nextInlineWarningMs_{0};  // inlineOverran's warnings, at most one per 10 s
 };

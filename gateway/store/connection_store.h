@@ -36,6 +36,18 @@ public:
     // refused after its row was written). The SQLite store journals the ID before queueing the removal, so
     // that a kill -9 before the removal is committed does not make the next start run $disconnect for it.
     virtual void removeClosed(const std::string &connectionId) { remove(connectionId); }
+    // Asked on the worker just before a $disconnect's handler runs (a shared store: another node may have
+    // reaped this one while the $disconnect waited, and run it already). Ours: run it. Elsewhere: another
+    // node took the row over; do not run it, and leave the row alone. Unknown: the store cannot tell now
+    // (unreachable); ask again once whenReachable() has called back. A single node's table is always ours.
+    enum class DisconnectOwner { Ours, Elsewhere, Unknown };
+    virtual DisconnectOwner disconnectOwner(const std::string &connectionId) {
+        (void)connectionId;
+        return DisconnectOwner::Ours;
+    }
+    // Calls `ready` once (on the store's thread; it must only hand work on) after the store has reached its
+    // backend again, no sooner than a short pause. Stores that are always reachable call it at once.
+    virtual void whenReachable(std::function<void()> ready) { ready(); }
     virtual void flush() = 0;  // blocks until everything queued before the call is committed
     // The shutdown's last write, bounded: commits what is queued, or gives it up once the table has stayed
     // unwritable for a few seconds (logged; the SQLite store journals the removals it gave up, so the next

@@ -1,11 +1,14 @@
 #include "redis_store.h"
 
 #include "log.h"
+#include "redis_scripts.h"
+#include "redis_unsent_inserts.h"
 #include "touch_queue.h"
 #include "write_health.h"
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -15,49 +18,9 @@
 
 namespace wsgw {
 
+using namespace redis_scripts;
+
 namespace {
-
-// ARGV: prefix, connection ID, the node that asks (its set loses the ID too). Returns the row's HGETALL.
-constexpr const char *kTakeScript = R"lua(
-local ck = ARGV[1] .. 'conn:' .. ARGV[2]
-local row = redis.call('HGETALL', ck)
-for _, g in ipairs(redis.call('SMEMBERS', ck .. ':groups')) do
-  redis.call('SREM', ARGV[1] .. 'group:' .. g, ARGV[2])
-end
-for i = 1, #row, 2 do
-  if row[i] == 'node' and row[i + 1] ~= ARGV[3] then
-    redis.call('SREM', ARGV[1] .. 'node:' .. row[i + 1] .. ':conns', ARGV[2])
-  end
-end
-if ARGV[3] ~= '' then redis.call('SREM', ARGV[1] .. 'node:' .. ARGV[3] .. ':conns', ARGV[2]) end
-redis.call('DEL', ck, ck .. ':groups')
-return row
-)lua";
-
-// ARGV: the row's key, the dead node's alive key, its set, the claimer's set, the dead node, the claimer, the ID.
-// Returns the row's HGETALL (now the claimer's), or false when it is not the dead node's or that node is alive.
-constexpr const char *kAdoptScript = R"lua(
-if redis.call('EXISTS', ARGV[2]) == 1 then return false end
-if redis.call('HGET', ARGV[1], 'node') ~= ARGV[5] then
-  redis.call('SREM', ARGV[3], ARGV[7])
-  return false
-end
-redis.call('HSET', ARGV[1], 'node', ARGV[6])
-redis.call('SREM', ARGV[3], ARGV[7])
-redis.call('SADD', ARGV[4], ARGV[7])
-return redis.call('HGETALL', ARGV[1])
-)lua";
-
-// A touch must not bring back a row that a remove (or a reaper) already took.
-// Only ever forward, as the SQLite store's UPDATE ... AND last_active_at < ?: touches coalesce per batch, and
-// an older time in a later batch must not overwrite a newer one.
-constexpr const char *kTouchScript = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local current = tonumber(redis.call('HGET', KEYS[1], 'lastActiveAt') or '0') or 0
-  if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'lastActiveAt', ARGV[1]) end
-end
-return 0
-)lua";
 
 // Touches wake nobody: the writer thread sends them on this tick, or with the next other write or flush
 // (the SQLite store's kTouchCommitInterval, for the same reason: a wake-up and a round trip per few
@@ -121,11 +84,18 @@ struct RedisStore::Impl {
     RedisConnection writer;  // the writer thread's own
     RedisConnection reader;  // takeRowsOfNode / find, under readerMutex
     std::mutex readerMutex;
+    RedisPool direct;  // the workers': ownership checks before a $disconnect, its removal after
 
     mutable std::mutex mutex;
-    std::condition_variable wake, drained;
+    std::condition_variable wake, drained, insertsSettled;
     std::deque<RedisStoreOp> ops;
+    UnsentInserts unsent;
     TouchQueue touches;  // appended to by touch(); taken whole by the writer thread
+    TouchQueue batchTouches;  // the writer's; its emptied buffers go back to touch() at the next swap
+    std::chrono::steady_clock::time_point nextTouchSend;
+    std::vector<std::function<void()>> reachableCallbacks;  // whenReachable()
+    std::chrono::steady_clock::time_point callbacksDueAt;
+    bool callbacksAdded = false;  // the writer recomputes how long it sleeps
     size_t inFlight = 0;
     int flushWaiters = 0;  // flush() calls waiting: touches are sent at once, not at the tick
     bool flushGaveUp = false;  // the last flush() timed out
@@ -134,11 +104,12 @@ struct RedisStore::Impl {
     std::thread thread;
 
     Impl(const RedisAddress &a, RedisKeys k, std::string node)
-        : keys(std::move(k)), nodeId(std::move(node)), writer(a), reader(a), health(a.text) {}
+        : keys(std::move(k)), nodeId(std::move(node)), writer(a), reader(a), direct(a, 16), health(a.text) {}
 
     void enqueue(RedisStoreOp op) {
         {
             std::lock_guard lock(mutex);
+            if (auto *i = std::get_if<RedisInsertOp>(&op)) unsent.queued(i->row.connectionId);
             ops.push_back(std::move(op));
         }
         wake.notify_one();
@@ -159,42 +130,67 @@ struct RedisStore::Impl {
         }
     }
 
+    bool callbacksDue() const { return !reachableCallbacks.empty() && std::chrono::steady_clock::now() >= callbacksDueAt; }
+
+    // Under the lock: until there is work (touches alone wait for the tick, callbacks for their pause).
+    void waitForWork(std::unique_lock<std::mutex> &lock) {
+        callbacksAdded = false;
+        auto until = nextTouchSend;
+        if (!reachableCallbacks.empty()) until = std::min(until, callbacksDueAt);
+        bool woken = wake.wait_until(lock, until, [&] {
+            return stopping || !ops.empty() || (flushWaiters > 0 && !touches.empty()) || callbacksAdded;
+        });
+        if (!woken && std::chrono::steady_clock::now() >= nextTouchSend)
+            nextTouchSend = std::chrono::steady_clock::now() + kTouchSendInterval;
+    }
+
+    // Under the lock: the next batch (an insert cancelled meanwhile is dropped) and the touches with it.
+    std::vector<RedisStoreOp> takeBatch() {
+        std::vector<RedisStoreOp> batch;
+        while (!ops.empty() && batch.size() < 1024) {
+            RedisStoreOp op = std::move(ops.front());
+            ops.pop_front();
+            if (auto *i = std::get_if<RedisInsertOp>(&op); i && !unsent.take(i->row.connectionId)) continue;
+            batch.push_back(std::move(op));
+        }
+        batchTouches.clear();
+        if (ops.empty()) batchTouches.swap(touches);  // touches go after every op queued before them
+        inFlight = batch.size() + batchTouches.size();
+        return batch;
+    }
+
+    // Without the lock: one round trip (a PING when only whenReachable() callbacks wait for one).
+    bool send(const std::vector<RedisStoreOp> &batch, bool ping) {
+        batchTouches.coalesce();  // one script call per connection, with its latest time
+        std::vector<std::vector<std::string>> cmds;
+        for (const auto &op : batch) appendCommands(op, cmds);
+        for (size_t i = 0; i < batchTouches.size(); ++i)
+            cmds.push_back({"EVAL", kTouchScript, "1", keys.connection(std::string(batchTouches.id(i))),
+                            std::to_string(batchTouches.time(i))});
+        if (cmds.empty() && ping) cmds.push_back({"PING"});
+        bool ok = cmds.empty() || !writer.pipeline(cmds).empty();
+        if (ok) health.succeeded();
+        else health.failed("Redis: " + writer.error(), batch.size() + batchTouches.size());
+        return ok;
+    }
+
     void run() {
         std::unique_lock lock(mutex);
-        auto nextTouchSend = std::chrono::steady_clock::now() + kTouchSendInterval;
-        TouchQueue batchTouches;  // its emptied buffers go back to touch() at the next swap
+        nextTouchSend = std::chrono::steady_clock::now() + kTouchSendInterval;
         for (;;) {
-            // Touches alone wait for the tick.
-            bool woken = wake.wait_until(lock, nextTouchSend, [&] {
-                return stopping || !ops.empty() || (flushWaiters > 0 && !touches.empty());
-            });
-            if (!woken) nextTouchSend = std::chrono::steady_clock::now() + kTouchSendInterval;
-            if (ops.empty() && touches.empty()) {
+            waitForWork(lock);
+            const bool ping = callbacksDue();
+            if (ops.empty() && touches.empty() && !ping) {
                 if (stopping) return;
                 continue;
             }
-            std::vector<RedisStoreOp> batch;
-            while (!ops.empty() && batch.size() < 1024) {
-                batch.push_back(std::move(ops.front()));
-                ops.pop_front();
-            }
-            batchTouches.clear();
-            if (ops.empty()) batchTouches.swap(touches);  // touches go after every op queued before them
-            inFlight = batch.size() + batchTouches.size();
+            std::vector<RedisStoreOp> batch = takeBatch();
             lock.unlock();
-            batchTouches.coalesce();  // one script call per connection, with its latest time
-
-            std::vector<std::vector<std::string>> cmds;
-            for (const auto &op : batch) appendCommands(op, cmds);
-            for (size_t i = 0; i < batchTouches.size(); ++i)
-                cmds.push_back({"EVAL", kTouchScript, "1", keys.connection(std::string(batchTouches.id(i))),
-                                std::to_string(batchTouches.time(i))});
-            bool ok = cmds.empty() || !writer.pipeline(cmds).empty();
-            if (ok) health.succeeded();
-            else health.failed("Redis: " + writer.error(), batch.size() + batchTouches.size());
-
+            bool ok = send(batch, ping);
             lock.lock();
             inFlight = 0;
+            unsent.batchEnded(ok);
+            insertsSettled.notify_all();
             if (!ok) {
                 // Nothing is lost: the batch goes back in front, and touches merge with newer ones.
                 for (auto it = batch.rbegin(); it != batch.rend(); ++it) ops.push_front(std::move(*it));
@@ -203,9 +199,28 @@ struct RedisStore::Impl {
                 if (stopping) return;
                 wake.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping; });
                 if (stopping) return;
+            } else if (callbacksDue()) {
+                std::vector<std::function<void()>> ready;
+                ready.swap(reachableCallbacks);
+                lock.unlock();
+                for (auto &f : ready) f();
+                lock.lock();
             }
             if (ops.empty() && touches.empty()) drained.notify_all();
         }
+    }
+
+    enum class InsertState { NeverSent, Confirmed, Retrying };
+    // Where the row's insert is, once a batch sending it right now has ended (bounded); a queued one is
+    // cancelled when `cancelQueued`.
+    InsertState insertState(const std::string &id, bool cancelQueued) {
+        std::unique_lock lock(mutex);
+        insertsSettled.wait_for(lock, std::chrono::seconds(3), [&] { return unsent.state(id) != UnsentInserts::State::Sending; });
+        auto state = unsent.state(id);
+        if (!state) return InsertState::Confirmed;
+        if (*state != UnsentInserts::State::Queued) return InsertState::Retrying;
+        if (cancelQueued) unsent.cancel(id);
+        return InsertState::NeverSent;
     }
 };
 
@@ -237,6 +252,41 @@ RedisStore::~RedisStore() {
 
 void RedisStore::insert(ConnectionRow row) { impl_->enqueue(RedisInsertOp{std::move(row)}); }
 void RedisStore::remove(const std::string &id) { impl_->enqueue(RedisRemoveOp{id}); }
+
+void RedisStore::removeClosed(const std::string &id) {
+    switch (impl_->insertState(id, true)) {
+        case Impl::InsertState::NeverSent: return;  // cancelled: the row never reached Redis
+        case Impl::InsertState::Retrying: impl_->enqueue(RedisRemoveOp{id}); return;  // after its insert
+        case Impl::InsertState::Confirmed: break;
+    }
+    RedisReply r = impl_->direct.command({"EVAL", kTakeScript, "0", impl_->keys.prefix, id, impl_->nodeId});
+    if (!r || replyIsError(r.get())) impl_->enqueue(RedisRemoveOp{id});  // the writer retries it
+}
+
+ConnectionStore::DisconnectOwner RedisStore::disconnectOwner(const std::string &id) {
+    switch (impl_->insertState(id, false)) {
+        case Impl::InsertState::NeverSent: return DisconnectOwner::Ours;  // no other node can have seen the row
+        case Impl::InsertState::Retrying: return DisconnectOwner::Unknown;
+        case Impl::InsertState::Confirmed: break;
+    }
+    const RedisKeys &k = impl_->keys;
+    RedisReply r = impl_->direct.command({"EVAL", kOwnerScript, "0", k.connection(id), k.connectionReaped(id),
+                                          k.nodeAlive(impl_->nodeId), impl_->nodeId});
+    if (!r || r->type != REDIS_REPLY_INTEGER) return DisconnectOwner::Unknown;
+    if (r->integer == 1) return DisconnectOwner::Ours;
+    return r->integer == 0 ? DisconnectOwner::Elsewhere : DisconnectOwner::Unknown;
+}
+
+void RedisStore::whenReachable(std::function<void()> ready) {
+    {
+        std::lock_guard lock(impl_->mutex);
+        if (impl_->reachableCallbacks.empty())
+            impl_->callbacksDueAt = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+        impl_->reachableCallbacks.push_back(std::move(ready));
+        impl_->callbacksAdded = true;
+    }
+    impl_->wake.notify_one();
+}
 void RedisStore::reRegister(std::vector<ConnectionRow> rows, std::function<bool(const std::string &)> stillLive) {
     impl_->enqueue(RedisReRegisterOp{std::move(rows), std::move(stillLive)});
 }
@@ -291,7 +341,8 @@ std::vector<ConnectionRow> RedisStore::rowsLeftByNode(const std::string &nodeId,
     return rows;
 }
 
-std::vector<ConnectionRow> RedisStore::adoptRowsOfNode(const std::string &deadNode, const std::string &claimer, std::string *error) {
+std::vector<ConnectionRow> RedisStore::adoptRowsOfNode(const std::string &deadNode, const std::string &claimer, int64_t markMs,
+                                                       std::string *error) {
     if (error) error->clear();
     std::vector<ConnectionRow> rows;
     std::lock_guard lock(impl_->readerMutex);
@@ -304,7 +355,8 @@ std::vector<ConnectionRow> RedisStore::adoptRowsOfNode(const std::string &deadNo
     for (size_t i = 0; i < replyElements(ids.get()); ++i) {
         std::string id = replyString(replyElement(ids.get(), i));
         RedisReply r = impl_->reader.command({"EVAL", kAdoptScript, "0", k.connection(id), k.nodeAlive(deadNode),
-                                              k.nodeConnections(deadNode), k.nodeConnections(claimer), deadNode, claimer, id});
+                                              k.nodeConnections(deadNode), k.nodeConnections(claimer), deadNode, claimer, id,
+                                              k.connectionReaped(id), std::to_string(markMs)});
         if (!r || replyIsError(r.get())) {
             if (error) *error = "Redis: adopting " + id + " failed: " + (r ? replyString(r.get()) : impl_->reader.error());
             return rows;  // the ones adopted so far are the caller's to run

@@ -18,6 +18,9 @@ struct RedisKeys {
     std::string prefix = "wsgw:";
     std::string connection(const std::string &id) const { return prefix + "conn:" + id; }              // hash
     std::string connectionGroups(const std::string &id) const { return prefix + "conn:" + id + ":groups"; }  // set
+    // Set when a reaper adopts the row (the reaper's ID, for as long as nodeReaped): the row's $disconnect is
+    // the reaper's, even once the reaper has run it and the row is gone.
+    std::string connectionReaped(const std::string &id) const { return prefix + "conn:" + id + ":reaped"; }  // string, TTL
     std::string nodeConnections(const std::string &node) const { return prefix + "node:" + node + ":conns"; }  // set
     std::string nodeAlive(const std::string &node) const { return prefix + "node:" + node + ":alive"; }  // string, TTL
     std::string nodeRegistered(const std::string &node) const { return prefix + "node:" + node + ":registered"; }
@@ -47,6 +50,13 @@ public:
     void insert(ConnectionRow row) override;
     void touch(const std::string &connectionId, int64_t lastActiveAtMs) override;
     void remove(const std::string &connectionId) override;
+    // Sent by the calling thread (the worker that ran the $disconnect) on its own connection, before it does
+    // anything else: a kill -9 after the handler returns loses the removal only if it lands before the
+    // command is in the socket. Queued for the writer instead when the row's insert is still on its way (its
+    // removal must follow it; one never sent is simply dropped) or Redis cannot be reached (retried).
+    void removeClosed(const std::string &connectionId) override;
+    DisconnectOwner disconnectOwner(const std::string &connectionId) override;
+    void whenReachable(std::function<void()> ready) override;
     void flush() override;
     size_t queueDepth() const override;
     bool writable() const override;
@@ -55,7 +65,9 @@ public:
     // that node is not alive (a node that came back keeps its rows), becomes `claimer`'s. The claimer runs
     // their $disconnect and remove()s each row after it; if the claimer dies meanwhile, the rows are reaped
     // from it in turn. (Taking them deleted them: a reaper that died or stopped mid-way lost the rest.)
-    std::vector<ConnectionRow> adoptRowsOfNode(const std::string &deadNode, const std::string &claimer, std::string *error = nullptr);
+    // Each adopted row is marked reaped (connectionReaped) for `markMs`.
+    std::vector<ConnectionRow> adoptRowsOfNode(const std::string &deadNode, const std::string &claimer, int64_t markMs,
+                                               std::string *error = nullptr);
     std::optional<ConnectionRow> find(const std::string &connectionId) override;
 
     // Writes these rows again (after Redis lost its data); `stillLive` is asked for each at write time so

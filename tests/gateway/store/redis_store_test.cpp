@@ -172,11 +172,11 @@ TEST_SUITE("redis_store") {
         store->flush();
         CHECK(store->rowsLeftByNode("dead").size() == 2);
         CHECK(store->rowsLeftByNode("dead").size() == 2);  // reading deletes nothing
-        auto adopted = store->adoptRowsOfNode("dead", "reaper", &error);
+        auto adopted = store->adoptRowsOfNode("dead", "reaper", 60000, &error);
         CHECK(error.empty());
         REQUIRE(adopted.size() == 2);
         CHECK(adopted[0].nodeId == "reaper");
-        CHECK(store->adoptRowsOfNode("dead", "other").empty());  // only one reaper gets them
+        CHECK(store->adoptRowsOfNode("dead", "other", 60000).empty());  // only one reaper gets them
         CHECK(store->rowsLeftByNode("dead").empty());
         CHECK(store->rowsLeftByNode("reaper").size() == 2);  // if the reaper dies now, they are reaped from it
         store->remove("a");                                  // its $disconnect ran
@@ -186,8 +186,40 @@ TEST_SUITE("redis_store") {
         // A node that is alive again keeps its rows.
         RedisConnection setup(server.address);
         setup.command({"SET", RedisKeys{}.nodeAlive("alive"), "x"});
-        CHECK(store->adoptRowsOfNode("alive", "reaper").empty());
+        CHECK(store->adoptRowsOfNode("alive", "reaper", 60000).empty());
         CHECK(store->find("c")->nodeId == "alive");
+    }
+
+    TEST_CASE("disconnectOwner: this node's while its row is and it is alive; another's once a reaper adopted the row, even after it took it") {
+        RedisServer server;
+        std::string error;
+        auto store = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
+        REQUIRE_MESSAGE(store, error);
+        auto reaper = RedisStore::open(server.address, RedisKeys{}, "r", &error);
+        REQUIRE_MESSAGE(reaper, error);
+        RedisConnection setup(server.address);
+        using Owner = ConnectionStore::DisconnectOwner;
+        setup.command({"SET", RedisKeys{}.nodeAlive("n1"), "x"});
+        store->insert(row("a", "n1"));
+        store->insert(row("b", "n1"));
+        store->flush();
+        CHECK(store->disconnectOwner("a") == Owner::Ours);
+        CHECK(store->disconnectOwner("never-written") == Owner::Ours);  // no other node can have it
+        setup.command({"DEL", RedisKeys{}.nodeAlive("n1")});
+        CHECK(store->disconnectOwner("a") == Owner::Unknown);  // a reaper may be adopting it right now
+        REQUIRE(reaper->adoptRowsOfNode("n1", "r", 60000).size() == 2);
+        CHECK(store->disconnectOwner("a") == Owner::Elsewhere);
+        CHECK(reaper->disconnectOwner("a") == Owner::Unknown);  // the reaper's alive key is not set here
+        reaper->removeClosed("a");  // the reaper ran it: sent at once, by this thread
+        CHECK_FALSE(store->find("a"));
+        CHECK(store->disconnectOwner("a") == Owner::Elsewhere);  // the row is gone, its reaped mark is not
+        // The node's own removal after a $disconnect is sent at once too.
+        setup.command({"SET", RedisKeys{}.nodeAlive("n1"), "x"});
+        store->insert(row("c", "n1"));
+        store->flush();
+        store->removeClosed("c");
+        CHECK_FALSE(store->find("c"));
+        CHECK(replyInteger(setup.command({"SISMEMBER", RedisKeys{}.nodeConnections("n1"), "c"}).get()) == 0);
     }
 
     TEST_CASE("re-registration after Redis lost its data skips connections that closed meanwhile") {
