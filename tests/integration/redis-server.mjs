@@ -20,17 +20,18 @@ export function freePort() {
 }
 
 export class RedisServer {
-  // Resolves once it answers PING.
-  static async start(port) {
-    const redis = new RedisServer(port ?? await freePort());
+  // Resolves once it answers PING. `extraArgs` go to redis-server after ours (for example
+  // ['--appendonly', 'yes', '--dir', DIR] for a server that a restart on the same port finds its data in).
+  static async start(port, { extraArgs = [] } = {}) {
+    const redis = new RedisServer(port ?? await freePort(), extraArgs);
     await waitFor(async () => (await redis.cli('PING').catch(() => '')) === 'PONG', { timeoutMs: 10000, what: 'redis-server to answer PING' });
     return redis;
   }
 
-  constructor(port) {
+  constructor(port, extraArgs = []) {
     this.port = port;
     this.proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--protected-mode', 'no', '--daemonize', 'no', '--logfile', ''], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--protected-mode', 'no', '--daemonize', 'no', '--logfile', '', ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.exited = new Promise((resolve) => this.proc.on('exit', resolve));
   }
 
