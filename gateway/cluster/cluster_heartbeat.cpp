@@ -1,6 +1,7 @@
 #include "cluster_heartbeat.h"
 
 #include "log.h"
+#include "monotonic_clock.h"
 
 #include <algorithm>
 #include <chrono>
@@ -81,7 +82,10 @@ void Heartbeat::settleRegistration(RedisConnection &redis, bool &registeredOnce)
     RedisReply reapedBy = redis.command({"GET", settings_.keys.nodeReaped(me)});
     std::string reaper = reapedBy && !replyIsError(reapedBy.get()) ? replyString(reapedBy.get()) : std::string();
     bool settled = true;
-    if (!reaper.empty()) settled = rejoin_.closeReapedConnections(redis, reaper);
+    if (!reaper.empty()) {
+        store_.stopVouching();  // before this node is registered again (RedisStore::stopVouching says why)
+        settled = rejoin_.closeReapedConnections(redis, reaper);
+    }
     else if (registeredOnce) rejoin_.registerAgain();
     if (settled) {
         redis.command({"SET", settings_.keys.nodeRegistered(me), token_});
@@ -91,6 +95,7 @@ void Heartbeat::settleRegistration(RedisConnection &redis, bool &registeredOnce)
 
 void Heartbeat::beat(RedisConnection &redis, bool &registeredOnce) {
     const std::string &me = settings_.nodeId;
+    int64_t sentAtMs = monotonicMs();
     auto replies = redis.pipeline({{"SET", settings_.keys.nodeAlive(me), token_, "PX", std::to_string(settings_.nodeTtlMs)},
                                    {"SADD", settings_.keys.nodes(), me},
                                    {"EXISTS", settings_.keys.nodeRegistered(me)}});
@@ -101,7 +106,10 @@ void Heartbeat::beat(RedisConnection &redis, bool &registeredOnce) {
     }
     redisHealthy_ = ok;
     if (!ok) return;
+    // Alive from the SET on for the node TTL, and registered: no row of ours was adopted (the adoption
+    // unregisters atomically) and none can be for a while. Half the TTL leaves room for the clocks' rates.
     if (replyInteger(replies[2].get()) == 0) settleRegistration(redis, registeredOnce);
+    else store_.vouchOwnRowsUntil(sentAtMs + settings_.nodeTtlMs / 2);
     reaper_.reapDeadNodes(redis);
 }
 

@@ -21,8 +21,8 @@ namespace wsgw::cluster {
 
 class Heartbeat {
 public:
-    Heartbeat(const ClusterSettings &settings, Rejoin &rejoin, Reaper &reaper)
-        : settings_(settings), rejoin_(rejoin), reaper_(reaper) {}
+    Heartbeat(const ClusterSettings &settings, RedisStore &store, Rejoin &rejoin, Reaper &reaper)
+        : settings_(settings), store_(store), rejoin_(rejoin), reaper_(reaper) {}
     ~Heartbeat() { stop(false); }
     Heartbeat(const Heartbeat &) = delete;
     Heartbeat &operator=(const Heartbeat &) = delete;
@@ -44,6 +44,7 @@ private:
     std::string claimFailure(const RedisReply &reply, RedisConnection &redis) const;
 
     const ClusterSettings &settings_;
+    RedisStore &store_;  // vouched for by each beat that finds this node alive and registered
     Rejoin &rejoin_;
     Reaper &reaper_;
     const std::string token_ = newRequestId();  // this process's alive key value

@@ -30,7 +30,7 @@ struct ClusterNode::Impl {
     cluster::RemoteCalls calls{settings, pool};
     cluster::Reaper reaper{settings, store};
     cluster::Rejoin rejoin{settings, host, store, pool};
-    cluster::Heartbeat heartbeat{settings, rejoin, reaper};
+    cluster::Heartbeat heartbeat{settings, store, rejoin, reaper};
     std::unique_ptr<cluster::Inbox> inbox;  // from start(); outlives the subscriber thread and the executor
     cluster::Subscriber subscriber{settings, host};
     std::unique_ptr<cluster::BlockingExecutor> executor;

@@ -22,15 +22,18 @@ return row
 )lua";
 
 // ARGV: the row's key, the dead node's alive key, its set, the claimer's set, the dead node, the claimer, the ID,
-// the row's reaped mark and how long it stays (ms). Returns the row's HGETALL (now the claimer's), or false
-// when it is not the dead node's or that node is alive. The mark outlives the row: a $disconnect the dead
-// node still had queued (it was only paused) finds the row gone and the mark there, and does not run.
+// the row's reaped mark and how long it stays (ms), the dead node's registered key. Returns the row's HGETALL
+// (now the claimer's), or false when it is not the dead node's or that node is alive. The mark outlives the
+// row: a $disconnect the dead node still had queued (it was only paused) finds the row gone and the mark
+// there, and does not run. The node is unregistered in the same step, so that its next heartbeat cannot find
+// itself registered once any of its rows is adopted (RedisStore::vouchOwnRowsUntil relies on it).
 inline constexpr const char *kAdoptScript = R"lua(
 if redis.call('EXISTS', ARGV[2]) == 1 then return false end
 if redis.call('HGET', ARGV[1], 'node') ~= ARGV[5] then
   redis.call('SREM', ARGV[3], ARGV[7])
   return false
 end
+redis.call('DEL', ARGV[10])
 redis.call('HSET', ARGV[1], 'node', ARGV[6])
 redis.call('SREM', ARGV[3], ARGV[7])
 redis.call('SADD', ARGV[4], ARGV[7])

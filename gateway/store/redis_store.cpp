@@ -1,6 +1,7 @@
 #include "redis_store.h"
 
 #include "log.h"
+#include "monotonic_clock.h"
 #include "redis_scripts.h"
 #include "redis_unsent_inserts.h"
 #include "touch_queue.h"
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -85,6 +87,9 @@ struct RedisStore::Impl {
     RedisConnection reader;  // takeRowsOfNode / find, under readerMutex
     std::mutex readerMutex;
     RedisPool direct;  // the workers': ownership checks before a $disconnect, its removal after
+    // vouchOwnRowsUntil: monotonic ms; written by the heartbeat thread only (vouchingStopped too).
+    std::atomic<int64_t> vouchedUntilMs{INT64_MIN};
+    bool vouchingStopped = false;
 
     mutable std::mutex mutex;
     std::condition_variable wake, drained, insertsSettled;
@@ -264,6 +269,7 @@ void RedisStore::removeClosed(const std::string &id) {
 }
 
 ConnectionStore::DisconnectOwner RedisStore::disconnectOwner(const std::string &id) {
+    if (monotonicMs() < impl_->vouchedUntilMs.load(std::memory_order_acquire)) return DisconnectOwner::Ours;
     switch (impl_->insertState(id, false)) {
         case Impl::InsertState::NeverSent: return DisconnectOwner::Ours;  // no other node can have seen the row
         case Impl::InsertState::Retrying: return DisconnectOwner::Unknown;
@@ -275,6 +281,15 @@ ConnectionStore::DisconnectOwner RedisStore::disconnectOwner(const std::string &
     if (!r || r->type != REDIS_REPLY_INTEGER) return DisconnectOwner::Unknown;
     if (r->integer == 1) return DisconnectOwner::Ours;
     return r->integer == 0 ? DisconnectOwner::Elsewhere : DisconnectOwner::Unknown;
+}
+
+void RedisStore::vouchOwnRowsUntil(int64_t untilMonotonicMs) {
+    if (!impl_->vouchingStopped) impl_->vouchedUntilMs.store(untilMonotonicMs, std::memory_order_release);
+}
+
+void RedisStore::stopVouching() {
+    impl_->vouchingStopped = true;
+    impl_->vouchedUntilMs.store(INT64_MIN, std::memory_order_release);
 }
 
 void RedisStore::whenReachable(std::function<void()> ready) {
@@ -356,7 +371,7 @@ std::vector<ConnectionRow> RedisStore::adoptRowsOfNode(const std::string &deadNo
         std::string id = replyString(replyElement(ids.get(), i));
         RedisReply r = impl_->reader.command({"EVAL", kAdoptScript, "0", k.connection(id), k.nodeAlive(deadNode),
                                               k.nodeConnections(deadNode), k.nodeConnections(claimer), deadNode, claimer, id,
-                                              k.connectionReaped(id), std::to_string(markMs)});
+                                              k.connectionReaped(id), std::to_string(markMs), k.nodeRegistered(deadNode)});
         if (!r || replyIsError(r.get())) {
             if (error) *error = "Redis: adopting " + id + " failed: " + (r ? replyString(r.get()) : impl_->reader.error());
             return rows;  // the ones adopted so far are the caller's to run

@@ -55,7 +55,16 @@ public:
     // command is in the socket. Queued for the writer instead when the row's insert is still on its way (its
     // removal must follow it; one never sent is simply dropped) or Redis cannot be reached (retried).
     void removeClosed(const std::string &connectionId) override;
+    // One round trip (kOwnerScript), except while the heartbeat has vouched for this node (below).
     DisconnectOwner disconnectOwner(const std::string &connectionId) override;
+    // From the heartbeat thread. A beat that renewed this node's alive key and found the node still registered
+    // (a reaper's first adoption unregisters it, in the same atomic step) proves that no row of this node had
+    // been adopted when it ran, and that none can be until the key expires: until `untilMonotonicMs` (the
+    // beat's start plus half the node TTL) every $disconnect here is this node's without asking Redis.
+    void vouchOwnRowsUntil(int64_t untilMonotonicMs);
+    // Once this node has been reaped, for the rest of the process: a beat that finds it registered again
+    // (after the rejoin) says nothing about $disconnects queued before the reap, so each asks Redis.
+    void stopVouching();
     void whenReachable(std::function<void()> ready) override;
     void flush() override;
     size_t queueDepth() const override;

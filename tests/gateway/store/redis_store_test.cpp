@@ -1,5 +1,6 @@
 // The Redis connection table against a real redis-server, which this test starts on a free loopback port
 // (and skips, saying so, only when redis-server is not installed).
+#include "monotonic_clock.h"
 #include "redis_store.h"
 #include "store_test_row.h"
 
@@ -220,6 +221,36 @@ TEST_SUITE("redis_store") {
         store->removeClosed("c");
         CHECK_FALSE(store->find("c"));
         CHECK(replyInteger(setup.command({"SISMEMBER", RedisKeys{}.nodeConnections("n1"), "c"}).get()) == 0);
+    }
+
+    TEST_CASE("while the heartbeat vouches for the node its $disconnects are its own without asking; an adoption unregisters the node; after a reap no vouch counts") {
+        RedisServer server;
+        std::string error;
+        auto store = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
+        REQUIRE_MESSAGE(store, error);
+        auto reaper = RedisStore::open(server.address, RedisKeys{}, "r", &error);
+        REQUIRE_MESSAGE(reaper, error);
+        RedisConnection setup(server.address);
+        using Owner = ConnectionStore::DisconnectOwner;
+        const RedisKeys keys;
+        setup.command({"SET", keys.nodeRegistered("n1"), "x"});
+        store->insert(row("a", "n1"));
+        store->insert(row("b", "n1"));
+        store->flush();
+        // No alive key: asked, Redis says a reaper may be adopting; vouched for, it is not asked.
+        CHECK(store->disconnectOwner("a") == Owner::Unknown);
+        store->vouchOwnRowsUntil(monotonicMs() + 60000);
+        CHECK(store->disconnectOwner("a") == Owner::Ours);
+        store->vouchOwnRowsUntil(monotonicMs() - 1);  // a vouch that has run out is not one
+        CHECK(store->disconnectOwner("a") == Owner::Unknown);
+        // The adoption takes the node's registration away in the same step, so no later beat can vouch.
+        REQUIRE(reaper->adoptRowsOfNode("n1", "r", 60000).size() == 2);
+        CHECK(replyInteger(setup.command({"EXISTS", keys.nodeRegistered("n1")}).get()) == 0);
+        CHECK(store->disconnectOwner("a") == Owner::Elsewhere);
+        // Reaped once: a vouch from a beat after the rejoin is ignored for the rest of the process.
+        store->stopVouching();
+        store->vouchOwnRowsUntil(monotonicMs() + 60000);
+        CHECK(store->disconnectOwner("a") == Owner::Elsewhere);
     }
 
     TEST_CASE("re-registration after Redis lost its data skips connections that closed meanwhile") {
