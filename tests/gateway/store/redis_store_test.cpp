@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <memory>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -58,6 +59,20 @@ struct RedisServer {
             kill(pid, SIGKILL);
             waitpid(pid, nullptr, 0);
         }
+    }
+};
+
+// A node ("n1") and a reaper ("r") sharing one Redis, and a plain connection to set keys up with.
+struct NodeAndReaper {
+    RedisServer server;
+    std::unique_ptr<RedisStore> node, reaper;
+    RedisConnection setup{server.address};
+    NodeAndReaper() {
+        std::string error;
+        node = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
+        REQUIRE_MESSAGE(node, error);
+        reaper = RedisStore::open(server.address, RedisKeys{}, "r", &error);
+        REQUIRE_MESSAGE(reaper, error);
     }
 };
 
@@ -192,13 +207,9 @@ TEST_SUITE("redis_store") {
     }
 
     TEST_CASE("disconnectOwner: this node's while its row is and it is alive; another's once a reaper adopted the row, even after it took it") {
-        RedisServer server;
-        std::string error;
-        auto store = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
-        REQUIRE_MESSAGE(store, error);
-        auto reaper = RedisStore::open(server.address, RedisKeys{}, "r", &error);
-        REQUIRE_MESSAGE(reaper, error);
-        RedisConnection setup(server.address);
+        NodeAndReaper cluster;
+        auto &store = cluster.node, &reaper = cluster.reaper;
+        RedisConnection &setup = cluster.setup;
         using Owner = ConnectionStore::DisconnectOwner;
         setup.command({"SET", RedisKeys{}.nodeAlive("n1"), "x"});
         store->insert(row("a", "n1"));
@@ -224,13 +235,9 @@ TEST_SUITE("redis_store") {
     }
 
     TEST_CASE("while the heartbeat vouches for the node its $disconnects are its own without asking; an adoption unregisters the node; after a reap no vouch counts") {
-        RedisServer server;
-        std::string error;
-        auto store = RedisStore::open(server.address, RedisKeys{}, "n1", &error);
-        REQUIRE_MESSAGE(store, error);
-        auto reaper = RedisStore::open(server.address, RedisKeys{}, "r", &error);
-        REQUIRE_MESSAGE(reaper, error);
-        RedisConnection setup(server.address);
+        NodeAndReaper cluster;
+        auto &store = cluster.node, &reaper = cluster.reaper;
+        RedisConnection &setup = cluster.setup;
         using Owner = ConnectionStore::DisconnectOwner;
         const RedisKeys keys;
         setup.command({"SET", keys.nodeRegistered("n1"), "x"});
