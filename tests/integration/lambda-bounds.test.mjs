@@ -5,19 +5,11 @@
 // writes past the output budget is dropped and said once, not logged line by line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 
 import { Client, cpuSeconds, waitFor } from './harness.mjs';
+import { oneNodeFunction } from './lambda-functions.mjs';
 import { startGateway } from './started-gateways.mjs';
-
-function writeFunction(dir, name, files) {
-  const fnDir = path.join(dir, 'fns', name);
-  fs.mkdirSync(fnDir, { recursive: true });
-  for (const [file, text] of Object.entries(files)) fs.writeFileSync(path.join(fnDir, file), text);
-  return `fns/${name}`;
-}
 
 const alive = (pid) => {
   try {
@@ -44,13 +36,7 @@ export const handler = async (event) => {
 `;
 
 test('a function whose stdout never stops: its next invocations are served, its output is budgeted, the stop is not held up', async (t) => {
-  const gw = await startGateway({
-    routes: (dir) => ({
-      routeSelectionExpression: '$request.body.action',
-      handlers: { noisy: { lambda: { runtime: 'nodejs', handler: 'index.handler', directory: writeFunction(dir, 'noisy', { 'index.mjs': FLOODING_FUNCTION }), concurrency: 1 } } },
-      routes: { $default: { handler: 'noisy', routeResponse: true, timeoutMs: 4000 } },
-    }),
-  });
+  const gw = await startGateway({ routes: oneNodeFunction('noisy', FLOODING_FUNCTION, 4000) });
   const c = await Client.open(gw.url);
   const yesPid = Number(await c.request(JSON.stringify({ what: 'flood' }), 8000));
   assert.ok(yesPid > 0, 'the function started its child');
@@ -95,13 +81,7 @@ test('a function whose stdout never stops: its next invocations are served, its 
 // 12 MB buffer per request parsed, then up to 5 s of waiting per answer the client did not read; the
 // function's invocations timed out meanwhile).
 test('a local client pipelining requests to a Runtime API without reading the answers does not stop the function', async (t) => {
-  const gw = await startGateway({
-    routes: (dir) => ({
-      routeSelectionExpression: '$request.body.action',
-      handlers: { quiet: { lambda: { runtime: 'nodejs', handler: 'index.handler', directory: writeFunction(dir, 'quiet', { 'index.mjs': FLOODING_FUNCTION }), concurrency: 1 } } },
-      routes: { $default: { handler: 'quiet', routeResponse: true, timeoutMs: 3000 } },
-    }),
-  });
+  const gw = await startGateway({ routes: oneNodeFunction('quiet', FLOODING_FUNCTION, 3000) });
   const started = gw.lines.find((l) => l.msg === 'lambda function process started' && l.function === 'quiet');
   const [host, port] = started.runtimeApi.split(':');
   const c = await Client.open(gw.url);

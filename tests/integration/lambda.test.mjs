@@ -12,14 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { Client, cpuSeconds, flood, openExpectingRefusal, runExpectingExit, sleep, waitFor } from './harness.mjs';
+import { oneNodeFunction, writeFunction } from './lambda-functions.mjs';
 import { startGateway } from './started-gateways.mjs';
-
-function writeFunction(dir, name, files) {
-  const fnDir = path.join(dir, 'fns', name);
-  fs.mkdirSync(fnDir, { recursive: true });
-  for (const [file, text] of Object.entries(files)) fs.writeFileSync(path.join(fnDir, file), text);
-  return `fns/${name}`;
-}
 
 const internalError = (text) => JSON.parse(text).message === 'Internal server error';
 
@@ -132,13 +126,7 @@ test('a throw, an exit mid-invocation, a timeout and memoryMb: Internal server e
 // A function that exits by itself leaves nothing behind in its process group; an answer over Lambda's 6 MB
 // fails its invocation at once with the reason (not at its timeout, nor as a reset connection).
 test('a child left by a function that exits is ended with it; an answer over 6 MB fails at once, saying so', async () => {
-  const gw = await startGateway({
-    routes: (dir) => ({
-      routeSelectionExpression: '$request.body.action',
-      handlers: { failing: { lambda: { runtime: 'nodejs', handler: 'index.handler', directory: writeFunction(dir, 'failing', { 'index.mjs': FAILING_FUNCTION }), concurrency: 1 } } },
-      routes: { $default: { handler: 'failing', routeResponse: true, timeoutMs: 20000 } },
-    }),
-  });
+  const gw = await startGateway({ routes: oneNodeFunction('failing', FAILING_FUNCTION, 20000) });
   const c = await Client.open(gw.url);
   const childPid = Number(await c.request(JSON.stringify({ what: 'forkexit' })));
   assert.ok(childPid > 0);
