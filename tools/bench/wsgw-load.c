@@ -1121,7 +1121,14 @@ static const char *scan_string_field(const char *s, const char *key, char *out, 
     return NULL;
 }
 
-static int learn_ids(void) {
+static void forget_ids(void) {
+    for (int i = 0; i < g.nids; i++) free(g.ids[i]);
+    free(g.ids);
+    g.ids = NULL;
+    g.nids = 0;
+}
+
+static int learn_ids_once(void) {
     char cursor[256] = "";
     for (int page = 0; page < 1000; page++) {
         char path[512];
@@ -1143,6 +1150,19 @@ static int learn_ids(void) {
         if (!more) return 0;
     }
     return 0;
+}
+
+// The gateway lists a connection once its upgrade has finished on the network thread, a moment after the 101
+// this client has already read: a list taken at once can miss the last ones. Listed again until it has
+// `cfg.targets` connections, for up to 2 s.
+static int learn_ids(void) {
+    for (int attempt = 0;; attempt++) {
+        forget_ids();
+        if (learn_ids_once() < 0) return -1;
+        if (g.nids >= cfg.targets || attempt == 40) return 0;
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
 }
 
 // ---- main ------------------------------------------------------------------------------------------------
