@@ -73,6 +73,20 @@ void InvocationLanes::wakeOneIfReady() {
     if (queued) readyCv_.notify_one();
 }
 
+void InvocationLanes::wakeForEveryReadyLane() {
+    size_t lanes;
+    {
+        std::lock_guard lock(readyMutex_);
+        lanes = ready_.size();
+    }
+    if (lanes == 0) return;
+    if (lanes >= threads_) {
+        readyCv_.notify_all();
+        return;
+    }
+    for (size_t i = 0; i < lanes; ++i) readyCv_.notify_one();
+}
+
 std::shared_ptr<InvocationLane> InvocationLanes::waitForLane() {
     std::unique_lock lock(readyMutex_);
     readyCv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });

@@ -44,6 +44,10 @@ public:
     void requeueReleased(std::vector<Invocation> invocations);
     void wakeDeferred();
     void wakeOneIfReady();  // a lane is queued: wake a worker for it (the caller is about to block)
+    // Wakes a worker for every ready lane (all of them when there are as many lanes as threads): the
+    // watchdog saw a call outlast its look, so the one-per-8-lanes wake of wakeDeferred may have left
+    // lanes waiting behind a slow handler while other workers sleep.
+    void wakeForEveryReadyLane();
 
     // For a worker: the next ready lane, waiting for one; null once stopping.
     std::shared_ptr<InvocationLane> waitForLane();

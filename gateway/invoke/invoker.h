@@ -81,6 +81,7 @@ private:
     void work(WorkerSlot &slot) override;
     void deadlinePassed(WorkerSlot &slot) override;
     void noWorkerLeft() override;
+    void slowCallRunning() override { lanes_.wakeForEveryReadyLane(); }
 
     bool drainLane(WorkerSlot &slot, const std::shared_ptr<Lane> &lane);  // false: this worker is to end
     bool runOne(WorkerSlot &slot, Invocation &inv);                       // false: this worker was written off

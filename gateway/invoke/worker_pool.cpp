@@ -102,7 +102,9 @@ void WorkerPool::watchdogLoop() {
         watchdogIdle_.store(true);
         if (stopping_) return;
         auto now = std::chrono::steady_clock::now();
-        idle = !checkDeadlines(now);
+        bool slow = false;
+        idle = !checkDeadlines(now, slow);
+        if (slow) duties_.slowCallRunning();
         size_t live = reapWrittenOff();
         // Keep the pool at its size; a thread that cannot be created now is retried shortly.
         while (live < threads_ && now >= nextSpawnRetry_ && startWorker()) ++live;
@@ -112,7 +114,7 @@ void WorkerPool::watchdogLoop() {
     }
 }
 
-bool WorkerPool::checkDeadlines(std::chrono::steady_clock::time_point now) {
+bool WorkerPool::checkDeadlines(std::chrono::steady_clock::time_point now, bool &slow) {
     bool busy = false;
     for (auto &slotPtr : slots_) {
         WorkerSlot &slot = *slotPtr;
@@ -121,6 +123,7 @@ bool WorkerPool::checkDeadlines(std::chrono::steady_clock::time_point now) {
         // are rarely busy at the moment of a look, and an idle watchdog would be woken by nearly every call
         // (wakeIdleWatchdog) only to find nothing busy and sleep again.
         if (slot.busy || slot.started != slot.startedSeen) busy = true;
+        if (slot.busy && slot.started == slot.startedSeen && !slot.timedOut) slow = true;
         slot.startedSeen = slot.started;
         if (!slot.busy || slot.timedOut || now < slot.deadline) continue;
         slot.timedOut = true;

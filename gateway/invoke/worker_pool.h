@@ -3,7 +3,8 @@
 // pool at its size when a worker is written off, joining a written-off worker once its handler returns,
 // and at stop() joining the workers or, past the grace, abandoning those still inside a handler. The
 // watchdog looks at each worker's slot every 5 ms while any is busy or has begun a call since its last look
-// (every 500 ms when idle) and hands a passed deadline to its Duties. What a worker does and what a deadline
+// (every 500 ms when idle) and hands a passed deadline to its Duties, and a call that outlasted a look too
+// (lanes may wait behind it while other workers sleep: see InvocationLanes::wakeDeferred). What a worker does and what a deadline
 // means are the Invoker's.
 #pragma once
 
@@ -54,6 +55,7 @@ public:
         virtual void work(WorkerSlot &slot) = 0;            // a worker's life; it ends when this returns
         virtual void deadlinePassed(WorkerSlot &slot) = 0;  // under slot.mutex, slot.timedOut just set
         virtual void noWorkerLeft() = 0;                    // every worker is written off, none can start
+        virtual void slowCallRunning() = 0;                 // a call has run since the last look: wake workers for ready lanes
     protected:
         ~Duties() = default;
     };
@@ -76,7 +78,8 @@ private:
     bool startWorker();  // false (logged) when no thread could be created
     void workerLoop(WorkerSlot &slot);
     void watchdogLoop();
-    bool checkDeadlines(std::chrono::steady_clock::time_point now);  // true: a slot is busy or was since the last look
+    // True: a slot is busy or was since the last look. `slow`: a slot is still in the call it was in at the last look.
+    bool checkDeadlines(std::chrono::steady_clock::time_point now, bool &slow);
     size_t reapWrittenOff();                                          // the workers not written off
 
     static constexpr std::chrono::milliseconds kWatchdogIdleSleep{500};

@@ -366,8 +366,13 @@ test('a SIGTERM drain that ends before the handlers do leaves its connections to
     victims.push({ client, id: await whoami(client) });
   }
   for (const v of victims) v.client.send(JSON.stringify({ action: 'sleep', ms: 4000 }));
-  await waitFor(() => readEvents(node.eventsPath).filter((e) => ctx(e).eventType === 'MESSAGE' && /sleep/.test(e.body ?? '')).length === 4,
-    { timeoutMs: 10000, what: 'the four sleeps to be running (8 workers)' });
+  const sleepsSeen = () => readEvents(node.eventsPath).filter((e) => ctx(e).eventType === 'MESSAGE' && /sleep/.test(e.body ?? '')).length;
+  try {
+    await waitFor(() => sleepsSeen() === 4, { timeoutMs: 10000, what: 'the four sleeps to be running (8 workers)' });
+  } catch (err) {
+    err.message += `; sleeps seen ${sleepsSeen()}; the node's last lines: ${JSON.stringify(node.lines.slice(-15))}`;
+    throw err;
+  }
   await node.stop();
   assert.ok(node.lines.some((l) => /another node will reap them/.test(l.msg ?? '')), 'the node said it left them to a reaper');
   await waitFor(async () => (await redis.cli('EXISTS', ...victims.map((v) => `wsgw:conn:${v.id}`))) === '0',

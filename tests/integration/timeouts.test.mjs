@@ -94,3 +94,29 @@ test('an idle gateway sleeps (few context switches), and a timeout after the qui
     await g.stop();
   }
 });
+
+// The network thread wakes one worker per 8 lanes it made ready in a turn (a worker drains lane after lane),
+// which keeps fast handlers' context switches down. A slow in-process handler must not hold the other lanes
+// of that turn while idle workers sleep: four 1-second handlers on four connections, read in one turn of
+// one network thread (the gateway is stopped while they arrive), run side by side on four workers (all answered in about 1 s; held behind one
+// another they took 2 to 4 s, and a cluster test once waited over 10 s for the fourth to start).
+test('slow handlers read in one turn run side by side on idle workers, not one after another', async () => {
+  const wide = await Gateway.start({ routes: probeRoutes({ routes: ['sleep'] }), plugins: ['probe'], workers: 4,
+    extraArgs: ['--network-threads', '1', '--access-log', 'off'] });
+  try {
+    const clients = await Promise.all([1, 2, 3, 4].map(() => Client.open(wide.url)));
+    // Stopped while the four messages arrive, so that the network thread reads them all in its next turn.
+    wide.proc.kill('SIGSTOP');
+    for (const c of clients) c.send(sleepFor(1000));
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    wide.proc.kill('SIGCONT');
+    const answers = await Promise.all(clients.map((c) => c.nextText(8000)));
+    const elapsed = Date.now() - t0;
+    assert.deepEqual(answers, ['slept', 'slept', 'slept', 'slept']);
+    assert.ok(elapsed < 1800, `four 1 s handlers answered within 1.8 s, side by side (took ${elapsed} ms)`);
+    await Promise.all(clients.map((c) => c.close()));
+  } finally {
+    await wide.stop();
+  }
+});
