@@ -109,6 +109,9 @@ std::string Gateway::openConnectionTable() {
         if (auto *err = std::get_if<std::string>(&address)) return "--cluster: " + *err;
         clusterSettings_.address = std::get<RedisAddress>(address);
         clusterSettings_.nodeId = opt_.nodeId;
+        // Five beats per TTL: a node is reaped only after missing five in a row.
+        clusterSettings_.nodeTtlMs = opt_.clusterNodeTtl * 1000;
+        clusterSettings_.heartbeatMs = clusterSettings_.nodeTtlMs / 5;
         auto opened = RedisStore::open(clusterSettings_.address, clusterSettings_.keys, opt_.nodeId, &storeError);
         if (!opened) return storeError;
         redisStore_ = opened.get();

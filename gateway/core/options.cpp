@@ -36,6 +36,8 @@ constexpr FlagSpec kFlags[] = {
     {"--node-id", "WSGW_NODE_ID", "ID    this node's name in the connection table and the cluster (default: the host name)"},
     {"--cluster", "WSGW_CLUSTER",
      "redis://HOST:PORT[/DB]  join a cluster of nodes: the connection table, groups and pushes go through Redis"},
+    {"--cluster-node-ttl", "WSGW_CLUSTER_NODE_TTL",
+     "N     seconds a node may go without a heartbeat (sent every N/5 s) before the others reap it (default 5)"},
     {"--workers", "WSGW_WORKERS", "N     handler worker threads (default 2 x cores, at least 4)"},
     {"--network-threads", "WSGW_NETWORK_THREADS",
      "N     network threads sharing the public port with SO_REUSEPORT (default: one per core)"},
@@ -87,6 +89,8 @@ std::string apply(Options &o, const std::string &flag, const std::string &value)
     } else if (flag == "--cluster") {
         if (value.rfind("redis://", 0) != 0) return "--cluster: expected redis://HOST:PORT, got '" + value + "'";
         o.cluster = value;
+    } else if (flag == "--cluster-node-ttl") {
+        if (!parseInt(value, 1, 300, o.clusterNodeTtl)) return "--cluster-node-ttl: expected 1 to 300 seconds, got '" + value + "'";
     } else if (flag == "--network-threads") {
         if (!parseInt(value, 1, 64, o.networkThreads)) return "--network-threads: expected a number from 1 to 64, got '" + value + "'";
     } else if (flag == "--workers") {

@@ -19,6 +19,7 @@ struct Options {
     int managementRequestTimeout = 15;  // seconds a management request may take to arrive (then 408)
     std::string nodeId;               // default: the host name
     std::string cluster;              // redis://HOST:PORT[/DB]: join a cluster (the table lives in Redis)
+    int clusterNodeTtl = 5;           // seconds without a heartbeat before other nodes reap this one
     std::string logLevel = "info";
     int workers = 0;                  // 0: 2 x cores, at least 4
     int networkThreads = 0;           // 0: one per core

@@ -28,10 +28,11 @@ function routes(disconnectDelayMs) {
   });
 }
 
+// A 2 s node TTL (5 s by default): each test waits for a reap, 3 s sooner.
 async function startNode(redis, id, { workers = 4, disconnectDelayMs = 0, extraArgs = [] } = {}) {
   const dir = makeTempDir();
   const gw = await Gateway.start({ routes: routes(disconnectDelayMs), plugins: ['probe'], nodeId: id, workers, dir,
-    extraArgs: ['--cluster', redis.url, '--access-log', path.join(dir, 'access.log'), ...extraArgs] });
+    extraArgs: ['--cluster', redis.url, '--cluster-node-ttl', '2', '--access-log', path.join(dir, 'access.log'), ...extraArgs] });
   gw.accessLogPath = path.join(dir, 'access.log');
   started.push(gw);
   return gw;
@@ -97,7 +98,7 @@ test('a node paused past the node TTL with $disconnects queued: the reaper runs 
   const paused = await startNode(redis, 'p1', { workers: 1 });
   const [blocker] = await connectTo(paused, redis, 1);
   const victims = await connectTo(paused, redis, 3);
-  blocker.client.send(JSON.stringify({ action: 'sleep', ms: 8000 }));
+  blocker.client.send(JSON.stringify({ action: 'sleep', ms: 5000 }));
   await waitFor(() => readEvents(paused.eventsPath).some((e) => ctx(e).routeKey === 'sleep' && ctx(e).connectionId === blocker.id),
     { timeoutMs: 5000, what: 'the sleep to hold the only worker' });
   for (const v of victims) await v.client.close();

@@ -69,6 +69,17 @@ TEST_SUITE("options") {
         CHECK(errorOfArgs({"--listen", "127.0.0.1:9001", "--management-listen", "off"}) == "");
     }
 
+    TEST_CASE("--cluster-node-ttl: 5 s unless given, 1 to 300 seconds") {
+        const char *argv[] = {"wsgw"};
+        CHECK(std::get<Options>(parseOptions(1, argv, "handlers")).clusterNodeTtl == 5);
+        const char *shorter[] = {"wsgw", "--cluster-node-ttl", "2"};
+        CHECK(std::get<Options>(parseOptions(3, shorter, "handlers")).clusterNodeTtl == 2);
+        for (const char *bad : {"0", "301", "", "5s", "-1"}) {
+            CAPTURE(bad);
+            CHECK(errorOfArgs({"--cluster-node-ttl", bad}) == std::string("--cluster-node-ttl: expected 1 to 300 seconds, got '") + bad + "'");
+        }
+    }
+
     TEST_CASE("--management-request-timeout: 15 s unless given, 1 to 3600 seconds") {
         const char *argv[] = {"wsgw"};
         CHECK(std::get<Options>(parseOptions(1, argv, "handlers")).managementRequestTimeout == 15);
