@@ -1,9 +1,9 @@
 #include "handshake.h"
 
 #include "http_message.h"
+#include "log.h"
 #include "lws_upgrade_rules.h"
 #include "text.h"
-#include "utf8.h"
 
 #include <algorithm>
 #include <optional>
@@ -224,28 +224,13 @@ HeadParse parseUpgradeHead(std::string_view bytes, size_t maxHeadBytes) {
 }
 
 std::string renderHttpRefusal(int status, std::string_view reason, const HeaderList &extraHeaders) {
-    // Reasons may carry a handler's text; the body must stay valid JSON, so bytes that are not UTF-8 become '?'.
-    const bool utf8 = isValidUtf8(reason.data(), reason.size());
+    // Reasons may carry a handler's text: escaped as every JSON string we write, bytes that are not UTF-8
+    // becoming U+FFFD, so the body stays valid JSON.
     std::string body;
     body.reserve(reason.size() + 16);
-    body += "{\"message\":\"";
-    for (char ch : reason) {
-        unsigned char c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') {
-            body += '\\';
-            body += ch;
-        } else if (c < 0x20) {
-            static constexpr char kDigits[] = "0123456789abcdef";
-            body += "\\u00";
-            body += kDigits[c >> 4];
-            body += kDigits[c & 0xF];
-        } else if (c >= 0x80 && !utf8) {
-            body += '?';
-        } else {
-            body += ch;
-        }
-    }
-    body += "\"}";
+    body += "{\"message\":";
+    log::appendJsonString(body, reason);
+    body += '}';
 
     std::string s;
     s.reserve(160 + body.size() + extraHeaders.size() * 48);

@@ -26,121 +26,15 @@ public:
     Importer(const std::string &file, const std::map<std::string, std::string> &env) : file_(file), env_(env) {}
 
     ServerlessImport run(const std::string &text) {
-        try {
-            root_ = YAML::Load(text);
-        } catch (const YAML::ParserException &e) {
-            throw ImportError{file_ + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                              ": not valid YAML: " + e.msg};
-        }
-        if (!root_.IsMap()) throw ImportError{file_ + ": expected a mapping with 'provider' and 'functions' (is this a serverless.yml?)"};
-        YAML::Node provider = root_["provider"];
-        if (provider && !provider.IsMap()) fail(provider, "'provider' must be a mapping");
-        YAML::Node functions = root_["functions"];
-        if (!functions) throw ImportError{file_ + ": no 'functions': nothing to import (a WebSocket API's functions have `events: - websocket: ...`)"};
-        if (!functions.IsMap()) fail(functions, "'functions' must be a mapping of function names to functions");
-
-        stage_ = "dev";  // the Serverless Framework's default stage
-        if (provider && provider["stage"]) {
-            stage_ = text_(provider["stage"], "provider.stage");
-            if (stage_.empty() || stage_.size() > 128 ||
-                !std::all_of(stage_.begin(), stage_.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }))
-                fail(provider["stage"], "provider.stage '" + stage_ + "' is not a stage name: 1 to 128 letters, digits, '_' and '-'");
-        }
-        std::string expression = "$request.body.action";  // the Framework's default
-        if (provider && provider["websocketsApiRouteSelectionExpression"])
-            expression = text_(provider["websocketsApiRouteSelectionExpression"], "provider.websocketsApiRouteSelectionExpression");
-
+        YAML::Node functions = parseRoot(text);
+        std::string expression = readProvider();
         rapidjson::Document out(rapidjson::kObjectType);
         auto &a = out.GetAllocator();
         out.AddMember("routeSelectionExpression", rapidjson::Value(expression.c_str(), a), a);
         out.AddMember("stage", rapidjson::Value(stage_.c_str(), a), a);
         rapidjson::Value handlers(rapidjson::kObjectType), routes(rapidjson::kObjectType);
-        std::map<std::string, std::string> routeWhere;  // route key -> where it was declared, for duplicates
-
-        for (auto it = functions.begin(); it != functions.end(); ++it) {
-            std::string name = it->first.as<std::string>();
-            YAML::Node fn = it->second;
-            std::string at = "functions." + name;
-            if (!fn.IsMap()) fail(fn, at + " must be a mapping (handler, events, ...)");
-            std::vector<YAML::Node> websocketEvents;
-            if (YAML::Node events = fn["events"]) {
-                if (!events.IsSequence()) fail(events, at + ".events must be a list");
-                for (const YAML::Node &ev : events)
-                    if (ev.IsMap() && ev["websocket"]) websocketEvents.push_back(ev["websocket"]);
-            }
-            if (websocketEvents.empty()) {
-                result_.warnings.push_back(where(fn) + ": function '" + name + "' has no websocket event: left out");
-                continue;
-            }
-            if (fn["image"] && !fn["handler"])
-                fail(fn["image"], at + " is a container image: wsgw runs a function from its code; give `handler` (file.export)");
-            if (!fn["handler"]) fail(fn, at + " has no 'handler' (file.export, for example handler.connect)");
-            rapidjson::Value lambda(rapidjson::kObjectType);
-            lambda.AddMember("runtime", rapidjson::Value(runtimeOf(fn, provider, at).c_str(), a), a);
-            lambda.AddMember("handler", rapidjson::Value(text_(fn["handler"], at + ".handler").c_str(), a), a);
-            lambda.AddMember("directory", ".", a);
-            if (YAML::Node rc = fn["reservedConcurrency"]) {
-                long n = integer(rc, at + ".reservedConcurrency");
-                if (n >= 1) lambda.AddMember("concurrency", static_cast<unsigned>(std::min(64L, n)), a);
-            }
-            YAML::Node memory = functionOrProvider(fn, provider, "memorySize");
-            if (memory.IsDefined()) lambda.AddMember("memoryMb", static_cast<uint64_t>(integer(memory, at + ".memorySize")), a);
-            std::vector<std::pair<std::string, std::string>> environment;
-            if (provider) addEnvironment(provider["environment"], "provider.environment", environment);
-            addEnvironment(fn["environment"], at + ".environment", environment);
-            if (!environment.empty()) {
-                rapidjson::Value env(rapidjson::kObjectType);
-                for (const auto &[k, v] : environment) env.AddMember(rapidjson::Value(k.c_str(), a), rapidjson::Value(v.c_str(), a), a);
-                lambda.AddMember("environment", env, a);
-            }
-            rapidjson::Value handler(rapidjson::kObjectType);
-            handler.AddMember("lambda", lambda, a);
-            handlers.AddMember(rapidjson::Value(name.c_str(), a), handler, a);
-
-            long timeoutMs = 0;
-            YAML::Node timeout = functionOrProvider(fn, provider, "timeout");
-            if (timeout.IsDefined()) {
-                timeoutMs = integer(timeout, at + ".timeout") * 1000;
-                if (timeoutMs > kApiGatewayMaxTimeoutMs) {
-                    result_.warnings.push_back(where(timeout) + ": " + at + ".timeout " + std::to_string(timeoutMs / 1000) +
-                                               " s is over API Gateway's 29 s integration timeout: its routes wait 29 s");
-                    timeoutMs = kApiGatewayMaxTimeoutMs;
-                }
-            }
-            for (const YAML::Node &ws : websocketEvents) {
-                std::string routeKey;
-                bool twoWay = false;
-                if (ws.IsScalar()) {
-                    routeKey = text_(ws, at + ".events.websocket");
-                } else if (ws.IsMap()) {
-                    if (!ws["route"]) fail(ws, at + ": a websocket event needs 'route' (for example route: $connect)");
-                    routeKey = text_(ws["route"], at + ".events.websocket.route");
-                    if (YAML::Node rr = ws["routeResponseSelectionExpression"]) {
-                        std::string e = text_(rr, "routeResponseSelectionExpression");
-                        if (e != "$default")
-                            fail(rr, "routeResponseSelectionExpression '" + e + "': API Gateway accepts only $default (the route is two-way)");
-                        twoWay = true;
-                    }
-                    if (ws["authorizer"])
-                        fail(ws["authorizer"], at + ": a Lambda authorizer is not run by wsgw; check the caller in the $connect function, "
-                                                    "or use routes.json's apiKey or jwt authorizer (docs/routes-json.md), and remove "
-                                                    "'authorizer' here to import");
-                } else {
-                    fail(ws, at + ": a websocket event is a route key or a mapping with 'route'");
-                }
-                if (routeKey.empty()) fail(ws, at + ": the websocket route key is empty");
-                if (routeKey[0] == '$' && routeKey != "$connect" && routeKey != "$disconnect" && routeKey != "$default")
-                    fail(ws, "route '" + routeKey + "': keys starting with '$' are $connect, $disconnect and $default only");
-                if (auto seen = routeWhere.find(routeKey); seen != routeWhere.end())
-                    fail(ws, "route '" + routeKey + "' is declared twice (also at " + seen->second + "): one function per route");
-                routeWhere[routeKey] = where(ws);
-                rapidjson::Value route(rapidjson::kObjectType);
-                route.AddMember("handler", rapidjson::Value(name.c_str(), a), a);
-                if (twoWay) route.AddMember("routeResponse", true, a);
-                if (timeoutMs > 0) route.AddMember("timeoutMs", static_cast<uint64_t>(std::max(50L, timeoutMs)), a);
-                routes.AddMember(rapidjson::Value(routeKey.c_str(), a), route, a);
-            }
-        }
+        for (auto it = functions.begin(); it != functions.end(); ++it)
+            importFunction(it->first.as<std::string>(), it->second, handlers, routes, a);
         if (routes.MemberCount() == 0)
             throw ImportError{file_ + ": no function has a websocket event, so there is no route to import"};
         out.AddMember("handlers", handlers, a);
@@ -160,6 +54,137 @@ public:
     }
 
 private:
+    using Allocator = rapidjson::Document::AllocatorType;
+
+    // The YAML document, its provider (kept in provider_) and its functions mapping.
+    YAML::Node parseRoot(const std::string &text) {
+        try {
+            root_ = YAML::Load(text);
+        } catch (const YAML::ParserException &e) {
+            throw ImportError{file_ + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                              ": not valid YAML: " + e.msg};
+        }
+        if (!root_.IsMap()) throw ImportError{file_ + ": expected a mapping with 'provider' and 'functions' (is this a serverless.yml?)"};
+        provider_ = root_["provider"];
+        if (provider_ && !provider_.IsMap()) fail(provider_, "'provider' must be a mapping");
+        YAML::Node functions = root_["functions"];
+        if (!functions) throw ImportError{file_ + ": no 'functions': nothing to import (a WebSocket API's functions have `events: - websocket: ...`)"};
+        if (!functions.IsMap()) fail(functions, "'functions' must be a mapping of function names to functions");
+        return functions;
+    }
+
+    // The stage (into stage_) and the route selection expression, the Framework's defaults unless given.
+    std::string readProvider() {
+        stage_ = "dev";
+        if (provider_ && provider_["stage"]) {
+            stage_ = text_(provider_["stage"], "provider.stage");
+            if (stage_.empty() || stage_.size() > 128 ||
+                !std::all_of(stage_.begin(), stage_.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }))
+                fail(provider_["stage"], "provider.stage '" + stage_ + "' is not a stage name: 1 to 128 letters, digits, '_' and '-'");
+        }
+        std::string expression = "$request.body.action";
+        if (provider_ && provider_["websocketsApiRouteSelectionExpression"])
+            expression = text_(provider_["websocketsApiRouteSelectionExpression"], "provider.websocketsApiRouteSelectionExpression");
+        return expression;
+    }
+
+    // One function: a lambda handler, and a route for each of its websocket events. A function without
+    // websocket events is left out with a warning.
+    void importFunction(const std::string &name, const YAML::Node &fn, rapidjson::Value &handlers, rapidjson::Value &routes, Allocator &a) {
+        std::string at = "functions." + name;
+        if (!fn.IsMap()) fail(fn, at + " must be a mapping (handler, events, ...)");
+        std::vector<YAML::Node> websocketEvents;
+        if (YAML::Node events = fn["events"]) {
+            if (!events.IsSequence()) fail(events, at + ".events must be a list");
+            for (const YAML::Node &ev : events)
+                if (ev.IsMap() && ev["websocket"]) websocketEvents.push_back(ev["websocket"]);
+        }
+        if (websocketEvents.empty()) {
+            result_.warnings.push_back(where(fn) + ": function '" + name + "' has no websocket event: left out");
+            return;
+        }
+        rapidjson::Value handler(rapidjson::kObjectType);
+        handler.AddMember("lambda", lambdaOf(fn, at, a), a);
+        handlers.AddMember(rapidjson::Value(name.c_str(), a), handler, a);
+        long timeoutMs = timeoutMsOf(fn, at);
+        for (const YAML::Node &ws : websocketEvents) addRoute(name, at, ws, timeoutMs, routes, a);
+    }
+
+    // The routes.json "lambda" object of a function: runtime, handler, concurrency, memory, environment.
+    rapidjson::Value lambdaOf(const YAML::Node &fn, const std::string &at, Allocator &a) {
+        if (fn["image"] && !fn["handler"])
+            fail(fn["image"], at + " is a container image: wsgw runs a function from its code; give `handler` (file.export)");
+        if (!fn["handler"]) fail(fn, at + " has no 'handler' (file.export, for example handler.connect)");
+        rapidjson::Value lambda(rapidjson::kObjectType);
+        lambda.AddMember("runtime", rapidjson::Value(runtimeOf(fn, provider_, at).c_str(), a), a);
+        lambda.AddMember("handler", rapidjson::Value(text_(fn["handler"], at + ".handler").c_str(), a), a);
+        lambda.AddMember("directory", ".", a);
+        if (YAML::Node rc = fn["reservedConcurrency"]) {
+            long n = integer(rc, at + ".reservedConcurrency");
+            if (n >= 1) lambda.AddMember("concurrency", static_cast<unsigned>(std::min(64L, n)), a);
+        }
+        YAML::Node memory = functionOrProvider(fn, provider_, "memorySize");
+        if (memory.IsDefined()) lambda.AddMember("memoryMb", static_cast<uint64_t>(integer(memory, at + ".memorySize")), a);
+        std::vector<std::pair<std::string, std::string>> environment;
+        if (provider_) addEnvironment(provider_["environment"], "provider.environment", environment);
+        addEnvironment(fn["environment"], at + ".environment", environment);
+        if (!environment.empty()) {
+            rapidjson::Value env(rapidjson::kObjectType);
+            for (const auto &[k, v] : environment) env.AddMember(rapidjson::Value(k.c_str(), a), rapidjson::Value(v.c_str(), a), a);
+            lambda.AddMember("environment", env, a);
+        }
+        return lambda;
+    }
+
+    // The function's (or provider's) timeout in ms, capped at API Gateway's 29 s with a warning; 0 if none.
+    long timeoutMsOf(const YAML::Node &fn, const std::string &at) {
+        YAML::Node timeout = functionOrProvider(fn, provider_, "timeout");
+        if (!timeout.IsDefined()) return 0;
+        long timeoutMs = integer(timeout, at + ".timeout") * 1000;
+        if (timeoutMs > kApiGatewayMaxTimeoutMs) {
+            result_.warnings.push_back(where(timeout) + ": " + at + ".timeout " + std::to_string(timeoutMs / 1000) +
+                                       " s is over API Gateway's 29 s integration timeout: its routes wait 29 s");
+            timeoutMs = kApiGatewayMaxTimeoutMs;
+        }
+        return timeoutMs;
+    }
+
+    // One websocket event of function `name`: its route, refused when declared twice or not a route key.
+    void addRoute(const std::string &name, const std::string &at, const YAML::Node &ws, long timeoutMs, rapidjson::Value &routes,
+                  Allocator &a) {
+        std::string routeKey;
+        bool twoWay = false;
+        if (ws.IsScalar()) {
+            routeKey = text_(ws, at + ".events.websocket");
+        } else if (ws.IsMap()) {
+            if (!ws["route"]) fail(ws, at + ": a websocket event needs 'route' (for example route: $connect)");
+            routeKey = text_(ws["route"], at + ".events.websocket.route");
+            if (YAML::Node rr = ws["routeResponseSelectionExpression"]) {
+                std::string e = text_(rr, "routeResponseSelectionExpression");
+                if (e != "$default")
+                    fail(rr, "routeResponseSelectionExpression '" + e + "': API Gateway accepts only $default (the route is two-way)");
+                twoWay = true;
+            }
+            if (ws["authorizer"])
+                fail(ws["authorizer"], at + ": a Lambda authorizer is not run by wsgw; check the caller in the $connect function, "
+                                            "or use routes.json's apiKey or jwt authorizer (docs/routes-json.md), and remove "
+                                            "'authorizer' here to import");
+        } else {
+            fail(ws, at + ": a websocket event is a route key or a mapping with 'route'");
+        }
+        if (routeKey.empty()) fail(ws, at + ": the websocket route key is empty");
+        if (routeKey[0] == '$' && routeKey != "$connect" && routeKey != "$disconnect" && routeKey != "$default")
+            fail(ws, "route '" + routeKey + "': keys starting with '$' are $connect, $disconnect and $default only");
+        if (auto seen = routeWhere_.find(routeKey); seen != routeWhere_.end())
+            fail(ws, "route '" + routeKey + "' is declared twice (also at " + seen->second + "): one function per route");
+        routeWhere_[routeKey] = where(ws);
+        rapidjson::Value route(rapidjson::kObjectType);
+        route.AddMember("handler", rapidjson::Value(name.c_str(), a), a);
+        if (twoWay) route.AddMember("routeResponse", true, a);
+        if (timeoutMs > 0) route.AddMember("timeoutMs", static_cast<uint64_t>(std::max(50L, timeoutMs)), a);
+        routes.AddMember(rapidjson::Value(routeKey.c_str(), a), route, a);
+    }
+
     // The function's setting, else the provider's; undefined when neither has it (a default-made
     // YAML::Node is a defined null, so "none" is a zombie node from a lookup that found nothing).
     static YAML::Node functionOrProvider(const YAML::Node &fn, const YAML::Node &provider, const char *key) {
@@ -294,9 +319,10 @@ private:
 
     const std::string &file_;
     const std::map<std::string, std::string> &env_;
-    YAML::Node root_;
+    YAML::Node root_, provider_;
     std::string stage_;
     ServerlessImport result_;
+    std::map<std::string, std::string> routeWhere_;  // route key -> where it was declared, for duplicates
 };
 
 }  // namespace

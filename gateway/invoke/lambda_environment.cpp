@@ -3,6 +3,7 @@
 #include "lambda_environment.h"
 
 #include "connection_id.h"
+#include "text.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -44,13 +45,7 @@ std::string newLogStreamName() {
     std::strftime(day, sizeof day, "%Y/%m/%d", &tm);
     unsigned char stream[16];
     fillRandom(stream, sizeof stream);
-    std::string streamHex;
-    for (unsigned char b : stream) {
-        static const char digits[] = "0123456789abcdef";
-        streamHex += digits[b >> 4];
-        streamHex += digits[b & 15];
-    }
-    return std::string(day) + "/[$LATEST]" + streamHex;
+    return std::string(day) + "/[$LATEST]" + toHex(std::string_view(reinterpret_cast<const char *>(stream), sizeof stream));
 }
 
 }  // namespace

@@ -586,9 +586,9 @@ TEST_CASE("renderHttpRefusal keeps the body valid JSON and the header block unsp
         CHECK(std::stoul(resp.substr(cl + 16)) == body.size());
         return body;
     };
-    CHECK(bodyOf(renderHttpRefusal(400, "a \"q\" \\ b\n\x01")) == "{\"message\":\"a \\\"q\\\" \\\\ b\\u000a\\u0001\"}");
+    CHECK(bodyOf(renderHttpRefusal(400, "a \"q\" \\ b\n\x01")) == "{\"message\":\"a \\\"q\\\" \\\\ b\\n\\u0001\"}");
     CHECK(bodyOf(renderHttpRefusal(403, "caf\xc3\xa9")) == "{\"message\":\"caf\xc3\xa9\"}");
-    CHECK(bodyOf(renderHttpRefusal(403, "bad \xff\xfe")) == "{\"message\":\"bad ??\"}");
+    CHECK(bodyOf(renderHttpRefusal(403, "bad \xff\xfe")) == "{\"message\":\"bad \xEF\xBF\xBD\xEF\xBF\xBD\"}");
     std::string r = renderHttpRefusal(429, "slow down", {{"Retry-After", "1\r\nSet-Cookie: x=1"}});
     CHECK(contains(r, "\r\nRetry-After: 1Set-Cookie: x=1\r\n"));
     CHECK(r.find("\r\nSet-Cookie") == std::string::npos);
