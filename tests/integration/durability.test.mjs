@@ -1,6 +1,6 @@
 // Durability of the connection table against what an operator's machine does to it (issue 17): another
 // process holding the SQLite write lock, kill -9 and a restart into a locked table, the database file
-// deleted under the gateway, a second gateway started on the same database or the same public port.
+// deleted or made read-only under the gateway, a second gateway started on the same database or the same public port.
 // Every wait is for a condition (a log line, a row count, /readyz, a metric), never a fixed sleep.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -237,6 +237,35 @@ test('the database file deleted while running: /readyz 503 and an error line, wi
     `a problem names the deleted file: ${JSON.stringify(notReady.body.problems)}`);
   // The problem is recorded (what /readyz reads) before its error line is written: the line may come just after.
   await gw.waitForLog((l) => l.level === 'error' && /deleted/.test(l.error ?? ''), 5000, 'an error line saying the file was deleted');
+  await c.close(1000);
+  await gw.stop();
+});
+
+// Root writes through permission bits, so as root the gateway runs as an otherwise unused user here: the
+// chmod then takes its write permission away, as it would from a gateway run by its own service user.
+test('the database file made unwritable while running: /readyz 503 and an error line; writable again, 200 by itself', async (t) => {
+  const dir = fs.mkdtempSync('/tmp/wsgw-it-ro-');
+  fs.chmodSync(dir, 0o777);
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const uid = 200000 + Math.floor(Math.random() * 100000);
+  const wrapper = process.getuid() === 0 ? ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'] : [];
+  const gw = await Gateway.start({ dir, routes: probeRoutes(), plugins: ['probe'], nodeId: 'ro-node', wrapper });
+  gateways.push(gw);
+  const c = await Client.open(gw.url);
+  await whoami(c);
+  assert.equal((await readyz(gw)).status, 200);
+  fs.chmodSync(gw.dbPath, 0o444);
+  const notReady = await waitFor(async () => {
+    const r = await readyz(gw);
+    return r.status === 503 ? r : null;
+  }, { timeoutMs: 5000, what: '/readyz 503 after the file was made read-only' });
+  assert.ok(notReady.body.problems.some((p) => p.includes(gw.dbPath) && /not writable/.test(p)),
+    `a problem names the read-only file: ${JSON.stringify(notReady.body.problems)}`);
+  await gw.waitForLog((l) => l.level === 'error' && /not writable/.test(l.error ?? ''), 5000, 'an error line saying the file is not writable');
+  fs.chmodSync(gw.dbPath, 0o644);
+  await waitFor(async () => (await readyz(gw)).status === 200, { timeoutMs: 5000, what: '/readyz 200 once the file is writable again' });
+  await gw.waitForLog((l) => /database file is usable again/.test(l.msg ?? ''), 5000, 'the line saying the file is usable again');
+  assert.equal(await c.request('after', 3000), 'after');
   await c.close(1000);
   await gw.stop();
 });
