@@ -5,7 +5,7 @@
 // Then the members read, and each gets every message whole and in order (the frames reassemble).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Gateway, RawWebSocket, maskedFrame, probeRoutes, rssKb, sanitized } from './harness.mjs';
+import { Gateway, RawWebSocket, ctx, maskedFrame, probeRoutes, rssKb, sanitized, waitForEvent } from './harness.mjs';
 
 const MEMBERS = 200;
 const MESSAGES = 6;
@@ -76,5 +76,64 @@ describe('fan-out to members that read nothing', () => {
       assert.ok(m.frames.every((f) => f.payload.length <= 32768), 'no frame over 32 KiB');
       m.destroy();
     }
+  });
+});
+
+// The send-queue bound holds for group and broadcast sends as for a route response (docs/limits.md): a member
+// that reads nothing is closed with 1008 once its queue is over maxSendQueueBytes, its $disconnect says why,
+// the sends go on answering 200, and the members that read get every message, in order.
+describe('group and broadcast sends to a member that reads nothing', () => {
+  const SEND = 16384;
+  const SENDS = 64;  // 1 MiB each way: past the 256 KiB bound and what the kernel buffers of a stalled socket
+  let gw;
+  before(async () => {
+    gw = await Gateway.start({
+      routes: (dir) => ({ ...probeRoutes({ routes: ['whoami'] })(dir), limits: { socketSendBufferBytes: 4096, maxSendQueueBytes: 262144 } }),
+      plugins: ['probe'],
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  async function member(group) {
+    const raw = await RawWebSocket.open(gw.port);
+    raw.write(maskedFrame(1, JSON.stringify({ action: 'whoami' })));
+    await raw.until(() => raw.frames.length > 0, 5000, 'the whoami answer');
+    raw.id = raw.frames.shift().payload.toString();
+    if (group) assert.equal((await fetch(`${gw.managementUrl}/@groups/${group}/connections/${raw.id}`, { method: 'PUT' })).status, 204);
+    return raw;
+  }
+  const body = (kind, n) => Buffer.alloc(SEND, `${kind}-${n}-`);
+
+  test(`${SENDS} group sends and ${SENDS} broadcasts of ${SEND} B: the stalled members are closed with 1008, the readers get all`, async () => {
+    const stalledInGroup = await member('room');
+    const stalledOther = await member(null);  // reached by the broadcasts only
+    const reader = await member('room');
+    stalledInGroup.sock.pause();
+    stalledOther.sock.pause();
+    // Paced by the reader (a burst faster than it reads would overflow its queue too, as it should).
+    for (let n = 0; n < SENDS; n++) {
+      assert.equal((await fetch(`${gw.managementUrl}/@groups/room`, { method: 'POST', body: body('g', n) })).status, 200);
+      assert.equal((await fetch(`${gw.managementUrl}/@broadcast`, { method: 'POST', body: body('b', n) })).status, 200);
+      await reader.until(() => reader.messages().length >= 2 * (n + 1), 5000, `the reader to get send ${n}`);
+    }
+    const got = reader.messages().map((m) => m.payload);
+    const expected = [];
+    for (let n = 0; n < SENDS; n++) expected.push(body('g', n), body('b', n));
+    assert.equal(got.length, expected.length);
+    for (let i = 0; i < expected.length; i++) assert.ok(got[i].equals(expected[i]), `message ${i} whole and in order`);
+    // Each stalled member: gone (410), its $disconnect saying why, within the 5 s close deadline and a margin.
+    const events = gw.eventsPath;
+    for (const stalled of [stalledInGroup, stalledOther]) {
+      const ev = await waitForEvent(events, (e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).connectionId === stalled.id,
+        { timeoutMs: 10000, what: `the $disconnect of stalled member ${stalled.id}` });
+      assert.equal(ctx(ev).disconnectStatusCode, 1008, JSON.stringify(ctx(ev)));
+      assert.match(ctx(ev).disconnectReason, /Slow consumer/);
+      assert.equal((await fetch(`${gw.managementUrl}/@connections/${stalled.id}`)).status, 410);
+      stalled.destroy();
+    }
+    assert.equal(reader.closedSocket, false, 'the reader is still connected');
+    reader.destroy();
   });
 });

@@ -436,3 +436,15 @@ test('a proxy-only routes.json with no routes is accepted and relays to its back
     backend.close();
   }
 });
+
+// Every connection is a descriptor: a soft RLIMIT_NOFILE below the hard one (1024 is a common default) is
+// raised to the hard one at start, so the gateway is not capped at about a thousand connections by the
+// shell it was started from.
+test('the soft descriptor limit is raised to the hard one at start', async () => {
+  const gw = await start({ routes: probeRoutes(), plugins: ['probe'], wrapper: ['prlimit', '--nofile=256:1024', '--'] });
+  const line = fs.readFileSync(`/proc/${gw.proc.pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  assert.match(line, /^Max open files\s+1024\s+1024\s+files/, line);
+  const c = await Client.open(gw.url);
+  assert.match(await whoami(c), /^[A-Za-z0-9_-]{22}$/);
+  await c.close();
+});
