@@ -7,7 +7,8 @@
 // binary) and a client's publish ("from":"group", its user ID) arrive on the other node as a client on the
 // sending node gets them. A REST call's `excluded` connections are left out on every node, and closes (all, a
 // group's, a user's, one connection) reach the other node's clients with their reason; closeAllConnections
-// closes both nodes'.
+// closes both nodes'. Recovery is per node: a reliable client whose recovery reaches another node than the
+// one holding its connection is upgraded and closed with 1008, and the client SDK stops recovering at once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -39,20 +40,20 @@ async function pauseRedis() {
   };
 }
 
-function routes({ handshakeTimeoutSeconds } = {}) {
+function routes({ handshakeTimeoutSeconds, recoveryWindowSeconds = 0 } = {}) {
   return (dir) => ({
     routeSelectionExpression: '$request.body.action',
-    webPubSub: { hubs: ['chat'], accessKeys: [KEY], recoveryWindowSeconds: 0 },
+    webPubSub: { hubs: ['chat'], accessKeys: [KEY], recoveryWindowSeconds },
     ...(handshakeTimeoutSeconds ? { limits: { handshakeTimeoutSeconds } } : {}),
     handlers: { probe: { config: { log: path.join(dir, 'events.jsonl') } } },
     routes: { whoami: { handler: 'probe', routeResponse: true }, $default: { handler: 'echo', routeResponse: true } },
   });
 }
 
-function startNode(nodeId, { networkThreads, logLevel, handshakeTimeoutSeconds } = {}) {
+function startNode(nodeId, { networkThreads, logLevel, handshakeTimeoutSeconds, recoveryWindowSeconds } = {}) {
   const extraArgs = ['--cluster', `redis://127.0.0.1:${redis.port}`, '--access-log', 'off'];
   if (networkThreads) extraArgs.push('--network-threads', String(networkThreads));
-  return Gateway.start({ routes: routes({ handshakeTimeoutSeconds }), plugins: ['echo', 'probe'], nodeId, logLevel, extraArgs });
+  return Gateway.start({ routes: routes({ handshakeTimeoutSeconds, recoveryWindowSeconds }), plugins: ['echo', 'probe'], nodeId, logLevel, extraArgs });
 }
 
 function service(gw) {
@@ -64,7 +65,7 @@ function service(gw) {
 // and every data message, from the server or a group, in arrival order (`messages`); `reliable` picks the
 // subprotocol.
 async function azureClient(gw, tokenOptions, { reliable = false } = {}) {
-  const { url } = await service(gw).getClientAccessToken(tokenOptions);
+  const { url } = await service(gw).getClientAccessToken(tokenOptions);  // gw: a node, or { port } of a relay
   const client = new WebPubSubClient(url, { protocol: reliable ? WebPubSubJsonReliableProtocol() : WebPubSubJsonProtocol(),
     autoReconnect: false, keepAliveIntervalInMs: 0, keepAliveTimeoutInMs: 0 });
   const got = { server: [], messages: [], connected: [], disconnected: [], stopped: false };
@@ -422,6 +423,58 @@ test('closing a group\'s, a user\'s or one connection from n1 tells clients on n
   await svc.closeConnection(userSpared.connectionId, { reason: 'just you' });
   assert.equal(await closedReason(userSpared, 'one connection on n2'), 'just you');
   groupSpared.client.stop();
+});
+
+// A TCP relay in front of a node, as a load balancer is: cut() resets every connection through it (both
+// ends, no close frame) and refuses new ones until reopen(port), which sends the next ones to `port`.
+async function startRelay(targetPort) {
+  const pairs = new Set();
+  let accepting = true;
+  const server = net.createServer((client) => {
+    if (!accepting) { client.resetAndDestroy(); return; }
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    for (const s of [client, upstream]) { s.on('error', end); s.on('close', end); }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    cut() { accepting = false; for (const p of pairs) { p.client.resetAndDestroy(); p.upstream.resetAndDestroy(); } },
+    reopen(port) { targetPort = port; accepting = true; },
+    close() { for (const p of pairs) { p.client.destroy(); p.upstream.destroy(); } server.close(); },
+  };
+}
+
+// Recovery is per node. A node that does not hold the connection answers as Azure does for one it no longer
+// holds: the upgrade, then close 1008, on which the SDK stops recovering at once (an HTTP refusal it would
+// retry for 30 s). The node that holds it keeps it for its window.
+test('a reliable client dropped on one node whose recovery reaches another is closed with 1008; the SDK stops at once', async () => {
+  const n3 = await startNode('wps-n3', { recoveryWindowSeconds: 30 });
+  const relay = await startRelay(n3.port);
+  try {
+    const r = await azureClient({ port: relay.port }, { userId: 'wanderer' }, { reliable: true });
+    relay.cut();
+    await waitFor(() => n3.lines.some((l) => l.msg === 'webpubsub connection detached' && l.connectionId === r.connectionId),
+                  { what: 'n3 to keep the dropped connection for recovery' });
+    const mark = n2.lines.length;
+    const reopenedAt = Date.now();
+    relay.reopen(n2.port);
+    await waitFor(() => r.got.stopped, { timeoutMs: 5000, what: 'the SDK to stop on the 1008 from n2' });
+    assert.ok(Date.now() - reopenedAt < 5000);
+    const answer = n2.lines.slice(mark).find((l) => l.msg === 'upgrade closed at once');
+    assert.equal(answer?.code, 1008, JSON.stringify(n2.lines.slice(mark)));
+    assert.equal(answer.reason, 'the connection is not waiting to be recovered here: connect without awps_connection_id');
+    assert.equal(r.got.connected.length, 1);  // no connection was made of it on n2
+    assert.equal(r.got.disconnected.length, 1);
+    assert.equal(await service(n3).connectionExists(r.connectionId), true);  // n3 still holds it for its window
+  } finally {
+    relay.close();
+    await n3.stop();
+  }
 });
 
 // Last: it closes every connection of both nodes.
