@@ -114,9 +114,29 @@ void CommandQueue::drainCommands() {
         swapped->set_value(std::move(swapIn));
     }
     runningCommands_ = true;
-    for (Command &c : inHand_) run(c);
+    size_t closeBudget = kMaxClosesPerTurn;
+    for (; closeBudget > 0 && !closesWaiting_.empty(); --closeBudget) {
+        Command c = std::move(closesWaiting_.front());
+        closesWaiting_.pop_front();
+        run(c);
+    }
+    for (Command &c : inHand_) runOrDefer(c, closeBudget);
     inHand_.clear();
     runningCommands_ = false;
+    if (!closesWaiting_.empty()) ev_async_send(t_.loop, &wakeWatcher_);  // next turn, after a poll that does not block
+}
+
+// A close waits behind the closes that came before it. What comes after it for the same connection (a push)
+// may then run first: it is queued before the close frame, as it would have been had it come a moment earlier.
+void CommandQueue::runOrDefer(Command &c, size_t &closeBudget) {
+    if (c.kind == Command::Kind::Close) {
+        if (closeBudget == 0 || !closesWaiting_.empty()) {
+            closesWaiting_.push_back(std::move(c));
+            return;
+        }
+        --closeBudget;
+    }
+    run(c);
 }
 
 void CommandQueue::run(Command &c) {
