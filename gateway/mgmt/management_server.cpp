@@ -274,8 +274,9 @@ void ManagementServer::readFrom(ManagementConnection *c) {
 void ManagementServer::refuse(ManagementConnection *c, const ManagementResponse &r, const std::string &reason) {
     c->out += renderHttpResponse(r.status, r.contentType, r.body, r.headers, false);
     c->closeAfterWrite = true;
-    log::info("management request refused",
-              {log::Field("status", r.status), log::Field("reason", reason), log::Field("sourceIp", c->peer)});
+    if (uint64_t notLogged = 0; refusalLog_.admit(monotonicSeconds(), notLogged))
+        log::info("management request refused", {log::Field("status", r.status), log::Field("reason", reason),
+                                                  log::Field("sourceIp", c->peer), log::Field("notLogged", notLogged)});
 }
 
 void ManagementServer::processInput(ManagementConnection *c) {

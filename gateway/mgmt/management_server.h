@@ -11,6 +11,7 @@
 
 #include "accept_backoff.h"
 #include "options.h"
+#include "refusal_log.h"
 
 #include <ev.h>
 
@@ -86,6 +87,7 @@ private:
     ev_tstamp refusedLoggedAt_ = -1e9;  // the last "too many open" warning (one per 10 s)
     ev_tstamp evictedLoggedAt_ = -1e9;  // the last "closed the longest idle" warning (one per 10 s)
     uint64_t evictedSinceLogged_ = 0;
+    RefusalLog refusalLog_;  // "management request refused": at most 10 lines a second (refusal_log.h)
 };
 
 }  // namespace wsgw

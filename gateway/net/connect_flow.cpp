@@ -144,7 +144,8 @@ void ConnectFlow::decideConnect(std::string_view id, int status, std::string &bo
                                                                      : status == 504 ? "Endpoint request timed out"
                                                                                      : httpReasonPhrase(status))
                                         : renderRawResponse(status, body);
-    log::info("connect refused", {log::Field("connectionId", id), log::Field("status", status)});
+    if (uint64_t notLogged = 0; t_.refusalLog.admit(t_.loopSeconds(), notLogged))
+        log::info("connect refused", {log::Field("connectionId", id), log::Field("status", status), log::Field("notLogged", notLogged)});
     t_.upgradeReader->dropUnaccepted(s, &response);
 }
 

@@ -10,6 +10,7 @@
 #include "invoker.h"
 #include "listener.h"
 #include "monotonic_clock.h"
+#include "refusal_log.h"
 #include "route_table.h"
 #include "session.h"
 
@@ -74,6 +75,9 @@ struct NetworkThreadState {
     SessionCloser *closer = nullptr;
     CommandQueue *commands = nullptr;
     Drain *drain = nullptr;
+
+    // The lines of refused upgrades and $connects: at most 10 a second at info level (refusal_log.h).
+    RefusalLog refusalLog;
 
     // Azure Web PubSub: ends the recovery windows that are due (webpubsub_endpoint.cpp), once a second while
     // any reliable client waits to come back.

@@ -139,7 +139,9 @@ void UpgradeReader::beginHandshake(AcceptedSocket &&socket) {
 void UpgradeReader::refuseUpgrade(Session *s, int status, const std::string &reason) {
     std::string response = renderHttpRefusal(status, reason);
     const std::string &sourceIp = s->peer;
-    log::info("upgrade refused", {log::Field("status", status), log::Field("reason", reason), log::Field("sourceIp", sourceIp)});
+    if (uint64_t notLogged = 0; t_.refusalLog.admit(t_.loopSeconds(), notLogged))
+        log::info("upgrade refused", {log::Field("status", status), log::Field("reason", reason), log::Field("sourceIp", sourceIp),
+                                      log::Field("notLogged", notLogged)});
     RouteMetrics::add(t_.connectMetrics->clientErrors);
     t_.logGatewayAnswer("CONNECT", s->id, "$connect", status, sourceIp, {}, reason);
     dropUnaccepted(s, &response);
@@ -155,7 +157,9 @@ void UpgradeReader::closeAfterUpgrade(Session *s, const UpgradeRequest &request,
                                       int code, const std::string &reason) {
     const std::string *key = request.header("Sec-WebSocket-Key");
     std::string response = renderUpgradeThenClose(key ? std::string_view(*key) : std::string_view(), subprotocol, code, reason);
-    log::info("upgrade closed at once", {log::Field("code", code), log::Field("reason", reason), log::Field("sourceIp", s->peer)});
+    if (uint64_t notLogged = 0; t_.refusalLog.admit(t_.loopSeconds(), notLogged))
+        log::info("upgrade closed at once", {log::Field("code", code), log::Field("reason", reason), log::Field("sourceIp", s->peer),
+                                             log::Field("notLogged", notLogged)});
     t_.logGatewayAnswer("CONNECT", s->id, "$connect", 101, s->peer, {}, reason);
     dropUnaccepted(s, &response);
 }
@@ -208,8 +212,9 @@ void UpgradeReader::readHead(Session *s) {
     if (parsed.result == HeadResult::Refuse) {
         std::string response = renderHttpRefusal(parsed.refusal.status, parsed.refusal.reason, parsed.refusal.extraHeaders);
         const std::string &sourceIp = s->peer;
-        log::info("upgrade refused", {log::Field("status", parsed.refusal.status), log::Field("reason", parsed.refusal.reason),
-                                      log::Field("sourceIp", sourceIp)});
+        if (uint64_t notLogged = 0; t_.refusalLog.admit(t_.loopSeconds(), notLogged))
+            log::info("upgrade refused", {log::Field("status", parsed.refusal.status), log::Field("reason", parsed.refusal.reason),
+                                          log::Field("sourceIp", sourceIp), log::Field("notLogged", notLogged)});
         RouteMetrics::add(t_.connectMetrics->clientErrors);
         t_.logGatewayAnswer("CONNECT", s->id, "$connect", parsed.refusal.status, sourceIp, {}, parsed.refusal.reason);
         dropUnaccepted(s, &response);

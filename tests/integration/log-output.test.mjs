@@ -11,8 +11,8 @@ import { Gateway, WebSocket, rawHttp, waitFor, withTimeout } from './harness.mjs
 
 const echoRoutes = { routeSelectionExpression: '$request.body.action', routes: { $default: { handler: 'echo', routeResponse: true } } };
 
-// A plain HTTP request to the public port is refused with 426 and logged ("upgrade refused"): one log line
-// per request that anyone can make. Sends `count` of them, `parallel` at a time; resolves with how many were
+// A plain HTTP request to the public port is refused with 426 and logged ("upgrade refused"): at debug level
+// one log line per request that anyone can make (at info, at most 10 a second per thread: credential-floods.test.mjs). Sends `count` of them, `parallel` at a time; resolves with how many were
 // answered within 2 s each (stops at the first that was not).
 async function refusals(gw, count, parallel = 10) {
   let answered = 0;
@@ -58,7 +58,8 @@ async function droppedMetric(gw, log) {
 }
 
 test('a stdout nobody reads stops no network thread; the lines lost are counted and reported once it reads again', async () => {
-  const gw = await Gateway.start({ routes: echoRoutes, plugins: ['echo'], extraArgs: ['--access-log', 'off', '--network-threads', '2'] });
+  const gw = await Gateway.start({ routes: echoRoutes, plugins: ['echo'], logLevel: 'debug',
+                                  extraArgs: ['--access-log', 'off', '--network-threads', '2'] });
   let clients = [];
   try {
     clients = await openClients(gw, 8);  // on both network threads
