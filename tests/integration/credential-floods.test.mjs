@@ -118,4 +118,5 @@ test('floods of bad credentials get clear answers, keep nothing, and log at most
                       refusalLines().reduce((n, l) => n + 1 + l.notLogged, 0) === upgradeRefusals + 1,
                 { what: 'a refusal line whose notLogged completes the count' });
   assert.ok(refusalLines().at(-1).notLogged > 0);
+  await gw.stop();  // a clean exit: no sanitizer report
 });

@@ -110,7 +110,7 @@ test('a user with 3,000 connections: one send each, a paced close that leaves th
     // Unpaced, the thread was the closes' alone for most of that time (a round trip of 1.3 s in 1.8 s, with
     // 6,000): now each turn of its loop begins 32 of them and serves its other connections in between.
     assert.ok(trips.length >= 5, `the bystander made ${trips.length} round trips in the ${closeMs} ms of the close`);
-    assert.ok(worst < Math.max(closeMs / 4, 100), `a round trip of ${worst.toFixed(1)} ms during a close of ${closeMs} ms`);
+    assert.ok(worst < Math.max(closeMs / 3, 100), `a round trip of ${worst.toFixed(1)} ms during a close of ${closeMs} ms`);
 
     assert.equal(await service.userExists('crowd'), false);
     await waitFor(async () => (await metricValue(gw, 'wsgw_connections')) === 1, { what: 'only the bystander left' });
@@ -118,4 +118,6 @@ test('a user with 3,000 connections: one send each, a paced close that leaves th
   }
   t.diagnostic(`RSS after each close: ${rssAfterClose.join(', ')} kB`);
   if (!sanitized(gw.proc.pid)) assert.ok(rssAfterClose[1] - rssAfterClose[0] < 8192, `the gateway grew ${rssAfterClose[1] - rssAfterClose[0]} kB between cycles`);
+  bystander.stop();
+  await gw.stop();  // a clean exit: no sanitizer report
 });
