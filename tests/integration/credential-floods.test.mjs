@@ -62,7 +62,7 @@ test('floods of bad credentials get clear answers, keep nothing, and log at most
     ['REST with a malformed token', gw.port, (i) => rest(`Bearer not.a${i}.jwt`), 403, /base64url|JSON/],
     ['REST with a token of another key', gw.port, () => rest(`Bearer ${hs256({ aud: `http://${host}${restPath}`, exp: 4e9 }, wrongKey)}`), 403,
      /signature verification failed/],
-    ['REST with an 7,000-byte token', gw.port, () => rest(`Bearer ${'A'.repeat(7000)}`), 403, /dot-separated parts/],
+    ['REST with a 7,000-byte token', gw.port, () => rest(`Bearer ${'A'.repeat(7000)}`), 403, /dot-separated parts/],
     ['a client without a token', gw.port, () => upgrade('/client/hubs/chat'), 401, /token/],
     ['a client with a malformed token', gw.port, (i) => upgrade(`/client/hubs/chat?access_token=bad${i}`), 403, /dot-separated parts/],
     ['a client with a token of another key', gw.port,
