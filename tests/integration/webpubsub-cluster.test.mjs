@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Gateway, Client, whoami, waitFor, withTimeout, parseHttpResponse } from './harness.mjs';
+import { startRelay } from './tcp-relay.mjs';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import { WebPubSubClient, WebPubSubJsonProtocol, WebPubSubJsonReliableProtocol } from '@azure/web-pubsub-client';
 import { RedisServer } from './redis-server.mjs';
@@ -424,30 +425,6 @@ test('closing a group\'s, a user\'s or one connection from n1 tells clients on n
   assert.equal(await closedReason(userSpared, 'one connection on n2'), 'just you');
   groupSpared.client.stop();
 });
-
-// A TCP relay in front of a node, as a load balancer is: cut() resets every connection through it (both
-// ends, no close frame) and refuses new ones until reopen(port), which sends the next ones to `port`.
-async function startRelay(targetPort) {
-  const pairs = new Set();
-  let accepting = true;
-  const server = net.createServer((client) => {
-    if (!accepting) { client.resetAndDestroy(); return; }
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    const pair = { client, upstream };
-    pairs.add(pair);
-    client.pipe(upstream);
-    upstream.pipe(client);
-    const end = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
-    for (const s of [client, upstream]) { s.on('error', end); s.on('close', end); }
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: server.address().port,
-    cut() { accepting = false; for (const p of pairs) { p.client.resetAndDestroy(); p.upstream.resetAndDestroy(); } },
-    reopen(port) { targetPort = port; accepting = true; },
-    close() { for (const p of pairs) { p.client.destroy(); p.upstream.destroy(); } server.close(); },
-  };
-}
 
 // Recovery is per node. A node that does not hold the connection answers as Azure does for one it no longer
 // holds: the upgrade, then close 1008, on which the SDK stops recovering at once (an HTTP refusal it would

@@ -4,9 +4,9 @@
 // share the groups. The reliable subprotocol's recovery is tested through a TCP relay that the test cuts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import path from 'node:path';
 import { Gateway, Client, WebSocket, whoami, waitFor, withTimeout, waitForEvent, ctx, eventsOf } from './harness.mjs';
+import { startRelay } from './tcp-relay.mjs';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import { WebPubSubClient, WebPubSubJsonProtocol, WebPubSubJsonReliableProtocol } from '@azure/web-pubsub-client';
 
@@ -215,40 +215,6 @@ test('AWS-style clients keep working beside the Azure ones', async () => {
   assert.equal((await c.next()).text, 'plain text');
   c.ws.close();
 });
-
-// A relay between the client and the gateway, so the test can cut the TCP connection under the client
-// (a reset, no close frame) and let it reconnect through the same address.
-async function startRelay(targetPort) {
-  const pairs = new Set();
-  let accepting = true;
-  const server = net.createServer((client) => {
-    if (!accepting) { client.resetAndDestroy(); return; }
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    const pair = { client, upstream };
-    pairs.add(pair);
-    client.pipe(upstream);
-    upstream.pipe(client);
-    // A half-open pair keeps its gateway side open after its client side is gone (see cutClientSide).
-    const end = () => { if (pair.halfOpen) return; pairs.delete(pair); client.destroy(); upstream.destroy(); };
-    client.on('error', end);
-    upstream.on('error', end);
-    client.on('close', end);
-    upstream.on('close', end);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: server.address().port,
-    cut() { accepting = false; for (const p of pairs) { p.client.resetAndDestroy(); p.upstream.resetAndDestroy(); } },
-    // Only the client's side goes: the gateway's socket stays open and hears nothing (a phone that changed
-    // networks: the old path's end never reaches the server).
-    cutClientSide() {
-      accepting = false;
-      for (const p of pairs) { p.halfOpen = true; p.client.unpipe(p.upstream); p.upstream.unpipe(p.client); p.client.resetAndDestroy(); }
-    },
-    reopen() { accepting = true; },
-    close() { for (const p of pairs) { p.halfOpen = false; p.client.destroy(); p.upstream.destroy(); } server.close(); },
-  };
-}
 
 test('reliable: a client whose TCP connection is cut while 40 messages go to its group recovers them all, once, in order',
      async () => {

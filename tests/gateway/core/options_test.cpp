@@ -69,26 +69,24 @@ TEST_SUITE("options") {
         CHECK(errorOfArgs({"--listen", "127.0.0.1:9001", "--management-listen", "off"}) == "");
     }
 
-    TEST_CASE("--cluster-node-ttl: 5 s unless given, 1 to 300 seconds") {
-        const char *argv[] = {"wsgw"};
-        CHECK(std::get<Options>(parseOptions(1, argv, "handlers")).clusterNodeTtl == 5);
-        const char *shorter[] = {"wsgw", "--cluster-node-ttl", "2"};
-        CHECK(std::get<Options>(parseOptions(3, shorter, "handlers")).clusterNodeTtl == 2);
-        for (const char *bad : {"0", "301", "", "5s", "-1"}) {
+    // A flag of whole seconds: its default, a value given, and the answer to values out of range or not numbers.
+    void checkSecondsFlag(const char *flag, int Options::*field, int fallback, int shorter, const char *tooHigh, const std::string &range) {
+        const char *none[] = {"wsgw"};
+        CHECK(std::get<Options>(parseOptions(1, none, "handlers")).*field == fallback);
+        std::string given = std::to_string(shorter);
+        const char *args[] = {"wsgw", flag, given.c_str()};
+        CHECK(std::get<Options>(parseOptions(3, args, "handlers")).*field == shorter);
+        for (const char *bad : {"0", tooHigh, "", "2s", "-1"}) {
             CAPTURE(bad);
-            CHECK(errorOfArgs({"--cluster-node-ttl", bad}) == std::string("--cluster-node-ttl: expected 1 to 300 seconds, got '") + bad + "'");
+            CHECK(errorOfArgs({flag, bad}) == std::string(flag) + ": expected " + range + " seconds, got '" + bad + "'");
         }
     }
 
+    TEST_CASE("--cluster-node-ttl: 5 s unless given, 1 to 300 seconds") {
+        checkSecondsFlag("--cluster-node-ttl", &Options::clusterNodeTtl, 5, 2, "301", "1 to 300");
+    }
+
     TEST_CASE("--management-request-timeout: 15 s unless given, 1 to 3600 seconds") {
-        const char *argv[] = {"wsgw"};
-        CHECK(std::get<Options>(parseOptions(1, argv, "handlers")).managementRequestTimeout == 15);
-        const char *shorter[] = {"wsgw", "--management-request-timeout", "3"};
-        CHECK(std::get<Options>(parseOptions(3, shorter, "handlers")).managementRequestTimeout == 3);
-        for (const char *bad : {"0", "3601", "", "2s", "-1"}) {
-            CAPTURE(bad);
-            CHECK(errorOfArgs({"--management-request-timeout", bad}) ==
-                  std::string("--management-request-timeout: expected 1 to 3600 seconds, got '") + bad + "'");
-        }
+        checkSecondsFlag("--management-request-timeout", &Options::managementRequestTimeout, 15, 3, "3601", "1 to 3600");
     }
 }
