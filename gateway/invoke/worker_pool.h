@@ -55,7 +55,7 @@ public:
         virtual void work(WorkerSlot &slot) = 0;            // a worker's life; it ends when this returns
         virtual void deadlinePassed(WorkerSlot &slot) = 0;  // under slot.mutex, slot.timedOut just set
         virtual void noWorkerLeft() = 0;                    // every worker is written off, none can start
-        virtual void slowCallRunning() = 0;                 // a call has run since the last look: wake workers for ready lanes
+        virtual void slowCallRunning() = 0;                 // a call still running since the last look: wake workers for ready lanes
     protected:
         ~Duties() = default;
     };
