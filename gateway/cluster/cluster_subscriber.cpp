@@ -196,8 +196,12 @@ void Subscriber::onWake(struct ev_loop *l, ev_async *w, int) {
         out.swap(self->pendingPublishes_);
     }
     if (self->loopStopping_) {
-        if (self->sub_) redisAsyncDisconnect(self->sub_);
-        if (self->pub_) redisAsyncDisconnect(self->pub_);
+        // Only a connected context is disconnected here (its queued publishes are written first). hiredis
+        // 0.14 frees a context whose connect is still under way without calling back, which would leave
+        // sub_ or pub_ dangling for stop() to free again: a SIGTERM just after Redis went away (a reconnect
+        // in flight) crashed the gateway. stop() frees what is left once the loop is gone.
+        for (redisAsyncContext *ac : {self->sub_, self->pub_})
+            if (ac && (ac->c.flags & REDIS_CONNECTED)) redisAsyncDisconnect(ac);
         ev_timer_stop(l, &self->reconnectTimer_);
         ev_async_stop(l, w);
         ev_break(l, EVBREAK_ALL);  // what is still connected is freed by stop() once the loop is gone

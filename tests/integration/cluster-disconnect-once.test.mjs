@@ -5,6 +5,7 @@
 // nodes, and counts each connection's $disconnect events in every node's probe log.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -187,4 +188,30 @@ test('kill -9 just after a $disconnect returned, its removal not yet answered by
     { timeoutMs: 5000, what: 'the victim\'s row to be gone' });
   const counts = disconnectCounts([reaper, killed], [victim.id]);
   assert.equal(counts[victim.id], 1, JSON.stringify(counts));
+});
+
+// SIGTERM while the node's subscriber is reconnecting to a Redis that went away, its connect still under
+// way (here a black hole on Redis's port: a listener that never accepts, its queue full, so the connect
+// neither completes nor fails). hiredis frees such a context without calling back; the subscriber then
+// freed it a second time at the stop, and the gateway died of SIGSEGV instead of exiting 0.
+test('SIGTERM while the subscriber\'s reconnect to a vanished Redis is still connecting: a clean exit', async () => {
+  const redis = await startRedis();
+  const node = await startNode(redis, 'h4');
+  await redis.stop();
+  const hole = spawn('python3', ['-c', `
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', ${redis.port})); s.listen(0)
+fill = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False); c.connect_ex(('127.0.0.1', ${redis.port})); fill.append(c)
+print('ready', flush=True); time.sleep(30)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await withTimeout(new Promise((resolve) => hole.stdout.once('data', resolve)), 5000, 'the black hole to listen');
+    // The subscriber retries every 0.5 s: a connect into the hole is under way by now.
+    await waitFor(() => node.lines.some((l) => /lost the subscription/.test(l.msg ?? '')), { what: 'the node to lose its subscription' });
+    await new Promise((r) => setTimeout(r, 1200));  // past two reconnect attempts, not a wait for a condition
+    await node.stop();  // throws unless the gateway exits cleanly
+  } finally {
+    hole.kill('SIGKILL');
+  }
 });
