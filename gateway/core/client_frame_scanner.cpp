@@ -2,6 +2,8 @@
 #include "client_frame_scanner.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 
 namespace wsgw {
 
@@ -15,6 +17,30 @@ constexpr uint8_t kLength16 = 126, kLength64 = 127;
 constexpr uint8_t kMaskKeyBytes = 4;
 constexpr uint8_t kLongHeaderLength = 2 + 8 + kMaskKeyBytes;  // with a 64-bit length
 constexpr uint8_t kLengthTopBit = 0x80;                        // of a 64-bit length's first (most significant) byte
+
+// XORs n payload bytes with the key, starting at key byte `phase`: 8 bytes at a step (the compiler widens
+// it to 16), the last few through the same 8-byte pattern.
+void unmaskInPlace(uint8_t *p, uint64_t n, const uint8_t key[4], unsigned phase) {
+    uint32_t k;
+    std::memcpy(&k, key, sizeof k);
+    // In memory order the pattern starts at key byte `phase`: a rotation of the word as it is stored.
+    unsigned shift = 8 * phase;
+    if constexpr (std::endian::native == std::endian::little) k = std::rotr(k, static_cast<int>(shift));
+    else k = std::rotl(k, static_cast<int>(shift));
+    uint64_t mask = uint64_t{k} << 32 | k;
+    uint64_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t v;
+        std::memcpy(&v, p + i, sizeof v);
+        v ^= mask;
+        std::memcpy(p + i, &v, sizeof v);
+    }
+    if (i < n) {
+        uint8_t pattern[8];
+        std::memcpy(pattern, &mask, sizeof pattern);
+        for (unsigned j = 0; i < n; ++i, ++j) p[i] ^= pattern[j];
+    }
+}
 
 }  // namespace
 
@@ -113,12 +139,26 @@ size_t ClientFrameScanner::fail(ClientFrameFault fault, size_t at) {
     return at >= headerRead_ ? at - headerRead_ : 0;
 }
 
-size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
+void ClientFrameScanner::takeMaskKey(uint8_t *key) {
+    std::memcpy(maskKey_, key, sizeof maskKey_);
+    std::memset(key, 0, sizeof maskKey_);
+    maskPhase_ = 0;
+    unmasking_ = true;
+}
+
+template <bool Unmask>
+size_t ClientFrameScanner::scanPiece(uint8_t *data, size_t len) {
     if (failed()) return kAllMasked;
     size_t i = 0;
     while (i < len) {
         if (headerRead_ == 0 && payloadLeft_ != 0) {  // inside a payload: skip what this piece holds of it
             uint64_t skip = std::min<uint64_t>(payloadLeft_, len - i);
+            if constexpr (Unmask) {
+                if (unmasking_) {
+                    unmaskInPlace(data + i, skip, maskKey_, maskPhase_);
+                    maskPhase_ = static_cast<uint8_t>((maskPhase_ + skip) & 3);
+                }
+            }
             payloadLeft_ -= skip;
             i += static_cast<size_t>(skip);
             if (payloadLeft_ == 0 && endsMessage_) ++messagesEnded_;
@@ -129,6 +169,7 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
         if (headerRead_ == 0 && len - i >= 2 + kMaskKeyBytes && (data[i + 1] & 0x7f) < kLength16) {
             uint8_t first = data[i], second = data[i + 1];
             firstByte_ = first;
+            unmasking_ = false;
             endsMessage_ = (first & kFinBit) && (first & kOpcodeBits) < kFirstControlOpcode;
             if (ClientFrameFault fault = faultOf(first, second); fault != ClientFrameFault::None) {
                 headerRead_ = 1;
@@ -140,6 +181,7 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
                 headerRead_ = 1;
                 return fail(fault, i + 1);
             }
+            if constexpr (Unmask) takeMaskKey(data + i + 2);
             i += 2 + kMaskKeyBytes;
             if (payloadLeft_ == 0 && endsMessage_) ++messagesEnded_;
             continue;
@@ -147,6 +189,7 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
         uint8_t b = data[i];
         if (headerRead_ == 0) {  // FIN, RSV and opcode: checked with the next byte
             firstByte_ = b;
+            unmasking_ = false;
             endsMessage_ = (b & kFinBit) && (b & kOpcodeBits) < kFirstControlOpcode;
             headerRead_ = 1;
             ++i;
@@ -170,6 +213,16 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
         // libwebsockets drops such a frame's connection without a close frame (and $disconnect saw 1006).
         if (headerRead_ == 2 && headerLength_ == kLongHeaderLength && (b & kLengthTopBit))
             return fail(ClientFrameFault::LengthTopBitSet, i);
+        if constexpr (Unmask) {
+            // The whole key in this piece (the length before it is complete and checked): taken off here.
+            if (headerRead_ == headerLength_ - kMaskKeyBytes && len - i >= kMaskKeyBytes) {
+                takeMaskKey(data + i);
+                i += kMaskKeyBytes;
+                headerRead_ = 0;
+                if (payloadLeft_ == 0 && endsMessage_) ++messagesEnded_;
+                continue;
+            }
+        }
         if (headerRead_ < headerLength_ - kMaskKeyBytes) {
             payloadLeft_ = payloadLeft_ << 8 | b;
             if (headerRead_ + 1 == headerLength_ - kMaskKeyBytes) {  // the length is complete
@@ -185,5 +238,8 @@ size_t ClientFrameScanner::scan(const uint8_t *data, size_t len) {
     }
     return kAllMasked;
 }
+
+template size_t ClientFrameScanner::scanPiece<false>(uint8_t *, size_t);
+template size_t ClientFrameScanner::scanPiece<true>(uint8_t *, size_t);
 
 }  // namespace wsgw

@@ -58,8 +58,8 @@ void ClientFrameGuard::unwatch() {
     fd_ = -1;
 }
 
-size_t ClientFrameGuard::screenPreloaded(Session *s, const char *bytes, size_t len) {
-    size_t at = scanner_.scan(reinterpret_cast<const uint8_t *>(bytes), len);
+size_t ClientFrameGuard::screenPreloaded(Session *s, char *bytes, size_t len) {
+    size_t at = scanner_.scanUnmasking(reinterpret_cast<uint8_t *>(bytes), len);
     if (at == ClientFrameScanner::kAllMasked) return len;
     onBadClientFrame(s);
     return at;
@@ -74,7 +74,7 @@ long ClientFrameGuard::screenedRecv(int fd, void *buf, size_t len, int flags) {
     }
     long n = transportRecv(fd, buf, len, flags);
     if (n <= 0 || (flags & MSG_PEEK)) return n;  // a peek is looked at when it is read (libwebsockets never peeks)
-    size_t at = scanner_.scan(static_cast<const uint8_t *>(buf), static_cast<size_t>(n));
+    size_t at = scanner_.scanUnmasking(static_cast<uint8_t *>(buf), static_cast<size_t>(n));
     if (at == ClientFrameScanner::kAllMasked) return n;
     onBadClientFrame(session_);
     if (at > 0) return static_cast<long>(at);  // the frames before it are delivered

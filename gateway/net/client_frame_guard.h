@@ -4,9 +4,11 @@
 // it reads every server socket with recv(2), which this binary defines itself (socket_calls.h). A
 // descriptor registered here — an open connection from its adoption by libwebsockets until its socket is
 // closed — has what each read returned (plaintext: below the screen, TLS is already taken off) run through
-// a ClientFrameScanner: the bytes before an unmasked frame's header are returned (EAGAIN when there are
-// none) and libwebsockets never sees that frame or anything after it; onBadClientFrame() is told, to fail
-// the connection from the loop (1002; 1009 or 1008 for the limits: client_frame_scanner.h).
+// a ClientFrameScanner, which also takes the frames' masks off in place (libwebsockets then skips its own
+// byte-at-a-time unmasking: ClientFrameScanner::scanUnmasking). The bytes before an unmasked frame's header
+// are returned (EAGAIN when there are none) and libwebsockets never sees that frame or anything after it;
+// onBadClientFrame() is told, to fail the connection from the loop (1002; 1009 or 1008 for the limits:
+// client_frame_scanner.h).
 // From then on a read of that descriptor drains what the client sent and discards it (EAGAIN), or reports
 // its end (0): the socket does not stay readable (a level-triggered watcher would spin), the client's close
 // and FIN still end the connection at once, and no unread bytes turn our close into a reset.
@@ -38,8 +40,9 @@ public:
 
     // The bytes the client sent after its upgrade request in the same reads (handed to libwebsockets as a
     // preloaded buffer, not read through recv): returns how many of them may be handed on (all of them
-    // unless an unmasked frame is among them; then onBadClientFrame has been called).
-    size_t screenPreloaded(Session *s, const char *bytes, size_t len);
+    // unless an unmasked frame is among them; then onBadClientFrame has been called). Their frames are
+    // unmasked in place, as a read's are (ClientFrameScanner::scanUnmasking).
+    size_t screenPreloaded(Session *s, char *bytes, size_t len);
     // From here every read of `fd` on this thread is screened, until unwatch(). False (and not watched) when
     // `fd` is beyond the table (a descriptor limit raised past the hard limit seen at start-up).
     bool watch(int fd, Session *s);

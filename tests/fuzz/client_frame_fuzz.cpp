@@ -4,7 +4,8 @@
 // from RFC 6455's rules, at the right offset of the right piece, count the same completed messages before it,
 // and never read past a piece. Each input is tried with permessage-deflate undecided, negotiated and not, and
 // without and with limits (sizes and a control frame budget chosen by the first byte, on a clock that stands
-// still), which the walk applies as written here.
+// still), which the walk applies as written here. The pieces are read with scanUnmasking: what is handed on,
+// decoded with whatever keys it carries, must be the frames of the input, byte for byte.
 #include "client_frame_scanner.h"
 
 #include <algorithm>
@@ -124,6 +125,29 @@ Walk walk(const uint8_t *d, size_t n, DeflateNegotiation deflate, const ClientFr
     return w;
 }
 
+// The whole frames at the start of d[0..n), each unmasked with the key it carries: {first byte, payload}.
+std::vector<std::pair<uint8_t, std::vector<uint8_t>>> wholeFrames(const uint8_t *d, size_t n) {
+    std::vector<std::pair<uint8_t, std::vector<uint8_t>>> out;
+    size_t pos = 0;
+    while (n - pos >= 2) {
+        uint64_t length = d[pos + 1] & 0x7f;
+        size_t extended = length == 126 ? 2 : length == 127 ? 8 : 0;
+        size_t header = 2 + extended + 4;
+        if (n - pos < header) break;
+        if (extended) {
+            length = 0;
+            for (size_t i = 0; i < extended; ++i) length = length << 8 | d[pos + 2 + i];
+        }
+        if (length > n - pos - header) break;
+        const uint8_t *key = d + pos + header - 4;
+        std::vector<uint8_t> payload(d + pos + header, d + pos + header + length);
+        for (size_t i = 0; i < payload.size(); ++i) payload[i] ^= key[i & 3];
+        out.emplace_back(d[pos], std::move(payload));
+        pos += header + static_cast<size_t>(length);
+    }
+    return out;
+}
+
 // Feeds `d` in pieces of the given sizes (cycled); checks each answer against the reference walk.
 void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Walk &ref, DeflateNegotiation deflate,
           const ClientFrameLimits *limits) {
@@ -131,11 +155,14 @@ void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Wa
     scanner.setLimits(limits);
     size_t base = 0, k = 0;
     bool found = false;
+    std::vector<uint8_t> handedOn;  // what libwebsockets would read
     while (base < n) {
         size_t len = std::min(sizes[k++ % sizes.size()], n - base);
         // A copy of exactly this piece: a read past it is a heap overflow the sanitizer sees.
         std::vector<uint8_t> piece(d + base, d + base + len);
-        size_t at = scanner.scan(piece.data(), piece.size());
+        size_t at = scanner.scanUnmasking(piece.data(), piece.size());
+        // Once failed, nothing more is handed on (the scanner answers kAllMasked and ignores the rest).
+        if (!found) handedOn.insert(handedOn.end(), piece.begin(), piece.begin() + static_cast<std::ptrdiff_t>(std::min(at, len)));
         if (at != ClientFrameScanner::kAllMasked) {
             require(!found && ref.faultAt != kNone);
             // It fails in the piece holding the byte that shows the fault; the offset is the header's first
@@ -154,6 +181,9 @@ void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Wa
     require(scanner.failed() == found);
     require(scanner.messagesEnded() == ref.messagesEnded);
     if (!found) require(scanner.atFrameBoundary() == ref.atBoundary);
+    // Up to the faulty header, and the part of it that earlier pieces held (those were handed on whole).
+    require(found ? handedOn.size() >= ref.faultAt && handedOn.size() <= ref.decidedAt : handedOn.size() == n);
+    require(wholeFrames(handedOn.data(), handedOn.size()) == wholeFrames(d, handedOn.size()));
 }
 
 }  // namespace

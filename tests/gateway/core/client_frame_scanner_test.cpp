@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -407,4 +409,118 @@ TEST_CASE("pings and pongs: a burst of 256, then 64 a second; a close is not cou
         Bytes close = frame(0x8, 2);
         for (int i = 0; i < 300; ++i) REQUIRE(closes.scan(close.data(), close.size()) == ClientFrameScanner::kAllMasked);
     }
+}
+
+namespace {
+
+// A client frame with the given payload and masking key, as a client sends it.
+Bytes maskedWith(uint8_t opcode, const Bytes &payload, const uint8_t key[4], bool fin = true) {
+    Bytes f{static_cast<uint8_t>((fin ? 0x80 : 0) | opcode)};
+    size_t n = payload.size();
+    if (n < 126) {
+        f.push_back(static_cast<uint8_t>(0x80 | n));
+    } else if (n < 65536) {
+        f.insert(f.end(), {0x80 | 126, static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)});
+    } else {
+        f.push_back(0x80 | 127);
+        for (int shift = 56; shift >= 0; shift -= 8) f.push_back(static_cast<uint8_t>(static_cast<uint64_t>(n) >> shift));
+    }
+    f.insert(f.end(), key, key + 4);
+    for (size_t i = 0; i < n; ++i) f.push_back(payload[i] ^ key[i & 3]);
+    return f;
+}
+
+struct Decoded {
+    uint8_t first;
+    Bytes key, payload;  // the key as the frame carries it, the payload unmasked with it
+};
+
+// The frames of a whole stream, each unmasked with the key it carries (zero or not), as libwebsockets reads them.
+std::vector<Decoded> decodeFrames(const Bytes &s) {
+    std::vector<Decoded> out;
+    size_t pos = 0;
+    while (pos < s.size()) {
+        Decoded d;
+        d.first = s[pos];
+        uint64_t n = s[pos + 1] & 0x7f;
+        pos += 2;
+        size_t extended = n == 126 ? 2 : n == 127 ? 8 : 0;
+        if (extended) {
+            n = 0;
+            for (size_t i = 0; i < extended; ++i) n = n << 8 | s[pos + i];
+            pos += extended;
+        }
+        d.key.assign(s.begin() + pos, s.begin() + pos + 4);
+        pos += 4;
+        for (uint64_t i = 0; i < n; ++i) d.payload.push_back(s[pos + i] ^ d.key[i & 3]);
+        pos += n;
+        out.push_back(d);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("scanUnmasking: the payloads arrive unmasked under a zeroed key, whatever the reads' boundaries") {
+    // Payloads of every length class, bytes that differ from frame to frame, and keys with every byte set.
+    std::vector<Bytes> payloads;
+    std::vector<std::array<uint8_t, 4>> keys;
+    for (size_t n : {size_t{0}, size_t{1}, size_t{3}, size_t{7}, size_t{8}, size_t{9}, size_t{91}, size_t{125}, size_t{126},
+                     size_t{300}, size_t{65535}, size_t{65536}, size_t{70001}}) {
+        Bytes p(n);
+        for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(i * 7 + n);
+        payloads.push_back(p);
+        uint8_t k = static_cast<uint8_t>(n);
+        keys.push_back({static_cast<uint8_t>(0x81 ^ k), static_cast<uint8_t>(0x42 ^ k), static_cast<uint8_t>(0xA5 ^ k), static_cast<uint8_t>(0x1C ^ k)});
+    }
+    // A fragmented text message with a ping and a pong inside it, then every payload as a binary message.
+    const uint8_t pingKey[4] = {9, 8, 7, 6};
+    Bytes stream = concat({maskedWith(0x1, payloads[6], keys[6].data(), false), maskedWith(0x9, {1, 2, 3}, pingKey),
+                           maskedWith(0xA, {}, pingKey), maskedWith(0x0, payloads[3], keys[3].data(), true)});
+    for (size_t i = 0; i < payloads.size(); ++i) stream = concat({stream, maskedWith(0x2, payloads[i], keys[i].data())});
+    std::vector<Decoded> original = decodeFrames(stream);
+    REQUIRE(original.size() == payloads.size() + 4);
+
+    // Read sizes: one byte (every key split), a whole header's worth, odd sizes, and the whole stream.
+    for (size_t readSize : {size_t{1}, size_t{2}, size_t{5}, size_t{6}, size_t{13}, size_t{97}, size_t{4096}, stream.size()}) {
+        CAPTURE(readSize);
+        Bytes out = stream;
+        ClientFrameScanner scanner;
+        for (size_t at = 0; at < out.size(); at += readSize) {
+            size_t len = std::min(readSize, out.size() - at);
+            REQUIRE(scanner.scanUnmasking(out.data() + at, len) == ClientFrameScanner::kAllMasked);
+        }
+        CHECK(scanner.atFrameBoundary());
+        std::vector<Decoded> seen = decodeFrames(out);
+        REQUIRE(seen.size() == original.size());
+        size_t zeroed = 0;
+        for (size_t f = 0; f < seen.size(); ++f) {
+            CAPTURE(f);
+            CHECK(seen[f].first == original[f].first);
+            CHECK(seen[f].payload == original[f].payload);
+            bool zero = seen[f].key == Bytes{0, 0, 0, 0};
+            // A key split between two reads keeps its mask; a key read whole is zeroed, its payload unmasked.
+            if (zero) ++zeroed;
+            else CHECK(seen[f].key == original[f].key);
+        }
+        if (readSize < 4) CHECK(zeroed == 0);  // no read holds a whole key
+        else if (readSize == stream.size()) CHECK(zeroed == seen.size());
+        else CHECK(zeroed > 0);
+    }
+}
+
+TEST_CASE("scanUnmasking: frames before an unmasked one are delivered unmasked; the bad frame is not touched") {
+    const uint8_t key[4] = {0xDE, 0xAD, 0xBE, 0xEF};
+    Bytes good = maskedWith(0x1, Bytes(40, 'a'), key);
+    Bytes bad = frame(0x1, 5, false);
+    Bytes stream = concat({good, bad});
+    Bytes out = stream;
+    ClientFrameScanner scanner;
+    CHECK(scanner.scanUnmasking(out.data(), out.size()) == good.size());
+    CHECK(scanner.failed());
+    std::vector<Decoded> seen = decodeFrames(Bytes(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(good.size())));
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].key == Bytes{0, 0, 0, 0});
+    CHECK(seen[0].payload == Bytes(40, 'a'));
+    CHECK(Bytes(out.begin() + static_cast<std::ptrdiff_t>(good.size()), out.end()) == bad);
 }
