@@ -18,8 +18,8 @@ constexpr uint8_t kMaskKeyBytes = 4;
 constexpr uint8_t kLongHeaderLength = 2 + 8 + kMaskKeyBytes;  // with a 64-bit length
 constexpr uint8_t kLengthTopBit = 0x80;                        // of a 64-bit length's first (most significant) byte
 
-// XORs n payload bytes with the key, starting at key byte `phase`: 8 bytes at a step (the compiler widens
-// it to 16), the last few through the same 8-byte pattern.
+// XORs n payload bytes with the key, starting at key byte `phase`: written 8 bytes a step, which the compiler
+// makes 16 (SSE2), the last few through the same 8-byte pattern.
 void unmaskInPlace(uint8_t *p, uint64_t n, const uint8_t key[4], unsigned phase) {
     uint32_t k;
     std::memcpy(&k, key, sizeof k);

@@ -8,7 +8,7 @@
 // most of these too, but then waits 30 s for the client's close and reports 1006; failing them here closes
 // as every other protocol error does (1002, the 5 s close deadline, $disconnect with 1002 and the reason).
 //
-// scanUnmasking() also takes each frame's mask off in place, 8 bytes at a step, and zeroes its masking key:
+// scanUnmasking() also takes each frame's mask off in place, 16 bytes a step, and zeroes its masking key:
 // a frame masked with 0000 is the same frame (RFC 6455 5.3), and libwebsockets 4.1.6, which would unmask it
 // again one byte at a time (about a third of the gateway's instructions per 16 KiB message), skips a key
 // that is all zero. A frame whose key is split between two reads keeps its mask: the first part of the

@@ -59,7 +59,10 @@ void ClientFrameGuard::unwatch() {
 }
 
 size_t ClientFrameGuard::screenPreloaded(Session *s, char *bytes, size_t len) {
-    size_t at = scanner_.scanUnmasking(reinterpret_cast<uint8_t *>(bytes), len);
+    // Unmasked only when the descriptor is watched: a frame that goes on past these bytes is read on
+    // through screenedRecv, which unmasks the rest of it. Unwatched, libwebsockets unmasks it all.
+    auto *data = reinterpret_cast<uint8_t *>(bytes);
+    size_t at = fd_ >= 0 ? scanner_.scanUnmasking(data, len) : scanner_.scan(data, len);
     if (at == ClientFrameScanner::kAllMasked) return len;
     onBadClientFrame(s);
     return at;

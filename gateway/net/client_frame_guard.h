@@ -40,8 +40,8 @@ public:
 
     // The bytes the client sent after its upgrade request in the same reads (handed to libwebsockets as a
     // preloaded buffer, not read through recv): returns how many of them may be handed on (all of them
-    // unless an unmasked frame is among them; then onBadClientFrame has been called). Their frames are
-    // unmasked in place, as a read's are (ClientFrameScanner::scanUnmasking).
+    // unless an unmasked frame is among them; then onBadClientFrame has been called). Once watch() has
+    // succeeded their frames are unmasked in place, as a read's are (ClientFrameScanner::scanUnmasking).
     size_t screenPreloaded(Session *s, char *bytes, size_t len);
     // From here every read of `fd` on this thread is screened, until unwatch(). False (and not watched) when
     // `fd` is beyond the table (a descriptor limit raised past the hard limit seen at start-up).

@@ -166,8 +166,9 @@ void ConnectFlow::adopt(Session *s) {
     size_t headEnd = head.find("\r\n\r\n");
     headEnd = headEnd == std::string::npos ? head.size() : headEnd + 4;
     s->clientFrames.setLimits(&t_.clientFrameLimits);
-    head.resize(headEnd + s->clientFrames.screenPreloaded(s, head.data() + headEnd, head.size() - headEnd));
+    // Watched first: the preloaded frames are unmasked only when the rest of the stream will be too.
     s->clientFrames.watch(fd, s);
+    head.resize(headEnd + s->clientFrames.screenPreloaded(s, head.data() + headEnd, head.size() - headEnd));
     t_.adopting = s;
     lws *wsi = lws_adopt_socket_vhost_readbuf(t_.vhost, fd, head.data(), head.size());
     t_.adopting = nullptr;

@@ -125,9 +125,16 @@ Walk walk(const uint8_t *d, size_t n, DeflateNegotiation deflate, const ClientFr
     return w;
 }
 
-// The whole frames at the start of d[0..n), each unmasked with the key it carries: {first byte, payload}.
-std::vector<std::pair<uint8_t, std::vector<uint8_t>>> wholeFrames(const uint8_t *d, size_t n) {
-    std::vector<std::pair<uint8_t, std::vector<uint8_t>>> out;
+struct WholeFrame {
+    uint8_t first;
+    size_t keyAt;  // the masking key's offset
+    std::vector<uint8_t> payload;  // unmasked with the key the frame carries
+    bool operator==(const WholeFrame &) const = default;
+};
+
+// The whole frames at the start of d[0..n).
+std::vector<WholeFrame> wholeFrames(const uint8_t *d, size_t n) {
+    std::vector<WholeFrame> out;
     size_t pos = 0;
     while (n - pos >= 2) {
         uint64_t length = d[pos + 1] & 0x7f;
@@ -142,7 +149,7 @@ std::vector<std::pair<uint8_t, std::vector<uint8_t>>> wholeFrames(const uint8_t 
         const uint8_t *key = d + pos + header - 4;
         std::vector<uint8_t> payload(d + pos + header, d + pos + header + length);
         for (size_t i = 0; i < payload.size(); ++i) payload[i] ^= key[i & 3];
-        out.emplace_back(d[pos], std::move(payload));
+        out.push_back({d[pos], pos + header - 4, std::move(payload)});
         pos += header + static_cast<size_t>(length);
     }
     return out;
@@ -156,7 +163,9 @@ void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Wa
     size_t base = 0, k = 0;
     bool found = false;
     std::vector<uint8_t> handedOn;  // what libwebsockets would read
+    std::vector<size_t> pieceStarts;
     while (base < n) {
+        pieceStarts.push_back(base);
         size_t len = std::min(sizes[k++ % sizes.size()], n - base);
         // A copy of exactly this piece: a read past it is a heap overflow the sanitizer sees.
         std::vector<uint8_t> piece(d + base, d + base + len);
@@ -183,7 +192,15 @@ void feed(const uint8_t *d, size_t n, const std::vector<size_t> &sizes, const Wa
     if (!found) require(scanner.atFrameBoundary() == ref.atBoundary);
     // Up to the faulty header, and the part of it that earlier pieces held (those were handed on whole).
     require(found ? handedOn.size() >= ref.faultAt && handedOn.size() <= ref.decidedAt : handedOn.size() == n);
-    require(wholeFrames(handedOn.data(), handedOn.size()) == wholeFrames(d, handedOn.size()));
+    std::vector<WholeFrame> seen = wholeFrames(handedOn.data(), handedOn.size());
+    require(seen == wholeFrames(d, handedOn.size()));
+    // Each key that one piece held whole is zeroed; a key split between pieces is the client's own.
+    for (const WholeFrame &f : seen) {
+        auto next = std::upper_bound(pieceStarts.begin(), pieceStarts.end(), f.keyAt);
+        bool inOnePiece = next == pieceStarts.end() || *next >= f.keyAt + 4;
+        bool zero = !(handedOn[f.keyAt] | handedOn[f.keyAt + 1] | handedOn[f.keyAt + 2] | handedOn[f.keyAt + 3]);
+        require(inOnePiece ? zero : std::equal(d + f.keyAt, d + f.keyAt + 4, handedOn.begin() + static_cast<std::ptrdiff_t>(f.keyAt)));
+    }
 }
 
 }  // namespace

@@ -96,7 +96,9 @@ test('frames pipelined with the upgrade request (handed to libwebsockets with th
   sock.on('data', (c) => { buf = Buffer.concat([buf, c]); });
   sock.on('error', () => {});
   await withTimeout(new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); }), 5000, 'connect');
-  const bodies = [1, 2, 3].map((i) => JSON.stringify({ action: 'echo', data: `pipelined ${i}`.repeat(i * 10) }));
+  // The last one is longer than the gateway's first read of the request (4 KiB): its frame goes on past
+  // the bytes handed over with the request and the rest of it is read from the socket.
+  const bodies = [1, 2, 3].map((i) => JSON.stringify({ action: 'echo', data: `pipelined ${i}`.repeat(i === 3 ? 1000 : i * 10) }));
   const head = `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${newWebSocketKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
   sock.write(Buffer.concat([Buffer.from(head), ...bodies.map((b) => maskedFrame(1, b))]));
@@ -111,14 +113,22 @@ test('frames pipelined with the upgrade request (handed to libwebsockets with th
   sock.destroy();
 });
 
-test('a close frame split inside its key: the reason reaches the gateway and the close is answered with its code', async () => {
-  const raw = await openRaw();
-  const payload = Buffer.concat([Buffer.from([0x0f, 0xa0]), Buffer.from('split close')]);  // 4000
-  const f = maskedFrame(8, payload);
-  raw.write(f.subarray(0, 4));
-  await sleep(3);
-  raw.write(f.subarray(4));
-  const close = await raw.closeFrame(5000);
-  assert.equal(close.code, 4000);
-  raw.destroy();
-});
+// The close is answered with the client's own code and reason: they must have been unmasked right.
+for (const split of [false, true]) {
+  test(`a close frame ${split ? 'split inside its key' : 'in one write (its key zeroed)'}: answered with its code and reason`, async () => {
+    const raw = await openRaw();
+    const reason = split ? 'split close' : 'whole close ✓';
+    const f = maskedFrame(8, Buffer.concat([Buffer.from([0x0f, 0xa0]), Buffer.from(reason)]));  // 4000
+    if (split) {
+      raw.write(f.subarray(0, 4));
+      await sleep(3);
+      raw.write(f.subarray(4));
+    } else {
+      raw.write(f);
+    }
+    const close = await raw.closeFrame(5000);
+    assert.equal(close.code, 4000);
+    assert.equal(close.reason, reason);
+    raw.destroy();
+  });
+}

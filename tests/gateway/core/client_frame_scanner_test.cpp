@@ -432,6 +432,7 @@ Bytes maskedWith(uint8_t opcode, const Bytes &payload, const uint8_t key[4], boo
 
 struct Decoded {
     uint8_t first;
+    size_t keyAt;        // the key's offset in the stream
     Bytes key, payload;  // the key as the frame carries it, the payload unmasked with it
 };
 
@@ -450,6 +451,7 @@ std::vector<Decoded> decodeFrames(const Bytes &s) {
             for (size_t i = 0; i < extended; ++i) n = n << 8 | s[pos + i];
             pos += extended;
         }
+        d.keyAt = pos;
         d.key.assign(s.begin() + pos, s.begin() + pos + 4);
         pos += 4;
         for (uint64_t i = 0; i < n; ++i) d.payload.push_back(s[pos + i] ^ d.key[i & 3]);
@@ -498,14 +500,18 @@ TEST_CASE("scanUnmasking: the payloads arrive unmasked under a zeroed key, whate
             CAPTURE(f);
             CHECK(seen[f].first == original[f].first);
             CHECK(seen[f].payload == original[f].payload);
-            bool zero = seen[f].key == Bytes{0, 0, 0, 0};
-            // A key split between two reads keeps its mask; a key read whole is zeroed, its payload unmasked.
-            if (zero) ++zeroed;
-            else CHECK(seen[f].key == original[f].key);
+            // A key read whole is zeroed (its payload unmasked here); a key split between two reads keeps
+            // its mask, as libwebsockets already has its first bytes.
+            bool keyInOneRead = seen[f].keyAt / readSize == (seen[f].keyAt + 3) / readSize;
+            if (keyInOneRead) {
+                CHECK(seen[f].key == Bytes{0, 0, 0, 0});
+                ++zeroed;
+            } else {
+                CHECK(seen[f].key == original[f].key);
+            }
         }
-        if (readSize < 4) CHECK(zeroed == 0);  // no read holds a whole key
-        else if (readSize == stream.size()) CHECK(zeroed == seen.size());
-        else CHECK(zeroed > 0);
+        if (readSize < 4) CHECK(zeroed == 0);
+        if (readSize == stream.size()) CHECK(zeroed == seen.size());
     }
 }
 
