@@ -12,6 +12,13 @@
 // From then on a read of that descriptor drains what the client sent and discards it (EAGAIN), or reports
 // its end (0): the socket does not stay readable (a level-triggered watcher would spin), the client's close
 // and FIN still end the connection at once, and no unread bytes turn our close into a reset.
+//
+// A read that holds only whole messages, each one text or binary frame (the common case), between messages
+// on an open plain connection (MessageReceiver::takesWhole), is handed to the receiver here, frame by frame,
+// and libwebsockets is told EAGAIN: its frame parser, which walks each header byte by byte, never runs for
+// them. It is at a frame boundary then (everything it was given ended at one) and holds nothing buffered
+// (it drains its buffer before it reads). Any other read goes to libwebsockets whole; if the receiver
+// pauses reading part-way, the frames left are handed to libwebsockets, which keeps them until it resumes.
 #pragma once
 
 #include "client_frame_scanner.h"
@@ -70,6 +77,9 @@ public:
     long screenedRecv(int fd, void *buf, size_t len, int flags);
 
 private:
+    // The read's whole messages to the receiver (above); returns what recv returns to libwebsockets.
+    long takeWholeMessages(uint8_t *buf, size_t n);
+
     ClientFrameScanner scanner_;
     int fd_ = -1;
     uint32_t messagesDelivered_ = 0;

@@ -72,6 +72,23 @@ int MessageReceiver::receive(Session *s, lws *wsi, const char *in, size_t len) {
     return messageEnds ? messageEnded(s, wsi) : 0;
 }
 
+bool MessageReceiver::takesWhole(const Session *s, size_t len) const {
+    const RouteTable *table = t_.table.get();
+    return table && s->state == Session::State::Open && s->wsi && !s->deflate && !s->backend && !s->backendConnect &&
+           !s->wps && !s->closeRequested && !s->closing && !s->rxFlowOff && !s->rxTooBig && !s->inFrame && s->rx.empty() &&
+           len <= table->config.limits.maxFrameBytes && len <= table->config.limits.maxMessageBytes;
+}
+
+void MessageReceiver::takeWhole(Session *s, const char *payload, size_t len, bool binary) {
+    s->rxBinary = binary;
+    if (len > s->rx.capacity() && !t_.spareBuffers.empty()) s->rx = t_.takeSpareBuffer();
+    s->rx.append(payload, len);
+    t_.host.metrics.bytesIn.fetch_add(len, std::memory_order_relaxed);
+    outsideCallback_ = true;
+    messageEnded(s, s->wsi);
+    outsideCallback_ = false;
+}
+
 int MessageReceiver::messageEnded(Session *s, lws *wsi) {
     s->clientFrames.messageDelivered();
     if (s->inflateInput) s->inflateInput->trim();  // nothing is left to inflate once a message has ended
@@ -112,10 +129,11 @@ int MessageReceiver::closeTooBig(Session *s, lws *wsi) {
 
 // Closes from inside LWS_CALLBACK_RECEIVE. Returning -1 there closes at once; but while libwebsockets
 // is still inflating a compressed message it drops that return, and the connection would hang. So a
-// permessage-deflate connection closes from its next WRITEABLE instead, as requestClose does.
+// permessage-deflate connection closes from its next WRITEABLE instead, as requestClose does, and so does a
+// message taken whole from the frame screen (takeWhole), which libwebsockets never saw.
 int MessageReceiver::closeFromReceive(Session *s, lws *wsi, lws_close_status code, const char *reason) {
     t_.closer->requestCloseNow(s, static_cast<int>(code), reason);
-    if (s->deflate) {
+    if (s->deflate || outsideCallback_) {
         lws_rx_flow_control(wsi, 0);  // nothing more is read from a connection that is closing
         lws_callback_on_writable(wsi);
         lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);  // a peer that never reads is dropped

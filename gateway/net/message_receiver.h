@@ -25,6 +25,15 @@ public:
     // LWS_CALLBACK_RECEIVE: `in` is the next chunk of the current message (inflated with permessage-deflate).
     // Returns what the callback returns (-1 closes at once).
     int receive(Session *s, lws *wsi, const char *in, size_t len);
+    // Whether a message that came whole in one frame of `len` payload bytes may be taken straight from the
+    // frame screen (takeWhole) instead of through libwebsockets: an open, plain connection (no
+    // permessage-deflate, proxy or Web PubSub protocol) that is not closing, not paused, between messages,
+    // and a frame within the limits. Anything else goes the usual way, and libwebsockets decides.
+    bool takesWhole(const Session *s, size_t len) const;
+    // Such a message (client_frame_guard.h): handled as receive() handles a message's one chunk. Called inside
+    // libwebsockets' read, outside its callback: a close it decides (1007) goes out from WRITEABLE, as a
+    // permessage-deflate connection's does, never by a -1 nobody would see.
+    void takeWhole(Session *s, const char *payload, size_t len, bool binary);
     // A worker brought the lane below half of its bounds (Command::Kind::Resume).
     void resumeReading(Session *s);
 
@@ -42,6 +51,7 @@ private:
 
     NetworkThreadState &t_;
     std::string scratchKey_;  // route selection's, reused for every message
+    bool outsideCallback_ = false;  // in takeWhole: closes cannot return -1 to libwebsockets
 };
 
 }  // namespace wsgw

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  Gateway, RawWebSocket, defaultRoutes, maskedFrame, newWebSocketKey, parseHttpResponse, parseServerFrames, withTimeout,
+  Gateway, openRawUpgraded, defaultRoutes, maskedFrame, newWebSocketKey, parseHttpResponse, parseServerFrames, withTimeout,
 } from './harness.mjs';
 
 let gw;
@@ -21,12 +21,7 @@ after(async () => {
   await gw?.stop();
 });
 
-async function openRaw() {
-  const raw = await RawWebSocket.open(gw.port);
-  assert.equal(raw.response.status, 101);
-  raw.sock.setNoDelay(true);
-  return raw;
-}
+const openRaw = () => openRawUpgraded(gw.port);
 
 const payloadOf = (n, seed) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
 

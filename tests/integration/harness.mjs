@@ -689,6 +689,14 @@ export class RawWebSocket {
   }
 }
 
+// A RawWebSocket that has been answered 101, its writes sent at once (no Nagle delay between pieces).
+export async function openRawUpgraded(port) {
+  const raw = await RawWebSocket.open(port);
+  if (raw.response.status !== 101) throw new Error(`upgrade answered ${raw.response.status}, not 101`);
+  raw.sock.setNoDelay(true);
+  return raw;
+}
+
 // Opens `count` TCP connections to `port` that send nothing, and returns them with how long each stayed open
 // (`closedAfterMs`, null while open), updated as they close.
 export async function openSilentSockets(port, count, localAddress = '127.0.0.1') {
