@@ -132,7 +132,12 @@ long ClientFrameGuard::takeWholeMessages(uint8_t *buf, size_t n) {
     size_t pos = 0;
     while (pos < n) {
         wholeMessageFrame(buf + pos, n - pos, header, payload, binary);
-        receiver->takeWhole(session_, reinterpret_cast<const char *>(buf + pos + header), payload, binary);
+        if (receiver->takeWhole(session_, reinterpret_cast<const char *>(buf + pos + header), payload, binary)) {
+            // Closed at once (1007): a failed read closes as a -1 from the receive callback would, reading
+            // left on for the client's close; the frames after it are not read.
+            errno = ECONNABORTED;
+            return -1;
+        }
         pos += header + payload;
         if (pos < n && !receiver->takesWhole(session_, 0)) break;  // paused or closing
     }

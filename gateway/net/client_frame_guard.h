@@ -18,7 +18,8 @@
 // and libwebsockets is told EAGAIN: its frame parser, which walks each header byte by byte, never runs for
 // them. It is at a frame boundary then (everything it was given ended at one) and holds nothing buffered
 // (it drains its buffer before it reads). Any other read goes to libwebsockets whole; if the receiver
-// pauses reading part-way, the frames left are handed to libwebsockets, which keeps them until it resumes.
+// pauses reading part-way, the frames left are handed to libwebsockets, which keeps them until it resumes;
+// if it closes the connection at once (1007), the read fails, and libwebsockets closes as it would have.
 #pragma once
 
 #include "client_frame_scanner.h"

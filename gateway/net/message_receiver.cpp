@@ -79,14 +79,16 @@ bool MessageReceiver::takesWhole(const Session *s, size_t len) const {
            len <= table->config.limits.maxFrameBytes && len <= table->config.limits.maxMessageBytes;
 }
 
-void MessageReceiver::takeWhole(Session *s, const char *payload, size_t len, bool binary) {
+bool MessageReceiver::takeWhole(Session *s, const char *payload, size_t len, bool binary) {
     s->rxBinary = binary;
     if (len > s->rx.capacity() && !t_.spareBuffers.empty()) s->rx = t_.takeSpareBuffer();
     s->rx.append(payload, len);
     t_.host.metrics.bytesIn.fetch_add(len, std::memory_order_relaxed);
     outsideCallback_ = true;
+    closeAtOnce_ = false;
     messageEnded(s, s->wsi);
     outsideCallback_ = false;
+    return closeAtOnce_;
 }
 
 int MessageReceiver::messageEnded(Session *s, lws *wsi) {
@@ -129,11 +131,11 @@ int MessageReceiver::closeTooBig(Session *s, lws *wsi) {
 
 // Closes from inside LWS_CALLBACK_RECEIVE. Returning -1 there closes at once; but while libwebsockets
 // is still inflating a compressed message it drops that return, and the connection would hang. So a
-// permessage-deflate connection closes from its next WRITEABLE instead, as requestClose does, and so does a
-// message taken whole from the frame screen (takeWhole), which libwebsockets never saw.
+// permessage-deflate connection closes from its next WRITEABLE instead, as requestClose does. A message
+// taken whole from the frame screen (takeWhole) has no callback to return -1 from: its read fails instead.
 int MessageReceiver::closeFromReceive(Session *s, lws *wsi, lws_close_status code, const char *reason) {
     t_.closer->requestCloseNow(s, static_cast<int>(code), reason);
-    if (s->deflate || outsideCallback_) {
+    if (s->deflate) {
         lws_rx_flow_control(wsi, 0);  // nothing more is read from a connection that is closing
         lws_callback_on_writable(wsi);
         lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);  // a peer that never reads is dropped
@@ -141,6 +143,7 @@ int MessageReceiver::closeFromReceive(Session *s, lws *wsi, lws_close_status cod
         return 0;
     }
     lws_close_reason(wsi, code, reinterpret_cast<unsigned char *>(const_cast<char *>(reason)), std::strlen(reason));
+    if (outsideCallback_) closeAtOnce_ = true;  // takeWhole: its read fails instead (client_frame_guard.cpp)
     return -1;
 }
 

@@ -31,9 +31,10 @@ public:
     // and a frame within the limits. Anything else goes the usual way, and libwebsockets decides.
     bool takesWhole(const Session *s, size_t len) const;
     // Such a message (client_frame_guard.h): handled as receive() handles a message's one chunk. Called inside
-    // libwebsockets' read, outside its callback: a close it decides (1007) goes out from WRITEABLE, as a
-    // permessage-deflate connection's does, never by a -1 nobody would see.
-    void takeWhole(Session *s, const char *payload, size_t len, bool binary);
+    // libwebsockets' read, outside its callback. Returns true when it decided to close the connection at once
+    // (1007): the read must then fail (recv -1, not EAGAIN), which closes as a -1 from the callback would,
+    // with the reason given to lws_close_reason and reading left on for the client's close.
+    bool takeWhole(Session *s, const char *payload, size_t len, bool binary);
     // A worker brought the lane below half of its bounds (Command::Kind::Resume).
     void resumeReading(Session *s);
 
@@ -51,7 +52,8 @@ private:
 
     NetworkThreadState &t_;
     std::string scratchKey_;  // route selection's, reused for every message
-    bool outsideCallback_ = false;  // in takeWhole: closes cannot return -1 to libwebsockets
+    bool outsideCallback_ = false;  // in takeWhole: a close is reported to the read, not returned as -1
+    bool closeAtOnce_ = false;      // takeWhole's message closes the connection (closeFromReceive)
 };
 
 }  // namespace wsgw

@@ -1,7 +1,8 @@
 // A read that holds only whole one-frame messages is handed to the receiver by the frame screen, frame by
 // frame, not through libwebsockets' parser (client_frame_guard.h). What that path must keep: order when
 // reading pauses part-way through such a read (the rest waits in libwebsockets), the 1007 close of a text
-// message that is not UTF-8 (decided outside libwebsockets' callback), and the frames that follow a close.
+// message that is not UTF-8 (decided outside libwebsockets' callback, ended as soon as the client answers the
+// close), and the frames that follow it, never run.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -51,6 +52,12 @@ test('a whole text message that is not UTF-8, between valid ones in one write: t
   const close = await raw.closeFrame(5000);
   assert.equal(close.code, 1007);
   assert.match(close.reason, /UTF-8/);
+  // The client answers the close as a browser does: the gateway must read that answer and end the connection
+  // then, not at its 5 s close deadline (a reset).
+  const answeredAt = Date.now();
+  raw.write(maskedFrame(8, Buffer.from([0x03, 0xef])));
+  await raw.until(() => raw.closedSocket, 5000, 'the gateway to close the socket');
+  assert.ok(Date.now() - answeredAt < 2000, `the socket closed ${Date.now() - answeredAt} ms after the client's close`);
   await waitFor(() => whoamis() === before + 1, { timeoutMs: 5000, what: 'the message before the bad one to run' });
   const disc = await waitFor(() => readEvents(gw.eventsPath).find((e) => ctx(e).eventType === 'DISCONNECT' && ctx(e).disconnectStatusCode === 1007),
     { timeoutMs: 5000, what: '$disconnect with 1007' });
