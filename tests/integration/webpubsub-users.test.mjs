@@ -91,7 +91,7 @@ test('a user with 3,000 connections: one send each, a paced close that leaves th
   started.push(async () => bystander.stop());
   const { token } = await service.getClientAccessToken({ userId: 'crowd', expirationTimeInMinutes: 10 });
   const rssAfterClose = [];
-  for (let cycle = 0; cycle < 2; cycle++) {
+  for (let cycle = 0; cycle < 3; cycle++) {
     const conns = await openUserConnections(gw, token, USER_CONNECTIONS);
     await service.sendToUser('crowd', 'rest', { contentType: 'text/plain' });
     assert.equal((await fetch(`${gw.managementUrl}/@users/crowd`, { method: 'POST', body: 'management' })).status, 200);
@@ -117,7 +117,10 @@ test('a user with 3,000 connections: one send each, a paced close that leaves th
     rssAfterClose.push(rssKb(gw.proc.pid));
   }
   t.diagnostic(`RSS after each close: ${rssAfterClose.join(', ')} kB`);
-  if (!sanitized(gw.proc.pid)) assert.ok(rssAfterClose[1] - rssAfterClose[0] < 8192, `the gateway grew ${rssAfterClose[1] - rssAfterClose[0]} kB between cycles`);
+  // A leak of what a user's 3,000 connections hold (about 15 MB) grows every cycle; malloc taking a new
+  // arena for one thread grows one cycle, once (a CI run saw 10 MB between the first two of two cycles).
+  const growth = [rssAfterClose[1] - rssAfterClose[0], rssAfterClose[2] - rssAfterClose[1]];
+  if (!sanitized(gw.proc.pid)) assert.ok(Math.min(...growth) < 8192, `the gateway grew ${growth.join(' and ')} kB between cycles`);
   bystander.stop();
   await gw.stop();  // a clean exit: no sanitizer report
 });
