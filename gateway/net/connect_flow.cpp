@@ -42,6 +42,8 @@ void ConnectFlow::fillInfo(Session *s, UpgradeRequest &&req) {
     ConnectionInfo &info = live->info;
     info.connectionId = s->id;
     info.connectedAtMs = nowEpochMs();
+    s->openedAt = t_.loopSeconds();
+    s->openedAtEpochMs = info.connectedAtMs;
     info.sourceIp = s->peer;
     if (const std::string *ua = req.header("User-Agent")) info.userAgent = *ua;
     if (const std::string *h = req.header("Host")) {

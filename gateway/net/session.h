@@ -126,6 +126,11 @@ struct Session {
     // the socket is closed (client_frame_guard.h).
     ClientFrameGuard clientFrames;
     double lastActivity = 0;  // loop time of the last message in or frame out, for the idle timeout
+    // When its connection record was made here (fillInfo): the loop time, and the wall clock it wrote as
+    // connectedAt. The lifetime of a connection opened here counts from the loop time, which a step of the
+    // wall clock between the upgrade and ESTABLISHED does not move.
+    double openedAt = 0;
+    int64_t openedAtEpochMs = 0;
     // One timer for the idle timeout, the lifetime and a credential's expiry: it fires at the earliest and
     // is set again for what is left (one timer instead of three per connection).
     ev_timer deadlineTimer{};

@@ -15,7 +15,10 @@ void SessionTimers::start(Session *s) {
     s->lastActivity = now;
     if (!t_.table) return;
     const Limits &limits = t_.table->config.limits;
-    double lived = static_cast<double>(nowEpochMs() - s->live->info.connectedAtMs) / 1000.0;
+    // Opened here: lived by the loop's clock. A connection that began before (a resumed one keeps its
+    // connectedAt) has only the wall clock to go by.
+    bool openedHere = s->openedAtEpochMs != 0 && s->live->info.connectedAtMs == s->openedAtEpochMs;
+    double lived = openedHere ? now - s->openedAt : static_cast<double>(nowEpochMs() - s->live->info.connectedAtMs) / 1000.0;
     s->lifetimeEndsAt = now + std::max(0.0, limits.maxConnectionSeconds - lived);
     if (int64_t exp = s->live->info.admission ? s->live->info.admission->expiresAt : 0)
         s->expiresAt = now + std::max(0.0, static_cast<double>(exp * 1000 - nowEpochMs()) / 1000.0);

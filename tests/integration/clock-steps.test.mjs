@@ -57,6 +57,25 @@ describe('wall clock steps', () => {
     }
   });
 
+  test('a step forward of a day while $connect runs does not cut the new connection\'s lifetime', async () => {
+    // connectedAt is written before $connect, the lifetime is set once it is admitted: a day's step between
+    // the two made its lifetime over at once (1001 as soon as it opened). A CI run hit this by chance in the
+    // test above (the step came between the 101 and libwebsockets' ESTABLISHED).
+    const gw = await startWithClock({ routes: routesWith({ limits: { maxConnectionSeconds: 1800 } }) });
+    try {
+      const opening = Client.open(`${gw.url}/?sleep=500`);  // the probe's $connect sleeps 500 ms
+      await sleep(200);
+      gw.stepClock(86400);
+      const c = await opening;
+      assert.equal(await c.request('after the step'), 'after the step');
+      await sleep(300);
+      assert.equal(await c.request('still open'), 'still open');
+      await c.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('a step back does not stall the API\'s, a route\'s or a connection\'s throttle', async () => {
     const gw = await startWithClock({
       routes: (dir) => {
