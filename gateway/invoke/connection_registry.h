@@ -19,22 +19,30 @@ namespace wsgw {
 struct Session;  // the network thread's own state for a connection (gateway/net/session.h)
 
 struct LiveConnection {
-    ConnectionInfo info;
-    std::atomic<int64_t> lastActiveAtMs{0};
-    std::atomic<bool> upgraded{false};   // false while $connect is still deciding
-    unsigned networkThread = 0;          // which network thread owns it (set before it is registered)
+    // What each message reads or changes comes first, beside the connection's ID (docs/limits.md's bounds
+    // below): with many connections each message finds its connection cold, and these then share the cache
+    // line of the shared_ptr's counts.
+    std::atomic<int64_t> sendQueueBytes{0};
+    std::atomic<int64_t> pendingBytes{0};
+    std::atomic<int32_t> pendingMessages{0};
+    std::atomic<bool> slowConsumer{false};
+    std::atomic<bool> readPaused{false};
     // In the registry: what a lookup by ID would find. A sender that already holds the connection (a route
     // response) checks this instead of looking the ID up again.
     std::atomic<bool> registered{false};
+    std::atomic<int64_t> lastActiveAtMs{0};
+    // Its session on the owning network thread, while there is one: a command that carries the connection
+    // reaches its session without a lookup by ID. Read and written on that network thread only.
+    Session *networkSession = nullptr;
+    ConnectionInfo info;
+    std::atomic<bool> upgraded{false};   // false while $connect is still deciding
+    unsigned networkThread = 0;          // which network thread owns it (set before it is registered)
     // Another cluster node reaped this node (it had stopped heartbeating) and ran this connection's
     // $disconnect: it closes here without running it again.
     std::atomic<bool> disconnectRanElsewhere{false};
     // A Web PubSub connection waiting to be recovered (its socket dropped) still counts against
     // limits.maxConnectionsPerIp for its source address: released when it resumes or its window ends.
     std::atomic<bool> detachedHoldsIpCount{false};
-    // Its session on the owning network thread, while there is one: a command that carries the connection
-    // reaches its session without a lookup by ID. Read and written on that network thread only.
-    Session *networkSession = nullptr;
     // Set by a $connect handler that sends this connection to its own WebSocket backend (written on the
     // worker before its decision is queued to the network thread, read there after).
     struct ChosenBackend {
@@ -81,11 +89,6 @@ struct LiveConnection {
         return readPaused.load(std::memory_order_acquire) && pendingBelowHalf(maxMessages, maxBytes) &&
                readPaused.exchange(false, std::memory_order_acq_rel);
     }
-    std::atomic<int64_t> sendQueueBytes{0};
-    std::atomic<int64_t> pendingBytes{0};
-    std::atomic<int32_t> pendingMessages{0};
-    std::atomic<bool> slowConsumer{false};
-    std::atomic<bool> readPaused{false};
 };
 
 class ConnectionRegistry {

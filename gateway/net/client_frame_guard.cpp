@@ -6,6 +6,7 @@
 #include "message_receiver.h"
 #include "network_thread_state.h"
 #include "session.h"
+#include "session_writer.h"
 #include "socket_calls.h"
 
 #include <atomic>
@@ -104,6 +105,7 @@ long ClientFrameGuard::screenedRecv(int fd, void *buf, size_t len, int flags) {
         errno = EAGAIN;
         return -1;
     }
+    if (session_) prefetchForMessage(session_);
     long n = transportRecv(fd, buf, len, flags);
     if (n <= 0 || (flags & MSG_PEEK)) return n;  // a peek is looked at when it is read (libwebsockets never peeks)
     bool betweenFrames = scanner_.atFrameBoundary();
@@ -146,6 +148,7 @@ long ClientFrameGuard::takeWholeMessages(uint8_t *buf, size_t n) {
         std::memmove(buf, buf + pos, n - pos);
         return static_cast<long>(n - pos);
     }
+    if (pos == n && session_->thread->writer) session_->thread->writer->flushListedNow(session_);
     errno = EAGAIN;  // all taken (or the connection is closing and the rest is of no use)
     return -1;
 }

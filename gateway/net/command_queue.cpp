@@ -6,6 +6,7 @@
 #include "message_receiver.h"
 #include "network_thread_state.h"
 #include "proxy_relay.h"
+#include "session.h"
 #include "session_closer.h"
 #include "session_writer.h"
 #include "webpubsub_endpoint.h"
@@ -120,7 +121,17 @@ void CommandQueue::drainCommands() {
         closesWaiting_.pop_front();
         run(c);
     }
-    for (Command &c : inHand_) runOrDefer(c, closeBudget);
+    for (size_t i = 0; i < inHand_.size(); ++i) {
+        bool answer = inHand_[i].kind == Command::Kind::Send && inHand_[i].live;  // a route's response (Listener::sendFrame)
+        runOrDefer(inHand_[i], closeBudget);
+        // Written now, while its connection is in the cache, unless the next command is for it too (a
+        // worker's batch of one connection's answers comes in a row, and goes out in one write). With
+        // thousands of connections a drain holds hundreds of answers, and at the end of the turn each
+        // connection would be cold again. Pushes by ID (fan-outs) wait for the turn's end as before, so
+        // that several to one connection still share a write.
+        if (answer && (i + 1 == inHand_.size() || inHand_[i + 1].connectionId.view() != inHand_[i].connectionId.view()))
+            if (Session *s = inHand_[i].live->networkSession; s && t_.writer) t_.writer->flushListedNow(s);
+    }
     inHand_.clear();
     runningCommands_ = false;
     if (!closesWaiting_.empty()) ev_async_send(t_.loop, &wakeWatcher_);  // next turn, after a poll that does not block

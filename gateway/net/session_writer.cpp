@@ -55,6 +55,13 @@ void SessionWriter::flushScheduled() {
     flushList_.clear();
 }
 
+void SessionWriter::flushListedNow(Session *s) {
+    if (!s->flushListSlot) return;  // nothing queued this turn (answers from workers come later)
+    flushList_[s->flushListSlot - 1] = nullptr;
+    s->flushListSlot = 0;
+    flushNow(s);
+}
+
 void SessionWriter::flushNow(Session *s) {
     lws *wsi = s->wsi;
     if (s->state != Session::State::Open || !wsi || s->out.empty()) return;

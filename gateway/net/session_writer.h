@@ -40,6 +40,11 @@ public:
     int writeable(Session *s, lws *wsi);
     // Before the loop sleeps (ev_prepare): the queues of connections that got frames this turn, written.
     void flushScheduled();
+    // The queue of a listed connection, written now rather than before the loop sleeps: a read whose messages
+    // were all answered on this thread (inline handlers), or a worker's answers taken from the command queue.
+    // The connection is in the cache now; with thousands of connections a turn handles hundreds of them, and
+    // by its end each one is cold again. Nothing listed: nothing to do.
+    void flushListedNow(Session *s);
     // The close frame was not taken in time (a client that does not read): the TCP connection is dropped;
     // libwebsockets reports it CLOSED, which runs $disconnect with the close code we chose.
     void dropAtDeadline(Session *s);
