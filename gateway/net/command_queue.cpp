@@ -129,7 +129,7 @@ void CommandQueue::drainCommands() {
         // thousands of connections a drain holds hundreds of answers, and at the end of the turn each
         // connection would be cold again. Pushes by ID (fan-outs) wait for the turn's end as before, so
         // that several to one connection still share a write.
-        if (answer && (i + 1 == inHand_.size() || inHand_[i + 1].connectionId.view() != inHand_[i].connectionId.view()))
+        if (answer && (i + 1 == inHand_.size() || inHand_[i + 1].live != inHand_[i].live))
             if (Session *s = inHand_[i].live->networkSession; s && t_.writer) t_.writer->flushListedNow(s);
     }
     inHand_.clear();

@@ -50,7 +50,7 @@ inline constexpr int kDropTransportCode = -1;
 
 struct Command {
     enum class Kind { Send, Close, ConnectDecided, Drain, Resume, RowNotDurable, WpsRestAnswered, BackendResolved } kind;
-    InlineId connectionId;
+    InlineId connectionId;  // empty on a Send that carries `live` (a route's response)
     // Send: the payload; Close: reason; ConnectDecided: body; WpsRestAnswered: the HTTP response;
     // BackendResolved: the proxy backend's numeric addresses (one a line), or why its lookup failed
     std::string data;

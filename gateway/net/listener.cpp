@@ -325,7 +325,9 @@ void Listener::sendFrame(const std::string &connectionId, std::string data, bool
 
 void Listener::sendFrame(const std::shared_ptr<LiveConnection> &conn, std::string data, bool binary) {
     if (impl_->commands.sendDirect(*conn, data, binary)) return;  // an inline handler's answer
-    Command c{Command::Kind::Send, InlineId(conn->info.connectionId), std::move(data), binary, 0};
+    // Without its ID: the command reaches the session through `live` (CommandQueue::run), and a worker reading
+    // the ID's bytes (a heap block of their own) would take a cache miss per answer with many connections.
+    Command c{Command::Kind::Send, InlineId(), std::move(data), binary, 0};
     c.live = conn;
     impl_->commands.post(std::move(c));
 }
