@@ -26,8 +26,8 @@ struct NetworkThreadState;
 struct Session;
 struct Payload;
 
-// A connection ID held by value without a heap allocation: every push or close queued to a network thread
-// carries one. IDs the gateway issues are 22 characters; a longer one (which no session has) is kept as
+// A connection ID held by value without a heap allocation: every push by ID or close queued to a network
+// thread carries one (a route's response carries its connection instead). IDs the gateway issues are 22 characters; a longer one (which no session has) is kept as
 // the empty ID, which matches nothing.
 class InlineId {
 public:

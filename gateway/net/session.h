@@ -50,7 +50,7 @@ struct alignas(64) Session {
     Session() = default;
     Session(const Session &) = delete;
     Session &operator=(const Session &) = delete;
-    // Commands still queued with its connection then look it up by ID, and find nothing.
+    // Commands still queued with its connection then find no session through it (CommandQueue::run), and are dropped.
     ~Session() {
         if (live && live->networkSession == this) live->networkSession = nullptr;
     }

@@ -789,7 +789,17 @@ export function readEvents(file) {
     try {
       events.push(JSON.parse(line));
     } catch {
-      // the last line may be half-written while a handler runs; the next read sees it whole
+      // The last line may be half-written while a handler runs; the next read sees it whole. A line a
+      // process killed with SIGKILL left half-written (a write to a file can stop part-way at a fatal
+      // signal) has the next process's first event appended to it: that event, whole, is still read.
+      for (let at = line.indexOf('{"', 1); at > 0; at = line.indexOf('{"', at + 1)) {
+        try {
+          events.push(JSON.parse(line.slice(at)));
+          break;
+        } catch {
+          // not where the appended event starts: try the next opening brace
+        }
+      }
     }
   }
   return events;
